@@ -1,0 +1,106 @@
+/**
+ * Block and inode bitmaps (ext4-format.md §5.3): checksums, padding, and the
+ * bitmap of a BLOCK_UNINIT group computed from the geometry rather than read
+ * (as the kernel's ext4_init_block_bitmap and e2fsprogs do).
+ */
+import { crc32c } from './checksum.js';
+import { blocksInGroup, groupFirstBlock, groupFixedMetadata, inodeTableBlocks, type Geometry } from './geometry.js';
+import type { GroupDesc } from './group-desc.js';
+
+export function testBit(bm: Uint8Array, i: number): boolean {
+  return (bm[i >>> 3]! & (1 << (i & 7))) !== 0;
+}
+export function setBit(bm: Uint8Array, i: number): void {
+  bm[i >>> 3]! |= 1 << (i & 7);
+}
+export function clearBit(bm: Uint8Array, i: number): void {
+  bm[i >>> 3]! &= ~(1 << (i & 7));
+}
+export function setBitRange(bm: Uint8Array, start: number, count: number): void {
+  for (let i = start; i < start + count; i++) setBit(bm, i);
+}
+
+/** Checksum of a block bitmap: covers clusters_per_group/8 bytes (stored 16 bits with 32-byte descriptors). */
+export function blockBitmapChecksum(bm: Uint8Array, fsSeed: number, blocksPerGroup: number): number {
+  return crc32c(fsSeed, bm, 0, blocksPerGroup / 8);
+}
+export function inodeBitmapChecksum(bm: Uint8Array, fsSeed: number, inodesPerGroup: number): number {
+  return crc32c(fsSeed, bm, 0, inodesPerGroup / 8);
+}
+
+/** Compare a computed checksum with the stored one, honouring the 16-bit storage of 32-byte descriptors. */
+export function bitmapChecksumMatches(computed: number, stored: number, descSize: number, hiPresent: boolean): boolean {
+  return hiPresent && descSize >= 64 ? computed === stored : (computed & 0xffff) === (stored & 0xffff);
+}
+
+/**
+ * The block bitmap of a BLOCK_UNINIT group: superblock/GDT/reserved-GDT
+ * copies, this group's own bitmaps and inode table when they fall inside it,
+ * and the padding past the end of a short last group.
+ */
+export function computeUninitBlockBitmap(g: Geometry, gd: GroupDesc): Uint8Array {
+  const bm = new Uint8Array(g.blockSize);
+  const first = groupFirstBlock(g, gd.group);
+  const n = blocksInGroup(g, gd.group);
+  const mark = (b: number, count = 1) => {
+    for (let x = b; x < b + count; x++) if (x >= first && x < first + n) setBit(bm, x - first);
+  };
+  const fixed = groupFixedMetadata(g, gd.group);
+  if (fixed.superBlock >= 0) mark(fixed.superBlock);
+  if (fixed.oldDescStart >= 0) mark(fixed.oldDescStart, fixed.oldDescCount);
+  if (fixed.newDescBlock >= 0) mark(fixed.newDescBlock);
+  mark(gd.blockBitmap);
+  mark(gd.inodeBitmap);
+  mark(gd.inodeTable, inodeTableBlocks(g));
+  for (let i = n; i < g.blockSize * 8; i++) setBit(bm, i);
+  return bm;
+}
+
+/** An INODE_UNINIT group's inode bitmap: all free, padding set. */
+export function computeUninitInodeBitmap(g: Geometry): Uint8Array {
+  const bm = new Uint8Array(g.blockSize);
+  for (let i = g.s_inodes_per_group; i < g.blockSize * 8; i++) setBit(bm, i);
+  return bm;
+}
+
+/** Count clear bits in [0, n). */
+export function countFree(bm: Uint8Array, n: number): number {
+  let used = 0;
+  const full = n >>> 3;
+  for (let i = 0; i < full; i++) used += POPCOUNT[bm[i]!]!;
+  for (let i = full * 8; i < n; i++) if (testBit(bm, i)) used++;
+  return n - used;
+}
+
+const POPCOUNT = (() => {
+  const t = new Uint8Array(256);
+  for (let i = 0; i < 256; i++) t[i] = (i & 1) + t[i >> 1]!;
+  return t;
+})();
+
+/**
+ * Maximal runs of clear bits in [from, to) of a bitmap: calls fn(start, len).
+ * Skips whole 0xFF bytes and 0x00 words quickly (hot path of free-space scans).
+ */
+export function forEachFreeRun(bm: Uint8Array, from: number, to: number, fn: (start: number, len: number) => void): void {
+  let i = from;
+  while (i < to) {
+    // skip used bits
+    while (i < to) {
+      if ((i & 7) === 0 && i + 8 <= to && bm[i >>> 3] === 0xff) { i += 8; continue; }
+      if (!testBit(bm, i)) break;
+      i++;
+    }
+    if (i >= to) break;
+    const start = i;
+    while (i < to) {
+      if ((i & 31) === 0 && i + 32 <= to) {
+        const b = i >>> 3;
+        if ((bm[b]! | bm[b + 1]! | bm[b + 2]! | bm[b + 3]!) === 0) { i += 32; continue; }
+      }
+      if (testBit(bm, i)) break;
+      i++;
+    }
+    fn(start, i - start);
+  }
+}

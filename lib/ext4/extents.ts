@@ -1,0 +1,206 @@
+/**
+ * Extent trees (ext4-format.md §7): header, leaf and index entries, node
+ * checksums, and a validating walk that yields every leaf extent in logical
+ * order together with the tree blocks the inode owns.
+ */
+import { defineStruct } from './layout.js';
+import { crc32c } from './checksum.js';
+import { Ext4Error } from '../errors.js';
+
+export const EXTENT_MAGIC = 0xf30a;
+/** ext4_extent_header, ext4_extent, ext4_extent_idx: all 12 bytes. */
+export const ExtentHeaderLayout = defineStruct('extent header', 12, [
+  ['eh_magic', 0, 'u16'],
+  ['eh_entries', 2, 'u16'],
+  ['eh_max', 4, 'u16'],
+  ['eh_depth', 6, 'u16'],
+  ['eh_generation', 8, 'u32'],
+] as const);
+export const ExtentLeafLayout = defineStruct('extent', 12, [
+  ['ee_block', 0, 'u32'],
+  ['ee_len', 4, 'u16'],
+  ['ee_start_hi', 6, 'u16'],
+  ['ee_start_lo', 8, 'u32'],
+] as const);
+export const ExtentIndexLayout = defineStruct('extent index', 12, [
+  ['ei_block', 0, 'u32'],
+  ['ei_leaf_lo', 4, 'u32'],
+  ['ei_leaf_hi', 8, 'u16'],
+  ['ei_unused', 10, 'u16'],
+] as const);
+
+export const ENTRY_SIZE = 12;
+export const EXT_INIT_MAX_LEN = 32768;
+export const EXT_UNWRITTEN_MAX_LEN = 32767;
+/** The kernel refuses deeper trees (EXT4_MAX_EXTENT_DEPTH). */
+export const MAX_EXTENT_DEPTH = 5;
+
+export interface Extent {
+  /** First logical block. */
+  logical: number;
+  /** First physical block. */
+  physical: number;
+  /** Number of blocks. */
+  length: number;
+  unwritten: boolean;
+}
+
+export interface ExtentNodeHeader {
+  entries: number;
+  max: number;
+  depth: number;
+}
+
+export function nodeCapacity(blockSize: number): number {
+  return Math.floor((blockSize - 12) / ENTRY_SIZE);
+}
+
+export function extentBlockChecksum(block: Uint8Array, max: number, inodeSeed: number): number {
+  return crc32c(inodeSeed, block, 0, 12 + ENTRY_SIZE * max);
+}
+
+function dv(b: Uint8Array): DataView {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
+}
+
+export function readHeader(node: Uint8Array, where: () => string, structure: string): ExtentNodeHeader {
+  const d = dv(node);
+  if (d.getUint16(0, true) !== EXTENT_MAGIC) throw new Ext4Error('EFSCORRUPTED', 'bad extent header magic', { structure, location: where() });
+  const entries = d.getUint16(2, true), max = d.getUint16(4, true), depth = d.getUint16(6, true);
+  if (12 + max * ENTRY_SIZE > node.length) throw new Ext4Error('EFSCORRUPTED', `eh_max ${max} does not fit the node`, { structure, location: where() });
+  if (entries > max) throw new Ext4Error('EFSCORRUPTED', `eh_entries ${entries} > eh_max ${max}`, { structure, location: where() });
+  if (depth > MAX_EXTENT_DEPTH) throw new Ext4Error('EFSCORRUPTED', `depth ${depth} exceeds ${MAX_EXTENT_DEPTH}`, { structure, location: where() });
+  return { entries, max, depth };
+}
+
+export function readLeafEntry(node: Uint8Array, i: number): Extent {
+  const d = dv(node);
+  const o = 12 + i * ENTRY_SIZE;
+  const len = d.getUint16(o + 4, true);
+  const unwritten = len > EXT_INIT_MAX_LEN;
+  return {
+    logical: d.getUint32(o, true),
+    length: unwritten ? len - EXT_INIT_MAX_LEN : len,
+    physical: d.getUint16(o + 6, true) * 2 ** 32 + d.getUint32(o + 8, true),
+    unwritten,
+  };
+}
+
+export function readIndexEntry(node: Uint8Array, i: number): { logical: number; leaf: number } {
+  const d = dv(node);
+  const o = 12 + i * ENTRY_SIZE;
+  return { logical: d.getUint32(o, true), leaf: d.getUint16(o + 8, true) * 2 ** 32 + d.getUint32(o + 4, true) };
+}
+
+export function writeHeader(node: Uint8Array, h: ExtentNodeHeader): void {
+  ExtentHeaderLayout.encode({ eh_magic: EXTENT_MAGIC, eh_entries: h.entries, eh_max: h.max, eh_depth: h.depth, eh_generation: 0 }, node, 0);
+}
+
+export function writeLeafEntry(node: Uint8Array, i: number, e: Extent): void {
+  if (e.length <= 0 || e.length > (e.unwritten ? EXT_UNWRITTEN_MAX_LEN : EXT_INIT_MAX_LEN)) throw new Ext4Error('EINVAL', `extent length ${e.length} out of range`);
+  ExtentLeafLayout.encode({
+    ee_block: e.logical,
+    ee_len: e.unwritten ? e.length + EXT_INIT_MAX_LEN : e.length,
+    ee_start_hi: Math.floor(e.physical / 2 ** 32),
+    ee_start_lo: e.physical % 2 ** 32,
+  }, node, 12 + i * ENTRY_SIZE);
+}
+
+export function writeIndexEntry(node: Uint8Array, i: number, logical: number, leaf: number): void {
+  ExtentIndexLayout.encode({ ei_block: logical, ei_leaf_lo: leaf % 2 ** 32, ei_leaf_hi: Math.floor(leaf / 2 ** 32), ei_unused: 0 }, node, 12 + i * ENTRY_SIZE);
+}
+
+export interface ExtentWalkContext {
+  ino: number;
+  blockSize: number;
+  firstDataBlock: number;
+  blocksCount: number;
+  readBlock(n: number): Promise<Uint8Array>;
+  /** Seed for node checksums (inodeSeed), or null when the fs has no metadata_csum. */
+  csumSeed: number | null;
+  verify: boolean;
+}
+
+export interface ExtentTreeInfo {
+  extents: Extent[];
+  /** Every non-root tree block, with its depth (leaf = 0). */
+  treeBlocks: { block: number; depth: number; entries: number }[];
+  depth: number;
+}
+
+/**
+ * Walk the whole tree rooted in i_block. Validates everything e2fsck does
+ * that matters for reading correctly: magic, counts, depth consistency
+ * (which also rules out cycles), ordering, index keys, physical ranges and
+ * node checksums. Bounded: every node is visited once, depth ≤ 5.
+ */
+export async function walkExtentTree(iblock: Uint8Array, ctx: ExtentWalkContext): Promise<ExtentTreeInfo> {
+  const structure = `inode ${ctx.ino} extent tree`;
+  const root = readHeader(iblock, () => 'i_block', structure);
+  if (root.max > 4) throw new Ext4Error('EFSCORRUPTED', `root eh_max ${root.max} > 4`, { structure, location: 'i_block' });
+  const extents: Extent[] = [];
+  const treeBlocks: ExtentTreeInfo['treeBlocks'] = [];
+  const seen = new Set<number>();
+  const cap = nodeCapacity(ctx.blockSize);
+
+  const inFs = (p: number, n: number) => p >= ctx.firstDataBlock && p !== 0 && p + n <= ctx.blocksCount;
+
+  async function visit(node: Uint8Array, h: ExtentNodeHeader, lo: number, hi: number, where: string): Promise<void> {
+    let prevEnd = lo;
+    if (h.depth === 0) {
+      for (let i = 0; i < h.entries; i++) {
+        const e = readLeafEntry(node, i);
+        const loc = `${where} entry ${i}`;
+        if (e.length === 0) throw new Ext4Error('EFSCORRUPTED', 'zero-length extent', { structure, location: loc });
+        if (e.logical < prevEnd) throw new Ext4Error('EFSCORRUPTED', `extent at logical ${e.logical} overlaps or is out of order`, { structure, location: loc });
+        if (e.logical + e.length > hi) throw new Ext4Error('EFSCORRUPTED', `extent ${e.logical}+${e.length} exceeds its index range (< ${hi})`, { structure, location: loc });
+        if (!inFs(e.physical, e.length)) throw new Ext4Error('EFSCORRUPTED', `extent ${e.physical}+${e.length} lies outside the filesystem`, { structure, location: loc });
+        prevEnd = e.logical + e.length;
+        extents.push(e);
+      }
+      return;
+    }
+    for (let i = 0; i < h.entries; i++) {
+      const idx = readIndexEntry(node, i);
+      const loc = `${where} index ${i}`;
+      if (idx.logical < prevEnd || (i === 0 && idx.logical < lo)) throw new Ext4Error('EFSCORRUPTED', `index key ${idx.logical} out of order`, { structure, location: loc });
+      const next = i + 1 < h.entries ? readIndexEntry(node, i + 1).logical : hi;
+      if (next <= idx.logical) throw new Ext4Error('EFSCORRUPTED', `index keys not ascending at ${idx.logical}`, { structure, location: loc });
+      if (!inFs(idx.leaf, 1)) throw new Ext4Error('EFSCORRUPTED', `index points at block ${idx.leaf} outside the filesystem`, { structure, location: loc });
+      if (seen.has(idx.leaf)) throw new Ext4Error('EFSCORRUPTED', `tree block ${idx.leaf} is referenced twice (cycle)`, { structure, location: loc });
+      seen.add(idx.leaf);
+      const child = await ctx.readBlock(idx.leaf);
+      const cwhere = `block ${idx.leaf}`;
+      const ch = readHeader(child, () => cwhere, structure);
+      if (ch.depth !== h.depth - 1) throw new Ext4Error('EFSCORRUPTED', `node depth ${ch.depth}, expected ${h.depth - 1}`, { structure, location: cwhere });
+      if (ch.max > cap) throw new Ext4Error('EFSCORRUPTED', `eh_max ${ch.max} > capacity ${cap}`, { structure, location: cwhere });
+      if (ctx.verify && ctx.csumSeed !== null) {
+        const want = extentBlockChecksum(child, ch.max, ctx.csumSeed);
+        const got = new DataView(child.buffer, child.byteOffset).getUint32(12 + ENTRY_SIZE * ch.max, true);
+        if (want !== got) throw new Ext4Error('EFSBADCRC', `extent block checksum 0x${got.toString(16)} != computed 0x${want.toString(16)}`, { structure, location: cwhere });
+      }
+      if (ch.entries === 0) throw new Ext4Error('EFSCORRUPTED', 'empty non-root extent node', { structure, location: cwhere });
+      const first = ch.depth === 0 ? readLeafEntry(child, 0).logical : readIndexEntry(child, 0).logical;
+      if (first !== idx.logical) throw new Ext4Error('EFSCORRUPTED', `index key ${idx.logical} != first key ${first} of the child`, { structure, location: cwhere });
+      treeBlocks.push({ block: idx.leaf, depth: ch.depth, entries: ch.entries });
+      await visit(child, ch, idx.logical, next, cwhere);
+      prevEnd = next;
+    }
+  }
+
+  await visit(iblock, root, 0, 2 ** 32, 'i_block');
+  return { extents, treeBlocks, depth: root.depth };
+}
+
+/** Binary search: the extent containing logical block `lb`, or the index where it would go. */
+export function findExtent(extents: readonly Extent[], lb: number): { index: number; extent: Extent | null } {
+  let lo = 0, hi = extents.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const e = extents[mid]!;
+    if (e.logical + e.length <= lb) lo = mid + 1;
+    else if (e.logical > lb) hi = mid;
+    else return { index: mid, extent: e };
+  }
+  return { index: lo, extent: null };
+}

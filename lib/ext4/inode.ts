@@ -1,0 +1,248 @@
+/**
+ * Inodes (ext4-format.md §6): the 128-byte base plus i_extra_isize bytes of
+ * extension; whatever follows is in-inode xattr space. Parsed from (and
+ * serialised back over) the raw s_inode_size slot so unknown bytes survive.
+ */
+import { defineStruct, type Decoded } from './layout.js';
+import { crc32c, inodeSeed } from './checksum.js';
+import { RO_COMPAT, type Superblock } from './superblock.js';
+import { Ext4Error } from '../errors.js';
+
+const BASE_ROWS = [
+  ['i_mode', 0x00, 'u16'],
+  ['i_uid', 0x02, 'u16'],
+  ['i_size_lo', 0x04, 'u32'],
+  ['i_atime', 0x08, 'u32'],
+  ['i_ctime', 0x0c, 'u32'],
+  ['i_mtime', 0x10, 'u32'],
+  ['i_dtime', 0x14, 'u32'],
+  ['i_gid', 0x18, 'u16'],
+  ['i_links_count', 0x1a, 'u16'],
+  ['i_blocks_lo', 0x1c, 'u32'],
+  ['i_flags', 0x20, 'u32'],
+  ['i_version_lo', 0x24, 'u32'],
+  ['i_block', 0x28, 'bytes', 60],
+  ['i_generation', 0x64, 'u32'],
+  ['i_file_acl_lo', 0x68, 'u32'],
+  ['i_size_high', 0x6c, 'u32'],
+  ['i_faddr', 0x70, 'u32'],
+  ['i_blocks_hi', 0x74, 'u16'],
+  ['i_file_acl_high', 0x76, 'u16'],
+  ['i_uid_high', 0x78, 'u16'],
+  ['i_gid_high', 0x7a, 'u16'],
+  ['i_checksum_lo', 0x7c, 'u16'],
+  ['i_reserved', 0x7e, 'u16'],
+] as const;
+/** Extension fields, each present only if i_extra_isize covers it. */
+const EXTRA_ROWS = [
+  ['i_extra_isize', 0x80, 'u16'],
+  ['i_checksum_hi', 0x82, 'u16'],
+  ['i_ctime_extra', 0x84, 'u32'],
+  ['i_mtime_extra', 0x88, 'u32'],
+  ['i_atime_extra', 0x8c, 'u32'],
+  ['i_crtime', 0x90, 'u32'],
+  ['i_crtime_extra', 0x94, 'u32'],
+  ['i_version_hi', 0x98, 'u32'],
+  ['i_projid', 0x9c, 'u32'],
+] as const;
+
+export const InodeBaseLayout = defineStruct('inode', 128, BASE_ROWS);
+export const InodeExtraLayout = defineStruct('inode extra', 0xa0, EXTRA_ROWS);
+type Base = Decoded<typeof BASE_ROWS>;
+type Extra = Decoded<typeof EXTRA_ROWS>;
+
+export const S_IFMT = 0xf000;
+export const S_IFREG = 0x8000, S_IFDIR = 0x4000, S_IFLNK = 0xa000, S_IFCHR = 0x2000, S_IFBLK = 0x6000, S_IFIFO = 0x1000, S_IFSOCK = 0xc000;
+
+export const INODE_FLAGS = {
+  SECRM: 0x1, UNRM: 0x2, COMPR: 0x4, SYNC: 0x8, IMMUTABLE: 0x10, APPEND: 0x20, NODUMP: 0x40, NOATIME: 0x80,
+  ENCRYPT: 0x800, INDEX: 0x1000, IMAGIC: 0x2000, JOURNAL_DATA: 0x4000, NOTAIL: 0x8000, DIRSYNC: 0x10000,
+  TOPDIR: 0x20000, HUGE_FILE: 0x40000, EXTENTS: 0x80000, VERITY: 0x100000, EA_INODE: 0x200000,
+  INLINE_DATA: 0x10000000, PROJINHERIT: 0x20000000, CASEFOLD: 0x40000000,
+} as const;
+
+export type FileType = 'file' | 'dir' | 'symlink' | 'chardev' | 'blockdev' | 'fifo' | 'socket';
+
+export function fileTypeOfMode(mode: number): FileType | null {
+  switch (mode & S_IFMT) {
+    case S_IFREG: return 'file';
+    case S_IFDIR: return 'dir';
+    case S_IFLNK: return 'symlink';
+    case S_IFCHR: return 'chardev';
+    case S_IFBLK: return 'blockdev';
+    case S_IFIFO: return 'fifo';
+    case S_IFSOCK: return 'socket';
+    default: return null;
+  }
+}
+
+export interface Timestamp {
+  /** Seconds since the epoch (may be negative or beyond 2038). */
+  sec: number;
+  nsec: number;
+}
+
+export interface Inode {
+  ino: number;
+  base: Base;
+  /** Extension fields (zero where i_extra_isize does not cover them). */
+  extra: Extra;
+  extraIsize: number;
+  mode: number;
+  type: FileType | null;
+  uid: number;
+  gid: number;
+  size: number;
+  linksCount: number;
+  flags: number;
+  generation: number;
+  /** Bytes owned, from i_blocks (sectors or fs blocks per HUGE_FILE). */
+  blocks512: number;
+  fileAcl: number;
+  atime: Timestamp;
+  ctime: Timestamp;
+  mtime: Timestamp;
+  crtime: Timestamp | null;
+  dtime: number;
+  /** The whole on-disk slot (s_inode_size bytes), including in-inode xattr space. */
+  raw: Uint8Array;
+}
+
+/** Decode a (base, extra) pair as in ext4-format.md §6.3. */
+export function decodeTime(base: number, extra: number | undefined): Timestamp {
+  const s = base | 0; // signed 32-bit
+  if (extra === undefined) return { sec: s, nsec: 0 };
+  const epoch = extra & 3;
+  return { sec: s + epoch * 2 ** 32, nsec: extra >>> 2 };
+}
+
+export function encodeTime(t: Timestamp): { base: number; extra: number } {
+  const base = t.sec >>> 0;
+  const signedBase = base | 0;
+  const epoch = ((t.sec - signedBase) / 2 ** 32) & 3;
+  return { base, extra: ((t.nsec << 2) | epoch) >>> 0 };
+}
+
+function extraCovers(extraIsize: number, off: number, size: number): boolean {
+  return 0x80 + extraIsize >= off + size;
+}
+
+export function inodeChecksum(raw: Uint8Array, ino: number, generation: number, fsSeedValue: number, inodeSize: number): { lo: number; hi: number | null } {
+  const seed = inodeSeed(fsSeedValue, ino, generation);
+  const loOff = InodeBaseLayout.offsetOf('i_checksum_lo');
+  let c = crc32c(seed, raw, 0, loOff);
+  c = crc32c(c, new Uint8Array(2));
+  let hasHi = false;
+  if (inodeSize > 128) {
+    const extraIsize = raw[0x80]! | (raw[0x81]! << 8);
+    hasHi = extraIsize >= 4;
+  }
+  if (hasHi) {
+    c = crc32c(c, raw, loOff + 2, 0x82);
+    c = crc32c(c, new Uint8Array(2));
+    c = crc32c(c, raw, 0x84, inodeSize);
+  } else {
+    c = crc32c(c, raw, loOff + 2, inodeSize);
+  }
+  return { lo: c & 0xffff, hi: hasHi ? c >>> 16 : null };
+}
+
+export interface ParseInodeOptions {
+  fsSeed: number;
+  verifyChecksum: boolean;
+}
+
+/**
+ * Parse inode `ino` from its raw slot. Throws EFSBADCRC on checksum mismatch
+ * (metadata_csum) and EFSCORRUPTED on impossible fields, naming the inode.
+ */
+export function parseInode(sb: Superblock, ino: number, slot: Uint8Array, opts: ParseInodeOptions): Inode {
+  const where = { structure: `inode ${ino}`, location: `group ${Math.floor((ino - 1) / sb.s_inodes_per_group)}` };
+  const raw = slot.slice(0, sb.s_inode_size);
+  const base = InodeBaseLayout.decode(raw);
+  let extraIsize = 0;
+  const extra: Extra = { i_extra_isize: 0, i_checksum_hi: 0, i_ctime_extra: 0, i_mtime_extra: 0, i_atime_extra: 0, i_crtime: 0, i_crtime_extra: 0, i_version_hi: 0, i_projid: 0 };
+  if (sb.s_inode_size > 128) {
+    extraIsize = raw[0x80]! | (raw[0x81]! << 8);
+    if (extraIsize > sb.s_inode_size - 128 || extraIsize % 4 !== 0)
+      throw new Ext4Error('EFSCORRUPTED', `i_extra_isize ${extraIsize} does not fit a ${sb.s_inode_size}-byte inode`, where);
+    const full = new Uint8Array(0xa0);
+    full.set(raw.subarray(0, Math.min(0xa0, 0x80 + extraIsize)));
+    Object.assign(extra, InodeExtraLayout.decode(full));
+    extra.i_extra_isize = extraIsize;
+  }
+  if (opts.verifyChecksum && sb.hasMetadataCsum) {
+    const allZero = raw.every((b) => b === 0);
+    if (!allZero) {
+      const c = inodeChecksum(raw, ino, base.i_generation, opts.fsSeed, sb.s_inode_size);
+      const okLo = c.lo === base.i_checksum_lo;
+      const okHi = c.hi === null || c.hi === extra.i_checksum_hi;
+      if (!okLo || !okHi)
+        throw new Ext4Error('EFSBADCRC', `inode checksum mismatch (stored 0x${(extra.i_checksum_hi * 65536 + base.i_checksum_lo).toString(16)})`, where);
+    }
+  }
+  const hugeFs = (sb.s_feature_ro_compat & RO_COMPAT.HUGE_FILE) !== 0;
+  const blocksRaw = base.i_blocks_lo + (hugeFs ? base.i_blocks_hi * 2 ** 32 : 0);
+  const blocks512 = hugeFs && base.i_flags & INODE_FLAGS.HUGE_FILE ? blocksRaw * (sb.blockSize / 512) : blocksRaw;
+  const size = base.i_size_lo + base.i_size_high * 2 ** 32;
+  if (!Number.isSafeInteger(size)) throw new Ext4Error('EFSCORRUPTED', `i_size ${size} is impossible`, where);
+  const has = (off: number, n: number) => extraCovers(extraIsize, off, n);
+  return {
+    ino,
+    base,
+    extra,
+    extraIsize,
+    mode: base.i_mode,
+    type: fileTypeOfMode(base.i_mode),
+    uid: base.i_uid + base.i_uid_high * 65536,
+    gid: base.i_gid + base.i_gid_high * 65536,
+    size,
+    linksCount: base.i_links_count,
+    flags: base.i_flags,
+    generation: base.i_generation,
+    blocks512,
+    fileAcl: base.i_file_acl_lo + (sb.is64 ? base.i_file_acl_high * 2 ** 32 : 0),
+    atime: decodeTime(base.i_atime, has(0x8c, 4) ? extra.i_atime_extra : undefined),
+    ctime: decodeTime(base.i_ctime, has(0x84, 4) ? extra.i_ctime_extra : undefined),
+    mtime: decodeTime(base.i_mtime, has(0x88, 4) ? extra.i_mtime_extra : undefined),
+    crtime: has(0x90, 4) ? decodeTime(extra.i_crtime, has(0x94, 4) ? extra.i_crtime_extra : undefined) : null,
+    dtime: base.i_dtime,
+    raw,
+  };
+}
+
+/**
+ * Serialise an inode back into its raw slot: the decoded `base`/`extra`
+ * fields are written over `raw` (in-inode xattrs and unknown bytes kept), then
+ * the checksum is refreshed. Callers change `inode.base`/`inode.extra` fields.
+ */
+export function serializeInode(sb: Superblock, inode: Inode, fsSeedValue: number): Uint8Array {
+  const raw = inode.raw.slice();
+  InodeBaseLayout.encode(inode.base, raw);
+  if (sb.s_inode_size > 128 && inode.extraIsize > 0) {
+    const full = new Uint8Array(0xa0);
+    full.set(raw.subarray(0, 0xa0));
+    InodeExtraLayout.encode(inode.extra, full);
+    raw.set(full.subarray(0x80, 0x80 + Math.min(inode.extraIsize, 0x20)), 0x80);
+  }
+  if (sb.hasMetadataCsum) {
+    const c = inodeChecksum(raw, inode.ino, inode.base.i_generation, fsSeedValue, sb.s_inode_size);
+    const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    dv.setUint16(0x7c, c.lo, true);
+    inode.base.i_checksum_lo = c.lo;
+    if (c.hi !== null) {
+      dv.setUint16(0x82, c.hi, true);
+      inode.extra.i_checksum_hi = c.hi;
+    }
+  }
+  inode.raw = raw;
+  return raw;
+}
+
+export function isExtentMapped(inode: Inode): boolean {
+  return (inode.flags & INODE_FLAGS.EXTENTS) !== 0;
+}
+
+export function hasInlineData(inode: Inode): boolean {
+  return (inode.flags & INODE_FLAGS.INLINE_DATA) !== 0;
+}

@@ -1,0 +1,103 @@
+/**
+ * Extended attributes (ext4-format.md §9): the in-inode area after
+ * i_extra_isize and the external block at i_file_acl. Values stored in an
+ * EA inode (ea_inode feature) are returned as a reference for the caller to read.
+ */
+import { defineStruct } from './layout.js';
+import { crc32c, crc32cSkipping, le64 } from './checksum.js';
+import { Ext4Error } from '../errors.js';
+
+export const XATTR_MAGIC = 0xea020000;
+
+export const XattrBlockHeaderLayout = defineStruct('xattr block header', 32, [
+  ['h_magic', 0, 'u32'],
+  ['h_refcount', 4, 'u32'],
+  ['h_blocks', 8, 'u32'],
+  ['h_hash', 12, 'u32'],
+  ['h_checksum', 16, 'u32'],
+] as const);
+export const XattrEntryLayout = defineStruct('xattr entry', 16, [
+  ['e_name_len', 0, 'u8'],
+  ['e_name_index', 1, 'u8'],
+  ['e_value_offs', 2, 'u16'],
+  ['e_value_inum', 4, 'u32'],
+  ['e_value_size', 8, 'u32'],
+  ['e_hash', 12, 'u32'],
+] as const);
+
+const PREFIXES: Record<number, string> = {
+  1: 'user.',
+  2: 'system.posix_acl_access',
+  3: 'system.posix_acl_default',
+  4: 'trusted.',
+  6: 'security.',
+  7: 'system.',
+  8: 'system.richacl',
+};
+
+export interface XattrEntry {
+  /** Full name with its namespace prefix, e.g. "user.comment". */
+  name: string;
+  index: number;
+  /** Raw name bytes after the prefix. */
+  suffix: Uint8Array;
+  /** The value, or null when it lives in an EA inode (then `valueInode` is set). */
+  value: Uint8Array | null;
+  valueInode: number;
+  valueSize: number;
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: false });
+
+function parseEntries(buf: Uint8Array, entriesStart: number, valueBase: number, valueEnd: number, structure: string, location: string): XattrEntry[] {
+  const out: XattrEntry[] = [];
+  let off = entriesStart;
+  // Each entry is ≥ 16 bytes, so the loop is bounded by the area size.
+  while (off + 4 <= buf.length) {
+    const d = new DataView(buf.buffer, buf.byteOffset + off);
+    if (d.getUint32(0, true) === 0) break; // end of list
+    if (off + 16 > buf.length) throw new Ext4Error('EFSCORRUPTED', `entry at ${off} runs past the area`, { structure, location });
+    const e = XattrEntryLayout.decode(buf, off);
+    const nameEnd = off + 16 + e.e_name_len;
+    if (nameEnd > buf.length) throw new Ext4Error('EFSCORRUPTED', `entry name at ${off} runs past the area`, { structure, location });
+    const suffix = buf.slice(off + 16, nameEnd);
+    let value: Uint8Array | null = null;
+    if (e.e_value_inum === 0) {
+      const vs = valueBase + e.e_value_offs;
+      if (e.e_value_size > 0 && (vs < entriesStart || vs + e.e_value_size > valueEnd))
+        throw new Ext4Error('EFSCORRUPTED', `value of entry at ${off} (offset ${e.e_value_offs}, size ${e.e_value_size}) lies outside the area`, { structure, location });
+      value = buf.slice(vs, vs + e.e_value_size);
+    }
+    const prefix = PREFIXES[e.e_name_index] ?? `unknown${e.e_name_index}.`;
+    out.push({ name: prefix + decoder.decode(suffix), index: e.e_name_index, suffix, value, valueInode: e.e_value_inum, valueSize: e.e_value_size });
+    off = (nameEnd + 3) & ~3;
+  }
+  return out;
+}
+
+/** In-inode xattrs: the area from 0x80 + i_extra_isize to the end of the inode slot. */
+export function parseInodeXattrs(raw: Uint8Array, extraIsize: number, ino: number): XattrEntry[] {
+  const start = 0x80 + extraIsize;
+  if (start + 4 > raw.length) return [];
+  const d = new DataView(raw.buffer, raw.byteOffset + start);
+  if (d.getUint32(0, true) !== XATTR_MAGIC) return [];
+  const area = raw.subarray(start + 4);
+  return parseEntries(area, 0, 0, area.length, `inode ${ino} in-inode xattrs`, `byte ${start}`);
+}
+
+export function xattrBlockChecksum(block: Uint8Array, blockNr: number, fsSeed: number): number {
+  const seed = crc32c(fsSeed, le64(blockNr));
+  return crc32cSkipping(seed, block, XattrBlockHeaderLayout.offsetOf('h_checksum'));
+}
+
+export function parseXattrBlock(block: Uint8Array, blockNr: number, opts: { fsSeed: number | null; verify: boolean }): XattrEntry[] {
+  const structure = 'xattr block', location = `block ${blockNr}`;
+  const h = XattrBlockHeaderLayout.decode(block);
+  if (h.h_magic !== XATTR_MAGIC) throw new Ext4Error('EFSCORRUPTED', 'bad xattr block magic', { structure, location });
+  if (h.h_blocks !== 1) throw new Ext4Error('EFSCORRUPTED', `h_blocks ${h.h_blocks} != 1`, { structure, location });
+  if (opts.verify && opts.fsSeed !== null) {
+    const want = xattrBlockChecksum(block, blockNr, opts.fsSeed);
+    if (want !== h.h_checksum) throw new Ext4Error('EFSBADCRC', `checksum 0x${h.h_checksum.toString(16)} != computed 0x${want.toString(16)}`, { structure, location });
+  }
+  return parseEntries(block, 32, 0, block.length, structure, location);
+}
