@@ -21,7 +21,8 @@ export type ErrorCode =
   | 'EPERM'
   | 'EIO'
   | 'ENAMETOOLONG'
-  | 'ENOMEM';
+  | 'ENOMEM'
+  | 'E2BIG';
 
 export interface ErrorDetail {
   /** The on-disk structure, e.g. "superblock", "extent block", "inode 12". */

@@ -1,0 +1,689 @@
+/**
+ * The Filesystem object: opens a device, validates the superblock and
+ * features, and gives typed, validated access to every structure — groups,
+ * bitmaps, inodes, file maps, file data, directories, symlinks, xattrs.
+ * Metadata goes through a block cache with read-ahead; file data is read in
+ * large direct reads. A journal that needs recovery is replayed into an
+ * in-memory overlay on read-only opens, so reads see what the kernel would.
+ */
+import type { BlockDevice } from '../io/device.js';
+import { BlockCache } from '../io/cache.js';
+import { FileDevice } from '../io/file-device.js';
+import { Ext4Error } from '../errors.js';
+import { INCOMPAT, COMPAT, S_FLAGS, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, parseSuperblock, type Superblock } from './superblock.js';
+import { assertOpenable, judgeFeatures } from './features.js';
+import { fsSeed as computeFsSeed, inodeSeed } from './checksum.js';
+import { descPerBlock, descBlockCount, descriptorBlockLocation, groupOfInode, inodeTableBlocks, blocksInGroup } from './geometry.js';
+import { BG_FLAGS, checkGroupDesc, parseGroupDesc, uninitFlagsHonoured, type GroupDesc } from './group-desc.js';
+import { parseInode, INODE_FLAGS, type Inode, type FileType, hasInlineData, isExtentMapped } from './inode.js';
+import { walkExtentTree, findExtent, type Extent } from './extents.js';
+import { walkBlockMap } from './blockmap.js';
+import { parseInodeXattrs, parseXattrBlock, type XattrEntry } from './xattr.js';
+import { bitmapChecksumMatches, blockBitmapChecksum, computeUninitBlockBitmap, computeUninitInodeBitmap, inodeBitmapChecksum } from './bitmap.js';
+import { parseDirBlock, parseInlineDir, type DirEntry as RawDirEntry } from './directory.js';
+import { htreeLookup, classifyDirBlock } from './htree.js';
+import { DirEntryLayout } from './directory.js';
+import { recoverJournal } from './journal/recovery.js';
+import { bytesEqual, concatBytes, decodeName } from './bytes.js';
+import { Transaction } from './transaction.js';
+import { applyPendingFrees } from './alloc.js';
+import { JournalState, commitJournaled, commitUnjournaled, type CommitHooks, type CommitStats } from './commit.js';
+import { JINCOMPAT, JCOMPAT } from './journal/format.js';
+import { replayJournal } from './journal/replay.js';
+import { STATE, serializeSuperblock } from './superblock.js';
+export { bytesEqual, decodeName };
+
+export interface OpenOptions {
+  /** Open read-write (default false). */
+  write?: boolean;
+  /** Verify metadata checksums (default true). With false, mismatches are ignored ("read anyway"). */
+  verifyChecksums?: boolean;
+  /** Metadata cache size in bytes (default 64 MiB). */
+  cacheBytes?: number;
+  /**
+   * What to do when the journal needs recovery on a read-only open:
+   * 'overlay' (default) replays it into memory; 'refuse' throws EBUSY-like EFSCORRUPTED;
+   * 'ignore' reads the stale on-disk state (for forensic tools only).
+   */
+  journalRecovery?: 'overlay' | 'refuse' | 'ignore';
+}
+
+/** How a file's logical blocks map to the disk. */
+export interface FileMap {
+  extents: Extent[];
+  /** Blocks owned for bookkeeping: extent-tree nodes or indirect blocks. */
+  metadataBlocks: number[];
+  /** Extent tree depth (0 = all in the inode), or -1 for block-mapped/inline. */
+  depth: number;
+  kind: 'extents' | 'blockmap' | 'inline' | 'none';
+}
+
+export interface DirEntry {
+  name: Uint8Array;
+  ino: number;
+  /** dirent file_type (0 if the fs lacks the filetype feature). */
+  fileType: number;
+}
+
+const MAX_SYMLINK_HOPS = 40; // the kernel's MAXSYMLINKS
+const DATA_READ_CHUNK = 8 * 1024 * 1024;
+
+export class Filesystem {
+  readonly device: BlockDevice;
+  readonly sb: Superblock;
+  readonly blockSize: number;
+  readonly fsSeed: number;
+  readonly verify: boolean;
+  readonly readOnly: boolean;
+  /** Why the fs is read-only when opened for writing was refused (feature policy). */
+  readonly readOnlyReasons: string[];
+  readonly cache: BlockCache;
+  /** Blocks replayed from the journal into memory (read-only opens of a fs that needs recovery). */
+  overlay: Map<number, Uint8Array> | null = null;
+  private readonly groupDescs = new Map<number, GroupDesc>();
+  private readonly ownsDevice: boolean;
+  /** Journal state while open for writing (null without a journal or read-only). */
+  journal: JournalState | null = null;
+  /** Warnings for the caller (the format layer never prints). */
+  readonly warnings: string[] = [];
+  /** Test hooks called at each commit step (crash injection). */
+  commitHooks: CommitHooks = {};
+  /** Statistics of the write session. */
+  readonly writeStats = { transactions: 0, bytesWritten: 0, metadataBlocks: 0, revokes: 0 };
+  private opQueue: Promise<unknown> = Promise.resolve();
+  private broken: Error | null = null;
+  private closed = false;
+
+  protected constructor(device: BlockDevice, sb: Superblock, opts: OpenOptions, ownsDevice: boolean, roReasons: string[]) {
+    this.device = device;
+    this.sb = sb;
+    this.blockSize = sb.blockSize;
+    this.fsSeed = computeFsSeed(sb.s_uuid, sb.s_feature_incompat & INCOMPAT.CSUM_SEED ? sb.s_checksum_seed : undefined);
+    this.verify = opts.verifyChecksums !== false;
+    this.readOnly = !opts.write;
+    this.readOnlyReasons = roReasons;
+    this.ownsDevice = ownsDevice;
+    this.cache = new BlockCache(device, sb.blockSize, { maxBytes: opts.cacheBytes ?? 64 * 1024 * 1024 });
+  }
+
+  /** Open an image file, a block device, or an existing BlockDevice. */
+  static async open(target: string | BlockDevice, opts: OpenOptions = {}): Promise<Filesystem> {
+    const owns = typeof target === 'string';
+    const device = typeof target === 'string' ? await FileDevice.open(target, { write: !!opts.write }) : target;
+    try {
+      const sbBytes = await device.read(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE).catch((e: unknown) => {
+        throw new Ext4Error('EINVAL', `cannot read a superblock from ${device.name}: image too small or unreadable`, { structure: 'superblock', location: 'byte 1024', cause: e });
+      });
+      const sb = parseSuperblock(sbBytes, { deviceSize: device.size, verifyChecksum: opts.verifyChecksums !== false });
+      assertOpenable(sb);
+      const verdict = judgeFeatures(sb);
+      if (opts.write && verdict.readOnly.length)
+        throw new Ext4Error('EROFS', `cannot open for writing: ${verdict.readOnly.join('; ')}`, { structure: 'superblock', location: 'features' });
+      if (opts.write && device.readOnly) throw new Ext4Error('EROFS', `${device.name} is read-only`);
+      const fs = new this(device, sb, opts, owns, verdict.readOnly);
+      await fs.init(opts);
+      return fs;
+    } catch (e) {
+      if (owns) await device.close();
+      throw e;
+    }
+  }
+
+  protected async init(opts: OpenOptions): Promise<void> {
+    // Classic GDT: one contiguous read at open (fast even for 1 TiB: 128 blocks). meta_bg: on demand.
+    if (!(this.sb.s_feature_incompat & INCOMPAT.META_BG)) {
+      const n = descBlockCount(this.sb);
+      await this.cache.getBlocks(descriptorBlockLocation(this.sb, 0), n);
+    }
+    if (!this.readOnly) {
+      await this.beginWriteSession();
+      return;
+    }
+    if (this.sb.s_feature_incompat & INCOMPAT.RECOVER && this.sb.s_feature_compat & COMPAT.HAS_JOURNAL) {
+      const mode = opts.journalRecovery ?? 'overlay';
+      if (this.readOnly && mode === 'overlay') await this.loadJournalOverlay();
+      else if (mode === 'refuse' || !this.readOnly)
+        throw new Ext4Error('EBUSY', 'the journal needs recovery (the filesystem is mounted elsewhere or was not cleanly unmounted); open read-only to see the replayed state, or run `ext4kit replay`', { structure: 'superblock', location: 'needs_recovery' });
+    }
+  }
+
+  private async loadJournalOverlay(): Promise<void> {
+    const jino = this.sb.s_journal_inum;
+    if (!jino) throw new Ext4Error('EOPNOTSUPP', 'external journals are not supported', { structure: 'superblock', location: 's_journal_inum' });
+    const ji = await this.readInode(jino);
+    const map = await this.fileMap(ji);
+    const result = await recoverJournal({
+      blockSize: this.blockSize,
+      readBlock: async (jb: number) => {
+        const { extent } = findExtent(map.extents, jb);
+        if (!extent) throw new Ext4Error('EFSCORRUPTED', `journal block ${jb} is not mapped`, { structure: `inode ${jino} (journal)`, location: `logical block ${jb}` });
+        return this.device.read((extent.physical + jb - extent.logical) * this.blockSize, this.blockSize);
+      },
+    });
+    const overlay = new Map<number, Uint8Array>();
+    for (const w of result.writes) {
+      if (w.fsBlock >= this.sb.blocksCount) throw new Ext4Error('EFSCORRUPTED', `journal replays block ${w.fsBlock} outside the filesystem`, { structure: 'journal' });
+      overlay.set(w.fsBlock, w.data);
+    }
+    this.overlay = overlay;
+    this.cache.invalidate();
+    // The superblock itself may have been journaled: re-read it through the overlay.
+    const sbBlock = Math.floor(SUPERBLOCK_OFFSET / this.blockSize);
+    const blk = overlay.get(sbBlock);
+    if (blk) {
+      const off = SUPERBLOCK_OFFSET - sbBlock * this.blockSize;
+      const sb = parseSuperblock(blk.subarray(off, off + SUPERBLOCK_SIZE), { deviceSize: this.device.size, verifyChecksum: this.verify });
+      Object.assign(this.sb, sb);
+    }
+    this.groupDescs.clear();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.opQueue.catch(() => undefined);
+      if (!this.readOnly && !this.broken) await this.endWriteSession();
+    } finally {
+      this.closed = true;
+      if (this.ownsDevice) await this.device.close();
+    }
+  }
+
+  // ---------------------------------------------------------------- write session
+
+  private async journalMap(): Promise<Extent[]> {
+    const jino = this.sb.s_journal_inum;
+    if (!jino) throw new Ext4Error('EOPNOTSUPP', 'external journals are not supported', { structure: 'superblock', location: 's_journal_inum' });
+    const ji = await this.readInode(jino);
+    return (await this.fileMap(ji)).extents;
+  }
+
+  /** Write the primary superblock in place (outside any transaction) and flush. */
+  private async writeSuperblockInPlace(): Promise<void> {
+    const bytes = serializeSuperblock(this.sb);
+    await this.device.write(SUPERBLOCK_OFFSET, bytes);
+    await this.device.flush();
+    const sbBlock = Math.floor(SUPERBLOCK_OFFSET / this.blockSize);
+    this.cache.invalidate(sbBlock);
+  }
+
+  /**
+   * Open for writing: refuse a fs with errors, replay a journal that needs
+   * it (as the kernel does at mount), make the journal's features match what
+   * we write, then set needs_recovery on disk before any commit.
+   */
+  private async beginWriteSession(): Promise<void> {
+    if (this.sb.s_state & STATE.ERROR_FS) throw new Ext4Error('EROFS', 'the filesystem has errors (ERROR_FS is set): run e2fsck before writing', { structure: 'superblock', location: 's_state' });
+    if (this.sb.s_feature_compat & COMPAT.HAS_JOURNAL) {
+      const map = await this.journalMap();
+      const journal = await JournalState.load(this.device, this.blockSize, map);
+      if (journal.jsb.s_errno) throw new Ext4Error('EROFS', `the journal was aborted (errno ${journal.jsb.s_errno}): run e2fsck`, { structure: 'journal superblock', location: 's_errno' });
+      if (this.sb.s_feature_incompat & INCOMPAT.RECOVER) {
+        const r = await replayJournal({
+          journal: { blockSize: this.blockSize, readBlock: (n: number) => journal.readBlock(n), writeBlock: (n: number, d: Uint8Array) => journal.writeBlock(n, d) },
+          device: {
+            writeBlock: async (n: number, d: Uint8Array) => {
+              if (n >= this.sb.blocksCount) throw new Ext4Error('EFSCORRUPTED', `journal replays block ${n} outside the filesystem`, { structure: 'journal' });
+              await this.device.write(n * this.blockSize, d);
+            },
+            flush: () => this.device.flush(),
+          },
+          superblock: {
+            read: async () => parseSuperblock(await this.device.read(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE), { deviceSize: this.device.size, verifyChecksum: false }),
+            write: async (bytes: Uint8Array) => { await this.device.write(SUPERBLOCK_OFFSET, bytes); },
+          },
+        });
+        this.replayed = r;
+        this.cache.invalidate();
+        this.groupDescs.clear();
+        const fresh = parseSuperblock(await this.device.read(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE), { deviceSize: this.device.size, verifyChecksum: this.verify });
+        Object.assign(this.sb, fresh);
+        journal.jsb = (await JournalState.load(this.device, this.blockSize, map)).jsb;
+      } else if (journal.jsb.s_start !== 0) {
+        // The kernel discards such a log ("Clearing recovery information on journal").
+        journal.jsb.s_start = 0;
+      }
+      const jsb = journal.jsb;
+      if (jsb.version < 2) throw new Ext4Error('EROFS', 'journal superblock v1 cannot be written', { structure: 'journal superblock' });
+      if (this.sb.hasMetadataCsum) {
+        jsb.s_feature_incompat = (jsb.s_feature_incompat | JINCOMPAT.CSUM_V3) & ~JINCOMPAT.CSUM_V2;
+        jsb.s_feature_compat &= ~JCOMPAT.CHECKSUM;
+        jsb.s_checksum_type = 4;
+      }
+      if (this.sb.is64) jsb.s_feature_incompat |= JINCOMPAT['64BIT'];
+      await journal.writeSuperblock();
+      await this.device.flush();
+      this.journal = journal;
+    } else {
+      this.warnings.push('this filesystem has no journal: writes are ordered carefully, but a crash may need e2fsck to reclaim leaked blocks');
+    }
+    // needs_recovery on disk before any commit block (jbd2.md §9.1).
+    if (this.journal) {
+      this.sb.s_feature_incompat |= INCOMPAT.RECOVER;
+      await this.writeSuperblockInPlace();
+    }
+  }
+
+  private async endWriteSession(): Promise<void> {
+    const now = Math.floor(Date.now() / 1000);
+    if (this.journal) this.sb.s_feature_incompat &= ~INCOMPAT.RECOVER;
+    this.sb.s_wtime = now % 2 ** 32;
+    this.sb.s_wtime_hi = Math.floor(now / 2 ** 32) & 0xff;
+    this.sb.s_kbytes_written += Math.floor(this.writeStats.bytesWritten / 1024);
+    await this.writeSuperblockInPlace();
+  }
+
+  /** Result of the journal replay done when this fs was opened for writing, if any. */
+  replayed: unknown = null;
+
+  /**
+   * Run `fn` as one atomic transaction: operations are serialised (one
+   * writer at a time; concurrent callers queue), the transaction's blocks are
+   * committed through the journal and checkpointed before this resolves.
+   * If `fn` throws, nothing is written.
+   */
+  async transact<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      if (this.readOnly) throw new Ext4Error('EROFS', 'the filesystem is open read-only');
+      if (this.closed) throw new Ext4Error('EINVAL', 'the filesystem is closed');
+      if (this.broken) throw new Ext4Error('EIO', `an earlier commit failed; reopen the filesystem (${this.broken.message})`);
+      const tx = new Transaction(this);
+      const result = await fn(tx);
+      if (tx.isEmpty()) return result;
+      await this.commit(tx);
+      return result;
+    };
+    const p = this.opQueue.then(run, run);
+    this.opQueue = p.catch(() => undefined);
+    return p;
+  }
+
+  /** Serialise an operation with the writers without starting a transaction (e.g. a consistent read). */
+  async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.opQueue.then(fn, fn);
+    this.opQueue = p.catch(() => undefined);
+    return p;
+  }
+
+  private async commit(tx: Transaction): Promise<CommitStats> {
+    const interim = new Map<number, Uint8Array>();
+    const newSb = await tx.finalise(async (t) => {
+      if (!this.journal) for (const gd of t.groups.values()) { const b = t.blocks.get(gd.blockBitmap); if (b) interim.set(gd.blockBitmap, b.slice()); }
+      await applyPendingFrees(t);
+    });
+    let stats: CommitStats;
+    try {
+      stats = this.journal ? await commitJournaled(this.device, this.journal, tx, this.commitHooks) : await commitUnjournaled(this.device, tx, interim, this.commitHooks);
+    } catch (e) {
+      if (!(e instanceof Ext4Error && e.code === 'E2BIG')) this.broken = e as Error;
+      throw e;
+    }
+    // The transaction is durable and checkpointed: publish its state.
+    for (const [n, data] of tx.blocks) this.cache.put(n, data);
+    for (const gd of tx.groups.values()) this.setGroupDesc(gd);
+    Object.assign(this.sb, newSb);
+    this.writeStats.transactions++;
+    this.writeStats.metadataBlocks += stats.metadataBlocks;
+    this.writeStats.revokes += stats.revokes;
+    this.writeStats.bytesWritten += stats.dataBytes + stats.metadataBlocks * this.blockSize * (this.journal ? 2 : 1);
+    return stats;
+  }
+
+  // ---------------------------------------------------------------- blocks
+
+  /** A metadata block (cached; treat as read-only). */
+  async readBlock(n: number): Promise<Uint8Array> {
+    if (!Number.isInteger(n) || n < 0 || n >= this.sb.blocksCount)
+      throw new Ext4Error('EFSCORRUPTED', `block ${n} is outside the filesystem (${this.sb.blocksCount} blocks)`);
+    const o = this.overlay?.get(n);
+    if (o) return o;
+    return this.cache.getBlock(n);
+  }
+
+  /** Raw data blocks [n, n+count) read directly (not cached), overlay applied. */
+  async readDataBlocks(n: number, count: number): Promise<Uint8Array> {
+    if (n < 0 || n + count > this.sb.blocksCount) throw new Ext4Error('EFSCORRUPTED', `blocks ${n}+${count} are outside the filesystem`);
+    const data = await this.device.read(n * this.blockSize, count * this.blockSize);
+    if (this.overlay && this.overlay.size) {
+      for (const [b, bytes] of this.overlay) if (b >= n && b < n + count) data.set(bytes, (b - n) * this.blockSize);
+    }
+    return data;
+  }
+
+  // ---------------------------------------------------------------- groups
+
+  async group(g: number): Promise<GroupDesc> {
+    if (!Number.isInteger(g) || g < 0 || g >= this.sb.groupCount) throw new Ext4Error('EINVAL', `group ${g} does not exist`);
+    const cached = this.groupDescs.get(g);
+    if (cached) return cached;
+    const per = descPerBlock(this.sb);
+    const block = await this.readBlock(descriptorBlockLocation(this.sb, Math.floor(g / per)));
+    const off = (g % per) * this.sb.descSize;
+    const gd = parseGroupDesc(this.sb, g, block.subarray(off, off + this.sb.descSize));
+    checkGroupDesc(this.sb, gd, this.fsSeed, this.verify);
+    this.groupDescs.set(g, gd);
+    return gd;
+  }
+
+  /** Replace the cached descriptor (used by the write path after it changes one). */
+  protected setGroupDesc(gd: GroupDesc): void {
+    this.groupDescs.set(gd.group, gd);
+  }
+
+  /** The block bitmap of group g; computed (not read) for BLOCK_UNINIT groups. */
+  async blockBitmap(g: number): Promise<Uint8Array> {
+    const gd = await this.group(g);
+    if (uninitFlagsHonoured(this.sb) && gd.flags & BG_FLAGS.BLOCK_UNINIT) return computeUninitBlockBitmap(this.sb, gd);
+    const bm = await this.readBlock(gd.blockBitmap);
+    if (this.verify && this.sb.hasMetadataCsum) {
+      const c = blockBitmapChecksum(bm, this.fsSeed, this.sb.s_clusters_per_group);
+      if (!bitmapChecksumMatches(c, gd.blockBitmapCsum, this.sb.descSize, this.sb.descSize >= 0x3a))
+        throw new Ext4Error('EFSBADCRC', `block bitmap checksum mismatch`, { structure: 'block bitmap', location: `group ${g} block ${gd.blockBitmap}` });
+    }
+    return bm;
+  }
+
+  async inodeBitmap(g: number): Promise<Uint8Array> {
+    const gd = await this.group(g);
+    if (uninitFlagsHonoured(this.sb) && gd.flags & BG_FLAGS.INODE_UNINIT) return computeUninitInodeBitmap(this.sb);
+    const bm = await this.readBlock(gd.inodeBitmap);
+    if (this.verify && this.sb.hasMetadataCsum) {
+      const c = inodeBitmapChecksum(bm, this.fsSeed, this.sb.s_inodes_per_group);
+      if (!bitmapChecksumMatches(c, gd.inodeBitmapCsum, this.sb.descSize, this.sb.descSize >= 0x3c))
+        throw new Ext4Error('EFSBADCRC', `inode bitmap checksum mismatch`, { structure: 'inode bitmap', location: `group ${g} block ${gd.inodeBitmap}` });
+    }
+    return bm;
+  }
+
+  // ---------------------------------------------------------------- inodes
+
+  /** Where inode `ino` lives: block and byte offset within it. */
+  async inodeLocation(ino: number): Promise<{ block: number; offset: number }> {
+    if (!Number.isInteger(ino) || ino < 1 || ino > this.sb.s_inodes_count) throw new Ext4Error('EINVAL', `inode ${ino} does not exist (inodes count ${this.sb.s_inodes_count})`);
+    const g = groupOfInode(this.sb, ino);
+    const gd = await this.group(g);
+    const index = (ino - 1) % this.sb.s_inodes_per_group;
+    const byte = index * this.sb.s_inode_size;
+    const block = gd.inodeTable + Math.floor(byte / this.blockSize);
+    if (block >= gd.inodeTable + inodeTableBlocks(this.sb)) throw new Ext4Error('EFSCORRUPTED', `inode ${ino} outside its table`);
+    return { block, offset: byte % this.blockSize };
+  }
+
+  async readInode(ino: number): Promise<Inode> {
+    const { block, offset } = await this.inodeLocation(ino);
+    const data = await this.readBlock(block);
+    return parseInode(this.sb, ino, data.subarray(offset, offset + this.sb.s_inode_size), { fsSeed: this.fsSeed, verifyChecksum: this.verify });
+  }
+
+  /** Seed of per-inode checksums (extent, directory blocks), or null without metadata_csum. */
+  inodeCsumSeed(inode: Inode): number | null {
+    return this.sb.hasMetadataCsum ? inodeSeed(this.fsSeed, inode.ino, inode.generation) : null;
+  }
+
+  // ---------------------------------------------------------------- file maps and data
+
+  async fileMap(inode: Inode): Promise<FileMap> {
+    if (hasInlineData(inode)) return { extents: [], metadataBlocks: [], depth: -1, kind: 'inline' };
+    const t = inode.type;
+    // Fast symlinks and device nodes keep other data in i_block.
+    if (t === 'chardev' || t === 'blockdev' || t === 'fifo' || t === 'socket') return { extents: [], metadataBlocks: [], depth: -1, kind: 'none' };
+    if (t === 'symlink' && this.isFastSymlink(inode)) return { extents: [], metadataBlocks: [], depth: -1, kind: 'none' };
+    const ctx = {
+      ino: inode.ino,
+      blockSize: this.blockSize,
+      firstDataBlock: this.sb.s_first_data_block,
+      blocksCount: this.sb.blocksCount,
+      readBlock: (n: number) => this.readBlock(n),
+    };
+    if (isExtentMapped(inode)) {
+      const info = await walkExtentTree(inode.base.i_block, { ...ctx, csumSeed: this.inodeCsumSeed(inode), verify: this.verify });
+      return { extents: info.extents, metadataBlocks: info.treeBlocks.map((b) => b.block), depth: info.depth, kind: 'extents' };
+    }
+    const info = await walkBlockMap(inode.base.i_block, ctx);
+    return { extents: info.extents, metadataBlocks: info.indirectBlocks, depth: -1, kind: 'blockmap' };
+  }
+
+  isFastSymlink(inode: Inode): boolean {
+    // kernel ext4_inode_is_fast_symlink: no data blocks besides the xattr block (and not inline data).
+    if (inode.type !== 'symlink' || hasInlineData(inode)) return false;
+    if (inode.flags & INODE_FLAGS.EA_INODE) return inode.size > 0 && inode.size < 60;
+    const eaSectors = inode.fileAcl ? this.blockSize / 512 : 0;
+    return inode.blocks512 - eaSectors === 0;
+  }
+
+  /**
+   * Read `length` bytes of the file at `position` (clipped to i_size). Holes and
+   * unwritten extents read as zeros. Pass a FileMap to avoid re-walking the tree.
+   */
+  async read(inode: Inode, position: number, length: number, map?: FileMap): Promise<Uint8Array> {
+    if (position < 0 || length < 0) throw new Ext4Error('EINVAL', 'negative position or length');
+    const end = Math.min(inode.size, position + length);
+    if (end <= position) return new Uint8Array(0);
+    const out = new Uint8Array(end - position);
+    const m = map ?? (await this.fileMap(inode));
+    if (m.kind === 'inline') {
+      const data = await this.inlineData(inode);
+      out.set(data.subarray(Math.min(position, data.length), Math.min(end, data.length)));
+      return out;
+    }
+    const bs = this.blockSize;
+    let lb = Math.floor(position / bs);
+    const lastLb = Math.floor((end - 1) / bs);
+    let { index } = findExtent(m.extents, lb);
+    while (lb <= lastLb) {
+      const e = m.extents[index];
+      if (!e || e.logical > lastLb) break;
+      if (e.logical + e.length <= lb) { index++; continue; }
+      const from = Math.max(lb, e.logical);
+      const to = Math.min(lastLb + 1, e.logical + e.length);
+      if (!e.unwritten) {
+        for (let b = from; b < to; ) {
+          const n = Math.min(to - b, DATA_READ_CHUNK / bs);
+          const data = await this.readDataBlocks(e.physical + (b - e.logical), n);
+          const fileOff = b * bs;
+          const s = Math.max(position, fileOff), t = Math.min(end, fileOff + n * bs);
+          out.set(data.subarray(s - fileOff, t - fileOff), s - position);
+          b += n;
+        }
+      }
+      lb = to;
+      index++;
+    }
+    return out;
+  }
+
+  /** Stream a file's bytes in chunks (bounded memory). */
+  async *stream(inode: Inode, chunkBytes = DATA_READ_CHUNK): AsyncGenerator<Uint8Array> {
+    const map = await this.fileMap(inode);
+    const chunk = Math.max(this.blockSize, Math.floor(chunkBytes / this.blockSize) * this.blockSize);
+    for (let pos = 0; pos < inode.size; pos += chunk) yield await this.read(inode, pos, Math.min(chunk, inode.size - pos), map);
+  }
+
+  /** Inline data: i_block (60 bytes) followed by the system.data xattr value. */
+  async inlineData(inode: Inode): Promise<Uint8Array> {
+    const data = inode.base.i_block;
+    const ent = parseInodeXattrs(inode.raw, inode.extraIsize, inode.ino).find((x) => x.index === 7 && x.name === 'system.data');
+    const extra = ent?.value ?? new Uint8Array(0);
+    const all = new Uint8Array(60 + extra.length);
+    all.set(data);
+    all.set(extra, 60);
+    return all.subarray(0, Math.min(all.length, inode.type === 'dir' ? all.length : inode.size));
+  }
+
+  // ---------------------------------------------------------------- symlinks, xattrs
+
+  async readlink(inode: Inode): Promise<Uint8Array> {
+    if (inode.type !== 'symlink') throw new Ext4Error('EINVAL', `inode ${inode.ino} is not a symlink`);
+    if (inode.size > 4096 || inode.size === 0) throw new Ext4Error('EFSCORRUPTED', `symlink size ${inode.size} is invalid`, { structure: `inode ${inode.ino}` });
+    if (inode.flags & INODE_FLAGS.ENCRYPT) throw new Ext4Error('EOPNOTSUPP', `symlink ${inode.ino} is encrypted`);
+    if (this.isFastSymlink(inode)) return inode.base.i_block.slice(0, inode.size);
+    return this.read(inode, 0, inode.size);
+  }
+
+  /** All xattrs (in-inode first, then the external block); EA-inode values are read. */
+  async xattrs(inode: Inode): Promise<XattrEntry[]> {
+    const list = parseInodeXattrs(inode.raw, inode.extraIsize, inode.ino);
+    if (inode.fileAcl) {
+      const blk = await this.readBlock(inode.fileAcl);
+      list.push(...parseXattrBlock(blk, inode.fileAcl, { fsSeed: this.sb.hasMetadataCsum ? this.fsSeed : null, verify: this.verify }));
+    }
+    for (const x of list) {
+      if (x.value === null && x.valueInode) {
+        const vi = await this.readInode(x.valueInode);
+        if (!(vi.flags & INODE_FLAGS.EA_INODE)) throw new Ext4Error('EFSCORRUPTED', `xattr ${x.name} points at inode ${x.valueInode} which is not an EA inode`, { structure: `inode ${inode.ino} xattrs` });
+        x.value = await this.read(vi, 0, x.valueSize);
+      }
+    }
+    return list;
+  }
+
+  // ---------------------------------------------------------------- directories
+
+  private dirOpts(dir: Inode, where: string) {
+    return {
+      blockSize: this.blockSize,
+      hasFiletype: (this.sb.s_feature_incompat & INCOMPAT.FILETYPE) !== 0,
+      csum: this.sb.hasMetadataCsum ? { seed: inodeSeed(this.fsSeed, dir.ino, dir.generation) } : null,
+      verify: this.verify,
+      where,
+    };
+  }
+
+  /** Every live entry of a directory, including "." and "..". */
+  async readdir(dir: Inode): Promise<DirEntry[]> {
+    if (dir.type !== 'dir') throw new Ext4Error('ENOTDIR', `inode ${dir.ino} is not a directory`);
+    if (dir.flags & INODE_FLAGS.ENCRYPT) throw new Ext4Error('EOPNOTSUPP', `directory ${dir.ino} is encrypted`);
+    const out: DirEntry[] = [];
+    const push = (e: RawDirEntry) => { if (e.inode !== 0) out.push({ name: e.name, ino: e.inode, fileType: e.fileType }); };
+    const map = await this.fileMap(dir);
+    if (map.kind === 'inline') {
+      const xa = parseInodeXattrs(dir.raw, dir.extraIsize, dir.ino).find((x) => x.name === 'system.data');
+      for (const e of parseInlineDir(dir.base.i_block, xa?.value ?? null, `directory ${dir.ino} inline data`, { hasFiletype: this.dirOpts(dir, '').hasFiletype, inodesCount: this.sb.s_inodes_count, dirIno: dir.ino })) push(e);
+      return out;
+    }
+    if (dir.size % this.blockSize !== 0) throw new Ext4Error('EFSCORRUPTED', `directory size ${dir.size} is not a multiple of the block size`, { structure: `inode ${dir.ino}` });
+    const nblocks = dir.size / this.blockSize;
+    const indexed = (dir.flags & INODE_FLAGS.INDEX) !== 0;
+    for (const e of map.extents) {
+      if (e.logical >= nblocks) break;
+      if (e.unwritten) continue;
+      const n = Math.min(e.length, nblocks - e.logical);
+      for (let i = 0; i < n; i++) {
+        const phys = e.physical + i;
+        const blk = await this.readBlock(phys);
+        const where = `directory ${dir.ino} block ${e.logical + i} (physical ${phys})`;
+        if (indexed) {
+          const kind = classifyDirBlock(blk, this.blockSize);
+          if (kind === 'dx-node') continue;
+          if (kind === 'dx-root') {
+            out.push(...dxRootDots(blk));
+            continue;
+          }
+        }
+        for (const d of parseDirBlock(blk, { ...this.dirOpts(dir, where), inodesCount: this.sb.s_inodes_count })) push(d);
+      }
+    }
+    return out;
+  }
+
+  /** Look a name up in a directory: htree hash lookup when indexed, else a linear scan. */
+  async lookup(dir: Inode, name: Uint8Array): Promise<DirEntry | null> {
+    if (dir.type !== 'dir') throw new Ext4Error('ENOTDIR', `inode ${dir.ino} is not a directory`);
+    if (name.length === 0 || name.length > 255) throw new Ext4Error(name.length ? 'ENAMETOOLONG' : 'ENOENT', 'bad name length');
+    const indexed = dir.flags & INODE_FLAGS.INDEX && this.sb.s_feature_compat & COMPAT.DIR_INDEX && !(dir.flags & INODE_FLAGS.CASEFOLD) && !hasInlineData(dir);
+    if (indexed && name.length <= 2 && name.every((c) => c === 0x2e)) {
+      const map = await this.fileMap(dir);
+      const first = map.extents[0];
+      if (!first || first.logical !== 0) throw new Ext4Error('EFSCORRUPTED', 'htree directory has no block 0', { structure: `directory ${dir.ino}` });
+      const blk = await this.readBlock(first.physical);
+      if (classifyDirBlock(blk, this.blockSize) === 'dx-root') return dxRootDots(blk)[name.length - 1] ?? null;
+    }
+    if (indexed) {
+      const map = await this.fileMap(dir);
+      const nblocks = dir.size / this.blockSize;
+      const readLogical = async (lb: number) => {
+        const { extent } = findExtent(map.extents, lb);
+        if (!extent || extent.unwritten || lb >= nblocks) throw new Ext4Error('EFSCORRUPTED', `htree points at unmapped block ${lb}`, { structure: `directory ${dir.ino}` });
+        return this.readBlock(extent.physical + lb - extent.logical);
+      };
+      const seed = this.sb.s_hash_seed;
+      const hit = await htreeLookup(name, {
+        readBlock: readLogical,
+        blockSize: this.blockSize,
+        blockCount: nblocks,
+        hashSeed: new Uint32Array(seed.buffer.slice(seed.byteOffset, seed.byteOffset + 16)),
+        signed: !(this.sb.s_flags & S_FLAGS.UNSIGNED_HASH),
+        hasFiletype: (this.sb.s_feature_incompat & INCOMPAT.FILETYPE) !== 0,
+        largeDir: (this.sb.s_feature_incompat & INCOMPAT.LARGEDIR) !== 0,
+        csumSeed: this.sb.hasMetadataCsum ? inodeSeed(this.fsSeed, dir.ino, dir.generation) : null,
+        dirIno: dir.ino,
+        verify: this.verify,
+      });
+      return hit ? { name, ino: hit.inode, fileType: hit.fileType } : null;
+    }
+    for (const e of await this.readdir(dir)) if (bytesEqual(e.name, name)) return e;
+    return null;
+  }
+
+  /**
+   * Resolve an absolute path (relative to the root) to an inode, following
+   * symlinks in every component and (if followLast) in the last one; at most
+   * 40 symlinks (ELOOP), like the kernel.
+   */
+  async resolve(path: string | Uint8Array, opts: { followLast?: boolean } = {}): Promise<Inode> {
+    const enc = typeof path === 'string' ? new TextEncoder().encode(path) : path;
+    let hops = 0;
+    const walk = async (start: Inode, p: Uint8Array, followLast: boolean): Promise<Inode> => {
+      let cur = p[0] === 0x2f ? await this.readInode(2) : start;
+      const parts = splitPath(p);
+      for (let i = 0; i < parts.length; i++) {
+        const part = parts[i]!;
+        if (cur.type !== 'dir') throw new Ext4Error('ENOTDIR', `${decodeName(part)}: a path component is not a directory`);
+        const ent = await this.lookup(cur, part);
+        if (!ent) throw new Ext4Error('ENOENT', `${decodeName(p)}: no such file or directory`);
+        const next = await this.readInode(ent.ino);
+        if (next.linksCount === 0 && next.dtime !== 0 && next.mode === 0) throw new Ext4Error('EFSCORRUPTED', `directory entry points at deleted inode ${ent.ino}`);
+        const isLast = i === parts.length - 1;
+        if (next.type === 'symlink' && (!isLast || followLast)) {
+          if (++hops > MAX_SYMLINK_HOPS) throw new Ext4Error('ELOOP', `${decodeName(p)}: too many levels of symbolic links`);
+          const target = await this.readlink(next);
+          cur = await walk(cur, target, true);
+        } else cur = next;
+      }
+      return cur;
+    };
+    return walk(await this.readInode(2), enc[0] === 0x2f ? enc : concatBytes(new Uint8Array([0x2f]), enc), opts.followLast !== false);
+  }
+
+  /** Total blocks in group g (the last may be short). */
+  blocksInGroup(g: number): number {
+    return blocksInGroup(this.sb, g);
+  }
+}
+
+/** "." and ".." of a dx root block (they sit at fixed offsets 0 and 12). */
+function dxRootDots(blk: Uint8Array): DirEntry[] {
+  const dot = DirEntryLayout.decode(blk, 0);
+  const dotdot = DirEntryLayout.decode(blk, 12);
+  return [
+    { name: new Uint8Array([0x2e]), ino: dot.inode, fileType: 2 },
+    { name: new Uint8Array([0x2e, 0x2e]), ino: dotdot.inode, fileType: 2 },
+  ];
+}
+
+function splitPath(p: Uint8Array): Uint8Array[] {
+  const parts: Uint8Array[] = [];
+  let s = 0;
+  for (let i = 0; i <= p.length; i++) {
+    if (i === p.length || p[i] === 0x2f) {
+      if (i > s) {
+        const part = p.subarray(s, i);
+        if (!(part.length === 1 && part[0] === 0x2e)) parts.push(part);
+      }
+      s = i + 1;
+    }
+  }
+  return parts;
+}
+
+export type { FileType };

@@ -1,0 +1,126 @@
+/**
+ * Replacing an inode's extent map inside a transaction: lay out the new
+ * tree (extent-tree.ts), allocate/free tree blocks, keep i_blocks exact
+ * (data + tree blocks + xattr block, ext4-format.md §6.2), and enforce the
+ * per-inode preconditions the proposal's calls share (semantics.md §0).
+ */
+import { Ext4Error } from '../errors.js';
+import type { Transaction } from './transaction.js';
+import type { FileMap } from './filesystem.js';
+import { INODE_FLAGS, encodeTime, type Inode } from './inode.js';
+import { RO_COMPAT } from './superblock.js';
+import { writeExtentTree } from './extent-tree.js';
+import { normalise, mappedBlocks } from './extent-map.js';
+import { allocateBlocks } from './alloc.js';
+import { walkExtentTree, type Extent } from './extents.js';
+
+/** semantics.md §0: the inode checks every mutating call makes. */
+export function assertMutableRegularFile(inode: Inode, firstIno: number, what = 'file'): void {
+  const where = { structure: `inode ${inode.ino}` };
+  if (inode.mode === 0 || inode.linksCount === 0 && inode.dtime !== 0) throw new Ext4Error('ENOENT', `${what} inode ${inode.ino} is not in use`, where);
+  if (inode.type !== 'file') throw new Ext4Error('EINVAL', `${what} inode ${inode.ino} is not a regular file`, where);
+  if (inode.ino < firstIno) throw new Ext4Error('EINVAL', `${what} inode ${inode.ino} is a reserved inode`, where);
+  if (inode.flags & (INODE_FLAGS.IMMUTABLE | INODE_FLAGS.APPEND)) throw new Ext4Error('EPERM', `${what} inode ${inode.ino} is immutable or append-only`, where);
+  if (inode.flags & (INODE_FLAGS.ENCRYPT | INODE_FLAGS.VERITY | INODE_FLAGS.INLINE_DATA | INODE_FLAGS.JOURNAL_DATA))
+    throw new Ext4Error('EOPNOTSUPP', `${what} inode ${inode.ino} is encrypted, verity, inline-data or data-journaled`, where);
+  if (!(inode.flags & INODE_FLAGS.EXTENTS)) throw new Ext4Error('EOPNOTSUPP', `${what} inode ${inode.ino} is block-mapped (no extents)`, where);
+}
+
+/** The inode's extent map as of the transaction (tree blocks read through it). */
+export async function txFileMap(tx: Transaction, inode: Inode): Promise<FileMap> {
+  const fs = tx.fs;
+  const info = await walkExtentTree(inode.base.i_block, {
+    ino: inode.ino,
+    blockSize: fs.blockSize,
+    firstDataBlock: fs.sb.s_first_data_block,
+    blocksCount: fs.sb.blocksCount,
+    readBlock: async (n) => tx.blocks.get(n) ?? (await fs.readBlock(n)),
+    csumSeed: fs.inodeCsumSeed(inode),
+    verify: fs.verify,
+  });
+  return { extents: info.extents, metadataBlocks: info.treeBlocks.map((b) => b.block), depth: info.depth, kind: 'extents' };
+}
+
+/** Set i_blocks from a block count (sectors; HUGE_FILE rules as the kernel). */
+export function setIBlocks(tx: Transaction, inode: Inode, fsBlocks: number): void {
+  const sb = tx.fs.sb;
+  const sectors = fsBlocks * (tx.fs.blockSize / 512);
+  const huge = (sb.s_feature_ro_compat & RO_COMPAT.HUGE_FILE) !== 0;
+  inode.flags &= ~INODE_FLAGS.HUGE_FILE;
+  if (sectors < 2 ** 32) {
+    inode.base.i_blocks_lo = sectors;
+    inode.base.i_blocks_hi = 0;
+  } else if (huge && sectors < 2 ** 48) {
+    inode.base.i_blocks_lo = sectors % 2 ** 32;
+    inode.base.i_blocks_hi = Math.floor(sectors / 2 ** 32);
+  } else if (huge) {
+    inode.flags |= INODE_FLAGS.HUGE_FILE;
+    inode.base.i_blocks_lo = fsBlocks % 2 ** 32;
+    inode.base.i_blocks_hi = Math.floor(fsBlocks / 2 ** 32);
+  } else throw new Ext4Error('EFBIG', `inode ${inode.ino} would own more than 2^32 sectors without huge_file`);
+  inode.base.i_flags = inode.flags;
+  inode.blocks512 = sectors;
+}
+
+export function setSize(tx: Transaction, inode: Inode, size: number): void {
+  inode.size = size;
+  inode.base.i_size_lo = size % 2 ** 32;
+  inode.base.i_size_high = Math.floor(size / 2 ** 32);
+  if (size >= 2 ** 31 && !(tx.fs.sb.s_feature_ro_compat & RO_COMPAT.LARGE_FILE)) tx.sbEdits.push((sb) => { sb.s_feature_ro_compat |= RO_COMPAT.LARGE_FILE; });
+}
+
+export function nowTimestamp(): { sec: number; nsec: number } {
+  const ms = Date.now();
+  return { sec: Math.floor(ms / 1000), nsec: (ms % 1000) * 1e6 };
+}
+
+/** ctime (and optionally mtime) = now, and bump the change counter (i_version). */
+export function touch(inode: Inode, opts: { mtime?: boolean } = {}): void {
+  const t = nowTimestamp();
+  const e = encodeTime(t);
+  inode.base.i_ctime = e.base;
+  inode.ctime = t;
+  if (inode.extraIsize >= 8) inode.extra.i_ctime_extra = e.extra;
+  if (opts.mtime) {
+    inode.base.i_mtime = e.base;
+    inode.mtime = t;
+    if (inode.extraIsize >= 12) inode.extra.i_mtime_extra = e.extra;
+  }
+  const v = inode.base.i_version_lo + (inode.extraIsize >= 28 ? inode.extra.i_version_hi * 2 ** 32 : 0) + 1;
+  inode.base.i_version_lo = v % 2 ** 32;
+  if (inode.extraIsize >= 28) inode.extra.i_version_hi = Math.floor(v / 2 ** 32) % 2 ** 32;
+}
+
+/** The inode's change counter (i_version), part of the freshness token. */
+export function changeCounter(inode: Inode): number {
+  return inode.base.i_version_lo + (inode.extraIsize >= 28 ? inode.extra.i_version_hi * 2 ** 32 : 0);
+}
+
+/**
+ * Give `inode` the extent list `extents` in place of `old`: writes the tree
+ * into the transaction, frees tree blocks it no longer needs, updates
+ * i_block and i_blocks and writes the inode. Data blocks are the caller's
+ * business (allocate before, free with tx.free).
+ */
+export async function remapInode(tx: Transaction, inode: Inode, old: FileMap, extents: readonly Extent[]): Promise<void> {
+  const fs = tx.fs;
+  const list = normalise(extents);
+  const goal = list[0]?.physical ?? old.extents[0]?.physical ?? 0;
+  const result = await writeExtentTree(list, {
+    blockSize: fs.blockSize,
+    csumSeed: fs.inodeCsumSeed(inode),
+    oldTreeBlocks: old.metadataBlocks,
+    allocate: async (count, g) => {
+      const runs = await allocateBlocks(tx, { goal: g, length: count });
+      return runs.flatMap((r) => Array.from({ length: r.length }, (_, i) => r.start + i));
+    },
+    readBlock: async (n) => tx.blocks.get(n) ?? (await fs.readBlock(n)),
+    goal,
+  });
+  for (const [b, data] of result.writes) tx.setBlock(b, data);
+  for (const b of result.freed) tx.free(b, 1);
+  inode.base.i_block = result.iblock;
+  const xattrBlocks = inode.fileAcl ? 1 : 0;
+  setIBlocks(tx, inode, mappedBlocks(list) + result.treeBlocks.length + xattrBlocks);
+  await tx.writeInode(inode);
+}

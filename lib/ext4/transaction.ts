@@ -1,0 +1,128 @@
+/**
+ * A transaction gathers every metadata change of one operation as whole
+ * block images (with checksums refreshed), plus the ordered data writes that
+ * must be durable before the metadata that links them in. Committing is the
+ * job of the journal (journal/commit.ts) or, without a journal, of ordered
+ * in-place writes. Reads inside a transaction see its own changes.
+ */
+import { Ext4Error } from '../errors.js';
+import type { Filesystem } from './filesystem.js';
+import { serializeGroupDesc, type GroupDesc } from './group-desc.js';
+import { parseInode, serializeInode, type Inode } from './inode.js';
+import { SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, serializeSuperblock, type Superblock } from './superblock.js';
+import { descPerBlock, descriptorBlockLocation } from './geometry.js';
+
+export interface DataWrite {
+  /** First physical block. */
+  block: number;
+  data: Uint8Array;
+}
+
+export class Transaction {
+  readonly fs: Filesystem;
+  /** Metadata blocks: final images, in first-touched order. */
+  readonly blocks = new Map<number, Uint8Array>();
+  /** Ordered data: written and flushed before the commit. */
+  readonly data: DataWrite[] = [];
+  /** Group descriptors changed by this transaction (serialised at finalise). */
+  readonly groups = new Map<number, GroupDesc>();
+  /** Blocks freed by this transaction: not reusable until it is durable (their bits are cleared at finalise). */
+  readonly pendingFree: { start: number; length: number }[] = [];
+  /** Superblock counters delta. */
+  freeBlocksDelta = 0;
+  freeInodesDelta = 0;
+  /** Extra superblock changes (feature bits etc.) applied at finalise. */
+  sbEdits: ((sb: Superblock) => void)[] = [];
+  /** Blocks revoked (freed while possibly in the live log). */
+  readonly revokes = new Set<number>();
+  finalised = false;
+
+  constructor(fs: Filesystem) {
+    this.fs = fs;
+  }
+
+  /** A mutable copy of metadata block n as of this transaction. */
+  async block(n: number): Promise<Uint8Array> {
+    const d = this.blocks.get(n);
+    if (d) return d;
+    const b = (await this.fs.readBlock(n)).slice();
+    this.blocks.set(n, b);
+    return b;
+  }
+
+  /** Set a block's full new image (e.g. a freshly built extent node). */
+  setBlock(n: number, data: Uint8Array): void {
+    if (data.length !== this.fs.blockSize) throw new Ext4Error('EINVAL', `block image of ${data.length} bytes`);
+    this.blocks.set(n, data);
+  }
+
+  /** Queue ordered data for newly allocated blocks. */
+  writeData(block: number, data: Uint8Array): void {
+    if (data.length % this.fs.blockSize !== 0) throw new Ext4Error('EINVAL', 'data writes must be whole blocks');
+    this.data.push({ block, data });
+  }
+
+  /** Group descriptor as of this transaction (a private copy once touched). */
+  async group(g: number): Promise<GroupDesc> {
+    const d = this.groups.get(g);
+    if (d) return d;
+    const gd = await this.fs.group(g);
+    const copy = { ...gd, raw: gd.raw.slice() };
+    this.groups.set(g, copy);
+    return copy;
+  }
+
+  async readInode(ino: number): Promise<Inode> {
+    const { block, offset } = await this.fs.inodeLocation(ino);
+    const data = this.blocks.get(block) ?? (await this.fs.readBlock(block));
+    return parseInode(this.fs.sb, ino, data.subarray(offset, offset + this.fs.sb.s_inode_size), { fsSeed: this.fs.fsSeed, verifyChecksum: this.fs.verify });
+  }
+
+  /** Serialise an inode (checksum refreshed) into its inode-table block. */
+  async writeInode(inode: Inode): Promise<void> {
+    const raw = serializeInode(this.fs.sb, inode, this.fs.fsSeed);
+    const { block, offset } = await this.fs.inodeLocation(inode.ino);
+    (await this.block(block)).set(raw, offset);
+  }
+
+  /** Free blocks once this transaction commits (bits cleared at finalise, never reused inside it). */
+  free(start: number, length: number): void {
+    if (length > 0) this.pendingFree.push({ start, length });
+  }
+
+  isEmpty(): boolean {
+    return this.blocks.size === 0 && this.groups.size === 0 && this.data.length === 0 && this.pendingFree.length === 0 && this.freeBlocksDelta === 0 && this.freeInodesDelta === 0 && this.sbEdits.length === 0;
+  }
+
+  /**
+   * Fold descriptor and superblock changes into their blocks. After this the
+   * transaction is the exact set of block images to log. Returns the new superblock.
+   */
+  async finalise(applyFrees: (tx: Transaction) => Promise<void>): Promise<Superblock> {
+    if (this.finalised) throw new Error('transaction finalised twice');
+    await applyFrees(this);
+    const fs = this.fs;
+    const sb = fs.sb;
+    const per = descPerBlock(sb);
+    for (const gd of this.groups.values()) {
+      const raw = serializeGroupDesc(sb, gd, fs.fsSeed);
+      const blk = await this.block(descriptorBlockLocation(sb, Math.floor(gd.group / per)));
+      blk.set(raw, (gd.group % per) * sb.descSize);
+    }
+    const nsb: Superblock = { ...sb, raw: sb.raw.slice() };
+    nsb.freeBlocksCount = sb.freeBlocksCount + this.freeBlocksDelta;
+    nsb.s_free_inodes_count = sb.s_free_inodes_count + this.freeInodesDelta;
+    if (nsb.freeBlocksCount < 0 || nsb.s_free_inodes_count < 0) throw new Ext4Error('EFSCORRUPTED', 'superblock free counts would go negative', { structure: 'superblock' });
+    const now = Math.floor(Date.now() / 1000);
+    nsb.s_wtime = now % 2 ** 32;
+    nsb.s_wtime_hi = Math.floor(now / 2 ** 32) & 0xff;
+    for (const edit of this.sbEdits) edit(nsb);
+    const bytes = serializeSuperblock(nsb);
+    const sbBlock = Math.floor(SUPERBLOCK_OFFSET / fs.blockSize);
+    const blk = await this.block(sbBlock);
+    blk.set(bytes, SUPERBLOCK_OFFSET - sbBlock * fs.blockSize);
+    void SUPERBLOCK_SIZE;
+    this.finalised = true;
+    return nsb;
+  }
+}

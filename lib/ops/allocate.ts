@@ -1,0 +1,84 @@
+/**
+ * allocate — the proposal's sys_allocate (semantics.md §2): give a file new
+ * space at [offset, offset+len) that is currently a hole, searching per
+ * mode flags; new blocks are unwritten (read as zeros, no zeroing I/O);
+ * the size grows past EOF; one journaled transaction; returns bytes allocated.
+ */
+import { Ext4Error } from '../errors.js';
+import type { Filesystem } from '../ext4/filesystem.js';
+import { allocateBlocks } from '../ext4/alloc.js';
+import { insert, mappedIn, type Run } from '../ext4/extent-map.js';
+import { assertMutableRegularFile, remapInode, setSize, touch, txFileMap } from '../ext4/remap.js';
+import type { Extent } from '../ext4/extents.js';
+import { groupFirstBlock } from '../ext4/geometry.js';
+import { resolveTarget, type FileRef } from './target.js';
+
+/** Mode flags (library values; the proposal names them, semantics.md §2). */
+export const ALLOC_FIXED_START = 1;
+export const ALLOC_FIXED_LEN = 2;
+export const ALLOC_CONTIGUOUS = 4;
+const KNOWN = ALLOC_FIXED_START | ALLOC_FIXED_LEN | ALLOC_CONTIGUOUS;
+
+export interface AllocateOptions {
+  /** File offset in bytes (block-aligned). */
+  offset: number;
+  /** Length in bytes (block-aligned, > 0). */
+  len: number;
+  /** Byte address on the device to start at (FIXED_START) or to start searching from. */
+  goal?: number;
+  /** Bitwise OR of ALLOC_FIXED_START, ALLOC_FIXED_LEN, ALLOC_CONTIGUOUS. */
+  flags?: number;
+}
+
+export async function allocate(fs: Filesystem, file: FileRef, opts: AllocateOptions): Promise<number> {
+  const bs = fs.blockSize;
+  const flags = opts.flags ?? 0;
+  if (flags & ~KNOWN) throw new Ext4Error('EINVAL', `unknown allocate flags 0x${(flags & ~KNOWN).toString(16)}`);
+  const { offset, len } = opts;
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset % bs !== 0) throw new Ext4Error('EINVAL', `offset ${offset} is not a multiple of the block size ${bs}`);
+  if (!Number.isSafeInteger(len) || len <= 0 || len % bs !== 0) throw new Ext4Error('EINVAL', `len ${len} is not a positive multiple of the block size ${bs}`);
+  const fixedStart = (flags & ALLOC_FIXED_START) !== 0;
+  if (fixedStart && (opts.goal === undefined || opts.goal % bs !== 0 || opts.goal < 0)) throw new Ext4Error('EINVAL', `FIXED_START needs a block-aligned goal`);
+  const lb = offset / bs;
+  const n = len / bs;
+  if (lb + n > 2 ** 32 - 1) throw new Ext4Error('EFBIG', 'range exceeds the maximum extent-mapped file size');
+  return fs.transact(async (tx) => {
+    const ino = await resolveTarget(fs, file);
+    const inode = await tx.readInode(ino);
+    assertMutableRegularFile(inode, fs.sb.s_first_ino);
+    const map = await txFileMap(tx, inode);
+    if (mappedIn(map.extents, lb, n).length) throw new Ext4Error('EEXIST', `the range ${offset}+${len} already contains allocated blocks`);
+    const goalBlock = opts.goal !== undefined ? Math.floor(opts.goal / bs) : defaultGoal(fs, map.extents, lb, ino);
+    if (fixedStart && (goalBlock < fs.sb.s_first_data_block || goalBlock >= fs.sb.blocksCount)) throw new Ext4Error('EINVAL', `goal ${opts.goal} is outside the filesystem`);
+    const runs: Run[] = await allocateBlocks(tx, {
+      goal: goalBlock,
+      length: n,
+      contiguous: (flags & ALLOC_CONTIGUOUS) !== 0,
+      exact: fixedStart,
+      partial: !(flags & ALLOC_FIXED_LEN),
+    });
+    const added: Extent[] = [];
+    let l = lb;
+    for (const r of runs) {
+      added.push({ logical: l, physical: r.start, length: r.length, unwritten: true });
+      l += r.length;
+    }
+    await remapInode(tx, inode, map, insert(map.extents, added));
+    const bytes = (l - lb) * bs;
+    if (offset + bytes > inode.size) setSize(tx, inode, offset + bytes);
+    touch(inode, { mtime: true });
+    await tx.writeInode(inode);
+    return bytes;
+  });
+}
+
+/** Goal when none is given: right after the file's mapping before `lb`, else its inode's group. */
+function defaultGoal(fs: Filesystem, extents: readonly Extent[], lb: number, ino: number): number {
+  let prev: Extent | undefined;
+  for (const e of extents) {
+    if (e.logical >= lb) break;
+    prev = e;
+  }
+  if (prev) return prev.physical + (lb - prev.logical);
+  return groupFirstBlock(fs.sb, Math.floor((ino - 1) / fs.sb.s_inodes_per_group));
+}
