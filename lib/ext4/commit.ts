@@ -13,7 +13,7 @@ import { Ext4Error } from '../errors.js';
 import type { BlockDevice } from '../io/device.js';
 import type { Extent } from './extents.js';
 import { findExtent } from './extents.js';
-import { parseJournalSuperblock, serializeJournalSuperblock, JINCOMPAT, type JournalSuperblock } from './journal/format.js';
+import { parseJournalSuperblock, serializeJournalSuperblock, refreshJournalSuperblock, JINCOMPAT, type JournalSuperblock } from './journal/format.js';
 import { buildTransaction, logSpaceNeeded } from './journal/log-writer.js';
 import type { Transaction } from './transaction.js';
 
@@ -117,10 +117,13 @@ export async function commitJournaled(dev: BlockDevice, journal: JournalState, t
   if (tx.data.length) await dev.flush();
   await hooks.onStep?.('data');
   // 2. log (the log is empty between transactions: start at s_first with tid = s_sequence)
+  if (revokes.length && !(journal.jsb.s_feature_incompat & JINCOMPAT.REVOKE)) {
+    journal.jsb.s_feature_incompat |= JINCOMPAT.REVOKE;
+    journal.jsb = refreshJournalSuperblock(journal.jsb);
+  }
   const jsb = journal.jsb;
   const tid = jsb.s_sequence >>> 0;
   const start = jsb.s_first;
-  if (revokes.length && !(jsb.s_feature_incompat & JINCOMPAT.REVOKE)) jsb.s_feature_incompat |= JINCOMPAT.REVOKE;
   jsb.s_start = start;
   jsb.s_sequence = tid;
   await journal.writeSuperblock();

@@ -28,7 +28,7 @@ import { bytesEqual, concatBytes, decodeName } from './bytes.js';
 import { Transaction } from './transaction.js';
 import { applyPendingFrees } from './alloc.js';
 import { JournalState, commitJournaled, commitUnjournaled, type CommitHooks, type CommitStats } from './commit.js';
-import { JINCOMPAT, JCOMPAT } from './journal/format.js';
+import { JINCOMPAT, JCOMPAT, refreshJournalSuperblock } from './journal/format.js';
 import { replayJournal } from './journal/replay.js';
 import { STATE, serializeSuperblock } from './superblock.js';
 export { bytesEqual, decodeName };
@@ -251,6 +251,7 @@ export class Filesystem {
         jsb.s_checksum_type = 4;
       }
       if (this.sb.is64) jsb.s_feature_incompat |= JINCOMPAT['64BIT'];
+      journal.jsb = refreshJournalSuperblock(jsb);
       await journal.writeSuperblock();
       await this.device.flush();
       this.journal = journal;
