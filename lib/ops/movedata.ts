@@ -1,0 +1,213 @@
+/**
+ * movedata — the proposal's sys_movedata (semantics.md §1): the blocks that
+ * carry `space`'s [from, from+len) replace `data`'s, `data`'s bytes are
+ * copied into them, a hole in `space` makes a hole in `data`, a block of
+ * `space` over a hole (or unwritten block) of `data` reads as zeros,
+ * `data`'s old blocks are released and `space` gets a hole over the range.
+ *
+ * Each step copies D→S in place (S belongs to `space`, whose bytes are
+ * undefined by contract), flushes, then swaps both mappings and frees D in
+ * one journaled transaction. A crash before the commit leaves both maps as
+ * they were; after it, the new maps replay. Steps are sized to stay well
+ * under a quarter of the journal; every intermediate state is consistent and
+ * leaves `data`'s content intact. The copy and the swap happen under the
+ * filesystem's writer lock, so a concurrent pwrite can never be lost (the
+ * race the proposal worried about).
+ *
+ * exchangeData is the proposal's no-copy variant: the caller has copied the
+ * bytes itself and passes the freshness token it took when it read `data`;
+ * the swap commits only if `data` is unchanged (else ESTALE, nothing changes).
+ */
+import { Ext4Error } from '../errors.js';
+import type { Filesystem } from '../ext4/filesystem.js';
+import type { Transaction } from '../ext4/transaction.js';
+import { insert, mappedIn, punch } from '../ext4/extent-map.js';
+import { assertMutableRegularFile, changeCounter, remapInode, touch, txFileMap } from '../ext4/remap.js';
+import type { Extent } from '../ext4/extents.js';
+import type { Inode } from '../ext4/inode.js';
+import { resolveTarget, type FileRef } from './target.js';
+
+export interface MoveDataOptions {
+  /** Byte offset (block-aligned). */
+  from: number;
+  /** Byte length (block-aligned). */
+  len: number;
+  /** Most extents of either file handled per transaction (default 64). */
+  stepExtents?: number;
+  /** Most bytes copied per transaction (default 64 MiB). */
+  stepBytes?: number;
+}
+
+/** What a caller of exchangeData captured when it read `data` (XFS commit-range style). */
+export interface FreshnessToken {
+  ino: number;
+  generation: number;
+  changeCounter: number;
+  ctimeSec: number;
+  ctimeNsec: number;
+  mtimeSec: number;
+  mtimeNsec: number;
+  size: number;
+}
+
+export function freshnessOf(inode: Inode): FreshnessToken {
+  return {
+    ino: inode.ino,
+    generation: inode.generation,
+    changeCounter: changeCounter(inode),
+    ctimeSec: inode.ctime.sec,
+    ctimeNsec: inode.ctime.nsec,
+    mtimeSec: inode.mtime.sec,
+    mtimeNsec: inode.mtime.nsec,
+    size: inode.size,
+  };
+}
+
+/** Take a freshness token for a file (under the writer lock, so it is a consistent sample). */
+export async function startExchange(fs: Filesystem, data: FileRef): Promise<FreshnessToken> {
+  return fs.exclusive(async () => freshnessOf(await fs.readInode(await resolveTarget(fs, data))));
+}
+
+const COPY_CHUNK = 8 * 1024 * 1024;
+
+function validate(fs: Filesystem, from: number, len: number): void {
+  const bs = fs.blockSize;
+  if (!Number.isSafeInteger(from) || from < 0 || from % bs !== 0) throw new Ext4Error('EINVAL', `from ${from} is not a multiple of the block size ${bs}`);
+  if (!Number.isSafeInteger(len) || len < 0 || len % bs !== 0) throw new Ext4Error('EINVAL', `len ${len} is not a multiple of the block size ${bs}`);
+  if ((from + len) / bs > 2 ** 32 - 1) throw new Ext4Error('EFBIG', 'range exceeds the maximum extent-mapped file size');
+}
+
+/**
+ * Plan the steps: cut [lb, lb+n) so that each step touches at most
+ * `maxExt` extents of either file and copies at most `maxBlocks` blocks.
+ */
+function nextStepEnd(dataList: readonly Extent[], spaceList: readonly Extent[], lb: number, end: number, maxExt: number, maxBlocks: number): number {
+  let stop = Math.min(end, lb + maxBlocks);
+  for (const list of [dataList, spaceList]) {
+    const parts = mappedIn(list, lb, stop - lb);
+    if (parts.length > maxExt) stop = Math.min(stop, parts[maxExt]!.logical);
+  }
+  return Math.max(stop, lb + 1);
+}
+
+interface StepPlan {
+  newData: Extent[];
+  newSpace: Extent[];
+  copies: { from: number; to: number; length: number }[];
+  freed: Extent[];
+}
+
+/** The pure core of one step (the per-block rules of semantics.md §1). */
+export function planMove(dataList: readonly Extent[], spaceList: readonly Extent[], lb: number, n: number, copy: boolean): StepPlan {
+  const dataParts = mappedIn(dataList, lb, n);
+  const spaceParts = mappedIn(spaceList, lb, n);
+  const { list: dataRest, removed } = punch(dataList, lb, n);
+  const { list: newSpace } = punch(spaceList, lb, n);
+  const added: Extent[] = [];
+  const copies: StepPlan['copies'] = [];
+  for (const s of spaceParts) {
+    // Split the space extent against data's written parts.
+    let cur = s.logical;
+    const end = s.logical + s.length;
+    for (const d of dataParts) {
+      if (d.logical + d.length <= cur || d.logical >= end) continue;
+      const a = Math.max(cur, d.logical), b = Math.min(end, d.logical + d.length);
+      if (a > cur) added.push({ logical: cur, physical: s.physical + (cur - s.logical), length: a - cur, unwritten: true });
+      const phys = s.physical + (a - s.logical);
+      if (d.unwritten) added.push({ logical: a, physical: phys, length: b - a, unwritten: true });
+      else {
+        // copying variant: data's bytes go into S (written); no-copy: the caller put them there
+        added.push({ logical: a, physical: phys, length: b - a, unwritten: copy ? false : s.unwritten });
+        if (copy) copies.push({ from: d.physical + (a - d.logical), to: phys, length: b - a });
+      }
+      cur = b;
+    }
+    if (cur < end) added.push({ logical: cur, physical: s.physical + (cur - s.logical), length: end - cur, unwritten: true });
+  }
+  return { newData: insert(dataRest, added), newSpace, copies, freed: removed };
+}
+
+async function stepTx(fs: Filesystem, tx: Transaction, dataIno: number, spaceIno: number, lb: number, n: number, copy: boolean, token: FreshnessToken | null): Promise<void> {
+  const data = await tx.readInode(dataIno);
+  const space = await tx.readInode(spaceIno);
+  assertMutableRegularFile(data, fs.sb.s_first_ino, 'data');
+  assertMutableRegularFile(space, fs.sb.s_first_ino, 'space');
+  if (token) {
+    const now = freshnessOf(data);
+    if (now.ino !== token.ino || now.generation !== token.generation || now.changeCounter !== token.changeCounter || now.ctimeSec !== token.ctimeSec ||
+      now.ctimeNsec !== token.ctimeNsec || now.mtimeSec !== token.mtimeSec || now.mtimeNsec !== token.mtimeNsec || now.size !== token.size)
+      throw new Ext4Error('ESTALE', `data file inode ${dataIno} changed since the freshness token was taken`);
+  }
+  const bs = fs.blockSize;
+  if ((lb + n) * bs > Math.ceil(data.size / bs) * bs) throw new Ext4Error('EINVAL', `range ends past the end of the data file (size ${data.size})`);
+  const dmap = await txFileMap(tx, data);
+  const smap = await txFileMap(tx, space);
+  const plan = planMove(dmap.extents, smap.extents, lb, n, copy);
+  // 1. copy D→S in place, then make it durable before the swap commits (ordered data).
+  for (const c of plan.copies) {
+    for (let off = 0; off < c.length; ) {
+      const k = Math.min(c.length - off, Math.max(1, Math.floor(COPY_CHUNK / bs)));
+      const bytes = await fs.readDataBlocks(c.from + off, k);
+      await fs.device.write((c.to + off) * bs, bytes);
+      off += k;
+    }
+  }
+  if (plan.copies.length) await fs.device.flush();
+  // 2. swap the maps and release D.
+  await remapInode(tx, space, smap, plan.newSpace);
+  await remapInode(tx, data, dmap, plan.newData);
+  for (const f of plan.freed) tx.free(f.physical, f.length);
+  touch(data);
+  touch(space);
+  await tx.writeInode(data);
+  await tx.writeInode(space);
+}
+
+async function run(fs: Filesystem, dataRef: FileRef, spaceRef: FileRef, opts: MoveDataOptions, copy: boolean, token: FreshnessToken | null): Promise<number> {
+  validate(fs, opts.from, opts.len);
+  if (fs.readOnly) throw new Ext4Error('EROFS', 'the filesystem is open read-only');
+  if (opts.len === 0) return 0;
+  const bs = fs.blockSize;
+  const dataIno = await resolveTarget(fs, dataRef);
+  const spaceIno = await resolveTarget(fs, spaceRef);
+  if (dataIno === spaceIno) throw new Ext4Error('EINVAL', 'data and space are the same file');
+  const end = (opts.from + opts.len) / bs;
+  let lb = opts.from / bs;
+  let maxExt = opts.stepExtents ?? 64;
+  const maxBlocks = Math.max(1, Math.floor((opts.stepBytes ?? 64 * 1024 * 1024) / bs));
+  if (token && end - lb > maxBlocks) throw new Ext4Error('EINVAL', 'exchangeData is atomic: its range must fit one step');
+  while (lb < end) {
+    try {
+      const stop = await fs.transact(async (tx) => {
+        const d = await tx.readInode(dataIno), s = await tx.readInode(spaceIno);
+        const dl = (await txFileMap(tx, d)).extents, sl = (await txFileMap(tx, s)).extents;
+        const st = token ? end : nextStepEnd(dl, sl, lb, end, maxExt, maxBlocks);
+        await stepTx(fs, tx, dataIno, spaceIno, lb, st - lb, copy, token);
+        return st;
+      });
+      lb = stop;
+    } catch (e) {
+      // The journal refused the transaction as too large: halve the step and retry.
+      if (e instanceof Ext4Error && e.code === 'E2BIG' && maxExt > 1 && !token) {
+        maxExt = Math.max(1, maxExt >> 1);
+        continue;
+      }
+      throw e;
+    }
+  }
+  return 0;
+}
+
+/** movedata(data, space, {from, len}) → 0 or throws an Ext4Error. */
+export async function movedata(fs: Filesystem, data: FileRef, space: FileRef, opts: MoveDataOptions): Promise<number> {
+  return run(fs, data, space, opts, true, null);
+}
+
+/**
+ * The no-copy variant: `space` already holds the bytes `data` should have
+ * (the caller copied them after taking `token` with startExchange); swap the
+ * mappings atomically if `data` is unchanged since, else ESTALE.
+ */
+export async function exchangeData(fs: Filesystem, data: FileRef, space: FileRef, opts: MoveDataOptions & { token: FreshnessToken }): Promise<number> {
+  return run(fs, data, space, opts, false, opts.token);
+}
