@@ -18,7 +18,11 @@ export interface BlockDevice {
    * never silently zero-filled.
    */
   read(position: number, length: number): Promise<Uint8Array>;
-  /** Write all of `data` at `position`. Throws EROFS on a read-only device. */
+  /**
+   * Write all of `data` at `position`. Throws EROFS on a read-only device,
+   * ENOSPC for a range past the end (a device never grows), EINVAL for a
+   * negative or non-integer position.
+   */
   write(position: number, data: Uint8Array): Promise<void>;
   /** Barrier: all completed writes are on stable storage when this resolves. */
   flush(): Promise<void>;

@@ -1,0 +1,237 @@
+/**
+ * FileDevice: a BlockDevice over a raw file descriptor — an image file or a
+ * block device (/dev/sdX, /dev/loopN, a partition).
+ *
+ * - Positional reads/writes through a FileHandle, looping until the whole
+ *   range is transferred. A read that hits end-of-file throws EIO naming the
+ *   range (a truncated image is never zero-filled).
+ * - Writes past the end are refused (ENOSPC): the device has a fixed size,
+ *   like a block device, so an image file is never silently extended.
+ * - flush() is fdatasync().
+ * - Size: fstat().size for a regular file; for a block device sysfs
+ *   (/sys/dev/block/MAJ:MIN/size × 512, from the fd's rdev) since Node has no
+ *   BLKGETSIZE64 ioctl, with a probing fallback (binary search for the last
+ *   readable byte) if sysfs is not available.
+ * - Exclusivity (default on when opened for writing): a block device is
+ *   opened with O_EXCL, which Linux refuses with EBUSY if the device is
+ *   mounted or otherwise claimed; an image file is refused with EBUSY if it
+ *   backs a loop device that is mounted or held (see in-use.ts; merely
+ *   attached loop devices are allowed).
+ */
+import { constants as fsc, promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { Ext4Error } from '../errors.js';
+import type { BlockDevice } from './device.js';
+import { DEFAULT_ROOTS, blockDeviceSizeFromSysfs, imageInUse, type SystemRoots } from './in-use.js';
+import { byteRange, checkRange, fromSystemError } from './util.js';
+
+export { fromSystemError } from './util.js';
+
+export interface FileDeviceOptions {
+  /** Open read-write. Default false (read-only: write() throws EROFS). */
+  write?: boolean;
+  /**
+   * Refuse a device that is in use: O_EXCL for block devices, the loop/mount
+   * check for image files. Default: same as `write`. Pass false to skip the
+   * checks (you then answer for any corruption of a mounted filesystem).
+   */
+  exclusive?: boolean;
+  /** sysfs/procfs roots, for tests. Default `/sys` and `/proc`. */
+  roots?: SystemRoots;
+}
+
+/** Largest transfer per read/write syscall (Node limits a single call to < 2 GiB). */
+const MAX_CHUNK = 1 << 30;
+
+export class FileDevice implements BlockDevice {
+  readonly size: number;
+  readonly readOnly: boolean;
+  readonly name: string;
+  /** True when the path is a block device (false: regular image file). */
+  readonly isBlockDevice: boolean;
+  private handle: FileHandle | undefined;
+
+  private constructor(handle: FileHandle, name: string, size: number, readOnly: boolean, isBlockDevice: boolean) {
+    this.handle = handle;
+    this.name = name;
+    this.size = size;
+    this.readOnly = readOnly;
+    this.isBlockDevice = isBlockDevice;
+  }
+
+  /**
+   * Open an image file or block device. Throws ENOENT if it does not exist,
+   * EISDIR for a directory, EINVAL for other non-regular, non-block files,
+   * EBUSY if `exclusive` and the device is mounted / the image backs a
+   * mounted loop device, EPERM without permission.
+   */
+  static async open(path: string, options: FileDeviceOptions = {}): Promise<FileDevice> {
+    const write = options.write ?? false;
+    const exclusive = options.exclusive ?? write;
+    const roots = options.roots ?? DEFAULT_ROOTS;
+
+    let pre;
+    try {
+      pre = await fsp.stat(path);
+    } catch (e) {
+      throw fromSystemError(e, `cannot open ${path}`, path);
+    }
+    if (pre.isDirectory()) throw new Ext4Error('EISDIR', `${path} is a directory, not an image or block device`, { structure: path });
+    if (!pre.isFile() && !pre.isBlockDevice()) {
+      throw new Ext4Error('EINVAL', `${path} is neither a regular file nor a block device`, { structure: path });
+    }
+
+    let flags = write ? fsc.O_RDWR : fsc.O_RDONLY;
+    // O_EXCL without O_CREAT on a block device: Linux claims the device
+    // exclusively and fails with EBUSY if it is mounted or claimed.
+    if (exclusive && pre.isBlockDevice()) flags |= fsc.O_EXCL;
+
+    let handle: FileHandle;
+    try {
+      handle = await fsp.open(path, flags);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EBUSY') {
+        throw new Ext4Error('EBUSY', `${path} is mounted or in use (exclusive open refused by the kernel)`, { structure: path, cause: e });
+      }
+      throw fromSystemError(e, `cannot open ${path}${write ? ' for writing' : ''}`, path);
+    }
+
+    try {
+      const st = await handle.stat({ bigint: true });
+      const isBlock = st.isBlockDevice();
+      if (!isBlock && !st.isFile()) {
+        throw new Ext4Error('EINVAL', `${path} is neither a regular file nor a block device`, { structure: path });
+      }
+      if (isBlock !== pre.isBlockDevice()) {
+        throw new Ext4Error('EBUSY', `${path} changed type while being opened`, { structure: path });
+      }
+      if (!isBlock && exclusive) {
+        const report = await imageInUse({ dev: st.dev, ino: st.ino, path }, roots);
+        if (report.inUse) {
+          throw new Ext4Error('EBUSY', `${path} is in use: it ${report.reason}; unmount it first`, { structure: path });
+        }
+      }
+      let size: number;
+      if (isBlock) {
+        size = (await blockDeviceSizeFromSysfs(st.rdev, roots)) ?? (await probeSize(handle, path));
+      } else {
+        if (st.size > BigInt(Number.MAX_SAFE_INTEGER)) throw new Ext4Error('EFBIG', `${path} is too large`, { structure: path });
+        size = Number(st.size);
+      }
+      return new FileDevice(handle, path, size, !write, isBlock);
+    } catch (e) {
+      await handle.close().catch(() => undefined);
+      throw fromSystemError(e, `cannot open ${path}`, path);
+    }
+  }
+
+  private fh(op: string): FileHandle {
+    if (!this.handle) throw new Ext4Error('EINVAL', `${op} on closed device`, { structure: this.name });
+    return this.handle;
+  }
+
+  async read(position: number, length: number): Promise<Uint8Array> {
+    checkRange(this.name, 'read', position, length);
+    const fh = this.fh('read');
+    const buf = new Uint8Array(length);
+    let done = 0;
+    while (done < length) {
+      const want = Math.min(length - done, MAX_CHUNK);
+      let n: number;
+      try {
+        ({ bytesRead: n } = await fh.read(buf, done, want, position + done));
+      } catch (e) {
+        throw fromSystemError(e, 'read failed', this.name, byteRange(position, length));
+      }
+      if (n === 0) {
+        throw new Ext4Error('EIO', `short read: device ends at byte ${position + done} (size ${this.size})`, {
+          structure: this.name,
+          location: byteRange(position, length),
+        });
+      }
+      done += n;
+    }
+    return buf;
+  }
+
+  async write(position: number, data: Uint8Array): Promise<void> {
+    if (this.readOnly) throw new Ext4Error('EROFS', 'device is opened read-only', { structure: this.name, location: byteRange(position, data.length) });
+    checkRange(this.name, 'write', position, data.length);
+    if (position + data.length > this.size) {
+      throw new Ext4Error('ENOSPC', `write past the end of the device (size ${this.size})`, {
+        structure: this.name,
+        location: byteRange(position, data.length),
+      });
+    }
+    const fh = this.fh('write');
+    let done = 0;
+    while (done < data.length) {
+      const want = Math.min(data.length - done, MAX_CHUNK);
+      let n: number;
+      try {
+        ({ bytesWritten: n } = await fh.write(data, done, want, position + done));
+      } catch (e) {
+        throw fromSystemError(e, 'write failed', this.name, byteRange(position, data.length));
+      }
+      if (n === 0) {
+        throw new Ext4Error('EIO', `write made no progress at byte ${position + done}`, { structure: this.name, location: byteRange(position, data.length) });
+      }
+      done += n;
+    }
+  }
+
+  /** fdatasync(). A no-op on a read-only device. */
+  async flush(): Promise<void> {
+    const fh = this.fh('flush');
+    if (this.readOnly) return;
+    try {
+      await fh.datasync();
+    } catch (e) {
+      throw fromSystemError(e, 'flush (fdatasync) failed', this.name);
+    }
+  }
+
+  /** Close the fd. Idempotent; later reads/writes throw EINVAL. */
+  async close(): Promise<void> {
+    const fh = this.handle;
+    this.handle = undefined;
+    if (fh) {
+      try {
+        await fh.close();
+      } catch (e) {
+        throw fromSystemError(e, 'close failed', this.name);
+      }
+    }
+  }
+}
+
+/**
+ * Fallback size of a block device when sysfs is unavailable: the smallest
+ * position at which a 1-byte read returns nothing (exponential then binary
+ * search, ~2·log2(size) tiny reads).
+ */
+async function probeSize(fh: FileHandle, name: string): Promise<number> {
+  const one = new Uint8Array(1);
+  const readable = async (pos: number): Promise<boolean> => {
+    try {
+      return (await fh.read(one, 0, 1, pos)).bytesRead === 1;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EINVAL') return false;
+      throw fromSystemError(e, 'cannot determine the device size', name);
+    }
+  };
+  if (!(await readable(0))) return 0;
+  let lo = 0; // readable
+  let hi = 1; // candidate unreadable
+  while (await readable(hi)) {
+    lo = hi;
+    if (hi >= Number.MAX_SAFE_INTEGER / 2) throw new Ext4Error('EFBIG', 'device too large', { structure: name });
+    hi *= 2;
+  }
+  while (hi - lo > 1) {
+    const mid = lo + Math.floor((hi - lo) / 2);
+    if (await readable(mid)) lo = mid;
+    else hi = mid;
+  }
+  return hi;
+}
