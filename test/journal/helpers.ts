@@ -286,3 +286,114 @@ export function freeBlocks(img: string, count: number, start: number): number[] 
   if (!m) throw new Error(`ffb failed: ${out}`);
   return m[1]!.trim().split(/\s+/).map(Number).slice(0, count);
 }
+
+// ---------------------------------------------------------------------------
+// Installing logs built by ext4kit's log writer into a real image
+// ---------------------------------------------------------------------------
+import { JCOMPAT, JINCOMPAT, parseJournalSuperblock, refreshJournalSuperblock, serializeJournalSuperblock, type JournalSuperblock } from '../../lib/ext4/journal/format.js';
+import { buildTransaction, type BuiltTransaction } from '../../lib/ext4/journal/log-writer.js';
+import { INCOMPAT, serializeSuperblock } from '../../lib/ext4/superblock.js';
+
+export interface LogSpec {
+  /** Journal checksum version to set in the journal superblock. */
+  csum: 0 | 2 | 3;
+  /** 64-bit tags/revoke records. */
+  is64: boolean;
+  asyncCommit?: boolean;
+  firstTid: number;
+  /** Log block of the first transaction (default s_first). */
+  start?: number;
+  txs: { blocks: { fsBlock: number; data: Uint8Array }[]; revokes?: number[] }[];
+  /** Commit time of the first transaction (seconds); later ones +1 each. */
+  time?: number;
+  /** Set needs_recovery in the ext4 superblock (default true). */
+  setRecover?: boolean;
+}
+
+export interface InstalledLog {
+  jsb: JournalSuperblock;
+  built: BuiltTransaction[];
+}
+
+/** Rewrite the journal superblock's features for `spec`, build the transactions and write them with needs_recovery set. */
+export function installLog(img: string, spec: LogSpec): InstalledLog {
+  const f = new ImageFile(img);
+  try {
+    let jsb = parseJournalSuperblock(f.readJournal(0), 'jsb', { fsBlockSize: f.bs });
+    let inc = jsb.s_feature_incompat & ~(JINCOMPAT.CSUM_V2 | JINCOMPAT.CSUM_V3 | JINCOMPAT['64BIT'] | JINCOMPAT.ASYNC_COMMIT);
+    if (spec.csum === 3) inc |= JINCOMPAT.CSUM_V3;
+    if (spec.csum === 2) inc |= JINCOMPAT.CSUM_V2;
+    if (spec.is64) inc |= JINCOMPAT['64BIT'];
+    if (spec.asyncCommit) inc |= JINCOMPAT.ASYNC_COMMIT;
+    if (spec.txs.some((t) => t.revokes?.length)) inc |= JINCOMPAT.REVOKE;
+    jsb.s_feature_incompat = inc >>> 0;
+    jsb.s_feature_compat &= ~JCOMPAT.CHECKSUM;
+    jsb.s_checksum_type = spec.csum ? 4 : 0;
+    jsb = refreshJournalSuperblock(jsb);
+    const start = spec.start ?? jsb.s_first;
+    jsb.s_sequence = spec.firstTid >>> 0;
+    jsb.s_start = start;
+    jsb = refreshJournalSuperblock(jsb);
+    const built: BuiltTransaction[] = [];
+    let pos = start;
+    let tid = spec.firstTid >>> 0;
+    let sec = spec.time ?? 1_700_000_000;
+    for (const t of spec.txs) {
+      const b = buildTransaction({ jsb, tid, startBlock: pos, blocks: t.blocks, revokes: t.revokes ?? [], commitTime: { sec, nsec: 1000 } });
+      for (const w of b.writes) f.writeJournal(w.journalBlock, w.data);
+      f.writeJournal(b.commitBlock.journalBlock, b.commitBlock.data);
+      built.push(b);
+      pos = b.nextBlock;
+      tid = (tid + 1) >>> 0;
+      sec++;
+    }
+    // Whatever follows the last commit must not look like a continuation: zero one block.
+    f.writeJournal(pos, new Uint8Array(f.bs));
+    f.writeJournal(0, serializeJournalSuperblock(jsb));
+    if (spec.setRecover !== false) {
+      const sb = f.readSuperblock();
+      sb.s_feature_incompat |= INCOMPAT.RECOVER;
+      f.writeSuperblockBytes(serializeSuperblock(sb));
+    }
+    fsyncSync(f.fd);
+    return { jsb, built };
+  } finally {
+    f.close();
+  }
+}
+
+/** Patch bytes of journal block `jb` in place (XOR `mask` at `offset`). */
+export function corruptJournal(img: string, jb: number, offset: number, mask = 0xff): void {
+  const f = new ImageFile(img);
+  try {
+    const b = f.readJournal(jb);
+    b[offset] = b[offset]! ^ mask;
+    f.writeJournal(jb, b);
+  } finally {
+    f.close();
+  }
+}
+
+/** Read-modify-write journal block `jb`. */
+export function patchJournal(img: string, jb: number, fn: (b: Uint8Array) => void): void {
+  const f = new ImageFile(img);
+  try {
+    const b = f.readJournal(jb);
+    fn(b);
+    f.writeJournal(jb, b);
+  } finally {
+    f.close();
+  }
+}
+
+/** Rewrite the journal superblock through `fn`. */
+export function patchJsb(img: string, fn: (jsb: JournalSuperblock) => void): void {
+  const f = new ImageFile(img);
+  try {
+    const jsb = parseJournalSuperblock(f.readJournal(0), 'jsb', { fsBlockSize: f.bs });
+    fn(jsb);
+    f.writeJournal(0, serializeJournalSuperblock(jsb));
+  } finally {
+    f.close();
+  }
+}

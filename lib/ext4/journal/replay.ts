@@ -93,7 +93,8 @@ export async function replayJournal(t: ReplayTarget): Promise<ReplaySummary> {
   // written home plus the journal superblock. (e2fsck counts its I/O channel's physical writes: the
   // same figure when no block repeats in the log; with repeats its write-back cache merges some of
   // them, so its figure lies between this and replayBlocks + 1.)
-  if (sb.s_kbytes_written) sb.s_kbytes_written += Math.floor((result.blocks.size + 1) * t.journal.blockSize / 1024);
+  // An empty log (s_start = 0) counts nothing: e2fsck's jbd2_journal_recover returns before syncing.
+  if (sb.s_kbytes_written && result.needed) sb.s_kbytes_written += Math.floor((result.blocks.size + 1) * t.journal.blockSize / 1024);
   setSbWtime(sb, t.now ?? Math.floor(Date.now() / 1000));
   await t.superblock.write(serializeSuperblock(sb), sb);
   await t.device.flush();
