@@ -84,6 +84,8 @@ export interface RecoveryResult {
   revokes: number;
   /** Logged blocks skipped because revoked (nr_revoke_hits). */
   revokeHits: number;
+  /** Replayed blocks that were logged escaped (magic restored). */
+  escapedBlocks: number;
   /** Blocks to write home, in replay order; later entries overwrite earlier ones. */
   writes: ReplayWrite[];
   /** The same, deduplicated: final content per fs block. */
@@ -123,6 +125,7 @@ interface Info {
   nrReplays: number;
   nrRevokes: number;
   nrRevokeHits: number;
+  nrEscaped: number;
 }
 
 /** Error raised inside a pass that makes jbd2_journal_recover return it (not a thrown bug). */
@@ -364,6 +367,7 @@ class Recovery {
                 const data = ob.slice();
                 if (flags & TAG_FLAG.ESCAPE) {
                   data[0] = 0xc0; data[1] = 0x3b; data[2] = 0x39; data[3] = 0x98;
+                  info.nrEscaped++;
                 }
                 this.writes.push({ fsBlock: Number(blocknr), data });
                 info.nrReplays++;
@@ -470,7 +474,7 @@ export async function recoverJournal(j: JournalAccess): Promise<RecoveryResult> 
   const raw = await j.readBlock(0);
   const jsb = parseJournalSuperblock(raw, 'journal block 0', { fsBlockSize: j.blockSize, journalBlocks: j.blockCount });
   const rec = new Recovery(j, jsb);
-  const info: Info = { startTransaction: jsb.s_sequence, endTransaction: 0, nrReplays: 0, nrRevokes: 0, nrRevokeHits: 0 };
+  const info: Info = { startTransaction: jsb.s_sequence, endTransaction: 0, nrReplays: 0, nrRevokes: 0, nrRevokeHits: 0, nrEscaped: 0 };
   const base = {
     firstTid: jsb.s_sequence,
     jsb,
@@ -484,6 +488,7 @@ export async function recoverJournal(j: JournalAccess): Promise<RecoveryResult> 
       replayBlocks: 0,
       revokes: 0,
       revokeHits: 0,
+      escapedBlocks: 0,
       writes: [],
       blocks: new Map(),
       // jbd2_journal_recover on a clean log: j_transaction_sequence = s_sequence + 1, which e2fsck writes back.
@@ -521,6 +526,7 @@ export async function recoverJournal(j: JournalAccess): Promise<RecoveryResult> 
     replayBlocks: info.nrReplays,
     revokes: info.nrRevokes,
     revokeHits: info.nrRevokeHits,
+    escapedBlocks: info.nrEscaped,
     writes: rec.writes,
     blocks,
     nextSequence: err ? jsb.s_sequence : tidAdd(endTid, 1),
