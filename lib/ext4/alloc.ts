@@ -32,8 +32,14 @@ export async function txBlockBitmap(tx: Transaction, g: number, forWrite: boolea
     blk.set(bm);
     return blk;
   }
+  const inTx = tx.blocks.get(gd.blockBitmap);
+  if (inTx) return inTx;
+  // Read through fs.blockBitmap so the on-disk checksum is verified before
+  // the transaction modifies the bitmap and re-checksums it (a corrupt
+  // bitmap must fail the operation with EFSBADCRC, not be blessed).
+  const disk = await tx.fs.blockBitmap(g);
   if (forWrite) return tx.block(gd.blockBitmap);
-  return tx.blocks.get(gd.blockBitmap) ?? (await tx.fs.blockBitmap(g));
+  return disk;
 }
 
 function refreshBlockBitmapCsum(tx: Transaction, gd: GroupDesc, bm: Uint8Array): void {
@@ -256,6 +262,13 @@ export async function flexGroupFree(fs: Filesystem, flex: number): Promise<{ blo
   return { blocks, inodes };
 }
 
+/** Writable inode bitmap of an initialised group as of the transaction (on-disk checksum verified first). */
+async function txInodeBitmap(tx: Transaction, g: number): Promise<Uint8Array> {
+  const gd = await tx.group(g);
+  if (!tx.blocks.has(gd.inodeBitmap)) await tx.fs.inodeBitmap(g);
+  return tx.block(gd.inodeBitmap);
+}
+
 /**
  * Allocate an inode (first free from the goal group, wrapping), initialising
  * INODE_UNINIT groups, maintaining free/dir counts, itable_unused, checksums.
@@ -276,7 +289,7 @@ export async function allocateInode(tx: Transaction, opts: { goalGroup?: number;
       bm = await tx.block(gd.inodeBitmap);
       bm.set(computeUninitInodeBitmap(sb));
       gd.flags &= ~BG_FLAGS.INODE_UNINIT;
-    } else bm = await tx.block(gd.inodeBitmap);
+    } else bm = await txInodeBitmap(tx, g);
     for (let i = 0; i < ipg; i++) {
       const ino = g * ipg + i + 1;
       if (ino < sb.s_first_ino) continue;
@@ -304,7 +317,7 @@ export async function freeInode(tx: Transaction, ino: number, wasDir: boolean): 
   const g = Math.floor((ino - 1) / sb.s_inodes_per_group);
   const i = (ino - 1) % sb.s_inodes_per_group;
   const gd = await tx.group(g);
-  const bm = await tx.block(gd.inodeBitmap);
+  const bm = await txInodeBitmap(tx, g);
   if (!testBit(bm, i)) throw new Ext4Error('EFSCORRUPTED', `inode ${ino} freed twice`, { structure: 'inode bitmap', location: `group ${g}` });
   clearBit(bm, i);
   gd.freeInodes += 1;

@@ -116,10 +116,11 @@ async function pwriteTx(tx: Transaction, ino: number, data: Uint8Array, position
       if (fileOff >= position && fileOff + bs <= end) img.set(data.subarray(fileOff - position, fileOff - position + bs), i * bs);
       else img.set(await blockImage(b, m), i * bs);
     }
-    if (m.unwritten) {
-      tx.writeData(m.physical, img); // durable before the conversion commits
-      list = markWritten(list, lb, run);
-    } else await fs.device.write(m.physical * bs, img); // plain overwrite in place
+    // Unwritten: durable before the conversion commits. Written: a plain
+    // overwrite in place, also queued (not written now) so that an operation
+    // that fails later (ENOSPC, corruption) writes nothing at all.
+    tx.writeData(m.physical, img);
+    if (m.unwritten) list = markWritten(list, lb, run);
     lb += run;
   }
   for (const h of holes) {
@@ -160,7 +161,7 @@ async function truncateTx(tx: Transaction, ino: number, size: number): Promise<v
       if (last && !last.unwritten) {
         const blk = await fs.readDataBlocks(last.physical, 1);
         blk.fill(0, size % bs);
-        await fs.device.write(last.physical * bs, blk);
+        tx.writeData(last.physical, blk); // written with the transaction's ordered data, only if it commits
       }
     }
   }
