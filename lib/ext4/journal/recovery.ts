@@ -93,7 +93,8 @@ export interface RecoveryResult {
   /**
    * s_sequence e2fsck writes after this recovery: end_transaction + 1 when
    * recovery succeeded, the unchanged s_sequence when it returned an error
-   * (e2fsck then leaves j_tail_sequence alone). For a clean journal: s_sequence.
+   * (e2fsck then leaves j_tail_sequence alone). For a clean log (s_start = 0):
+   * s_sequence + 1, as jbd2_journal_recover sets it and e2fsck writes it back.
    */
   nextSequence: number;
   /** Every problem met, as the kernel/e2fsck would print it. */
