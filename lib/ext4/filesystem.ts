@@ -23,13 +23,12 @@ import { bitmapChecksumMatches, blockBitmapChecksum, computeUninitBlockBitmap, c
 import { parseDirBlock, parseInlineDir, type DirEntry as RawDirEntry } from './directory.js';
 import { htreeLookup, classifyDirBlock } from './htree.js';
 import { DirEntryLayout } from './directory.js';
-import { recoverJournal } from './journal/recovery.js';
 import { bytesEqual, concatBytes, decodeName } from './bytes.js';
 import { Transaction } from './transaction.js';
 import { applyPendingFrees } from './alloc.js';
 import { JournalState, commitJournaled, commitUnjournaled, type CommitHooks, type CommitStats } from './commit.js';
 import { JINCOMPAT, JCOMPAT, refreshJournalSuperblock } from './journal/format.js';
-import { replayJournal } from './journal/replay.js';
+import { replayJournal, replayIntoOverlay, type ReplaySummary } from './journal/replay.js';
 import { STATE, serializeSuperblock } from './superblock.js';
 export { bytesEqual, decodeName };
 
@@ -152,19 +151,15 @@ export class Filesystem {
     if (!jino) throw new Ext4Error('EOPNOTSUPP', 'external journals are not supported', { structure: 'superblock', location: 's_journal_inum' });
     const ji = await this.readInode(jino);
     const map = await this.fileMap(ji);
-    const result = await recoverJournal({
+    const { blocks } = await replayIntoOverlay({
       blockSize: this.blockSize,
       readBlock: async (jb: number) => {
         const { extent } = findExtent(map.extents, jb);
         if (!extent) throw new Ext4Error('EFSCORRUPTED', `journal block ${jb} is not mapped`, { structure: `inode ${jino} (journal)`, location: `logical block ${jb}` });
         return this.device.read((extent.physical + jb - extent.logical) * this.blockSize, this.blockSize);
       },
-    });
-    const overlay = new Map<number, Uint8Array>();
-    for (const w of result.writes) {
-      if (w.fsBlock >= this.sb.blocksCount) throw new Ext4Error('EFSCORRUPTED', `journal replays block ${w.fsBlock} outside the filesystem`, { structure: 'journal' });
-      overlay.set(w.fsBlock, w.data);
-    }
+    }, this.sb.blocksCount);
+    const overlay = new Map(blocks);
     this.overlay = overlay;
     this.cache.invalidate();
     // The superblock itself may have been journaled: re-read it through the overlay.
@@ -234,6 +229,7 @@ export class Filesystem {
           },
         });
         this.replayed = r;
+        if (r.errorFs) throw new Ext4Error('EROFS', `the journal replay found a corrupt transaction (${r.errors.join('; ')}); run e2fsck before writing`, { structure: 'journal' });
         this.cache.invalidate();
         this.groupDescs.clear();
         const fresh = parseSuperblock(await this.device.read(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE), { deviceSize: this.device.size, verifyChecksum: this.verify });
@@ -275,7 +271,7 @@ export class Filesystem {
   }
 
   /** Result of the journal replay done when this fs was opened for writing, if any. */
-  replayed: unknown = null;
+  replayed: ReplaySummary | null = null;
 
   /**
    * Run `fn` as one atomic transaction: operations are serialised (one
