@@ -30,6 +30,8 @@ import { JournalState, commitJournaled, commitUnjournaled, type CommitHooks, typ
 import { JINCOMPAT, JCOMPAT, refreshJournalSuperblock } from './journal/format.js';
 import { replayJournal, replayIntoOverlay, type ReplaySummary } from './journal/replay.js';
 import { STATE, serializeSuperblock } from './superblock.js';
+import { MmpSession, type MmpOptions } from './mmp.js';
+import { processOrphans } from './orphan.js';
 export { bytesEqual, decodeName };
 
 export interface OpenOptions {
@@ -45,6 +47,8 @@ export interface OpenOptions {
    * 'ignore' reads the stale on-disk state (for forensic tools only).
    */
   journalRecovery?: 'overlay' | 'refuse' | 'ignore';
+  /** Multi-mount protection on write opens of an INCOMPAT_MMP fs (mmp.ts): `force` takes over a stale FSCK sequence; sleeps are injectable. */
+  mmp?: MmpOptions;
 }
 
 /** How a file's logical blocks map to the disk. */
@@ -89,6 +93,8 @@ export class Filesystem {
   commitHooks: CommitHooks = {};
   /** Statistics of the write session. */
   readonly writeStats = { transactions: 0, bytesWritten: 0, metadataBlocks: 0, revokes: 0 };
+  /** The held MMP block while open for writing an INCOMPAT_MMP fs (mmp.ts). */
+  mmp: MmpSession | null = null;
   private opQueue: Promise<unknown> = Promise.resolve();
   private broken: Error | null = null;
   private closed = false;
@@ -135,7 +141,15 @@ export class Filesystem {
       await this.cache.getBlocks(descriptorBlockLocation(this.sb, 0), n);
     }
     if (!this.readOnly) {
-      await this.beginWriteSession();
+      // MMP before anything is written; orphans released after journal replay (mmp.ts, orphan.ts).
+      if (this.sb.s_feature_incompat & INCOMPAT.MMP) this.mmp = await MmpSession.start(this.device, this.sb, this.fsSeed, { verify: this.verify, ...opts.mmp });
+      try {
+        await this.beginWriteSession();
+        await processOrphans(this);
+      } catch (e) {
+        await this.mmp?.release().catch(() => undefined);
+        throw e;
+      }
       return;
     }
     if (this.sb.s_feature_incompat & INCOMPAT.RECOVER && this.sb.s_feature_compat & COMPAT.HAS_JOURNAL) {
@@ -177,8 +191,13 @@ export class Filesystem {
     if (this.closed) return;
     try {
       await this.opQueue.catch(() => undefined);
-      if (!this.readOnly && !this.broken) await this.endWriteSession();
+      if (!this.readOnly && !this.broken) {
+        await this.mmp?.check();
+        await this.endWriteSession();
+      }
+      await this.mmp?.release();
     } finally {
+      this.mmp?.stop();
       this.closed = true;
       if (this.ownsDevice) await this.device.close();
     }
@@ -284,6 +303,7 @@ export class Filesystem {
       if (this.readOnly) throw new Ext4Error('EROFS', 'the filesystem is open read-only');
       if (this.closed) throw new Ext4Error('EINVAL', 'the filesystem is closed');
       if (this.broken) throw new Ext4Error('EIO', `an earlier commit failed; reopen the filesystem (${this.broken.message})`);
+      this.mmp?.assertHeld();
       const tx = new Transaction(this);
       const result = await fn(tx);
       if (tx.isEmpty()) return result;
