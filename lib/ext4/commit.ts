@@ -1,10 +1,11 @@
 /**
  * Committing a Transaction (jbd2.md §10):
- *   1. ordered data → flush
- *   2. (journal empty) jsb.s_start/s_sequence; descriptors + logged blocks (+ revokes) → flush
- *   3. commit block → flush                      ← the operation is durable here
- *   4. checkpoint: every logged block home → flush
- *   5. jsb.s_start = 0, s_sequence = tid + 1 → flush  (log empty again)
+ *   1. ordered data, (new log cycle) jsb.s_start/s_sequence, descriptors + logged blocks
+ *      (+ revokes) → flush
+ *   2. commit block → flush                      ← the operation is durable here
+ *   later, when the log fills up or at close (checkpoint):
+ *   3. every pending block home → flush
+ *   4. jsb.s_start = 0, s_sequence = next tid → flush  (log empty again)
  * needs_recovery is on disk (set at open) before any commit block. Without
  * a journal: ordered in-place writes (allocation bitmaps first, then the
  * metadata that points at them, then the bitmaps that release blocks).
@@ -26,6 +27,22 @@ export class JournalState {
   jsb: JournalSuperblock;
   /** Last commit time, to keep commit times non-decreasing. */
   private lastCommit = { sec: 0, nsec: 0 };
+  /**
+   * Committed but not yet checkpointed metadata (fs block → latest image). The
+   * Filesystem reads through it, so these blocks can't be lost to cache eviction.
+   * Its keys are exactly the blocks that have a copy in the live log.
+   */
+  readonly pending = new Map<number, Uint8Array>();
+  /** Next log block to write (meaningful while the log is live). */
+  head = 0;
+  /** Next transaction id. */
+  nextTid = 0;
+  /** True while the log holds committed, not yet checkpointed transactions. */
+  live = false;
+  /** 'lazy': checkpoint when the log fills up (or at close); 'each': after every commit. */
+  policy: 'lazy' | 'each' = 'lazy';
+  /** Checkpoint when pending metadata exceeds this many bytes (bounded memory). */
+  maxPendingBytes = 64 * 1024 * 1024;
 
   constructor(device: BlockDevice, blockSize: number, map: Extent[], jsb: JournalSuperblock) {
     this.device = device;
@@ -104,47 +121,81 @@ async function writeData(dev: BlockDevice, tx: Transaction): Promise<number> {
   return bytes;
 }
 
-/** Commit through the journal. The transaction must be finalised. */
+/**
+ * Write every pending block home, flush, and empty the log (flushed: the
+ * log's space is only reused after the emptied journal superblock is durable,
+ * so recovery can never replay a half-overwritten old log).
+ */
+export async function checkpoint(dev: BlockDevice, journal: JournalState, bs: number, hooks: CommitHooks = {}): Promise<void> {
+  if (!journal.live) return;
+  for (const [b, data] of journal.pending) await dev.write(b * bs, data);
+  await dev.flush();
+  await hooks.onStep?.('checkpoint');
+  journal.jsb.s_start = 0;
+  journal.jsb.s_sequence = journal.nextTid >>> 0;
+  await journal.writeSuperblock();
+  await dev.flush();
+  journal.pending.clear();
+  journal.live = false;
+  await hooks.onStep?.('done');
+}
+
+/**
+ * Commit through the journal (the transaction must be finalised):
+ *   1. ordered data, (new log cycle: the journal superblock pointing at it), the log → flush
+ *   2. commit block → flush                         ← durable here
+ * Checkpointing is lazy: several transactions share the log and are written
+ * home together when it fills up, when pending metadata grows too large, or
+ * at close. A block freed while an older copy of it is in the live log gets
+ * a revoke record (it may be reused for data before the next checkpoint).
+ */
 export async function commitJournaled(dev: BlockDevice, journal: JournalState, tx: Transaction, hooks: CommitHooks = {}): Promise<CommitStats> {
   const bs = tx.fs.blockSize;
   const blocks = [...tx.blocks].map(([fsBlock, data]) => ({ fsBlock, data }));
+  // Revoke freed blocks that have a copy in the live log.
+  const revoked: number[] = [];
+  for (const f of tx.pendingFree) {
+    if (journal.pending.size < f.length) {
+      for (const b of journal.pending.keys()) if (b >= f.start && b < f.start + f.length && !tx.blocks.has(b)) revoked.push(b);
+    } else for (let b = f.start; b < f.start + f.length; b++) if (journal.pending.has(b) && !tx.blocks.has(b)) revoked.push(b);
+  }
+  for (const r of revoked) tx.revokes.add(r);
   const revokes = [...tx.revokes];
-  const need = logSpaceNeeded(journal.jsb, blocks.length, revokes.length);
-  if (need > Math.floor(journal.logCapacity() / 4))
-    throw new Ext4Error('E2BIG', `transaction needs ${need} log blocks, more than a quarter of the journal (${journal.logCapacity()} blocks): split the operation`);
-  // 1. ordered data
-  const dataBytes = await writeData(dev, tx);
-  if (tx.data.length) await dev.flush();
-  await hooks.onStep?.('data');
-  // 2. log (the log is empty between transactions: start at s_first with tid = s_sequence)
   if (revokes.length && !(journal.jsb.s_feature_incompat & JINCOMPAT.REVOKE)) {
     journal.jsb.s_feature_incompat |= JINCOMPAT.REVOKE;
     journal.jsb = refreshJournalSuperblock(journal.jsb);
+    if (journal.live) await journal.writeSuperblock(); // durable with this transaction's log flush, before its commit
   }
+  const need = logSpaceNeeded(journal.jsb, blocks.length, revokes.length);
+  if (need > Math.floor(journal.logCapacity() / 4))
+    throw new Ext4Error('E2BIG', `transaction needs ${need} log blocks, more than a quarter of the journal (${journal.logCapacity()} blocks): split the operation`);
+  // Never wrap: when the rest of the log is too short, checkpoint and start a new cycle at s_first.
+  if (journal.live && journal.head + need > journal.lastLogBlock()) await checkpoint(dev, journal, bs, hooks);
   const jsb = journal.jsb;
-  const tid = jsb.s_sequence >>> 0;
-  const start = jsb.s_first;
-  jsb.s_start = start;
-  jsb.s_sequence = tid;
-  await journal.writeSuperblock();
-  const built = buildTransaction({ jsb, tid, startBlock: start, blocks, revokes, commitTime: journal.commitTime() });
+  if (!journal.live) {
+    journal.nextTid = jsb.s_sequence >>> 0;
+    journal.head = jsb.s_first;
+    jsb.s_start = jsb.s_first;
+    await journal.writeSuperblock();
+  }
+  const tid = journal.nextTid;
+  // 1. ordered data + log, one flush (the data only has to be durable before the commit block)
+  const dataBytes = await writeData(dev, tx);
+  await hooks.onStep?.('data');
+  const built = buildTransaction({ jsb, tid, startBlock: journal.head, blocks, revokes, commitTime: journal.commitTime() });
   for (const w of built.writes) await journal.writeBlock(w.journalBlock, w.data);
   await dev.flush();
   await hooks.onStep?.('log');
-  // 3. commit block: one aligned block-sized write after everything before it is durable
+  // 2. commit block: one aligned block-sized write after everything before it is durable
   await journal.writeBlock(built.commitBlock.journalBlock, built.commitBlock.data);
   await dev.flush();
+  journal.live = true;
+  journal.head = built.nextBlock;
+  journal.nextTid = (tid + 1) >>> 0;
+  for (const r of revoked) journal.pending.delete(r);
+  for (const b of blocks) journal.pending.set(b.fsBlock, b.data);
   await hooks.onStep?.('commit');
-  // 4. checkpoint
-  for (const b of blocks) await dev.write(b.fsBlock * bs, b.data);
-  await dev.flush();
-  await hooks.onStep?.('checkpoint');
-  // 5. empty the log
-  jsb.s_start = 0;
-  jsb.s_sequence = (tid + 1) >>> 0;
-  await journal.writeSuperblock();
-  await dev.flush();
-  await hooks.onStep?.('done');
+  if (journal.policy === 'each' || journal.pending.size * bs > journal.maxPendingBytes) await checkpoint(dev, journal, bs, hooks);
   return { tid, metadataBlocks: blocks.length, dataBytes, revokes: revokes.length };
 }
 

@@ -26,7 +26,7 @@ import { DirEntryLayout } from './directory.js';
 import { bytesEqual, concatBytes, decodeName } from './bytes.js';
 import { Transaction } from './transaction.js';
 import { applyPendingFrees } from './alloc.js';
-import { JournalState, commitJournaled, commitUnjournaled, type CommitHooks, type CommitStats } from './commit.js';
+import { JournalState, checkpoint, commitJournaled, commitUnjournaled, type CommitHooks, type CommitStats } from './commit.js';
 import { JINCOMPAT, JCOMPAT, refreshJournalSuperblock } from './journal/format.js';
 import { replayJournal, replayIntoOverlay, type ReplaySummary } from './journal/replay.js';
 import { STATE, serializeSuperblock } from './superblock.js';
@@ -49,6 +49,12 @@ export interface OpenOptions {
   journalRecovery?: 'overlay' | 'refuse' | 'ignore';
   /** Multi-mount protection on write opens of an INCOMPAT_MMP fs (mmp.ts): `force` takes over a stale FSCK sequence; sleeps are injectable. */
   mmp?: MmpOptions;
+  /**
+   * When committed transactions are written home: 'lazy' (default) batches them
+   * until the log fills up or the fs is closed, like the kernel; 'each' checkpoints
+   * after every commit (the log is empty between operations).
+   */
+  checkpoint?: 'lazy' | 'each';
 }
 
 /** How a file's logical blocks map to the disk. */
@@ -143,10 +149,13 @@ export class Filesystem {
     if (!this.readOnly) {
       // MMP before anything is written; orphans released after journal replay (mmp.ts, orphan.ts).
       if (this.sb.s_feature_incompat & INCOMPAT.MMP) this.mmp = await MmpSession.start(this.device, this.sb, this.fsSeed, { verify: this.verify, ...opts.mmp });
+      let begun = false;
       try {
-        await this.beginWriteSession();
+        await this.beginWriteSession(opts);
+        begun = true;
         await processOrphans(this);
       } catch (e) {
+        if (begun && !this.broken) await this.endWriteSession().catch(() => undefined); // log is empty: clear needs_recovery again
         await this.mmp?.release().catch(() => undefined);
         throw e;
       }
@@ -226,7 +235,7 @@ export class Filesystem {
    * it (as the kernel does at mount), make the journal's features match what
    * we write, then set needs_recovery on disk before any commit.
    */
-  private async beginWriteSession(): Promise<void> {
+  private async beginWriteSession(opts: OpenOptions = {}): Promise<void> {
     if (this.sb.s_state & STATE.ERROR_FS) throw new Ext4Error('EROFS', 'the filesystem has errors (ERROR_FS is set): run e2fsck before writing', { structure: 'superblock', location: 's_state' });
     if (this.sb.s_feature_compat & COMPAT.HAS_JOURNAL) {
       const map = await this.journalMap();
@@ -269,6 +278,7 @@ export class Filesystem {
       journal.jsb = refreshJournalSuperblock(jsb);
       await journal.writeSuperblock();
       await this.device.flush();
+      journal.policy = opts.checkpoint ?? 'lazy';
       this.journal = journal;
     } else {
       this.warnings.push('this filesystem has no journal: writes are ordered carefully, but a crash may need e2fsck to reclaim leaked blocks');
@@ -280,7 +290,15 @@ export class Filesystem {
     }
   }
 
+  /** Write every committed transaction home and empty the journal (also done when the log fills and at close). */
+  async checkpoint(): Promise<void> {
+    await this.exclusive(async () => {
+      if (this.journal && !this.broken) await checkpoint(this.device, this.journal, this.blockSize, this.commitHooks);
+    });
+  }
+
   private async endWriteSession(): Promise<void> {
+    if (this.journal) await checkpoint(this.device, this.journal, this.blockSize, this.commitHooks);
     const now = Math.floor(Date.now() / 1000);
     if (this.journal) this.sb.s_feature_incompat &= ~INCOMPAT.RECOVER;
     this.sb.s_wtime = now % 2 ** 32;
@@ -352,7 +370,7 @@ export class Filesystem {
   async readBlock(n: number): Promise<Uint8Array> {
     if (!Number.isInteger(n) || n < 0 || n >= this.sb.blocksCount)
       throw new Ext4Error('EFSCORRUPTED', `block ${n} is outside the filesystem (${this.sb.blocksCount} blocks)`);
-    const o = this.overlay?.get(n);
+    const o = this.overlay?.get(n) ?? this.journal?.pending.get(n);
     if (o) return o;
     return this.cache.getBlock(n);
   }
@@ -568,15 +586,28 @@ export class Filesystem {
 
   /** Every live entry of a directory, including "." and "..". */
   async readdir(dir: Inode): Promise<DirEntry[]> {
+    const out: DirEntry[] = [];
+    await this.scanDir(dir, (e) => {
+      out.push({ name: e.name.slice(), ino: e.ino, fileType: e.fileType });
+      return false;
+    });
+    return out;
+  }
+
+  /**
+   * Visit the live entries of a directory in on-disk order (for an htree: "." and ".." from the
+   * root, then the leaves in logical order); stops as soon as `visit` returns true. The entry
+   * passed to `visit` is only valid during the call (its name may be shared with a cache).
+   */
+  private async scanDir(dir: Inode, visit: (e: DirEntry) => boolean): Promise<void> {
     if (dir.type !== 'dir') throw new Ext4Error('ENOTDIR', `inode ${dir.ino} is not a directory`);
     if (dir.flags & INODE_FLAGS.ENCRYPT) throw new Ext4Error('EOPNOTSUPP', `directory ${dir.ino} is encrypted`);
-    const out: DirEntry[] = [];
-    const push = (e: RawDirEntry) => { if (e.inode !== 0) out.push({ name: e.name, ino: e.inode, fileType: e.fileType }); };
     const map = await this.fileMap(dir);
     if (map.kind === 'inline') {
       const xa = parseInodeXattrs(dir.raw, dir.extraIsize, dir.ino).find((x) => x.name === 'system.data');
-      for (const e of parseInlineDir(dir.base.i_block, xa?.value ?? null, `directory ${dir.ino} inline data`, { hasFiletype: this.dirOpts(dir, '').hasFiletype, inodesCount: this.sb.s_inodes_count, dirIno: dir.ino })) push(e);
-      return out;
+      for (const e of parseInlineDir(dir.base.i_block, xa?.value ?? null, `directory ${dir.ino} inline data`, { hasFiletype: this.dirOpts(dir, '').hasFiletype, inodesCount: this.sb.s_inodes_count, dirIno: dir.ino }))
+        if (e.inode !== 0 && visit({ name: e.name, ino: e.inode, fileType: e.fileType })) return;
+      return;
     }
     if (dir.size % this.blockSize !== 0) throw new Ext4Error('EFSCORRUPTED', `directory size ${dir.size} is not a multiple of the block size`, { structure: `inode ${dir.ino}` });
     const nblocks = dir.size / this.blockSize;
@@ -593,15 +624,31 @@ export class Filesystem {
           const kind = classifyDirBlock(blk, this.blockSize);
           if (kind === 'dx-node') continue;
           if (kind === 'dx-root') {
-            out.push(...dxRootDots(blk));
+            for (const d of dxRootDots(blk)) if (visit(d)) return;
             continue;
           }
         }
-        for (const d of parseDirBlock(blk, { ...this.dirOpts(dir, where), inodesCount: this.sb.s_inodes_count })) push(d);
+        for (const d of this.parseDirBlockCached(dir, blk, where)) if (d.inode !== 0 && visit({ name: d.name, ino: d.inode, fileType: d.fileType })) return;
       }
     }
-    return out;
   }
+
+  /**
+   * Parsed (validated, checksum-verified) entries of a cached directory block, memoised per block
+   * buffer and directory: linear lookups rescan the same blocks for every name (a 10,000-entry
+   * linear directory would otherwise be re-parsed 10,000 times to resolve each of its names).
+   * Cached blocks are never mutated (writers copy them and put() new arrays), so a block buffer
+   * that was parsed once for this directory parses the same again.
+   */
+  private parseDirBlockCached(dir: Inode, blk: Uint8Array, where: string): readonly RawDirEntry[] {
+    const key = `${dir.ino}:${dir.generation}`;
+    const hit = this.parsedDirBlocks.get(blk);
+    if (hit && hit.key === key) return hit.entries;
+    const entries = parseDirBlock(blk, { ...this.dirOpts(dir, where), inodesCount: this.sb.s_inodes_count });
+    this.parsedDirBlocks.set(blk, { key, entries });
+    return entries;
+  }
+  private readonly parsedDirBlocks = new WeakMap<Uint8Array, { key: string; entries: readonly RawDirEntry[] }>();
 
   /** Look a name up in a directory: htree hash lookup when indexed, else a linear scan. */
   async lookup(dir: Inode, name: Uint8Array): Promise<DirEntry | null> {
@@ -638,8 +685,13 @@ export class Filesystem {
       });
       return hit ? { name, ino: hit.inode, fileType: hit.fileType } : null;
     }
-    for (const e of await this.readdir(dir)) if (bytesEqual(e.name, name)) return e;
-    return null;
+    let hit: DirEntry | null = null;
+    await this.scanDir(dir, (e) => {
+      if (!bytesEqual(e.name, name)) return false;
+      hit = { name: e.name.slice(), ino: e.ino, fileType: e.fileType };
+      return true;
+    });
+    return hit;
   }
 
   /**

@@ -6,6 +6,7 @@
  */
 import { Ext4Error } from '../errors.js';
 import type { Filesystem } from '../ext4/filesystem.js';
+import type { Transaction } from '../ext4/transaction.js';
 import { allocateBlocks } from '../ext4/alloc.js';
 import { insert, mappedIn, type Run } from '../ext4/extent-map.js';
 import { assertMutableRegularFile, remapInode, setSize, touch, txFileMap } from '../ext4/remap.js';
@@ -31,6 +32,24 @@ export interface AllocateOptions {
 }
 
 export async function allocate(fs: Filesystem, file: FileRef, opts: AllocateOptions): Promise<number> {
+  return fs.transact((tx) => allocateInTx(tx, file, opts));
+}
+
+/**
+ * Several allocations into one file as ONE transaction (all or nothing):
+ * what the defragmenter uses to reserve a donor's whole layout at once.
+ * Returns the bytes allocated per request.
+ */
+export async function allocateRanges(fs: Filesystem, file: FileRef, requests: readonly AllocateOptions[]): Promise<number[]> {
+  return fs.transact(async (tx) => {
+    const out: number[] = [];
+    for (const r of requests) out.push(await allocateInTx(tx, file, r));
+    return out;
+  });
+}
+
+async function allocateInTx(tx: Transaction, file: FileRef, opts: AllocateOptions): Promise<number> {
+  const fs = tx.fs;
   const bs = fs.blockSize;
   const flags = opts.flags ?? 0;
   if (flags & ~KNOWN) throw new Ext4Error('EINVAL', `unknown allocate flags 0x${(flags & ~KNOWN).toString(16)}`);
@@ -42,34 +61,32 @@ export async function allocate(fs: Filesystem, file: FileRef, opts: AllocateOpti
   const lb = offset / bs;
   const n = len / bs;
   if (lb + n > 2 ** 32 - 1) throw new Ext4Error('EFBIG', 'range exceeds the maximum extent-mapped file size');
-  return fs.transact(async (tx) => {
-    const ino = await resolveTarget(fs, file);
-    const inode = await tx.readInode(ino);
-    assertMutableRegularFile(inode, fs.sb.s_first_ino);
-    const map = await txFileMap(tx, inode);
-    if (mappedIn(map.extents, lb, n).length) throw new Ext4Error('EEXIST', `the range ${offset}+${len} already contains allocated blocks`);
-    const goalBlock = opts.goal !== undefined ? Math.floor(opts.goal / bs) : defaultGoal(fs, map.extents, lb, ino);
-    if (fixedStart && (goalBlock < fs.sb.s_first_data_block || goalBlock >= fs.sb.blocksCount)) throw new Ext4Error('EINVAL', `goal ${opts.goal} is outside the filesystem`);
-    const runs: Run[] = await allocateBlocks(tx, {
-      goal: goalBlock,
-      length: n,
-      contiguous: (flags & ALLOC_CONTIGUOUS) !== 0,
-      exact: fixedStart,
-      partial: !(flags & ALLOC_FIXED_LEN),
-    });
-    const added: Extent[] = [];
-    let l = lb;
-    for (const r of runs) {
-      added.push({ logical: l, physical: r.start, length: r.length, unwritten: true });
-      l += r.length;
-    }
-    await remapInode(tx, inode, map, insert(map.extents, added));
-    const bytes = (l - lb) * bs;
-    if (offset + bytes > inode.size) setSize(tx, inode, offset + bytes);
-    touch(inode, { mtime: true });
-    await tx.writeInode(inode);
-    return bytes;
+  const ino = await resolveTarget(fs, file);
+  const inode = await tx.readInode(ino);
+  assertMutableRegularFile(inode, fs.sb.s_first_ino);
+  const map = await txFileMap(tx, inode);
+  if (mappedIn(map.extents, lb, n).length) throw new Ext4Error('EEXIST', `the range ${offset}+${len} already contains allocated blocks`);
+  const goalBlock = opts.goal !== undefined ? Math.floor(opts.goal / bs) : defaultGoal(fs, map.extents, lb, ino);
+  if (fixedStart && (goalBlock < fs.sb.s_first_data_block || goalBlock >= fs.sb.blocksCount)) throw new Ext4Error('EINVAL', `goal ${opts.goal} is outside the filesystem`);
+  const runs: Run[] = await allocateBlocks(tx, {
+    goal: goalBlock,
+    length: n,
+    contiguous: (flags & ALLOC_CONTIGUOUS) !== 0,
+    exact: fixedStart,
+    partial: !(flags & ALLOC_FIXED_LEN),
   });
+  const added: Extent[] = [];
+  let l = lb;
+  for (const r of runs) {
+    added.push({ logical: l, physical: r.start, length: r.length, unwritten: true });
+    l += r.length;
+  }
+  await remapInode(tx, inode, map, insert(map.extents, added));
+  const bytes = (l - lb) * bs;
+  if (offset + bytes > inode.size) setSize(tx, inode, offset + bytes);
+  touch(inode, { mtime: true });
+  await tx.writeInode(inode);
+  return bytes;
 }
 
 /** Goal when none is given: right after the file's mapping before `lb`, else its inode's group. */

@@ -23,7 +23,7 @@ import { fragmentCount } from '../ext4/extent-map.js';
 import { decodeName } from '../ext4/bytes.js';
 import { createTempFile, releaseTempFile } from '../ext4/orphan.js';
 import { getFreeBlocks } from './free.js';
-import { allocate, ALLOC_CONTIGUOUS, ALLOC_FIXED_LEN, ALLOC_FIXED_START } from './allocate.js';
+import { allocateRanges, ALLOC_CONTIGUOUS, ALLOC_FIXED_LEN, ALLOC_FIXED_START } from './allocate.js';
 import { movedata } from './movedata.js';
 
 export interface DefragOptions {
@@ -276,17 +276,19 @@ async function moveFile(fs: Filesystem, f: FileInfo, start: number): Promise<num
   const tmp = await createTempFile(fs, { goalGroup: Math.floor((start - fs.sb.s_first_data_block) / fs.sb.s_blocks_per_group) });
   let moved = 0;
   try {
-    // Reserve the whole target for the donor first (mirroring the file's logical layout), then splice.
+    // Reserve the whole target for the donor in one transaction, mirroring the file's logical
+    // layout (so holes stay holes), then splice it in with movedata over the mapped range.
     let p = start;
     const segs = segments(f.extents);
-    for (const s of segs) {
-      await allocate(fs, tmp, { offset: s.logical * bs, len: s.length * bs, goal: p * bs, flags: ALLOC_FIXED_START | ALLOC_FIXED_LEN | ALLOC_CONTIGUOUS });
+    const requests = segs.map((s) => {
+      const r = { offset: s.logical * bs, len: s.length * bs, goal: p * bs, flags: ALLOC_FIXED_START | ALLOC_FIXED_LEN | ALLOC_CONTIGUOUS };
       p += s.length;
-    }
-    for (const s of segs) {
-      await movedata(fs, f.ino, tmp, { from: s.logical * bs, len: s.length * bs });
-      moved += s.length * bs;
-    }
+      return r;
+    });
+    await allocateRanges(fs, tmp, requests);
+    const first = segs[0]!, last = segs[segs.length - 1]!;
+    await movedata(fs, f.ino, tmp, { from: first.logical * bs, len: (last.logical + last.length - first.logical) * bs });
+    moved = f.blocks * bs;
   } finally {
     await releaseTempFile(fs, tmp);
   }
