@@ -1,0 +1,385 @@
+/**
+ * Read-only views of a filesystem, shaped as plain JSON values: what the
+ * `ext4kit info | ls | stat | extents | cat` commands print (the CLI only
+ * formats these). Nothing here writes.
+ *
+ * Conventions of every view:
+ * - names and paths are decoded as UTF-8; invalid byte sequences are
+ *   replaced by U+FFFD (so a non-UTF-8 name cannot be told apart from one
+ *   that really contains U+FFFD, and such a path may not resolve again);
+ * - `path` is the full path inside the image, '/'-separated, starting at '/';
+ * - `mode` is st_mode & 0o7777 (permission, setuid/setgid, sticky bits);
+ * - times are seconds since the epoch, signed (before 1970 or after 2038 as
+ *   stored with the extra epoch bits);
+ * - `type` is one of file, dir, symlink, chardev, blockdev, fifo, socket.
+ */
+import { Ext4Error } from '../errors.js';
+import type { Filesystem, FileMap } from '../ext4/filesystem.js';
+import { decodeName } from '../ext4/bytes.js';
+import { featureNames } from '../ext4/features.js';
+import { STATE } from '../ext4/superblock.js';
+import type { Extent } from '../ext4/extents.js';
+import { INODE_FLAGS, type FileType, type Inode, type Timestamp } from '../ext4/inode.js';
+
+// ---------------------------------------------------------------- info
+
+export interface FsInfo {
+  blockSize: number;
+  blocksCount: number;
+  /** Free blocks as recorded in the superblock (what dumpe2fs -h prints). */
+  freeBlocks: number;
+  /** Blocks reserved for root (s_r_blocks_count). */
+  reservedBlocks: number;
+  /** First data block (1 for 1 KiB blocks, else 0). */
+  firstBlock: number;
+  blocksPerGroup: number;
+  inodesPerGroup: number;
+  /** Number of block groups. */
+  groups: number;
+  inodeSize: number;
+  inodesCount: number;
+  /** Free inodes as recorded in the superblock. */
+  freeInodes: number;
+  /** Feature names as dumpe2fs prints them, in its order (compat, incompat, ro_compat; by bit). */
+  features: string[];
+  /** Filesystem UUID, lowercase 8-4-4-4-12 (all zeros if none is set). */
+  uuid: string;
+  /** Volume label (s_volume_name up to its first NUL), '' if none. */
+  label: string;
+  /** dumpe2fs's "Filesystem state": 'clean' | 'not clean', followed by ' with errors' if ERROR_FS is set. */
+  state: string;
+}
+
+export function formatUuid(b: Uint8Array): string {
+  const h = Array.from(b.subarray(0, 16), (x) => x.toString(16).padStart(2, '0')).join('');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
+/** e2p print_fs_state: " clean" / " not clean", then " with errors". */
+export function fsStateName(state: number): string {
+  return (state & STATE.VALID_FS ? 'clean' : 'not clean') + (state & STATE.ERROR_FS ? ' with errors' : '');
+}
+
+export function info(fs: Filesystem): FsInfo {
+  const sb = fs.sb;
+  const nul = sb.s_volume_name.indexOf(0);
+  return {
+    blockSize: sb.blockSize,
+    blocksCount: sb.blocksCount,
+    freeBlocks: sb.freeBlocksCount,
+    reservedBlocks: sb.rBlocksCount,
+    firstBlock: sb.s_first_data_block,
+    blocksPerGroup: sb.s_blocks_per_group,
+    inodesPerGroup: sb.s_inodes_per_group,
+    groups: sb.groupCount,
+    inodeSize: sb.s_inode_size,
+    inodesCount: sb.s_inodes_count,
+    freeInodes: sb.s_free_inodes_count,
+    features: featureNames(sb),
+    uuid: formatUuid(sb.s_uuid),
+    label: decodeName(sb.s_volume_name.subarray(0, nul < 0 ? sb.s_volume_name.length : nul)),
+    state: fsStateName(sb.s_state),
+  };
+}
+
+// ---------------------------------------------------------------- list
+
+export interface DeviceNumber {
+  major: number;
+  minor: number;
+}
+
+export interface ListEntry {
+  /** Full path inside the image, e.g. '/a/b'. */
+  path: string;
+  /** Last path component ('/' for the root itself). */
+  name: string;
+  ino: number;
+  type: FileType;
+  /** st_mode & 0o7777. */
+  mode: number;
+  /** i_size in bytes. */
+  size: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  /** Modification time, whole seconds since the epoch (signed). */
+  mtime: number;
+  /** Symlink target (UTF-8 decoded), symlinks only. */
+  target?: string;
+  /** Device number, chardev/blockdev only. */
+  rdev?: DeviceNumber;
+}
+
+export interface ListOptions {
+  /** Descend into subdirectories (never through symlinks). */
+  recursive?: boolean;
+}
+
+/** Compare names as unsigned bytes (the order `ls` uses in the C locale). */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return a.length - b.length;
+}
+
+/**
+ * Normalise a path given by a user: leading '/', no empty or '.' components,
+ * no trailing '/'. '..' is kept (the directory lookup resolves it).
+ */
+export function normalizePath(p: string): string {
+  const parts = p.split('/').filter((x) => x !== '' && x !== '.');
+  return '/' + parts.join('/');
+}
+
+function joinPath(dir: string, name: string): string {
+  return dir === '/' ? `/${name}` : `${dir}/${name}`;
+}
+
+function baseName(path: string): string {
+  if (path === '/') return '/';
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
+function typeOf(inode: Inode, where: string): FileType {
+  if (inode.type === null) throw new Ext4Error('EFSCORRUPTED', `${where}: inode ${inode.ino} has an invalid file type (i_mode 0o${inode.mode.toString(8)})`, { structure: `inode ${inode.ino}` });
+  return inode.type;
+}
+
+/**
+ * A device number as the kernel decodes it (ext4_iget → init_special_inode):
+ * the old 8:8 encoding in i_block[0] if non-zero, else the new 12:20
+ * encoding in i_block[1].
+ */
+export function decodeRdev(inode: Inode): DeviceNumber {
+  const b = inode.base.i_block;
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const old = dv.getUint32(0, true);
+  if (old !== 0) return { major: (old >>> 8) & 0xff, minor: old & 0xff };
+  const v = dv.getUint32(4, true);
+  return { major: (v & 0xfff00) >>> 8, minor: (v & 0xff) | ((v >>> 12) & 0xfff00) };
+}
+
+async function readTarget(fs: Filesystem, inode: Inode): Promise<string> {
+  return decodeName(await fs.readlink(inode));
+}
+
+async function entryFor(fs: Filesystem, path: string, inode: Inode): Promise<ListEntry> {
+  const type = typeOf(inode, path);
+  const e: ListEntry = {
+    path,
+    name: baseName(path),
+    ino: inode.ino,
+    type,
+    mode: inode.mode & 0o7777,
+    size: inode.size,
+    nlink: inode.linksCount,
+    uid: inode.uid,
+    gid: inode.gid,
+    mtime: inode.mtime.sec,
+  };
+  if (type === 'symlink') e.target = await readTarget(fs, inode);
+  if (type === 'chardev' || type === 'blockdev') e.rdev = decodeRdev(inode);
+  return e;
+}
+
+/** Read the inode a directory entry points at, refusing entries that point nowhere sensible. */
+async function entryInode(fs: Filesystem, dirIno: number, ino: number, path: string): Promise<Inode> {
+  if (ino < 1 || ino > fs.sb.s_inodes_count)
+    throw new Ext4Error('EFSCORRUPTED', `${path}: directory entry points at inode ${ino}, outside 1..${fs.sb.s_inodes_count}`, { structure: `directory ${dirIno}` });
+  const inode = await fs.readInode(ino);
+  if (inode.mode === 0 && inode.linksCount === 0)
+    throw new Ext4Error('EFSCORRUPTED', `${path}: directory entry points at unused inode ${ino}`, { structure: `directory ${dirIno}` });
+  return inode;
+}
+
+/**
+ * Resolve a user path without following a final symlink — except when the
+ * path ends in '/', which (as in POSIX) names a directory: the symlink is
+ * followed and anything but a directory is ENOTDIR.
+ */
+async function resolveForInspect(fs: Filesystem, path: string): Promise<Inode> {
+  const followLast = path.length > 1 && path.endsWith('/');
+  const inode = await fs.resolve(normalizePath(path), { followLast });
+  if (followLast && inode.type !== 'dir') throw new Ext4Error('ENOTDIR', `${path}: not a directory`);
+  return inode;
+}
+
+/**
+ * The entries under `path` (without '.' and '..'), sorted by name bytes
+ * within each directory; with `recursive`, subdirectories follow their own
+ * entry (pre-order). If `path` is not a directory, the one entry for it.
+ * Symlinks are never followed during recursion; a directory reached twice
+ * (a hard-linked directory, or a cycle) is corruption (EFSCORRUPTED).
+ */
+export async function list(fs: Filesystem, path = '/', opts: ListOptions = {}): Promise<ListEntry[]> {
+  const top = await resolveForInspect(fs, path);
+  const topPath = normalizePath(path);
+  if (top.type !== 'dir') return [await entryFor(fs, topPath, top)];
+  const out: ListEntry[] = [];
+  const visited = new Set<number>([top.ino]);
+  // Pre-order walk with an explicit stack of directory listings (depth is bounded by the
+  // visited set, never by the JS stack): emit a row, and if it is a directory, list it next.
+  type Frame = { rows: { row: ListEntry; inode: Inode }[]; next: number };
+  const stack: Frame[] = [{ rows: await listDir(fs, topPath, top), next: 0 }];
+  while (stack.length) {
+    const f = stack[stack.length - 1]!;
+    const item = f.rows[f.next++];
+    if (!item) {
+      stack.pop();
+      continue;
+    }
+    out.push(item.row);
+    if (opts.recursive && item.row.type === 'dir') {
+      if (visited.has(item.inode.ino))
+        throw new Ext4Error('EFSCORRUPTED', `${item.row.path}: directory inode ${item.inode.ino} is reachable twice (hard-linked directory or a cycle)`, { structure: `inode ${item.inode.ino}` });
+      visited.add(item.inode.ino);
+      stack.push({ rows: await listDir(fs, item.row.path, item.inode), next: 0 });
+    }
+  }
+  return out;
+}
+
+/** One directory's entries (without '.' and '..'), sorted by name bytes. */
+async function listDir(fs: Filesystem, dirPath: string, dir: Inode): Promise<{ row: ListEntry; inode: Inode }[]> {
+  const ents = (await fs.readdir(dir)).filter((e) => !isDotOrDotDot(e.name));
+  ents.sort((a, b) => compareBytes(a.name, b.name));
+  const rows: { row: ListEntry; inode: Inode }[] = [];
+  for (const ent of ents) {
+    const p = joinPath(dirPath, decodeName(ent.name));
+    const inode = await entryInode(fs, dir.ino, ent.ino, p);
+    rows.push({ row: await entryFor(fs, p, inode), inode });
+  }
+  return rows;
+}
+
+function isDotOrDotDot(n: Uint8Array): boolean {
+  return (n.length === 1 && n[0] === 0x2e) || (n.length === 2 && n[0] === 0x2e && n[1] === 0x2e);
+}
+
+// ---------------------------------------------------------------- stat
+
+export interface XattrView {
+  /** Full name with its namespace prefix, e.g. "user.comment", "system.data". */
+  name: string;
+  /** The value, base64-encoded (values are arbitrary bytes). */
+  value: string;
+}
+
+export type MappingKind = FileMap['kind'];
+
+export interface StatResult {
+  path: string;
+  ino: number;
+  type: FileType;
+  /** st_mode & 0o7777. */
+  mode: number;
+  size: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  /** Times with nanoseconds: {sec (signed), nsec}. crtime is null if the inode has no room for it. */
+  atime: Timestamp;
+  mtime: Timestamp;
+  ctime: Timestamp;
+  crtime: Timestamp | null;
+  /** i_flags (EXT4_*_FL bits). */
+  flags: number;
+  generation: number;
+  /** Space used, in 512-byte units (i_blocks, scaled for HUGE_FILE inodes). */
+  blocks: number;
+  /** How the data is mapped: extent tree, indirect blocks, inline data, or nothing (devices, fast symlinks…). */
+  mapping: MappingKind;
+  /** Extent-mapped files: number of leaf extents and tree depth (0 = all in the inode). */
+  extents?: number;
+  depth?: number;
+  /** Symlinks: the target (UTF-8 decoded). */
+  target?: string;
+  /** Character and block devices: the device number. */
+  rdev?: DeviceNumber;
+  /** Extended attributes in on-disk order (in-inode first, then the xattr block). */
+  xattrs: XattrView[];
+}
+
+/** Names of the set i_flags bits (EXT4_*_FL without the suffix, lowercase), lowest bit first; unknown bits as 0x…. */
+export function inodeFlagNames(flags: number): string[] {
+  const out: string[] = [];
+  for (let bit = 0; bit < 32; bit++) {
+    const m = 2 ** bit;
+    if (!(flags & m)) continue;
+    const name = Object.entries(INODE_FLAGS).find(([, v]) => v === m)?.[0];
+    out.push(name ? name.toLowerCase() : `0x${m.toString(16)}`);
+  }
+  return out;
+}
+
+/** Like lstat(2) plus ext4 details; a final symlink is not followed (unless the path ends in '/'). */
+export async function stat(fs: Filesystem, path: string): Promise<StatResult> {
+  const inode = await resolveForInspect(fs, path);
+  const p = normalizePath(path);
+  const type = typeOf(inode, p);
+  const map = await fs.fileMap(inode);
+  const xattrs = (await fs.xattrs(inode)).map((x) => ({ name: x.name, value: Buffer.from(x.value ?? new Uint8Array(0)).toString('base64') }));
+  const s: StatResult = {
+    path: p,
+    ino: inode.ino,
+    type,
+    mode: inode.mode & 0o7777,
+    size: inode.size,
+    nlink: inode.linksCount,
+    uid: inode.uid,
+    gid: inode.gid,
+    atime: { ...inode.atime },
+    mtime: { ...inode.mtime },
+    ctime: { ...inode.ctime },
+    crtime: inode.crtime ? { ...inode.crtime } : null,
+    flags: inode.flags,
+    generation: inode.generation,
+    blocks: inode.blocks512,
+    mapping: map.kind,
+    ...(map.kind === 'extents' ? { extents: map.extents.length, depth: map.depth } : {}),
+    ...(type === 'symlink' ? { target: await readTarget(fs, inode) } : {}),
+    ...(type === 'chardev' || type === 'blockdev' ? { rdev: decodeRdev(inode) } : {}),
+    xattrs,
+  };
+  return s;
+}
+
+// ---------------------------------------------------------------- extents
+
+/**
+ * How a file's logical blocks map to physical blocks, in logical order, in
+ * filesystem blocks: the leaf extents of an extent-mapped file, or the runs
+ * of contiguous blocks of a block-mapped (indirect) file. Inline-data files,
+ * devices and fast symlinks map nothing (an empty list). A final symlink is
+ * not followed (unless the path ends in '/').
+ */
+export async function extents(fs: Filesystem, path: string): Promise<Extent[]> {
+  const inode = await resolveForInspect(fs, path);
+  typeOf(inode, normalizePath(path));
+  const map = await fs.fileMap(inode);
+  return map.extents.map((e) => ({ logical: e.logical, physical: e.physical, length: e.length, unwritten: e.unwritten }));
+}
+
+// ---------------------------------------------------------------- cat
+
+export interface FileContents {
+  ino: number;
+  size: number;
+  /** The bytes, in order, in chunks of at most `chunkBytes` (one chunk in memory at a time). */
+  chunks: AsyncGenerator<Uint8Array>;
+}
+
+/**
+ * Open a regular file for reading its bytes (symlinks are followed, like
+ * cat). Holes and unwritten extents read as zeros. Errors about the path
+ * (ENOENT, EISDIR, EINVAL for devices, fifos, sockets) are thrown here,
+ * before any byte is produced.
+ */
+export async function cat(fs: Filesystem, path: string, chunkBytes?: number): Promise<FileContents> {
+  const inode = await fs.resolve(normalizePath(path), { followLast: true });
+  const p = normalizePath(path);
+  if (inode.type === 'dir') throw new Ext4Error('EISDIR', `${p}: is a directory`);
+  if (inode.type !== 'file') throw new Ext4Error('EINVAL', `${p}: not a regular file (${inode.type ?? 'unknown type'})`);
+  return { ino: inode.ino, size: inode.size, chunks: fs.stream(inode, chunkBytes) };
+}
