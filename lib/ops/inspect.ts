@@ -379,7 +379,8 @@ export interface FileContents {
 export async function cat(fs: Filesystem, path: string, chunkBytes?: number): Promise<FileContents> {
   const inode = await fs.resolve(normalizePath(path), { followLast: true });
   const p = normalizePath(path);
-  if (inode.type === 'dir') throw new Ext4Error('EISDIR', `${p}: is a directory`);
-  if (inode.type !== 'file') throw new Ext4Error('EINVAL', `${p}: not a regular file (${inode.type ?? 'unknown type'})`);
+  const type = typeOf(inode, p);
+  if (type === 'dir') throw new Ext4Error('EISDIR', `${p}: is a directory`);
+  if (type !== 'file') throw new Ext4Error('EINVAL', `${p}: not a regular file (${type})`);
   return { ino: inode.ino, size: inode.size, chunks: fs.stream(inode, chunkBytes) };
 }

@@ -70,6 +70,25 @@ describe('corrupt directory trees: ls -R stops with EFSCORRUPTED, never loops', 
     expect(r.status).toBe(1);
     expect(r.stdout.length).toBe(0);
   });
+
+  it('a symlink loop is ELOOP for cat, but ls/stat show the link itself', async () => {
+    const img = corrupt(['symlink /l1 /l2', 'symlink /l2 /l1']);
+    const r = await cli(['cat', img, '/l1']);
+    expect([r.status, r.stderr]).toEqual([1, 'ext4kit: ELOOP: /l1: too many levels of symbolic links\n']);
+    const s = await cli(['stat', '--json', img, '/l1']);
+    expect(s.status).toBe(0);
+    expect(JSON.parse(s.stdout.toString())).toMatchObject({ type: 'symlink', target: '/l2' });
+    expect((await cli(['ls', img, '/l1/'])).stderr).toMatch(/^ext4kit: ELOOP: /);
+  });
+
+  it('an entry pointing at an unused inode is EFSCORRUPTED for every command', async () => {
+    const img = corrupt(['link <100> /a/ghost']);
+    for (const cmd of ['stat', 'cat', 'ls', 'extents']) {
+      const r = await cli([cmd, img, '/a/ghost']);
+      expect(r.stderr, cmd).toMatch(/^ext4kit: EFSCORRUPTED: \/a\/ghost: inode 100 has an invalid file type/);
+      expect(r.status).toBe(1);
+    }
+  });
 });
 
 describe('usage errors: exit 2', () => {
