@@ -98,7 +98,10 @@ export async function scanFreeRuns(fs: Filesystem, from: number, to: number, fn:
         const d = await fs.group(h);
         const n = blocksInGroup(sb, h);
         if (d.freeBlocks === 0 || d.freeBlocks >= n || (honoured && d.flags & BG_FLAGS.BLOCK_UNINIT)) continue;
-        if (!fs.cache.has(d.blockBitmap) && !fs.overlay?.has(d.blockBitmap)) want.push(fs.cache.prefetch(d.blockBitmap, 1));
+        // Never fetch a block whose latest image is not on the device (replay overlay, or committed
+        // but not yet checkpointed): the cache would keep the stale bytes after the checkpoint.
+        const b = d.blockBitmap;
+        if (!fs.cache.has(b) && !fs.overlay?.has(b) && !fs.journal?.pending.has(b)) want.push(fs.cache.prefetch(b, 1));
       }
       await Promise.all(want);
     }

@@ -1,0 +1,394 @@
+/**
+ * A whole-space map in the spirit of FS_IOC_GETFSMAP (semantics.md §7), but
+ * offline and with inode owners: every byte of the filesystem is reported as
+ * free, fixed metadata (superblock copies, GDT, reserved GDT, bitmaps, inode
+ * tables), the journal, a block owned by an inode (data, extent-tree node,
+ * indirect block, xattr block) or — used in the bitmap and claimed by nobody —
+ * unknown.
+ *
+ * The inode owners come from a reverse map built by one scan over the inode
+ * tables: INODE_UNINIT groups are skipped, only the part of a table before
+ * bg_itable_unused (and before the last in-use bit) is read, and tables are
+ * read in large direct reads rather than block by block.
+ *
+ * Precedence when claims overlap (only on damaged filesystems, or for the
+ * resize inode, whose indirect blocks ARE the reserved GDT blocks): fixed
+ * metadata, then the inode claim that starts first, then the bitmap.
+ */
+import { Ext4Error } from '../errors.js';
+import type { Filesystem } from '../ext4/filesystem.js';
+import { BG_FLAGS, uninitFlagsHonoured } from '../ext4/group-desc.js';
+import { descBlockCount, groupFixedMetadata, inodeTableBlocks } from '../ext4/geometry.js';
+import { COMPAT, INCOMPAT } from '../ext4/superblock.js';
+import { parseInode, type Inode } from '../ext4/inode.js';
+import { testBit } from '../ext4/bitmap.js';
+import { scanFreeRuns } from './free.js';
+
+/** The resize inode (reserved GDT blocks). */
+const RESIZE_INO = 7;
+
+export type InodeBlockKind = 'data' | 'extent_tree' | 'indirect' | 'xattr';
+
+export interface InodeOwner {
+  ino: number;
+  kind: InodeBlockKind;
+  /** Data blocks of an unwritten (preallocated) extent. */
+  unwritten?: boolean;
+}
+
+export type SpecialOwner =
+  | 'free'
+  | 'superblock'
+  | 'gdt'
+  | 'reserved_gdt'
+  | 'block_bitmap'
+  | 'inode_bitmap'
+  | 'inode_table'
+  | 'journal'
+  | 'unknown';
+
+export type FsmapOwner = SpecialOwner | InodeOwner;
+
+export interface FsmapRecord {
+  /** Byte offset. */
+  start: number;
+  /** Length in bytes. */
+  len: number;
+  owner: FsmapOwner;
+}
+
+/** A run of physical blocks claimed by one inode. */
+export interface OwnedRun {
+  start: number;
+  length: number;
+  ino: number;
+  kind: InodeBlockKind;
+  unwritten: boolean;
+}
+
+export interface ReverseMapStats {
+  groups: number;
+  /** Groups whose inode table was not read at all (INODE_UNINIT, or nothing in use). */
+  groupsSkipped: number;
+  inodesInUse: number;
+  /** Bytes of inode table read. */
+  tableBytes: number;
+  /** Device reads of inode-table runs. */
+  tableReads: number;
+  ms: number;
+}
+
+export interface ReverseMap {
+  blockSize: number;
+  /** Every inode-owned run, ascending by start (claims of different inodes may overlap only on a damaged fs). */
+  runs: OwnedRun[];
+  /** Inodes whose block map could not be read (their blocks show up as 'unknown'). */
+  errors: { ino: number; error: Error }[];
+  stats: ReverseMapStats;
+}
+
+export interface BuildReverseMapOptions {
+  /** Throw on the first unreadable inode instead of recording it in `errors` (default false). */
+  strict?: boolean;
+  /** Largest single inode-table read in bytes (default 8 MiB). */
+  readBytes?: number;
+}
+
+/** The inode that owns block `block` in a reverse map (binary search), or null. */
+export function ownerOfBlock(map: ReverseMap, block: number): OwnedRun | null {
+  const runs = map.runs;
+  let lo = 0, hi = runs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (runs[mid]!.start <= block) lo = mid + 1;
+    else hi = mid;
+  }
+  // runs[lo-1] is the last run starting at or before block; earlier runs may still cover it only on overlap
+  for (let i = lo - 1; i >= 0 && i >= lo - 8; i--) {
+    const r = runs[i]!;
+    if (block < r.start + r.length) return r;
+  }
+  return null;
+}
+
+/**
+ * One scan over every inode in use: records each inode's data extents and
+ * its metadata blocks (extent-tree nodes or indirect blocks, xattr block).
+ * Holds the filesystem's operation lock for the scan, so the map is a
+ * consistent snapshot of the last committed state.
+ */
+export async function buildReverseMap(fs: Filesystem, opts: BuildReverseMapOptions = {}): Promise<ReverseMap> {
+  return fs.exclusive(() => scanInodes(fs, opts));
+}
+
+async function scanInodes(fs: Filesystem, opts: BuildReverseMapOptions): Promise<ReverseMap> {
+  const t0 = performance.now();
+  const sb = fs.sb;
+  const bs = fs.blockSize;
+  const isz = sb.s_inode_size;
+  const ipg = sb.s_inodes_per_group;
+  const honoured = uninitFlagsHonoured(sb);
+  const itb = inodeTableBlocks(sb);
+  const maxRead = Math.max(bs, Math.floor((opts.readBytes ?? 8 * 1024 * 1024) / bs) * bs);
+  const runs: OwnedRun[] = [];
+  const errors: ReverseMap['errors'] = [];
+  const stats: ReverseMapStats = { groups: sb.groupCount, groupsSkipped: 0, inodesInUse: 0, tableBytes: 0, tableReads: 0, ms: 0 };
+  const xattrSeen = new Set<number>();
+
+  const addRun = (start: number, length: number, ino: number, kind: InodeBlockKind, unwritten: boolean) => {
+    const last = runs[runs.length - 1];
+    if (last && last.ino === ino && last.kind === kind && last.unwritten === unwritten && last.start + last.length === start) last.length += length;
+    else runs.push({ start, length, ino, kind, unwritten });
+  };
+
+  const record = async (inode: Inode) => {
+    const ino = inode.ino;
+    if (inode.fileAcl && !xattrSeen.has(inode.fileAcl)) {
+      // A shared xattr block (h_refcount > 1) is reported once, for the first inode that names it.
+      xattrSeen.add(inode.fileAcl);
+      if (inode.fileAcl >= sb.s_first_data_block && inode.fileAcl < sb.blocksCount) addRun(inode.fileAcl, 1, ino, 'xattr', false);
+    }
+    if (ino === RESIZE_INO && sb.s_feature_compat & COMPAT.RESIZE_INODE) {
+      // Its indirect blocks are the primary reserved GDT blocks and its data the backups, all of
+      // which the geometry reports as reserved_gdt; walking ~1000 blocks would add nothing but
+      // the top-level (double-indirect) block itself.
+      const dv = new DataView(inode.base.i_block.buffer, inode.base.i_block.byteOffset, 60);
+      for (let i = 0; i < 15; i++) {
+        const p = dv.getUint32(i * 4, true);
+        if (p >= sb.s_first_data_block && p < sb.blocksCount) addRun(p, 1, ino, i < 12 ? 'data' : 'indirect', false);
+      }
+      return;
+    }
+    const map = await fs.fileMap(inode);
+    if (map.kind !== 'extents' && map.kind !== 'blockmap') return;
+    const metaKind: InodeBlockKind = map.kind === 'extents' ? 'extent_tree' : 'indirect';
+    const meta = [...map.metadataBlocks].sort((a, b) => a - b);
+    for (const b of meta) addRun(b, 1, ino, metaKind, false);
+    for (const e of map.extents) addRun(e.physical, e.length, ino, 'data', e.unwritten);
+  };
+
+  for (let g = 0; g < sb.groupCount; g++) {
+    const gd = await fs.group(g);
+    if (honoured && gd.flags & BG_FLAGS.INODE_UNINIT) {
+      stats.groupsSkipped++;
+      continue;
+    }
+    // Slots past bg_itable_unused were never handed out (only meaningful with group checksums).
+    let slots = honoured ? Math.max(0, ipg - gd.itableUnused) : ipg;
+    if (gd.freeInodes === ipg) slots = 0;
+    let bm: Uint8Array | null = null;
+    if (slots > 0) {
+      bm = await fs.inodeBitmap(g);
+      while (slots > 0 && !testBit(bm, slots - 1)) slots--;
+    }
+    if (slots === 0 || !bm) {
+      stats.groupsSkipped++;
+      continue;
+    }
+    const tableBytes = Math.ceil((slots * isz) / bs) * bs;
+    if (tableBytes > itb * bs) throw new Ext4Error('EFSCORRUPTED', `inode table slots ${slots} exceed the table`, { structure: 'group descriptor', location: `group ${g}` });
+    for (let off = 0; off < tableBytes; off += maxRead) {
+      const len = Math.min(maxRead, tableBytes - off);
+      const chunk = await readMetadataRun(fs, gd.inodeTable + off / bs, len / bs);
+      stats.tableReads++;
+      stats.tableBytes += len;
+      const first = off / isz, last = Math.min(slots, (off + len) / isz);
+      for (let i = first; i < last; i++) {
+        if (!testBit(bm, i)) continue;
+        const ino = g * ipg + i + 1;
+        const slot = chunk.subarray(i * isz - off, i * isz - off + isz);
+        try {
+          const inode = parseInode(sb, ino, slot, { fsSeed: fs.fsSeed, verifyChecksum: fs.verify });
+          if (inode.mode === 0 && inode.linksCount === 0 && inode.base.i_blocks_lo === 0 && inode.fileAcl === 0) continue;
+          stats.inodesInUse++;
+          await record(inode);
+        } catch (e) {
+          if (opts.strict || !(e instanceof Ext4Error)) throw e;
+          errors.push({ ino, error: e });
+        }
+      }
+    }
+  }
+  runs.sort((a, b) => a.start - b.start || a.ino - b.ino);
+  stats.ms = performance.now() - t0;
+  return { blockSize: bs, runs, errors, stats };
+}
+
+/**
+ * Metadata blocks [n, n+count) in one direct read, as the filesystem sees
+ * them: committed-but-not-checkpointed images (journal.pending) and the
+ * read-only replay overlay take precedence over the device's bytes.
+ */
+async function readMetadataRun(fs: Filesystem, n: number, count: number): Promise<Uint8Array> {
+  const data = await fs.readDataBlocks(n, count); // applies the overlay
+  const pending = fs.journal?.pending;
+  if (pending && pending.size) {
+    const bs = fs.blockSize;
+    if (pending.size < count) {
+      for (const [b, img] of pending) if (b >= n && b < n + count) data.set(img, (b - n) * bs);
+    } else {
+      for (let b = n; b < n + count; b++) {
+        const img = pending.get(b);
+        if (img) data.set(img, (b - n) * bs);
+      }
+    }
+  }
+  return data;
+}
+
+// ---------------------------------------------------------------------------- fsmap
+
+export interface FsmapOptions {
+  /** Byte offset, block-aligned (default 0). */
+  start?: number;
+  /** Byte offset, block-aligned, exclusive (default: end of the filesystem; clipped to it). */
+  end?: number;
+  /** A reverse map built earlier (default: built now). */
+  reverseMap?: ReverseMap;
+}
+
+interface Claim {
+  start: number;
+  end: number;
+  owner: FsmapOwner;
+}
+
+/** Fixed metadata runs (in blocks) of every group, ascending and merged per owner. */
+async function fixedMetadata(fs: Filesystem): Promise<Claim[]> {
+  const sb = fs.sb;
+  const out: Claim[] = [];
+  const itb = inodeTableBlocks(sb);
+  const gdtBlocks = sb.s_feature_incompat & INCOMPAT.META_BG ? Infinity : descBlockCount(sb);
+  const add = (start: number, len: number, owner: SpecialOwner) => {
+    const end = Math.min(start + len, sb.blocksCount);
+    if (start < 0 || end <= start) return;
+    out.push({ start, end, owner });
+  };
+  // Before the first group on 1 KiB filesystems: the boot block in front of the superblock.
+  if (sb.s_first_data_block > 0) add(0, sb.s_first_data_block, 'superblock');
+  for (let g = 0; g < sb.groupCount; g++) {
+    const f = groupFixedMetadata(sb, g);
+    if (f.superBlock >= 0) {
+      // block 0 of a 4 KiB fs holds the boot sector and the superblock
+      add(f.superBlock, 1, 'superblock');
+    }
+    if (f.oldDescStart >= 0 && f.oldDescCount > 0) {
+      const n = Math.min(f.oldDescCount, gdtBlocks);
+      add(f.oldDescStart, n, 'gdt');
+      if (f.oldDescCount > n) add(f.oldDescStart + n, f.oldDescCount - n, 'reserved_gdt');
+    }
+    if (f.newDescBlock >= 0) add(f.newDescBlock, 1, 'gdt');
+    const gd = await fs.group(g);
+    add(gd.blockBitmap, 1, 'block_bitmap');
+    add(gd.inodeBitmap, 1, 'inode_bitmap');
+    add(gd.inodeTable, itb, 'inode_table');
+  }
+  out.sort((a, b) => a.start - b.start);
+  return out;
+}
+
+function sameOwner(a: FsmapOwner, b: FsmapOwner): boolean {
+  if (typeof a === 'string' || typeof b === 'string') return a === b;
+  return a.ino === b.ino && a.kind === b.kind && !!a.unwritten === !!b.unwritten;
+}
+
+/**
+ * Map [start, end) of the filesystem: byte records, ascending, covering the
+ * whole range without gaps, adjacent records of the same owner merged.
+ */
+export async function fsmap(fs: Filesystem, opts: FsmapOptions = {}): Promise<FsmapRecord[]> {
+  const bs = fs.blockSize;
+  const fsBytes = fs.sb.blocksCount * bs;
+  const start = opts.start ?? 0;
+  if (!Number.isSafeInteger(start) || start < 0 || start % bs !== 0) throw new Ext4Error('EINVAL', `start ${start} is not a multiple of the block size ${bs}`);
+  if (opts.end !== undefined && (!Number.isSafeInteger(opts.end) || opts.end % bs !== 0)) throw new Ext4Error('EINVAL', `end ${opts.end} is not a multiple of the block size ${bs}`);
+  if (opts.end !== undefined && opts.end <= start) throw new Ext4Error('EINVAL', `empty range: end ${opts.end} ≤ start ${start}`);
+  const end = Math.min(opts.end ?? fsBytes, fsBytes);
+  if (start >= end) return [];
+  const rmap = opts.reverseMap ?? (await buildReverseMap(fs));
+  return fs.exclusive(async () => {
+    const sb = fs.sb;
+    const b0 = start / bs, b1 = end / bs;
+    const fixed = (await fixedMetadata(fs)).filter((c) => c.end > b0 && c.start < b1);
+    const jino = sb.s_journal_inum;
+    // Inode claims, minus what fixed metadata covers, minus overlaps with earlier claims.
+    const claims: Claim[] = [];
+    let fi = 0;
+    let coveredTo = -1;
+    const inodeClaims: Claim[] = [];
+    for (const r of rmap.runs) {
+      if (r.start + r.length <= b0 || r.start >= b1) continue;
+      let s = Math.max(r.start, coveredTo), e = r.start + r.length;
+      if (s >= e) continue;
+      coveredTo = Math.max(coveredTo, e);
+      const owner: FsmapOwner = jino && r.ino === jino ? 'journal' : { ino: r.ino, kind: r.kind, ...(r.unwritten ? { unwritten: true } : {}) };
+      // subtract fixed intervals
+      while (fi < fixed.length && fixed[fi]!.end <= s) fi++;
+      for (let k = fi; k < fixed.length && s < e; k++) {
+        const f = fixed[k]!;
+        if (f.start >= e) break;
+        if (f.start > s) inodeClaims.push({ start: s, end: Math.min(f.start, e), owner });
+        s = Math.max(s, f.end);
+      }
+      if (s < e) inodeClaims.push({ start: s, end: e, owner });
+    }
+    // merge the two sorted, disjoint lists
+    for (let i = 0, j = 0; i < fixed.length || j < inodeClaims.length; ) {
+      const a = fixed[i], b = inodeClaims[j];
+      if (b === undefined || (a !== undefined && a.start <= b.start)) {
+        claims.push(a!);
+        i++;
+      } else {
+        claims.push(b);
+        j++;
+      }
+    }
+    // free runs from the bitmaps
+    const free: { start: number; end: number }[] = [];
+    await scanFreeRuns(fs, b0, b1, (s, l) => {
+      free.push({ start: s, end: s + l });
+    });
+    const out: FsmapRecord[] = [];
+    const emit = (s: number, e: number, owner: FsmapOwner) => {
+      s = Math.max(s, b0);
+      e = Math.min(e, b1);
+      if (e <= s) return;
+      const last = out[out.length - 1];
+      if (last && last.start + last.len === s * bs && sameOwner(last.owner, owner)) last.len += (e - s) * bs;
+      else out.push({ start: s * bs, len: (e - s) * bs, owner });
+    };
+    let cur = b0;
+    let ci = 0, fj = 0;
+    let prevEnd = -1;
+    while (cur < b1) {
+      while (ci < claims.length && claims[ci]!.end <= cur) ci++;
+      while (fj < free.length && free[fj]!.end <= cur) fj++;
+      const c = claims[ci], f = free[fj];
+      if (c && c.start <= cur) {
+        // fixed claims may overlap each other on odd geometries: the first one wins
+        emit(cur, c.end, c.owner);
+        cur = c.end;
+      } else {
+        const nextClaim = c ? c.start : b1;
+        if (f && f.start <= cur) {
+          const e = Math.min(f.end, nextClaim);
+          emit(cur, e, 'free');
+          cur = e;
+        } else {
+          const e = Math.min(nextClaim, f ? f.start : b1, b1);
+          emit(cur, e, 'unknown');
+          cur = e;
+        }
+      }
+      if (cur <= prevEnd) throw new Error('fsmap sweep made no progress');
+      prevEnd = cur;
+    }
+    return out;
+  });
+}
+
+/** A printable name for an owner ("free", "inode 12 data (unwritten)", …). */
+export function ownerName(o: FsmapOwner): string {
+  if (typeof o === 'string') return o;
+  return `inode ${o.ino} ${o.kind.replace('_', ' ')}${o.unwritten ? ' (unwritten)' : ''}`;
+}
