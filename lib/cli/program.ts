@@ -14,19 +14,29 @@ import * as ls from './commands/ls.js';
 import * as cat from './commands/cat.js';
 import * as stat from './commands/stat.js';
 import * as extents from './commands/extents.js';
+import * as replay from './commands/replay.js';
+import * as free from './commands/free.js';
+import * as map from './commands/map.js';
+import * as allocate from './commands/allocate.js';
+import * as movedata from './commands/movedata.js';
+import * as frag from './commands/frag.js';
+import * as freefrag from './commands/freefrag.js';
+import * as draw from './commands/draw.js';
+import * as defrag from './commands/defrag.js';
+import * as check from './commands/check.js';
 
 export interface CommandModule {
   register(program: Command, ctx: CliContext): void;
 }
 
 /** Registered in this order (which is also the order `--help` lists them). */
-export const COMMANDS: readonly CommandModule[] = [info, ls, cat, stat, extents];
+export const COMMANDS: readonly CommandModule[] = [info, ls, cat, stat, extents, replay, free, map, allocate, movedata, frag, freefrag, draw, defrag, check];
 
 export function createProgram(io: CliIO): Command {
   const ctx: CliContext = { io };
   const program = new Command('ext4kit');
   program
-    .description('Work with ext2/ext3/ext4 filesystem images and block devices')
+    .description('Read, check, write and defragment ext2/ext3/ext4 images and block devices; movedata, allocate and getFreeBlocks run as journaled, crash-safe transactions')
     .version(packageVersion(), '-V, --version', 'print the version')
     .option('--no-verify', 'read anyway when metadata checksums do not match (default: verify and refuse)')
     .helpOption('-h, --help', 'show help')

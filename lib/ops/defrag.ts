@@ -61,7 +61,10 @@ export interface PlannedMove {
 
 export interface DefragSummary {
   files: number;
+  /** Distinct files moved. */
   filesMoved: number;
+  /** Moves made (a file may move twice: made contiguous, then compacted). */
+  moves: number;
   filesSkipped: number;
   extentsBefore: number;
   extentsAfter: number;
@@ -304,6 +307,7 @@ export async function defrag(fs: Filesystem, opts: DefragOptions = {}): Promise<
   const summary: DefragSummary = {
     files: files.length,
     filesMoved: 0,
+    moves: 0,
     filesSkipped: 0,
     extentsBefore: files.reduce((a, f) => a + f.fragments, 0),
     extentsAfter: 0,
@@ -317,6 +321,7 @@ export async function defrag(fs: Filesystem, opts: DefragOptions = {}): Promise<
     plan: [],
     errors: [],
   };
+  const movedInos = new Set<number>();
   const budgetLeft = (): boolean => {
     if (opts.maxSeconds !== undefined && (Date.now() - t0) / 1000 >= opts.maxSeconds) {
       summary.stoppedBy = 'maxSeconds';
@@ -340,7 +345,9 @@ export async function defrag(fs: Filesystem, opts: DefragOptions = {}): Promise<
     try {
       summary.bytesMoved += await moveFile(fs, f, target.start);
       giveBack(runs, f.extents);
-      summary.filesMoved++;
+      summary.moves++;
+      movedInos.add(f.ino);
+      summary.filesMoved = movedInos.size;
       return true;
     } catch (e) {
       if (!isExt4Error(e)) throw e;

@@ -146,7 +146,7 @@ describe('defrag (whole filesystem) on an image fragmented by ext4kit', () => {
     const s1 = await defrag(fs, { maxBytes: 1 });
     await fs.close();
     expect(s1.stoppedBy).toBe('maxBytes');
-    expect(s1.filesMoved).toBe(1);
+    expect(s1.moves).toBe(1);
     expect(e2fsckClean(img).ok).toBe(true);
     fs = await Filesystem.open(img, { write: true });
     await defrag(fs);

@@ -1,0 +1,92 @@
+/**
+ * `ext4kit defrag IMAGE [PATH…]`: defragment files (PATH…) or the whole
+ * filesystem, using only getFreeBlocks, allocate and movedata.
+ */
+import type { Command } from 'commander';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import cliProgress from 'cli-progress';
+import { Filesystem } from '../../ext4/filesystem.js';
+import { defrag, type DefragSummary } from '../../ops/defrag.js';
+import { drawMap } from '../../ops/draw.js';
+import { globalOptions, printJson, write, type CliContext } from '../util.js';
+
+interface Opts {
+  dryRun?: boolean;
+  json?: boolean;
+  maxSeconds?: string;
+  maxBytes?: string;
+  draw?: string;
+  compact?: boolean;
+  progress?: boolean;
+}
+
+function num(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw Object.assign(new Error(`--${name} must be a non-negative number`), { code: 'EINVAL' });
+  return n;
+}
+
+export function register(program: Command, ctx: CliContext): void {
+  program
+    .command('defrag')
+    .description('defragment files, or the whole filesystem when no PATH is given (plans globally, consolidates free space); journaled, crash-safe and resumable')
+    .argument('<image>', 'filesystem image or block device (must not be mounted)')
+    .argument('[paths...]', 'files or directories inside the image (default: everything)')
+    .option('--dry-run', 'print the plan, change nothing')
+    .option('--json', 'print the summary (and with --dry-run the plan) as JSON')
+    .option('--max-seconds <s>', 'stop starting new moves after this many seconds')
+    .option('--max-bytes <n>', 'stop starting new moves after moving this many bytes')
+    .option('--no-compact', 'skip the free-space compaction pass')
+    .option('--draw <dir>', 'write before.svg and after.svg block-map pictures into DIR')
+    .option('--no-progress', 'no progress bar even on a terminal')
+    .action(async (image: string, paths: string[], opts: Opts, cmd: Command) => {
+      const fs = await Filesystem.open(image, { write: !opts.dryRun, verifyChecksums: globalOptions(cmd).verify });
+      let bar: cliProgress.SingleBar | null = null;
+      let summary: DefragSummary;
+      try {
+        if (opts.draw) {
+          mkdirSync(opts.draw, { recursive: true });
+          writeFileSync(join(opts.draw, 'before.svg'), await drawMap(fs, { title: `${image} before defrag` }));
+        }
+        const tty = (ctx.io.stderr as NodeJS.WriteStream).isTTY && opts.progress !== false && !opts.json;
+        if (tty) {
+          bar = new cliProgress.SingleBar({ stream: ctx.io.stderr as NodeJS.WriteStream, format: '{phase} [{bar}] {value}/{total} {path}', hideCursor: true }, cliProgress.Presets.shades_classic);
+          bar.start(1, 0, { phase: 'defrag', path: '' });
+        }
+        summary = await defrag(fs, {
+          paths,
+          dryRun: opts.dryRun,
+          maxSeconds: num(opts.maxSeconds, 'max-seconds'),
+          maxBytes: num(opts.maxBytes, 'max-bytes'),
+          compact: opts.compact,
+          onProgress: (p) => {
+            if (!bar) return;
+            bar.setTotal(Math.max(1, p.total));
+            bar.update(p.done, { phase: p.phase, path: p.path });
+          },
+        });
+        bar?.stop();
+        if (opts.draw && !opts.dryRun) writeFileSync(join(opts.draw, 'after.svg'), await drawMap(fs, { title: `${image} after defrag` }));
+      } finally {
+        bar?.stop();
+        await fs.close();
+        for (const w of fs.warnings) ctx.io.stderr.write(`ext4kit: warning: ${w}\n`);
+      }
+      if (opts.json) {
+        const { plan, ...rest } = summary;
+        return printJson(ctx, opts.dryRun ? { ...rest, plan } : rest);
+      }
+      const lines: string[] = [];
+      if (opts.dryRun) for (const p of summary.plan) lines.push(`${p.phase.padEnd(7)} ${p.path}: ${p.fragmentsBefore} -> ${p.fragmentsAfter} extent(s), ${p.blocks} block(s) to ${p.target.map((t) => `${t.start}+${t.length}`).join(',')}`);
+      lines.push(
+        `files: ${summary.files} (${opts.dryRun ? `${summary.plan.length} move(s) planned` : `${summary.filesMoved} moved in ${summary.moves} move(s)`}, ${summary.filesSkipped} could not be improved)`,
+        `extents: ${summary.extentsBefore} -> ${summary.extentsAfter}`,
+        `free extents: ${summary.freeExtentsBefore} -> ${summary.freeExtentsAfter}; largest free extent: ${summary.largestFreeBefore} -> ${summary.largestFreeAfter} blocks`,
+        `moved ${summary.bytesMoved} bytes in ${summary.seconds.toFixed(2)} s${summary.stoppedBy !== 'done' ? ` (stopped by ${summary.stoppedBy}; run again to continue)` : ''}`,
+      );
+      for (const e of summary.errors) lines.push(`skipped ${e.path}: ${e.code}: ${e.message}`);
+      await write(ctx.io.stdout, lines.join('\n') + '\n');
+    });
+}
