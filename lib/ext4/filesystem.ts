@@ -711,7 +711,7 @@ export class Filesystem {
         const ent = await this.lookup(cur, part);
         if (!ent) throw new Ext4Error('ENOENT', `${decodeName(p)}: no such file or directory`);
         const next = await this.readInode(ent.ino);
-        if (next.linksCount === 0 && next.dtime !== 0 && next.mode === 0) throw new Ext4Error('EFSCORRUPTED', `directory entry points at deleted inode ${ent.ino}`);
+        if (next.mode === 0 || next.type === null) throw new Ext4Error('EFSCORRUPTED', `directory entry ${decodeName(part)} points at inode ${ent.ino}, which is not in use`, { structure: `directory ${cur.ino}` });
         const isLast = i === parts.length - 1;
         if (next.type === 'symlink' && (!isLast || followLast)) {
           if (++hops > MAX_SYMLINK_HOPS) throw new Ext4Error('ELOOP', `${decodeName(p)}: too many levels of symbolic links`);
