@@ -1,0 +1,82 @@
+/**
+ * Per-process scratch space for tests.
+ *
+ * Everything lives under `os.tmpdir()/ext4kit-test-work/<pid>-<random>/` and is removed when the
+ * process exits. Directories left behind by processes that died are pruned on first use.
+ * Mount points are NOT created here (see `tools.ts`), so a recursive delete can never descend
+ * into a still-mounted filesystem.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as crypto from 'node:crypto';
+
+export const WORK_ROOT = path.join(os.tmpdir(), 'ext4kit-test-work');
+
+let processDir: string | null = null;
+let counter = 0;
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function pruneDead(): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(WORK_ROOT);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^(\d+)-/.exec(name);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid || pidAlive(pid)) continue;
+    try {
+      fs.rmSync(path.join(WORK_ROOT, name), { recursive: true, force: true });
+    } catch {
+      /* best effort */
+    }
+  }
+}
+
+/** This process's private scratch directory (created on first use, removed at exit). */
+export function workDir(): string {
+  if (processDir) return processDir;
+  fs.mkdirSync(WORK_ROOT, { recursive: true });
+  pruneDead();
+  const dir = path.join(WORK_ROOT, `${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
+  fs.mkdirSync(dir);
+  processDir = dir;
+  process.on('exit', () => {
+    try {
+      fs.rmSync(dir, { recursive: true, force: true });
+    } catch {
+      /* best effort */
+    }
+  });
+  return dir;
+}
+
+/** A fresh, unique path (not created) inside the scratch directory; `name` is a readable hint. */
+export function tmpPath(name = 'tmp'): string {
+  const safe = name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 80);
+  return path.join(workDir(), `${++counter}-${safe}`);
+}
+
+/** A fresh, empty directory inside the scratch directory. */
+export function tmpDir(name = 'dir'): string {
+  const p = tmpPath(name);
+  fs.mkdirSync(p);
+  return p;
+}
+
+/** Synchronous sleep (used while waiting on locks held by other workers). */
+export function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
