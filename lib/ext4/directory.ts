@@ -144,13 +144,15 @@ function walk(buf: Uint8Array, start: number, end: number, o: WalkOptions): { en
   const entries: DirEntry[] = [];
   const base = o.offsetBase ?? 0;
   let off = start;
+  const d = dv(buf);
   // Each iteration advances by rec_len >= 8, so at most (end-start)/8 iterations.
   while (off < end) {
     if (off === o.tailAt && isTailAt(buf, off)) return { entries, tailOffset: off };
     if (off + DIRENT_HEADER_SIZE > end) {
       throw corrupt(`${end - off} bytes left at the end, too few for a directory entry`, o.where, base + off);
     }
-    const h = DirEntryLayout.decode(buf, off);
+    // The DirEntryLayout fields, read in place (this loop runs for every entry of every block read).
+    const h = { inode: d.getUint32(off, true), rec_len: d.getUint16(off + 4, true), name_len: d.getUint8(off + 6), file_type: d.getUint8(off + 7) };
     const recLen = decodeRecLen(h.rec_len, o.recLenBlockSize);
     const nameLen = h.name_len;
     if (recLen < DIRENT_HEADER_SIZE) throw corrupt(`rec_len ${recLen} is smaller than 8`, o.where, base + off);

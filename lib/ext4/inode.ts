@@ -172,14 +172,12 @@ export function parseInode(sb: Superblock, ino: number, slot: Uint8Array, opts: 
     extra.i_extra_isize = extraIsize;
   }
   if (opts.verifyChecksum && sb.hasMetadataCsum) {
-    const allZero = raw.every((b) => b === 0);
-    if (!allZero) {
-      const c = inodeChecksum(raw, ino, base.i_generation, opts.fsSeed, sb.s_inode_size);
-      const okLo = c.lo === base.i_checksum_lo;
-      const okHi = c.hi === null || c.hi === extra.i_checksum_hi;
-      if (!okLo || !okHi)
-        throw new Ext4Error('EFSBADCRC', `inode checksum mismatch (stored 0x${(extra.i_checksum_hi * 65536 + base.i_checksum_lo).toString(16)})`, where);
-    }
+    const c = inodeChecksum(raw, ino, base.i_generation, opts.fsSeed, sb.s_inode_size);
+    const okLo = c.lo === base.i_checksum_lo;
+    const okHi = c.hi === null || c.hi === extra.i_checksum_hi;
+    // An all-zero slot (never-used inode) has no checksum; only look for that on a mismatch.
+    if ((!okLo || !okHi) && !isAllZero(raw))
+      throw new Ext4Error('EFSBADCRC', `inode checksum mismatch (stored 0x${(extra.i_checksum_hi * 65536 + base.i_checksum_lo).toString(16)})`, where);
   }
   const hugeFs = (sb.s_feature_ro_compat & RO_COMPAT.HUGE_FILE) !== 0;
   const blocksRaw = base.i_blocks_lo + (hugeFs ? base.i_blocks_hi * 2 ** 32 : 0);
@@ -237,6 +235,11 @@ export function serializeInode(sb: Superblock, inode: Inode, fsSeedValue: number
   }
   inode.raw = raw;
   return raw;
+}
+
+function isAllZero(b: Uint8Array): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
 }
 
 export function isExtentMapped(inode: Inode): boolean {
