@@ -141,9 +141,9 @@ const FLAG_NAMES: readonly [number, string][] = [
 ];
 
 /**
- * One FIEMAP extent. Offsets and length are in `unit` bytes: the block size
- * for block-based extents, 1 for inline data (so every value stays an exact
- * integer however large the filesystem).
+ * One FIEMAP extent. Offsets and length count units of `unit` bytes: the
+ * block size for block-based extents, 1 byte for inline data (so every value
+ * stays an exact integer however large the filesystem).
  */
 export interface FiemapExtent {
   logical: number;
@@ -655,7 +655,15 @@ export async function fragReport(fs: Filesystem, paths?: readonly string[], opts
       lostFound = '/lost+found/';
     } else {
       start = '/' + arg.split('/').filter((x) => x !== '' && x !== '.').join('/');
-      root = await fs.resolve(start, { followLast: false });
+      try {
+        root = await fs.resolve(start, { followLast: false });
+      } catch (e) {
+        // e4defrag: lstat fails → perror("Failed to get file information"), next argument
+        if (!(e instanceof Ext4Error) || (e.code !== 'ENOENT' && e.code !== 'ENOTDIR')) throw e;
+        t.kind = 'file';
+        t.error = `Failed to get file information: ${e.code === 'ENOENT' ? 'No such file or directory' : 'Not a directory'}`;
+        continue;
+      }
       if (root.type === 'dir') {
         t.kind = 'directory';
         if (start !== '/' && isUnder(start, '/lost+found')) {

@@ -94,12 +94,13 @@ describe('ext4kit frag', () => {
     expect(v.stdout).toMatch(/^\[\d+\/\d+\]\/d\/f1\s+\d+\/\d+\s+\d+ KB$/m);
   });
   it('paths: a directory, a file, refusals; --one-block-files keeps small files', async () => {
-    const r = await cli(['frag', img, '/d', '/big', '/lost+found', '/empty']);
+    const r = await cli(['frag', img, '/d', '/big', '/lost+found', '/empty', '/nope']);
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('This directory (/d)');
     expect(r.stdout).toContain('This file (/big)');
     expect(r.stdout).toContain('Can not process "lost+found"');
     expect(r.stdout).toContain(" This file(/empty) can't be defragmented.");
+    expect(r.stdout).toContain('Failed to get file information: No such file or directory\n "/nope"');
     const a = JSON.parse((await cli(['frag', img, '/d', '--json'])).stdout) as { targets: { files: unknown[] }[] };
     const b = JSON.parse((await cli(['frag', img, '/d', '--json', '--one-block-files'])).stdout) as { targets: { files: unknown[] }[] };
     expect(b.targets[0]!.files.length).toBeGreaterThanOrEqual(a.targets[0]!.files.length);

@@ -159,7 +159,7 @@ describe.skipIf(why !== null)('e4defrag -c on kernel-written images', () => {
       const skipSingleBlock = skipsSingleBlock(version);
       const whole = await withFs(im.img, (f) => fragReport(f, undefined, { skipSingleBlock }));
       const atRoot = await withFs(im.img, (f) => fragReport(f, ['/'], { skipSingleBlock }));
-      const sub = name === 'ext4' ? ['/a', '/a/i1', '/large', '/lost+found', '/slowlink'] : name === 'ext3' ? ['/d', '/f'] : ['/in', '/reg'];
+      const sub = name === 'ext4' ? ['/a', '/a/i1', '/nope', '/large', '/lost+found', '/slowlink'] : name === 'ext3' ? ['/d', '/f'] : ['/in', '/reg'];
       const perPath = await withFs(im.img, (f) => fragReport(f, sub, { skipSingleBlock }));
       // Every e4defrag run gets a fresh mount: once the kernel's extent-status cache is warm, FIEMAP merges
       // neighbouring rows that are contiguous (e.g. across an indirect-block boundary) and "now" drops.
