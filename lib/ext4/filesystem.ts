@@ -155,7 +155,7 @@ export class Filesystem {
         begun = true;
         await processOrphans(this);
       } catch (e) {
-        if (begun && !this.broken) await this.endWriteSession().catch(() => undefined); // log is empty: clear needs_recovery again
+        if (begun && !this.broken) await this.endWriteSession().catch(() => undefined); // checkpoint, clear needs_recovery again
         await this.mmp?.release().catch(() => undefined);
         throw e;
       }
@@ -682,6 +682,8 @@ export class Filesystem {
         csumSeed: this.sb.hasMetadataCsum ? inodeSeed(this.fsSeed, dir.ino, dir.generation) : null,
         dirIno: dir.ino,
         verify: this.verify,
+        inodesCount: this.sb.s_inodes_count,
+        parseLeaf: (lb, blk) => this.parseDirBlockCached(dir, blk, `directory ${dir.ino} block ${lb}`),
       });
       return hit ? { name, ino: hit.inode, fileType: hit.fileType } : null;
     }

@@ -45,7 +45,7 @@ import type { Filesystem, FileMap } from './filesystem.js';
 import type { Transaction } from './transaction.js';
 import { defineStruct } from './layout.js';
 import { crc32c, le64 } from './checksum.js';
-import { COMPAT, INCOMPAT, RO_COMPAT } from './superblock.js';
+import { COMPAT, INCOMPAT, RO_COMPAT, SUPERBLOCK_OFFSET } from './superblock.js';
 import { INODE_FLAGS, S_IFREG, encodeTime, hasInlineData, isExtentMapped, type Inode } from './inode.js';
 import { walkBlockMap, NDIR_BLOCKS } from './blockmap.js';
 import { writeHeader, type Extent } from './extents.js';
@@ -535,13 +535,44 @@ export interface OrphanReport {
 }
 
 /**
- * Release every orphan (see the module comment). Called by Filesystem on
- * write opens after journal replay; a no-op (nothing read or written beyond
- * the orphan file's blocks) when there are none.
+ * Set the superblock's free block and inode totals to the sums of the group
+ * descriptors, as the kernel does at every mount (ext4_fill_super:
+ * ext4_count_free_clusters / ext4_count_free_inodes). The kernel lets the
+ * superblock totals go stale while mounted (it keeps them in per-cpu
+ * counters), so an image that crashed — and whose journal was just
+ * replayed — usually carries old totals, which e2fsck reports ("Free blocks
+ * count wrong"). One transaction, only when they differ. Returns whether it changed them.
+ */
+export async function recountFreeTotals(fs: Filesystem): Promise<boolean> {
+  if (fs.readOnly) return false;
+  let blocks = 0, inodes = 0;
+  for (let g = 0; g < fs.sb.groupCount; g++) {
+    const gd = await fs.group(g);
+    blocks += gd.freeBlocks;
+    inodes += gd.freeInodes;
+  }
+  if (blocks > fs.sb.blocksCount || inodes > fs.sb.s_inodes_count)
+    throw new Ext4Error('EFSCORRUPTED', `group descriptors count ${blocks} free blocks / ${inodes} free inodes, more than the filesystem has`, { structure: 'group descriptors' });
+  const db = blocks - fs.sb.freeBlocksCount, di = inodes - fs.sb.s_free_inodes_count;
+  if (db === 0 && di === 0) return false;
+  await fs.transact(async (tx) => {
+    tx.freeBlocksDelta = blocks - fs.sb.freeBlocksCount;
+    tx.freeInodesDelta = inodes - fs.sb.s_free_inodes_count;
+  });
+  return true;
+}
+
+/**
+ * What Linux does at a read-write mount after journal recovery, in its
+ * order: recount the superblock free totals (recountFreeTotals), then
+ * release every orphan (see the module comment). Called by Filesystem on
+ * write opens after journal replay; writes nothing when the totals are
+ * right and there are no orphans.
  */
 export async function processOrphans(fs: Filesystem): Promise<OrphanReport> {
   const report: OrphanReport = { deleted: [], truncated: [] };
   if (fs.readOnly) return report;
+  await recountFreeTotals(fs);
   const sb = fs.sb;
   const present = (sb.s_feature_ro_compat & RO_COMPAT.ORPHAN_PRESENT) !== 0;
   const hasFile = (sb.s_feature_compat & COMPAT.ORPHAN_FILE) !== 0;
@@ -554,6 +585,7 @@ export async function processOrphans(fs: Filesystem): Promise<OrphanReport> {
   for (const ino of list) {
     const what = await cleanupOrphan(fs, ino, async (tx, inode) => {
       // We process from the head: the next orphan becomes the head.
+      await superblockFirst(tx);
       const next = inode.dtime;
       tx.sbEdits.push((s) => {
         s.s_last_orphan = next;
@@ -588,6 +620,17 @@ const listHeads = new WeakMap<Transaction, number>();
 
 function listHead(tx: Transaction): number {
   return listHeads.get(tx) ?? tx.fs.sb.s_last_orphan;
+}
+
+/**
+ * Make the superblock block the first metadata block the transaction writes
+ * (block maps keep first-touch order). Without a journal, blocks are written
+ * in that order, so a crash can then leave an orphan that is off the list
+ * but still allocated (a leak e2fsck reclaims), never a list entry pointing
+ * at an inode already freed (which would stop the next orphan cleanup).
+ */
+async function superblockFirst(tx: Transaction): Promise<void> {
+  await tx.block(Math.floor(SUPERBLOCK_OFFSET / tx.fs.blockSize));
 }
 
 function setListHead(tx: Transaction, ino: number): void {
@@ -679,8 +722,10 @@ export async function removeOrphan(tx: Transaction, ino: number): Promise<void> 
   });
   const f = found as { prev: number; next: number } | null;
   if (!f) throw new Ext4Error('EINVAL', `inode ${ino} is not on the orphan list`);
-  if (f.prev === 0) setListHead(tx, f.next);
-  else {
+  if (f.prev === 0) {
+    await superblockFirst(tx);
+    setListHead(tx, f.next);
+  } else {
     const p = await tx.readInode(f.prev);
     p.base.i_dtime = f.next;
     p.dtime = f.next;

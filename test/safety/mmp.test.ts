@@ -7,7 +7,9 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
 import { Filesystem } from '../../lib/ext4/filesystem.js';
 import { FileDevice } from '../../lib/io/file-device.js';
 import { MemoryDevice } from '../../lib/io/memory-device.js';
@@ -21,6 +23,7 @@ import {
   NO_WAIT, attachLoop, detachAll, dumpMmp, e2fsckClean, loopSkipReason, loopsOf, mkfs, readAt, removeDir, run, scaledSleep, tempDir, withLoopMount, writeAt,
 } from './helpers.js';
 
+const here = dirname(fileURLToPath(import.meta.url));
 const loopWhy = loopSkipReason();
 if (loopWhy) console.log(`test/safety/mmp.test.ts: skipping kernel loop-mount tests: ${loopWhy}`);
 
@@ -269,6 +272,18 @@ describe('MMP protocol (ext2fs_mmp_start/update/stop)', () => {
     const again = await Filesystem.open(img, { write: true, mmp: { ...NO_WAIT, force: true } });
     await again.close();
     expect(dumpMmp(img).sequence).toBe(MMP_SEQ_CLEAN);
+    expect(e2fsckClean(img).ok).toBe(true);
+  });
+
+  it('the refresh timer does not keep a process alive: one that exits without closing leaves seq = FSCK', async () => {
+    const img = mmpImage('exit.img');
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(here, 'child-hold.ts'), img], { cwd: join(here, '..', '..'), encoding: 'utf8', timeout: 30_000 });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('held mmp\n');
+    expect(r.status).toBe(0);
+    expect(dumpMmp(img).sequence).toBe(MMP_SEQ_FSCK);
+    const fs = await Filesystem.open(img, { write: true, mmp: { ...NO_WAIT, force: true } });
+    await fs.close();
     expect(e2fsckClean(img).ok).toBe(true);
   });
 
