@@ -245,8 +245,14 @@ function pruneCache(): void {
     return;
   }
   for (const n of names) {
-    if (n.endsWith('.lock') || n.includes('.tmp-') || n.endsWith('.conf')) continue;
     const p = path.join(CACHE_ROOT, n);
+    const tmp = /\.tmp-(\d+)-/.exec(n);
+    if (tmp) {
+      // a build whose process died
+      if (!pidAlive(Number(tmp[1]))) fs.rmSync(p, { recursive: true, force: true });
+      continue;
+    }
+    if (n.endsWith('.lock') || n.endsWith('.conf')) continue;
     try {
       const used = fs.statSync(path.join(p, 'used')).mtimeMs;
       if (used < cutoff && !fs.existsSync(`${p}.lock`)) fs.rmSync(p, { recursive: true, force: true });
@@ -305,7 +311,8 @@ export function getSourceTree(o: TreeKeyOpts): SourceTree {
   return st;
 }
 
-function touchUsed(dir: string): void {
+/** Mark a cache entry as used (entries unused for 3 days are pruned). */
+export function touchUsed(dir: string): void {
   try {
     fs.writeFileSync(path.join(dir, 'used'), String(Date.now()));
   } catch {

@@ -10,7 +10,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { buildOnce, CACHE_ROOT } from './images.js';
+import { buildOnce, CACHE_ROOT, touchUsed } from './images.js';
 import { tmpPath } from './tmp.js';
 import {
   canLoopMount,
@@ -114,6 +114,7 @@ function cached<T extends object>(name: string, build: (dir: string) => T): (T &
     const info = build(tmp);
     fs.writeFileSync(path.join(tmp, 'info.json'), JSON.stringify(info, null, 1));
   });
+  touchUsed(dir);
   const info = JSON.parse(fs.readFileSync(path.join(dir, 'info.json'), 'utf8')) as T;
   const image = tmpPath(`kernel-${name}.img`);
   copySparse(path.join(dir, 'image.img'), image);
