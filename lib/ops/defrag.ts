@@ -196,7 +196,7 @@ interface Window {
  * Anything else in use (metadata, directories, f itself, fragmented or
  * unmovable files) makes a window invalid.
  */
-export function findWindowPlan(runs: readonly FreeRun[], movable: readonly { id: number; start: number; length: number }[], used: readonly FreeRun[], need: number):
+export function findWindowPlan(runs: readonly FreeRun[], movable: readonly { id: number; start: number; length: number }[], used: readonly FreeRun[], need: number, limit: number):
   { start: number; moves: { id: number; to: FreeRun }[] } | null {
   // Candidate starts: beginnings of free runs and of movable files.
   const starts = [...runs.map((r) => r.start), ...movable.map((m) => m.start)].sort((a, b) => a - b);
@@ -213,6 +213,7 @@ export function findWindowPlan(runs: readonly FreeRun[], movable: readonly { id:
   };
   for (const w of starts) {
     const end = w + need;
+    if (end > limit) continue; // the window must lie inside the filesystem
     let cost = 0;
     const ids: number[] = [];
     let ok = true;
@@ -268,16 +269,38 @@ function findWindow(fs: Filesystem, runs: readonly FreeRun[], files: readonly Fi
     .filter(({ x }) => x.ino !== f.ino && x.extents.length > 0 && fragmentCount(x.extents) === 1 && x.extents[x.extents.length - 1]!.physical + x.extents[x.extents.length - 1]!.length - x.extents[0]!.physical === x.blocks)
     .map(({ x, id }) => ({ id, start: x.extents[0]!.physical, length: x.blocks }))
     .sort((a, b) => a.start - b.start);
-  const plan = findWindowPlan(runs, movable, used, f.blocks);
+  const plan = findWindowPlan(runs, movable, used, f.blocks, fs.sb.blocksCount);
   if (!plan) return null;
   return { start: plan.start, evictions: plan.moves.map((m) => ({ file: files[m.id]!, to: m.to })) };
 }
 
-/** Move one file into `start` (a free run of at least `blocks`): temp inode + allocate + movedata. */
-async function moveFile(fs: Filesystem, f: FileInfo, start: number): Promise<number> {
+/**
+ * The donor: one temporary inode on the orphan list, reused for every move
+ * (after a movedata its range is a hole again). Created on first use,
+ * released at the end; a crash leaves it to orphan processing.
+ */
+class Donor {
+  private ino: number | null = null;
+  constructor(private readonly fs: Filesystem) {}
+
+  async get(goalBlock: number): Promise<number> {
+    if (this.ino === null) this.ino = await createTempFile(this.fs, { goalGroup: Math.floor((goalBlock - this.fs.sb.s_first_data_block) / this.fs.sb.s_blocks_per_group) });
+    return this.ino;
+  }
+
+  /** Drop it (after a failed move it may still own blocks). */
+  async release(): Promise<void> {
+    if (this.ino === null) return;
+    const ino = this.ino;
+    this.ino = null;
+    await releaseTempFile(this.fs, ino);
+  }
+}
+
+/** Move one file into `start` (a free run of at least f.blocks): allocate into the donor, then movedata. */
+async function moveFile(fs: Filesystem, donor: Donor, f: FileInfo, start: number): Promise<number> {
   const bs = fs.blockSize;
-  const tmp = await createTempFile(fs, { goalGroup: Math.floor((start - fs.sb.s_first_data_block) / fs.sb.s_blocks_per_group) });
-  let moved = 0;
+  const tmp = await donor.get(start);
   try {
     // Reserve the whole target for the donor in one transaction, mirroring the file's logical
     // layout (so holes stay holes), then splice it in with movedata over the mapped range.
@@ -291,11 +314,11 @@ async function moveFile(fs: Filesystem, f: FileInfo, start: number): Promise<num
     await allocateRanges(fs, tmp, requests);
     const first = segs[0]!, last = segs[segs.length - 1]!;
     await movedata(fs, f.ino, tmp, { from: first.logical * bs, len: (last.logical + last.length - first.logical) * bs });
-    moved = f.blocks * bs;
-  } finally {
-    await releaseTempFile(fs, tmp);
+  } catch (e) {
+    await donor.release();
+    throw e;
   }
-  return moved;
+  return f.blocks * bs;
 }
 
 export async function defrag(fs: Filesystem, opts: DefragOptions = {}): Promise<DefragSummary> {
@@ -322,6 +345,7 @@ export async function defrag(fs: Filesystem, opts: DefragOptions = {}): Promise<
     errors: [],
   };
   const movedInos = new Set<number>();
+  const donor = new Donor(fs);
   const budgetLeft = (): boolean => {
     if (opts.maxSeconds !== undefined && (Date.now() - t0) / 1000 >= opts.maxSeconds) {
       summary.stoppedBy = 'maxSeconds';
@@ -343,7 +367,7 @@ export async function defrag(fs: Filesystem, opts: DefragOptions = {}): Promise<
       return true;
     }
     try {
-      summary.bytesMoved += await moveFile(fs, f, target.start);
+      summary.bytesMoved += await moveFile(fs, donor, f, target.start);
       giveBack(runs, f.extents);
       summary.moves++;
       movedInos.add(f.ino);
@@ -358,56 +382,59 @@ export async function defrag(fs: Filesystem, opts: DefragOptions = {}): Promise<
     }
   };
 
-  // Phase 1: make fragmented files contiguous (locality order, best fit).
-  const work = files.filter((f) => f.fragments > 1);
-  let done = 0;
-  for (const f0 of work) {
-    if (!budgetLeft()) break;
-    opts.onProgress?.({ phase: 'defrag', done: done++, total: work.length, path: f0.path, bytesMoved: summary.bytesMoved });
-    const f = opts.dryRun ? f0 : await refresh(f0);
-    if (!f || f.fragments <= 1) continue;
-    let target = bestFit(runs, f.blocks);
-    if (!target && wholeFs) {
-      // No free run is large enough today: clear a window by moving the files in it elsewhere.
-      const others = opts.dryRun ? files : (await Promise.all(files.map(async (x) => (x.ino === f.ino ? f : await refresh(x))))).filter((x): x is FileInfo => x !== null);
-      const w = findWindow(fs, runs, others, f);
-      if (w) {
-        let ok = true;
-        for (const { file, to } of w.evictions) {
-          if (!budgetLeft() || !(await execute(file, to, 'evict'))) { ok = false; break; }
+  try {
+    // Phase 1: make fragmented files contiguous (locality order, best fit).
+    const work = files.filter((f) => f.fragments > 1);
+    let done = 0;
+    for (const f0 of work) {
+      if (!budgetLeft()) break;
+      opts.onProgress?.({ phase: 'defrag', done: done++, total: work.length, path: f0.path, bytesMoved: summary.bytesMoved });
+      const f = opts.dryRun ? f0 : await refresh(f0);
+      if (!f || f.fragments <= 1) continue;
+      let target = bestFit(runs, f.blocks);
+      if (!target && wholeFs) {
+        // No free run is large enough today: clear a window by moving the files in it elsewhere.
+        const others = opts.dryRun ? files : (await Promise.all(files.map(async (x) => (x.ino === f.ino ? f : await refresh(x))))).filter((x): x is FileInfo => x !== null);
+        const w = findWindow(fs, runs, others, f);
+        if (w) {
+          let ok = true;
+          for (const { file, to } of w.evictions) {
+            if (!budgetLeft() || !(await execute(file, to, 'evict'))) { ok = false; break; }
+          }
+          if (ok) target = { start: w.start, length: f.blocks };
         }
-        if (ok) target = { start: w.start, length: f.blocks };
+      }
+      if (!target) {
+        summary.filesSkipped++;
+        continue;
+      }
+      await execute(f, target, 'defrag');
+    }
+
+    // Phase 2 (whole fs): compaction — move files from the end of the used space into lower holes.
+    if (wholeFs && opts.compact !== false && summary.stoppedBy === 'done') {
+      const current = opts.dryRun ? files : (await Promise.all(files.map(refresh))).filter((x): x is FileInfo => x !== null);
+      const single = current.filter((f) => fragmentCount(f.extents) === 1).sort((a, b) => b.extents[0]!.physical - a.extents[0]!.physical);
+      let n = 0;
+      for (const f of single) {
+        if (!budgetLeft()) break;
+        if (runs.length <= 1) break;
+        const at = f.extents[0]!.physical;
+        // Only move a file down into a hole that lies before it, and only if that does not add a free fragment:
+        // the hole must be filled exactly, or the file's old place must touch free space.
+        const target = bestFit(runs, f.blocks, at);
+        if (!target) continue;
+        const touchesFree = runs.some((r) => r.start + r.length === at || r.start === at + f.blocks);
+        if (target.length !== f.blocks && !touchesFree) continue;
+        opts.onProgress?.({ phase: 'compact', done: n++, total: single.length, path: f.path, bytesMoved: summary.bytesMoved });
+        const fresh = opts.dryRun ? f : await refresh(f);
+        if (!fresh || fragmentCount(fresh.extents) !== 1 || fresh.extents[0]!.physical !== at) continue;
+        await execute(fresh, target, 'compact');
       }
     }
-    if (!target) {
-      summary.filesSkipped++;
-      continue;
-    }
-    await execute(f, target, 'defrag');
+  } finally {
+    await donor.release();
   }
-
-  // Phase 2 (whole fs): compaction — move files from the end of the used space into lower holes.
-  if (wholeFs && opts.compact !== false && summary.stoppedBy === 'done') {
-    const current = opts.dryRun ? files : (await Promise.all(files.map(refresh))).filter((x): x is FileInfo => x !== null);
-    const single = current.filter((f) => fragmentCount(f.extents) === 1).sort((a, b) => b.extents[0]!.physical - a.extents[0]!.physical);
-    let n = 0;
-    for (const f of single) {
-      if (!budgetLeft()) break;
-      if (runs.length <= 1) break;
-      const at = f.extents[0]!.physical;
-      // Only move a file down into a hole that lies before it, and only if that does not add a free fragment:
-      // the hole must be filled exactly, or the file's old place must touch free space.
-      const target = bestFit(runs, f.blocks, at);
-      if (!target) continue;
-      const touchesFree = runs.some((r) => r.start + r.length === at || r.start === at + f.blocks);
-      if (target.length !== f.blocks && !touchesFree) continue;
-      opts.onProgress?.({ phase: 'compact', done: n++, total: single.length, path: f.path, bytesMoved: summary.bytesMoved });
-      const fresh = opts.dryRun ? f : await refresh(f);
-      if (!fresh || fragmentCount(fresh.extents) !== 1 || fresh.extents[0]!.physical !== at) continue;
-      await execute(fresh, target, 'compact');
-    }
-  }
-
   const after = opts.dryRun ? null : await collectFiles(fs, wholeFs ? ['/'] : opts.paths!);
   summary.extentsAfter = after ? after.reduce((a, f) => a + f.fragments, 0) : summary.extentsBefore - summary.plan.filter((p) => p.phase === 'defrag').reduce((a, p) => a + p.fragmentsBefore - 1, 0);
   const finalRuns = opts.dryRun ? runs : await freeRuns(fs);

@@ -143,7 +143,7 @@ async function stepTx(fs: Filesystem, tx: Transaction, dataIno: number, spaceIno
   const dmap = await txFileMap(tx, data);
   const smap = await txFileMap(tx, space);
   const plan = planMove(dmap.extents, smap.extents, lb, n, copy);
-  // 1. copy D→S in place, then make it durable before the swap commits (ordered data).
+  // 1. copy D→S in place (durable before the swap commits: the commit's first flush covers it).
   for (const c of plan.copies) {
     for (let off = 0; off < c.length; ) {
       const k = Math.min(c.length - off, Math.max(1, Math.floor(COPY_CHUNK / bs)));
@@ -152,7 +152,8 @@ async function stepTx(fs: Filesystem, tx: Transaction, dataIno: number, spaceIno
       off += k;
     }
   }
-  if (plan.copies.length) await fs.device.flush();
+  // No flush here: the commit flushes everything written so far before its commit block
+  // (ordered data), which is all the copy needs.
   // 2. swap the maps and release D.
   await remapInode(tx, space, smap, plan.newSpace);
   await remapInode(tx, data, dmap, plan.newData);
