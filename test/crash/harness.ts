@@ -134,21 +134,21 @@ export function pattern(n: number, seed: number): Uint8Array {
 }
 
 /**
- * A 1 KiB-block image whose free space is fragmented: mkfs -d writes 900
- * one-block files, debugfs removes every other one, leaving ~450 single free
- * blocks (so one `allocate` call yields many extents). /f and /space start
+ * An image (1 KiB blocks by default) whose free space is fragmented: mkfs -d
+ * writes 900 one-block files, debugfs removes every other one, leaving ~450
+ * single free blocks (so one `allocate` call yields many extents). /f and /space start
  * empty; /g holds 24000 bytes.
  */
-export function buildBaseImage(label: string, sizeBytes: number, mkfsOpts: string[]): BaseImage {
+export function buildBaseImage(label: string, sizeBytes: number, mkfsOpts: string[], blockSize = 1024): BaseImage {
   const src = tmpDir(`src-${label}`);
   fs.mkdirSync(path.join(src, 'c'));
-  for (let i = 0; i < 900; i++) fs.writeFileSync(path.join(src, 'c', String(i).padStart(3, '0')), pattern(1024, 1000 + i));
+  for (let i = 0; i < 900; i++) fs.writeFileSync(path.join(src, 'c', String(i).padStart(3, '0')), pattern(blockSize, 1000 + i));
   const g = pattern(24000, 7);
   fs.writeFileSync(path.join(src, 'g'), g);
   fs.writeFileSync(path.join(src, 'f'), new Uint8Array(0));
   fs.writeFileSync(path.join(src, 'space'), new Uint8Array(0));
   const img = tmpPath(`${label}.img`);
-  mkfs('ext4', img, sizeBytes, ['-b', '1024', ...mkfsOpts], src);
+  mkfs('ext4', img, sizeBytes, ['-b', String(blockSize), ...mkfsOpts], src);
   const cmds: string[] = [];
   for (let i = 0; i < 900; i += 2) cmds.push(`rm /c/${String(i).padStart(3, '0')}`);
   debugfsFull(img, cmds, { write: true });
@@ -213,6 +213,7 @@ export interface Step {
 export function workload(bs: number, holes: readonly number[]): Step[] {
   const goal = holes[0]! * bs;
   const B = (n: number) => n * bs;
+  const gBlocks = Math.ceil(24000 / bs);
   const w1 = pattern(B(3), 11), w2 = pattern(500, 12), w3 = pattern(B(2) + 17, 13), w4 = pattern(B(40), 14);
   return [
     { name: 'allocate /f [0,130) in the comb (depth 1)', run: (f) => allocate(f, '/f', { offset: 0, len: B(130), goal }), apply: (m) => resize(m, '/f', B(130)) },
@@ -226,8 +227,8 @@ export function workload(bs: number, holes: readonly number[]): Step[] {
     { name: 'pwrite /f [200,240) (convert 40 extents)', run: async (f) => (await openFile(f, '/f')).pwrite(w4, B(200)), apply: (m) => setBytes(m, '/f', w4, B(200)) },
     { name: 'movedata /f [200,240) onto /space blocks (copy, merge to 1 extent)', run: (f) => movedata(f, '/f', '/space', { from: B(200), len: B(40) }), apply: () => undefined },
     { name: 'truncate /f to 150 blocks (depth 2 -> 1)', run: async (f) => (await openFile(f, '/f')).truncate(B(150)), apply: (m) => resize(m, '/f', B(150)) },
-    { name: 'allocate /space [0,24) contiguous', run: (f) => allocate(f, '/space', { offset: 0, len: B(24), flags: 4 }), apply: () => undefined },
-    { name: 'movedata /g onto /space (content unchanged)', run: (f) => movedata(f, '/g', '/space', { from: 0, len: B(24) }), apply: () => undefined },
+    { name: 'allocate /space over /g\'s range, contiguous', run: (f) => allocate(f, '/space', { offset: 0, len: B(gBlocks), flags: 4 }), apply: () => undefined },
+    { name: 'movedata /g onto /space (content unchanged)', run: (f) => movedata(f, '/g', '/space', { from: 0, len: B(gBlocks) }), apply: () => undefined },
     { name: 'truncate /f to 0 (depth 0, free everything)', run: async (f) => (await openFile(f, '/f')).truncate(0), apply: (m) => resize(m, '/f', 0) },
     { name: 'truncate /space to 0', run: async (f) => (await openFile(f, '/space')).truncate(0), apply: () => undefined },
   ];
