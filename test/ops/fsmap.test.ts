@@ -10,7 +10,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Filesystem } from '../../lib/ext4/filesystem.js';
-import { buildReverseMap, fsmap, ownerName, ownerOfBlock, type FsmapRecord, type InodeOwner } from '../../lib/ops/fsmap.js';
+import { auditSpace, buildReverseMap, fsmap, ownerName, ownerOfBlock, type FsmapRecord, type InodeOwner } from '../../lib/ops/fsmap.js';
 import { allocate } from '../../lib/ops/allocate.js';
 import { getImage } from '../helpers/images.js';
 import { debugfsFull, dumpe2fsGroups, splitDebugfsOutput } from '../helpers/tools.js';
@@ -42,10 +42,11 @@ interface Checked {
   resize: boolean;
 }
 
-async function mapOf(img: string): Promise<Checked> {
+async function mapOf(img: string, audit = true): Promise<Checked> {
   const f = await Filesystem.open(img);
   try {
     const records = await fsmap(f);
+    if (audit) expect(await auditSpace(f), `${img}: space audit`).toEqual({ leaked: [], multiplyOwned: [], ownedButFree: [], unreadable: [] });
     return { records, bs: f.blockSize, blocks: f.sb.blocksCount, journalIno: f.sb.s_journal_inum, resize: (f.sb.s_feature_compat & 0x10) !== 0 };
   } finally {
     await f.close();
@@ -234,15 +235,36 @@ describe.skipIf(!HAVE_E2FSPROGS)('fsmap: the whole space, owner by owner', () =>
     }
   });
 
-  it('a damaged image: blocks used in the bitmap but owned by nobody are "unknown"; an unreadable inode is reported, not fatal', async () => {
-    const img = copyImage(makeImage('fsmapbad', { a: pattern(8 * 4096, 1), b: pattern(8 * 4096, 2) }, { sizeMiB: 32 }), 'bad');
-    // clear /b's inode (debugfs clri) but keep its blocks marked in use: leaked blocks
-    const before = await mapOf(img);
-    const bBlocks = before.records.filter((r) => isInode(r.owner) && r.owner.kind === 'data' && r.owner.ino === 13);
-    expect(bBlocks.length).toBe(1);
-    debugfsFull(img, ['clri <13>'], { write: true });
-    const after = await mapOf(img);
-    const unk = after.records.filter((r) => r.owner === 'unknown');
-    expect(unk.map((r) => [r.start, r.len])).toEqual(bBlocks.map((r) => [r.start, r.len]));
+  it('a damaged image: leaked blocks are "unknown" in the map; auditSpace reports leaked, doubly-owned and owned-but-free blocks', async () => {
+    const base = makeImage('fsmapbad', { a: pattern(8 * 4096, 1), b: pattern(8 * 4096, 2), c: pattern(4 * 4096, 3) }, { sizeMiB: 32 });
+    const before = await mapOf(base);
+    const dataOf = (ino: number) => before.records.filter((r) => isInode(r.owner) && r.owner.kind === 'data' && r.owner.ino === ino);
+    const [a, b, c] = [dataOf(12), dataOf(13), dataOf(14)];
+    expect([a.length, b.length, c.length]).toEqual([1, 1, 1]);
+    // 1. clear /b's inode (its blocks stay marked in use): leaked
+    const leak = copyImage(base, 'leak');
+    debugfsFull(leak, ['clri <13>'], { write: true });
+    const m1 = await mapOf(leak, false);
+    expect(m1.records.filter((r) => r.owner === 'unknown').map((r) => [r.start, r.len])).toEqual(b.map((r) => [r.start, r.len]));
+    // 2. point /c's extent at /a's first block (i_block[5] = ee_start_lo): owned twice, /c's own blocks leaked
+    const twice = copyImage(base, 'twice');
+    debugfsFull(twice, [`sif <14> block[5] ${a[0]!.start / 4096}`], { write: true });
+    // 3. mark /a's last block free in the bitmap while it is still mapped
+    const aLast = (a[0]!.start + a[0]!.len) / 4096 - 1;
+    debugfsFull(twice, [`freeb ${aLast}`], { write: true });
+    const f = await Filesystem.open(leak);
+    const g = await Filesystem.open(twice);
+    try {
+      const r1 = await auditSpace(f);
+      expect(r1.leaked).toEqual([{ start: b[0]!.start / 4096, length: 8 }]);
+      expect(r1.multiplyOwned).toEqual([]);
+      const r2 = await auditSpace(g);
+      expect(r2.multiplyOwned).toEqual([{ start: a[0]!.start / 4096, length: 4, owners: ['inode 12 data', 'inode 14 data'] }]);
+      expect(r2.leaked).toEqual([{ start: c[0]!.start / 4096, length: 4 }]);
+      expect(r2.ownedButFree).toEqual([{ start: aLast, length: 1, owner: 'inode 12 data' }]);
+    } finally {
+      await f.close();
+      await g.close();
+    }
   });
 });
