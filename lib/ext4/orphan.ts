@@ -425,7 +425,8 @@ async function truncateBlockMap(tx: Transaction, inode: Inode, keep: number): Pr
  * (tree rebuilt, i_blocks recomputed). Does not write the inode for
  * block-mapped files (the caller writes it); extent files are written by remapInode.
  */
-async function shrinkBlocks(tx: Transaction, inode: Inode, keep: number): Promise<void> {
+async function shrinkBlocks(tx: Transaction, inode: Inode, keepBlocks: number): Promise<void> {
+  const keep = Math.min(keepBlocks, 2 ** 32); // a hostile i_size past the largest logical block keeps everything
   const map = await txMap(tx, inode);
   if (map.kind === 'extents') {
     const freed = mappedIn(map.extents, keep, 2 ** 32 - keep);
@@ -485,6 +486,7 @@ function planCuts(fs: Filesystem, extents: readonly Extent[], keep: number): num
   const budget = transactionBudget(fs) - treeBlocksNeeded(extents.length, fs.blockSize);
   if (!Number.isFinite(budget)) return [];
   const groupsPerStep = Math.max(4, Math.floor(budget / 2));
+  if (keep >= 2 ** 32) return [];
   const freed = mappedIn(extents, keep, 2 ** 32 - keep);
   const cuts: number[] = [];
   let groups = new Set<number>();

@@ -19,7 +19,7 @@ import { RO_COMPAT } from '../../lib/ext4/superblock.js';
 import { addOrphan, createTempFile, listOrphans, processOrphans, releaseTempFile, removeOrphan, inodesPerOrphanBlock } from '../../lib/ext4/orphan.js';
 import { allocate, ALLOC_FIXED_LEN, ALLOC_FIXED_START } from '../../lib/ops/allocate.js';
 import {
-  debugfsW, e2fsckClean, e2fsckFix, features, freeCounts, header, inodeOf, loopSkipReason, mkfs, must, readAt, removeDir, run, tempDir, withLoopMount,
+  debugfsR, debugfsW, e2fsckClean, e2fsckFix, features, freeCounts, header, inodeOf, loopSkipReason, mkfs, must, readAt, removeDir, run, tempDir, withLoopMount, writeAt,
 } from './helpers.js';
 
 const loopWhy = loopSkipReason();
@@ -280,6 +280,21 @@ describe('orphans being truncated or deleted (made with debugfs), chained throug
       expect(await codeOf(listOrphans(ro))).toBe('EFSCORRUPTED');
       await ro.close();
     }
+ 
+    // orphan-file blocks: a slot written without its checksum, a destroyed magic
+    const of = join(dir, 'bad-of.img');
+    mkfs(of, 16, ['-b', '4096', '-O', 'orphan_file', '-d', src]);
+    const ob = parseInt(debugfsR(of, 'bmap <12> 0'), 10);
+    expect(ob).toBeGreaterThan(0);
+    const badCsum = join(dir, 'bad-of-csum.img');
+    copyFileSync(of, badCsum);
+    writeAt(badCsum, ob * 4096, Buffer.from(new Uint32Array([x]).buffer));
+    expect(await codeOf(Filesystem.open(badCsum, { write: true }))).toBe('EFSBADCRC');
+    const badMagic = join(dir, 'bad-of-magic.img');
+    copyFileSync(of, badMagic);
+    writeAt(badMagic, ob * 4096 + 4096 - 8, new Uint8Array(4));
+    expect(await codeOf(Filesystem.open(badMagic, { write: true }))).toBe('EFSCORRUPTED');
+    expect(features(badMagic)).not.toContain('needs_recovery');
   });
 });
 
