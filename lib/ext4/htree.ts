@@ -273,6 +273,11 @@ export interface HtreeContext {
   inodesCount?: number;
   /** Describes a logical block for error messages, e.g. "block 3 (physical 4711)". */
   describeBlock?(logical: number): string;
+  /**
+   * Parse and verify a leaf block (every entry, unused ones included), e.g. memoised by a caller
+   * whose blocks are immutable; default: readDirBlock with this context's options.
+   */
+  parseLeaf?(logical: number, block: Uint8Array): readonly DirEntry[];
 }
 
 export interface HtreeHit extends DirEntry {
@@ -352,7 +357,9 @@ export async function htreeLookup(name: Uint8Array, ctx: HtreeContext): Promise<
     const last = frames[frames.length - 1]!;
     const leafNo = child(last.index.slots[last.at]!, blockOf[frames.length - 1]!, frames.length === 1 ? 'dx root' : 'dx node');
     const leaf = await read(leafNo);
-    const { entries } = readDirBlock(leaf, { blockSize: bs, hasFiletype: ctx.hasFiletype, csum, verify, where: where(leafNo), inodesCount: ctx.inodesCount });
+    const entries = ctx.parseLeaf
+      ? ctx.parseLeaf(leafNo, leaf)
+      : readDirBlock(leaf, { blockSize: bs, hasFiletype: ctx.hasFiletype, csum, verify, where: where(leafNo), inodesCount: ctx.inodesCount }).entries;
     for (const e of entries) {
       if (e.inode !== 0 && bytesEqual(e.name, name)) return { ...e, block: leafNo };
     }

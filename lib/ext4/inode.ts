@@ -166,9 +166,13 @@ export function parseInode(sb: Superblock, ino: number, slot: Uint8Array, opts: 
     extraIsize = raw[0x80]! | (raw[0x81]! << 8);
     if (extraIsize > sb.s_inode_size - 128 || extraIsize % 4 !== 0)
       throw new Ext4Error('EFSCORRUPTED', `i_extra_isize ${extraIsize} does not fit a ${sb.s_inode_size}-byte inode`, where);
-    const full = new Uint8Array(0xa0);
-    full.set(raw.subarray(0, Math.min(0xa0, 0x80 + extraIsize)));
-    Object.assign(extra, InodeExtraLayout.decode(full));
+    if (0x80 + extraIsize >= 0xa0) Object.assign(extra, InodeExtraLayout.decode(raw));
+    else {
+      // Fields past i_extra_isize read as zero.
+      const full = new Uint8Array(0xa0);
+      full.set(raw.subarray(0, 0x80 + extraIsize));
+      Object.assign(extra, InodeExtraLayout.decode(full));
+    }
     extra.i_extra_isize = extraIsize;
   }
   if (opts.verifyChecksum && sb.hasMetadataCsum) {

@@ -58,8 +58,12 @@ export function defineStruct<const R extends readonly FieldRow[]>(name: string, 
   const readers = sorted.map((row) => {
     const [field, offset, type] = row;
     const len = sizes.get(field)!;
-    const read: (d: DataView, at: number) => unknown =
-      type === 'bytes' ? (d, at) => new Uint8Array(d.buffer.slice(d.byteOffset + at, d.byteOffset + at + len))
+    const read: (d: DataView, at: number, b: Uint8Array) => unknown =
+      type === 'bytes' ? (_d, at, b) => {
+        const o = new Uint8Array(len); // small copies stay on the JS heap (no ArrayBuffer of their own)
+        o.set(b.subarray(at, at + len));
+        return o;
+      }
       : type === 'u8' ? (d, at) => d.getUint8(at)
       : type === 'u16' ? (d, at) => d.getUint16(at, true)
       : type === 'u32' ? (d, at) => d.getUint32(at, true)
@@ -76,7 +80,7 @@ export function defineStruct<const R extends readonly FieldRow[]>(name: string, 
       if (offset < 0 || offset + size > bytes.length) throw new RangeError(`layout ${name}: ${size} bytes at ${offset} exceed a ${bytes.length}-byte buffer`);
       const d = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       const out: Record<string, unknown> = {};
-      for (const f of readers) out[f.field] = f.read(d, offset + f.offset);
+      for (const f of readers) out[f.field] = f.read(d, offset + f.offset, bytes);
       return out as Decoded<R>;
     },
     encode(value: Decoded<R>, bytes: Uint8Array, offset = 0) {
