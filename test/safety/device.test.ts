@@ -16,7 +16,7 @@ import { isExt4Error } from '../../lib/errors.js';
 import { MMP_SEQ_CLEAN, MMP_SEQ_FSCK } from '../../lib/ext4/mmp.js';
 import { listOrphans } from '../../lib/ext4/orphan.js';
 import {
-  NO_WAIT, attachLoop, dumpMmp, e2fsckClean, e2fsckFix, features, freeCounts, loopSkipReason, mkfs, removeDir, run, tempDir, withLoopMount,
+  NO_WAIT, removeMountDir, attachLoop, dumpMmp, e2fsckClean, e2fsckFix, features, freeCounts, loopSkipReason, mkfs, removeDir, run, tempDir, withLoopMount,
 } from './helpers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -94,8 +94,7 @@ describe('write opens of devices in use by the kernel', () => {
         try {
           expect(run('mount', [loop.dev, mnt]).status).not.toBe(0);
         } finally {
-          if (run('mountpoint', ['-q', mnt]).status === 0) run('umount', [mnt]);
-          removeDir(mnt);
+          removeMountDir(mnt);
         }
       } finally {
         await fs.close();

@@ -3,7 +3,7 @@
  * unmounted and detached, and a shortened MMP clock.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, readFileSync, realpathSync, openSync, readSync, writeSync, closeSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, rmdirSync, readFileSync, realpathSync, openSync, readSync, writeSync, closeSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MmpOptions } from '../../lib/ext4/mmp.js';
@@ -198,10 +198,20 @@ export async function withLoopMount<T>(img: string, fn: (mnt: string, dev: strin
     if (dev) run('losetup', ['-d', dev]);
     detachAll(img);
     try {
-      rmSync(mnt, { recursive: false, force: true });
+      if (!isMounted(mnt)) rmdirSync(mnt);
     } catch {
       /* still busy */
     }
+  }
+}
+
+/** A scratch mount point: unmounted if needed, then removed without recursing (never into a mounted fs). */
+export function removeMountDir(mnt: string): void {
+  umountQuiet(mnt);
+  try {
+    if (!isMounted(mnt)) rmdirSync(mnt);
+  } catch {
+    /* not empty or busy: leave it */
   }
 }
 

@@ -20,7 +20,7 @@ import {
 import { SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, parseSuperblock } from '../../lib/ext4/superblock.js';
 import { fsSeed } from '../../lib/ext4/checksum.js';
 import {
-  NO_WAIT, attachLoop, detachAll, dumpMmp, e2fsckClean, loopSkipReason, loopsOf, mkfs, readAt, removeDir, run, scaledSleep, tempDir, withLoopMount, writeAt,
+  NO_WAIT, removeMountDir, attachLoop, detachAll, dumpMmp, e2fsckClean, loopSkipReason, loopsOf, mkfs, readAt, removeDir, run, scaledSleep, tempDir, withLoopMount, writeAt,
 } from './helpers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -329,7 +329,7 @@ describe('MMP against the kernel (loop mounts)', () => {
       expect(e2fsckClean(img).ok).toBe(true);
     } finally {
       detachAll(img);
-      removeDir(mnt);
+      removeMountDir(mnt);
     }
   });
 
@@ -380,7 +380,7 @@ describe('MMP against the kernel (loop mounts)', () => {
       expect(dumpMmp(img).sequence).toBe(MMP_SEQ_CLEAN);
     } finally {
       loop.detach();
-      removeDir(mnt);
+      removeMountDir(mnt);
     }
     expect(e2fsckClean(img).ok).toBe(true);
   });
