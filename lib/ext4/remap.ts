@@ -15,9 +15,13 @@ import { allocateBlocks } from './alloc.js';
 import { walkExtentTree, type Extent } from './extents.js';
 
 /** semantics.md §0: the inode checks every mutating call makes. */
-export function assertMutableRegularFile(inode: Inode, firstIno: number, what = 'file'): void {
+export function assertMutableRegularFile(inode: Inode, sb: { s_first_ino: number; s_inodes_count: number }, what = 'file'): void {
   const where = { structure: `inode ${inode.ino}` };
-  if (inode.mode === 0 || inode.linksCount === 0 && inode.dtime !== 0) throw new Ext4Error('ENOENT', `${what} inode ${inode.ino} is not in use`, where);
+  const firstIno = sb.s_first_ino;
+  // An orphan (links 0, e.g. a defrag donor) is still in use: on the old orphan list its i_dtime
+  // holds the next orphan's inode number, which e2fsck tells from a deletion time by size.
+  const deleted = inode.mode === 0 || (inode.linksCount === 0 && inode.dtime > sb.s_inodes_count);
+  if (deleted) throw new Ext4Error('ENOENT', `${what} inode ${inode.ino} is not in use`, where);
   if (inode.type !== 'file') throw new Ext4Error('EINVAL', `${what} inode ${inode.ino} is not a regular file`, where);
   if (inode.ino < firstIno) throw new Ext4Error('EINVAL', `${what} inode ${inode.ino} is a reserved inode`, where);
   if (inode.flags & (INODE_FLAGS.IMMUTABLE | INODE_FLAGS.APPEND)) throw new Ext4Error('EPERM', `${what} inode ${inode.ino} is immutable or append-only`, where);

@@ -63,7 +63,7 @@ async function allocateInTx(tx: Transaction, file: FileRef, opts: AllocateOption
   if (lb + n > 2 ** 32 - 1) throw new Ext4Error('EFBIG', 'range exceeds the maximum extent-mapped file size');
   const ino = await resolveTarget(fs, file);
   const inode = await tx.readInode(ino);
-  assertMutableRegularFile(inode, fs.sb.s_first_ino);
+  assertMutableRegularFile(inode, fs.sb);
   const map = await txFileMap(tx, inode);
   if (mappedIn(map.extents, lb, n).length) throw new Ext4Error('EEXIST', `the range ${offset}+${len} already contains allocated blocks`);
   const goalBlock = opts.goal !== undefined ? Math.floor(opts.goal / bs) : defaultGoal(fs, map.extents, lb, ino);

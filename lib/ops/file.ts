@@ -74,7 +74,7 @@ export async function openFile(fs: Filesystem, ref: FileRef): Promise<FileHandle
 
 async function loadForWrite(tx: Transaction, ino: number): Promise<Inode> {
   const inode = await tx.readInode(ino);
-  assertMutableRegularFile(inode, tx.fs.sb.s_first_ino);
+  assertMutableRegularFile(inode, tx.fs.sb);
   return inode;
 }
 

@@ -130,8 +130,8 @@ export function planMove(dataList: readonly Extent[], spaceList: readonly Extent
 async function stepTx(fs: Filesystem, tx: Transaction, dataIno: number, spaceIno: number, lb: number, n: number, copy: boolean, token: FreshnessToken | null): Promise<void> {
   const data = await tx.readInode(dataIno);
   const space = await tx.readInode(spaceIno);
-  assertMutableRegularFile(data, fs.sb.s_first_ino, 'data');
-  assertMutableRegularFile(space, fs.sb.s_first_ino, 'space');
+  assertMutableRegularFile(data, fs.sb, 'data');
+  assertMutableRegularFile(space, fs.sb, 'space');
   if (token) {
     const now = freshnessOf(data);
     if (now.ino !== token.ino || now.generation !== token.generation || now.changeCounter !== token.changeCounter || now.ctimeSec !== token.ctimeSec ||
