@@ -31,3 +31,5 @@ export { drawMap } from './ops/draw.js';
 export { buildReverseMap, fsmap } from './ops/fsmap.js';
 export { info, list, stat, extents } from './ops/inspect.js';
 export { replayImage } from './ops/replay.js';
+export { checkFilesystem, type CheckReport, type CheckProblem } from './ops/check.js';
+export { allocateRanges } from './ops/allocate.js';
