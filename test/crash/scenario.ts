@@ -1,0 +1,132 @@
+/**
+ * One crash scenario end to end (used by crash.test.ts and formats.test.ts):
+ * build the comb image, record the workload, check the journal format and the
+ * final image, then evaluate every crash point (harness.ts) with a sample
+ * replayed by e2fsck as well.
+ */
+import { expect } from 'vitest';
+import * as fs from 'node:fs';
+import { materialise } from '../../lib/io/recording-device.js';
+import { debugfsFull, dumpe2fsHeader, e2fsckClean, e2fsckJournalOnly, which } from '../helpers/tools.js';
+import { tmpPath } from '../helpers/tmp.js';
+import { buildBaseImage, evaluateCrashPoints, indexWrites, record, sameBytes, type SampleCase } from './harness.js';
+
+export const HAVE_TOOLS = ['mkfs.ext4', 'e2fsck', 'debugfs', 'dumpe2fs'].every((t) => which(t) !== null);
+
+export interface Scenario {
+  label: string;
+  mkfsOpts: string[];
+  /** dumpe2fs "Journal features" expected after ext4kit wrote the journal. */
+  journalFeatures: string[];
+  subsetsPerEpoch: number;
+  checkpoint: 'lazy' | 'each';
+  /** Force checkpoints (new log cycles) when this many committed blocks are pending. */
+  maxPendingBlocks?: number;
+  /** Crash points also replayed by e2fsck. */
+  e2fsckSample: number;
+  seed: number;
+}
+
+export const SCENARIOS: Scenario[] = [
+  {
+    label: 'metadata_csum,64bit (csum v3 tags, revokes), lazy checkpoint at close',
+    mkfsOpts: [], journalFeatures: ['journal_64bit', 'journal_checksum_v3', 'journal_incompat_revoke'],
+    checkpoint: 'lazy', subsetsPerEpoch: 3, e2fsckSample: 20, seed: 1,
+  },
+  {
+    label: '^metadata_csum,^64bit (32-bit tags and revokes, no checksums), lazy with forced checkpoints',
+    mkfsOpts: ['-O', '^metadata_csum,^64bit'], journalFeatures: ['journal_incompat_revoke'],
+    checkpoint: 'lazy', maxPendingBlocks: 8, subsetsPerEpoch: 2, e2fsckSample: 12, seed: 2,
+  },
+  {
+    label: '^metadata_csum,64bit (64-bit tags, no checksums), checkpoint after each commit',
+    mkfsOpts: ['-O', '^metadata_csum'], journalFeatures: ['journal_64bit'],
+    checkpoint: 'each', subsetsPerEpoch: 1, e2fsckSample: 8, seed: 3,
+  },
+];
+
+export const totals = { points: 0, ext4kitReplays: 0, e2fsckReplays: 0, e2fsckCleanRuns: 0, materialiseChecks: 0 };
+
+function checkWithE2fsck(s: SampleCase): void {
+  const img = tmpPath('crash-e2fsck.img');
+  const oursImg = tmpPath('crash-ours.img');
+  try {
+    fs.writeFileSync(img, s.crashImage);
+    const j = e2fsckJournalOnly(img);
+    expect(j.exitCode, `${s.where}: e2fsck -E journal_only exit status\n${j.output}`).toBeLessThanOrEqual(1);
+    const clean = e2fsckClean(img);
+    expect(clean.problems, `${s.where}: e2fsck-replayed copy\n${clean.output}`).toEqual([]);
+    expect(clean.ok, `${s.where}: e2fsck-replayed copy\n${clean.output}`).toBe(true);
+    fs.writeFileSync(oursImg, s.ours);
+    const clean2 = e2fsckClean(oursImg);
+    expect(clean2.problems, `${s.where}: ext4kit-replayed image\n${clean2.output}`).toEqual([]);
+    expect(clean2.ok, `${s.where}: ext4kit-replayed image\n${clean2.output}`).toBe(true);
+    totals.e2fsckCleanRuns += 2;
+    const outs = [...s.expected.keys()].map((p) => [p, tmpPath('dump')] as const);
+    debugfsFull(img, outs.map(([p, o]) => `dump ${p} ${o}`));
+    for (const [p, o] of outs) {
+      const dumped = new Uint8Array(fs.readFileSync(o));
+      fs.rmSync(o, { force: true });
+      if (!sameBytes(dumped, s.expected.get(p)!)) throw new Error(`${s.where}: debugfs dump ${p} of the e2fsck-replayed copy differs from the model`);
+      if (!sameBytes(dumped, s.oursFiles.get(p)!)) throw new Error(`${s.where}: debugfs dump ${p} differs from what ext4kit read after its own replay`);
+    }
+  } finally {
+    fs.rmSync(img, { force: true });
+    fs.rmSync(oursImg, { force: true });
+  }
+}
+
+export async function checkScenario(sc: Scenario): Promise<void> {
+  const t0 = Date.now();
+  const base = buildBaseImage(`crash-${sc.seed}`, 12 * 1024 * 1024, sc.mkfsOpts);
+  const rec = await record(base, { checkpoint: sc.checkpoint, maxPendingBlocks: sc.maxPendingBlocks });
+  const T = rec.commits.length;
+  // The workload did what it claims: depth 2 reached, back to depth 0, one transaction per step.
+  expect(Math.max(...rec.steps.map((s) => s.depthF))).toBe(2);
+  expect(rec.steps[2]!.extentsF).toBeGreaterThan(4 * 84);
+  expect(rec.steps.at(-1)!.depthF).toBe(0);
+  expect(T).toBe(rec.steps.length);
+  // The checkpoint policy did what it says: 'each' empties the log after every commit (on disk,
+  // s_start = 0 once the checkpoint is done), 'lazy' keeps several transactions in the live log.
+  if (sc.checkpoint === 'each') expect(rec.checkpoints).toBe(T);
+  else {
+    expect(rec.startAfterCommit.every((x) => x !== 0)).toBe(true);
+    expect(rec.checkpoints).toBeLessThan(T);
+    if (sc.maxPendingBlocks === undefined) expect(rec.checkpoints).toBe(1); // at close only
+    else expect(rec.checkpoints).toBeGreaterThan(2);
+    expect(rec.revokes, 'blocks freed while in the live log were revoked').toBeGreaterThan(0);
+  }
+
+  const { writes } = indexWrites(rec.log);
+  // The journal format ext4kit wrote (dumpe2fs's view) and a clean final image.
+  const finalImg = tmpPath('crash-final.img');
+  try {
+    fs.writeFileSync(finalImg, materialise(rec.base, rec.log, { writes: writes.length }));
+    const jf = (dumpe2fsHeader(finalImg)['Journal features'] ?? '').split(/\s+/).filter((x) => x && x !== '(none)');
+    expect(jf.sort()).toEqual([...sc.journalFeatures].sort());
+    const clean = e2fsckClean(finalImg);
+    expect(clean.ok, clean.output).toBe(true);
+  } finally {
+    fs.rmSync(finalImg, { force: true });
+  }
+
+  const st = await evaluateCrashPoints(rec, {
+    label: sc.label,
+    seed: sc.seed,
+    subsetsPerEpoch: sc.subsetsPerEpoch,
+    sampleSize: sc.e2fsckSample,
+    checkDataFiles: ['/f', '/g', '/space'],
+    onSample: checkWithE2fsck,
+  });
+  totals.points += st.points;
+  totals.ext4kitReplays += st.checked;
+  totals.e2fsckReplays += st.fsckChecked;
+  totals.materialiseChecks += st.materialiseChecks;
+  console.log(
+    `[crash] ${sc.label}: ${T} transactions, ${writes.length} writes, ${rec.log.length - writes.length} flushes; ` +
+      `${st.points} crash points, all replayed by ext4kit (${st.tKit} ms), ${st.fsckChecked} also by e2fsck -E journal_only (${st.tFsck} ms), ` +
+      `${st.materialiseChecks} overlay images compared with materialise(); points per surviving-transaction count ${st.perState.join('/')}; ` +
+      `max /f extents ${Math.max(...rec.steps.map((s) => s.extentsF))}; ${rec.checkpoints} checkpoints, ${rec.revokes} revoke records; ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+  );
+}
+
