@@ -431,6 +431,20 @@ export async function defrag(fs: Filesystem, opts: DefragOptions = {}): Promise<
         if (!fresh || fragmentCount(fresh.extents) !== 1 || fresh.extents[0]!.physical !== at) continue;
         await execute(fresh, target, 'compact');
       }
+      // Slide: in address order, each file moves down into the lowest free run that holds it,
+      // so the files pack towards the start of each region between immovable metadata and the
+      // free space coalesces behind them.
+      const now = (opts.dryRun ? single : (await Promise.all(single.map(refresh))).filter((x): x is FileInfo => x !== null))
+        .filter((f) => fragmentCount(f.extents) === 1)
+        .sort((a, b) => a.extents[0]!.physical - b.extents[0]!.physical);
+      for (const f of now) {
+        if (!budgetLeft() || runs.length <= 1) break;
+        const at = f.extents[0]!.physical;
+        const lowest = runs.find((r) => r.start < at && r.length >= f.blocks);
+        if (!lowest) continue;
+        opts.onProgress?.({ phase: 'compact', done: n++, total: single.length + now.length, path: f.path, bytesMoved: summary.bytesMoved });
+        await execute(f, { start: lowest.start, length: f.blocks }, 'compact');
+      }
     }
   } finally {
     await donor.release();
