@@ -385,6 +385,21 @@ export class Filesystem {
     return data;
   }
 
+  /**
+   * Raw data blocks [n, n+count) read into `target` (count × blockSize bytes),
+   * overlay applied: the allocation-free variant of readDataBlocks for bulk
+   * copies (the device's readInto when it has one).
+   */
+  async readDataBlocksInto(n: number, count: number, target: Uint8Array): Promise<void> {
+    if (n < 0 || n + count > this.sb.blocksCount) throw new Ext4Error('EFSCORRUPTED', `blocks ${n}+${count} are outside the filesystem`);
+    if (target.length !== count * this.blockSize) throw new Ext4Error('EINVAL', `readDataBlocksInto: ${target.length}-byte buffer for ${count} blocks`);
+    if (this.device.readInto) await this.device.readInto(n * this.blockSize, target);
+    else target.set(await this.device.read(n * this.blockSize, count * this.blockSize));
+    if (this.overlay && this.overlay.size) {
+      for (const [b, bytes] of this.overlay) if (b >= n && b < n + count) target.set(bytes, (b - n) * this.blockSize);
+    }
+  }
+
   // ---------------------------------------------------------------- groups
 
   async group(g: number): Promise<GroupDesc> {

@@ -19,6 +19,12 @@ export interface BlockDevice {
    */
   read(position: number, length: number): Promise<Uint8Array>;
   /**
+   * Optional: read `target.length` bytes at `position` into `target` (same
+   * errors as read). Lets bulk copies reuse one buffer: allocating a fresh
+   * multi-MiB array per read costs about as much as the I/O itself.
+   */
+  readInto?(position: number, target: Uint8Array): Promise<void>;
+  /**
    * Write all of `data` at `position`. Throws EROFS on a read-only device,
    * ENOSPC for a range past the end (a device never grows), EINVAL for a
    * negative or non-integer position.

@@ -132,8 +132,15 @@ export class FileDevice implements BlockDevice {
 
   async read(position: number, length: number): Promise<Uint8Array> {
     checkRange(this.name, 'read', position, length);
-    const fh = this.fh('read');
     const buf = new Uint8Array(length);
+    await this.readInto(position, buf);
+    return buf;
+  }
+
+  async readInto(position: number, buf: Uint8Array): Promise<void> {
+    const length = buf.length;
+    checkRange(this.name, 'read', position, length);
+    const fh = this.fh('read');
     let done = 0;
     while (done < length) {
       const want = Math.min(length - done, MAX_CHUNK);
@@ -151,7 +158,6 @@ export class FileDevice implements BlockDevice {
       }
       done += n;
     }
-    return buf;
   }
 
   async write(position: number, data: Uint8Array): Promise<void> {

@@ -127,6 +127,36 @@ export function planMove(dataList: readonly Extent[], spaceList: readonly Extent
   return { newData: insert(dataRest, added), newSpace, copies, freed: removed };
 }
 
+/**
+ * Copy runs of blocks (from → to) in chunks of up to COPY_CHUNK through two
+ * reused buffers: the read of the next chunk overlaps the write of the
+ * current one (a fresh multi-MiB array per chunk would cost as much as the
+ * I/O). Writes are issued in order, one at a time.
+ */
+async function copyBlocks(fs: Filesystem, copies: readonly { from: number; to: number; length: number }[]): Promise<void> {
+  const bs = fs.blockSize;
+  const chunkBlocks = Math.max(1, Math.floor(COPY_CHUNK / bs));
+  const chunks: { from: number; to: number; n: number }[] = [];
+  for (const c of copies) for (let off = 0; off < c.length; off += chunkBlocks) chunks.push({ from: c.from + off, to: c.to + off, n: Math.min(chunkBlocks, c.length - off) });
+  if (!chunks.length) return;
+  const size = Math.max(...chunks.map((c) => c.n)) * bs;
+  const bufs = [new Uint8Array(size), chunks.length > 1 ? new Uint8Array(size) : null];
+  const read = (i: number) => {
+    const c = chunks[i]!;
+    const view = bufs[i & 1]!.subarray(0, c.n * bs);
+    return fs.readDataBlocksInto(c.from, c.n, view).then(() => view);
+  };
+  let next = read(0);
+  for (let i = 0; i < chunks.length; i++) {
+    const view = await next;
+    // the other buffer is free again (its write finished in the previous iteration)
+    const pending = i + 1 < chunks.length ? read(i + 1) : null;
+    pending?.catch(() => undefined); // awaited below (or abandoned with the write's error)
+    await fs.device.write(chunks[i]!.to * bs, view);
+    if (pending) next = pending;
+  }
+}
+
 async function stepTx(fs: Filesystem, tx: Transaction, dataIno: number, spaceIno: number, lb: number, n: number, copy: boolean, token: FreshnessToken | null): Promise<void> {
   const data = await tx.readInode(dataIno);
   const space = await tx.readInode(spaceIno);
@@ -143,15 +173,9 @@ async function stepTx(fs: Filesystem, tx: Transaction, dataIno: number, spaceIno
   const dmap = await txFileMap(tx, data);
   const smap = await txFileMap(tx, space);
   const plan = planMove(dmap.extents, smap.extents, lb, n, copy);
-  // 1. copy D→S in place (durable before the swap commits: the commit's first flush covers it).
-  for (const c of plan.copies) {
-    for (let off = 0; off < c.length; ) {
-      const k = Math.min(c.length - off, Math.max(1, Math.floor(COPY_CHUNK / bs)));
-      const bytes = await fs.readDataBlocks(c.from + off, k);
-      await fs.device.write((c.to + off) * bs, bytes);
-      off += k;
-    }
-  }
+  // 1. copy D→S in place (durable before the swap commits: the commit's first flush covers it),
+  // through one reused buffer (a fresh multi-MiB array per chunk costs as much as the I/O).
+  await copyBlocks(fs, plan.copies);
   // No flush here: the commit flushes everything written so far before its commit block
   // (ordered data), which is all the copy needs.
   // 2. swap the maps and release D.
