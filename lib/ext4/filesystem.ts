@@ -415,6 +415,35 @@ export class Filesystem {
     return gd;
   }
 
+  /**
+   * Decode the descriptors of groups [first, end) in one pass per descriptor
+   * block (same validation as group()): bulk scans over thousands of groups
+   * (getFreeBlocks, fsmap) otherwise pay an async block lookup per group.
+   */
+  async loadGroups(first = 0, end = this.sb.groupCount): Promise<void> {
+    const per = descPerBlock(this.sb);
+    const size = this.sb.descSize;
+    first = Math.max(0, first);
+    end = Math.min(this.sb.groupCount, end);
+    for (let g = first; g < end; ) {
+      const bi = Math.floor(g / per);
+      const stop = Math.min(end, (bi + 1) * per);
+      let h = g;
+      while (h < stop && this.groupDescs.has(h)) h++;
+      if (h < stop) {
+        const block = await this.readBlock(descriptorBlockLocation(this.sb, bi));
+        for (; h < stop; h++) {
+          if (this.groupDescs.has(h)) continue;
+          const off = (h % per) * size;
+          const gd = parseGroupDesc(this.sb, h, block.subarray(off, off + size));
+          checkGroupDesc(this.sb, gd, this.fsSeed, this.verify);
+          this.groupDescs.set(h, gd);
+        }
+      }
+      g = stop;
+    }
+  }
+
   /** Replace the cached descriptor (used by the write path after it changes one). */
   protected setGroupDesc(gd: GroupDesc): void {
     this.groupDescs.set(gd.group, gd);

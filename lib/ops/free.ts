@@ -18,7 +18,7 @@ import { blocksInGroup, groupFirstBlock, groupOfBlock } from '../ext4/geometry.j
 import { BG_FLAGS, uninitFlagsHonoured } from '../ext4/group-desc.js';
 
 /** Groups whose bitmaps are fetched together, concurrently. */
-const PREFETCH_GROUPS = 256;
+const PREFETCH_GROUPS = 1024;
 
 export interface FreeExtent {
   /** Byte offset of the first free block. */
@@ -93,6 +93,7 @@ export async function scanFreeRuns(fs: Filesystem, from: number, to: number, fn:
       // Bring the next batch of bitmaps that must really be read into the cache with
       // concurrent single-block reads (the cache's read-ahead would read 32 neighbours each).
       prefetchedTo = Math.min(gEnd, g + PREFETCH_GROUPS);
+      await fs.loadGroups(g, prefetchedTo);
       const want: Promise<void>[] = [];
       for (let h = g; h < prefetchedTo; h++) {
         const d = await fs.group(h);

@@ -167,6 +167,7 @@ async function scanInodes(fs: Filesystem, opts: BuildReverseMapOptions): Promise
     for (const e of map.extents) addRun(e.physical, e.length, ino, 'data', e.unwritten);
   };
 
+  await fs.loadGroups();
   for (let g = 0; g < sb.groupCount; g++) {
     const gd = await fs.group(g);
     if (honoured && gd.flags & BG_FLAGS.INODE_UNINIT) {
