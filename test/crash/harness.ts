@@ -254,6 +254,8 @@ export interface Recording {
   startAfterCommit: number[];
   /** Checkpoints (log emptied) during the session, close included. */
   checkpoints: number;
+  /** Write count at each checkpoint's 'checkpoint' step (home writes flushed, log not yet emptied). */
+  checkpointWrites: number[];
   /** Revoke records written. */
   revokes: number;
   holes: number[];
@@ -264,6 +266,8 @@ export interface RecordOptions {
   checkpoint?: 'lazy' | 'each';
   /** Force checkpoints when this many committed blocks are pending (exercises new log cycles). */
   maxPendingBlocks?: number;
+  /** Steps to run instead of the default workload. */
+  steps?: (bs: number, holes: number[]) => Step[];
 }
 
 /** Run the workload on a RecordingDevice over a copy of the base image (open and close included). */
@@ -278,6 +282,7 @@ export async function record(base: BaseImage, opts: RecordOptions = {}): Promise
   const steps: Recording['steps'] = [];
   const startAfterCommit: number[] = [];
   let checkpoints = 0;
+  const checkpointWrites: number[] = [];
   const f = await Filesystem.open(rec, { write: true, ...(opts.checkpoint ? { checkpoint: opts.checkpoint } : {}) });
   let revokes = 0;
   try {
@@ -289,10 +294,11 @@ export async function record(base: BaseImage, opts: RecordOptions = {}): Promise
           committed.push({ writes: rec.writeCount, pending: new Map([...f.journal!.pending].map(([b, d]) => [b, d.slice()])) });
           startAfterCommit.push(parseJournalSuperblock(await f.journal!.readBlock(0)).s_start); // as on disk
         }
+        if (s === 'checkpoint') checkpointWrites.push(rec.writeCount);
         if (s === 'done') checkpoints++;
       },
     };
-    const list = workload(f.blockSize, holes);
+    const list = (opts.steps ?? workload)(f.blockSize, holes);
     for (const st of list) {
       const before = commits.length;
       await st.run(f);
@@ -312,7 +318,7 @@ export async function record(base: BaseImage, opts: RecordOptions = {}): Promise
   } finally {
     await f.close();
   }
-  return { base: base.bytes, log: rec.log, commits, committed, states, steps, startAfterCommit, checkpoints, revokes, holes };
+  return { base: base.bytes, log: rec.log, commits, committed, states, steps, startAfterCommit, checkpoints, checkpointWrites, revokes, holes };
 }
 
 export async function readWhole(f: Filesystem, p: string): Promise<Uint8Array> {
@@ -404,6 +410,8 @@ export interface EvaluateOptions {
   onSample(s: SampleCase): void | Promise<void>;
   /** Cross-check the overlay against `materialise` on every n-th sampled point (default 3). */
   materialiseEvery?: number;
+  /** Only evaluate crash points after this many writes for which this returns true (default: all). */
+  only?: (writes: number) => boolean;
 }
 
 export interface EvaluateStats {
@@ -428,7 +436,7 @@ export interface EvaluateStats {
 export async function evaluateCrashPoints(rec: Recording, o: EvaluateOptions): Promise<EvaluateStats> {
   const T = rec.commits.length;
   const { writes, epochStart } = indexWrites(rec.log);
-  const points = crashPoints(rec.log, { random: new Prng(o.seed), subsetsPerEpoch: o.subsetsPerEpoch });
+  const points = crashPoints(rec.log, { random: new Prng(o.seed), subsetsPerEpoch: o.subsetsPerEpoch }).filter((p) => !o.only || o.only(p.writes));
   type Ref = { img: Uint8Array; bs: number; ranges: [number, number][]; counts: ReturnType<typeof sbCounts> };
   const refs = new Map<number, Ref>();
   let refBuilds = 0;
@@ -534,6 +542,6 @@ export async function evaluateCrashPoints(rec: Recording, o: EvaluateOptions): P
     }
   }
   st.refBuilds = refBuilds;
-  for (let c = 0; c <= T; c++) if (!st.perState[c]) throw new Error(`${o.label}: no crash point left exactly ${c} transactions`);
+  if (!o.only) for (let c = 0; c <= T; c++) if (!st.perState[c]) throw new Error(`${o.label}: no crash point left exactly ${c} transactions`);
   return st;
 }
