@@ -321,7 +321,10 @@ describe('kernel images', () => {
     expect(r.problems.join('\n')).toMatch(/journal recovery/);
     const j = e2fsckJournalOnly(k.image);
     expect(j.exitCode).toBeLessThan(4);
-    expectE2fsckClean(k.image);
+    // The kernel updates the superblock's free totals lazily (ext4-format.md §2.1): after a
+    // journal-only replay those two may be stale; nothing else may be wrong.
+    const after = e2fsckClean(k.image);
+    expect(after.problems.filter((p) => !/Free (blocks|inodes) count wrong|^Fix\? no$|^\s*$/.test(p.trim()))).toEqual([]);
     const stats = debugfsStats(k.image, k.expected.map((e) => `/${e.path}`));
     for (const e of k.expected) expect(stats.get(`/${e.path}`)?.size, e.path).toBe(e.size);
     expect(debugfsDump(k.image, '/late-dir/last.txt').toString()).toBe('the last committed transaction\n');
