@@ -16,8 +16,13 @@ export function crc32c(seed: number, data: Uint8Array, start = 0, end = data.len
 const ZERO4 = new Uint8Array(4);
 
 export function le32(n: number): Uint8Array {
+  // Byte by byte: a DataView would force the (tiny, on-heap) array to get a backing store of its
+  // own, which made inodeSeed() the most expensive part of reading an inode.
   const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, n >>> 0, true);
+  b[0] = n & 0xff;
+  b[1] = (n >>> 8) & 0xff;
+  b[2] = (n >>> 16) & 0xff;
+  b[3] = (n >>> 24) & 0xff;
   return b;
 }
 

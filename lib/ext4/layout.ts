@@ -30,6 +30,13 @@ export interface Struct<T> {
   sizeOf(field: keyof T & string): number;
 }
 
+/** A copy of `len` bytes (small copies stay on the JS heap: no ArrayBuffer of their own). */
+function copyBytes(b: Uint8Array, at: number, len: number): Uint8Array {
+  const o = new Uint8Array(len);
+  for (let i = 0; i < len; i++) o[i] = b[at + i]!;
+  return o;
+}
+
 function asBuffer(u8: Uint8Array): Buffer {
   return Buffer.isBuffer(u8) ? u8 : Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
 }
@@ -53,35 +60,37 @@ export function defineStruct<const R extends readonly FieldRow[]>(name: string, 
     pos = offset + len;
   }
   if (pos > size) throw new Error(`layout ${name}: fields end at ${pos}, beyond the declared size ${size}`);
-  // Decoding is on every metadata read's hot path (inodes, directory entries): read the fields
-  // straight from a DataView rather than through buffer-layout (same values, ~10x faster).
-  const readers = sorted.map((row) => {
+  // Decoding is on every metadata read's hot path (inodes, directory entries, extents): a decoder
+  // is generated per struct that reads the fields straight from the bytes into an object literal
+  // (one fixed shape, no DataView, no buffer-layout calls; same values — ~10x faster).
+  const at = (o: number) => (o === 0 ? 'o' : `o + ${o}`);
+  const u8 = (o: number) => `b[${at(o)}]`;
+  const u16le = (o: number) => `(${u8(o)} | (${u8(o + 1)} << 8))`;
+  const u32le = (o: number) => `((${u8(o)} | (${u8(o + 1)} << 8) | (${u8(o + 2)} << 16) | (${u8(o + 3)} << 24)) >>> 0)`;
+  const u16be = (o: number) => `((${u8(o)} << 8) | ${u8(o + 1)})`;
+  const u32be = (o: number) => `(((${u8(o)} << 24) | (${u8(o + 1)} << 16) | (${u8(o + 2)} << 8) | ${u8(o + 3)}) >>> 0)`;
+  const props = sorted.map((row) => {
     const [field, offset, type] = row;
-    const len = sizes.get(field)!;
-    const read: (d: DataView, at: number, b: Uint8Array) => unknown =
-      type === 'bytes' ? (_d, at, b) => {
-        const o = new Uint8Array(len); // small copies stay on the JS heap (no ArrayBuffer of their own)
-        o.set(b.subarray(at, at + len));
-        return o;
-      }
-      : type === 'u8' ? (d, at) => d.getUint8(at)
-      : type === 'u16' ? (d, at) => d.getUint16(at, true)
-      : type === 'u32' ? (d, at) => d.getUint32(at, true)
-      : type === 'u64' ? (d, at) => d.getUint32(at + 4, true) * 0x100000000 + d.getUint32(at, true)
-      : type === 'u16be' ? (d, at) => d.getUint16(at, false)
-      : type === 'u32be' ? (d, at) => d.getUint32(at, false)
-      : (d, at) => d.getUint32(at, false) * 0x100000000 + d.getUint32(at + 4, false);
-    return { field, offset, read };
+    if (!/^[A-Za-z_$][\w$]*$/.test(field)) throw new Error(`layout ${name}: field name ${field} is not an identifier`);
+    const expr =
+      type === 'bytes' ? `copy(b, ${at(offset)}, ${sizes.get(field)!})`
+      : type === 'u8' ? u8(offset)
+      : type === 'u16' ? u16le(offset)
+      : type === 'u32' ? u32le(offset)
+      : type === 'u64' ? `(${u32le(offset + 4)} * 4294967296 + ${u32le(offset)})`
+      : type === 'u16be' ? u16be(offset)
+      : type === 'u32be' ? u32be(offset)
+      : `(${u32be(offset)} * 4294967296 + ${u32be(offset + 4)})`;
+    return `${field}: ${expr}`;
   });
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval
+  const decodeFields = new Function('b', 'o', 'copy', `return { ${props.join(', ')} };`) as (b: Uint8Array, o: number, copy: typeof copyBytes) => Decoded<R>;
   return {
     name,
     size,
     decode(bytes: Uint8Array, offset = 0) {
       if (offset < 0 || offset + size > bytes.length) throw new RangeError(`layout ${name}: ${size} bytes at ${offset} exceed a ${bytes.length}-byte buffer`);
-      const d = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      const out: Record<string, unknown> = {};
-      for (const f of readers) out[f.field] = f.read(d, offset + f.offset, bytes);
-      return out as Decoded<R>;
+      return decodeFields(bytes, offset, copyBytes);
     },
     encode(value: Decoded<R>, bytes: Uint8Array, offset = 0) {
       if (offset < 0 || offset + size > bytes.length) throw new RangeError(`layout ${name}: ${size} bytes at ${offset} exceed a ${bytes.length}-byte buffer`);
