@@ -212,9 +212,16 @@ export async function commitUnjournaled(dev: BlockDevice, tx: Transaction, inter
   await hooks.onStep?.('data');
   for (const [b, data] of interim) await dev.write(b * bs, data);
   if (interim.size) await dev.flush();
-  for (const [b, data] of tx.blocks) if (!interim.has(b)) await dev.write(b * bs, data);
+  // Every block bitmap the transaction changed goes last, also those that only
+  // release blocks (not in `interim`: their on-disk image is the pre-free
+  // state): a bitmap that frees blocks must not reach the disk before the
+  // metadata that stops pointing at them, or a crash leaves blocks marked free
+  // while still in use — handed out again, they end up owned twice.
+  const late = new Set(interim.keys());
+  for (const gd of tx.groups.values()) if (tx.blocks.has(gd.blockBitmap)) late.add(gd.blockBitmap);
+  for (const [b, data] of tx.blocks) if (!late.has(b)) await dev.write(b * bs, data);
   await dev.flush();
-  for (const [b, data] of tx.blocks) if (interim.has(b)) await dev.write(b * bs, data);
+  for (const [b, data] of tx.blocks) if (late.has(b)) await dev.write(b * bs, data);
   await dev.flush();
   await hooks.onStep?.('done');
   return { tid: null, metadataBlocks: tx.blocks.size, dataBytes, revokes: 0 };
