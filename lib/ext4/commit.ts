@@ -43,6 +43,12 @@ export class JournalState {
   policy: 'lazy' | 'each' = 'lazy';
   /** Checkpoint when pending metadata exceeds this many bytes (bounded memory). */
   maxPendingBytes = 64 * 1024 * 1024;
+  /**
+   * Called with the pending blocks once they are home, before they are dropped: the owner's
+   * block cache must take them, because while pending it may have read (ahead) the stale
+   * on-disk copies, which reads no longer bypass afterwards.
+   */
+  onCheckpointed: ((blocks: ReadonlyMap<number, Uint8Array>) => void) | null = null;
 
   constructor(device: BlockDevice, blockSize: number, map: Extent[], jsb: JournalSuperblock) {
     this.device = device;
@@ -135,6 +141,7 @@ export async function checkpoint(dev: BlockDevice, journal: JournalState, bs: nu
   journal.jsb.s_sequence = journal.nextTid >>> 0;
   await journal.writeSuperblock();
   await dev.flush();
+  journal.onCheckpointed?.(journal.pending);
   journal.pending.clear();
   journal.live = false;
   await hooks.onStep?.('done');

@@ -279,6 +279,9 @@ export class Filesystem {
       await journal.writeSuperblock();
       await this.device.flush();
       journal.policy = opts.checkpoint ?? 'lazy';
+      journal.onCheckpointed = (blocks) => {
+        for (const [n, data] of blocks) this.cache.put(n, data);
+      };
       this.journal = journal;
     } else {
       this.warnings.push('this filesystem has no journal: writes are ordered carefully, but a crash may need e2fsck to reclaim leaked blocks');

@@ -471,12 +471,12 @@ describe.skipIf(!HAVE_E2FSPROGS)('property: random sequences of allocate / moved
   }
 });
 
-describe.skipIf(!HAVE_E2FSPROGS)('known bugs (reported; flip .fails to a plain it when fixed)', () => {
-  // Lazy checkpointing keeps committed metadata in journal.pending and the block cache. When such a
-  // block is evicted from the cache and a later read-ahead brings the (stale) on-disk copy back in,
-  // readBlock still prefers the pending image — until the checkpoint clears pending, after which the
-  // cache serves the stale copy (here: an inode without the allocation just committed).
-  it.fails('KNOWN BUG: after a checkpoint, a pending block re-read by cache read-ahead while it was evicted is served stale', async () => {
+describe.skipIf(!HAVE_E2FSPROGS)('lazy checkpointing and the block cache', () => {
+  // Lazy checkpointing keeps committed metadata in journal.pending. When such a block is evicted
+  // from the cache and a later read-ahead brings the (stale) on-disk copy back in, readBlock still
+  // prefers the pending image; the checkpoint then hands the committed images to the cache
+  // (JournalState.onCheckpointed), so the stale copy is never served.
+  it('after a checkpoint, a block that cache read-ahead re-read (stale) while it was pending is served as committed', async () => {
     const img = makeImage('stalecache', { a: pattern(B, 1), b: pattern(B, 2) }, { sizeMiB: 64 });
     const f = await Filesystem.open(img, { write: true, cacheBytes: 4 * B });
     try {
