@@ -32,7 +32,20 @@ export interface AllocateOptions {
 }
 
 export async function allocate(fs: Filesystem, file: FileRef, opts: AllocateOptions): Promise<number> {
-  return fs.transact((tx) => allocateInTx(tx, file, opts));
+  if ((opts.flags ?? 0) & ALLOC_FIXED_LEN) return fs.transact((tx) => allocateInTx(tx, file, opts));
+  // "Up to len": the data blocks found may leave no block for the extent-tree blocks the new
+  // extents need (they come from the same pool). A transaction that fails that way wrote
+  // nothing; ask again for fewer blocks (1, 2, 4, ... fewer) until the tree fits.
+  let len = opts.len;
+  for (let shrink = 1; ; shrink *= 2) {
+    const info = { got: 0 };
+    try {
+      return await fs.transact((tx) => allocateInTx(tx, file, { ...opts, len }, info));
+    } catch (e) {
+      if (!(e instanceof Ext4Error && e.code === 'ENOSPC') || info.got <= shrink) throw e;
+      len = (info.got - shrink) * fs.blockSize;
+    }
+  }
 }
 
 /**
@@ -48,7 +61,7 @@ export async function allocateRanges(fs: Filesystem, file: FileRef, requests: re
   });
 }
 
-async function allocateInTx(tx: Transaction, file: FileRef, opts: AllocateOptions): Promise<number> {
+async function allocateInTx(tx: Transaction, file: FileRef, opts: AllocateOptions, info?: { got: number }): Promise<number> {
   const fs = tx.fs;
   const bs = fs.blockSize;
   const flags = opts.flags ?? 0;
@@ -75,6 +88,7 @@ async function allocateInTx(tx: Transaction, file: FileRef, opts: AllocateOption
     exact: fixedStart,
     partial: !(flags & ALLOC_FIXED_LEN),
   });
+  if (info) info.got = runs.reduce((a, r) => a + r.length, 0);
   const added: Extent[] = [];
   let l = lb;
   for (const r of runs) {

@@ -173,12 +173,9 @@ async function stepTx(fs: Filesystem, tx: Transaction, dataIno: number, spaceIno
   const dmap = await txFileMap(tx, data);
   const smap = await txFileMap(tx, space);
   const plan = planMove(dmap.extents, smap.extents, lb, n, copy);
-  // 1. copy D→S in place (durable before the swap commits: the commit's first flush covers it),
-  // through one reused buffer (a fresh multi-MiB array per chunk costs as much as the I/O).
-  await copyBlocks(fs, plan.copies);
-  // No flush here: the commit flushes everything written so far before its commit block
-  // (ordered data), which is all the copy needs.
-  // 2. swap the maps and release D.
+
+  // 1. the new maps and the release of D, in the transaction (nothing reaches the device yet:
+  // an ENOSPC from extent-tree growth here leaves every byte as it was).
   await remapInode(tx, space, smap, plan.newSpace);
   await remapInode(tx, data, dmap, plan.newData);
   for (const f of plan.freed) tx.free(f.physical, f.length);
@@ -186,6 +183,10 @@ async function stepTx(fs: Filesystem, tx: Transaction, dataIno: number, spaceIno
   touch(space);
   await tx.writeInode(data);
   await tx.writeInode(space);
+  // 2. copy D→S in place, last, once nothing in the step can fail any more but the I/O itself.
+  // No flush here: the commit flushes everything written so far before its commit block
+  // (ordered data), which is all the copy needs (S still belongs to space on disk until then).
+  await copyBlocks(fs, plan.copies);
 }
 
 async function run(fs: Filesystem, dataRef: FileRef, spaceRef: FileRef, opts: MoveDataOptions, copy: boolean, token: FreshnessToken | null): Promise<number> {

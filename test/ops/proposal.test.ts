@@ -942,6 +942,23 @@ describe.skipIf(!HAVE_E2FSPROGS)('the contract (semantics.md §1–§3) beyond t
     await verify(i, { '/data': { content: want }, '/space': { content: new Uint8Array(2 * N * B) } }, 'movedata from unwritten space');
   });
 
+  it('movedata that needs a new extent-tree block on a full filesystem: ENOSPC, no write at all (space\'s blocks untouched too)', async () => {
+    const i = img('mvenospc');
+    // space: 8 one-block extents (a depth-1 tree), then fill every free block
+    await withWrite(i, async (f) => {
+      const run = (await getFreeBlocks(f)).find((e) => e.len >= 40 * B)!;
+      for (let k = 0; k < 8; k++) await allocate(f, '/donor', { offset: k * B, len: B, goal: run.start + 2 * k * B, flags: ALLOC_FIXED_START });
+      await (await openFile(f, '/donor')).pwrite(pattern(8 * B, 31), 0);
+      // fill: "up to len" allocations until nothing is left (tree blocks come from the same pool)
+      for (let off = 100 * B, k = 0; (await getFreeBlocks(f, { count: 1 })).length && k < 50; k++) off += await allocate(f, '/holey-space', { offset: off, len: 100000 * B });
+      expect(await getFreeBlocks(f)).toEqual([]);
+    });
+    // data's 8 contiguous blocks would become 8 extents: its tree needs a block the full fs does not have
+    await expectAllRefused(i, [['ENOSPC', (f) => movedata(f, '/data', '/donor', { from: 0, len: 8 * B })]]);
+    const { expectClean } = await import('./helpers.js');
+    expectClean(i, 'refused movedata on a full fs');
+  });
+
   it('movedata: data\'s size and mtime unchanged, ctime of both files updated; space\'s size unchanged', async () => {
     const i = img('times');
     const stat = async () => {
