@@ -12,6 +12,7 @@ import { MemoryDevice } from '../../lib/io/memory-device.js';
 import { allocate, ALLOC_FIXED_LEN, ALLOC_FIXED_START } from '../../lib/ops/allocate.js';
 import { movedata } from '../../lib/ops/movedata.js';
 import { openFile } from '../../lib/ops/file.js';
+import { allocateInode } from '../../lib/ext4/alloc.js';
 import { copySparse, debugfs, dumpe2fsGroups } from '../helpers/tools.js';
 import { tmpPath } from '../helpers/tmp.js';
 import { buildImage, CONFIGS, debugfsExtents, expectCode, HAVE_E2FSPROGS, sha256File, verifyImage } from './helpers.js';
@@ -110,6 +111,16 @@ describe.skipIf(!HAVE_E2FSPROGS).each(CONFIGS.filter((c) => ['4k', '1k no checks
         // Without checksums the damage shows when the block is freed: "freed twice".
         await refuses(copy, 'EFSCORRUPTED', async (f) => (await openFile(f, '/big')).truncate(0));
       }
+    });
+
+    it.skipIf(!csum)('inode bitmap: bad checksum (EFSBADCRC) on inode allocation', async () => {
+      const copy = tmpPath('badinodebitmap.img');
+      copySparse(img, copy);
+      const g0 = dumpe2fsGroups(copy)[0]!;
+      // Mark a free inode slot (near the end of group 0) as used: only the checksum notices.
+      const last = g0.freeInodeRanges.at(-1)![1] - 1; // inode number
+      patch(copy, g0.inodeBitmap * c.blockSize + (last >> 3), (b) => { b[0]! |= 1 << (last & 7); });
+      await refuses(copy, 'EFSBADCRC', (f) => f.transact((tx) => allocateInode(tx, { goalGroup: 0 })));
     });
 
     it('extent-tree block: bad checksum (EFSBADCRC) or bad magic (EFSCORRUPTED)', async () => {
