@@ -51,8 +51,8 @@ async function modifiedImage(label: string, blockSize: number, steps: number): P
 
 describe.skipIf(why !== null)('the kernel reads what ext4kit wrote', () => {
   for (const bs of [1024, 4096]) {
-    it(`${bs / 1024} KiB blocks: conversions, movedata punch and remap, truncate, movedata of /g — read-only mount`, async () => {
-      const { img, model } = await modifiedImage(`kernel-${bs}`, bs, 13);
+    it(`${bs / 1024} KiB blocks: conversions, movedata punch, remap and copy, truncate, stepped movedata — read-only mount`, async () => {
+      const { img, model } = await modifiedImage(`kernel-${bs}`, bs, 15);
       await withLoopMount(img, async (mp) => {
         for (const [p, want] of model.files) {
           const got = fs.readFileSync(path.join(mp, p));
@@ -72,8 +72,9 @@ describe.skipIf(why !== null)('the kernel reads what ext4kit wrote', () => {
     }, { readOnly: true });
   });
 
-  it('crash right after a commit block: a read-write mount replays the live log', async () => {
-    const base = buildBaseImage('kernel-crash', 16 * 1024 * 1024, []);
+  for (const [fmt, opts] of [['csum v3, 64-bit tags', []], ['no checksums, 32-bit tags', ['-O', '^metadata_csum,^64bit']]] as const)
+  it(`crash right after a commit block (${fmt}): a read-write mount replays the live log`, async () => {
+    const base = buildBaseImage('kernel-crash', 16 * 1024 * 1024, [...opts]);
     const img = tmpPath('kernel-crash.img');
     fs.writeFileSync(img, base.bytes);
     const f = await Filesystem.open(img, { write: true });
