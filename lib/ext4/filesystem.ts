@@ -372,7 +372,7 @@ export class Filesystem {
   /** A metadata block (cached; treat as read-only). */
   async readBlock(n: number): Promise<Uint8Array> {
     if (!Number.isInteger(n) || n < 0 || n >= this.sb.blocksCount)
-      throw new Ext4Error('EFSCORRUPTED', `block ${n} is outside the filesystem (${this.sb.blocksCount} blocks)`);
+      throw new Ext4Error('EFSCORRUPTED', `block ${n} is outside the filesystem (${this.sb.blocksCount} blocks)`, { structure: 'block pointer', location: `block ${n}` });
     const o = this.overlay?.get(n) ?? this.journal?.pending.get(n);
     if (o) return o;
     return this.cache.getBlock(n);
@@ -606,6 +606,8 @@ export class Filesystem {
   async xattrs(inode: Inode): Promise<XattrEntry[]> {
     const list = parseInodeXattrs(inode.raw, inode.extraIsize, inode.ino);
     if (inode.fileAcl) {
+      if (inode.fileAcl < this.sb.s_first_data_block || inode.fileAcl >= this.sb.blocksCount)
+        throw new Ext4Error('EFSCORRUPTED', `xattr block ${inode.fileAcl} is outside the filesystem (${this.sb.blocksCount} blocks)`, { structure: `inode ${inode.ino}`, location: 'i_file_acl' });
       const blk = await this.readBlock(inode.fileAcl);
       list.push(...parseXattrBlock(blk, inode.fileAcl, { fsSeed: this.sb.hasMetadataCsum ? this.fsSeed : null, verify: this.verify }));
     }
