@@ -36,7 +36,7 @@ export const SCENARIOS: Scenario[] = [
   {
     label: 'metadata_csum,64bit (csum v3 tags, revokes), lazy checkpoint at close',
     mkfsOpts: [], journalFeatures: ['journal_64bit', 'journal_checksum_v3', 'journal_incompat_revoke'],
-    checkpoint: 'lazy', subsetsPerEpoch: 3, e2fsckSample: 20, seed: 1,
+    checkpoint: 'lazy', subsetsPerEpoch: 2, e2fsckSample: 20, seed: 1,
   },
   {
     label: '^metadata_csum,^64bit (32-bit tags and revokes, no checksums), lazy with forced checkpoints',
