@@ -84,8 +84,13 @@ describe.skipIf(why !== null)('kernel-written images', () => {
       expectSameBlocks(map.extents, k.file.extents, 'FIEMAP');
       const s = await stat(fs, k.file.path);
       expect([s.extents, s.depth, s.size]).toEqual([map.extents.length, dbg.depth, k.file.size]);
-      // the whole file, in odd chunk sizes
+      // the whole file, in odd chunk sizes, fresh chunks and one reused buffer
       for (const chunk of [8 * 1024 * 1024, 1_000_003]) expect((await sha256Of(fs, inode, chunk)).sha256).toBe(k.file.sha256);
+      for (const chunk of [1 << 20, 12_345]) {
+        const h = crypto.createHash('sha256');
+        for await (const c of fs.stream(inode, chunk, { reuseBuffer: true })) h.update(c);
+        expect(h.digest('hex'), `reused ${chunk}-byte chunks`).toBe(k.file.sha256);
+      }
       // ranges straddling extent and hole boundaries against the data the kernel wrote
       const bs = k.blockSize;
       const n = k.leafExtents;
@@ -106,6 +111,11 @@ describe.skipIf(why !== null)('kernel-written images', () => {
         const len = 1 + rnd(5 * bs);
         const got = await fs.read(inode, pos, len, map);
         expect(sha(got), `read(${pos}, ${len})`).toBe(sha(expected(pos, len)));
+        const into = new Uint8Array(len).fill(0xee);
+        const n = await fs.readInto(inode, pos, into, map);
+        expect(n).toBe(got.length);
+        expect(sha(into.subarray(0, n)), `readInto(${pos}, ${len})`).toBe(sha(got));
+        expect(into.subarray(n).every((x) => x === 0xee), 'readInto leaves the rest of the buffer alone').toBe(true);
       }
     } finally {
       await fs.close();
@@ -138,6 +148,9 @@ describe.skipIf(why !== null)('kernel-written images', () => {
         expect(inode.size, f.path).toBe(f.size);
         expect((await sha256Of(fs, inode)).sha256, `${f.path} bytes`).toBe(f.sha256);
         expect((await sha256Of(fs, inode, 4096 + 512)).sha256, `${f.path} bytes (unaligned chunks)`).toBe(f.sha256);
+        const h = crypto.createHash('sha256');
+        for await (const c of fs.stream(inode, 3 * 4096 + 100, { reuseBuffer: true })) h.update(c);
+        expect(h.digest('hex'), `${f.path} bytes (one reused buffer: holes and unwritten blocks zero-filled over old contents)`).toBe(f.sha256);
         const ext = await extentsView(fs, f.path);
         expectSameBlocks(ext, f.extents, `${f.path} extents vs FIEMAP`);
         expect(inode.blocks512 * 512, `${f.path} allocated bytes`).toBe(f.allocatedBlocks * bs);
@@ -189,6 +202,10 @@ describe.skipIf(why !== null)('kernel-written images', () => {
       expect(map.extents.some((e) => e.logical * k.blockSize >= 2 ** 32)).toBe(true);
       for (const c of k.chunks) {
         expect(sha(await fs.read(inode, c.offset, c.length)), `chunk at ${c.offset}`).toBe(c.sha256);
+        const lead = Math.min(4096, c.offset);
+        const into = new Uint8Array(c.length + 8192).fill(0x77);
+        await fs.readInto(inode, c.offset - lead, into, map);
+        expect(sha(into.subarray(lead, lead + c.length)), `readInto chunk at ${c.offset}`).toBe(c.sha256);
         // around the chunk: zeros on both sides (unless another chunk is there)
         const before = await fs.read(inode, Math.max(0, c.offset - 3000), Math.min(3000, c.offset));
         const after = await fs.read(inode, c.offset + c.length, 3000);
