@@ -124,6 +124,11 @@ for (const rc of MATRIX) {
       for (const t of ['file', 'dir', 'symlink', 'fifo', 'socket', 'chardev', 'blockdev']) expect(types, t).toContain(t);
       const targets = b.entries.filter((e) => e.type === 'symlink').map((e) => Buffer.byteLength(e.target!));
       for (const n of [59, 60, 61]) expect(targets).toContain(n);
+      // both sides of the fast-symlink limit really are exercised: < 60 bytes in i_block, else a block (or inline data)
+      const kinds: Record<number, string> = {};
+      for (const n of [59, 60, 61]) kinds[n] = (await fs.fileMap(await image.get(`symlinks/len-${n}`)!.inode())).kind;
+      expect(kinds[59]).toBe('none');
+      for (const n of [60, 61]) expect(['extents', 'blockmap', 'inline']).toContain(kinds[n]);
       expect(b.entries.some((e) => Buffer.byteLength(e.name) === 255 && /[^\x00-\x7f]/.test(e.name))).toBe(true);
       expect(b.entries.some((e) => e.mtime < 0)).toBe(true);
       const big = b.entries.find((e) => e.path === 'xattr/large')!;
