@@ -8,7 +8,9 @@
  *   4. jsb.s_start = 0, s_sequence = next tid → flush  (log empty again)
  * needs_recovery is on disk (set at open) before any commit block. Without
  * a journal: ordered in-place writes (allocation bitmaps first, then the
- * metadata that points at them, then the bitmaps that release blocks).
+ * metadata that points at them, then the bitmaps that release blocks); an
+ * in-place tree rewrite can still be torn, so a crash needs e2fsck (the fs is
+ * marked not clean while a write session is open).
  */
 import { Ext4Error } from '../errors.js';
 import type { BlockDevice } from '../io/device.js';

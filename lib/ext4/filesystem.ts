@@ -296,6 +296,11 @@ export class Filesystem {
     if (this.journal) {
       this.sb.s_feature_incompat |= INCOMPAT.RECOVER;
       await this.writeSuperblockInPlace();
+    } else {
+      // Like a journal-less kernel mount: "not clean" while writing, so that after a crash
+      // e2fsck -p checks the filesystem instead of trusting it.
+      this.sb.s_state &= ~STATE.VALID_FS;
+      await this.writeSuperblockInPlace();
     }
   }
 
@@ -310,6 +315,7 @@ export class Filesystem {
     if (this.journal) await checkpoint(this.device, this.journal, this.blockSize, this.commitHooks);
     const now = Math.floor(Date.now() / 1000);
     if (this.journal) this.sb.s_feature_incompat &= ~INCOMPAT.RECOVER;
+    else this.sb.s_state |= STATE.VALID_FS;
     this.sb.s_wtime = now % 2 ** 32;
     this.sb.s_wtime_hi = Math.floor(now / 2 ** 32) & 0xff;
     this.sb.s_kbytes_written += Math.floor(this.writeStats.bytesWritten / 1024);
