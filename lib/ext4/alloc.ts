@@ -8,16 +8,15 @@
 import { Ext4Error } from '../errors.js';
 import type { Filesystem } from './filesystem.js';
 import type { Transaction } from './transaction.js';
+import type { Superblock } from './superblock.js';
 import { BG_FLAGS, uninitFlagsHonoured, type GroupDesc } from './group-desc.js';
 import {
-  bitmapChecksumMatches, blockBitmapChecksum, clearBit, computeUninitBlockBitmap, computeUninitInodeBitmap, forEachFreeRun,
+  blockBitmapChecksum, clearBit, computeUninitBlockBitmap, computeUninitInodeBitmap, forEachFreeRun,
   inodeBitmapChecksum, setBit, testBit,
 } from './bitmap.js';
-import { blocksInGroup, flexGroupSize, groupFirstBlock, groupOfBlock, inodeTableBlocks } from './geometry.js';
-import { INODE_FLAGS } from './inode.js';
+import { blocksInGroup, flexGroupSize, groupFirstBlock, groupOfBlock } from './geometry.js';
 import type { Run } from './extent-map.js';
 
-void bitmapChecksumMatches;
 
 /** Block bitmap of group g as of the transaction (initialising a BLOCK_UNINIT one in it). */
 export async function txBlockBitmap(tx: Transaction, g: number, forWrite: boolean): Promise<Uint8Array> {
@@ -59,13 +58,21 @@ export interface FindOptions {
   exclude?: (start: number, length: number) => boolean;
 }
 
+/** Where a free-space scan gets group descriptors and block bitmaps from. */
+export interface FreeScanSource {
+  group(g: number): Promise<GroupDesc>;
+  bitmap(g: number): Promise<Uint8Array>;
+  /** Called before group g is scanned (e.g. to prefetch a batch of bitmaps). */
+  beforeGroup?(g: number, endGroup: number): Promise<void>;
+}
+
 /**
- * Free runs in [from, to) as of the transaction, merged across group
- * boundaries, ascending; fn returns false to stop. Full groups are skipped
- * by their descriptor count without reading the bitmap.
+ * Free runs (blocks) in [from, to), merged across group boundaries,
+ * ascending; fn returns false to stop. A group whose descriptor says it is
+ * full is skipped and one that is entirely free is reported without its
+ * bitmap; BLOCK_UNINIT bitmaps come computed from the source.
  */
-export async function scanFree(tx: Transaction | null, fs: Filesystem, from: number, to: number, fn: (start: number, length: number) => boolean | void): Promise<void> {
-  const sb = fs.sb;
+export async function scanFreeWith(sb: Superblock, src: FreeScanSource, from: number, to: number, fn: (start: number, length: number) => boolean | void): Promise<void> {
   from = Math.max(from, sb.s_first_data_block);
   to = Math.min(to, sb.blocksCount);
   if (from >= to) return;
@@ -76,31 +83,37 @@ export async function scanFree(tx: Transaction | null, fs: Filesystem, from: num
     runLen = 0;
     runStart = -1;
   };
-  for (let g = groupOfBlock(sb, from); g < sb.groupCount && !stop; g++) {
+  const add = (abs: number, l: number) => {
+    if (stop) return;
+    if (runLen > 0 && runStart + runLen === abs) runLen += l;
+    else {
+      flush();
+      runStart = abs;
+      runLen = l;
+    }
+  };
+  const gEnd = Math.min(sb.groupCount, groupOfBlock(sb, to - 1) + 1);
+  for (let g = groupOfBlock(sb, from); g < gEnd && !stop; g++) {
+    await src.beforeGroup?.(g, gEnd);
     const first = groupFirstBlock(sb, g);
-    if (first >= to) break;
-    const gd = tx ? await tx.group(g) : await fs.group(g);
+    const gd = await src.group(g);
+    const n = blocksInGroup(sb, g);
+    const lo = Math.max(0, from - first), hi = Math.min(n, to - first);
     if (gd.freeBlocks === 0) {
       flush();
       continue;
     }
-    const bm = tx ? await txBlockBitmap(tx, g, false) : await fs.blockBitmap(g);
-    const n = blocksInGroup(sb, g);
-    const lo = Math.max(0, from - first), hi = Math.min(n, to - first);
-    forEachFreeRun(bm, lo, hi, (s, l) => {
-      if (stop) return;
-      const abs = first + s;
-      if (runLen > 0 && runStart + runLen === abs) runLen += l;
-      else {
-        flush();
-        runStart = abs;
-        runLen = l;
-      }
-    });
+    if (gd.freeBlocks >= n) add(first + lo, hi - lo);
+    else forEachFreeRun(await src.bitmap(g), lo, hi, (s, l) => add(first + s, l));
     // A run continues into the next group only if it reaches this group's end.
     if (runLen > 0 && runStart + runLen !== first + hi) flush();
   }
   flush();
+}
+
+/** Free runs as of the transaction (its own allocations and lazily initialised groups included). */
+async function scanFree(tx: Transaction, fs: Filesystem, from: number, to: number, fn: (start: number, length: number) => boolean | void): Promise<void> {
+  await scanFreeWith(fs.sb, { group: (g) => tx.group(g), bitmap: (g) => txBlockBitmap(tx, g, false) }, from, to, fn);
 }
 
 /**
@@ -303,7 +316,6 @@ export async function allocateInode(tx: Transaction, opts: { goalGroup?: number;
       // Zero the slot: the table may hold garbage if not ITABLE_ZEROED, and a reused slot holds the old inode.
       const { block, offset } = await fs.inodeLocation(ino);
       (await tx.block(block)).fill(0, offset, offset + sb.s_inode_size);
-      void inodeTableBlocks;
       return ino;
     }
   }
@@ -326,4 +338,3 @@ export async function freeInode(tx: Transaction, ino: number, wasDir: boolean): 
   if (sb.hasMetadataCsum) gd.inodeBitmapCsum = inodeBitmapChecksum(bm, fs.fsSeed, sb.s_inodes_per_group);
 }
 
-export { INODE_FLAGS };

@@ -9,7 +9,7 @@ import { Ext4Error } from '../errors.js';
 import type { Filesystem } from './filesystem.js';
 import { serializeGroupDesc, type GroupDesc } from './group-desc.js';
 import { parseInode, serializeInode, type Inode } from './inode.js';
-import { SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, serializeSuperblock, type Superblock } from './superblock.js';
+import { SUPERBLOCK_OFFSET, serializeSuperblock, type Superblock } from './superblock.js';
 import { descPerBlock, descriptorBlockLocation } from './geometry.js';
 
 export interface DataWrite {
@@ -121,7 +121,6 @@ export class Transaction {
     const sbBlock = Math.floor(SUPERBLOCK_OFFSET / fs.blockSize);
     const blk = await this.block(sbBlock);
     blk.set(bytes, SUPERBLOCK_OFFSET - sbBlock * fs.blockSize);
-    void SUPERBLOCK_SIZE;
     this.finalised = true;
     return nsb;
   }

@@ -14,7 +14,8 @@
  */
 import { Ext4Error } from '../errors.js';
 import type { Filesystem } from '../ext4/filesystem.js';
-import { blocksInGroup, groupFirstBlock, groupOfBlock } from '../ext4/geometry.js';
+import { blocksInGroup } from '../ext4/geometry.js';
+import { scanFreeWith } from '../ext4/alloc.js';
 import { BG_FLAGS, uninitFlagsHonoured } from '../ext4/group-desc.js';
 
 /** Groups whose bitmaps are fetched together, concurrently. */
@@ -65,31 +66,14 @@ export async function getFreeBlocks(fs: Filesystem, opts: GetFreeBlocksOptions =
  */
 export async function scanFreeRuns(fs: Filesystem, from: number, to: number, fn: (start: number, length: number) => boolean | void): Promise<void> {
   const sb = fs.sb;
-  from = Math.max(from, sb.s_first_data_block);
-  to = Math.min(to, sb.blocksCount);
-  if (from >= to) return;
-  let runStart = -1, runLen = 0;
-  let stop = false;
-  const flush = () => {
-    if (runLen > 0 && !stop && fn(runStart, runLen) === false) stop = true;
-    runLen = 0;
-    runStart = -1;
-  };
-  const add = (abs: number, l: number) => {
-    if (stop) return;
-    if (runLen > 0 && runStart + runLen === abs) runLen += l;
-    else {
-      flush();
-      runStart = abs;
-      runLen = l;
-    }
-  };
   const honoured = uninitFlagsHonoured(sb);
-  const g0 = groupOfBlock(sb, from);
-  const gEnd = Math.min(sb.groupCount, groupOfBlock(sb, to - 1) + 1);
-  let prefetchedTo = g0;
-  for (let g = g0; g < gEnd && !stop; g++) {
-    if (g >= prefetchedTo) {
+  let prefetchedTo = -1;
+  await scanFreeWith(sb, {
+    group: (g) => fs.group(g),
+    // fs.blockBitmap computes BLOCK_UNINIT bitmaps from the geometry and verifies checksums of real ones.
+    bitmap: (g) => fs.blockBitmap(g),
+    beforeGroup: async (g, gEnd) => {
+      if (g < prefetchedTo) return;
       // Bring the next batch of bitmaps that must really be read into the cache with
       // concurrent single-block reads (the cache's read-ahead would read 32 neighbours each).
       prefetchedTo = Math.min(gEnd, g + PREFETCH_GROUPS);
@@ -97,69 +81,13 @@ export async function scanFreeRuns(fs: Filesystem, from: number, to: number, fn:
       const want: Promise<void>[] = [];
       for (let h = g; h < prefetchedTo; h++) {
         const d = await fs.group(h);
-        const n = blocksInGroup(sb, h);
-        if (d.freeBlocks === 0 || d.freeBlocks >= n || (honoured && d.flags & BG_FLAGS.BLOCK_UNINIT)) continue;
+        if (d.freeBlocks === 0 || d.freeBlocks >= blocksInGroup(sb, h) || (honoured && d.flags & BG_FLAGS.BLOCK_UNINIT)) continue;
         // Never fetch a block whose latest image is not on the device (replay overlay, or committed
         // but not yet checkpointed): the cache would keep the stale bytes after the checkpoint.
         const b = d.blockBitmap;
         if (!fs.cache.has(b) && !fs.overlay?.has(b) && !fs.journal?.pending.has(b)) want.push(fs.cache.prefetch(b, 1));
       }
       await Promise.all(want);
-    }
-    const first = groupFirstBlock(sb, g);
-    const gd = await fs.group(g);
-    const n = blocksInGroup(sb, g);
-    const lo = Math.max(0, from - first), hi = Math.min(n, to - first);
-    if (gd.freeBlocks === 0) {
-      flush();
-      continue;
-    }
-    if (gd.freeBlocks >= n) {
-      // Entirely free (by its descriptor): no bitmap needed.
-      add(first + lo, hi - lo);
-    } else {
-      // fs.blockBitmap computes BLOCK_UNINIT bitmaps from the geometry and verifies checksums of real ones.
-      const bm = await fs.blockBitmap(g);
-      forEachClearRun(bm, lo, hi, (s, l) => add(first + s, l));
-    }
-    // A run continues into the next group only if it reaches this group's end.
-    if (runLen > 0 && runStart + runLen !== first + hi) flush();
-  }
-  flush();
-}
-
-/** Index of the lowest set bit of a non-zero 32-bit value. */
-function ctz(x: number): number {
-  return 31 - Math.clz32(x & -x);
-}
-
-/**
- * Maximal runs of clear bits in [from, to) of a bitmap, a 32-bit word at a
- * time (bit i is bit i%8 of byte i/8, as on disk — read little-endian).
- */
-export function forEachClearRun(bm: Uint8Array, from: number, to: number, fn: (start: number, len: number) => void): void {
-  const dv = new DataView(bm.buffer, bm.byteOffset, bm.byteLength);
-  const words = bm.byteLength >>> 2;
-  to = Math.min(to, words * 32);
-  const word = (w: number) => dv.getUint32(w << 2, true);
-  /** First bit ≥ i (and < to) whose value is `want`, else `to`. */
-  const next = (i: number, want: 0 | 1): number => {
-    if (i >= to) return to;
-    let w = i >>> 5;
-    let bits = (want ? word(w) : ~word(w)) & (~0 << (i & 31));
-    while (bits === 0) {
-      w++;
-      if (w << 5 >= to) return to;
-      bits = want ? word(w) : ~word(w);
-    }
-    return Math.min(to, (w << 5) + ctz(bits));
-  };
-  let i = from;
-  while (i < to) {
-    const s = next(i, 0);
-    if (s >= to) break;
-    const e = next(s, 1);
-    fn(s, e - s);
-    i = e;
-  }
+    },
+  }, from, to, fn);
 }
