@@ -191,13 +191,19 @@ export async function findFree(tx: Transaction, opts: FindOptions): Promise<Run[
   return runs;
 }
 
-/** Mark runs allocated: bitmap bits, group counts and flags, checksums, superblock delta. */
-export async function markAllocated(tx: Transaction, runs: readonly Run[]): Promise<void> {
+/**
+ * Flip the bitmap bits of runs (allocate: set, else clear), group by group,
+ * keeping the group counts, bitmap checksums and the superblock delta exact.
+ * A bit already in the target state is corruption: nothing is ever allocated
+ * or freed twice.
+ */
+async function markRuns(tx: Transaction, runs: readonly Run[], allocate: boolean): Promise<void> {
   const sb = tx.fs.sb;
   for (const r of runs) {
     let b = r.start;
     const end = r.start + r.length;
-    if (r.start < sb.s_first_data_block || end > sb.blocksCount) throw new Ext4Error('EINVAL', `run ${r.start}+${r.length} outside the filesystem`);
+    if (r.start < sb.s_first_data_block || end > sb.blocksCount)
+      throw new Ext4Error(allocate ? 'EINVAL' : 'EFSCORRUPTED', `${allocate ? 'allocating' : 'freeing'} run ${r.start}+${r.length} outside the filesystem`);
     while (b < end) {
       const g = groupOfBlock(sb, b);
       const first = groupFirstBlock(sb, g);
@@ -206,43 +212,29 @@ export async function markAllocated(tx: Transaction, runs: readonly Run[]): Prom
       const bm = await txBlockBitmap(tx, g, true);
       for (let x = b; x < stop; x++) {
         const i = x - first;
-        if (testBit(bm, i)) throw new Ext4Error('EFSCORRUPTED', `block ${x} is already in use`, { structure: 'block bitmap', location: `group ${g}` });
-        setBit(bm, i);
+        if (testBit(bm, i) === allocate)
+          throw new Ext4Error('EFSCORRUPTED', `block ${x} ${allocate ? 'is already in use' : 'freed twice'}`, { structure: 'block bitmap', location: `group ${g}` });
+        if (allocate) setBit(bm, i);
+        else clearBit(bm, i);
       }
       const n = stop - b;
-      if (gd.freeBlocks < n) throw new Ext4Error('EFSCORRUPTED', `group ${g} free count ${gd.freeBlocks} below allocation`, { structure: 'group descriptor', location: `group ${g}` });
-      gd.freeBlocks -= n;
-      tx.freeBlocksDelta -= n;
+      if (allocate && gd.freeBlocks < n) throw new Ext4Error('EFSCORRUPTED', `group ${g} free count ${gd.freeBlocks} below allocation`, { structure: 'group descriptor', location: `group ${g}` });
+      gd.freeBlocks += allocate ? -n : n;
+      tx.freeBlocksDelta += allocate ? -n : n;
       refreshBlockBitmapCsum(tx, gd, bm);
       b = stop;
     }
   }
 }
 
-/** Clear bits of runs (called at finalise for pending frees). */
+/** Mark runs allocated. */
+export async function markAllocated(tx: Transaction, runs: readonly Run[]): Promise<void> {
+  await markRuns(tx, runs, true);
+}
+
+/** Clear the bits of runs (called at finalise for pending frees). */
 export async function markFree(tx: Transaction, runs: readonly Run[]): Promise<void> {
-  const sb = tx.fs.sb;
-  for (const r of runs) {
-    let b = r.start;
-    const end = r.start + r.length;
-    if (r.start < sb.s_first_data_block || end > sb.blocksCount) throw new Ext4Error('EFSCORRUPTED', `freeing run ${r.start}+${r.length} outside the filesystem`);
-    while (b < end) {
-      const g = groupOfBlock(sb, b);
-      const first = groupFirstBlock(sb, g);
-      const stop = Math.min(end, first + blocksInGroup(sb, g));
-      const gd = await tx.group(g);
-      const bm = await txBlockBitmap(tx, g, true);
-      for (let x = b; x < stop; x++) {
-        const i = x - first;
-        if (!testBit(bm, i)) throw new Ext4Error('EFSCORRUPTED', `block ${x} freed twice`, { structure: 'block bitmap', location: `group ${g}` });
-        clearBit(bm, i);
-      }
-      gd.freeBlocks += stop - b;
-      tx.freeBlocksDelta += stop - b;
-      refreshBlockBitmapCsum(tx, gd, bm);
-      b = stop;
-    }
-  }
+  await markRuns(tx, runs, false);
 }
 
 /** Apply the transaction's pending frees (Transaction.finalise hook). */
