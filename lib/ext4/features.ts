@@ -73,19 +73,22 @@ function fieldOf(sb: Superblock, kind: Kind): number {
 
 const LETTER: Record<Kind, string> = { compat: 'C', incompat: 'I', ro_compat: 'R' };
 
-/** Feature names in dumpe2fs order (compat, incompat, ro_compat; by bit), unknown bits as FEATURE_Xn. */
-export function featureNames(sb: Superblock): string[] {
-  const out: string[] = [];
+/** Every set bit of the three feature words, with its definition (undefined when unknown). */
+function* setFeatureBits(sb: Superblock): Generator<{ kind: Kind; bit: number; def: FeatureDef | undefined; name: string }> {
   for (const kind of ['compat', 'incompat', 'ro_compat'] as const) {
     const v = fieldOf(sb, kind);
     for (let bit = 0; bit < 32; bit++) {
       const mask = 2 ** bit;
       if ((v & mask) === 0) continue;
       const def = FEATURES.find((d) => d.kind === kind && d.bit === mask);
-      out.push(def ? def.name : `FEATURE_${LETTER[kind]}${bit}`);
+      yield { kind, bit, def, name: def ? def.name : `FEATURE_${LETTER[kind]}${bit}` };
     }
   }
-  return out;
+}
+
+/** Feature names in dumpe2fs order (compat, incompat, ro_compat; by bit), unknown bits as FEATURE_Xn. */
+export function featureNames(sb: Superblock): string[] {
+  return [...setFeatureBits(sb)].map((f) => f.name);
 }
 
 export function hasFeature(sb: Superblock, name: string): boolean {
@@ -104,20 +107,10 @@ export interface FeatureVerdict {
 export function judgeFeatures(sb: Superblock): FeatureVerdict {
   const refuse: string[] = [];
   const readOnly: string[] = [];
-  for (const kind of ['compat', 'incompat', 'ro_compat'] as const) {
-    const v = fieldOf(sb, kind);
-    for (let bit = 0; bit < 32; bit++) {
-      const mask = 2 ** bit;
-      if ((v & mask) === 0) continue;
-      const def = FEATURES.find((d) => d.kind === kind && d.bit === mask);
-      if (!def) {
-        const name = `FEATURE_${LETTER[kind]}${bit}`;
-        (kind === 'incompat' ? refuse : readOnly).push(`unknown ${kind} feature ${name}`);
-        continue;
-      }
-      if (def.policy === 'refuse') refuse.push(`${def.name}: ${def.why}`);
-      else if (def.policy === 'ro') readOnly.push(`${def.name}: ${def.why}`);
-    }
+  for (const { kind, def, name } of setFeatureBits(sb)) {
+    if (!def) (kind === 'incompat' ? refuse : readOnly).push(`unknown ${kind} feature ${name}`);
+    else if (def.policy === 'refuse') refuse.push(`${def.name}: ${def.why}`);
+    else if (def.policy === 'ro') readOnly.push(`${def.name}: ${def.why}`);
   }
   if (sb.s_creator_os === 1) refuse.push('created by the Hurd (different inode layout)');
   return { refuse, readOnly };

@@ -516,7 +516,8 @@ export class Filesystem {
 
   // ---------------------------------------------------------------- file maps and data
 
-  async fileMap(inode: Inode): Promise<FileMap> {
+  /** How the inode's logical blocks map to the disk; `readBlock` lets a transaction supply its own view of tree blocks. */
+  async fileMap(inode: Inode, readBlock: (n: number) => Promise<Uint8Array> = (n) => this.readBlock(n)): Promise<FileMap> {
     if (hasInlineData(inode)) return { extents: [], metadataBlocks: [], depth: -1, kind: 'inline' };
     const t = inode.type;
     // Fast symlinks and device nodes keep other data in i_block.
@@ -527,7 +528,7 @@ export class Filesystem {
       blockSize: this.blockSize,
       firstDataBlock: this.sb.s_first_data_block,
       blocksCount: this.sb.blocksCount,
-      readBlock: (n: number) => this.readBlock(n),
+      readBlock,
     };
     if (isExtentMapped(inode)) {
       const info = await walkExtentTree(inode.base.i_block, { ...ctx, csumSeed: this.inodeCsumSeed(inode), verify: this.verify });

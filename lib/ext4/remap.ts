@@ -12,7 +12,7 @@ import { RO_COMPAT } from './superblock.js';
 import { writeExtentTree } from './extent-tree.js';
 import { normalise, mappedBlocks } from './extent-map.js';
 import { allocateBlocks } from './alloc.js';
-import { walkExtentTree, type Extent } from './extents.js';
+import type { Extent } from './extents.js';
 
 /** semantics.md §0: the inode checks every mutating call makes. */
 export function assertMutableRegularFile(inode: Inode, sb: { s_first_ino: number; s_inodes_count: number }, what = 'file'): void {
@@ -32,17 +32,7 @@ export function assertMutableRegularFile(inode: Inode, sb: { s_first_ino: number
 
 /** The inode's extent map as of the transaction (tree blocks read through it). */
 export async function txFileMap(tx: Transaction, inode: Inode): Promise<FileMap> {
-  const fs = tx.fs;
-  const info = await walkExtentTree(inode.base.i_block, {
-    ino: inode.ino,
-    blockSize: fs.blockSize,
-    firstDataBlock: fs.sb.s_first_data_block,
-    blocksCount: fs.sb.blocksCount,
-    readBlock: async (n) => tx.blocks.get(n) ?? (await fs.readBlock(n)),
-    csumSeed: fs.inodeCsumSeed(inode),
-    verify: fs.verify,
-  });
-  return { extents: info.extents, metadataBlocks: info.treeBlocks.map((b) => b.block), depth: info.depth, kind: 'extents' };
+  return tx.fs.fileMap(inode, async (n) => tx.blocks.get(n) ?? (await tx.fs.readBlock(n)));
 }
 
 /** Set i_blocks from a block count (sectors; HUGE_FILE rules as the kernel). */
