@@ -8,14 +8,15 @@
 import { Ext4Error } from '../errors.js';
 import type { Filesystem } from './filesystem.js';
 import type { Transaction } from './transaction.js';
-import type { Superblock } from './superblock.js';
 import { BG_FLAGS, uninitFlagsHonoured, type GroupDesc } from './group-desc.js';
 import {
-  blockBitmapChecksum, clearBit, computeUninitBlockBitmap, computeUninitInodeBitmap, forEachFreeRun,
+  blockBitmapChecksum, clearBit, computeUninitBlockBitmap, computeUninitInodeBitmap,
   inodeBitmapChecksum, setBit, testBit,
 } from './bitmap.js';
 import { blocksInGroup, flexGroupSize, groupFirstBlock, groupOfBlock } from './geometry.js';
 import type { Run } from './extent-map.js';
+import { scanFreeWith } from './free-space.js';
+export { scanFreeWith, type FreeScanSource } from './free-space.js';
 
 
 /** Block bitmap of group g as of the transaction (initialising a BLOCK_UNINIT one in it). */
@@ -56,59 +57,6 @@ export interface FindOptions {
   exact?: boolean;
   /** Blocks that must not be handed out (e.g. freed by not yet durable transactions). */
   exclude?: (start: number, length: number) => boolean;
-}
-
-/** Where a free-space scan gets group descriptors and block bitmaps from. */
-export interface FreeScanSource {
-  group(g: number): Promise<GroupDesc>;
-  bitmap(g: number): Promise<Uint8Array>;
-  /** Called before group g is scanned (e.g. to prefetch a batch of bitmaps). */
-  beforeGroup?(g: number, endGroup: number): Promise<void>;
-}
-
-/**
- * Free runs (blocks) in [from, to), merged across group boundaries,
- * ascending; fn returns false to stop. A group whose descriptor says it is
- * full is skipped and one that is entirely free is reported without its
- * bitmap; BLOCK_UNINIT bitmaps come computed from the source.
- */
-export async function scanFreeWith(sb: Superblock, src: FreeScanSource, from: number, to: number, fn: (start: number, length: number) => boolean | void): Promise<void> {
-  from = Math.max(from, sb.s_first_data_block);
-  to = Math.min(to, sb.blocksCount);
-  if (from >= to) return;
-  let runStart = -1, runLen = 0;
-  let stop = false;
-  const flush = () => {
-    if (runLen > 0 && !stop && fn(runStart, runLen) === false) stop = true;
-    runLen = 0;
-    runStart = -1;
-  };
-  const add = (abs: number, l: number) => {
-    if (stop) return;
-    if (runLen > 0 && runStart + runLen === abs) runLen += l;
-    else {
-      flush();
-      runStart = abs;
-      runLen = l;
-    }
-  };
-  const gEnd = Math.min(sb.groupCount, groupOfBlock(sb, to - 1) + 1);
-  for (let g = groupOfBlock(sb, from); g < gEnd && !stop; g++) {
-    await src.beforeGroup?.(g, gEnd);
-    const first = groupFirstBlock(sb, g);
-    const gd = await src.group(g);
-    const n = blocksInGroup(sb, g);
-    const lo = Math.max(0, from - first), hi = Math.min(n, to - first);
-    if (gd.freeBlocks === 0) {
-      flush();
-      continue;
-    }
-    if (gd.freeBlocks >= n) add(first + lo, hi - lo);
-    else forEachFreeRun(await src.bitmap(g), lo, hi, (s, l) => add(first + s, l));
-    // A run continues into the next group only if it reaches this group's end.
-    if (runLen > 0 && runStart + runLen !== first + hi) flush();
-  }
-  flush();
 }
 
 /** Free runs as of the transaction (its own allocations and lazily initialised groups included). */

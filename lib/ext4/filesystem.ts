@@ -32,6 +32,7 @@ import { replayJournal, replayIntoOverlay, type ReplaySummary } from './journal/
 import { STATE, serializeSuperblock } from './superblock.js';
 import { MmpSession, type MmpOptions } from './mmp.js';
 import { processOrphans } from './orphan.js';
+import { makeClock, isReproducible, type Clock, type NowOption } from './clock.js';
 export { bytesEqual, decodeName };
 
 export interface OpenOptions {
@@ -55,6 +56,11 @@ export interface OpenOptions {
    * after every commit (the log is empty between operations).
    */
   checkpoint?: 'lazy' | 'each';
+  /**
+   * The time written into inodes and the superblock: a Date, ms since the epoch or {sec, nsec}.
+   * Default: SOURCE_DATE_EPOCH when set, else the system clock. Fix it to build reproducible images.
+   */
+  now?: NowOption;
 }
 
 /** How a file's logical blocks map to the disk. */
@@ -107,6 +113,10 @@ export class Filesystem {
   readonly writeStats = { transactions: 0, bytesWritten: 0, metadataBlocks: 0, revokes: 0 };
   /** The held MMP block while open for writing an INCOMPAT_MMP fs (mmp.ts). */
   mmp: MmpSession | null = null;
+  /** Current time for everything this session writes (OpenOptions.now, SOURCE_DATE_EPOCH, or the clock). */
+  readonly now: Clock;
+  /** True when the clock is fixed (option or SOURCE_DATE_EPOCH): random values written are then derived deterministically. */
+  readonly reproducible: boolean;
   private opQueue: Promise<unknown> = Promise.resolve();
   private broken: Error | null = null;
   private closed = false;
@@ -121,6 +131,8 @@ export class Filesystem {
     this.readOnlyReasons = roReasons;
     this.ownsDevice = ownsDevice;
     this.cache = new BlockCache(device, sb.blockSize, { maxBytes: opts.cacheBytes ?? 64 * 1024 * 1024 });
+    this.now = makeClock(opts.now);
+    this.reproducible = isReproducible(opts.now);
   }
 
   /** Open an image file, a block device, or an existing BlockDevice. */
@@ -313,7 +325,7 @@ export class Filesystem {
 
   private async endWriteSession(): Promise<void> {
     if (this.journal) await checkpoint(this.device, this.journal, this.blockSize, this.commitHooks);
-    const now = Math.floor(Date.now() / 1000);
+    const now = this.now().sec;
     if (this.journal) this.sb.s_feature_incompat &= ~INCOMPAT.RECOVER;
     else this.sb.s_state |= STATE.VALID_FS;
     this.sb.s_wtime = now % 2 ** 32;

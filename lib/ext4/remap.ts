@@ -63,14 +63,9 @@ export function setSize(tx: Transaction, inode: Inode, size: number): void {
   if (size >= 2 ** 31 && !(tx.fs.sb.s_feature_ro_compat & RO_COMPAT.LARGE_FILE)) tx.sbEdits.push((sb) => { sb.s_feature_ro_compat |= RO_COMPAT.LARGE_FILE; });
 }
 
-export function nowTimestamp(): { sec: number; nsec: number } {
-  const ms = Date.now();
-  return { sec: Math.floor(ms / 1000), nsec: (ms % 1000) * 1e6 };
-}
-
-/** ctime (and optionally mtime) = now, and bump the change counter (i_version). */
-export function touch(inode: Inode, opts: { mtime?: boolean } = {}): void {
-  const t = nowTimestamp();
+/** ctime (and optionally mtime) = the filesystem's clock (Filesystem.now), and bump the change counter (i_version). */
+export function touch(tx: Transaction, inode: Inode, opts: { mtime?: boolean } = {}): void {
+  const t = tx.fs.now();
   const e = encodeTime(t);
   inode.base.i_ctime = e.base;
   inode.ctime = t;

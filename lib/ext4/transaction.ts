@@ -113,7 +113,7 @@ export class Transaction {
     nsb.freeBlocksCount = sb.freeBlocksCount + this.freeBlocksDelta;
     nsb.s_free_inodes_count = sb.s_free_inodes_count + this.freeInodesDelta;
     if (nsb.freeBlocksCount < 0 || nsb.s_free_inodes_count < 0) throw new Ext4Error('EFSCORRUPTED', 'superblock free counts would go negative', { structure: 'superblock' });
-    const now = Math.floor(Date.now() / 1000);
+    const now = fs.now().sec;
     nsb.s_wtime = now % 2 ** 32;
     nsb.s_wtime_hi = Math.floor(now / 2 ** 32) & 0xff;
     for (const edit of this.sbEdits) edit(nsb);

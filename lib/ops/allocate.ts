@@ -98,7 +98,7 @@ async function allocateInTx(tx: Transaction, file: FileRef, opts: AllocateOption
   await remapInode(tx, inode, map, insert(map.extents, added));
   const bytes = (l - lb) * bs;
   if (offset + bytes > inode.size) setSize(tx, inode, offset + bytes);
-  touch(inode, { mtime: true });
+  touch(tx, inode, { mtime: true });
   await tx.writeInode(inode);
   return bytes;
 }

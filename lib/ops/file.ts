@@ -140,7 +140,7 @@ async function pwriteTx(tx: Transaction, ino: number, data: Uint8Array, position
   }
   await remapInode(tx, inode, map, list);
   if (end > inode.size) setSize(tx, inode, end);
-  touch(inode, { mtime: true });
+  touch(tx, inode, { mtime: true });
   await tx.writeInode(inode);
 }
 
@@ -167,6 +167,6 @@ async function truncateTx(tx: Transaction, ino: number, size: number): Promise<v
   }
   await remapInode(tx, inode, map, list);
   setSize(tx, inode, size);
-  touch(inode, { mtime: true });
+  touch(tx, inode, { mtime: true });
   await tx.writeInode(inode);
 }

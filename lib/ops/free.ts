@@ -15,7 +15,7 @@
 import { Ext4Error } from '../errors.js';
 import type { Filesystem } from '../ext4/filesystem.js';
 import { blocksInGroup } from '../ext4/geometry.js';
-import { scanFreeWith } from '../ext4/alloc.js';
+import { scanFreeWith } from '../ext4/free-space.js';
 import { BG_FLAGS, uninitFlagsHonoured } from '../ext4/group-desc.js';
 
 /** Groups whose bitmaps are fetched together, concurrently. */

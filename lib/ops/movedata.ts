@@ -179,8 +179,8 @@ async function stepTx(fs: Filesystem, tx: Transaction, dataIno: number, spaceIno
   await remapInode(tx, space, smap, plan.newSpace);
   await remapInode(tx, data, dmap, plan.newData);
   for (const f of plan.freed) tx.free(f.physical, f.length);
-  touch(data);
-  touch(space);
+  touch(tx, data);
+  touch(tx, space);
   await tx.writeInode(data);
   await tx.writeInode(space);
   // 2. copy D→S in place, last, once nothing in the step can fail any more but the I/O itself.
