@@ -51,36 +51,69 @@ export async function allocate(fs: Filesystem, file: FileRef, opts: AllocateOpti
 /**
  * Several allocations into one file as ONE transaction (all or nothing):
  * what the defragmenter uses to reserve a donor's whole layout at once.
- * Returns the bytes allocated per request.
+ * Every request's data blocks are found and marked first, and the extent tree
+ * is written once at the end: a tree block allocated between two requests
+ * could otherwise land on the exact start a later request asks for (ENOSPC on
+ * an empty disk, issue 8 item 7). Returns the bytes allocated per request.
  */
 export async function allocateRanges(fs: Filesystem, file: FileRef, requests: readonly AllocateOptions[]): Promise<number[]> {
   return fs.transact(async (tx) => {
+    const ino = await resolveTarget(fs, file);
+    const inode = await tx.readInode(ino);
+    assertMutableRegularFile(inode, fs.sb);
+    const map = await txFileMap(tx, inode);
+    const checked = requests.map((r) => checkRequest(fs, r));
+    let extents: Extent[] = map.extents.slice();
     const out: number[] = [];
-    for (const r of requests) out.push(await allocateInTx(tx, file, r));
+    let end = inode.size;
+    for (const r of checked) {
+      const added = await reserveRange(tx, ino, extents, r);
+      extents = insert(extents, added);
+      const bytes = added.reduce((a, e) => a + e.length, 0) * fs.blockSize;
+      out.push(bytes);
+      end = Math.max(end, r.offset + bytes);
+    }
+    await remapInode(tx, inode, map, extents);
+    if (end > inode.size) setSize(tx, inode, end);
+    touch(tx, inode, { mtime: true });
+    await tx.writeInode(inode);
     return out;
   });
 }
 
-async function allocateInTx(tx: Transaction, file: FileRef, opts: AllocateOptions, info?: { got: number }): Promise<number> {
-  const fs = tx.fs;
+interface CheckedRequest extends AllocateOptions {
+  flags: number;
+  /** First logical block and block count. */
+  lb: number;
+  n: number;
+}
+
+/** Argument checks that need no I/O (EINVAL / EFBIG before anything is read or written). */
+function checkRequest(fs: Filesystem, opts: AllocateOptions): CheckedRequest {
   const bs = fs.blockSize;
   const flags = opts.flags ?? 0;
   if (flags & ~KNOWN) throw new Ext4Error('EINVAL', `unknown allocate flags 0x${(flags & ~KNOWN).toString(16)}`);
   const { offset, len } = opts;
   if (!Number.isSafeInteger(offset) || offset < 0 || offset % bs !== 0) throw new Ext4Error('EINVAL', `offset ${offset} is not a multiple of the block size ${bs}`);
   if (!Number.isSafeInteger(len) || len <= 0 || len % bs !== 0) throw new Ext4Error('EINVAL', `len ${len} is not a positive multiple of the block size ${bs}`);
-  const fixedStart = (flags & ALLOC_FIXED_START) !== 0;
-  if (fixedStart && (opts.goal === undefined || opts.goal % bs !== 0 || opts.goal < 0)) throw new Ext4Error('EINVAL', `FIXED_START needs a block-aligned goal`);
+  if (flags & ALLOC_FIXED_START && (opts.goal === undefined || opts.goal % bs !== 0 || opts.goal < 0)) throw new Ext4Error('EINVAL', `FIXED_START needs a block-aligned goal`);
   const lb = offset / bs;
   const n = len / bs;
   if (lb + n > 2 ** 32 - 1) throw new Ext4Error('EFBIG', 'range exceeds the maximum extent-mapped file size');
-  const ino = await resolveTarget(fs, file);
-  const inode = await tx.readInode(ino);
-  assertMutableRegularFile(inode, fs.sb);
-  const map = await txFileMap(tx, inode);
-  if (mappedIn(map.extents, lb, n).length) throw new Ext4Error('EEXIST', `the range ${offset}+${len} already contains allocated blocks`);
-  const goalBlock = opts.goal !== undefined ? Math.floor(opts.goal / bs) : defaultGoal(fs, map.extents, lb, ino);
-  if (fixedStart && (goalBlock < fs.sb.s_first_data_block || goalBlock >= fs.sb.blocksCount)) throw new Ext4Error('EINVAL', `goal ${opts.goal} is outside the filesystem`);
+  return { ...opts, flags, lb, n };
+}
+
+/**
+ * Find and mark the data blocks of one request whose range must be a hole in `extents`;
+ * returns the new (unwritten) extents. The caller writes the tree.
+ */
+async function reserveRange(tx: Transaction, ino: number, extents: readonly Extent[], r: CheckedRequest, info?: { got: number }): Promise<Extent[]> {
+  const fs = tx.fs;
+  const { lb, n, flags } = r;
+  if (mappedIn(extents, lb, n).length) throw new Ext4Error('EEXIST', `the range ${r.offset}+${r.len} already contains allocated blocks`);
+  const fixedStart = (flags & ALLOC_FIXED_START) !== 0;
+  const goalBlock = r.goal !== undefined ? Math.floor(r.goal / fs.blockSize) : defaultGoal(fs, extents, lb, ino);
+  if (fixedStart && (goalBlock < fs.sb.s_first_data_block || goalBlock >= fs.sb.blocksCount)) throw new Ext4Error('EINVAL', `goal ${r.goal} is outside the filesystem`);
   const runs: Run[] = await allocateBlocks(tx, {
     goal: goalBlock,
     length: n,
@@ -88,16 +121,27 @@ async function allocateInTx(tx: Transaction, file: FileRef, opts: AllocateOption
     exact: fixedStart,
     partial: !(flags & ALLOC_FIXED_LEN),
   });
-  if (info) info.got = runs.reduce((a, r) => a + r.length, 0);
+  if (info) info.got = runs.reduce((a, x) => a + x.length, 0);
   const added: Extent[] = [];
   let l = lb;
-  for (const r of runs) {
-    added.push({ logical: l, physical: r.start, length: r.length, unwritten: true });
-    l += r.length;
+  for (const x of runs) {
+    added.push({ logical: l, physical: x.start, length: x.length, unwritten: true });
+    l += x.length;
   }
+  return added;
+}
+
+async function allocateInTx(tx: Transaction, file: FileRef, opts: AllocateOptions, info?: { got: number }): Promise<number> {
+  const fs = tx.fs;
+  const r = checkRequest(fs, opts);
+  const ino = await resolveTarget(fs, file);
+  const inode = await tx.readInode(ino);
+  assertMutableRegularFile(inode, fs.sb);
+  const map = await txFileMap(tx, inode);
+  const added = await reserveRange(tx, ino, map.extents, r, info);
   await remapInode(tx, inode, map, insert(map.extents, added));
-  const bytes = (l - lb) * bs;
-  if (offset + bytes > inode.size) setSize(tx, inode, offset + bytes);
+  const bytes = added.reduce((a, e) => a + e.length, 0) * fs.blockSize;
+  if (r.offset + bytes > inode.size) setSize(tx, inode, r.offset + bytes);
   touch(tx, inode, { mtime: true });
   await tx.writeInode(inode);
   return bytes;
