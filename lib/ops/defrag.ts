@@ -25,6 +25,7 @@ import { createTempFile, releaseTempFile } from '../ext4/orphan.js';
 import { getFreeBlocks } from './free.js';
 import { allocateRanges, ALLOC_CONTIGUOUS, ALLOC_FIXED_LEN, ALLOC_FIXED_START } from './allocate.js';
 import { movedata } from './movedata.js';
+import { auditSpace } from './fsmap.js';
 
 export interface DefragOptions {
   /** Only these paths (files, or directories walked recursively); default the whole filesystem. */
@@ -321,10 +322,33 @@ async function moveFile(fs: Filesystem, donor: Donor, f: FileInfo, start: number
   return f.blocks * bs;
 }
 
+/**
+ * Refuse to move anything on a filesystem whose space bookkeeping is wrong: a block that a file
+ * owns while its bitmap bit is clear would be handed out again (the allocator can check fixed
+ * metadata and the kernel's bitmap rules, but only a full scan finds a file's own cleared bits),
+ * and a block claimed twice would be released by whichever move runs first. e2fsck's pass 1/5 view.
+ */
+async function assertSpaceConsistent(fs: Filesystem): Promise<void> {
+  const a = await auditSpace(fs);
+  const first = a.ownedButFree[0] ?? a.multiplyOwned[0];
+  if (first || a.unreadable.length) {
+    const what = a.ownedButFree.length
+      ? `block ${a.ownedButFree[0]!.start} is owned by ${a.ownedButFree[0]!.owner} but free in its bitmap`
+      : a.multiplyOwned.length
+        ? `block ${a.multiplyOwned[0]!.start} is claimed by ${a.multiplyOwned[0]!.owners.join(' and ')}`
+        : `inode ${a.unreadable[0]!.ino} cannot be read (${a.unreadable[0]!.error.message})`;
+    throw new Ext4Error('EFSCORRUPTED', `${what}: run e2fsck before defragmenting`, {
+      structure: 'block bitmap',
+      location: first ? `block ${first.start}` : `inode ${a.unreadable[0]!.ino}`,
+    });
+  }
+}
+
 export async function defrag(fs: Filesystem, opts: DefragOptions = {}): Promise<DefragSummary> {
   const t0 = Date.now();
   const wholeFs = !opts.paths || opts.paths.length === 0;
   if (!opts.dryRun && fs.readOnly) throw new Ext4Error('EROFS', 'the filesystem is open read-only');
+  if (!opts.dryRun) await assertSpaceConsistent(fs);
   const files = await collectFiles(fs, wholeFs ? ['/'] : opts.paths!);
   const runs = await freeRuns(fs);
   const summary: DefragSummary = {
