@@ -5,7 +5,7 @@
  * crc-32/crc32c computes the standard CRC (init ~seed, final ~), hence the
  * inversions around it.
  */
-import CRC32C from 'crc-32/crc32c';
+import CRC32C from 'crc-32/crc32c.js';
 
 /** Kernel-style crc32c(seed, data): no pre/post inversion of its own. */
 export function crc32c(seed: number, data: Uint8Array, start = 0, end = data.length): number {

@@ -66,8 +66,13 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): RunResu
 }
 
 const whichCache = new Map<string, string | null>();
-/** Absolute path of a program on PATH (also /sbin, /usr/sbin), or null. */
+/**
+ * Absolute path of a program on PATH (also /sbin, /usr/sbin), or null. A program named in
+ * `EXT4KIT_TEST_HIDE_TOOLS` (comma-separated) counts as missing: test/oracles.test.ts uses it to
+ * prove that a missing oracle fails the run under CI.
+ */
 export function which(cmd: string): string | null {
+  if ((process.env.EXT4KIT_TEST_HIDE_TOOLS ?? '').split(',').includes(cmd)) return null;
   const cached = whichCache.get(cmd);
   if (cached !== undefined) return cached;
   const dirs = [...(process.env.PATH ?? '').split(':'), '/sbin', '/usr/sbin', '/bin', '/usr/bin'];
@@ -606,20 +611,68 @@ function probeLoop(): { ok: boolean; reason: string | null } {
   }
 }
 
-/** Root, /dev/loop-control, mount/losetup present and a real loop mount worked (cached per process). */
+/**
+ * Root, /dev/loop-control, mount/losetup present and a real loop mount worked (cached per
+ * process). Under CI a failed probe throws (`oracleGate`) instead of returning false.
+ */
 export function canLoopMount(): boolean {
   loopProbe ??= probeLoop();
+  oracleGate(loopProbe.reason);
   return loopProbe.ok;
 }
 
 /**
  * Why a test needing `need` must be skipped, or null if it can run. Use as
  * `const why = skipReason(); if (why) console.log(`skipping: ${why}`); it.skipIf(why !== null)(…)`.
+ * Under CI a reason throws instead (`oracleGate`): the test file fails rather than skips.
  */
 export function skipReason(need: 'root' | 'loop' = 'loop'): string | null {
-  if (need === 'root') return hasRoot() ? null : 'not running as root';
-  canLoopMount();
-  return loopProbe!.reason;
+  if (need === 'root') return oracleGate(hasRoot() ? null : 'not running as root');
+  loopProbe ??= probeLoop();
+  return oracleGate(loopProbe.reason);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Oracles: skip with a reason on a developer machine, fail in CI
+
+/**
+ * Whether a missing oracle (e2fsprogs, root, loop devices, kernel tools) must fail the run: `CI`
+ * set to anything but "", "0" or "false" (GitHub Actions, GitLab CI and most others export
+ * CI=true). In CI a skipped oracle test would be a silent pass.
+ */
+export function oraclesRequired(env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = (env.CI ?? '').trim().toLowerCase();
+  return v !== '' && v !== '0' && v !== 'false';
+}
+
+export class MissingOracleError extends Error {
+  override name = 'MissingOracleError';
+}
+
+/**
+ * The one gate every oracle-dependent skip goes through: returns `why` unchanged (null or
+ * undefined: available; a string: the reason to skip), except that under CI a reason throws
+ * `MissingOracleError`. Gate predicates evaluated at a test file's top level thus fail the file.
+ */
+export function oracleGate<T extends string | null | undefined>(why: T, env: NodeJS.ProcessEnv = process.env): T {
+  if (typeof why === 'string' && oraclesRequired(env)) {
+    throw new MissingOracleError(`CI=${env.CI}: a test oracle is missing (failing instead of skipping): ${why}`);
+  }
+  return why;
+}
+
+/** The e2fsprogs programs the oracle tests run. */
+export const E2FSPROGS_TOOLS = ['mkfs.ext4', 'e2fsck', 'debugfs', 'dumpe2fs'] as const;
+
+/** Why not all of `tools` can run ("x, y not installed"), or null. Not gated: see `haveTools`. */
+export function missingTools(tools: readonly string[]): string | null {
+  const missing = tools.filter((t) => which(t) === null);
+  return missing.length ? `${missing.join(', ')} not installed` : null;
+}
+
+/** Whether every program in `tools` is installed; under CI a missing one throws (`oracleGate`). */
+export function haveTools(tools: readonly string[]): boolean {
+  return oracleGate(missingTools(tools)) === null;
 }
 
 const MOUNT_ROOT = path.join(os.tmpdir(), 'ext4kit-test-mnt');

@@ -6,12 +6,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
-import { skipReason, which, withLoopMount } from '../helpers/tools.js';
+import { missingTools, oracleGate, skipReason, withLoopMount } from '../helpers/tools.js';
 import { e4defrag, e4defragVersion, filefragV, listTree, parseE4defragVerbose, skipsSingleBlock, withFs } from './helpers.js';
 import { fileFrag, formatFileFrag, formatFragReport, fragReport, type FileFrag } from '../../lib/ops/report.js';
 import { subjects } from './subjects.js';
 
-const loopWhy = skipReason('loop') ?? (['filefrag', 'e4defrag'].find((t) => !which(t)) ? 'filefrag/e4defrag not installed' : null);
+const loopWhy = skipReason('loop') ?? oracleGate(missingTools(['filefrag', 'e4defrag'])); // under CI: throws instead
 if (loopWhy) console.log(`skipping mounted-image report checks: ${loopWhy}`);
 
 describe.skipIf(loopWhy !== null)('filefrag -v and e4defrag -c on mkfs -d images and fixtures', () => {
