@@ -4,27 +4,132 @@
  * at an exact block; lazy initialisation of BLOCK_UNINIT / INODE_UNINIT
  * groups; exact group and superblock counts; bitmap and descriptor checksums.
  * All changes go into a Transaction.
+ *
+ * Never trusts what it can check (issue 8): the descriptors' table pointers
+ * are checked once per session (ext2fs_check_desc); each block bitmap is
+ * validated before use (ext4_valid_block_bitmap: the fixed metadata in the
+ * group must be marked in use); fixed metadata and the journal are never
+ * handed out or freed whatever a bitmap says (the kernel's block_validity
+ * system zone); an inode whose on-disk slot is still in use is never handed
+ * out. Each of these is EFSCORRUPTED before anything is written.
  */
 import { Ext4Error } from '../errors.js';
 import type { Filesystem } from './filesystem.js';
 import type { Transaction } from './transaction.js';
 import { BG_FLAGS, uninitFlagsHonoured, type GroupDesc } from './group-desc.js';
 import {
-  blockBitmapChecksum, clearBit, computeUninitBlockBitmap, computeUninitInodeBitmap,
+  blockBitmapChecksum, clearBit, computeUninitBlockBitmap, computeUninitInodeBitmap, countFree,
   inodeBitmapChecksum, setBit, testBit,
 } from './bitmap.js';
-import { blocksInGroup, flexGroupSize, groupFirstBlock, groupOfBlock } from './geometry.js';
+import { blocksInGroup, clustersInGroup, flexGroupSize, groupFirstBlock, groupOfBlock } from './geometry.js';
+import { checkGroupTables, describeFixed, firstUnmarkedFixed, fixedMetadataExtents, FixedIndex, type FixedExtent, type GroupTables } from './fixed-metadata.js';
+import { InodeBaseLayout } from './inode.js';
 import type { Run } from './extent-map.js';
 import { scanFreeWith } from './free-space.js';
 export { scanFreeWith, type FreeScanSource } from './free-space.js';
 
 
-/** Block bitmap of group g as of the transaction (initialising a BLOCK_UNINIT one in it). */
+/**
+ * What the allocator knows it must never hand out, per open Filesystem: the
+ * fixed metadata of every group plus the journal's blocks, and the groups
+ * whose block bitmap has been validated against it. Table pointers never
+ * change while a filesystem is open, and our own transactions never flip a
+ * guarded bit, so both stay true for the session.
+ */
+export interface AllocGuard {
+  index: FixedIndex;
+  /** Groups whose block bitmap was validated. */
+  validated: Set<number>;
+  /** Groups whose inode bitmap was validated. */
+  inodesValidated: Set<number>;
+}
+const guards = new WeakMap<Filesystem, AllocGuard>();
+
+/** The session's guard, built on first use (EFSCORRUPTED if a descriptor points into fixed metadata). */
+export async function allocGuard(fs: Filesystem): Promise<AllocGuard> {
+  const known = guards.get(fs);
+  if (known) return known;
+  const sb = fs.sb;
+  await fs.loadGroups();
+  const tables: GroupTables[] = [];
+  for (let g = 0; g < sb.groupCount; g++) tables.push(await fs.group(g));
+  checkGroupTables(sb, tables);
+  const extents: FixedExtent[] = fixedMetadataExtents(sb, tables);
+  for (const e of fs.journal?.map ?? []) {
+    const start = Math.max(e.physical, sb.s_first_data_block), end = Math.min(e.physical + e.length, sb.blocksCount);
+    if (end > start) extents.push({ start, length: end - start, kind: 'journal', group: groupOfBlock(sb, start) });
+  }
+  const guard: AllocGuard = { index: new FixedIndex(extents), validated: new Set(), inodesValidated: new Set() };
+  guards.set(fs, guard);
+  return guard;
+}
+
+/**
+ * Validate a block bitmap before trusting it (once per group per session,
+ * before the session changes it); EFSCORRUPTED naming the group and the
+ * bitmap block, rather than allocate from it:
+ * - ext4_valid_block_bitmap: the fixed metadata lying in the group (and the
+ *   journal) must be marked in use;
+ * - mballoc's ext4_mb_generate_buddy ("clusters in bitmap, … in gd; block
+ *   bitmap corrupt"): the bitmap's free count must equal the descriptor's —
+ *   which catches cleared bits of files' data too, unless the count was
+ *   damaged to match (only a full scan, auditSpace, sees that).
+ * The kernel then skips the group and sets the error state; we refuse the
+ * whole operation and write nothing.
+ */
+async function validateBlockBitmap(fs: Filesystem, gd: GroupDesc, bm: Uint8Array): Promise<Uint8Array> {
+  const guard = await allocGuard(fs);
+  const g = gd.group;
+  if (guard.validated.has(g)) return bm;
+  const sb = fs.sb;
+  const where = { structure: 'block bitmap', location: `group ${g} block ${gd.blockBitmap}` };
+  const bad = firstUnmarkedFixed(sb, guard.index, g, bm);
+  if (bad) throw new Ext4Error('EFSCORRUPTED', `block bitmap marks block ${bad.block} free, but it is ${describeFixed(bad.extent)}: run e2fsck`, where);
+  const free = countFree(bm, clustersInGroup(sb, g));
+  if (free !== gd.freeBlocks) throw new Ext4Error('EFSCORRUPTED', `block bitmap has ${free} free blocks, the group descriptor says ${gd.freeBlocks}: run e2fsck`, where);
+  guard.validated.add(g);
+  return bm;
+}
+
+/**
+ * As for block bitmaps (e2fsck pass 5's counts): an inode bitmap whose free
+ * count differs from the descriptor's is not to be allocated from. Once per
+ * group per session, before the session changes it.
+ */
+async function validateInodeBitmap(fs: Filesystem, gd: GroupDesc, bm: Uint8Array): Promise<void> {
+  const guard = await allocGuard(fs);
+  if (guard.inodesValidated.has(gd.group)) return;
+  const free = countFree(bm, fs.sb.s_inodes_per_group);
+  if (free !== gd.freeInodes)
+    throw new Ext4Error('EFSCORRUPTED', `inode bitmap has ${free} free inodes, the group descriptor says ${gd.freeInodes}: run e2fsck`, { structure: 'inode bitmap', location: `group ${gd.group} block ${gd.inodeBitmap}` });
+  guard.inodesValidated.add(gd.group);
+}
+
+/**
+ * Everything the allocators would check, for every group, before a caller's
+ * first write: the descriptors' table pointers, each block bitmap (fixed
+ * metadata marked, free count matching the descriptor) and each inode bitmap's
+ * free count. For callers that commit several transactions (the defragmenter)
+ * and must not find a corrupt bitmap half-way. Reads every bitmap (committed
+ * state); EFSCORRUPTED / EFSBADCRC on the first problem; writes nothing.
+ */
+export async function checkAllocatable(fs: Filesystem): Promise<void> {
+  const sb = fs.sb;
+  await allocGuard(fs);
+  const honoured = uninitFlagsHonoured(sb);
+  for (let g = 0; g < sb.groupCount; g++) {
+    const gd = await fs.group(g);
+    await validateBlockBitmap(fs, gd, await fs.blockBitmap(g));
+    if (!(honoured && gd.flags & BG_FLAGS.INODE_UNINIT)) await validateInodeBitmap(fs, gd, await fs.inodeBitmap(g));
+  }
+}
+
+/** Block bitmap of group g as of the transaction (initialising a BLOCK_UNINIT one in it), validated. */
 export async function txBlockBitmap(tx: Transaction, g: number, forWrite: boolean): Promise<Uint8Array> {
   const gd = await tx.group(g);
   const sb = tx.fs.sb;
   if (uninitFlagsHonoured(sb) && gd.flags & BG_FLAGS.BLOCK_UNINIT) {
-    const bm = computeUninitBlockBitmap(sb, gd);
+    const bm = await validateBlockBitmap(tx.fs, gd, computeUninitBlockBitmap(sb, gd));
     if (!forWrite) return bm;
     // Lazy init: write the computed bitmap and clear the flag (kernel ext4_read_block_bitmap_nowait).
     gd.flags &= ~BG_FLAGS.BLOCK_UNINIT;
@@ -33,11 +138,11 @@ export async function txBlockBitmap(tx: Transaction, g: number, forWrite: boolea
     return blk;
   }
   const inTx = tx.blocks.get(gd.blockBitmap);
-  if (inTx) return inTx;
+  if (inTx) return validateBlockBitmap(tx.fs, gd, inTx);
   // Read through fs.blockBitmap so the on-disk checksum is verified before
   // the transaction modifies the bitmap and re-checksums it (a corrupt
   // bitmap must fail the operation with EFSBADCRC, not be blessed).
-  const disk = await tx.fs.blockBitmap(g);
+  const disk = await validateBlockBitmap(tx.fs, gd, await tx.fs.blockBitmap(g));
   if (forWrite) return tx.block(gd.blockBitmap);
   return disk;
 }
@@ -61,7 +166,20 @@ export interface FindOptions {
 
 /** Free runs as of the transaction (its own allocations and lazily initialised groups included). */
 async function scanFree(tx: Transaction, fs: Filesystem, from: number, to: number, fn: (start: number, length: number) => boolean | void): Promise<void> {
-  await scanFreeWith(fs.sb, { group: (g) => tx.group(g), bitmap: (g) => txBlockBitmap(tx, g, false) }, from, to, fn);
+  const guard = await allocGuard(fs);
+  const group = async (g: number) => {
+    const gd = await tx.group(g);
+    // The scan trusts a descriptor that says "all free" without reading the bitmap: a group
+    // holding fixed metadata or journal blocks can never be, so such a count is corrupt.
+    if (!guard.validated.has(g)) {
+      const first = groupFirstBlock(fs.sb, g), n = blocksInGroup(fs.sb, g);
+      const guarded = n - guard.index.subtract(first, n).reduce((a, r) => a + r.length, 0);
+      if (guarded > 0 && gd.freeBlocks >= clustersInGroup(fs.sb, g))
+        throw new Ext4Error('EFSCORRUPTED', `the group descriptor says all ${gd.freeBlocks} blocks are free, but ${guarded} of them are fixed metadata or journal: run e2fsck`, { structure: 'group descriptor', location: `group ${g}` });
+    }
+    return gd;
+  };
+  await scanFreeWith(fs.sb, { group, bitmap: (g) => txBlockBitmap(tx, g, false) }, from, to, fn);
 }
 
 /**
@@ -76,18 +194,23 @@ export async function findFree(tx: Transaction, opts: FindOptions): Promise<Run[
   const want = opts.length;
   if (want <= 0) return [];
   const exclude = opts.exclude;
-  const usable = (s: number, l: number): Run[] => {
-    if (!exclude) return [{ start: s, length: l }];
+  const { index } = await allocGuard(fs);
+  const usable = (s0: number, l0: number): Run[] => {
+    // Fixed metadata and the journal are never free, whatever the bitmap (or a descriptor's free count) says.
+    const pieces = index.subtract(s0, l0);
+    if (!exclude) return pieces;
     // split a run around excluded blocks (rare: only with pending frees)
     const out: Run[] = [];
-    let cs = -1;
-    for (let b = s; b < s + l; b++) {
-      if (exclude(b, 1)) {
-        if (cs >= 0) out.push({ start: cs, length: b - cs });
-        cs = -1;
-      } else if (cs < 0) cs = b;
+    for (const { start: s, length: l } of pieces) {
+      let cs = -1;
+      for (let b = s; b < s + l; b++) {
+        if (exclude(b, 1)) {
+          if (cs >= 0) out.push({ start: cs, length: b - cs });
+          cs = -1;
+        } else if (cs < 0) cs = b;
+      }
+      if (cs >= 0) out.push({ start: cs, length: s + l - cs });
     }
-    if (cs >= 0) out.push({ start: cs, length: s + l - cs });
     return out;
   };
   if (opts.exact) {
@@ -147,11 +270,17 @@ export async function findFree(tx: Transaction, opts: FindOptions): Promise<Run[
  */
 async function markRuns(tx: Transaction, runs: readonly Run[], allocate: boolean): Promise<void> {
   const sb = tx.fs.sb;
+  const { index } = await allocGuard(tx.fs);
   for (const r of runs) {
     let b = r.start;
     const end = r.start + r.length;
     if (r.start < sb.s_first_data_block || end > sb.blocksCount)
       throw new Ext4Error(allocate ? 'EINVAL' : 'EFSCORRUPTED', `${allocate ? 'allocating' : 'freeing'} run ${r.start}+${r.length} outside the filesystem`);
+    // The kernel's block_validity check (ext4_inode_block_valid) on both paths: a file claiming
+    // fixed metadata is corrupt, and freeing it would let the next allocation overwrite it.
+    const hit = index.within(r.start, r.length)[0];
+    if (hit)
+      throw new Ext4Error('EFSCORRUPTED', `${allocate ? 'allocating' : 'freeing'} run ${r.start}+${r.length} would ${allocate ? 'hand out' : 'release'} ${describeFixed(hit)}`, { structure: 'block bitmap', location: `block ${Math.max(r.start, hit.start)}` });
     while (b < end) {
       const g = groupOfBlock(sb, b);
       const first = groupFirstBlock(sb, g);
@@ -238,15 +367,29 @@ export async function allocateInode(tx: Transaction, opts: { goalGroup?: number;
     if (gd.freeInodes === 0) continue;
     let bm: Uint8Array;
     const honoured = uninitFlagsHonoured(sb);
-    if (honoured && gd.flags & BG_FLAGS.INODE_UNINIT) {
+    // Slots that may hold garbage rather than inodes: an uninitialised group's, or those past
+    // bg_itable_unused, unless the table is known zeroed (lazy itable init).
+    const zeroed = !honoured || (gd.flags & BG_FLAGS.INODE_ZEROED) !== 0;
+    const uninit = honoured && (gd.flags & BG_FLAGS.INODE_UNINIT) !== 0;
+    const everUsed = uninit ? 0 : honoured ? Math.max(0, ipg - gd.itableUnused) : ipg;
+    if (uninit) {
       bm = await tx.block(gd.inodeBitmap);
       bm.set(computeUninitInodeBitmap(sb));
       gd.flags &= ~BG_FLAGS.INODE_UNINIT;
     } else bm = await txInodeBitmap(tx, g);
+    const where = { structure: 'inode bitmap', location: `group ${g} block ${gd.inodeBitmap}` };
+    await validateInodeBitmap(fs, gd, bm);
     for (let i = 0; i < ipg; i++) {
       const ino = g * ipg + i + 1;
-      if (ino < sb.s_first_ino) continue;
       if (testBit(bm, i)) continue;
+      // The kernel's "reserved inode found cleared" (ext4_error, the group's bitmap marked corrupt).
+      if (ino < sb.s_first_ino) throw new Ext4Error('EFSCORRUPTED', `reserved inode ${ino} is marked free: run e2fsck`, where);
+      if (zeroed || i < everUsed) {
+        const { block, offset } = await tx.fs.inodeLocation(ino);
+        const data = tx.blocks.get(block) ?? (await tx.fs.readBlock(block));
+        if (slotInUse(sb, data.subarray(offset, offset + 128)))
+          throw new Ext4Error('EFSCORRUPTED', `inode ${ino} is marked free but its on-disk inode is in use: run e2fsck`, where);
+      }
       setBit(bm, i);
       gd.freeInodes -= 1;
       tx.freeInodesDelta -= 1;
@@ -260,6 +403,27 @@ export async function allocateInode(tx: Transaction, opts: { goalGroup?: number;
     }
   }
   throw new Ext4Error('ENOSPC', 'no free inodes');
+}
+
+/**
+ * Is the on-disk inode in a slot the bitmap calls free still in use? Links,
+ * or a mode with no deletion time (an open-unlinked file or the last orphan),
+ * or a mode with a "deletion time" that is an orphan-list link (e2fsck's
+ * low-dtime rule, only meaningful once mkfs time is past the inode count).
+ *
+ * Handing it out anyway would overwrite a live inode (lost+found, issue 8
+ * item 3). The kernel has no such read on its fast path, but when it meets
+ * this state ("failed to insert inode: doubly allocated?") it reports the
+ * error and fails the allocation instead of skipping: its recently_deleted
+ * skip is a preference on a consistent bitmap, not a repair. We do the same
+ * (EFSCORRUPTED): the group's counts come from the same wrong bitmap.
+ */
+function slotInUse(sb: Filesystem['sb'], raw: Uint8Array): boolean {
+  const b = InodeBaseLayout.decode(raw);
+  if (b.i_links_count > 0) return true;
+  if (b.i_mode === 0) return false;
+  if (b.i_dtime === 0) return true;
+  return sb.s_mkfs_time >= sb.s_inodes_count && b.i_dtime <= sb.s_inodes_count;
 }
 
 /** Release an inode: bitmap bit, counts, checksum (the caller clears the inode itself). */

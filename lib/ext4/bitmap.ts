@@ -4,7 +4,7 @@
  * (as the kernel's ext4_init_block_bitmap and e2fsprogs do).
  */
 import { crc32c } from './checksum.js';
-import { blocksInGroup, groupFirstBlock, groupFixedMetadata, inodeTableBlocks, type Geometry } from './geometry.js';
+import { bitOfBlock, blocksInGroup, clustersInGroup, groupFirstBlock, groupFixedMetadata, inodeTableBlocks, type Geometry } from './geometry.js';
 import type { GroupDesc } from './group-desc.js';
 
 export function testBit(bm: Uint8Array, i: number): boolean {
@@ -43,7 +43,7 @@ export function computeUninitBlockBitmap(g: Geometry, gd: GroupDesc): Uint8Array
   const first = groupFirstBlock(g, gd.group);
   const n = blocksInGroup(g, gd.group);
   const mark = (b: number, count = 1) => {
-    for (let x = b; x < b + count; x++) if (x >= first && x < first + n) setBit(bm, x - first);
+    for (let x = b; x < b + count; x++) if (x >= first && x < first + n) setBit(bm, bitOfBlock(g, x));
   };
   const fixed = groupFixedMetadata(g, gd.group);
   if (fixed.superBlock >= 0) mark(fixed.superBlock);
@@ -52,7 +52,7 @@ export function computeUninitBlockBitmap(g: Geometry, gd: GroupDesc): Uint8Array
   mark(gd.blockBitmap);
   mark(gd.inodeBitmap);
   mark(gd.inodeTable, inodeTableBlocks(g));
-  for (let i = n; i < g.blockSize * 8; i++) setBit(bm, i);
+  for (let i = clustersInGroup(g, gd.group); i < g.blockSize * 8; i++) setBit(bm, i);
   return bm;
 }
 

@@ -12,8 +12,13 @@ interface FeatureDef {
   kind: Kind;
   bit: number;
   name: string;
-  /** 'rw': read and write; 'ro': read only; 'refuse': cannot open. */
-  policy: 'rw' | 'ro' | 'refuse';
+  /**
+   * 'rw': read and write; 'ro': read only (writing is EROFS: the image says
+   * so, or writing would break what we do not maintain); 'read': we read it
+   * but our writer does not implement it (writing is EOPNOTSUPP); 'refuse':
+   * cannot open.
+   */
+  policy: 'rw' | 'ro' | 'read' | 'refuse';
   why?: string;
 }
 
@@ -57,7 +62,7 @@ export const FEATURES: readonly FeatureDef[] = [
   F('ro_compat', RO_COMPAT.EXTRA_ISIZE, 'extra_isize', 'rw'),
   F('ro_compat', RO_COMPAT.HAS_SNAPSHOT, 'snapshot', 'refuse', 'out-of-tree snapshot format'),
   F('ro_compat', RO_COMPAT.QUOTA, 'quota', 'ro', 'quota files would need updating when block counts change'),
-  F('ro_compat', RO_COMPAT.BIGALLOC, 'bigalloc', 'refuse', 'bigalloc (cluster allocation) is not supported'),
+  F('ro_compat', RO_COMPAT.BIGALLOC, 'bigalloc', 'read', 'writing bigalloc (cluster allocation) filesystems is not supported'),
   F('ro_compat', RO_COMPAT.METADATA_CSUM, 'metadata_csum', 'rw'),
   F('ro_compat', RO_COMPAT.REPLICA, 'replica', 'refuse', 'out-of-tree replica format'),
   F('ro_compat', RO_COMPAT.READONLY, 'read-only', 'ro', 'the filesystem is marked read-only'),
@@ -100,24 +105,37 @@ export function hasFeature(sb: Superblock, name: string): boolean {
 export interface FeatureVerdict {
   /** Reasons the filesystem cannot be opened at all (empty if it can). */
   refuse: string[];
-  /** Reasons it can only be opened read-only. */
+  /** Reasons it can only be opened read-only (every 'ro' and 'read' feature). */
   readOnly: string[];
+  /** The subset of readOnly that our writer does not implement: opening for write is EOPNOTSUPP. */
+  unsupportedWrite: string[];
 }
 
 export function judgeFeatures(sb: Superblock): FeatureVerdict {
   const refuse: string[] = [];
   const readOnly: string[] = [];
+  const unsupportedWrite: string[] = [];
   for (const { kind, def, name } of setFeatureBits(sb)) {
     if (!def) (kind === 'incompat' ? refuse : readOnly).push(`unknown ${kind} feature ${name}`);
     else if (def.policy === 'refuse') refuse.push(`${def.name}: ${def.why}`);
     else if (def.policy === 'ro') readOnly.push(`${def.name}: ${def.why}`);
+    else if (def.policy === 'read') {
+      readOnly.push(`${def.name}: ${def.why}`);
+      unsupportedWrite.push(`${def.name}: ${def.why}`);
+    }
   }
   if (sb.s_creator_os === 1) refuse.push('created by the Hurd (different inode layout)');
-  return { refuse, readOnly };
+  return { refuse, readOnly, unsupportedWrite };
 }
 
-/** Throws EOPNOTSUPP naming every feature that prevents opening. */
-export function assertOpenable(sb: Superblock): void {
-  const { refuse } = judgeFeatures(sb);
+/**
+ * Throws EOPNOTSUPP naming every feature that prevents opening — and, when
+ * opening for write, every feature our writer does not implement (bigalloc),
+ * before anything is written.
+ */
+export function assertOpenable(sb: Superblock, opts: { write?: boolean } = {}): void {
+  const { refuse, unsupportedWrite } = judgeFeatures(sb);
   if (refuse.length) throw new Ext4Error('EOPNOTSUPP', `cannot open: ${refuse.join('; ')}`, { structure: 'superblock', location: 'features' });
+  if (opts.write && unsupportedWrite.length)
+    throw new Ext4Error('EOPNOTSUPP', `cannot open for writing: ${unsupportedWrite.join('; ')}`, { structure: 'superblock', location: 'features' });
 }

@@ -11,6 +11,7 @@ export type Geometry = Pick<
   | 'blockSize' | 'blocksCount' | 'groupCount' | 'descSize' | 's_first_data_block' | 's_blocks_per_group'
   | 's_inodes_per_group' | 's_inode_size' | 's_feature_compat' | 's_feature_incompat' | 's_feature_ro_compat'
   | 's_backup_bgs0' | 's_backup_bgs1' | 's_first_meta_bg' | 's_reserved_gdt_blocks' | 's_log_groups_per_flex'
+  | 's_log_block_size' | 's_log_cluster_size'
 >;
 
 export function groupFirstBlock(g: Geometry, group: number): number {
@@ -29,6 +30,44 @@ export function groupOfBlock(g: Geometry, block: number): number {
 
 export function indexInGroup(g: Geometry, block: number): number {
   return (block - g.s_first_data_block) % g.s_blocks_per_group;
+}
+
+/**
+ * log2 of the blocks per cluster: s_log_cluster_size - s_log_block_size with
+ * bigalloc, else 0 (the kernel ignores the field then; parseSuperblock
+ * insists it equals the block size, as ext4_handle_clustersize does).
+ */
+export function clusterBits(g: Geometry): number {
+  return g.s_feature_ro_compat & RO_COMPAT.BIGALLOC ? g.s_log_cluster_size - g.s_log_block_size : 0;
+}
+
+/** Blocks per cluster (EXT4_C2B(1)): the allocation unit. 1 without bigalloc. */
+export function clusterRatio(g: Geometry): number {
+  return 2 ** clusterBits(g);
+}
+
+/**
+ * Bits of group `group`'s block bitmap that mean something: one per cluster
+ * (the last group's partial cluster counts, EXT4_NUM_B2C). Bits past it are padding.
+ */
+export function clustersInGroup(g: Geometry, group: number): number {
+  return Math.ceil(blocksInGroup(g, group) / clusterRatio(g));
+}
+
+/** The bit of its group's block bitmap that covers `block` (its cluster's index in the group). */
+export function bitOfBlock(g: Geometry, block: number): number {
+  return Math.floor(indexInGroup(g, block) / clusterRatio(g));
+}
+
+/** First block of the cluster holding `block` (groups start on cluster boundaries). */
+export function clusterFirstBlock(g: Geometry, block: number): number {
+  const r = clusterRatio(g);
+  return block - ((block - g.s_first_data_block) % r);
+}
+
+/** First block of the cluster that bit `bit` of group `group`'s block bitmap covers. */
+export function blockOfBit(g: Geometry, group: number, bit: number): number {
+  return groupFirstBlock(g, group) + bit * clusterRatio(g);
 }
 
 export function groupOfInode(g: Geometry, ino: number): number {
@@ -63,11 +102,21 @@ function hasMetaBg(g: Geometry): boolean {
   return (g.s_feature_incompat & INCOMPAT.META_BG) !== 0;
 }
 
-/** Physical block of the primary copy of descriptor block `i`. */
+/**
+ * The block holding group `group`'s superblock copy, had it one: the group's
+ * first block — except group 0 of a 1 KiB filesystem whose first data block
+ * is 0 (bigalloc), where block 0 is the boot block and the superblock is block 1.
+ */
+function superBlockOfGroup(g: Geometry, group: number): number {
+  const b = groupFirstBlock(g, group);
+  return b === 0 && g.blockSize === 1024 ? 1 : b;
+}
+
+/** Physical block of the primary copy of descriptor block `i` (the kernel's descriptor_loc). */
 export function descriptorBlockLocation(g: Geometry, i: number): number {
-  if (!hasMetaBg(g) || i < g.s_first_meta_bg) return g.s_first_data_block + 1 + i;
+  if (!hasMetaBg(g) || i < g.s_first_meta_bg) return superBlockOfGroup(g, 0) + 1 + i;
   const group = descPerBlock(g) * i;
-  return groupFirstBlock(g, group) + (groupHasSuper(g, group) ? 1 : 0);
+  return superBlockOfGroup(g, group) + (groupHasSuper(g, group) ? 1 : 0);
 }
 
 export interface GroupFixedMetadata {
@@ -82,8 +131,7 @@ export interface GroupFixedMetadata {
 
 /** ext2fs_super_and_bgd_loc2: the superblock/GDT blocks inside group `group`. */
 export function groupFixedMetadata(g: Geometry, group: number): GroupFixedMetadata {
-  let groupBlock = groupFirstBlock(g, group);
-  if (groupBlock === 0 && g.blockSize === 1024) groupBlock = 1;
+  const groupBlock = superBlockOfGroup(g, group);
   const metaBg = hasMetaBg(g);
   const oldDescBlocks = metaBg ? g.s_first_meta_bg : descBlockCount(g) + g.s_reserved_gdt_blocks;
   const hasSuper = groupHasSuper(g, group);

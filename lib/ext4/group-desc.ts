@@ -46,6 +46,7 @@ export interface GroupDesc {
   blockBitmap: number;
   inodeBitmap: number;
   inodeTable: number;
+  /** bg_free_blocks_count: free clusters (= blocks without bigalloc). */
   freeBlocks: number;
   freeInodes: number;
   usedDirs: number;
@@ -164,7 +165,8 @@ export function checkGroupDesc(sb: Superblock, gd: GroupDesc, fsSeed: number, ve
   if (!inFs(gd.blockBitmap)) throw new Ext4Error('EFSCORRUPTED', `block bitmap ${gd.blockBitmap} outside the filesystem`, where);
   if (!inFs(gd.inodeBitmap)) throw new Ext4Error('EFSCORRUPTED', `inode bitmap ${gd.inodeBitmap} outside the filesystem`, where);
   if (!inFs(gd.inodeTable, itb)) throw new Ext4Error('EFSCORRUPTED', `inode table ${gd.inodeTable}+${itb} outside the filesystem`, where);
-  if (gd.freeBlocks > sb.s_blocks_per_group) throw new Ext4Error('EFSCORRUPTED', `free blocks ${gd.freeBlocks} > blocks per group`, where);
+  // bg_free_blocks_count counts clusters (blocks without bigalloc).
+  if (gd.freeBlocks > sb.s_clusters_per_group) throw new Ext4Error('EFSCORRUPTED', `free clusters ${gd.freeBlocks} > clusters per group`, where);
   if (gd.freeInodes > sb.s_inodes_per_group) throw new Ext4Error('EFSCORRUPTED', `free inodes ${gd.freeInodes} > inodes per group`, where);
 }
 

@@ -165,8 +165,19 @@ export function parseSuperblock(raw: Uint8Array, opts: { deviceSize?: number; ve
   if (blocksCount === 0 || blocksCount > 2 ** 48) throw bad(`blocks count ${blocksCount} is invalid`);
   if (f.s_first_data_block !== (blockSize === 1024 ? 1 : 0) && !(blockSize === 1024 && f.s_first_data_block === 0))
     throw bad(`first data block ${f.s_first_data_block} is invalid for ${blockSize}-byte blocks`);
-  if (f.s_blocks_per_group < 8 || f.s_blocks_per_group > 8 * blockSize || f.s_blocks_per_group % 8 !== 0)
-    throw bad(`blocks per group ${f.s_blocks_per_group} is invalid`);
+  // ext4_handle_clustersize / ext2fs_open2: the bitmap holds one bit per cluster (a block
+  // without bigalloc), so clusters per group is bounded by the bitmap block, and a group is
+  // exactly clusters per group × blocks per cluster.
+  const bigalloc = (f.s_feature_ro_compat & RO_COMPAT.BIGALLOC) !== 0;
+  if (bigalloc && (f.s_log_cluster_size < f.s_log_block_size || f.s_log_cluster_size > 20))
+    throw bad(`cluster size 2^(10+${f.s_log_cluster_size}) is invalid for ${blockSize}-byte blocks`);
+  if (!bigalloc && f.s_log_cluster_size !== f.s_log_block_size)
+    throw bad(`cluster size 2^(10+${f.s_log_cluster_size}) differs from the block size without bigalloc`);
+  const clusterRatio = 2 ** (f.s_log_cluster_size - f.s_log_block_size);
+  if (f.s_clusters_per_group < 8 || f.s_clusters_per_group > 8 * blockSize || f.s_clusters_per_group % 8 !== 0)
+    throw bad(`clusters per group ${f.s_clusters_per_group} is invalid`);
+  if (f.s_blocks_per_group !== f.s_clusters_per_group * clusterRatio)
+    throw bad(`blocks per group ${f.s_blocks_per_group} is invalid: not ${f.s_clusters_per_group} clusters per group × ${clusterRatio} blocks per cluster`);
   if (f.s_inodes_per_group === 0 || f.s_inodes_per_group > 8 * blockSize || f.s_inodes_per_group % 8 !== 0)
     throw bad(`inodes per group ${f.s_inodes_per_group} is invalid`);
   const inodeSize = f.s_rev_level === 0 ? 128 : f.s_inode_size;

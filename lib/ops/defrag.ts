@@ -26,6 +26,7 @@ import { getFreeBlocks } from './free.js';
 import { allocateRanges, ALLOC_CONTIGUOUS, ALLOC_FIXED_LEN, ALLOC_FIXED_START } from './allocate.js';
 import { movedata } from './movedata.js';
 import { auditSpace } from './fsmap.js';
+import { checkAllocatable } from '../ext4/alloc.js';
 
 export interface DefragOptions {
   /** Only these paths (files, or directories walked recursively); default the whole filesystem. */
@@ -348,7 +349,12 @@ export async function defrag(fs: Filesystem, opts: DefragOptions = {}): Promise<
   const t0 = Date.now();
   const wholeFs = !opts.paths || opts.paths.length === 0;
   if (!opts.dryRun && fs.readOnly) throw new Ext4Error('EROFS', 'the filesystem is open read-only');
-  if (!opts.dryRun) await assertSpaceConsistent(fs);
+  if (!opts.dryRun) {
+    // Every corruption the allocator would meet mid-run is found before the first write
+    // (a bad bitmap found later would leave the donor orphan behind a refused cleanup).
+    await assertSpaceConsistent(fs);
+    await checkAllocatable(fs);
+  }
   const files = await collectFiles(fs, wholeFs ? ['/'] : opts.paths!);
   const runs = await freeRuns(fs);
   const summary: DefragSummary = {

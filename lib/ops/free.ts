@@ -3,6 +3,8 @@
  * free extents between byte offsets `start` and `end`, as maximal runs
  * clipped to the range and merged across group boundaries, ascending, at
  * most `count` of them. Resumable: call again from the end of the last one.
+ * With bigalloc the allocation unit is the cluster: runs are whole free
+ * clusters (cut only where the range cuts them).
  *
  * Computed from the bitmaps of the last committed state, under the
  * filesystem's operation lock (a consistent snapshot even while other async
@@ -14,7 +16,7 @@
  */
 import { Ext4Error } from '../errors.js';
 import type { Filesystem } from '../ext4/filesystem.js';
-import { blocksInGroup } from '../ext4/geometry.js';
+import { clustersInGroup } from '../ext4/geometry.js';
 import { scanFreeWith } from '../ext4/free-space.js';
 import { BG_FLAGS, uninitFlagsHonoured } from '../ext4/group-desc.js';
 
@@ -81,7 +83,7 @@ export async function scanFreeRuns(fs: Filesystem, from: number, to: number, fn:
       const want: Promise<void>[] = [];
       for (let h = g; h < prefetchedTo; h++) {
         const d = await fs.group(h);
-        if (d.freeBlocks === 0 || d.freeBlocks >= blocksInGroup(sb, h) || (honoured && d.flags & BG_FLAGS.BLOCK_UNINIT)) continue;
+        if (d.freeBlocks === 0 || d.freeBlocks >= clustersInGroup(sb, h) || (honoured && d.flags & BG_FLAGS.BLOCK_UNINIT)) continue;
         // Never fetch a block whose latest image is not on the device (replay overlay, or committed
         // but not yet checkpointed): the cache would keep the stale bytes after the checkpoint.
         const b = d.blockBitmap;

@@ -14,15 +14,21 @@
  * Precedence when claims overlap (only on damaged filesystems, or for the
  * resize inode, whose indirect blocks ARE the reserved GDT blocks): fixed
  * metadata, then the inode claim that starts first, then the bitmap.
+ *
+ * With bigalloc the bitmap allocates clusters: the blocks of an in-use
+ * cluster that no claim names are the slack of the claim that shares the
+ * cluster (the whole cluster is allocated to it), and are reported as that
+ * claim's, never as unknown.
  */
 import { Ext4Error } from '../errors.js';
 import type { Filesystem } from '../ext4/filesystem.js';
 import { BG_FLAGS, uninitFlagsHonoured } from '../ext4/group-desc.js';
-import { descBlockCount, groupFixedMetadata, inodeTableBlocks } from '../ext4/geometry.js';
-import { COMPAT, INCOMPAT } from '../ext4/superblock.js';
+import { clusterFirstBlock, clusterRatio, inodeTableBlocks } from '../ext4/geometry.js';
+import { COMPAT } from '../ext4/superblock.js';
 import { parseInode, type Inode } from '../ext4/inode.js';
 import { testBit } from '../ext4/bitmap.js';
 import { scanFreeRuns } from './free.js';
+import { fixedMetadataExtents } from '../ext4/fixed-metadata.js';
 
 /** The resize inode (reserved GDT blocks). */
 const RESIZE_INO = 7;
@@ -45,6 +51,7 @@ export type SpecialOwner =
   | 'inode_bitmap'
   | 'inode_table'
   | 'journal'
+  | 'mmp'
   | 'unknown';
 
 export type FsmapOwner = SpecialOwner | InodeOwner;
@@ -254,38 +261,20 @@ interface Claim {
   owner: FsmapOwner;
 }
 
-/** Fixed metadata runs (in blocks) of every group, ascending and merged per owner. */
+/**
+ * Fixed metadata runs (in blocks) of every group, ascending: the same list the allocator guards
+ * (lib/ext4/fixed-metadata.ts), so the reverse map and the allocator agree on what is never free.
+ */
 async function fixedMetadata(fs: Filesystem): Promise<Claim[]> {
-  const sb = fs.sb;
-  const out: Claim[] = [];
-  const itb = inodeTableBlocks(sb);
-  const gdtBlocks = sb.s_feature_incompat & INCOMPAT.META_BG ? Infinity : descBlockCount(sb);
-  const add = (start: number, len: number, owner: SpecialOwner) => {
-    const end = Math.min(start + len, sb.blocksCount);
-    if (start < 0 || end <= start) return;
-    out.push({ start, end, owner });
-  };
-  // Before the first group on 1 KiB filesystems: the boot block in front of the superblock.
-  if (sb.s_first_data_block > 0) add(0, sb.s_first_data_block, 'superblock');
-  for (let g = 0; g < sb.groupCount; g++) {
-    const f = groupFixedMetadata(sb, g);
-    if (f.superBlock >= 0) {
-      // block 0 of a 4 KiB fs holds the boot sector and the superblock
-      add(f.superBlock, 1, 'superblock');
-    }
-    if (f.oldDescStart >= 0 && f.oldDescCount > 0) {
-      const n = Math.min(f.oldDescCount, gdtBlocks);
-      add(f.oldDescStart, n, 'gdt');
-      if (f.oldDescCount > n) add(f.oldDescStart + n, f.oldDescCount - n, 'reserved_gdt');
-    }
-    if (f.newDescBlock >= 0) add(f.newDescBlock, 1, 'gdt');
-    const gd = await fs.group(g);
-    add(gd.blockBitmap, 1, 'block_bitmap');
-    add(gd.inodeBitmap, 1, 'inode_bitmap');
-    add(gd.inodeTable, itb, 'inode_table');
-  }
-  out.sort((a, b) => a.start - b.start);
-  return out;
+  await fs.loadGroups();
+  const tables = [];
+  for (let g = 0; g < fs.sb.groupCount; g++) tables.push(await fs.group(g));
+  return fixedMetadataExtents(fs.sb, tables).map((e) => ({
+    start: e.start,
+    end: e.start + e.length,
+    // The 1 KiB boot block is reported with the superblock, as GETFSMAP does.
+    owner: (e.kind === 'boot' ? 'superblock' : e.kind) as SpecialOwner,
+  }));
 }
 
 function sameOwner(a: FsmapOwner, b: FsmapOwner): boolean {
@@ -358,6 +347,21 @@ export async function fsmap(fs: Filesystem, opts: FsmapOptions = {}): Promise<Fs
       if (last && last.start + last.len === s * bs && sameOwner(last.owner, owner)) last.len += (e - s) * bs;
       else out.push({ start: s * bs, len: (e - s) * bs, owner });
     };
+    const ratio = clusterRatio(sb);
+    /** The claim emitted last (null after free or unknown space). */
+    let prevClaim: Claim | null = null;
+    /** Used-but-unclaimed [s, e) before `next` (the claim starting at e, if any): cluster slack goes to its claim. */
+    const emitUnclaimed = (s: number, e: number, next: Claim | undefined) => {
+      if (ratio > 1 && prevClaim && prevClaim.end === s && clusterFirstBlock(sb, s) !== s) {
+        const h = Math.min(e, clusterFirstBlock(sb, s) + ratio);
+        emit(s, h, prevClaim.owner);
+        s = h;
+      }
+      let t = e;
+      if (ratio > 1 && next && next.start === e && clusterFirstBlock(sb, e) !== e) t = Math.max(s, clusterFirstBlock(sb, e));
+      emit(s, t, 'unknown');
+      if (next && t < e) emit(t, e, next.owner);
+    };
     let cur = b0;
     let ci = 0, fj = 0;
     let prevEnd = -1;
@@ -369,6 +373,7 @@ export async function fsmap(fs: Filesystem, opts: FsmapOptions = {}): Promise<Fs
         // fixed claims may overlap each other on odd geometries: the first one wins
         emit(cur, c.end, c.owner);
         cur = c.end;
+        prevClaim = c;
       } else {
         const nextClaim = c ? c.start : b1;
         if (f && f.start <= cur) {
@@ -377,9 +382,10 @@ export async function fsmap(fs: Filesystem, opts: FsmapOptions = {}): Promise<Fs
           cur = e;
         } else {
           const e = Math.min(nextClaim, f ? f.start : b1, b1);
-          emit(cur, e, 'unknown');
+          emitUnclaimed(cur, e, c);
           cur = e;
         }
+        prevClaim = null;
       }
       if (cur <= prevEnd) throw new Error('fsmap sweep made no progress');
       prevEnd = cur;
@@ -447,12 +453,15 @@ export async function auditSpace(fs: Filesystem, reverseMap?: ReverseMap): Promi
         if (s < e) out.ownedButFree.push({ start: s, length: e - s, owner: c.name });
       }
     }
-    // used in the bitmap, claimed by nobody
+    // used in the bitmap, claimed by nobody (bigalloc: a claim holds its whole clusters)
+    const ratio = clusterRatio(sb);
     const merged: { start: number; end: number }[] = [];
     for (const c of claims) {
+      const cs = clusterFirstBlock(sb, c.start);
+      const ce = Math.min(sb.blocksCount, c.end > c.start ? clusterFirstBlock(sb, c.end - 1) + ratio : c.end);
       const l = merged[merged.length - 1];
-      if (l && c.start <= l.end) l.end = Math.max(l.end, c.end);
-      else merged.push({ start: c.start, end: c.end });
+      if (l && cs <= l.end) l.end = Math.max(l.end, ce);
+      else merged.push({ start: cs, end: ce });
     }
     let pos = sb.s_first_data_block, ci = 0, fj = 0;
     while (pos < sb.blocksCount) {

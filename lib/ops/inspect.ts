@@ -17,7 +17,8 @@ import { Ext4Error } from '../errors.js';
 import type { Filesystem, FileMap } from '../ext4/filesystem.js';
 import { decodeName } from '../ext4/bytes.js';
 import { featureNames } from '../ext4/features.js';
-import { STATE } from '../ext4/superblock.js';
+import { RO_COMPAT, STATE } from '../ext4/superblock.js';
+import { clusterRatio } from '../ext4/geometry.js';
 import type { Extent } from '../ext4/extents.js';
 import { INODE_FLAGS, type FileType, type Inode, type Timestamp } from '../ext4/inode.js';
 
@@ -33,6 +34,10 @@ export interface FsInfo {
   /** First data block (1 for 1 KiB blocks, else 0). */
   firstBlock: number;
   blocksPerGroup: number;
+  /** bigalloc only (dumpe2fs's "Cluster size"): bytes per cluster, the allocation unit. */
+  clusterSize?: number;
+  /** bigalloc only (dumpe2fs's "Clusters per group"): bits of each block bitmap. */
+  clustersPerGroup?: number;
   inodesPerGroup: number;
   /** Number of block groups. */
   groups: number;
@@ -70,6 +75,7 @@ export function info(fs: Filesystem): FsInfo {
     reservedBlocks: sb.rBlocksCount,
     firstBlock: sb.s_first_data_block,
     blocksPerGroup: sb.s_blocks_per_group,
+    ...(sb.s_feature_ro_compat & RO_COMPAT.BIGALLOC ? { clusterSize: sb.blockSize * clusterRatio(sb), clustersPerGroup: sb.s_clusters_per_group } : {}),
     inodesPerGroup: sb.s_inodes_per_group,
     groups: sb.groupCount,
     inodeSize: sb.s_inode_size,

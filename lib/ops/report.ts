@@ -34,8 +34,9 @@ import { Ext4Error } from '../errors.js';
 import type { Filesystem, FileMap } from '../ext4/filesystem.js';
 import { decodeName } from '../ext4/bytes.js';
 import { COMPAT, INCOMPAT, S_FLAGS } from '../ext4/superblock.js';
+import { ciHashName } from '../ext4/casefold.js';
 import { INODE_FLAGS, hasInlineData, type Inode } from '../ext4/inode.js';
-import { groupFixedMetadata, inodeTableBlocks } from '../ext4/geometry.js';
+import { bitOfBlock, clusterRatio, descBlockCount, groupFirstBlock, groupFixedMetadata, groupOfBlock, inodeTableBlocks } from '../ext4/geometry.js';
 import { dirHash, DX_HASH_TEA } from '../ext4/dirhash.js';
 import { DxRootInfoLayout, DX_ROOT_INFO_OFFSET } from '../ext4/htree.js';
 import { NDIR_BLOCKS } from '../ext4/blockmap.js';
@@ -252,7 +253,10 @@ const statfsCache = new WeakMap<Filesystem, { blocksCount: number; value: number
 
 async function computeStatfsBlocks(fs: Filesystem): Promise<number> {
   const sb = fs.sb;
-  if (sb.s_overhead_clusters) return sb.blocksCount - sb.s_overhead_clusters;
+  // ext4_statfs: f_blocks = blocks − EXT4_C2B(overhead); the overhead counts clusters.
+  const ratio = clusterRatio(sb);
+  if (sb.s_overhead_clusters) return sb.blocksCount - sb.s_overhead_clusters * ratio;
+  if (ratio > 1) return sb.blocksCount - (await overheadClusters(fs)) * ratio;
   let overhead = sb.s_first_data_block;
   const meta = new Set<number>();
   const itb = inodeTableBlocks(sb);
@@ -271,6 +275,52 @@ async function computeStatfsBlocks(fs: Filesystem): Promise<number> {
     overhead += Math.floor(ji.size / fs.blockSize);
   }
   return sb.blocksCount - overhead;
+}
+
+/**
+ * ext4_calculate_overhead with bigalloc (count_overhead), in clusters: for
+ * each group, the clusters of the group holding a block bitmap, an inode
+ * bitmap or a whole inode table (any group's: flex_bg), its superblock copy
+ * (bit 0) and its descriptor blocks (counted from the group's start, as the
+ * kernel does; reserved GDT blocks are not overhead there); plus the blocks
+ * before the first data block and the internal journal, in clusters.
+ */
+async function overheadClusters(fs: Filesystem): Promise<number> {
+  const sb = fs.sb;
+  const ratio = clusterRatio(sb);
+  const itb = inodeTableBlocks(sb);
+  const perGroup = new Map<number, Set<number>>();
+  const bitsOf = (g: number) => {
+    let set = perGroup.get(g);
+    if (!set) perGroup.set(g, (set = new Set()));
+    return set;
+  };
+  const mark = (b: number, n: number) => {
+    if (b < sb.s_first_data_block || b >= sb.blocksCount) return;
+    const g = groupOfBlock(sb, b);
+    // an inode table counts only inside one group, short of its last block (`b + itb <= last_block`)
+    if (n > 1 && b + n > groupFirstBlock(sb, g) + sb.s_blocks_per_group - 1) return;
+    for (let k = 0; k < n; k++) bitsOf(g).add(bitOfBlock(sb, b + k));
+  };
+  const metaBg = (sb.s_feature_incompat & INCOMPAT.META_BG) !== 0;
+  for (let g = 0; g < sb.groupCount; g++) {
+    const gd = await fs.group(g);
+    mark(gd.blockBitmap, 1);
+    mark(gd.inodeBitmap, 1);
+    mark(gd.inodeTable, itb);
+    const f = groupFixedMetadata(sb, g);
+    const gdb = f.newDescBlock >= 0 ? 1 : f.oldDescStart >= 0 ? (metaBg ? sb.s_first_meta_bg : descBlockCount(sb)) : 0;
+    let s = 0;
+    if (f.superBlock >= 0) bitsOf(g).add(s++);
+    for (let k = 0; k < gdb; k++, s++) bitsOf(g).add(Math.floor(s / ratio));
+  }
+  let overhead = Math.floor(sb.s_first_data_block / ratio);
+  for (const set of perGroup.values()) overhead += set.size;
+  if (sb.s_feature_compat & COMPAT.HAS_JOURNAL && sb.s_journal_inum) {
+    const ji = await fs.readInode(sb.s_journal_inum);
+    overhead += Math.ceil(Math.floor(ji.size / fs.blockSize) / ratio);
+  }
+  return overhead;
 }
 
 /** `filefrag -v PATH` on the file at `path` inside the image (symlinks are followed, as open(2) does). */
@@ -411,7 +461,10 @@ export async function kernelReaddir(fs: Filesystem, dir: Inode): Promise<{ name:
   const dv = new DataView(seed.buffer, seed.byteOffset, 16);
   for (let i = 0; i < 4; i++) words[i] = dv.getUint32(i * 4, true);
   const signed = !(sb.s_flags & S_FLAGS.UNSIGNED_HASH);
-  const keyed = entries.map((e, i) => ({ e, i, h: dirHash(e.name, version, words, signed) }));
+  // A casefolded directory hashes the folded name (ext4fs_dirhash with the fs encoding); an
+  // encrypted one keeps its on-disk names (no key here), as the kernel does without the key.
+  const folded = (dir.flags & INODE_FLAGS.CASEFOLD) !== 0 && (sb.s_feature_incompat & INCOMPAT.CASEFOLD) !== 0 && !(dir.flags & INODE_FLAGS.ENCRYPT);
+  const keyed = entries.map((e, i) => ({ e, i, h: dirHash(folded ? ciHashName(e.name) : e.name, version, words, signed) }));
   keyed.sort((a, b) => a.h.hash - b.h.hash || a.h.minor - b.h.minor || a.i - b.i);
   return keyed.map((k) => k.e);
 }
@@ -420,14 +473,32 @@ export async function kernelReaddir(fs: Filesystem, dir: Inode): Promise<{ name:
  * nftw(path, FTW_PHYS) as glibc runs it on a mounted filesystem: pre-order,
  * each directory's entries in readdir order, symlinks not followed, every
  * name visited (hard links more than once).
+ *
+ * A directory reached twice (a hard-linked directory or a cycle — e2fsck
+ * pass 3 fixes both) is EFSCORRUPTED, as in `list -R`: without that check a
+ * cycle walks forever. The walk keeps an explicit stack, so depth costs heap
+ * (bounded by the number of directories), never the JS stack.
  */
 export async function* walkTree(fs: Filesystem, path: string, inode: Inode): AsyncGenerator<WalkEntry> {
   yield { path, ino: inode.ino, inode };
   if (inode.type !== 'dir') return;
-  for (const e of await kernelReaddir(fs, inode)) {
+  const visited = new Set<number>([inode.ino]);
+  const stack: { path: string; entries: { name: Uint8Array; ino: number }[]; next: number }[] = [{ path, entries: await kernelReaddir(fs, inode), next: 0 }];
+  while (stack.length) {
+    const top = stack[stack.length - 1]!;
+    const e = top.entries[top.next++];
+    if (!e) {
+      stack.pop();
+      continue;
+    }
     const child = await fs.readInode(e.ino);
-    const p = path === '/' ? `/${decodeName(e.name)}` : `${path}/${decodeName(e.name)}`;
-    yield* walkTree(fs, p, child);
+    const p = top.path === '/' ? `/${decodeName(e.name)}` : `${top.path}/${decodeName(e.name)}`;
+    yield { path: p, ino: child.ino, inode: child };
+    if (child.type !== 'dir') continue;
+    if (visited.has(child.ino))
+      throw new Ext4Error('EFSCORRUPTED', `${p}: directory inode ${child.ino} is reachable twice (hard-linked directory or a cycle)`, { structure: `inode ${child.ino}` });
+    visited.add(child.ino);
+    stack.push({ path: p, entries: await kernelReaddir(fs, child), next: 0 });
   }
 }
 
