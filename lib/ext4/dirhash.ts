@@ -18,6 +18,9 @@
  *   which is what decides where names live in kernel-built trees.
  * - "Signed" means each name byte is sign-extended (as x86's `char`) before
  *   it is mixed in; only bytes >= 0x80 differ between the variants.
+ * - In a casefolded directory the kernel hashes the folded name (or the raw
+ *   bytes when the name does not fold): pass ciHashName(name) from
+ *   ./casefold.ts, not the name.
  */
 import { Ext4Error } from '../errors.js';
 

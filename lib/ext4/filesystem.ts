@@ -22,17 +22,20 @@ import { parseInodeXattrs, parseXattrBlock, type XattrEntry } from './xattr.js';
 import { bitmapChecksumMatches, blockBitmapChecksum, computeUninitBlockBitmap, computeUninitInodeBitmap, inodeBitmapChecksum } from './bitmap.js';
 import { parseDirBlock, parseInlineDir, type DirEntry as RawDirEntry } from './directory.js';
 import { htreeLookup, classifyDirBlock } from './htree.js';
+import { ciLookupName } from './casefold.js';
 import { DirEntryLayout } from './directory.js';
 import { bytesEqual, concatBytes, decodeName } from './bytes.js';
 import { Transaction } from './transaction.js';
 import { applyPendingFrees } from './alloc.js';
 import { JournalState, checkpoint, commitJournaled, commitUnjournaled, type CommitHooks, type CommitStats } from './commit.js';
-import { JINCOMPAT, JCOMPAT, refreshJournalSuperblock } from './journal/format.js';
-import { replayJournal, replayIntoOverlay, type ReplaySummary } from './journal/replay.js';
+import { JINCOMPAT, JCOMPAT, parseJournalSuperblock, refreshJournalSuperblock } from './journal/format.js';
+import { planReplay, replayJournal, replayIntoOverlay, type ReplaySummary } from './journal/replay.js';
 import { STATE, serializeSuperblock } from './superblock.js';
-import { MmpSession, type MmpOptions } from './mmp.js';
+import { MMP_SEQ_MAX, MmpSession, type MmpOptions } from './mmp.js';
 import { processOrphans } from './orphan.js';
 import { makeClock, isReproducible, type Clock, type NowOption } from './clock.js';
+import { errorInfoOf, isCorruption, readOnlyAfterError, saveErrorInfo, type FsErrorInfo } from './error-state.js';
+import { randomBelow } from './random.js';
 export { bytesEqual, decodeName };
 
 export interface OpenOptions {
@@ -61,6 +64,13 @@ export interface OpenOptions {
    * Default: SOURCE_DATE_EPOCH when set, else the system clock. Fix it to build reproducible images.
    */
   now?: NowOption;
+  /**
+   * When a write call finds the filesystem corrupt, also record it on disk as the kernel does
+   * (s_state ERROR_FS, s_error_count, s_first_error_* / s_last_error_*), so that e2fsck checks it.
+   * Default false: the failed call leaves the image unchanged; the error is kept in memory only
+   * (`fs.errorState`) and later write calls on this open fail with EROFS.
+   */
+  recordErrors?: boolean;
 }
 
 /** How a file's logical blocks map to the disk. */
@@ -117,6 +127,22 @@ export class Filesystem {
   readonly now: Clock;
   /** True when the clock is fixed (option or SOURCE_DATE_EPOCH): random values written are then derived deterministically. */
   readonly reproducible: boolean;
+  /**
+   * The first corruption (EFSCORRUPTED / EFSBADCRC) a write call found on this open: later
+   * writes fail with EROFS naming it, like the kernel's errors=remount-ro (error-state.ts).
+   */
+  errorState: FsErrorInfo | null = null;
+  private readonly recordErrors: boolean;
+  /**
+   * True once the write session has begun on disk: the first commit writes the journal
+   * superblock and needs_recovery (or clears VALID_FS) before its own blocks; until then an
+   * open for writing has written nothing and close writes nothing either.
+   */
+  private sessionStarted = false;
+  /** Whether this open wrote anything outside transactions (journal replay at open, an error record). */
+  private wroteOutsideSession = false;
+  /** What the first commit overwrote to begin the session, to put back if that commit is refused (E2BIG). */
+  private sessionUndo: { sb: Uint8Array; jsb: Uint8Array | null; state: number; incompat: number } | null = null;
   private opQueue: Promise<unknown> = Promise.resolve();
   private broken: Error | null = null;
   private closed = false;
@@ -133,6 +159,7 @@ export class Filesystem {
     this.cache = new BlockCache(device, sb.blockSize, { maxBytes: opts.cacheBytes ?? 64 * 1024 * 1024 });
     this.now = makeClock(opts.now);
     this.reproducible = isReproducible(opts.now);
+    this.recordErrors = opts.recordErrors === true;
   }
 
   /** Open an image file, a block device, or an existing BlockDevice. */
@@ -144,7 +171,7 @@ export class Filesystem {
         throw new Ext4Error('EINVAL', `cannot read a superblock from ${device.name}: image too small or unreadable`, { structure: 'superblock', location: 'byte 1024', cause: e });
       });
       const sb = parseSuperblock(sbBytes, { deviceSize: device.size, verifyChecksum: opts.verifyChecksums !== false });
-      assertOpenable(sb);
+      assertOpenable(sb, { write: !!opts.write });
       const verdict = judgeFeatures(sb);
       if (opts.write && verdict.readOnly.length)
         throw new Ext4Error('EROFS', `cannot open for writing: ${verdict.readOnly.join('; ')}`, { structure: 'superblock', location: 'features' });
@@ -166,15 +193,20 @@ export class Filesystem {
     }
     if (!this.readOnly) {
       // MMP before anything is written; orphans released after journal replay (mmp.ts, orphan.ts).
-      if (this.sb.s_feature_incompat & INCOMPAT.MMP) this.mmp = await MmpSession.start(this.device, this.sb, this.fsSeed, { verify: this.verify, ...opts.mmp });
-      let begun = false;
+      if (this.sb.s_feature_incompat & INCOMPAT.MMP) {
+        const ms = () => {
+          const t = this.now();
+          return t.sec * 1000 + Math.floor(t.nsec / 1e6);
+        };
+        const newSeq = () => randomBelow(this, MMP_SEQ_MAX + 1, 'mmp sequence');
+        this.mmp = await MmpSession.start(this.device, this.sb, this.fsSeed, { verify: this.verify, now: ms, newSeq, ...opts.mmp });
+      }
       try {
-        await this.beginWriteSession(opts);
-        begun = true;
+        await this.prepareWriteSession(opts);
         await processOrphans(this);
       } catch (e) {
-        if (begun && !this.broken) await this.endWriteSession().catch(() => undefined); // checkpoint, clear needs_recovery again
-        await this.mmp?.release().catch(() => undefined);
+        if (this.sessionStarted && !this.broken) await this.endWriteSession().catch(() => undefined); // checkpoint, clear needs_recovery again
+        await this.mmp?.release({ restore: this.wroteNothing() }).catch(() => undefined);
         throw e;
       }
       return;
@@ -220,9 +252,10 @@ export class Filesystem {
       await this.opQueue.catch(() => undefined);
       if (!this.readOnly && !this.broken) {
         await this.mmp?.check();
+        await this.applyPendingReplay();
         await this.endWriteSession();
       }
-      await this.mmp?.release();
+      await this.mmp?.release({ restore: this.wroteNothing() });
     } finally {
       this.mmp?.stop();
       this.closed = true;
@@ -231,6 +264,11 @@ export class Filesystem {
   }
 
   // ---------------------------------------------------------------- write session
+
+  /** Nothing of this open reached the filesystem (the MMP block is then put back as found). */
+  private wroteNothing(): boolean {
+    return !this.sessionStarted && !this.wroteOutsideSession && !this.broken;
+  }
 
   private async journalMap(): Promise<Extent[]> {
     const jino = this.sb.s_journal_inum;
@@ -250,39 +288,41 @@ export class Filesystem {
 
   /**
    * Open for writing: refuse a fs with errors, replay a journal that needs
-   * it (as the kernel does at mount), make the journal's features match what
-   * we write, then set needs_recovery on disk before any commit.
+   * it (as the kernel does at mount) and make the journal's features match
+   * what we write — in memory: nothing else is written until the first
+   * commit (startWriteSession), so an open whose calls all fail leaves the
+   * image as it was.
    */
-  private async beginWriteSession(opts: OpenOptions = {}): Promise<void> {
+  private async prepareWriteSession(opts: OpenOptions = {}): Promise<void> {
     if (this.sb.s_state & STATE.ERROR_FS) throw new Ext4Error('EROFS', 'the filesystem has errors (ERROR_FS is set): run e2fsck before writing', { structure: 'superblock', location: 's_state' });
     if (this.sb.s_feature_compat & COMPAT.HAS_JOURNAL) {
       const map = await this.journalMap();
       const journal = await JournalState.load(this.device, this.blockSize, map);
       if (journal.jsb.s_errno) throw new Ext4Error('EROFS', `the journal was aborted (errno ${journal.jsb.s_errno}): run e2fsck`, { structure: 'journal superblock', location: 's_errno' });
       if (this.sb.s_feature_incompat & INCOMPAT.RECOVER) {
-        const r = await replayJournal({
-          journal: { blockSize: this.blockSize, readBlock: (n: number) => journal.readBlock(n), writeBlock: (n: number, d: Uint8Array) => journal.writeBlock(n, d) },
-          device: {
-            writeBlock: async (n: number, d: Uint8Array) => {
-              if (n >= this.sb.blocksCount) throw new Ext4Error('EFSCORRUPTED', `journal replays block ${n} outside the filesystem`, { structure: 'journal' });
-              await this.device.write(n * this.blockSize, d);
-            },
-            flush: () => this.device.flush(),
-          },
-          superblock: {
-            read: async () => parseSuperblock(await this.device.read(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE), { deviceSize: this.device.size, verifyChecksum: false }),
-            write: async (bytes: Uint8Array) => { await this.device.write(SUPERBLOCK_OFFSET, bytes); },
-          },
-        });
-        this.replayed = r;
-        if (r.errorFs) throw new Ext4Error('EROFS', `the journal replay found a corrupt transaction (${r.errors.join('; ')}); run e2fsck before writing`, { structure: 'journal' });
+        // Replay as the kernel does at mount, but lazily: the replayed blocks are laid over the
+        // device (every read sees the recovered state) and written home right before the first
+        // commit (startWriteSession). An open whose calls all fail leaves the image as it was.
+        const plan = await planReplay({ blockSize: this.blockSize, readBlock: (n: number) => journal.readBlock(n) }, this.sb.blocksCount);
+        this.replayed = plan.summary;
+        if (plan.summary.errorFs) throw new Ext4Error('EROFS', `the journal replay found a corrupt transaction (${plan.summary.errors.join('; ')}); run e2fsck before writing`, { structure: 'journal' });
+        this.overlay = new Map(plan.blocks);
+        this.pendingReplay = plan.blocks;
         this.cache.invalidate();
         this.groupDescs.clear();
-        const fresh = parseSuperblock(await this.device.read(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE), { deviceSize: this.device.size, verifyChecksum: this.verify });
-        Object.assign(this.sb, fresh);
-        journal.jsb = (await JournalState.load(this.device, this.blockSize, map)).jsb;
+        const sbBlock = Math.floor(SUPERBLOCK_OFFSET / this.blockSize);
+        const blk = this.overlay.get(sbBlock);
+        if (blk) {
+          const off = SUPERBLOCK_OFFSET - sbBlock * this.blockSize;
+          Object.assign(this.sb, parseSuperblock(blk.subarray(off, off + SUPERBLOCK_SIZE), { deviceSize: this.device.size, verifyChecksum: this.verify }));
+        }
+        // The superblock as recovery leaves it: needs_recovery cleared (the session sets it again).
+        this.sb.s_feature_incompat &= ~INCOMPAT.RECOVER;
+        if (plan.clearValidFs) this.sb.s_state &= ~STATE.VALID_FS;
+        journal.jsb = parseJournalSuperblock(plan.jsbBlock);
       } else if (journal.jsb.s_start !== 0) {
-        // The kernel discards such a log ("Clearing recovery information on journal").
+        // The kernel discards such a log ("Clearing recovery information on journal"); the first
+        // commit starts a new log cycle over it.
         journal.jsb.s_start = 0;
       }
       const jsb = journal.jsb;
@@ -293,9 +333,7 @@ export class Filesystem {
         jsb.s_checksum_type = 4;
       }
       if (this.sb.is64) jsb.s_feature_incompat |= JINCOMPAT['64BIT'];
-      journal.jsb = refreshJournalSuperblock(jsb);
-      await journal.writeSuperblock();
-      await this.device.flush();
+      journal.jsb = refreshJournalSuperblock(jsb); // written by startWriteSession
       journal.policy = opts.checkpoint ?? 'lazy';
       journal.onCheckpointed = (blocks) => {
         for (const [n, data] of blocks) this.cache.put(n, data);
@@ -304,16 +342,52 @@ export class Filesystem {
     } else {
       this.warnings.push('this filesystem has no journal: writes are ordered carefully, but a crash may need e2fsck to reclaim leaked blocks');
     }
-    // needs_recovery on disk before any commit block (jbd2.md §9.1).
+  }
+
+  /**
+   * The on-disk flags of a write session, set in memory before the first commit is finalised
+   * (so that its superblock image carries them) and undone if that commit never happens:
+   * needs_recovery with a journal; without one, VALID_FS off — like a journal-less kernel
+   * mount, "not clean" while writing, so that after a crash e2fsck -p checks the filesystem.
+   */
+  private markSessionFlags(): { state: number; incompat: number } {
+    const saved = { state: this.sb.s_state, incompat: this.sb.s_feature_incompat };
+    if (this.journal) this.sb.s_feature_incompat |= INCOMPAT.RECOVER;
+    else this.sb.s_state &= ~STATE.VALID_FS;
+    return saved;
+  }
+
+  /**
+   * Begin the write session on disk, right before the first commit: the journal superblock
+   * as we write it (features, checksum type), then the superblock with needs_recovery (or
+   * VALID_FS off), flushed — jbd2 needs needs_recovery durable before any commit block
+   * (jbd2.md §9.1). What is overwritten is kept to put back if that commit is refused.
+   */
+  private async startWriteSession(saved: { state: number; incompat: number }): Promise<void> {
+    await this.applyPendingReplay();
+    const sbBefore = await this.device.read(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE);
+    const jsbBefore = this.journal ? await this.journal.readBlock(0) : null;
+    this.sessionUndo = { sb: sbBefore, jsb: jsbBefore, ...saved };
+    this.sessionStarted = true;
     if (this.journal) {
-      this.sb.s_feature_incompat |= INCOMPAT.RECOVER;
-      await this.writeSuperblockInPlace();
-    } else {
-      // Like a journal-less kernel mount: "not clean" while writing, so that after a crash
-      // e2fsck -p checks the filesystem instead of trusting it.
-      this.sb.s_state &= ~STATE.VALID_FS;
-      await this.writeSuperblockInPlace();
+      await this.journal.writeSuperblock();
+      await this.device.flush();
     }
+    await this.writeSuperblockInPlace();
+  }
+
+  /** The first commit was refused before writing anything of its own: put back what startWriteSession wrote. */
+  private async undoWriteSession(): Promise<void> {
+    const u = this.sessionUndo;
+    if (!u) return;
+    if (u.jsb && this.journal) await this.journal.writeBlock(0, u.jsb);
+    await this.device.write(SUPERBLOCK_OFFSET, u.sb);
+    await this.device.flush();
+    this.cache.invalidate(Math.floor(SUPERBLOCK_OFFSET / this.blockSize));
+    this.sb.s_state = u.state;
+    this.sb.s_feature_incompat = u.incompat;
+    this.sessionUndo = null;
+    this.sessionStarted = false;
   }
 
   /** Write every committed transaction home and empty the journal (also done when the log fills and at close). */
@@ -323,7 +397,9 @@ export class Filesystem {
     });
   }
 
+  /** Close the write session: checkpoint, clear needs_recovery (or set VALID_FS), stamp. Nothing when nothing was committed. */
   private async endWriteSession(): Promise<void> {
+    if (!this.sessionStarted) return;
     if (this.journal) await checkpoint(this.device, this.journal, this.blockSize, this.commitHooks);
     const now = this.now().sec;
     if (this.journal) this.sb.s_feature_incompat &= ~INCOMPAT.RECOVER;
@@ -336,6 +412,39 @@ export class Filesystem {
 
   /** Result of the journal replay done when this fs was opened for writing, if any. */
   replayed: ReplaySummary | null = null;
+  /** Replayed blocks not yet written home (write opens replay lazily; see prepareWriteSession). */
+  private pendingReplay: Map<number, Uint8Array> | null = null;
+
+  /**
+   * Write a deferred journal replay home, exactly as `ext4kit replay` / e2fsck -E journal_only
+   * would (blocks, flush, journal superblock, superblock without needs_recovery): before the first
+   * commit, or at close — a write open that commits nothing still completes recovery, like a
+   * kernel mount and unmount. A call that fails on such an image thus leaves it as open + close.
+   */
+  private async applyPendingReplay(): Promise<void> {
+    const replay = this.pendingReplay;
+    const journal = this.journal;
+    if (!replay || !journal) return;
+    this.pendingReplay = null;
+    this.wroteOutsideSession = true;
+    await replayJournal({
+      journal: { blockSize: this.blockSize, readBlock: (n: number) => journal.readBlock(n), writeBlock: (n: number, d: Uint8Array) => journal.writeBlock(n, d) },
+      device: {
+        writeBlock: async (n: number, d: Uint8Array) => {
+          await this.device.write(n * this.blockSize, d);
+        },
+        flush: () => this.device.flush(),
+      },
+      superblock: {
+        read: async () => parseSuperblock(await this.device.read(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE), { deviceSize: this.device.size, verifyChecksum: false }),
+        write: async (bytes: Uint8Array) => { await this.device.write(SUPERBLOCK_OFFSET, bytes); },
+      },
+      now: this.now().sec,
+    });
+    for (const [n, d] of replay) this.cache.put(n, d);
+    this.cache.invalidate(Math.floor(SUPERBLOCK_OFFSET / this.blockSize));
+    this.overlay = null;
+  }
 
   /**
    * Run `fn` as one atomic transaction: operations are serialised (one
@@ -348,12 +457,17 @@ export class Filesystem {
       if (this.readOnly) throw new Ext4Error('EROFS', 'the filesystem is open read-only');
       if (this.closed) throw new Ext4Error('EINVAL', 'the filesystem is closed');
       if (this.broken) throw new Ext4Error('EIO', `an earlier commit failed; reopen the filesystem (${this.broken.message})`);
+      if (this.errorState) throw readOnlyAfterError(this.errorState);
       this.mmp?.assertHeld();
       const tx = new Transaction(this);
-      const result = await fn(tx);
-      if (tx.isEmpty()) return result;
-      await this.commit(tx);
-      return result;
+      try {
+        const result = await fn(tx);
+        if (!tx.isEmpty()) await this.commit(tx);
+        return result;
+      } catch (e) {
+        if (isCorruption(e)) await this.noteError(e);
+        throw e;
+      }
     };
     const p = this.opQueue.then(run, run);
     this.opQueue = p.catch(() => undefined);
@@ -367,19 +481,51 @@ export class Filesystem {
     return p;
   }
 
-  private async commit(tx: Transaction): Promise<CommitStats> {
-    const interim = new Map<number, Uint8Array>();
-    const newSb = await tx.finalise(async (t) => {
-      if (!this.journal) for (const gd of t.groups.values()) { const b = t.blocks.get(gd.blockBitmap); if (b) interim.set(gd.blockBitmap, b.slice()); }
-      await applyPendingFrees(t);
-    });
-    let stats: CommitStats;
+  /**
+   * Remember the first corruption found by a write call (later writes: EROFS); with
+   * `recordErrors`, also write it into the superblock as the kernel does — after a checkpoint,
+   * so that no logged superblock image is written home over it later.
+   */
+  private async noteError(e: Ext4Error): Promise<void> {
+    if (this.errorState) return;
+    this.errorState = errorInfoOf(e, this.now());
+    if (!this.recordErrors || this.broken) return;
     try {
-      stats = this.journal ? await commitJournaled(this.device, this.journal, tx, this.commitHooks) : await commitUnjournaled(this.device, tx, interim, this.commitHooks);
+      if (this.journal) await checkpoint(this.device, this.journal, this.blockSize, this.commitHooks);
+      saveErrorInfo(this.sb, this.errorState);
+      this.wroteOutsideSession = true;
+      await this.writeSuperblockInPlace();
+    } catch (w) {
+      this.broken = w as Error;
+    }
+  }
+
+  private async commit(tx: Transaction): Promise<CommitStats> {
+    const first = !this.sessionStarted;
+    const saved = first ? this.markSessionFlags() : null;
+    const interim = new Map<number, Uint8Array>();
+    let newSb: Superblock;
+    try {
+      newSb = await tx.finalise(async (t) => {
+        if (!this.journal) for (const gd of t.groups.values()) { const b = t.blocks.get(gd.blockBitmap); if (b) interim.set(gd.blockBitmap, b.slice()); }
+        await applyPendingFrees(t);
+      });
     } catch (e) {
-      if (!(e instanceof Ext4Error && e.code === 'E2BIG')) this.broken = e as Error;
+      if (saved) Object.assign(this.sb, { s_state: saved.state, s_feature_incompat: saved.incompat });
       throw e;
     }
+    let stats: CommitStats;
+    try {
+      if (saved) await this.startWriteSession(saved);
+      stats = this.journal ? await commitJournaled(this.device, this.journal, tx, this.commitHooks) : await commitUnjournaled(this.device, tx, interim, this.commitHooks);
+    } catch (e) {
+      // E2BIG: refused before anything of the transaction was written.
+      if (e instanceof Ext4Error && e.code === 'E2BIG') {
+        if (first) await this.undoWriteSession().catch((u: unknown) => { this.broken = u as Error; });
+      } else this.broken = e as Error;
+      throw e;
+    }
+    this.sessionUndo = null;
     // The transaction is durable and checkpointed: publish its state.
     for (const [n, data] of tx.blocks) this.cache.put(n, data);
     for (const gd of tx.groups.values()) this.setGroupDesc(gd);
@@ -797,7 +943,17 @@ export class Filesystem {
   async lookup(dir: Inode, name: Uint8Array): Promise<DirEntry | null> {
     if (dir.type !== 'dir') throw new Ext4Error('ENOTDIR', `inode ${dir.ino} is not a directory`);
     if (name.length === 0 || name.length > 255) throw new Ext4Error(name.length ? 'ENAMETOOLONG' : 'ENOENT', 'bad name length');
-    const indexed = dir.flags & INODE_FLAGS.INDEX && this.sb.s_feature_compat & COMPAT.DIR_INDEX && !(dir.flags & INODE_FLAGS.CASEFOLD) && !hasInlineData(dir);
+    // Casefolded directory: names match the kernel's way (lib/ext4/casefold.ts), the htree is hashed
+    // by the folded name. Kernel rules: the flag without the feature is corruption (__ext4_iget); an
+    // encrypted one is read without its key, so names compare as stored bytes and its siphash index
+    // cannot be used (scanned linearly instead).
+    const casefolded = (dir.flags & INODE_FLAGS.CASEFOLD) !== 0;
+    if (casefolded && !(this.sb.s_feature_incompat & INCOMPAT.CASEFOLD)) {
+      throw new Ext4Error('EFSCORRUPTED', 'casefold flag without casefold feature', { structure: `inode ${dir.ino}`, location: 'i_flags' });
+    }
+    const encrypted = (dir.flags & INODE_FLAGS.ENCRYPT) !== 0;
+    const ci = casefolded && !encrypted ? ciLookupName(name, this.sb) : null;
+    const indexed = dir.flags & INODE_FLAGS.INDEX && this.sb.s_feature_compat & COMPAT.DIR_INDEX && !(casefolded && encrypted) && !hasInlineData(dir);
     if (indexed && name.length <= 2 && name.every((c) => c === 0x2e)) {
       const map = await this.fileMap(dir);
       const first = map.extents[0];
@@ -827,12 +983,14 @@ export class Filesystem {
         verify: this.verify,
         inodesCount: this.sb.s_inodes_count,
         parseLeaf: (lb, blk) => this.parseDirBlockCached(dir, blk, `directory ${dir.ino} block ${lb}`),
+        ...(ci ? { casefold: ci } : {}),
       });
-      return hit ? { name, ino: hit.inode, fileType: hit.fileType } : null;
+      // A casefolded match reports the name as stored, not as asked for.
+      return hit ? { name: ci ? hit.name.slice() : name, ino: hit.inode, fileType: hit.fileType } : null;
     }
     let hit: DirEntry | null = null;
     await this.scanDir(dir, (e) => {
-      if (!bytesEqual(e.name, name)) return false;
+      if (!(ci ? ci.matches(e.name) : bytesEqual(e.name, name))) return false;
       hit = { name: e.name.slice(), ino: e.ino, fileType: e.fileType };
       return true;
     });

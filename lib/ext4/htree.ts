@@ -16,6 +16,7 @@ import { crc32c, ZERO4 } from './checksum.js';
 import { Ext4Error } from '../errors.js';
 import { dirHash, DX_HASH_LEGACY, DX_HASH_HALF_MD4, DX_HASH_TEA, DX_HASH_SIPHASH } from './dirhash.js';
 import { DirEntryLayout, decodeRecLen, findDirTail, readDirBlock, EXT4_NAME_LEN, type DirEntry } from './directory.js';
+import type { CiName } from './casefold.js';
 
 /** dx_root_info, at offset 0x18 of block 0 (after the '.' and '..' entries). */
 export const DxRootInfoLayout = defineStruct('dx_root_info', 8, [
@@ -278,6 +279,12 @@ export interface HtreeContext {
    * whose blocks are immutable; default: readDirBlock with this context's options.
    */
   parseLeaf?(logical: number, block: Uint8Array): readonly DirEntry[];
+  /**
+   * Casefolded directory (lib/ext4/casefold.ts ciLookupName): the hash is taken
+   * of `hashName` (the folded name) and entries match by `matches`; default:
+   * the name's own bytes, compared byte for byte.
+   */
+  casefold?: CiName;
 }
 
 export interface HtreeHit extends DirEntry {
@@ -330,7 +337,8 @@ export async function htreeLookup(name: Uint8Array, ctx: HtreeContext): Promise<
     const e = name.length === 1 ? root.dot : root.dotdot;
     return { ...e, fileType: ctx.hasFiletype ? e.fileType : 0, block: 0 };
   }
-  const { hash } = dirHash(name, root.hashVersion, ctx.hashSeed, ctx.signed);
+  const { hash } = dirHash(ctx.casefold ? ctx.casefold.hashName : name, root.hashVersion, ctx.hashSeed, ctx.signed);
+  const matches = ctx.casefold ? (n: Uint8Array) => ctx.casefold!.matches(n) : (n: Uint8Array) => bytesEqual(n, name);
 
   // Descend: one frame per index level, frames[0] = root.
   const frames: Frame[] = [];
@@ -361,7 +369,7 @@ export async function htreeLookup(name: Uint8Array, ctx: HtreeContext): Promise<
       ? ctx.parseLeaf(leafNo, leaf)
       : readDirBlock(leaf, { blockSize: bs, hasFiletype: ctx.hasFiletype, csum, verify, where: where(leafNo), inodesCount: ctx.inodesCount }).entries;
     for (const e of entries) {
-      if (e.inode !== 0 && bytesEqual(e.name, name)) return { ...e, block: leafNo };
+      if (e.inode !== 0 && matches(e.name)) return { ...e, block: leafNo };
     }
     // Advance to the next slot, climbing up while a level is exhausted.
     let lvl = frames.length - 1;

@@ -14,7 +14,10 @@
  *            compares all 1024 bytes with what we last wrote — any difference means
  *            somebody else took the filesystem: the session is marked lost and every
  *            later transaction is refused — then rewrites it with a new mmp_time.
- *   release  compare once more and write seq = CLEAN.
+ *   release  compare once more and write seq = CLEAN — or, when the session wrote nothing
+ *            else to the filesystem and the block was CLEAN when we found it, put back the
+ *            exact bytes we found, so that an open whose calls all failed leaves the image
+ *            byte-for-byte as it was (any CLEAN block lets the next holder in alike).
  *
  * A process that dies while holding the block leaves seq = FSCK. The kernel
  * refuses to mount it ("fsck is running on the filesystem"), e2fsck refuses to
@@ -30,13 +33,13 @@
 import { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { randomInt } from 'node:crypto';
 import { Ext4Error } from '../errors.js';
 import type { BlockDevice } from '../io/device.js';
 import { FileDevice } from '../io/file-device.js';
 import { defineStruct } from './layout.js';
 import { crc32c } from './checksum.js';
 import type { Superblock } from './superblock.js';
+import { cryptoBelow } from './random.js';
 
 export const MMP_MAGIC = 0x004d4d50;
 /** Cleanly unmounted / released. */
@@ -211,7 +214,8 @@ async function openDirectReader(path: string): Promise<{ read(pos: number, len: 
       }
       const { bytesRead } = await fh.read(buf, off, span, start);
       if (bytesRead < pos + len - start) throw new Ext4Error('EIO', `short O_DIRECT read of the MMP block at byte ${pos}`, { structure: path });
-      return buf.slice(off + pos - start, off + pos - start + len);
+      // A copy (Buffer#slice would be a view of `buf`, which the next read overwrites).
+      return new Uint8Array(buf.subarray(off + pos - start, off + pos - start + len));
     },
     close: () => fh.close(),
   };
@@ -325,12 +329,15 @@ export class MmpSession {
   private readonly verify: boolean;
   private readonly block: number;
   private readonly now: () => number;
+  /** The block as found at start when it was CLEAN (what release({ restore }) puts back). */
+  private readonly foundClean: Uint8Array | null;
   private timer: ReturnType<typeof setInterval> | null = null;
   private chain: Promise<unknown> = Promise.resolve();
   private released = false;
 
-  private constructor(io: MmpIo, last: Uint8Array, startSeq: number, p: { csumSeed: number | null; verify: boolean; block: number; now: () => number; refreshMs: number }) {
+  private constructor(io: MmpIo, last: Uint8Array, startSeq: number, p: { csumSeed: number | null; verify: boolean; block: number; now: () => number; refreshMs: number; foundClean: Uint8Array | null }) {
     this.io = io;
+    this.foundClean = p.foundClean;
     this.last = last;
     this.startSeq = startSeq;
     this.csumSeed = p.csumSeed;
@@ -367,6 +374,7 @@ export class MmpSession {
     const seconds = () => Math.floor(now() / 1000);
 
     let cur = await read();
+    const foundClean = mmpState(cur.seq) === 'clean' ? new Uint8Array(cur.raw) : null;
     let interval = Math.max(sb.s_mmp_update_interval, MMP_MIN_CHECK_INTERVAL);
     if (cur.checkInterval > interval) interval = cur.checkInterval;
     if (interval > MMP_MAX_CHECK_INTERVAL)
@@ -397,7 +405,7 @@ export class MmpSession {
     }
 
     // Step 5: claim with a fresh random sequence, wait, and make sure nobody raced us.
-    const mine = opts.newSeq ? opts.newSeq() >>> 0 : randomInt(0, MMP_SEQ_MAX + 1);
+    const mine = opts.newSeq ? opts.newSeq() >>> 0 : cryptoBelow(MMP_SEQ_MAX + 1);
     if (mine > MMP_SEQ_MAX) throw new Ext4Error('EINVAL', `MMP sequence 0x${mine.toString(16)} is above the live range`);
     const claim = buildMmp(cur.raw, { seq: mine, time: seconds(), nodename: opts.nodename ?? hostname(), bdevname: opts.bdevname ?? defaultBdevname(device.name) }, csumSeed);
     await io.write(claim);
@@ -411,7 +419,7 @@ export class MmpSession {
     const held = buildMmp(after.raw, { seq: MMP_SEQ_FSCK, time: seconds() }, csumSeed);
     await io.write(held);
     const refreshMs = Math.min(Math.max(opts.refreshMs ?? MMP_DEFAULT_REFRESH_MS, 1), 60_000);
-    return new MmpSession(io, held, mine, { csumSeed, verify, block: g.block, now, refreshMs });
+    return new MmpSession(io, held, mine, { csumSeed, verify, block: g.block, now, refreshMs, foundClean });
   }
 
   /** The bytes we last wrote (a copy). */
@@ -480,17 +488,18 @@ export class MmpSession {
   }
 
   /**
-   * Release: verify the block is as we left it, then write seq = CLEAN.
-   * Throws (writing nothing) if the session was lost. Idempotent.
+   * Release: verify the block is as we left it, then write seq = CLEAN (with `restore`, and
+   * if the block was CLEAN when we took it: the exact bytes we found). Throws (writing
+   * nothing) if the session was lost. Idempotent.
    */
-  release(): Promise<void> {
+  release(opts: { restore?: boolean } = {}): Promise<void> {
     return this.serial(async () => {
       if (this.released) return;
       this.stopTimer();
       try {
         if (this.lost) throw this.lost;
         const cur = await this.verifyUnchanged();
-        const clean = buildMmp(cur.raw, { seq: MMP_SEQ_CLEAN, time: Math.floor(this.now() / 1000) }, this.csumSeed);
+        const clean = opts.restore && this.foundClean ? this.foundClean : buildMmp(cur.raw, { seq: MMP_SEQ_CLEAN, time: Math.floor(this.now() / 1000) }, this.csumSeed);
         await this.io.write(clean);
         this.last = clean;
         this.released = true;

@@ -39,7 +39,6 @@
  * Not handled (EOPNOTSUPP, e2fsck -fy handles them): orphans whose xattr
  * values live in EA inodes, EA inodes on the orphan list.
  */
-import { randomInt } from 'node:crypto';
 import { Ext4Error } from '../errors.js';
 import type { Filesystem, FileMap } from './filesystem.js';
 import type { Transaction } from './transaction.js';
@@ -56,6 +55,7 @@ import { remapInode, setIBlocks, txFileMap } from './remap.js';
 import { groupOfBlock, groupOfInode } from './geometry.js';
 import { testBit } from './bitmap.js';
 import { parseInodeXattrs, parseXattrBlock, xattrBlockChecksum, XattrBlockHeaderLayout } from './xattr.js';
+import { randomU32 } from './random.js';
 
 export const ORPHAN_BLOCK_MAGIC = 0x0b10ca04;
 /** The 8-byte tail of every orphan-file block. */
@@ -306,7 +306,7 @@ async function deleteInode(tx: Transaction, inode: Inode): Promise<void> {
   for (const b of map.metadataBlocks) frees.add(b, 1);
   frees.apply(tx);
   await freeInode(tx, inode.ino, inode.type === 'dir');
-  inode.base.i_dtime = Math.floor(Date.now() / 1000) >>> 0;
+  inode.base.i_dtime = tx.fs.now().sec >>> 0;
   inode.dtime = inode.base.i_dtime;
   await tx.writeInode(inode);
 }
@@ -543,7 +543,10 @@ export interface OrphanReport {
  * superblock totals go stale while mounted (it keeps them in per-cpu
  * counters), so an image that crashed — and whose journal was just
  * replayed — usually carries old totals, which e2fsck reports ("Free blocks
- * count wrong"). One transaction, only when they differ. Returns whether it changed them.
+ * count wrong"). Like the kernel's counters, the correction is made in
+ * memory only: it reaches the disk with the superblock image of the first
+ * transaction that commits (every commit logs the superblock), so an open
+ * whose calls all fail writes nothing. Returns whether it changed them.
  */
 export async function recountFreeTotals(fs: Filesystem): Promise<boolean> {
   if (fs.readOnly) return false;
@@ -557,19 +560,17 @@ export async function recountFreeTotals(fs: Filesystem): Promise<boolean> {
     throw new Ext4Error('EFSCORRUPTED', `group descriptors count ${blocks} free blocks / ${inodes} free inodes, more than the filesystem has`, { structure: 'group descriptors' });
   const db = blocks - fs.sb.freeBlocksCount, di = inodes - fs.sb.s_free_inodes_count;
   if (db === 0 && di === 0) return false;
-  await fs.transact(async (tx) => {
-    tx.freeBlocksDelta = blocks - fs.sb.freeBlocksCount;
-    tx.freeInodesDelta = inodes - fs.sb.s_free_inodes_count;
-  });
+  fs.sb.freeBlocksCount = blocks;
+  fs.sb.s_free_inodes_count = inodes;
   return true;
 }
 
 /**
  * What Linux does at a read-write mount after journal recovery, in its
- * order: recount the superblock free totals (recountFreeTotals), then
- * release every orphan (see the module comment). Called by Filesystem on
- * write opens after journal replay; writes nothing when the totals are
- * right and there are no orphans.
+ * order: recount the superblock free totals (recountFreeTotals, in memory),
+ * then release every orphan (see the module comment). Called by Filesystem
+ * on write opens after journal replay; writes nothing when there are no
+ * orphans.
  */
 export async function processOrphans(fs: Filesystem): Promise<OrphanReport> {
   const report: OrphanReport = { deleted: [], truncated: [] };
@@ -760,15 +761,14 @@ export async function createTempFile(fs: Filesystem, opts: TempFileOptions = {})
     const sb = fs.sb;
     const ino = await allocateInode(tx, { goalGroup: opts.goalGroup ?? 0 });
     const inode = await tx.readInode(ino); // the slot was zeroed by allocateInode
-    const now = Date.now();
-    const t = encodeTime({ sec: Math.floor(now / 1000), nsec: (now % 1000) * 1e6 });
+    const t = encodeTime(fs.now());
     const b = inode.base;
     b.i_mode = S_IFREG | ((opts.mode ?? 0o600) & 0o7777);
     b.i_links_count = 0;
     b.i_atime = b.i_ctime = b.i_mtime = t.base;
     b.i_dtime = 0;
     b.i_flags = INODE_FLAGS.EXTENTS;
-    b.i_generation = randomInt(0, 2 ** 32);
+    b.i_generation = randomU32(fs, `i_generation of inode ${ino}`);
     const root = new Uint8Array(60);
     writeHeader(root, { entries: 0, max: 4, depth: 0 });
     b.i_block = root;

@@ -115,6 +115,47 @@ export async function replayJournal(t: ReplayTarget): Promise<ReplaySummary> {
   };
 }
 
+/** What replaying the log would do, computed without writing anything (a write open replays lazily). */
+export interface PlannedReplay {
+  /** Final content per fs block, to lay over the device until written home. */
+  blocks: Map<number, Uint8Array>;
+  /** The journal superblock as recovery leaves it (s_start 0, next sequence, errno cleared). */
+  jsbBlock: Uint8Array;
+  /** Recovery failed part-way: VALID_FS must be cleared (a full e2fsck is needed). */
+  clearValidFs: boolean;
+  summary: ReplaySummary;
+}
+
+/**
+ * Recovery planned, not applied: the blocks replay would write home and the journal superblock it
+ * would leave, for the caller to write when (and only if) it writes anything at all. Throws
+ * before any write, like replayJournal, when the log cannot be replayed.
+ */
+export async function planReplay(journal: JournalAccess, blocksCount: number): Promise<PlannedReplay> {
+  const result = await recoverJournal(journal);
+  checkTargets(result, blocksCount);
+  const fin = finishRecovery(result);
+  return {
+    blocks: result.blocks,
+    jsbBlock: fin.jsbBlock,
+    clearValidFs: fin.clearValidFs,
+    summary: {
+      replayed: true,
+      transactions: result.transactions,
+      firstTid: result.firstTid,
+      endTid: result.endTid,
+      replayBlocks: result.replayBlocks,
+      blocksWritten: result.blocks.size,
+      revokes: result.revokes,
+      nextSequence: result.nextSequence,
+      errors: result.errors,
+      needsFsck: fin.clearValidFs,
+      errorFs: fin.setErrorFs,
+      failedCommit: result.failedCommit,
+    },
+  };
+}
+
 /**
  * Recovery for read-only opens: the deduplicated replayed blocks (fs block →
  * content) to lay over the device. Writes nothing. `blocksCount` bounds the

@@ -1,0 +1,57 @@
+/**
+ * Random values written to disk (i_generation of new inodes, the MMP claim
+ * sequence). When the fs clock is fixed (`fs.reproducible`: a `now` option
+ * or SOURCE_DATE_EPOCH) they come from a PRNG seeded with the fs UUID, the
+ * time and what the value is for (e.g. the inode number), so the same calls
+ * on the same image write the same bytes; otherwise from the platform's
+ * CSPRNG (Web Crypto: Node ≥ 20 and browsers; no node:crypto import here).
+ */
+import { Ext4Error } from '../errors.js';
+import { Prng } from '../io/prng.js';
+import type { Timestamp } from './clock.js';
+
+/** What the seed is drawn from. */
+export interface RandomSource {
+  readonly reproducible: boolean;
+  readonly now: () => Timestamp;
+  readonly sb: { readonly s_uuid: Uint8Array };
+}
+
+function cryptoU32(): number {
+  const c = (globalThis as { crypto?: { getRandomValues?: <T extends ArrayBufferView>(a: T) => T } }).crypto;
+  if (!c?.getRandomValues) throw new Ext4Error('EOPNOTSUPP', 'no crypto.getRandomValues on this platform: open with a fixed `now` for deterministic values');
+  return c.getRandomValues(new Uint32Array(1))[0]!;
+}
+
+const draws = new WeakMap<RandomSource, number>();
+
+/** A uniformly random integer in [0, n), n in 1..2^32; deterministic in (uuid, now, purpose) when `src.reproducible`. */
+export function randomBelow(src: RandomSource, n: number, purpose: string): number {
+  if (!Number.isInteger(n) || n < 1 || n > 2 ** 32) throw new Ext4Error('EINVAL', `randomBelow: bad bound ${n}`);
+  if (src.reproducible) {
+    const t = src.now();
+    const uuid = Array.from(src.sb.s_uuid, (b) => b.toString(16).padStart(2, '0')).join('');
+    // The draw number keeps values apart when the same purpose recurs in one session (an inode
+    // number reused by a second temporary file gets a new i_generation, as the kernel's would).
+    const k = (draws.get(src) ?? 0) + 1;
+    draws.set(src, k);
+    return new Prng(`${uuid}/${t.sec}.${t.nsec}/${purpose}/${k}`).int(n);
+  }
+  return cryptoBelow(n);
+}
+
+/** A uniformly random integer in [0, n) from the platform's CSPRNG (rejection sampling: unbiased). */
+export function cryptoBelow(n: number): number {
+  if (!Number.isInteger(n) || n < 1 || n > 2 ** 32) throw new Ext4Error('EINVAL', `cryptoBelow: bad bound ${n}`);
+  const limit = 2 ** 32 - (2 ** 32 % n);
+  for (let i = 0; i < 64; i++) {
+    const x = cryptoU32();
+    if (x < limit) return x % n;
+  }
+  return cryptoU32() % n; // 64 rejections in a row: astronomically unlikely (p < 2^-64)
+}
+
+/** A random 32-bit value (for i_generation). */
+export function randomU32(src: RandomSource, purpose: string): number {
+  return randomBelow(src, 2 ** 32, purpose);
+}
