@@ -121,3 +121,37 @@ export async function writeExtentTree(extents: readonly Extent[], opts: TreeWrit
   }
   return { iblock, writes, freed, allocated, treeBlocks, depth };
 }
+
+/**
+ * One level of a tree as e2fsck's pass 1 sums it (e2fsck/extents.c,
+ * e2fsck_check_rebuild_extents / pass1.c scan_extent_node): entries over
+ * every node of the level, and their eh_max — less one for each non-root
+ * node that is not full (the "implementation wart" allowance for the free
+ * slot an appending split leaves behind).
+ */
+export interface LevelStat {
+  entries: number;
+  max: number;
+}
+
+/** A node's contribution to its level's LevelStat.max. */
+export function effectiveMax(entries: number, max: number, isRoot: boolean): number {
+  return !isRoot && entries < max ? max - 1 : max;
+}
+
+/**
+ * e2fsck_should_rebuild_extents, levels root first: the tree "could be
+ * narrower" (PR_1E_CAN_NARROW_EXTENT_TREE) when a level's unused slots
+ * exceed one block's worth of entries, and "could be shorter"
+ * (PR_1E_CAN_COLLAPSE_EXTENT_TREE) when a level's entries would fit in the
+ * slots of a level above it. Returns the first such level, or null.
+ */
+export function shapeProblem(levels: readonly LevelStat[], blockSize: number): { kind: 'narrow' | 'collapse'; level: number } | null {
+  const perBlock = nodeCapacity(blockSize);
+  for (let i = 0; i < levels.length; i++) {
+    const l = levels[i]!;
+    if (l.max - l.entries > perBlock) return { kind: 'narrow', level: i };
+    for (let j = 0; j < i; j++) if (l.entries < levels[j]!.max) return { kind: 'collapse', level: i };
+  }
+  return null;
+}

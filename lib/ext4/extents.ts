@@ -73,8 +73,8 @@ export function readHeader(node: Uint8Array, where: () => string, structure: str
   return { entries, max, depth };
 }
 
-export function readLeafEntry(node: Uint8Array, i: number): Extent {
-  const d = dv(node);
+/** Entry i of a leaf; pass `d` (a view of the node) when decoding many entries of one node. */
+export function readLeafEntry(node: Uint8Array, i: number, d: DataView = dv(node)): Extent {
   const o = 12 + i * ENTRY_SIZE;
   const len = d.getUint16(o + 4, true);
   const unwritten = len > EXT_INIT_MAX_LEN;
@@ -86,8 +86,7 @@ export function readLeafEntry(node: Uint8Array, i: number): Extent {
   };
 }
 
-export function readIndexEntry(node: Uint8Array, i: number): { logical: number; leaf: number } {
-  const d = dv(node);
+export function readIndexEntry(node: Uint8Array, i: number, d: DataView = dv(node)): { logical: number; leaf: number } {
   const o = 12 + i * ENTRY_SIZE;
   return { logical: d.getUint32(o, true), leaf: d.getUint16(o + 8, true) * 2 ** 32 + d.getUint32(o + 4, true) };
 }
@@ -147,24 +146,25 @@ export async function walkExtentTree(iblock: Uint8Array, ctx: ExtentWalkContext)
 
   async function visit(node: Uint8Array, h: ExtentNodeHeader, lo: number, hi: number, where: string): Promise<void> {
     let prevEnd = lo;
+    const view = dv(node);
     if (h.depth === 0) {
       for (let i = 0; i < h.entries; i++) {
-        const e = readLeafEntry(node, i);
-        const loc = `${where} entry ${i}`;
-        if (e.length === 0) throw new Ext4Error('EFSCORRUPTED', 'zero-length extent', { structure, location: loc });
-        if (e.logical < prevEnd) throw new Ext4Error('EFSCORRUPTED', `extent at logical ${e.logical} overlaps or is out of order`, { structure, location: loc });
-        if (e.logical + e.length > hi) throw new Ext4Error('EFSCORRUPTED', `extent ${e.logical}+${e.length} exceeds its index range (< ${hi})`, { structure, location: loc });
-        if (!inFs(e.physical, e.length)) throw new Ext4Error('EFSCORRUPTED', `extent ${e.physical}+${e.length} lies outside the filesystem`, { structure, location: loc });
+        const e = readLeafEntry(node, i, view);
+        const loc = (): string => `${where} entry ${i}`; // built only for an error (a string per extent costs more than the walk)
+        if (e.length === 0) throw new Ext4Error('EFSCORRUPTED', 'zero-length extent', { structure, location: loc() });
+        if (e.logical < prevEnd) throw new Ext4Error('EFSCORRUPTED', `extent at logical ${e.logical} overlaps or is out of order`, { structure, location: loc() });
+        if (e.logical + e.length > hi) throw new Ext4Error('EFSCORRUPTED', `extent ${e.logical}+${e.length} exceeds its index range (< ${hi})`, { structure, location: loc() });
+        if (!inFs(e.physical, e.length)) throw new Ext4Error('EFSCORRUPTED', `extent ${e.physical}+${e.length} lies outside the filesystem`, { structure, location: loc() });
         prevEnd = e.logical + e.length;
         extents.push(e);
       }
       return;
     }
     for (let i = 0; i < h.entries; i++) {
-      const idx = readIndexEntry(node, i);
+      const idx = readIndexEntry(node, i, view);
       const loc = `${where} index ${i}`;
       if (idx.logical < prevEnd || (i === 0 && idx.logical < lo)) throw new Ext4Error('EFSCORRUPTED', `index key ${idx.logical} out of order`, { structure, location: loc });
-      const next = i + 1 < h.entries ? readIndexEntry(node, i + 1).logical : hi;
+      const next = i + 1 < h.entries ? readIndexEntry(node, i + 1, view).logical : hi;
       if (next <= idx.logical) throw new Ext4Error('EFSCORRUPTED', `index keys not ascending at ${idx.logical}`, { structure, location: loc });
       if (!inFs(idx.leaf, 1)) throw new Ext4Error('EFSCORRUPTED', `index points at block ${idx.leaf} outside the filesystem`, { structure, location: loc });
       if (seen.has(idx.leaf)) throw new Ext4Error('EFSCORRUPTED', `tree block ${idx.leaf} is referenced twice (cycle)`, { structure, location: loc });

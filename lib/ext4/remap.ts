@@ -1,6 +1,6 @@
 /**
- * Replacing an inode's extent map inside a transaction: lay out the new
- * tree (extent-tree.ts), allocate/free tree blocks, keep i_blocks exact
+ * Replacing an inode's extent map inside a transaction: edit the tree
+ * locally (extent-edit.ts), allocate/free tree blocks, keep i_blocks exact
  * (data + tree blocks + xattr block, ext4-format.md §6.2), and enforce the
  * per-inode preconditions the proposal's calls share (semantics.md §0).
  */
@@ -9,7 +9,7 @@ import type { Transaction } from './transaction.js';
 import type { FileMap } from './filesystem.js';
 import { INODE_FLAGS, encodeTime, type Inode } from './inode.js';
 import { RO_COMPAT } from './superblock.js';
-import { writeExtentTree } from './extent-tree.js';
+import { editExtentTree } from './extent-edit.js';
 import { normalise, mappedBlocks } from './extent-map.js';
 import { allocateBlocks } from './alloc.js';
 import type { Extent } from './extents.js';
@@ -32,7 +32,26 @@ export function assertMutableRegularFile(inode: Inode, sb: { s_first_ino: number
 
 /** The inode's extent map as of the transaction (tree blocks read through it). */
 export async function txFileMap(tx: Transaction, inode: Inode): Promise<FileMap> {
-  return tx.fs.fileMap(inode, async (n) => tx.blocks.get(n) ?? (await tx.fs.readBlock(n)));
+  const map = await tx.fs.fileMap(inode, async (n) => tx.blocks.get(n) ?? (await tx.fs.readBlock(n)));
+  assertNoSelfOverlap(inode.ino, map);
+  return map;
+}
+
+/**
+ * A map about to be edited must not claim a block twice (two extents, or an extent and a tree
+ * node, on the same physical block — e2fsck pass 1B's "multiply-claimed"): freeing one claim
+ * would leave the other owning a free block. The tree walk checks logical order, not this.
+ */
+function assertNoSelfOverlap(ino: number, map: FileMap): void {
+  const runs: [number, number][] = map.extents.map((e) => [e.physical, e.length]);
+  for (const b of map.metadataBlocks) runs.push([b, 1]);
+  if (runs.length < 2) return;
+  runs.sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < runs.length; i++) {
+    const [ps, pl] = runs[i - 1]!, [s] = runs[i]!;
+    if (s < ps + pl)
+      throw new Ext4Error('EFSCORRUPTED', `inode ${ino} maps block ${s} twice`, { structure: `inode ${ino} block map`, location: `block ${s}` });
+  }
 }
 
 /** Set i_blocks from a block count (sectors; HUGE_FILE rules as the kernel). */
@@ -86,19 +105,20 @@ export function changeCounter(inode: Inode): number {
 }
 
 /**
- * Give `inode` the extent list `extents` in place of `old`: writes the tree
- * into the transaction, frees tree blocks it no longer needs, updates
- * i_block and i_blocks and writes the inode. Data blocks are the caller's
- * business (allocate before, free with tx.free).
+ * Give `inode` the extent list `extents` in place of `old`: rewrites only
+ * the tree nodes covering what changed (plus their path to the root) into
+ * the transaction, frees tree blocks it no longer needs, updates i_block
+ * and i_blocks and writes the inode. Data blocks are the caller's business
+ * (allocate before, free with tx.free).
  */
 export async function remapInode(tx: Transaction, inode: Inode, old: FileMap, extents: readonly Extent[]): Promise<void> {
   const fs = tx.fs;
   const list = normalise(extents);
   const goal = list[0]?.physical ?? old.extents[0]?.physical ?? 0;
-  const result = await writeExtentTree(list, {
+  const result = await editExtentTree(inode.base.i_block, list, {
+    ino: inode.ino,
     blockSize: fs.blockSize,
     csumSeed: fs.inodeCsumSeed(inode),
-    oldTreeBlocks: old.metadataBlocks,
     allocate: async (count, g) => {
       const runs = await allocateBlocks(tx, { goal: g, length: count });
       return runs.flatMap((r) => Array.from({ length: r.length }, (_, i) => r.start + i));
@@ -110,6 +130,6 @@ export async function remapInode(tx: Transaction, inode: Inode, old: FileMap, ex
   for (const b of result.freed) tx.free(b, 1);
   inode.base.i_block = result.iblock;
   const xattrBlocks = inode.fileAcl ? 1 : 0;
-  setIBlocks(tx, inode, mappedBlocks(list) + result.treeBlocks.length + xattrBlocks);
+  setIBlocks(tx, inode, mappedBlocks(list) + result.treeBlockCount + xattrBlocks);
   await tx.writeInode(inode);
 }
