@@ -13,6 +13,8 @@ export { FileDevice } from './io/file-device.js';
 export { MemoryDevice } from './io/memory-device.js';
 export { RecordingDevice, materialise, crashPoints } from './io/recording-device.js';
 export { Filesystem, type OpenOptions, type FileMap, type DirEntry } from './ext4/filesystem.js';
+export type { FsErrorInfo } from './ext4/error-state.js';
+export type { NowOption } from './ext4/clock.js';
 export type { Inode, FileType, Timestamp } from './ext4/inode.js';
 export type { Extent } from './ext4/extents.js';
 export { featureNames } from './ext4/features.js';
@@ -24,7 +26,7 @@ export { movedata, exchangeData, startExchange, freshnessOf, type MoveDataOption
 export type { FileRef } from './ops/target.js';
 
 // Built on them
-export { openFile, FileHandle, type FileStat } from './ops/file.js';
+export { openFile, FileHandle, type FileStat, type PwriteOptions } from './ops/file.js';
 export { defrag, type DefragOptions, type DefragSummary, type PlannedMove } from './ops/defrag.js';
 export { fragReport, formatFragReport, freeFrag, formatFreeFrag, fileFrag, formatFileFrag } from './ops/report.js';
 export { drawMap } from './ops/draw.js';

@@ -7,6 +7,19 @@
  * pwrite follows the kernel's ordered mode: bytes for newly allocated or
  * unwritten blocks are written and flushed before the transaction that maps
  * them commits; overwrites of written blocks go in place.
+ *
+ * What a crash can leave (test/crash/truncate.test.ts, pwrite-overwrite.test.ts):
+ *  - size changes (truncate up or down, pwrite past EOF) and writes into
+ *    holes, unwritten blocks or past EOF are all-or-nothing: the old size,
+ *    map and bytes, or the new ones;
+ *  - an overwrite of blocks that already hold data goes in place, as the
+ *    kernel's data=ordered overwrite: until the commit each such block holds
+ *    its old or its new bytes (a block the device writes in pieces, each
+ *    piece); after it, all new.
+ * Bytes past EOF in the last block are kept zero on disk, as the kernel
+ * expects when it grows a file: truncate down zeroes them only once the new
+ * size is committed (before, they are live bytes), and growing a file zeroes
+ * whatever stale bytes are there, in the same transaction as the new size.
  */
 import { Ext4Error } from '../errors.js';
 import type { Filesystem } from '../ext4/filesystem.js';
@@ -16,6 +29,7 @@ import { allocateBlocks } from '../ext4/alloc.js';
 import { insert, mappedIn, markWritten, punch } from '../ext4/extent-map.js';
 import { assertMutableRegularFile, remapInode, setSize, touch, txFileMap } from '../ext4/remap.js';
 import type { Extent } from '../ext4/extents.js';
+import { writeAfterCommit } from '../ext4/commit.js';
 import { resolveTarget, type FileRef } from './target.js';
 
 export interface FileStat {
@@ -25,6 +39,11 @@ export interface FileStat {
   blocks: number;
   mtime: { sec: number; nsec: number };
   ctime: { sec: number; nsec: number };
+}
+
+export interface PwriteOptions {
+  /** All-or-nothing at a crash also over existing data (copy-on-write into new blocks). Default false. */
+  atomic?: boolean;
 }
 
 export class FileHandle {
@@ -48,12 +67,17 @@ export class FileHandle {
     return this.fs.exclusive(async () => this.fs.read(await this.fs.readInode(this.ino), position, length));
   }
 
-  /** Write `data` at `position`, allocating as needed; extends the size. Returns bytes written. */
-  async pwrite(data: Uint8Array, position: number): Promise<number> {
+  /**
+   * Write `data` at `position`, allocating as needed; extends the size. Returns bytes written.
+   * `atomic`: blocks that already hold data are not overwritten in place but replaced by new
+   * blocks in the same transaction (copy-on-write), so a crash leaves all old or all new bytes;
+   * it costs free space for the range and moves those blocks (the write must fit one transaction).
+   */
+  async pwrite(data: Uint8Array, position: number, opts: PwriteOptions = {}): Promise<number> {
     if (!Number.isSafeInteger(position) || position < 0) throw new Ext4Error('EINVAL', `bad position ${position}`);
     if (data.length === 0) return 0;
     return this.fs.transact(async (tx) => {
-      await pwriteTx(tx, this.ino, data, position);
+      await pwriteTx(tx, this.ino, data, position, opts.atomic === true);
       return data.length;
     });
   }
@@ -78,7 +102,7 @@ async function loadForWrite(tx: Transaction, ino: number): Promise<Inode> {
   return inode;
 }
 
-async function pwriteTx(tx: Transaction, ino: number, data: Uint8Array, position: number): Promise<void> {
+async function pwriteTx(tx: Transaction, ino: number, data: Uint8Array, position: number, atomic: boolean): Promise<void> {
   const fs = tx.fs;
   const bs = fs.blockSize;
   const inode = await loadForWrite(tx, ino);
@@ -87,16 +111,23 @@ async function pwriteTx(tx: Transaction, ino: number, data: Uint8Array, position
   const lb0 = Math.floor(position / bs), lb1 = Math.ceil(end / bs);
   if (lb1 > 2 ** 32 - 1) throw new Ext4Error('EFBIG', 'write past the maximum file size');
   let list: Extent[] = map.extents;
-  // The bytes of block lb after this write (read-modify-write for partial written blocks).
+  const oldSize = inode.size;
+  // The bytes of block lb after this write (read-modify-write for partial written blocks;
+  // bytes past the old EOF are stale, never data: they read as zeros from now on).
   const blockImage = async (lb: number, old: Extent | null): Promise<Uint8Array> => {
     const img = new Uint8Array(bs);
     const fileOff = lb * bs;
     const s = Math.max(position, fileOff), t = Math.min(end, fileOff + bs);
     const partial = s > fileOff || t < fileOff + bs;
-    if (partial && old && !old.unwritten) img.set(await fs.readDataBlocks(old.physical + (lb - old.logical), 1));
+    if (partial && old && !old.unwritten && fileOff < oldSize) {
+      img.set(await fs.readDataBlocks(old.physical + (lb - old.logical), 1));
+      if (oldSize < fileOff + bs) img.fill(0, oldSize - fileOff);
+    }
     img.set(data.subarray(s - position, t - position), s - fileOff);
     return img;
   };
+  // Growing the file past an old EOF block this write does not touch: zero that block's stale tail.
+  if (end > oldSize && oldSize % bs && Math.floor(oldSize / bs) < lb0) await zeroStaleTail(tx, list, oldSize);
   const holes: { lb: number; length: number }[] = [];
   for (let lb = lb0; lb < lb1; ) {
     const [m] = mappedIn(list, lb, 1);
@@ -116,11 +147,27 @@ async function pwriteTx(tx: Transaction, ino: number, data: Uint8Array, position
       if (fileOff >= position && fileOff + bs <= end) img.set(data.subarray(fileOff - position, fileOff - position + bs), i * bs);
       else img.set(await blockImage(b, m), i * bs);
     }
-    // Unwritten: durable before the conversion commits. Written: a plain
-    // overwrite in place, also queued (not written now) so that an operation
-    // that fails later (ENOSPC, corruption) writes nothing at all.
-    tx.writeData(m.physical, img);
-    if (m.unwritten) list = markWritten(list, lb, run);
+    const phys = m.physical + (lb - m.logical);
+    if (atomic && !m.unwritten) {
+      // Copy-on-write: the new bytes go to new blocks (ordered data), the map swaps to them and
+      // the old blocks are freed in this transaction — old bytes or new at any crash point.
+      const runs = await allocateBlocks(tx, { goal: phys, length: run });
+      let at = lb;
+      const added: Extent[] = [];
+      for (const r of runs) {
+        tx.writeData(r.start, img.subarray((at - lb) * bs, (at - lb + r.length) * bs));
+        added.push({ logical: at, physical: r.start, length: r.length, unwritten: false });
+        at += r.length;
+      }
+      list = insert(punch(list, lb, run).list, added);
+      tx.free(phys, run);
+    } else {
+      // Unwritten: durable before the conversion commits. Written: a plain
+      // overwrite in place, also queued (not written now) so that an operation
+      // that fails later (ENOSPC, corruption) writes nothing at all.
+      tx.writeData(phys, img);
+      if (m.unwritten) list = markWritten(list, lb, run);
+    }
     lb += run;
   }
   for (const h of holes) {
@@ -144,6 +191,25 @@ async function pwriteTx(tx: Transaction, ino: number, data: Uint8Array, position
   await tx.writeInode(inode);
 }
 
+/**
+ * The file grows from `oldSize`: the bytes of its old EOF block past `oldSize`
+ * may be stale (a crash between a truncate's commit and its zeroing, another
+ * tool, an mmap write) and are about to become file content. Zero them as
+ * ordered data of this transaction: before its commit they are past the EOF
+ * on disk (invisible), after it they read as zeros.
+ */
+async function zeroStaleTail(tx: Transaction, list: readonly Extent[], oldSize: number): Promise<void> {
+  const bs = tx.fs.blockSize;
+  const lb = Math.floor(oldSize / bs);
+  const [m] = mappedIn(list, lb, 1);
+  if (!m || m.unwritten) return;
+  const phys = m.physical + (lb - m.logical);
+  const blk = await tx.fs.readDataBlocks(phys, 1);
+  if (blk.subarray(oldSize % bs).every((x) => x === 0)) return;
+  blk.fill(0, oldSize % bs);
+  tx.writeData(phys, blk);
+}
+
 async function truncateTx(tx: Transaction, ino: number, size: number): Promise<void> {
   const fs = tx.fs;
   const bs = fs.blockSize;
@@ -151,17 +217,23 @@ async function truncateTx(tx: Transaction, ino: number, size: number): Promise<v
   const map = await txFileMap(tx, inode);
   const keep = Math.ceil(size / bs);
   let list = map.extents;
+  if (size > inode.size && inode.size % bs) await zeroStaleTail(tx, list, inode.size);
   if (size < inode.size || list.some((e) => e.logical + e.length > keep)) {
     const { list: rest, removed } = punch(list, keep, 2 ** 32 - keep);
     for (const r of removed) tx.free(r.physical, r.length);
     list = rest;
-    // Zero the tail of the last partial block so a later extension reads zeros (kernel: ext4_block_truncate_page).
-    if (size % bs) {
+    // Zero the tail of the new last block so that the kernel, growing the file later, reads zeros
+    // there (ext4_block_truncate_page) — but only once the new size is durable: until then these
+    // are live bytes of the file (the kernel too journals the size before it zeroes the tail).
+    if (size % bs && size < inode.size) {
       const [last] = mappedIn(list, keep - 1, 1);
       if (last && !last.unwritten) {
-        const blk = await fs.readDataBlocks(last.physical, 1);
-        blk.fill(0, size % bs);
-        tx.writeData(last.physical, blk); // written with the transaction's ordered data, only if it commits
+        const phys = last.physical + (keep - 1 - last.logical);
+        const blk = await fs.readDataBlocks(phys, 1);
+        if (!blk.subarray(size % bs).every((x) => x === 0)) {
+          blk.fill(0, size % bs);
+          writeAfterCommit(tx, phys, blk);
+        }
       }
     }
   }

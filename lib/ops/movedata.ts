@@ -14,6 +14,14 @@
  * filesystem's writer lock, so a concurrent pwrite can never be lost (the
  * race the proposal worried about).
  *
+ * A call that fails changes nothing: every step's transaction first checks
+ * the whole call (both inodes, the range against data's size), so a bad call
+ * fails in its first step, before anything is written; the copy is written
+ * by the commit itself once the journal has accepted the step's size (an
+ * E2BIG step, halved and retried, leaves no copied bytes behind). Without a
+ * journal, space's inode and tree (which give up S) reach the disk before
+ * data's (which take S): see releaseFirst in ext4/commit.ts.
+ *
  * exchangeData is the proposal's no-copy variant: the caller has copied the
  * bytes itself and passes the freshness token it took when it read `data`;
  * the swap commits only if `data` is unchanged (else ESTALE, nothing changes).
@@ -21,6 +29,7 @@
 import { Ext4Error } from '../errors.js';
 import type { Filesystem } from '../ext4/filesystem.js';
 import type { Transaction } from '../ext4/transaction.js';
+import { produceOrderedData, releaseFirst } from '../ext4/commit.js';
 import { insert, mappedIn, punch } from '../ext4/extent-map.js';
 import { assertMutableRegularFile, changeCounter, remapInode, touch, txFileMap } from '../ext4/remap.js';
 import type { Extent } from '../ext4/extents.js';
@@ -133,12 +142,12 @@ export function planMove(dataList: readonly Extent[], spaceList: readonly Extent
  * current one (a fresh multi-MiB array per chunk would cost as much as the
  * I/O). Writes are issued in order, one at a time.
  */
-async function copyBlocks(fs: Filesystem, copies: readonly { from: number; to: number; length: number }[]): Promise<void> {
+async function copyBlocks(fs: Filesystem, copies: readonly { from: number; to: number; length: number }[]): Promise<number> {
   const bs = fs.blockSize;
   const chunkBlocks = Math.max(1, Math.floor(COPY_CHUNK / bs));
   const chunks: { from: number; to: number; n: number }[] = [];
   for (const c of copies) for (let off = 0; off < c.length; off += chunkBlocks) chunks.push({ from: c.from + off, to: c.to + off, n: Math.min(chunkBlocks, c.length - off) });
-  if (!chunks.length) return;
+  if (!chunks.length) return 0;
   const size = Math.max(...chunks.map((c) => c.n)) * bs;
   const bufs = [new Uint8Array(size), chunks.length > 1 ? new Uint8Array(size) : null];
   const read = (i: number) => {
@@ -155,21 +164,31 @@ async function copyBlocks(fs: Filesystem, copies: readonly { from: number; to: n
     await fs.device.write(chunks[i]!.to * bs, view);
     if (pending) next = pending;
   }
+  return chunks.reduce((a, c) => a + c.n * bs, 0);
 }
 
-async function stepTx(fs: Filesystem, tx: Transaction, dataIno: number, spaceIno: number, lb: number, n: number, copy: boolean, token: FreshnessToken | null): Promise<void> {
-  const data = await tx.readInode(dataIno);
-  const space = await tx.readInode(spaceIno);
+/**
+ * The checks of the whole call, made again at the start of every step's
+ * transaction (so the first step fails before anything is written, and a
+ * later one still sees a concurrent change): both inodes, the freshness
+ * token, and the range's end (`end`, in blocks) against data's size.
+ */
+function checkCall(fs: Filesystem, data: Inode, space: Inode, end: number, token: FreshnessToken | null): void {
   assertMutableRegularFile(data, fs.sb, 'data');
   assertMutableRegularFile(space, fs.sb, 'space');
   if (token) {
     const now = freshnessOf(data);
     if (now.ino !== token.ino || now.generation !== token.generation || now.changeCounter !== token.changeCounter || now.ctimeSec !== token.ctimeSec ||
       now.ctimeNsec !== token.ctimeNsec || now.mtimeSec !== token.mtimeSec || now.mtimeNsec !== token.mtimeNsec || now.size !== token.size)
-      throw new Ext4Error('ESTALE', `data file inode ${dataIno} changed since the freshness token was taken`);
+      throw new Ext4Error('ESTALE', `data file inode ${data.ino} changed since the freshness token was taken`);
   }
   const bs = fs.blockSize;
-  if ((lb + n) * bs > Math.ceil(data.size / bs) * bs) throw new Ext4Error('EINVAL', `range ends past the end of the data file (size ${data.size})`);
+  if (end * bs > Math.ceil(data.size / bs) * bs) throw new Ext4Error('EINVAL', `range ends past the end of the data file (size ${data.size})`, { structure: `inode ${data.ino}` });
+}
+
+async function stepTx(fs: Filesystem, tx: Transaction, dataIno: number, spaceIno: number, lb: number, n: number, copy: boolean): Promise<void> {
+  const data = await tx.readInode(dataIno);
+  const space = await tx.readInode(spaceIno);
   const dmap = await txFileMap(tx, data);
   const smap = await txFileMap(tx, space);
   const plan = planMove(dmap.extents, smap.extents, lb, n, copy);
@@ -183,10 +202,13 @@ async function stepTx(fs: Filesystem, tx: Transaction, dataIno: number, spaceIno
   touch(tx, space);
   await tx.writeInode(data);
   await tx.writeInode(space);
-  // 2. copy D→S in place, last, once nothing in the step can fail any more but the I/O itself.
-  // No flush here: the commit flushes everything written so far before its commit block
-  // (ordered data), which is all the copy needs (S still belongs to space on disk until then).
-  await copyBlocks(fs, plan.copies);
+  // Without a journal, space gives S up on disk before data takes it.
+  releaseFirst(tx, spaceIno, (await txFileMap(tx, space)).metadataBlocks);
+  // 2. copy D→S in place, written by the commit as ordered data once the journal has accepted
+  // the step (S still belongs to space on disk until the commit block; the commit flushes
+  // the copy before it). A step refused with E2BIG has copied nothing.
+  const copies = plan.copies;
+  if (copies.length) produceOrderedData(tx, () => copyBlocks(fs, copies));
 }
 
 async function run(fs: Filesystem, dataRef: FileRef, spaceRef: FileRef, opts: MoveDataOptions, copy: boolean, token: FreshnessToken | null): Promise<number> {
@@ -206,9 +228,10 @@ async function run(fs: Filesystem, dataRef: FileRef, spaceRef: FileRef, opts: Mo
     try {
       const stop = await fs.transact(async (tx) => {
         const d = await tx.readInode(dataIno), s = await tx.readInode(spaceIno);
+        checkCall(fs, d, s, end, token);
         const dl = (await txFileMap(tx, d)).extents, sl = (await txFileMap(tx, s)).extents;
         const st = token ? end : nextStepEnd(dl, sl, lb, end, maxExt, maxBlocks);
-        await stepTx(fs, tx, dataIno, spaceIno, lb, st - lb, copy, token);
+        await stepTx(fs, tx, dataIno, spaceIno, lb, st - lb, copy);
         return st;
       });
       lb = stop;
