@@ -7,7 +7,7 @@ import { printJson, withFs, write, type CliContext } from '../util.js';
 export function register(program: Command, ctx: CliContext): void {
   program
     .command('check')
-    .description('check consistency like e2fsck -fn passes 1-5 (block ownership, bitmaps, counts, links, reachability, checksums); never repairs')
+    .description('check consistency like e2fsck -fn passes 0-5 (superblock, journal, resize inode, inodes, xattrs, htree, directories, links, reachability, block ownership, bitmaps, counts, checksums); never repairs')
     .argument('<image>', 'filesystem image or block device')
     .option('--json', 'print {ok, problems: [{pass, code, structure, location, message}], stats}')
     .action(async (image: string, opts: { json?: boolean }, cmd: Command) => {
