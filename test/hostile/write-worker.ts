@@ -1,0 +1,146 @@
+/**
+ * Worker for test/hostile/writes.test.ts: runs one write call (or the read-only reports) on a
+ * damaged in-memory image and says what happened. A case that never ends — even a synchronous
+ * loop — is caught by the parent's watchdog, which terminates this worker.
+ *
+ * Protocol: workerData = { entry, base: {name → image path}, cases }; per case the worker posts
+ * { kind: 'start', id } then { kind: 'done', id, outcome, after? } where `after` (the image bytes)
+ * comes only when a successful call changed the image (the parent runs e2fsck on it).
+ */
+import * as crypto from 'node:crypto';
+import * as nodefs from 'node:fs';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { MemoryDevice } from '../../lib/io/memory-device.js';
+import { isExt4Error } from '../../lib/errors.js';
+import { allocate } from '../../lib/ops/allocate.js';
+import { movedata } from '../../lib/ops/movedata.js';
+import { openFile } from '../../lib/ops/file.js';
+import { defrag } from '../../lib/ops/defrag.js';
+import { replayImage } from '../../lib/ops/replay.js';
+import { fragReport, freeFrag } from '../../lib/ops/report.js';
+import { checkFilesystem } from '../../lib/ops/check.js';
+import { getFreeBlocks } from '../../lib/ops/free.js';
+import { fsmap } from '../../lib/ops/fsmap.js';
+import { list } from '../../lib/ops/inspect.js';
+
+export const WRITE_OPS = ['allocate', 'movedata', 'pwrite', 'truncate', 'defrag', 'replay'] as const;
+export type WriteOp = (typeof WRITE_OPS)[number] | 'reports';
+
+export interface WriteCase {
+  id: number;
+  base: string;
+  op: WriteOp;
+  label: string;
+  /** Absolute byte offsets and the value XORed into each. */
+  flips: [offset: number, xor: number][];
+}
+
+export type WriteOutcome =
+  | { kind: 'ok-unchanged' }
+  | { kind: 'ok-changed' }
+  | { kind: 'ext4error'; code: string; message: string; changed: boolean }
+  | { kind: 'other-error'; name: string; message: string; stack?: string };
+
+/** The fixed time every case writes with (reproducible images, and no clock noise in diffs). */
+export const NOW = new Date('2026-01-02T03:04:05Z');
+
+const sha = (b: Uint8Array) => crypto.createHash('sha256').update(b).digest('hex');
+
+async function withFs<T>(bytes: Uint8Array, write: boolean, fn: (fs: Filesystem) => Promise<T>): Promise<T> {
+  const fs = await Filesystem.open(new MemoryDevice(bytes, { name: 'damaged' }), { write, now: NOW });
+  try {
+    return await fn(fs);
+  } finally {
+    await fs.close();
+  }
+}
+
+/** The call under test, on the files every base image has (see writes.test.ts). */
+async function runOp(op: WriteOp, bytes: Uint8Array, bs: number): Promise<void> {
+  switch (op) {
+    case 'allocate':
+      return withFs(bytes, true, async (fs) => {
+        const st = await fs.resolve('/frag');
+        await allocate(fs, '/frag', { offset: Math.ceil(st.size / bs) * bs + 4 * bs, len: 8 * bs });
+      });
+    case 'movedata':
+      return withFs(bytes, true, async (fs) => {
+        const st = await fs.resolve('/frag');
+        await movedata(fs, '/frag', '/space', { from: 0, len: Math.floor(st.size / bs) * bs });
+      });
+    case 'pwrite':
+      return withFs(bytes, true, async (fs) => {
+        const h = await openFile(fs, '/small');
+        await h.pwrite(new Uint8Array(3 * bs).fill(0x5a), 700);
+      });
+    case 'truncate':
+      return withFs(bytes, true, async (fs) => {
+        const h = await openFile(fs, '/frag');
+        const st = await h.stat();
+        await h.truncate(Math.floor(st.size / 2) + 123);
+      });
+    case 'defrag':
+      return withFs(bytes, true, async (fs) => {
+        await defrag(fs);
+      });
+    case 'replay':
+      await replayImage(new MemoryDevice(bytes, { name: 'damaged' }));
+      return;
+    case 'reports':
+      // Read-only commands: they must end with a typed error or a result, never hang or crash.
+      return withFs(bytes, false, async (fs) => {
+        const attempt = async (f: () => Promise<unknown>) => {
+          try {
+            await f();
+          } catch (e) {
+            if (!isExt4Error(e)) throw e;
+          }
+        };
+        await attempt(() => fragReport(fs));
+        await attempt(() => freeFrag(fs));
+        await attempt(() => checkFilesystem(fs));
+        await attempt(() => getFreeBlocks(fs));
+        await attempt(() => fsmap(fs));
+        await attempt(() => list(fs, '/', { recursive: true }));
+      });
+  }
+}
+
+export async function runWriteCase(image: Uint8Array, c: WriteCase, bs: number): Promise<{ outcome: WriteOutcome; after?: Uint8Array }> {
+  const bytes = image.slice();
+  for (const [off, x] of c.flips) bytes[off]! ^= x;
+  let before = sha(bytes);
+  // An image whose journal needs recovery: a write open that commits nothing still completes the
+  // recovery at close (mount + unmount). A failed call must leave it as a plain open + close does.
+  if (c.op !== 'replay' && c.op !== 'reports' && new DataView(bytes.buffer).getUint32(1024 + 0x60, true) & 0x4) {
+    const probe = bytes.slice();
+    try {
+      await withFs(probe, true, async () => undefined);
+      before = sha(probe);
+    } catch {
+      // open refused: nothing may change
+    }
+  }
+  try {
+    await runOp(c.op, bytes, bs);
+  } catch (e) {
+    const changed = sha(bytes) !== before;
+    if (isExt4Error(e)) return { outcome: { kind: 'ext4error', code: e.code, message: e.message, changed } };
+    const err = e as Error;
+    return { outcome: { kind: 'other-error', name: err?.name ?? typeof e, message: String(err?.message ?? e), stack: err?.stack } };
+  }
+  if (sha(bytes) === before) return { outcome: { kind: 'ok-unchanged' } };
+  return { outcome: { kind: 'ok-changed' }, after: bytes };
+}
+
+if (!isMainThread && workerData?.writeFuzz) {
+  const { base, cases, blockSize } = workerData as { base: Record<string, string>; cases: WriteCase[]; blockSize: Record<string, number> };
+  const images = new Map<string, Uint8Array>();
+  for (const [name, p] of Object.entries(base)) images.set(name, new Uint8Array(nodefs.readFileSync(p)));
+  for (const c of cases) {
+    parentPort!.postMessage({ kind: 'start', id: c.id });
+    const { outcome, after } = await runWriteCase(images.get(c.base)!, c, blockSize[c.base]!);
+    parentPort!.postMessage({ kind: 'done', id: c.id, outcome, after }, after ? [after.buffer as ArrayBuffer] : []);
+  }
+}
