@@ -4,8 +4,9 @@
  * loop — is caught by the parent's watchdog, which terminates this worker.
  *
  * Protocol: workerData = { entry, base: {name → image path}, cases }; per case the worker posts
- * { kind: 'start', id } then { kind: 'done', id, outcome, after? } where `after` (the image bytes)
- * comes only when a successful call changed the image (the parent runs e2fsck on it).
+ * { kind: 'start', id } then { kind: 'done', id, outcome, afterPath? } where `afterPath` (a file in
+ * workerData.scratch holding the image) comes only when a successful call changed the image: the
+ * parent runs e2fsck on it and deletes it (no image bytes cross the thread boundary).
  */
 import * as crypto from 'node:crypto';
 import * as nodefs from 'node:fs';
@@ -135,12 +136,17 @@ export async function runWriteCase(image: Uint8Array, c: WriteCase, bs: number):
 }
 
 if (!isMainThread && workerData?.writeFuzz) {
-  const { base, cases, blockSize } = workerData as { base: Record<string, string>; cases: WriteCase[]; blockSize: Record<string, number> };
+  const { base, cases, blockSize, scratch } = workerData as { base: Record<string, string>; cases: WriteCase[]; blockSize: Record<string, number>; scratch: string };
   const images = new Map<string, Uint8Array>();
   for (const [name, p] of Object.entries(base)) images.set(name, new Uint8Array(nodefs.readFileSync(p)));
   for (const c of cases) {
     parentPort!.postMessage({ kind: 'start', id: c.id });
     const { outcome, after } = await runWriteCase(images.get(c.base)!, c, blockSize[c.base]!);
-    parentPort!.postMessage({ kind: 'done', id: c.id, outcome, after }, after ? [after.buffer as ArrayBuffer] : []);
+    let afterPath: string | undefined;
+    if (after) {
+      afterPath = `${scratch}/case-${c.id}.img`;
+      nodefs.writeFileSync(afterPath, after);
+    }
+    parentPort!.postMessage({ kind: 'done', id: c.id, outcome, afterPath });
   }
 }

@@ -148,9 +148,9 @@ function makeCases(bases: Base[]): { cases: WriteCase[]; images: Map<string, Wri
   return { cases, images };
 }
 
-type Result = { outcome: WriteOutcome | { kind: 'hang' }; after?: Uint8Array };
+type Result = { outcome: WriteOutcome | { kind: 'hang' }; afterPath?: string };
 
-async function runCases(bases: Base[], cases: WriteCase[], onDone: (c: WriteCase, r: Result) => void): Promise<void> {
+async function runCases(bases: Base[], cases: WriteCase[], scratch: string, onDone: (c: WriteCase, r: Result) => void): Promise<void> {
   const boot = fileURLToPath(new URL('../read/fuzz-worker-boot.mjs', import.meta.url));
   const entry = fileURLToPath(new URL('./write-worker.ts', import.meta.url));
   const byId = new Map(cases.map((c) => [c.id, c]));
@@ -165,6 +165,7 @@ async function runCases(bases: Base[], cases: WriteCase[], onDone: (c: WriteCase
           base: Object.fromEntries(bases.map((b) => [b.name, b.path])),
           blockSize: Object.fromEntries(bases.map((b) => [b.name, b.blockSize])),
           cases: remaining,
+          scratch,
         },
       });
       let current: number | null = null;
@@ -178,7 +179,7 @@ async function runCases(bases: Base[], cases: WriteCase[], onDone: (c: WriteCase
         if (startup) clearTimeout(startup);
         startup = null;
       };
-      w.on('message', (m: { kind: string; id: number; outcome?: WriteOutcome; after?: Uint8Array }) => {
+      w.on('message', (m: { kind: string; id: number; outcome?: WriteOutcome; afterPath?: string }) => {
         if (startup) clearTimeout(startup);
         startup = null;
         if (m.kind === 'start') {
@@ -195,7 +196,7 @@ async function runCases(bases: Base[], cases: WriteCase[], onDone: (c: WriteCase
           if (timer) clearTimeout(timer);
           current = null;
           done.add(m.id);
-          onDone(byId.get(m.id)!, { outcome: m.outcome!, after: m.after });
+          onDone(byId.get(m.id)!, { outcome: m.outcome!, afterPath: m.afterPath });
         }
       });
       w.on('error', (e) => {
@@ -259,21 +260,22 @@ describe('hostile input, write side', () => {
           before = fsckKinds(scratch);
           kindsBefore.set(img, before);
         }
-        nodefs.writeFileSync(scratch, r.after!);
-        const after = fsckKinds(scratch);
+        const after = fsckKinds(r.afterPath!);
         const added = [...after].filter((k) => !before.has(k));
         if (added.length && process.env.EXT4KIT_WRITE_FUZZ_KEEP) {
           const keep = `${process.env.EXT4KIT_WRITE_FUZZ_KEEP}/${img.replace('#', '-')}-${c.op}`;
-          nodefs.writeFileSync(`${keep}-after.img`, r.after!);
+          nodefs.copyFileSync(r.afterPath!, `${keep}-after.img`);
           const damaged = new Uint8Array(nodefs.readFileSync(bases.find((b) => b.name === c.base)!.path));
           for (const [off, x] of c.flips) damaged[off]! ^= x;
           nodefs.writeFileSync(`${keep}-before.img`, damaged);
         }
         if (added.length) bad.push(`${where}: succeeded, and e2fsck -fn now also reports:\n    ${added.join('\n    ')}`);
       }
+      if (r.afterPath) nodefs.rmSync(r.afterPath, { force: true });
     };
     const half = (k: number) => cases.filter((c) => Number(imageOf.get(c.id)!.split('#')[1]) % 2 === k);
-    await Promise.all([runCases(bases, half(0), onDone), runCases(bases, half(1), onDone)]);
+    const dir = tmpDir('wfuzz-after');
+    await Promise.all([runCases(bases, half(0), dir, onDone), runCases(bases, half(1), dir, onDone)]);
     console.log(`write fuzz: ${images.size} damaged images, ${cases.length} calls in ${Date.now() - t0} ms; e2fsck before ${kindsBefore.size} images; ${JSON.stringify(counts)}`);
     expect(bad.slice(0, 40).join('\n')).toBe('');
     // The fuzz must reach the code under test: some calls succeed on damaged images, some fail.
