@@ -8,7 +8,6 @@
  * check ("contains a file system with errors") and clears them.
  */
 import { Ext4Error, type ErrorCode } from '../errors.js';
-import { defineStruct } from './layout.js';
 import { STATE, type Superblock } from './superblock.js';
 import type { Timestamp } from './clock.js';
 
@@ -53,26 +52,6 @@ export function readOnlyAfterError(info: FsErrorInfo): Ext4Error {
   });
 }
 
-/**
- * The superblock's error-record fields that the main superblock layout leaves
- * undeclared (ext4_super_block 0x19c..0x1ff and 0x278..0x27b; s_error_count,
- * s_first_error_time and s_last_error_time are declared there).
- */
-export const SuperblockErrorLayout = defineStruct('superblock error record', 1024, [
-  ['s_first_error_ino', 0x19c, 'u32'],
-  ['s_first_error_block', 0x1a0, 'u64'],
-  ['s_first_error_func', 0x1a8, 'bytes', 32],
-  ['s_first_error_line', 0x1c8, 'u32'],
-  ['s_last_error_ino', 0x1d0, 'u32'],
-  ['s_last_error_line', 0x1d4, 'u32'],
-  ['s_last_error_block', 0x1d8, 'u64'],
-  ['s_last_error_func', 0x1e0, 'bytes', 32],
-  ['s_first_error_time_hi', 0x278, 'u8'],
-  ['s_last_error_time_hi', 0x279, 'u8'],
-  ['s_first_error_errcode', 0x27a, 'u8'],
-  ['s_last_error_errcode', 0x27b, 'u8'],
-] as const);
-
 /** EXT4_ERR_* (ext4.h): the architecture-independent codes of s_*_error_errcode. */
 const ERRCODE: Partial<Record<ErrorCode, number>> = {
   EIO: 2, ENOMEM: 3, EFSBADCRC: 4, EFSCORRUPTED: 5, ENOSPC: 6, EROFS: 8, EFBIG: 9, EEXIST: 10, EBUSY: 13,
@@ -85,31 +64,21 @@ function funcField(info: FsErrorInfo): Uint8Array {
   return out;
 }
 
-/** Record `info` in the in-memory superblock (serialise it to write). */
+/** Record `info` in the in-memory superblock (serialise it to write): the first error once, the last always. */
 export function saveErrorInfo(sb: Superblock, info: FsErrorInfo): void {
-  const raw = sb.raw.slice();
-  const rec = SuperblockErrorLayout.decode(raw);
   const lo = info.time.sec % 2 ** 32;
   const hi = Math.floor(info.time.sec / 2 ** 32) & 0xff;
   const code = ERRCODE[info.code] ?? 1; // EXT4_ERR_UNKNOWN
   sb.s_state |= STATE.ERROR_FS;
-  if (!sb.s_first_error_time && !rec.s_first_error_time_hi) {
-    sb.s_first_error_time = lo;
-    rec.s_first_error_time_hi = hi;
-    rec.s_first_error_func = funcField(info);
-    rec.s_first_error_line = 0;
-    rec.s_first_error_ino = info.ino;
-    rec.s_first_error_block = info.block;
-    rec.s_first_error_errcode = code;
+  if (!sb.s_first_error_time && !sb.s_first_error_time_hi) {
+    Object.assign(sb, {
+      s_first_error_time: lo, s_first_error_time_hi: hi, s_first_error_func: funcField(info), s_first_error_line: 0,
+      s_first_error_ino: info.ino, s_first_error_block: info.block, s_first_error_errcode: code,
+    });
   }
-  sb.s_last_error_time = lo;
-  rec.s_last_error_time_hi = hi;
-  rec.s_last_error_func = funcField(info);
-  rec.s_last_error_line = 0;
-  rec.s_last_error_ino = info.ino;
-  rec.s_last_error_block = info.block;
-  rec.s_last_error_errcode = code;
+  Object.assign(sb, {
+    s_last_error_time: lo, s_last_error_time_hi: hi, s_last_error_func: funcField(info), s_last_error_line: 0,
+    s_last_error_ino: info.ino, s_last_error_block: info.block, s_last_error_errcode: code,
+  });
   sb.s_error_count = (sb.s_error_count + 1) >>> 0;
-  SuperblockErrorLayout.encode(rec, raw);
-  sb.raw = raw;
 }
