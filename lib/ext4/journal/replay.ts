@@ -70,49 +70,34 @@ function checkTargets(result: RecoveryResult, blocksCount: number): void {
  */
 export async function replayJournal(t: ReplayTarget): Promise<ReplaySummary> {
   const sb0 = await t.superblock.read();
-  const empty: ReplaySummary = {
-    replayed: false, transactions: 0, firstTid: 0, endTid: 0, replayBlocks: 0, blocksWritten: 0, revokes: 0,
-    nextSequence: 0, errors: [], needsFsck: false, errorFs: false, failedCommit: null,
-  };
-  if (!(sb0.s_feature_incompat & INCOMPAT.RECOVER)) return empty;
-  const result = await recoverJournal(t.journal);
-  checkTargets(result, sb0.blocksCount);
+  if (!(sb0.s_feature_incompat & INCOMPAT.RECOVER)) {
+    return {
+      replayed: false, transactions: 0, firstTid: 0, endTid: 0, replayBlocks: 0, blocksWritten: 0, revokes: 0,
+      nextSequence: 0, errors: [], needsFsck: false, errorFs: false, failedCommit: null,
+    };
+  }
+  const plan = await planReplay(t.journal, sb0.blocksCount);
 
-  for (const [b, data] of result.blocks) await t.device.writeBlock(b, data);
+  for (const [b, data] of plan.blocks) await t.device.writeBlock(b, data);
   await t.device.flush();
 
-  const fin = finishRecovery(result);
-  await t.journal.writeBlock(0, fin.jsbBlock);
+  await t.journal.writeBlock(0, plan.jsbBlock);
   await t.device.flush();
 
   const sb = await t.superblock.read();
   sb.s_feature_incompat = (sb.s_feature_incompat & ~INCOMPAT.RECOVER) >>> 0;
-  if (fin.clearValidFs) sb.s_state &= ~STATE.VALID_FS;
-  if (fin.setErrorFs) sb.s_state |= STATE.ERROR_FS;
+  if (plan.clearValidFs) sb.s_state &= ~STATE.VALID_FS;
+  if (plan.summary.errorFs) sb.s_state |= STATE.ERROR_FS;
   // Like e2fsck, add what recovery wrote, only when the counter is in use: here the distinct blocks
   // written home plus the journal superblock. (e2fsck counts its I/O channel's physical writes: the
   // same figure when no block repeats in the log; with repeats its write-back cache merges some of
   // them, so its figure lies between this and replayBlocks + 1.)
   // An empty log (s_start = 0) counts nothing: e2fsck's jbd2_journal_recover returns before syncing.
-  if (sb.s_kbytes_written && result.needed) sb.s_kbytes_written += Math.floor((result.blocks.size + 1) * t.journal.blockSize / 1024);
+  if (sb.s_kbytes_written && plan.logScanned) sb.s_kbytes_written += Math.floor((plan.blocks.size + 1) * t.journal.blockSize / 1024);
   setSbWtime(sb, t.now ?? Math.floor(Date.now() / 1000));
   await t.superblock.write(serializeSuperblock(sb), sb);
   await t.device.flush();
-
-  return {
-    replayed: true,
-    transactions: result.transactions,
-    firstTid: result.firstTid,
-    endTid: result.endTid,
-    replayBlocks: result.replayBlocks,
-    blocksWritten: result.blocks.size,
-    revokes: result.revokes,
-    nextSequence: result.nextSequence,
-    errors: result.errors,
-    needsFsck: fin.clearValidFs,
-    errorFs: fin.setErrorFs,
-    failedCommit: result.failedCommit,
-  };
+  return plan.summary;
 }
 
 /** What replaying the log would do, computed without writing anything (a write open replays lazily). */
@@ -123,6 +108,8 @@ export interface PlannedReplay {
   jsbBlock: Uint8Array;
   /** Recovery failed part-way: VALID_FS must be cleared (a full e2fsck is needed). */
   clearValidFs: boolean;
+  /** False for an empty log (s_start 0): nothing was scanned. */
+  logScanned: boolean;
   summary: ReplaySummary;
 }
 
@@ -139,6 +126,7 @@ export async function planReplay(journal: JournalAccess, blocksCount: number): P
     blocks: result.blocks,
     jsbBlock: fin.jsbBlock,
     clearValidFs: fin.clearValidFs,
+    logScanned: result.needed,
     summary: {
       replayed: true,
       transactions: result.transactions,
