@@ -232,18 +232,21 @@ export class Filesystem {
         return this.device.read((extent.physical + jb - extent.logical) * this.blockSize, this.blockSize);
       },
     }, this.sb.blocksCount);
+    this.adoptOverlay(blocks);
+  }
+
+  /** Read through replayed journal blocks from now on; the superblock itself may have been journaled. */
+  private adoptOverlay(blocks: Map<number, Uint8Array>): void {
     const overlay = new Map(blocks);
     this.overlay = overlay;
     this.cache.invalidate();
-    // The superblock itself may have been journaled: re-read it through the overlay.
+    this.groupDescs.clear();
     const sbBlock = Math.floor(SUPERBLOCK_OFFSET / this.blockSize);
     const blk = overlay.get(sbBlock);
     if (blk) {
       const off = SUPERBLOCK_OFFSET - sbBlock * this.blockSize;
-      const sb = parseSuperblock(blk.subarray(off, off + SUPERBLOCK_SIZE), { deviceSize: this.device.size, verifyChecksum: this.verify });
-      Object.assign(this.sb, sb);
+      Object.assign(this.sb, parseSuperblock(blk.subarray(off, off + SUPERBLOCK_SIZE), { deviceSize: this.device.size, verifyChecksum: this.verify }));
     }
-    this.groupDescs.clear();
   }
 
   async close(): Promise<void> {
@@ -306,16 +309,8 @@ export class Filesystem {
         const plan = await planReplay({ blockSize: this.blockSize, readBlock: (n: number) => journal.readBlock(n) }, this.sb.blocksCount);
         this.replayed = plan.summary;
         if (plan.summary.errorFs) throw new Ext4Error('EROFS', `the journal replay found a corrupt transaction (${plan.summary.errors.join('; ')}); run e2fsck before writing`, { structure: 'journal' });
-        this.overlay = new Map(plan.blocks);
+        this.adoptOverlay(plan.blocks);
         this.pendingReplay = plan.blocks;
-        this.cache.invalidate();
-        this.groupDescs.clear();
-        const sbBlock = Math.floor(SUPERBLOCK_OFFSET / this.blockSize);
-        const blk = this.overlay.get(sbBlock);
-        if (blk) {
-          const off = SUPERBLOCK_OFFSET - sbBlock * this.blockSize;
-          Object.assign(this.sb, parseSuperblock(blk.subarray(off, off + SUPERBLOCK_SIZE), { deviceSize: this.device.size, verifyChecksum: this.verify }));
-        }
         // The superblock as recovery leaves it: needs_recovery cleared (the session sets it again).
         this.sb.s_feature_incompat &= ~INCOMPAT.RECOVER;
         if (plan.clearValidFs) this.sb.s_state &= ~STATE.VALID_FS;
