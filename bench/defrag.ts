@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Filesystem } from '../lib/ext4/filesystem.js';
+import { Filesystem } from '../lib/node.js';
 import { fragmentCount } from '../lib/ext4/extent-map.js';
 import { decodeName } from '../lib/ext4/bytes.js';
 

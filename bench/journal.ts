@@ -22,7 +22,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, openSync, writeSync, closeSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Filesystem } from '../lib/ext4/filesystem.js';
+import { Filesystem } from '../lib/node.js';
 import { allocate, ALLOC_CONTIGUOUS, ALLOC_FIXED_LEN } from '../lib/ops/allocate.js';
 import { movedata } from '../lib/ops/movedata.js';
 

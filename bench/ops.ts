@@ -23,7 +23,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Filesystem } from '../lib/ext4/filesystem.js';
+import { Filesystem } from '../lib/node.js';
 import { getFreeBlocks } from '../lib/ops/free.js';
 import { allocate, ALLOC_CONTIGUOUS, ALLOC_FIXED_LEN } from '../lib/ops/allocate.js';
 import { movedata } from '../lib/ops/movedata.js';

@@ -27,7 +27,7 @@ import * as crypto from 'node:crypto';
 import * as nodefs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Filesystem } from '../lib/ext4/filesystem.js';
+import { Filesystem } from '../lib/node.js';
 import { list } from '../lib/ops/inspect.js';
 
 const args = process.argv.slice(2);

@@ -9,7 +9,6 @@
  */
 export { Ext4Error, isExt4Error, type ErrorCode } from './errors.js';
 export type { BlockDevice } from './io/device.js';
-export { FileDevice } from './io/file-device.js';
 export { MemoryDevice } from './io/memory-device.js';
 export { RecordingDevice, materialise, crashPoints } from './io/recording-device.js';
 export { Filesystem, type OpenOptions, type FileMap, type DirEntry } from './ext4/filesystem.js';

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
-import { Filesystem } from '../lib/ext4/filesystem.js';
+import { Filesystem } from '../lib/node.js';
 import { defrag } from '../lib/ops/defrag.js';
 import { fragReport, freeFrag } from '../lib/ops/report.js';
 import { drawMap } from '../lib/ops/draw.js';

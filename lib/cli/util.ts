@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { isExt4Error } from '../errors.js';
-import { Filesystem } from '../ext4/filesystem.js';
+import { Filesystem } from '../node.js';
 
 /** Where a command writes. Tests pass their own streams; the binary uses process.stdout/stderr. */
 export interface CliIO {

@@ -24,8 +24,8 @@ import { Ext4Error } from '../errors.js';
 import type { BlockDevice } from '../io/device.js';
 import type { Extent } from './extents.js';
 import { findExtent } from './extents.js';
-import { parseJournalSuperblock, serializeJournalSuperblock, refreshJournalSuperblock, JINCOMPAT, type JournalSuperblock } from './journal/format.js';
-import { buildTransaction, logSpaceNeeded } from './journal/log-writer.js';
+import { parseJournalSuperblock, serializeJournalSuperblock, refreshJournalSuperblock, JINCOMPAT, type JournalSuperblock } from '../jbd2/format.js';
+import { buildTransaction, logSpaceNeeded } from '../jbd2/log-writer.js';
 import type { DataWrite, Transaction } from './transaction.js';
 import type { Timestamp } from './clock.js';
 

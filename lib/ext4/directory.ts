@@ -9,7 +9,7 @@
  * Every parser takes hostile bytes; every loop advances by at least 8 bytes,
  * and every failure is an Ext4Error naming the structure and where it is.
  */
-import { defineStruct } from './layout.js';
+import { defineStruct } from '../codec/layout.js';
 import { crc32c } from './checksum.js';
 import { Ext4Error } from '../errors.js';
 

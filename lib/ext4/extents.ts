@@ -3,7 +3,7 @@
  * checksums, and a validating walk that yields every leaf extent in logical
  * order together with the tree blocks the inode owns.
  */
-import { defineStruct } from './layout.js';
+import { defineStruct } from '../codec/layout.js';
 import { crc32c } from './checksum.js';
 import { Ext4Error } from '../errors.js';
 

@@ -8,7 +8,6 @@
  */
 import type { BlockDevice } from '../io/device.js';
 import { BlockCache } from '../io/cache.js';
-import { FileDevice } from '../io/file-device.js';
 import { Ext4Error } from '../errors.js';
 import { INCOMPAT, COMPAT, S_FLAGS, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, parseSuperblock, type Superblock } from './superblock.js';
 import { assertOpenable, judgeFeatures } from './features.js';
@@ -28,8 +27,8 @@ import { bytesEqual, concatBytes, decodeName } from './bytes.js';
 import { Transaction } from './transaction.js';
 import { applyPendingFrees } from './alloc.js';
 import { JournalState, checkpoint, commitJournaled, commitUnjournaled, type CommitHooks, type CommitStats } from './commit.js';
-import { JINCOMPAT, JCOMPAT, parseJournalSuperblock, refreshJournalSuperblock } from './journal/format.js';
-import { planReplay, replayJournal, replayIntoOverlay, type ReplaySummary } from './journal/replay.js';
+import { JINCOMPAT, JCOMPAT, parseJournalSuperblock, refreshJournalSuperblock } from '../jbd2/format.js';
+import { planReplay, replayJournal, replayIntoOverlay, type ReplaySummary } from './journal-replay.js';
 import { STATE, serializeSuperblock } from './superblock.js';
 import { MMP_SEQ_MAX, MmpSession, type MmpOptions } from './mmp.js';
 import { processOrphans } from './orphan.js';
@@ -71,6 +70,8 @@ export interface OpenOptions {
    * (`fs.errorState`) and later write calls on this open fail with EROFS.
    */
   recordErrors?: boolean;
+  /** Close the device when the filesystem is closed or the open fails (default false; true for paths opened by ext4kit/node). */
+  closeDevice?: boolean;
 }
 
 /** How a file's logical blocks map to the disk. */
@@ -162,10 +163,13 @@ export class Filesystem {
     this.recordErrors = opts.recordErrors === true;
   }
 
-  /** Open an image file, a block device, or an existing BlockDevice. */
-  static async open(target: string | BlockDevice, opts: OpenOptions = {}): Promise<Filesystem> {
-    const owns = typeof target === 'string';
-    const device = typeof target === 'string' ? await FileDevice.open(target, { write: !!opts.write }) : target;
+  /**
+   * Open a filesystem on a BlockDevice (a browser or memory device, or one from ext4kit/node —
+   * whose own `Filesystem.open` also takes a path). With `closeDevice`, closing the filesystem
+   * (or a failed open) closes the device too.
+   */
+  static async open(device: BlockDevice, opts: OpenOptions = {}): Promise<Filesystem> {
+    const owns = opts.closeDevice === true;
     try {
       const sbBytes = await device.read(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE).catch((e: unknown) => {
         throw new Ext4Error('EINVAL', `cannot read a superblock from ${device.name}: image too small or unreadable`, { structure: 'superblock', location: 'byte 1024', cause: e });

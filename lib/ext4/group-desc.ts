@@ -3,7 +3,7 @@
  * bytes with 64bit. Parsing, serialising and both checksum flavours
  * (metadata_csum crc32c, gdt_csum crc16) derive from the one declaration.
  */
-import { defineStruct, type Decoded } from './layout.js';
+import { defineStruct, type Decoded } from '../codec/layout.js';
 import { crc16, crc32c, le32 } from './checksum.js';
 import type { Superblock } from './superblock.js';
 import { Ext4Error } from '../errors.js';

@@ -11,7 +11,7 @@
  * reserved_zero is 0 and info_length 8 (root, count at 0x20). The last 12
  * bytes are never pattern-matched on their own.
  */
-import { defineStruct } from './layout.js';
+import { defineStruct } from '../codec/layout.js';
 import { crc32c, ZERO4 } from './checksum.js';
 import { Ext4Error } from '../errors.js';
 import { dirHash, DX_HASH_LEGACY, DX_HASH_HALF_MD4, DX_HASH_TEA, DX_HASH_SIPHASH } from './dirhash.js';

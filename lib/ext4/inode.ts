@@ -3,7 +3,7 @@
  * extension; whatever follows is in-inode xattr space. Parsed from (and
  * serialised back over) the raw s_inode_size slot so unknown bytes survive.
  */
-import { defineStruct, type Decoded } from './layout.js';
+import { defineStruct, type Decoded } from '../codec/layout.js';
 import { crc32c, inodeSeed } from './checksum.js';
 import { RO_COMPAT, type Superblock } from './superblock.js';
 import { Ext4Error } from '../errors.js';

@@ -36,7 +36,7 @@ import { hostname } from 'node:os';
 import { Ext4Error } from '../errors.js';
 import type { BlockDevice } from '../io/device.js';
 import { FileDevice } from '../io/file-device.js';
-import { defineStruct } from './layout.js';
+import { defineStruct } from '../codec/layout.js';
 import { crc32c } from './checksum.js';
 import type { Superblock } from './superblock.js';
 import { cryptoBelow } from './random.js';

@@ -42,7 +42,7 @@
 import { Ext4Error } from '../errors.js';
 import type { Filesystem, FileMap } from './filesystem.js';
 import type { Transaction } from './transaction.js';
-import { defineStruct } from './layout.js';
+import { defineStruct } from '../codec/layout.js';
 import { crc32c, le64 } from './checksum.js';
 import { COMPAT, INCOMPAT, RO_COMPAT, SUPERBLOCK_OFFSET } from './superblock.js';
 import { INODE_FLAGS, S_IFREG, encodeTime, hasInlineData, isExtentMapped, type Inode } from './inode.js';

@@ -2,7 +2,7 @@
  * The ext4 superblock: 1024 bytes at byte 1024 of the device (ext4-format.md §2).
  * Declared once; parse/serialise/checksum derive from the declaration.
  */
-import { defineStruct, type Decoded } from './layout.js';
+import { defineStruct, type Decoded } from '../codec/layout.js';
 import { crc32c } from './checksum.js';
 import { Ext4Error } from '../errors.js';
 

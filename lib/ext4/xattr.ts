@@ -3,7 +3,7 @@
  * i_extra_isize and the external block at i_file_acl. Values stored in an
  * EA inode (ea_inode feature) are returned as a reference for the caller to read.
  */
-import { defineStruct } from './layout.js';
+import { defineStruct } from '../codec/layout.js';
 import { crc32c, crc32cSkipping, le64 } from './checksum.js';
 import { Ext4Error } from '../errors.js';
 

@@ -10,7 +10,7 @@ import type { Filesystem } from '../ext4/filesystem.js';
 import { isExt4Error } from '../errors.js';
 import { COMPAT, INCOMPAT } from '../ext4/superblock.js';
 import { INODE_FLAGS } from '../ext4/inode.js';
-import { JBD2_MIN_JOURNAL_BLOCKS, parseJournalSuperblock } from '../ext4/journal/format.js';
+import { JBD2_MIN_JOURNAL_BLOCKS, parseJournalSuperblock } from '../jbd2/format.js';
 import type { CheckProblem } from './check.js';
 
 export async function checkJournal(fs: Filesystem): Promise<CheckProblem[]> {

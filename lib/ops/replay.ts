@@ -4,16 +4,15 @@
  * nothing else is touched (lib/ext4/journal/replay.ts has the exact effect).
  */
 import { Ext4Error } from '../errors.js';
-import { FileDevice } from '../io/file-device.js';
 import type { BlockDevice } from '../io/device.js';
 import { Filesystem } from '../ext4/filesystem.js';
 import { findExtent } from '../ext4/extents.js';
-import { replayJournal, type ReplaySummary } from '../ext4/journal/replay.js';
+import { replayJournal, type ReplaySummary } from '../ext4/journal-replay.js';
 import { COMPAT, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, parseSuperblock } from '../ext4/superblock.js';
 
-export async function replayImage(target: string | BlockDevice): Promise<ReplaySummary> {
-  const device = typeof target === 'string' ? await FileDevice.open(target, { write: true }) : target;
-  try {
+/** Replay the journal of the filesystem on `device` in place (ext4kit/node's replayImage also takes a path). */
+export async function replayImage(device: BlockDevice): Promise<ReplaySummary> {
+  {
     // A read-only view of the stale on-disk state, only to map the journal inode.
     const fs = await Filesystem.open(device, { journalRecovery: 'ignore' });
     if (!(fs.sb.s_feature_compat & COMPAT.HAS_JOURNAL)) throw new Ext4Error('EINVAL', 'the filesystem has no journal');
@@ -40,7 +39,5 @@ export async function replayImage(target: string | BlockDevice): Promise<ReplayS
         write: (bytes) => device.write(SUPERBLOCK_OFFSET, bytes),
       },
     });
-  } finally {
-    if (typeof target === 'string') await device.close();
   }
 }

@@ -7,7 +7,7 @@
  * { kind: 'start', id } then { kind: 'done', id, outcome }.
  */
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { checkFilesystem } from '../../lib/ops/check.js';
 import { Ext4Error } from '../../lib/errors.js';
 

@@ -6,7 +6,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { checkFilesystem, type CheckReport } from '../../lib/ops/check.js';
 import { e2fsckClean, debugfs, mkfs } from '../helpers/tools.js';
 import { tmpDir, tmpPath } from '../helpers/tmp.js';

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { tmpDir } from '../helpers/tmp.js';
 import { expectE2fsckClean, mkfs } from '../helpers/tools.js';
 import { prngBytes } from '../helpers/tree.js';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { checkFilesystem } from '../../lib/ops/check.js';
 
 const VARIANTS = [

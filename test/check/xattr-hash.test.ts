@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { tmpDir, tmpPath } from '../helpers/tmp.js';
 import { debugfs, e2fsckClean, expectE2fsckClean, mkfs } from '../helpers/tools.js';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { checkFilesystem } from '../../lib/ops/check.js';
 import { xattrEntryHash } from '../../lib/ext4/xattr-hash.js';
 

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { getImage } from '../helpers/images.js';
 import { tmpDir, tmpPath } from '../helpers/tmp.js';
 import { debugfsDump, mkfs } from '../helpers/tools.js';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { cat } from '../../lib/ops/inspect.js';
 import { cli, cliStream, cliToFile } from './helpers.js';
 

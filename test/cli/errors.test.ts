@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { getImage } from '../helpers/images.js';
 import { tmpPath } from '../helpers/tmp.js';
 import { debugfsFull, mkfs } from '../helpers/tools.js';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { cli, cliBundle, cliInProcess } from './helpers.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

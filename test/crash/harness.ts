@@ -21,7 +21,7 @@ import { allocate } from '../../lib/ops/allocate.js';
 import { movedata } from '../../lib/ops/movedata.js';
 import { openFile } from '../../lib/ops/file.js';
 import { getFreeBlocks } from '../../lib/ops/free.js';
-import { parseJournalSuperblock } from '../../lib/ext4/journal/format.js';
+import { parseJournalSuperblock } from '../../lib/jbd2/format.js';
 import { debugfsFull, mkfs } from '../helpers/tools.js';
 import { tmpDir, tmpPath } from '../helpers/tmp.js';
 

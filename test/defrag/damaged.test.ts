@@ -6,7 +6,7 @@
  */
 import { describe, it, expect } from 'vitest';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { defrag } from '../../lib/ops/defrag.js';
 import { debugfs, debugfsDump, e2fsckProblems, mkfs, run, sha256File } from '../helpers/tools.js';
 import { tmpDir, tmpPath } from '../helpers/tmp.js';

@@ -9,7 +9,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { defrag } from '../../lib/ops/defrag.js';
 import { openFile } from '../../lib/ops/file.js';
 import { MemoryDevice } from '../../lib/io/memory-device.js';

@@ -6,7 +6,7 @@
  */
 import { describe, it, expect } from 'vitest';
 import { writeFileSync } from 'node:fs';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { defrag } from '../../lib/ops/defrag.js';
 import { openFile } from '../../lib/ops/file.js';
 import { fragmentCount } from '../../lib/ext4/extent-map.js';

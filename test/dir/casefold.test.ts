@@ -20,7 +20,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { INODE_FLAGS } from '../../lib/ext4/inode.js';
 import { isExt4Error } from '../../lib/errors.js';
 import { kernelReaddir } from '../../lib/ops/report.js';

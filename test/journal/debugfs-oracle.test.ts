@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { HAVE_E2FSPROGS, debugfsW, debugfsR, e2fsckClean, freeBlocks, ImageFile, mkfs, prng, readSb, removeDir, tempDir } from './helpers.js';
 import { compareReplay, kbytesWithinBounds } from './oracle.js';
-import { JBD2_MAGIC, parseJournalSuperblock, tagFormatFor } from '../../lib/ext4/journal/format.js';
+import { JBD2_MAGIC, parseJournalSuperblock, tagFormatFor } from '../../lib/jbd2/format.js';
 import { INCOMPAT, STATE } from '../../lib/ext4/superblock.js';
 
 interface Config {

@@ -3,10 +3,10 @@ import { describe, it, expect } from 'vitest';
 import {
   JCOMPAT, JINCOMPAT, TAG_FLAG, Tag3Layout, TagCsum2x32Layout, TagCsum2x64Layout, Tag32Layout, Tag64Layout, crc32Be, decodeTag, encodeTag, parseJournalSuperblock,
   serializeJournalSuperblock, tagFormatFor, tidGt, JBD2_MAGIC, JournalHeaderLayout, BLOCKTYPE,
-} from '../../lib/ext4/journal/format.js';
-import { buildTransaction, logSpaceNeeded, maxTransactionBlocks } from '../../lib/ext4/journal/log-writer.js';
-import { finishRecovery, recoverJournal } from '../../lib/ext4/journal/recovery.js';
-import { replayIntoOverlay, replayJournal } from '../../lib/ext4/journal/replay.js';
+} from '../../lib/jbd2/format.js';
+import { buildTransaction, logSpaceNeeded, maxTransactionBlocks } from '../../lib/jbd2/log-writer.js';
+import { finishRecovery, recoverJournal } from '../../lib/jbd2/recovery.js';
+import { replayIntoOverlay, replayJournal } from '../../lib/ext4/journal-replay.js';
 import { makeJsbBlock, MemJournal, buildMemLog } from './memjournal.js';
 import { prng } from './helpers.js';
 import { INCOMPAT, STATE, SUPERBLOCK_SIZE, SuperblockLayout, type Superblock } from '../../lib/ext4/superblock.js';

@@ -8,8 +8,8 @@ import { closeSync, fsyncSync, mkdtempSync, openSync, readSync, rmSync, writeSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseSuperblock, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, SuperblockLayout, type Superblock } from '../../lib/ext4/superblock.js';
-import type { ReplayTarget } from '../../lib/ext4/journal/replay.js';
-import type { JournalAccess } from '../../lib/ext4/journal/recovery.js';
+import type { ReplayTarget } from '../../lib/ext4/journal-replay.js';
+import type { JournalAccess } from '../../lib/jbd2/recovery.js';
 import { e2fsckClean as e2fsckStrict, haveTools, oracleGate } from '../helpers/tools.js';
 
 export const PATH_ENV = { ...process.env, PATH: `/usr/sbin:/sbin:${process.env.PATH ?? ''}`, E2FSPROGS_FAKE_TIME: undefined };
@@ -301,8 +301,8 @@ export function freeBlocks(img: string, count: number, start: number): number[] 
 // ---------------------------------------------------------------------------
 // Installing logs built by ext4kit's log writer into a real image
 // ---------------------------------------------------------------------------
-import { JCOMPAT, JINCOMPAT, parseJournalSuperblock, refreshJournalSuperblock, serializeJournalSuperblock, type JournalSuperblock } from '../../lib/ext4/journal/format.js';
-import { buildTransaction, type BuiltTransaction } from '../../lib/ext4/journal/log-writer.js';
+import { JCOMPAT, JINCOMPAT, parseJournalSuperblock, refreshJournalSuperblock, serializeJournalSuperblock, type JournalSuperblock } from '../../lib/jbd2/format.js';
+import { buildTransaction, type BuiltTransaction } from '../../lib/jbd2/log-writer.js';
 import { INCOMPAT, serializeSuperblock } from '../../lib/ext4/superblock.js';
 
 export interface LogSpec {

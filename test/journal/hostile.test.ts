@@ -4,9 +4,9 @@
  * or a correct shorter replay — never a RangeError/TypeError or a hang.
  */
 import { describe, it, expect } from 'vitest';
-import { recoverJournal } from '../../lib/ext4/journal/recovery.js';
+import { recoverJournal } from '../../lib/jbd2/recovery.js';
 import { Ext4Error } from '../../lib/errors.js';
-import { BLOCKTYPE, JBD2_MAGIC, JINCOMPAT, JournalHeaderLayout, RevokeHeaderLayout } from '../../lib/ext4/journal/format.js';
+import { BLOCKTYPE, JBD2_MAGIC, JINCOMPAT, JournalHeaderLayout, RevokeHeaderLayout } from '../../lib/jbd2/format.js';
 import { buildMemLog, MemJournal, makeJsbBlock } from './memjournal.js';
 import { prng } from './helpers.js';
 

@@ -14,8 +14,8 @@ import {
   HAVE_E2FSPROGS, debugfsR, e2fsckClean, freeBlocks, ImageFile, installLog, loopSupport, mkfs, must, prng, readSb, removeDir, run, tempDir, withLoopMount,
 } from './helpers.js';
 import { compareReplay, kbytesWithinBounds } from './oracle.js';
-import { recoverJournal } from '../../lib/ext4/journal/recovery.js';
-import { JBD2_MAGIC, parseJournalSuperblock } from '../../lib/ext4/journal/format.js';
+import { recoverJournal } from '../../lib/jbd2/recovery.js';
+import { JBD2_MAGIC, parseJournalSuperblock } from '../../lib/jbd2/format.js';
 import { INCOMPAT } from '../../lib/ext4/superblock.js';
 
 const loop = HAVE_E2FSPROGS ? loopSupport() : { ok: false, why: 'e2fsprogs missing' };

@@ -1,7 +1,7 @@
 /** An in-memory journal for unit and hostile-input tests (no tools needed). */
-import { jsbChecksum, BLOCKTYPE, JBD2_MAGIC, JINCOMPAT, JournalHeaderLayout, JournalSuperblockLayout, parseJournalSuperblock, serializeJournalSuperblock, type JournalSuperblock } from '../../lib/ext4/journal/format.js';
-import { buildTransaction } from '../../lib/ext4/journal/log-writer.js';
-import type { JournalAccess } from '../../lib/ext4/journal/recovery.js';
+import { jsbChecksum, BLOCKTYPE, JBD2_MAGIC, JINCOMPAT, JournalHeaderLayout, JournalSuperblockLayout, parseJournalSuperblock, serializeJournalSuperblock, type JournalSuperblock } from '../../lib/jbd2/format.js';
+import { buildTransaction } from '../../lib/jbd2/log-writer.js';
+import type { JournalAccess } from '../../lib/jbd2/recovery.js';
 
 export function makeJsbBlock(opts: { bs: number; maxlen: number; incompat?: number; compat?: number; sequence?: number; start?: number; uuid?: Uint8Array; version?: 1 | 2; numFc?: number }): Uint8Array {
   const b = new Uint8Array(opts.bs);

@@ -4,8 +4,8 @@
  * compare the two images byte for byte.
  */
 import { join } from 'node:path';
-import { replayJournal, type ReplaySummary } from '../../lib/ext4/journal/replay.js';
-import { recoverJournal, type RecoveryResult } from '../../lib/ext4/journal/recovery.js';
+import { replayJournal, type ReplaySummary } from '../../lib/ext4/journal-replay.js';
+import { recoverJournal, type RecoveryResult } from '../../lib/jbd2/recovery.js';
 import { copy, readSb, diffImages, e2fsckJournalOnly, ImageFile, sbFieldRange, summarize, withoutRanges, type ByteDiff } from './helpers.js';
 
 /** Superblock fields e2fsck and ext4kit legitimately set differently: the write time and, with it, the checksum. */

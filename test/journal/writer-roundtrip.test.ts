@@ -14,9 +14,9 @@ import {
   HAVE_E2FSPROGS, corruptJournal, e2fsckClean, freeBlocks, ImageFile, installLog, mkfs, patchJournal, patchJsb, prng, readSb, removeDir, tempDir, type LogSpec,
 } from './helpers.js';
 import { compareReplay, kbytesWithinBounds, type Comparison } from './oracle.js';
-import { BLOCKTYPE, CommitHeaderLayout, JBD2_MAGIC, JournalHeaderLayout, parseJournalSuperblock } from '../../lib/ext4/journal/format.js';
+import { BLOCKTYPE, CommitHeaderLayout, JBD2_MAGIC, JournalHeaderLayout, parseJournalSuperblock } from '../../lib/jbd2/format.js';
 import { INCOMPAT, STATE } from '../../lib/ext4/superblock.js';
-import { logSpaceNeeded } from '../../lib/ext4/journal/log-writer.js';
+import { logSpaceNeeded } from '../../lib/jbd2/log-writer.js';
 
 const skip = !HAVE_E2FSPROGS;
 if (skip) console.log('journal writer round-trip tests skipped: mkfs.ext4/debugfs/e2fsck not found');

@@ -4,7 +4,7 @@
  * library and the real tools.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { getFreeBlocks } from '../../lib/ops/free.js';
 import { fsmap } from '../../lib/ops/fsmap.js';
 import { cli, cliJson } from '../cli/helpers.js';

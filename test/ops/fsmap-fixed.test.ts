@@ -3,7 +3,7 @@
  * (lib/ext4/fixed-metadata.ts): the MMP block is metadata, not a leaked block.
  */
 import { describe, it, expect } from 'vitest';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { auditSpace, fsmap } from '../../lib/ops/fsmap.js';
 import { dumpe2fsHeader, expectE2fsckClean, mkfs } from '../helpers/tools.js';
 import { tmpPath } from '../helpers/tmp.js';

@@ -9,7 +9,7 @@
  * the inode's File ACL.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { auditSpace, buildReverseMap, fsmap, ownerName, ownerOfBlock, type FsmapRecord, type InodeOwner } from '../../lib/ops/fsmap.js';
 import { allocate } from '../../lib/ops/allocate.js';
 import { getImage } from '../helpers/images.js';

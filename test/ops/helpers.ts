@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { expect } from 'vitest';
 import { isExt4Error } from '../../lib/errors.js';
 import type { BlockDevice } from '../../lib/io/device.js';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import type { Extent } from '../../lib/ext4/extents.js';
 import {
   canLoopMount,

@@ -18,7 +18,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import * as nodefs from 'node:fs';
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { MemoryDevice } from '../../lib/io/memory-device.js';
 import { Prng } from '../../lib/io/prng.js';
 import { isExt4Error } from '../../lib/errors.js';

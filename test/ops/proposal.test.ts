@@ -10,7 +10,7 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as nodefs from 'node:fs';
 import { createHash } from 'node:crypto';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { FileDevice } from '../../lib/io/file-device.js';
 import type { Extent } from '../../lib/ext4/extents.js';
 import { allocate, ALLOC_CONTIGUOUS, ALLOC_FIXED_LEN, ALLOC_FIXED_START } from '../../lib/ops/allocate.js';

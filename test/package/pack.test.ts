@@ -152,7 +152,7 @@ describe('npm package (pack → install → use)', () => {
   it('imports from a plain .mjs under Node ESM and reads the image', () => {
     fs.writeFileSync(
       path.join(project, 'plain.mjs'),
-      `import { Filesystem, getFreeBlocks, movedata } from 'ext4kit';
+      `import { Filesystem, getFreeBlocks, movedata } from 'ext4kit/node';
 import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -210,7 +210,7 @@ console.log(JSON.stringify({ hello, freeBlocks, movedata: typeof movedata, modul
     );
     fs.writeFileSync(
       path.join(project, 'consumer.ts'),
-      `import { Filesystem, getFreeBlocks, movedata, isExt4Error, type FreeExtent, type Inode, type MoveDataOptions } from 'ext4kit';
+      `import { Filesystem, getFreeBlocks, movedata, isExt4Error, type FreeExtent, type Inode, type MoveDataOptions } from 'ext4kit/node';
 
 const img = process.argv[2];
 if (img === undefined) throw new Error('usage: consumer IMG');

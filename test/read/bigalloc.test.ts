@@ -25,7 +25,7 @@ import { copySparse, dumpe2fsGroups, dumpe2fsHeader, expectE2fsckClean, mkfs, ru
 import { tmpDir, tmpPath } from '../helpers/tmp.js';
 import { expectedImageMtime, prngBytes, snapshotTree, type Entry } from '../helpers/tree.js';
 import { cliInProcess as cli } from '../cli/helpers.js';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { info } from '../../lib/ops/inspect.js';
 import { getFreeBlocks } from '../../lib/ops/free.js';
 import { auditSpace, fsmap } from '../../lib/ops/fsmap.js';

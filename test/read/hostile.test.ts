@@ -25,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { tmpDir } from '../helpers/tmp.js';
 import { debugfs, debugfsFull, dumpe2fsGroups, splitDebugfsOutput, e2fsckFix, expectE2fsckClean, mkfs, type GroupInfo } from '../helpers/tools.js';
 import { expectedImageMtime, prngBytes, snapshotTree, type Entry } from '../helpers/tree.js';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { MemoryDevice } from '../../lib/io/memory-device.js';
 import { Prng } from '../../lib/io/prng.js';
 import { Ext4Error } from '../../lib/errors.js';

@@ -15,7 +15,7 @@ import * as nodefs from 'node:fs';
 import { bigSparseImage, fallocImage, kernelSkipReason, manyExtentsImage, needsRecoveryImage, type FiemapExtent, type KernelFile } from '../helpers/kernel-images.js';
 import { debugfs, sha256File } from '../helpers/tools.js';
 import { prngBytes } from '../helpers/tree.js';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { extents as extentsView, list, stat } from '../../lib/ops/inspect.js';
 import type { Extent } from '../../lib/ext4/extents.js';
 import { Ext4Error } from '../../lib/errors.js';

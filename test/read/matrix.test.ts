@@ -24,7 +24,7 @@ import * as path from 'node:path';
 import { MATRIX, getImage, type BuiltImage } from '../helpers/images.js';
 import { expectedImageMtime, snapshotTree } from '../helpers/tree.js';
 import { debugfsStats, featuresOf, run, skipReason, withLoopMount } from '../helpers/tools.js';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { INODE_FLAGS } from '../../lib/ext4/inode.js';
 import { info } from '../../lib/ops/inspect.js';
 import { Ext4Error } from '../../lib/errors.js';

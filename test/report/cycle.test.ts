@@ -16,7 +16,7 @@ import { mkfs, debugfsFull, e2fsckProblems, run } from '../helpers/tools.js';
 import { tmpDir, tmpPath } from '../helpers/tmp.js';
 import { prngBytes } from '../helpers/tree.js';
 import { cliBundle } from '../cli/helpers.js';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { fragReport, walkTree } from '../../lib/ops/report.js';
 import { list } from '../../lib/ops/inspect.js';
 import { Ext4Error } from '../../lib/errors.js';

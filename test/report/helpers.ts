@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { dumpe2fsGroups, expectE2fsckClean, mkfs, run, withLoopMount, which, type FsKind } from '../helpers/tools.js';
 import { prngBytes } from '../helpers/tree.js';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 
 export const LANG_C = { LANG: 'C', LC_ALL: 'C' };
 

@@ -4,7 +4,7 @@
  * MMP refresh timer is unref'd), leaving the MMP block in the FSCK state.
  * Usage: node --import tsx child-hold.ts IMAGE
  */
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 
 const img = process.argv[2];
 if (!img) throw new Error('usage: child-hold.ts IMAGE');

@@ -7,7 +7,7 @@
  *   keep: leave every other temp file on the orphan list (needs an orphan
  *   file: on the old list only the tail orphan can be grown by allocate).
  */
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { createTempFile, releaseTempFile } from '../../lib/ext4/orphan.js';
 import { allocate, ALLOC_FIXED_LEN } from '../../lib/ops/allocate.js';
 

@@ -11,7 +11,7 @@ import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { isExt4Error } from '../../lib/errors.js';
 import { MMP_SEQ_CLEAN, MMP_SEQ_FSCK } from '../../lib/ext4/mmp.js';
 import { listOrphans } from '../../lib/ext4/orphan.js';

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { isExt4Error } from '../../lib/errors.js';
 import { allocate } from '../../lib/ops/allocate.js';
 import { buildMmp, MMP_SEQ_FSCK } from '../../lib/ext4/mmp.js';

@@ -10,7 +10,7 @@ import { hostname } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { FileDevice } from '../../lib/io/file-device.js';
 import { MemoryDevice } from '../../lib/io/memory-device.js';
 import { isExt4Error } from '../../lib/errors.js';

@@ -11,7 +11,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { copyFileSync, mkdirSync, writeFileSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { FileDevice } from '../../lib/io/file-device.js';
 import { MemoryDevice } from '../../lib/io/memory-device.js';
 import { isExt4Error } from '../../lib/errors.js';

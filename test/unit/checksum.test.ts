@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { crc32c, crc16 } from '../../lib/ext4/checksum.js';
-import { defineStruct } from '../../lib/ext4/layout.js';
+import { defineStruct } from '../../lib/codec/layout.js';
 
 describe('crc32c (kernel convention, no final inversion)', () => {
   it('crc32c(~0, "123456789") = 0x1CF96D7C', () => {

@@ -15,7 +15,7 @@
  *    FixedIndex's range queries equal a brute-force answer.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { checkAllocatable } from '../../lib/ext4/alloc.js';
 import { Ext4Error } from '../../lib/errors.js';
 import {

@@ -7,7 +7,7 @@
  * e2fsck's summary. Placement is checked with debugfs's view of the extents.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { allocate, ALLOC_CONTIGUOUS, ALLOC_FIXED_LEN, ALLOC_FIXED_START } from '../../lib/ops/allocate.js';
 import { allocateInode } from '../../lib/ext4/alloc.js';
 import { openFile } from '../../lib/ops/file.js';

@@ -13,7 +13,7 @@
 import * as nodefs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { checkAllocatable } from '../../lib/ext4/alloc.js';
 import { Ext4Error } from '../../lib/errors.js';
 import { allocate, ALLOC_FIXED_LEN, ALLOC_FIXED_START } from '../../lib/ops/allocate.js';

@@ -9,7 +9,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { isExt4Error } from '../../lib/errors.js';
 import { allocate } from '../../lib/ops/allocate.js';
 import { openFile } from '../../lib/ops/file.js';

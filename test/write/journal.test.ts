@@ -17,7 +17,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import { Filesystem } from '../../lib/ext4/filesystem.js';
 import { MemoryDevice } from '../../lib/io/memory-device.js';
-import { parseJournalSuperblock } from '../../lib/ext4/journal/format.js';
+import { parseJournalSuperblock } from '../../lib/jbd2/format.js';
 import { allocate } from '../../lib/ops/allocate.js';
 import { openFile } from '../../lib/ops/file.js';
 import { dropRevokes, FILES, revokeScenario } from './scenarios.js';

@@ -15,7 +15,7 @@ import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { Filesystem } from '../../lib/ext4/filesystem.js';
+import { Filesystem } from '../../lib/node.js';
 import { MemoryDevice } from '../../lib/io/memory-device.js';
 import { allocate } from '../../lib/ops/allocate.js';
 import { openFile } from '../../lib/ops/file.js';

@@ -9,7 +9,7 @@
  * debugfs reads back are `now`.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Filesystem, type OpenOptions } from '../../lib/ext4/filesystem.js';
+import { Filesystem, type OpenOptions } from '../../lib/node.js';
 import { allocate } from '../../lib/ops/allocate.js';
 import { movedata } from '../../lib/ops/movedata.js';
 import { openFile } from '../../lib/ops/file.js';

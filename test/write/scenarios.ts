@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import { expect } from 'vitest';
 import { Filesystem } from '../../lib/ext4/filesystem.js';
 import { MemoryDevice } from '../../lib/io/memory-device.js';
-import { parseJournalSuperblock, BLOCKTYPE, JBD2_MAGIC } from '../../lib/ext4/journal/format.js';
+import { parseJournalSuperblock, BLOCKTYPE, JBD2_MAGIC } from '../../lib/jbd2/format.js';
 import { allocate, ALLOC_FIXED_LEN, ALLOC_FIXED_START } from '../../lib/ops/allocate.js';
 import { openFile } from '../../lib/ops/file.js';
 import { buildImage, bytes, type ImageConfig } from './helpers.js';

@@ -10,7 +10,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Filesystem, type OpenOptions } from '../../lib/ext4/filesystem.js';
+import { Filesystem, type OpenOptions } from '../../lib/node.js';
 import { isExt4Error } from '../../lib/errors.js';
 import { allocate, ALLOC_FIXED_LEN } from '../../lib/ops/allocate.js';
 import { movedata, exchangeData, startExchange } from '../../lib/ops/movedata.js';

@@ -5,7 +5,7 @@
  * hole; prints the number of bytes allocated. One journaled transaction.
  */
 import type { Command } from 'commander';
-import { Filesystem } from '../../ext4/filesystem.js';
+import { Filesystem } from '../../node.js';
 import { allocate, ALLOC_CONTIGUOUS, ALLOC_FIXED_LEN, ALLOC_FIXED_START } from '../../ops/allocate.js';
 import { globalOptions, printJson, write, type CliContext } from '../util.js';
 import { parseBytes } from './free.js';

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import cliProgress from 'cli-progress';
-import { Filesystem } from '../../ext4/filesystem.js';
+import { Filesystem } from '../../node.js';
 import { defrag, type DefragSummary } from '../../ops/defrag.js';
 import { drawMap } from '../../ops/draw.js';
 import { globalOptions, printJson, write, type CliContext } from '../util.js';

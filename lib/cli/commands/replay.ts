@@ -1,6 +1,6 @@
 /** `ext4kit replay IMAGE [--json]`: replay the journal in place (like e2fsck -E journal_only). */
 import type { Command } from 'commander';
-import { replayImage } from '../../ops/replay.js';
+import { replayImage } from '../../node.js';
 import { printJson, write, type CliContext } from '../util.js';
 
 export function register(program: Command, ctx: CliContext): void {

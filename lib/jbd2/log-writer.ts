@@ -16,7 +16,7 @@
  * `commitBlock` (flush/FUA): the transaction is durable once the commit block
  * is on stable storage.
  */
-import { Ext4Error } from '../../errors.js';
+import { Ext4Error } from '../errors.js';
 import {
   BLOCKTYPE,
   BLOCK_TAIL_SIZE,

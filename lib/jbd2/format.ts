@@ -8,9 +8,9 @@
  * Conventions: a "journal block n" is logical block n of the journal inode;
  * block 0 holds the journal superblock (first 1024 bytes of the block).
  */
-import { defineStruct, type Decoded } from '../layout.js';
-import { crc32c } from '../checksum.js';
-import { Ext4Error } from '../../errors.js';
+import { defineStruct, type Decoded } from '../codec/layout.js';
+import { crc32c } from '../codec/crc.js';
+import { Ext4Error } from '../errors.js';
 
 export const JBD2_MAGIC = 0xc03b3998;
 export const JSB_SIZE = 1024;

@@ -29,7 +29,7 @@
  * reaches a commit block and wraps onto itself) is bounded here: a pass that
  * has consumed more than a whole lap of the log throws EFSCORRUPTED.
  */
-import { Ext4Error, isExt4Error } from '../../errors.js';
+import { Ext4Error, isExt4Error } from '../errors.js';
 import {
   BLOCKTYPE,
   BLOCK_TAIL_SIZE,

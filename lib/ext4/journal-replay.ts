@@ -12,9 +12,9 @@
  *
  * replayIntoOverlay(): the same recovery for read-only opens; writes nothing.
  */
-import { Ext4Error } from '../../errors.js';
-import { INCOMPAT, STATE, serializeSuperblock, setSbWtime, type Superblock } from '../superblock.js';
-import { finishRecovery, recoverJournal, type JournalAccess, type RecoveryResult } from './recovery.js';
+import { Ext4Error } from '../errors.js';
+import { INCOMPAT, STATE, serializeSuperblock, setSbWtime, type Superblock } from './superblock.js';
+import { finishRecovery, recoverJournal, type JournalAccess, type RecoveryResult } from '../jbd2/recovery.js';
 
 export interface ReplayTarget {
   /** The filesystem device, addressed in fs blocks. */
