@@ -86,7 +86,7 @@ async function layout(img: string): Promise<Layout> {
   const walk = async (path: string, ino: number) => {
     const inode = await fs.readInode(ino);
     if (inode.type === 'dir') {
-      for (const e of await fs.readdir(inode)) {
+      for (const e of await fs.readdirRaw(inode)) {
         const n = decodeName(e.name);
         if (n !== '.' && n !== '..') await walk(`${path}/${n}`, e.ino);
       }

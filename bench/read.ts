@@ -29,6 +29,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Filesystem } from '../lib/node.js';
 import { list } from '../lib/ops/inspect.js';
+import { internals } from '../lib/ext4/internals.js';
 
 const args = process.argv.slice(2);
 const RUNS = Math.max(3, Number(args[args.indexOf('--runs') + 1]) || 5);
@@ -277,8 +278,8 @@ async function main(): Promise<void> {
       const fs = await Filesystem.open(tib);
       try {
         entries = (await list(fs, '/')).length;
-        cache.reads = fs.cache.stats.reads;
-        cache.bytes = fs.cache.stats.bytesRead;
+        cache.reads = internals(fs).cache.stats.reads;
+        cache.bytes = internals(fs).cache.stats.bytesRead;
       } finally {
         await fs.close();
       }

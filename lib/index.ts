@@ -1,36 +1,84 @@
 /**
- * ext4kit public API.
+ * ext4kit public API: the platform-free core (runs wherever a `BlockDevice` can be given;
+ * `ext4kit/node` adds image files and block devices opened by path, `ext4kit/testing` the
+ * crash-test tooling).
  *
- *   const fs = await Filesystem.open('disk.img', { write: true });
+ *   await using fs = await Filesystem.open(device, { write: true });
  *   await allocate(fs, '/big', { offset: 0, len: 1 << 30, flags: ALLOC_CONTIGUOUS });
  *   await movedata(fs, '/data', '/space', { from: 0, len: 1 << 20 });
  *   const free = await getFreeBlocks(fs, { count: 10 });
- *   await fs.close();
+ *
+ * Units: the calls take and return bytes (offsets, lengths, goals); the views of the on-disk
+ * layout (`Extent`, `FileMap`, `fsmap`, reports) count filesystem blocks, and say so.
  */
-export { Ext4Error, isExt4Error, type ErrorCode } from './errors.js';
+
+// Errors: a code, the structure and a typed location.
+export { Ext4Error, isExt4Error, describeLocation, type ErrorCode, type ErrorDetail, type Location, type LocationKind } from './errors.js';
+
+// Devices and the filesystem
 export type { BlockDevice } from './io/device.js';
-export { MemoryDevice } from './io/memory-device.js';
-export { RecordingDevice, materialise, crashPoints } from './io/recording-device.js';
-export { Filesystem, type OpenOptions, type FileMap, type DirEntry } from './ext4/filesystem.js';
+export { MemoryDevice, type MemoryDeviceOptions } from './io/memory-device.js';
+export { Filesystem, type OpenOptions, type FileMap, type DirEntry, type Dirent, type SuperblockSummary, type WriteStats } from './ext4/filesystem.js';
+export type { Transaction } from './ext4/transaction.js';
+export type { Superblock } from './ext4/superblock.js';
+export type { GroupDesc } from './ext4/group-desc.js';
+export type { XattrEntry } from './ext4/xattr.js';
+export type { Platform } from './ext4/platform.js';
+export type { MmpOptions } from './ext4/mmp.js';
 export type { FsErrorInfo } from './ext4/error-state.js';
 export type { NowOption } from './ext4/clock.js';
 export type { Inode, FileType, Timestamp } from './ext4/inode.js';
 export type { Extent } from './ext4/extents.js';
+export type { ReplaySummary } from './ext4/journal-replay.js';
 export { featureNames } from './ext4/features.js';
 
 // The proposal's three calls (and the no-copy variant)
 export { getFreeBlocks, type FreeExtent, type GetFreeBlocksOptions } from './ops/free.js';
-export { allocate, ALLOC_FIXED_START, ALLOC_FIXED_LEN, ALLOC_CONTIGUOUS, type AllocateOptions } from './ops/allocate.js';
+export { allocate, allocateRanges, ALLOC_FIXED_START, ALLOC_FIXED_LEN, ALLOC_CONTIGUOUS, type AllocateOptions } from './ops/allocate.js';
 export { movedata, exchangeData, startExchange, freshnessOf, type MoveDataOptions, type FreshnessToken } from './ops/movedata.js';
 export type { FileRef } from './ops/target.js';
 
 // Built on them
 export { openFile, FileHandle, type FileStat, type PwriteOptions } from './ops/file.js';
-export { defrag, type DefragOptions, type DefragSummary, type PlannedMove } from './ops/defrag.js';
-export { fragReport, formatFragReport, freeFrag, formatFreeFrag, fileFrag, formatFileFrag } from './ops/report.js';
-export { drawMap } from './ops/draw.js';
-export { buildReverseMap, fsmap } from './ops/fsmap.js';
-export { info, list, stat, extents } from './ops/inspect.js';
+export { defrag, type DefragOptions, type DefragProgress, type DefragSummary, type PlannedMove } from './ops/defrag.js';
+export {
+  fragReport,
+  formatFragReport,
+  freeFrag,
+  formatFreeFrag,
+  fileFrag,
+  formatFileFrag,
+  type FragReport,
+  type FragReportOptions,
+  type FormatFragOptions,
+  type FragFile,
+  type FragSkip,
+  type FragSkipReason,
+  type FragTotals,
+  type FragTarget,
+  type FreeFragReport,
+  type FreeFragOptions,
+  type FreeFragBucket,
+  type FreeFragChunks,
+  type FileFrag,
+  type FileFragRow,
+  type FormatFileFragOptions,
+} from './ops/report.js';
+export { drawMap, type DrawMapOptions, type BlockMapOptions } from './ops/draw.js';
+export {
+  buildReverseMap,
+  fsmap,
+  type FsmapOptions,
+  type FsmapRecord,
+  type FsmapOwner,
+  type InodeOwner,
+  type SpecialOwner,
+  type InodeBlockKind,
+  type ReverseMap,
+  type BuildReverseMapOptions,
+  type OwnedRun,
+  type ReverseMapStats,
+} from './ops/fsmap.js';
+export { info, list, stat, extents, type FsInfo, type ListEntry, type ListOptions, type StatResult, type XattrView, type DeviceNumber, type MappingKind } from './ops/inspect.js';
 export { replayImage } from './ops/replay.js';
 export { checkFilesystem, type CheckReport, type CheckProblem } from './ops/check.js';
-export { allocateRanges } from './ops/allocate.js';

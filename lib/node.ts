@@ -5,18 +5,24 @@
  *   import { Filesystem } from 'ext4kit/node';
  *   await using fs = await Filesystem.open('disk.img', { write: true });
  */
+import { hostname } from 'node:os';
 import type { BlockDevice } from './io/device.js';
 import { FileDevice } from './io/file-device.js';
 import { Filesystem as CoreFilesystem, type OpenOptions } from './ext4/filesystem.js';
 import { replayImage as replayDevice } from './ops/replay.js';
 import type { ReplaySummary } from './ext4/journal-replay.js';
+import { defaultPlatform, type Platform } from './ext4/platform.js';
 
 export * from './index.js';
-export { FileDevice } from './io/file-device.js';
+export { FileDevice, memoryDeviceFromFile } from './io/file-device.js';
+
+/** The platform under Node: os.hostname() for the MMP block; Web Crypto (global in Node ≥ 20) for randomness. */
+export const nodePlatform: Platform = Object.freeze({ hostname: () => hostname(), randomValues: defaultPlatform.randomValues });
 
 /** The core Filesystem, whose `open` also takes the path of an image file or block device. */
 export class Filesystem extends CoreFilesystem {
-  static override async open(target: string | BlockDevice, opts: OpenOptions = {}): Promise<CoreFilesystem> {
+  static override async open(target: string | BlockDevice, options: OpenOptions = {}): Promise<CoreFilesystem> {
+    const opts: OpenOptions = { ...options, platform: { ...nodePlatform, ...options.platform } };
     if (typeof target !== 'string') return super.open(target, opts);
     const device = await FileDevice.open(target, { write: !!opts.write });
     return super.open(device, { ...opts, closeDevice: true });

@@ -9,6 +9,9 @@
  * Also importable: `bundleCli({ outfile })` (the CLI tests bundle once into a
  * temporary directory and spawn the result).
  *
+ * commander and cli-progress are devDependencies: only this bundle uses them, so
+ * installing the library does not pull them in.
+ *
  * commander, buffer-layout and crc-32 are CommonJS; esbuild wraps them.
  * commander require()s Node built-ins (node:events, node:fs, …), which an
  * ESM bundle cannot do without a real `require`: the banner creates one

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fixtureCopy, fixtureManifest } from './helpers/fixtures.js';
-import { buildTimings, getImage, MATRIX } from './helpers/images.js';
+import { getImage, MATRIX } from './helpers/images.js';
 import { bigSparseImage, fallocImage, kernelSkipReason, manyExtentsImage, needsRecoveryImage } from './helpers/kernel-images.js';
 import { tmpPath } from './helpers/tmp.js';
 import {
@@ -112,8 +112,6 @@ describe('MATRIX images', () => {
   for (const rc of MATRIX) {
     it(`${rc.name}: builds, is e2fsck-clean, has its features and a 10,000-entry bigdir`, () => {
       const b = getImage(rc.name);
-      const t = buildTimings(rc.name);
-      if (b.buildMs) console.log(`built ${rc.name} in ${b.buildMs} ms`, JSON.stringify(t));
       const r = e2fsckClean(b.image);
       expect(r.ok, r.output).toBe(true);
       // only inline_data makes mkfs -d get sizes wrong (see images.ts)

@@ -14,7 +14,8 @@
  * out. Each of these is EFSCORRUPTED before anything is written.
  */
 import { Ext4Error } from '../errors.js';
-import type { Filesystem } from './filesystem.js';
+import type { FsContext as Filesystem } from './fs-context.js';
+import { internals } from './internals.js';
 import type { Transaction } from './transaction.js';
 import { BG_FLAGS, uninitFlagsHonoured, type GroupDesc } from './group-desc.js';
 import {
@@ -25,7 +26,7 @@ import { blocksInGroup, clustersInGroup, flexGroupSize, groupFirstBlock, groupOf
 import { checkGroupTables, describeFixed, firstUnmarkedFixed, fixedMetadataExtents, FixedIndex, type FixedExtent, type GroupTables } from './fixed-metadata.js';
 import { InodeBaseLayout } from './inode.js';
 import type { Run } from './extent-map.js';
-import { scanFreeWith } from './free-space.js';
+import { FreeRuns, findFreeIn, scanFreeWith, splitAround } from './free-space.js';
 export { scanFreeWith, type FreeScanSource } from './free-space.js';
 
 
@@ -55,7 +56,7 @@ export async function allocGuard(fs: Filesystem): Promise<AllocGuard> {
   for (let g = 0; g < sb.groupCount; g++) tables.push(await fs.group(g));
   checkGroupTables(sb, tables);
   const extents: FixedExtent[] = fixedMetadataExtents(sb, tables);
-  for (const e of fs.journal?.map ?? []) {
+  for (const e of internals(fs).journal?.map ?? []) {
     const start = Math.max(e.physical, sb.s_first_data_block), end = Math.min(e.physical + e.length, sb.blocksCount);
     if (end > start) extents.push({ start, length: end - start, kind: 'journal', group: groupOfBlock(sb, start) });
   }
@@ -135,6 +136,7 @@ export async function txBlockBitmap(tx: Transaction, g: number, forWrite: boolea
     gd.flags &= ~BG_FLAGS.BLOCK_UNINIT;
     const blk = await tx.block(gd.blockBitmap);
     blk.set(bm);
+    freeIndex.delete(blk);
     return blk;
   }
   const inTx = tx.blocks.get(gd.blockBitmap);
@@ -164,6 +166,56 @@ export interface FindOptions {
   exclude?: (start: number, length: number) => boolean;
 }
 
+/**
+ * The free-extent index of the write session: the free runs of each block
+ * bitmap, keyed by the bitmap's bytes object. The committed bitmaps are the
+ * block cache's objects; a transaction changes its own copy (tx.block), whose
+ * index markRuns keeps in step with every bit it flips — so the index of a
+ * transaction that fails, or whose commit fails, is dropped with its copy,
+ * and a committed one's becomes the cache's. Built lazily per group from a
+ * verified, validated bitmap (txBlockBitmap), so a defragmenter's calls
+ * search runs instead of re-reading (and re-checksumming) every bitmap on
+ * the way to free space. Results are exactly those of the bitmap scan.
+ */
+const freeIndex = new WeakMap<Uint8Array, FreeRuns>();
+/** BLOCK_UNINIT groups' runs (computed from the geometry, never changed: the first allocation initialises the group). */
+const uninitIndex = new WeakMap<Filesystem, Map<number, FreeRuns>>();
+
+/** The free runs of group g as of the transaction. */
+async function groupRuns(tx: Transaction, g: number): Promise<FreeRuns> {
+  const fs = tx.fs, sb = fs.sb;
+  const gd = await tx.group(g);
+  const bits = clustersInGroup(sb, g);
+  if (uninitFlagsHonoured(sb) && gd.flags & BG_FLAGS.BLOCK_UNINIT) {
+    let m = uninitIndex.get(fs);
+    if (!m) uninitIndex.set(fs, (m = new Map()));
+    let runs = m.get(g);
+    if (!runs) m.set(g, (runs = FreeRuns.fromBitmap(await txBlockBitmap(tx, g, false), bits)));
+    return runs;
+  }
+  const current = await tx.readBlock(gd.blockBitmap);
+  const known = freeIndex.get(current);
+  // (an index is only ever built from a verified, validated bitmap; the count check guards
+  // against a bitmap changed behind markRuns' back)
+  if (known && known.count === gd.freeBlocks) return known;
+  const bm = await txBlockBitmap(tx, g, false);
+  const runs = FreeRuns.fromBitmap(bm, bits);
+  freeIndex.set(bm, runs);
+  return runs;
+}
+
+/** The index kept for a bitmap's bytes, if any (tests check it against the bitmap). */
+export function indexedFreeRuns(bm: Uint8Array): FreeRuns | undefined {
+  return freeIndex.get(bm);
+}
+
+/** The index of a transaction's writable bitmap copy, before markRuns flips its bits. */
+function writableRuns(bm: Uint8Array, bits: number): FreeRuns {
+  let runs = freeIndex.get(bm);
+  if (!runs) freeIndex.set(bm, (runs = FreeRuns.fromBitmap(bm, bits)));
+  return runs;
+}
+
 /** Free runs as of the transaction (its own allocations and lazily initialised groups included). */
 async function scanFree(tx: Transaction, fs: Filesystem, from: number, to: number, fn: (start: number, length: number) => boolean | void): Promise<void> {
   const guard = await allocGuard(fs);
@@ -179,7 +231,7 @@ async function scanFree(tx: Transaction, fs: Filesystem, from: number, to: numbe
     }
     return gd;
   };
-  await scanFreeWith(fs.sb, { group, bitmap: (g) => txBlockBitmap(tx, g, false) }, from, to, fn);
+  await scanFreeWith(fs.sb, { group, bitmap: (g) => txBlockBitmap(tx, g, false), runs: (g) => groupRuns(tx, g) }, from, to, fn);
 }
 
 /**
@@ -190,76 +242,15 @@ async function scanFree(tx: Transaction, fs: Filesystem, from: number, to: numbe
 export async function findFree(tx: Transaction, opts: FindOptions): Promise<Run[]> {
   const fs = tx.fs;
   const sb = fs.sb;
-  const goal = Math.min(Math.max(opts.goal, sb.s_first_data_block), sb.blocksCount - 1);
-  const want = opts.length;
-  if (want <= 0) return [];
   const exclude = opts.exclude;
   const { index } = await allocGuard(fs);
-  const usable = (s0: number, l0: number): Run[] => {
-    // Fixed metadata and the journal are never free, whatever the bitmap (or a descriptor's free count) says.
-    const pieces = index.subtract(s0, l0);
-    if (!exclude) return pieces;
-    // split a run around excluded blocks (rare: only with pending frees)
-    const out: Run[] = [];
-    for (const { start: s, length: l } of pieces) {
-      let cs = -1;
-      for (let b = s; b < s + l; b++) {
-        if (exclude(b, 1)) {
-          if (cs >= 0) out.push({ start: cs, length: b - cs });
-          cs = -1;
-        } else if (cs < 0) cs = b;
-      }
-      if (cs >= 0) out.push({ start: cs, length: s + l - cs });
-    }
-    return out;
+  // Fixed metadata and the journal are never free, whatever the bitmap (or a descriptor's free
+  // count) says; excluded blocks (rare: only with pending frees) are cut out of a run.
+  const usable = (s: number, l: number): Run[] => {
+    const pieces = index.subtract(s, l);
+    return exclude ? pieces.flatMap((p) => splitAround(p.start, p.length, exclude)) : pieces;
   };
-  if (opts.exact) {
-    let got: Run | null = null;
-    await scanFree(tx, fs, goal, Math.min(sb.blocksCount, goal + want), (s, l) => {
-      if (s === goal) got = usable(s, l)[0] ?? null;
-      return false;
-    });
-    const first = got as Run | null;
-    if (!first || first.start !== goal) return [];
-    if (opts.contiguous || first.length >= want) return [{ start: goal, length: Math.min(want, first.length) }];
-    const rest = await findFree(tx, { goal: goal + first.length, length: want - first.length, exclude: (b, l) => (b < goal + first.length && b + l > goal) || !!exclude?.(b, l) });
-    return [first, ...rest];
-  }
-  if (opts.contiguous) {
-    let best: Run | null = null;
-    let found: Run | null = null;
-    const visit = (s: number, l: number) => {
-      for (const r of usable(s, l)) {
-        if (r.length >= want) {
-          found = { start: r.start, length: want };
-          return false;
-        }
-        if (!best || r.length > best.length) best = r;
-      }
-      return true;
-    };
-    await scanFree(tx, fs, goal, sb.blocksCount, visit);
-    if (!found && goal > sb.s_first_data_block) await scanFree(tx, fs, sb.s_first_data_block, goal + want, visit);
-    const f = found as Run | null;
-    if (f) return [f];
-    const b = best as Run | null;
-    return b ? [b] : [];
-  }
-  const runs: Run[] = [];
-  let need = want;
-  const visit = (s: number, l: number) => {
-    for (const r of usable(s, l)) {
-      if (need <= 0) return false;
-      // skip blocks already collected (second pass after wrap)
-      const take = Math.min(need, r.length);
-      runs.push({ start: r.start, length: take });
-      need -= take;
-    }
-    return need > 0;
-  };
-  await scanFree(tx, fs, goal, sb.blocksCount, visit);
-  if (need > 0 && goal > sb.s_first_data_block) await scanFree(tx, fs, sb.s_first_data_block, goal, visit);
-  return runs;
+  return findFreeIn((from, to, fn) => scanFree(tx, fs, from, to, fn), { first: sb.s_first_data_block, end: sb.blocksCount }, usable, opts);
 }
 
 /**
@@ -287,14 +278,19 @@ async function markRuns(tx: Transaction, runs: readonly Run[], allocate: boolean
       const stop = Math.min(end, first + blocksInGroup(sb, g));
       const gd = await tx.group(g);
       const bm = await txBlockBitmap(tx, g, true);
+      const runs = writableRuns(bm, clustersInGroup(sb, g));
       for (let x = b; x < stop; x++) {
         const i = x - first;
         if (testBit(bm, i) === allocate)
           throw new Ext4Error('EFSCORRUPTED', `block ${x} ${allocate ? 'is already in use' : 'freed twice'}`, { structure: 'block bitmap', location: `group ${g}` });
-        if (allocate) setBit(bm, i);
-        else clearBit(bm, i);
+      }
+      for (let x = b; x < stop; x++) {
+        if (allocate) setBit(bm, x - first);
+        else clearBit(bm, x - first);
       }
       const n = stop - b;
+      // (cannot fail: every bit was checked above; if it did, the index is rebuilt from the bitmap)
+      if (!(allocate ? runs.take(b - first, n) : runs.give(b - first, n))) freeIndex.delete(bm);
       if (allocate && gd.freeBlocks < n) throw new Ext4Error('EFSCORRUPTED', `group ${g} free count ${gd.freeBlocks} below allocation`, { structure: 'group descriptor', location: `group ${g}` });
       gd.freeBlocks += allocate ? -n : n;
       tx.freeBlocksDelta += allocate ? -n : n;
@@ -386,7 +382,7 @@ export async function allocateInode(tx: Transaction, opts: { goalGroup?: number;
       if (ino < sb.s_first_ino) throw new Ext4Error('EFSCORRUPTED', `reserved inode ${ino} is marked free: run e2fsck`, where);
       if (zeroed || i < everUsed) {
         const { block, offset } = await tx.fs.inodeLocation(ino);
-        const data = tx.blocks.get(block) ?? (await tx.fs.readBlock(block));
+        const data = await tx.readBlock(block);
         if (slotInUse(sb, data.subarray(offset, offset + 128)))
           throw new Ext4Error('EFSCORRUPTED', `inode ${ino} is marked free but its on-disk inode is in use: run e2fsck`, where);
       }

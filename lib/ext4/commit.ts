@@ -1,17 +1,15 @@
 /**
- * Committing a Transaction (jbd2.md §10):
- *   1. ordered data, (new log cycle) jsb.s_start/s_sequence, descriptors + logged blocks
- *      (+ revokes) → flush
- *   2. commit block → flush                      ← the operation is durable here
- *   later, when the log fills up or at close (checkpoint):
- *   3. every pending block home → flush
- *   4. jsb.s_start = 0, s_sequence = next tid → flush  (log empty again)
- * needs_recovery is on disk (set at open) before any commit block. Without
- * a journal: ordered in-place writes (allocation bitmaps first, then the
- * inodes and trees that release blocks another inode acquires, then the rest
- * of the metadata, then the bitmaps that release blocks); an in-place tree
- * rewrite can still be torn, so a crash needs e2fsck (the fs is marked not
- * clean while a write session is open).
+ * Committing a Transaction: the ext4 side. The jbd2 layer (lib/jbd2/journal.ts)
+ * logs block images and checkpoints them; this module turns a Transaction into
+ * what it logs — final block images, revokes, the ranges it frees, ordered data
+ * and data written after the commit — and, without a journal, writes the
+ * metadata in place in an order a crash can only leave leaked blocks behind:
+ * allocation bitmaps first, with the blocks the transaction allocated (new
+ * tree and indirect blocks: nothing on disk points at them yet), then the
+ * inodes and trees that release blocks
+ * another inode acquires, then the rest of the metadata, then the bitmaps that
+ * release blocks; an in-place tree rewrite can still be torn, so a crash needs
+ * e2fsck (the fs is marked not clean while a write session is open).
  *
  * Besides its block images, a transaction can carry (see the CommitPlan
  * functions below): ordered data produced only once the commit is sure to go
@@ -23,104 +21,33 @@
 import { Ext4Error } from '../errors.js';
 import type { BlockDevice } from '../io/device.js';
 import type { Extent } from './extents.js';
-import { findExtent } from './extents.js';
-import { parseJournalSuperblock, serializeJournalSuperblock, refreshJournalSuperblock, JINCOMPAT, type JournalSuperblock } from '../jbd2/format.js';
-import { buildTransaction, logSpaceNeeded } from '../jbd2/log-writer.js';
+import { Journal, type CommitHooks, type HomeBlocks } from '../jbd2/journal.js';
+import type { JournalIO } from '../jbd2/device.js';
+import { parseJournalSuperblock, type JournalSuperblock } from '../jbd2/format.js';
+import { journalOnInode } from './journal-inode.js';
+import { bitOfBlock, groupOfBlock } from './geometry.js';
+import { testBit } from './bitmap.js';
 import type { DataWrite, Transaction } from './transaction.js';
-import type { Timestamp } from './clock.js';
 
-/** The live state of the internal journal while a fs is open for writing. */
-export class JournalState {
-  readonly device: BlockDevice;
-  readonly blockSize: number;
-  /** The journal inode's map (journal block n = logical block n). */
-  readonly map: Extent[];
-  jsb: JournalSuperblock;
-  /** Last commit time, to keep commit times non-decreasing. */
-  private lastCommit = { sec: 0, nsec: 0 };
-  /**
-   * Committed but not yet checkpointed metadata (fs block → latest image). The
-   * Filesystem reads through it, so these blocks can't be lost to cache eviction.
-   * Its keys are exactly the blocks that have a copy in the live log.
-   */
-  readonly pending = new Map<number, Uint8Array>();
-  /** Next log block to write (meaningful while the log is live). */
-  head = 0;
-  /** Next transaction id. */
-  nextTid = 0;
-  /** True while the log holds committed, not yet checkpointed transactions. */
-  live = false;
-  /** 'lazy': checkpoint when the log fills up (or at close); 'each': after every commit. */
-  policy: 'lazy' | 'each' = 'lazy';
-  /** Checkpoint when pending metadata exceeds this many bytes (bounded memory). */
-  maxPendingBytes = 64 * 1024 * 1024;
-  /**
-   * Called with the pending blocks once they are home, before they are dropped: the owner's
-   * block cache must take them, because while pending it may have read (ahead) the stale
-   * on-disk copies, which reads no longer bypass afterwards.
-   */
-  onCheckpointed: ((blocks: ReadonlyMap<number, Uint8Array>) => void) | null = null;
+/** The live internal journal while a fs is open for writing: the jbd2 Journal plus where it lives. */
+export class JournalState extends Journal {
+  /** The journal inode's map (journal block n = logical block n): the allocator never hands these out. */
+  readonly map: readonly Extent[];
 
-  constructor(device: BlockDevice, blockSize: number, map: Extent[], jsb: JournalSuperblock) {
-    this.device = device;
-    this.blockSize = blockSize;
+  constructor(io: JournalIO, home: HomeBlocks, jsb: JournalSuperblock, map: readonly Extent[]) {
+    super(io, home, jsb);
     this.map = map;
-    this.jsb = jsb;
-  }
-
-  static async load(device: BlockDevice, blockSize: number, map: Extent[]): Promise<JournalState> {
-    const st = new JournalState(device, blockSize, map, undefined as unknown as JournalSuperblock);
-    st.jsb = parseJournalSuperblock(await st.readBlock(0));
-    return st;
-  }
-
-  /** Physical block of journal block n. */
-  physical(n: number): number {
-    const { extent } = findExtent(this.map, n);
-    if (!extent || extent.unwritten) throw new Ext4Error('EFSCORRUPTED', `journal block ${n} is not mapped`, { structure: 'journal inode' });
-    return extent.physical + (n - extent.logical);
-  }
-
-  async readBlock(n: number): Promise<Uint8Array> {
-    return this.device.read(this.physical(n) * this.blockSize, this.blockSize);
-  }
-
-  async writeBlock(n: number, data: Uint8Array): Promise<void> {
-    await this.device.write(this.physical(n) * this.blockSize, data);
-  }
-
-  async writeSuperblock(): Promise<void> {
-    const bytes = serializeJournalSuperblock(this.jsb);
-    // The jsb occupies the first 1024 bytes of journal block 0; keep the rest of the block as is.
-    const blk = await this.readBlock(0);
-    blk.set(bytes.subarray(0, 1024), 0);
-    await this.writeBlock(0, blk);
-  }
-
-  /** Usable log blocks (excluding the fast-commit area). */
-  logCapacity(): number {
-    return this.lastLogBlock() - this.jsb.s_first;
-  }
-
-  lastLogBlock(): number {
-    const fc = this.jsb.s_feature_incompat & JINCOMPAT.FAST_COMMIT ? this.jsb.s_num_fc_blks || 256 : 0;
-    return this.jsb.s_maxlen - fc;
-  }
-
-  /** The commit block's time: the filesystem clock (reproducible writes), kept strictly increasing. */
-  commitTime(now: Timestamp): { sec: number; nsec: number } {
-    let t = { sec: now.sec, nsec: now.nsec };
-    const l = this.lastCommit;
-    if (t.sec < l.sec || (t.sec === l.sec && t.nsec <= l.nsec)) t = l.nsec + 1 < 1e9 ? { sec: l.sec, nsec: l.nsec + 1 } : { sec: l.sec + 1, nsec: 0 };
-    this.lastCommit = t;
-    return t;
   }
 }
 
-export interface CommitHooks {
-  /** Called after a crash-relevant step, for tests that inject crashes. */
-  onStep?(step: 'data' | 'log' | 'commit' | 'checkpoint' | 'done'): Promise<void> | void;
+/** Load the internal journal: journal block n is logical block n of inode `jino` (mapped by `map`). */
+export async function loadJournal(device: BlockDevice, blockSize: number, map: readonly Extent[], jino: number): Promise<JournalState> {
+  const io = journalOnInode(device, blockSize, map, jino);
+  const home: HomeBlocks = { writeBlock: (b, data) => device.write(b * blockSize, data) };
+  return new JournalState(io, home, parseJournalSuperblock(await io.readBlock(0)), map);
 }
+
+export type { CommitHooks };
 
 export interface CommitStats {
   tid: number | null;
@@ -205,84 +132,25 @@ async function writeAfter(dev: BlockDevice, tx: Transaction): Promise<number> {
 }
 
 /**
- * Write every pending block home, flush, and empty the log (flushed: the
- * log's space is only reused after the emptied journal superblock is durable,
- * so recovery can never replay a half-overwritten old log).
+ * Commit through the journal (the transaction must be finalised): its block
+ * images are logged, its frees revoke older copies in the live log, its
+ * ordered data (tx.data, then produceOrderedData's producers) is written once
+ * the journal accepted its size, and writeAfterCommit's data once it is durable.
  */
-export async function checkpoint(dev: BlockDevice, journal: JournalState, bs: number, hooks: CommitHooks = {}): Promise<void> {
-  if (!journal.live) return;
-  for (const [b, data] of journal.pending) await dev.write(b * bs, data);
-  await dev.flush();
-  await hooks.onStep?.('checkpoint');
-  journal.jsb.s_start = 0;
-  journal.jsb.s_sequence = journal.nextTid >>> 0;
-  await journal.writeSuperblock();
-  await dev.flush();
-  journal.onCheckpointed?.(journal.pending);
-  journal.pending.clear();
-  journal.live = false;
-  await hooks.onStep?.('done');
-}
-
-/**
- * Commit through the journal (the transaction must be finalised):
- *   1. ordered data, (new log cycle: the journal superblock pointing at it), the log → flush
- *   2. commit block → flush                         ← durable here
- * Checkpointing is lazy: several transactions share the log and are written
- * home together when it fills up, when pending metadata grows too large, or
- * at close. A block freed while an older copy of it is in the live log gets
- * a revoke record (it may be reused for data before the next checkpoint).
- */
-export async function commitJournaled(dev: BlockDevice, journal: JournalState, tx: Transaction, hooks: CommitHooks = {}): Promise<CommitStats> {
-  const bs = tx.fs.blockSize;
-  const blocks = [...tx.blocks].map(([fsBlock, data]) => ({ fsBlock, data }));
-  // Revoke freed blocks that have a copy in the live log.
-  const revoked: number[] = [];
-  for (const f of tx.pendingFree) {
-    if (journal.pending.size < f.length) {
-      for (const b of journal.pending.keys()) if (b >= f.start && b < f.start + f.length && !tx.blocks.has(b)) revoked.push(b);
-    } else for (let b = f.start; b < f.start + f.length; b++) if (journal.pending.has(b) && !tx.blocks.has(b)) revoked.push(b);
-  }
-  const revokes = [...new Set([...tx.revokes, ...revoked])];
-  // Refuse an oversized transaction before anything at all is written (no feature bit, no data).
-  const need = logSpaceNeeded(journal.jsb, blocks.length, revokes.length);
-  if (need > Math.floor(journal.logCapacity() / 4))
-    throw new Ext4Error('E2BIG', `transaction needs ${need} log blocks, more than a quarter of the journal (${journal.logCapacity()} blocks): split the operation`);
-  for (const r of revoked) tx.revokes.add(r);
-  if (revokes.length && !(journal.jsb.s_feature_incompat & JINCOMPAT.REVOKE)) {
-    journal.jsb.s_feature_incompat |= JINCOMPAT.REVOKE;
-    journal.jsb = refreshJournalSuperblock(journal.jsb);
-    if (journal.live) await journal.writeSuperblock(); // durable with this transaction's log flush, before its commit
-  }
-  // Never wrap: when the rest of the log is too short, checkpoint and start a new cycle at s_first.
-  if (journal.live && journal.head + need > journal.lastLogBlock()) await checkpoint(dev, journal, bs, hooks);
-  const jsb = journal.jsb;
-  if (!journal.live) {
-    journal.nextTid = jsb.s_sequence >>> 0;
-    journal.head = jsb.s_first;
-    jsb.s_start = jsb.s_first;
-    await journal.writeSuperblock();
-  }
-  const tid = journal.nextTid;
-  // 1. ordered data + log, one flush (the data only has to be durable before the commit block)
-  const dataBytes = await writeData(dev, tx);
-  await hooks.onStep?.('data');
-  const built = buildTransaction({ jsb, tid, startBlock: journal.head, blocks, revokes, commitTime: journal.commitTime(tx.fs.now()) });
-  for (const w of built.writes) await journal.writeBlock(w.journalBlock, w.data);
-  await dev.flush();
-  await hooks.onStep?.('log');
-  // 2. commit block: one aligned block-sized write after everything before it is durable
-  await journal.writeBlock(built.commitBlock.journalBlock, built.commitBlock.data);
-  await dev.flush();
-  journal.live = true;
-  journal.head = built.nextBlock;
-  journal.nextTid = (tid + 1) >>> 0;
-  for (const r of revoked) journal.pending.delete(r);
-  for (const b of blocks) journal.pending.set(b.fsBlock, b.data);
-  await hooks.onStep?.('commit');
-  const afterBytes = await writeAfter(dev, tx);
-  if (journal.policy === 'each' || journal.pending.size * bs > journal.maxPendingBytes) await checkpoint(dev, journal, bs, hooks);
-  return { tid, metadataBlocks: blocks.length, dataBytes: dataBytes + afterBytes, revokes: revokes.length };
+export async function commitJournaled(dev: BlockDevice, journal: Journal, tx: Transaction, hooks: CommitHooks = {}): Promise<CommitStats> {
+  const r = await journal.commit(
+    {
+      blocks: tx.blocks,
+      revokes: tx.revokes,
+      freed: tx.pendingFree,
+      ordered: () => writeData(dev, tx),
+      afterCommit: () => writeAfter(dev, tx),
+      now: tx.fs.now(),
+    },
+    hooks,
+  );
+  for (const b of r.revokedFromLog) tx.revokes.add(b);
+  return { tid: r.tid, metadataBlocks: r.blocks, dataBytes: r.dataBytes, revokes: r.revokes };
 }
 
 /**
@@ -302,8 +170,13 @@ export async function commitUnjournaled(dev: BlockDevice, tx: Transaction, inter
   const dataBytes = await writeData(dev, tx);
   await dev.flush();
   await hooks.onStep?.('data');
+  // Blocks this transaction allocated (new tree or indirect blocks) go home with the bitmaps
+  // that claim them, before anything points at them: a lost write must never leave an inode
+  // or index pointing at a block that still holds whatever was there before.
+  const fresh = await freshBlocks(tx, interim);
   for (const [b, data] of interim) await dev.write(b * bs, data);
-  if (interim.size) await dev.flush();
+  for (const b of fresh) await dev.write(b * bs, tx.blocks.get(b)!);
+  if (interim.size || fresh.size) await dev.flush();
   // Every block bitmap the transaction changed goes last, also those that only
   // release blocks (not in `interim`: their on-disk image is the pre-free
   // state): a bitmap that frees blocks must not reach the disk before the
@@ -314,13 +187,26 @@ export async function commitUnjournaled(dev: BlockDevice, tx: Transaction, inter
   const early = await releasingImages(tx, late);
   for (const [b, data] of early) await dev.write(b * bs, data);
   if (early.size) await dev.flush();
-  for (const [b, data] of tx.blocks) if (!late.has(b) && early.get(b) !== data) await dev.write(b * bs, data);
+  for (const [b, data] of tx.blocks) if (!late.has(b) && !fresh.has(b) && early.get(b) !== data) await dev.write(b * bs, data);
   await dev.flush();
   for (const [b, data] of tx.blocks) if (late.has(b)) await dev.write(b * bs, data);
   await dev.flush();
   const afterBytes = await writeAfter(dev, tx);
   await hooks.onStep?.('done');
   return { tid: null, metadataBlocks: tx.blocks.size, dataBytes: dataBytes + afterBytes, revokes: 0 };
+}
+
+/** The transaction's metadata blocks that are free in the committed block bitmaps (allocated by it). */
+async function freshBlocks(tx: Transaction, interim: ReadonlyMap<number, Uint8Array>): Promise<Set<number>> {
+  const out = new Set<number>();
+  const sb = tx.fs.sb;
+  for (const b of tx.blocks.keys()) {
+    if (interim.has(b)) continue;
+    const g = groupOfBlock(sb, b);
+    if (g < 0 || g >= sb.groupCount) continue;
+    if (!testBit(await tx.fs.blockBitmap(g), bitOfBlock(sb, b))) out.add(b);
+  }
+  return out;
 }
 
 /**
@@ -354,5 +240,3 @@ async function releasingImages(tx: Transaction, late: ReadonlySet<number>): Prom
   }
   return out;
 }
-
-export type { JournalSuperblock };

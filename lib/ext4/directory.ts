@@ -36,6 +36,8 @@ export const FT_DIR_CSUM = 0xde;
 export const EXT4_NAME_LEN = 255;
 /** Bytes of i_block an inline directory begins with: the parent's inode number. */
 export const INLINE_DOTDOT_SIZE = 4;
+/** The start of an inline directory: the parent's inode number, in place of "." and "..". */
+export const InlineDotDotLayout = defineStruct('inline dir parent', INLINE_DOTDOT_SIZE, [['parent', 0, 'u32']] as const);
 /** Size of i_block. */
 export const INLINE_IBLOCK_SIZE = 60;
 
@@ -109,10 +111,6 @@ export function encodeRecLen(len: number, blockSize: number): number {
   return (len & 65532) | ((len >>> 16) & 3);
 }
 
-function dv(b: Uint8Array): DataView {
-  return new DataView(b.buffer, b.byteOffset, b.byteLength);
-}
-
 function corrupt(message: string, where: string, offset: number): Ext4Error {
   return new Ext4Error('EFSCORRUPTED', message, { structure: 'directory entry', location: `${where} offset ${offset}` });
 }
@@ -144,15 +142,13 @@ function walk(buf: Uint8Array, start: number, end: number, o: WalkOptions): { en
   const entries: DirEntry[] = [];
   const base = o.offsetBase ?? 0;
   let off = start;
-  const d = dv(buf);
   // Each iteration advances by rec_len >= 8, so at most (end-start)/8 iterations.
   while (off < end) {
     if (off === o.tailAt && isTailAt(buf, off)) return { entries, tailOffset: off };
     if (off + DIRENT_HEADER_SIZE > end) {
       throw corrupt(`${end - off} bytes left at the end, too few for a directory entry`, o.where, base + off);
     }
-    // The DirEntryLayout fields, read in place (this loop runs for every entry of every block read).
-    const h = { inode: d.getUint32(off, true), rec_len: d.getUint16(off + 4, true), name_len: d.getUint8(off + 6), file_type: d.getUint8(off + 7) };
+    const h = DirEntryLayout.decode(buf, off);
     const recLen = decodeRecLen(h.rec_len, o.recLenBlockSize);
     const nameLen = h.name_len;
     if (recLen < DIRENT_HEADER_SIZE) throw corrupt(`rec_len ${recLen} is smaller than 8`, o.where, base + off);
@@ -192,7 +188,7 @@ export function findDirTail(block: Uint8Array, blockSize = block.length): number
   let off = 0;
   while (off < top) {
     if (off + DIRENT_HEADER_SIZE > blockSize) return -1;
-    const recLen = decodeRecLen(dv(block).getUint16(off + 4, true), blockSize);
+    const recLen = decodeRecLen(DirEntryLayout.get(block, 'rec_len', off), blockSize);
     if (recLen < 8 || recLen % 4 !== 0) return -1;
     off += recLen;
   }
@@ -348,7 +344,7 @@ export function parseInlineDir(iblock60: Uint8Array, xattrData: Uint8Array | nul
   if (iblock60.length < INLINE_IBLOCK_SIZE) {
     throw new Ext4Error('EFSCORRUPTED', `i_block area is ${iblock60.length} bytes, expected ${INLINE_IBLOCK_SIZE}`, { structure: 'inline directory', location: where });
   }
-  const parent = dv(iblock60).getUint32(0, true);
+  const parent = InlineDotDotLayout.decode(iblock60).parent;
   if (parent === 0 || (opts.inodesCount !== undefined && parent > opts.inodesCount)) {
     throw new Ext4Error('EFSCORRUPTED', `parent inode ${parent} is invalid`, { structure: 'inline directory', location: `${where} i_block offset 0` });
   }

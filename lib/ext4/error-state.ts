@@ -7,7 +7,7 @@
  * first error is recorded yet) and s_last_error_* — e2fsck then forces a
  * check ("contains a file system with errors") and clears them.
  */
-import { Ext4Error, type ErrorCode } from '../errors.js';
+import { describeLocation, Ext4Error, type ErrorCode, type Location } from '../errors.js';
 import { STATE, type Superblock } from './superblock.js';
 import type { Timestamp } from './clock.js';
 
@@ -16,7 +16,7 @@ export interface FsErrorInfo {
   code: ErrorCode;
   message: string;
   structure?: string;
-  location?: string;
+  location?: Location;
   /** When it was found (the fs clock). */
   time: Timestamp;
   /** Inode and block it names (0 when it names none), for s_*_error_ino / _block. */
@@ -30,7 +30,7 @@ export function isCorruption(e: unknown): e is Ext4Error {
 }
 
 export function errorInfoOf(e: Ext4Error, time: Timestamp): FsErrorInfo {
-  const where = `${e.structure ?? ''} ${e.location ?? ''}`;
+  const where = `${e.structure ?? ''} ${describeLocation(e.location) ?? ''}`;
   const ino = /\binode (\d+)/.exec(where);
   const block = /\bblock (\d+)/.exec(where);
   return {

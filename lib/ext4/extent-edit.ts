@@ -23,7 +23,7 @@
 import { Ext4Error } from '../errors.js';
 import { bytesEqual } from './bytes.js';
 import {
-  ENTRY_SIZE, MAX_EXTENT_DEPTH, extentBlockChecksum, nodeCapacity, readHeader, readIndexEntry, readLeafEntry,
+  ENTRY_SIZE, MAX_EXTENT_DEPTH, extentBlockChecksum, nodeCapacity, readHeader, readIndexEntry, readLeafEntry, writeTailChecksum,
   writeHeader, writeIndexEntry, writeLeafEntry, type Extent,
 } from './extents.js';
 import { ROOT_CAPACITY, effectiveMax, shapeProblem, type LevelStat } from './extent-tree.js';
@@ -110,13 +110,12 @@ async function load(iblock: Uint8Array, o: TreeEditOptions): Promise<Tree> {
   const seen = new Set<number>();
   // Depth ≤ 5 (readHeader) bounds the recursion; `seen` rules out cycles.
   const fill = async (node: Node, bytes: Uint8Array, entries: number): Promise<void> => {
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (node.height === 0) {
-      for (let i = 0; i < entries; i++) node.extents.push(readLeafEntry(bytes, i, view));
+      for (let i = 0; i < entries; i++) node.extents.push(readLeafEntry(bytes, i));
       return;
     }
     for (let i = 0; i < entries; i++) {
-      const idx = readIndexEntry(bytes, i, view);
+      const idx = readIndexEntry(bytes, i);
       const where = `block ${idx.leaf}`;
       if (seen.has(idx.leaf)) throw new Ext4Error('EFSCORRUPTED', `tree block ${idx.leaf} is referenced twice`, { structure, location: where });
       seen.add(idx.leaf);
@@ -261,7 +260,7 @@ function encode(n: Node, o: TreeEditOptions, cap: number): Uint8Array {
   writeHeader(b, { entries: count(n), max: cap, depth: n.height });
   if (n.height === 0) n.extents.forEach((e, i) => writeLeafEntry(b, i, e));
   else n.kids.forEach((k, i) => writeIndexEntry(b, i, k.key, k.block));
-  if (o.csumSeed !== null) new DataView(b.buffer).setUint32(12 + ENTRY_SIZE * cap, extentBlockChecksum(b, cap, o.csumSeed), true);
+  if (o.csumSeed !== null) writeTailChecksum(b, cap, extentBlockChecksum(b, cap, o.csumSeed));
   return b;
 }
 

@@ -10,7 +10,7 @@
  */
 import { Ext4Error } from '../errors.js';
 import {
-  ENTRY_SIZE, extentBlockChecksum, nodeCapacity, writeHeader, writeIndexEntry, writeLeafEntry, MAX_EXTENT_DEPTH, type Extent,
+  ENTRY_SIZE, extentBlockChecksum, nodeCapacity, writeHeader, writeTailChecksum, writeIndexEntry, writeLeafEntry, MAX_EXTENT_DEPTH, type Extent,
 } from './extents.js';
 import { bytesEqual } from './bytes.js';
 
@@ -77,12 +77,13 @@ export async function writeExtentTree(extents: readonly Extent[], opts: TreeWrit
   const allocated = needed > reuse.length ? await opts.allocate(needed - reuse.length, opts.goal) : [];
   if (allocated.length !== needed - reuse.length) throw new Ext4Error('ENOSPC', 'no space for extent tree blocks');
   const pool = [...reuse, ...allocated].sort((a, b) => a - b);
+  const fresh = new Set(allocated);
   let next = 0;
   const writes = new Map<number, Uint8Array>();
   const treeBlocks: number[] = [];
 
   const finishNode = (node: Uint8Array) => {
-    if (opts.csumSeed !== null) new DataView(node.buffer, node.byteOffset).setUint32(12 + ENTRY_SIZE * cap, extentBlockChecksum(node, cap, opts.csumSeed), true);
+    if (opts.csumSeed !== null) writeTailChecksum(node, cap, extentBlockChecksum(node, cap, opts.csumSeed));
   };
 
   // Each level: entries (first key, and for leaves the extent itself; for indexes the child block).
@@ -104,8 +105,7 @@ export async function writeExtentTree(extents: readonly Extent[], opts: TreeWrit
       finishNode(node);
       const blk = pool[next++]!;
       treeBlocks.push(blk);
-      const isNew = allocated.includes(blk);
-      if (isNew || !bytesEqual(await opts.readBlock(blk), node)) writes.set(blk, node);
+      if (fresh.has(blk) || !bytesEqual(await opts.readBlock(blk), node)) writes.set(blk, node);
       nextKeys.push(keys[from]!);
       nextChildren.push(blk);
     }

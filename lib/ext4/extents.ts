@@ -29,7 +29,15 @@ export const ExtentIndexLayout = defineStruct('extent index', 12, [
   ['ei_unused', 10, 'u16'],
 ] as const);
 
+/** ext4_extent_tail: the node checksum after the last possible entry (eh_max). */
+export const ExtentTailLayout = defineStruct('extent tail', 4, [['et_checksum', 0, 'u32']] as const);
+
 export const ENTRY_SIZE = 12;
+/** Entries start right after the header; entry i of a node is at entryOffset(i). */
+const HEADER_SIZE = ExtentHeaderLayout.size;
+export function entryOffset(i: number): number {
+  return HEADER_SIZE + i * ENTRY_SIZE;
+}
 export const EXT_INIT_MAX_LEN = 32768;
 export const EXT_UNWRITTEN_MAX_LEN = 32767;
 /** The kernel refuses deeper trees (EXT4_MAX_EXTENT_DEPTH). */
@@ -52,43 +60,47 @@ export interface ExtentNodeHeader {
 }
 
 export function nodeCapacity(blockSize: number): number {
-  return Math.floor((blockSize - 12) / ENTRY_SIZE);
+  return Math.floor((blockSize - HEADER_SIZE) / ENTRY_SIZE);
 }
 
 export function extentBlockChecksum(block: Uint8Array, max: number, inodeSeed: number): number {
-  return crc32c(inodeSeed, block, 0, 12 + ENTRY_SIZE * max);
-}
-
-function dv(b: Uint8Array): DataView {
-  return new DataView(b.buffer, b.byteOffset, b.byteLength);
+  return crc32c(inodeSeed, block, 0, entryOffset(max));
 }
 
 export function readHeader(node: Uint8Array, where: () => string, structure: string): ExtentNodeHeader {
-  const d = dv(node);
-  if (d.getUint16(0, true) !== EXTENT_MAGIC) throw new Ext4Error('EFSCORRUPTED', 'bad extent header magic', { structure, location: where() });
-  const entries = d.getUint16(2, true), max = d.getUint16(4, true), depth = d.getUint16(6, true);
-  if (12 + max * ENTRY_SIZE > node.length) throw new Ext4Error('EFSCORRUPTED', `eh_max ${max} does not fit the node`, { structure, location: where() });
+  const h = ExtentHeaderLayout.decode(node, 0);
+  if (h.eh_magic !== EXTENT_MAGIC) throw new Ext4Error('EFSCORRUPTED', 'bad extent header magic', { structure, location: where() });
+  const entries = h.eh_entries, max = h.eh_max, depth = h.eh_depth;
+  if (entryOffset(max) > node.length) throw new Ext4Error('EFSCORRUPTED', `eh_max ${max} does not fit the node`, { structure, location: where() });
   if (entries > max) throw new Ext4Error('EFSCORRUPTED', `eh_entries ${entries} > eh_max ${max}`, { structure, location: where() });
   if (depth > MAX_EXTENT_DEPTH) throw new Ext4Error('EFSCORRUPTED', `depth ${depth} exceeds ${MAX_EXTENT_DEPTH}`, { structure, location: where() });
   return { entries, max, depth };
 }
 
-/** Entry i of a leaf; pass `d` (a view of the node) when decoding many entries of one node. */
-export function readLeafEntry(node: Uint8Array, i: number, d: DataView = dv(node)): Extent {
-  const o = 12 + i * ENTRY_SIZE;
-  const len = d.getUint16(o + 4, true);
-  const unwritten = len > EXT_INIT_MAX_LEN;
+/** Entry i of a leaf. */
+export function readLeafEntry(node: Uint8Array, i: number): Extent {
+  const e = ExtentLeafLayout.decode(node, entryOffset(i));
+  const unwritten = e.ee_len > EXT_INIT_MAX_LEN;
   return {
-    logical: d.getUint32(o, true),
-    length: unwritten ? len - EXT_INIT_MAX_LEN : len,
-    physical: d.getUint16(o + 6, true) * 2 ** 32 + d.getUint32(o + 8, true),
+    logical: e.ee_block,
+    length: unwritten ? e.ee_len - EXT_INIT_MAX_LEN : e.ee_len,
+    physical: e.ee_start_hi * 2 ** 32 + e.ee_start_lo,
     unwritten,
   };
 }
 
-export function readIndexEntry(node: Uint8Array, i: number, d: DataView = dv(node)): { logical: number; leaf: number } {
-  const o = 12 + i * ENTRY_SIZE;
-  return { logical: d.getUint32(o, true), leaf: d.getUint16(o + 8, true) * 2 ** 32 + d.getUint32(o + 4, true) };
+export function readIndexEntry(node: Uint8Array, i: number): { logical: number; leaf: number } {
+  const x = ExtentIndexLayout.decode(node, entryOffset(i));
+  return { logical: x.ei_block, leaf: x.ei_leaf_hi * 2 ** 32 + x.ei_leaf_lo };
+}
+
+/** et_checksum, the ext4_extent_tail right after eh_max entries. */
+export function readTailChecksum(node: Uint8Array, max: number): number {
+  return ExtentTailLayout.decode(node, entryOffset(max)).et_checksum;
+}
+
+export function writeTailChecksum(node: Uint8Array, max: number, checksum: number): void {
+  ExtentTailLayout.encode({ et_checksum: checksum }, node, entryOffset(max));
 }
 
 export function writeHeader(node: Uint8Array, h: ExtentNodeHeader): void {
@@ -102,11 +114,11 @@ export function writeLeafEntry(node: Uint8Array, i: number, e: Extent): void {
     ee_len: e.unwritten ? e.length + EXT_INIT_MAX_LEN : e.length,
     ee_start_hi: Math.floor(e.physical / 2 ** 32),
     ee_start_lo: e.physical % 2 ** 32,
-  }, node, 12 + i * ENTRY_SIZE);
+  }, node, entryOffset(i));
 }
 
 export function writeIndexEntry(node: Uint8Array, i: number, logical: number, leaf: number): void {
-  ExtentIndexLayout.encode({ ei_block: logical, ei_leaf_lo: leaf % 2 ** 32, ei_leaf_hi: Math.floor(leaf / 2 ** 32), ei_unused: 0 }, node, 12 + i * ENTRY_SIZE);
+  ExtentIndexLayout.encode({ ei_block: logical, ei_leaf_lo: leaf % 2 ** 32, ei_leaf_hi: Math.floor(leaf / 2 ** 32), ei_unused: 0 }, node, entryOffset(i));
 }
 
 export interface ExtentWalkContext {
@@ -146,10 +158,9 @@ export async function walkExtentTree(iblock: Uint8Array, ctx: ExtentWalkContext)
 
   async function visit(node: Uint8Array, h: ExtentNodeHeader, lo: number, hi: number, where: string): Promise<void> {
     let prevEnd = lo;
-    const view = dv(node);
     if (h.depth === 0) {
       for (let i = 0; i < h.entries; i++) {
-        const e = readLeafEntry(node, i, view);
+        const e = readLeafEntry(node, i);
         const loc = (): string => `${where} entry ${i}`; // built only for an error (a string per extent costs more than the walk)
         if (e.length === 0) throw new Ext4Error('EFSCORRUPTED', 'zero-length extent', { structure, location: loc() });
         if (e.logical < prevEnd) throw new Ext4Error('EFSCORRUPTED', `extent at logical ${e.logical} overlaps or is out of order`, { structure, location: loc() });
@@ -161,10 +172,10 @@ export async function walkExtentTree(iblock: Uint8Array, ctx: ExtentWalkContext)
       return;
     }
     for (let i = 0; i < h.entries; i++) {
-      const idx = readIndexEntry(node, i, view);
+      const idx = readIndexEntry(node, i);
       const loc = `${where} index ${i}`;
       if (idx.logical < prevEnd || (i === 0 && idx.logical < lo)) throw new Ext4Error('EFSCORRUPTED', `index key ${idx.logical} out of order`, { structure, location: loc });
-      const next = i + 1 < h.entries ? readIndexEntry(node, i + 1, view).logical : hi;
+      const next = i + 1 < h.entries ? readIndexEntry(node, i + 1).logical : hi;
       if (next <= idx.logical) throw new Ext4Error('EFSCORRUPTED', `index keys not ascending at ${idx.logical}`, { structure, location: loc });
       if (!inFs(idx.leaf, 1)) throw new Ext4Error('EFSCORRUPTED', `index points at block ${idx.leaf} outside the filesystem`, { structure, location: loc });
       if (seen.has(idx.leaf)) throw new Ext4Error('EFSCORRUPTED', `tree block ${idx.leaf} is referenced twice (cycle)`, { structure, location: loc });
@@ -176,7 +187,7 @@ export async function walkExtentTree(iblock: Uint8Array, ctx: ExtentWalkContext)
       if (ch.max > cap) throw new Ext4Error('EFSCORRUPTED', `eh_max ${ch.max} > capacity ${cap}`, { structure, location: cwhere });
       if (ctx.verify && ctx.csumSeed !== null) {
         const want = extentBlockChecksum(child, ch.max, ctx.csumSeed);
-        const got = new DataView(child.buffer, child.byteOffset).getUint32(12 + ENTRY_SIZE * ch.max, true);
+        const got = readTailChecksum(child, ch.max);
         if (want !== got) throw new Ext4Error('EFSBADCRC', `extent block checksum 0x${got.toString(16)} != computed 0x${want.toString(16)}`, { structure, location: cwhere });
       }
       if (ch.entries === 0) throw new Ext4Error('EFSCORRUPTED', 'empty non-root extent node', { structure, location: cwhere });

@@ -123,7 +123,7 @@ export function serializeGroupDesc(sb: Superblock, gd: GroupDesc, fsSeed: number
     GroupDesc32Layout.encode(base, out);
   }
   const c = groupDescChecksum(sb, gd.group, out, fsSeed);
-  if (c !== null) new DataView(out.buffer, out.byteOffset).setUint16(GroupDesc32Layout.offsetOf('bg_checksum'), c, true);
+  if (c !== null) GroupDesc32Layout.set(out, 'bg_checksum', c);
   gd.checksum = c ?? 0;
   gd.raw = out;
   return out;

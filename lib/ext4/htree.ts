@@ -67,10 +67,6 @@ export function maxIndirectLevels(largeDir: boolean): number {
   return largeDir ? 2 : 1;
 }
 
-function u16(b: Uint8Array, off: number): number {
-  return b[off]! | (b[off + 1]! << 8);
-}
-
 /**
  * Where the dx_countlimit of an index block is (0x20 root, 8 node), or -1 if
  * the block does not have the shape of one (e2fsprogs __get_dx_countlimit,
@@ -78,11 +74,13 @@ function u16(b: Uint8Array, off: number): number {
  */
 export function dxCountOffset(block: Uint8Array, blockSize = block.length): number {
   if (blockSize < 1024 || block.length < blockSize) return -1;
-  const rec0 = decodeRecLen(u16(block, 4), blockSize);
+  // A dx node is one empty entry spanning the block; a dx root is "." (12 bytes) then ".." spanning the rest.
+  const first = DirEntryLayout.decode(block, 0);
+  const rec0 = decodeRecLen(first.rec_len, blockSize);
   let off: number;
-  if (rec0 === blockSize && block[6] === 0) off = DX_NODE_COUNT_OFFSET;
+  if (rec0 === blockSize && first.name_len === 0) off = DX_NODE_COUNT_OFFSET;
   else if (rec0 === 12) {
-    if (decodeRecLen(u16(block, 12 + 4), blockSize) !== blockSize - 12) return -1;
+    if (decodeRecLen(DirEntryLayout.get(block, 'rec_len', 12), blockSize) !== blockSize - 12) return -1;
     const info = DxRootInfoLayout.decode(block, DX_ROOT_INFO_OFFSET);
     if (info.reserved_zero !== 0 || info.info_length !== DxRootInfoLayout.size) return -1;
     off = DX_ROOT_COUNT_OFFSET;

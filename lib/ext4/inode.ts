@@ -48,6 +48,8 @@ const EXTRA_ROWS = [
 
 export const InodeBaseLayout = defineStruct('inode', 128, BASE_ROWS);
 export const InodeExtraLayout = defineStruct('inode extra', 0xa0, EXTRA_ROWS);
+/** fscrypt_symlink_data: an encrypted symlink's target is its ciphertext length then the ciphertext. */
+export const FscryptSymlinkLayout = defineStruct('fscrypt_symlink_data', 2, [['len', 0, 'u16']] as const);
 type Base = Decoded<typeof BASE_ROWS>;
 type Extra = Decoded<typeof EXTRA_ROWS>;
 
@@ -123,8 +125,13 @@ export function encodeTime(t: Timestamp): { base: number; extra: number } {
   return { base, extra: ((t.nsec << 2) | epoch) >>> 0 };
 }
 
-function extraCovers(extraIsize: number, off: number, size: number): boolean {
-  return 0x80 + extraIsize >= off + size;
+/** The extension starts right after the 128-byte base; the declared fields end at InodeExtraLayout.size. */
+const EXTRA_START = InodeBaseLayout.size;
+const EXTRA_END = InodeExtraLayout.size;
+
+/** Whether i_extra_isize covers extension field `field` (the kernel's EXT4_FITS_IN_INODE). */
+export function extraCovers(extraIsize: number, field: keyof Extra & string): boolean {
+  return EXTRA_START + extraIsize >= InodeExtraLayout.offsetOf(field) + InodeExtraLayout.sizeOf(field);
 }
 
 export function inodeChecksum(raw: Uint8Array, ino: number, generation: number, fsSeedValue: number, inodeSize: number): { lo: number; hi: number | null } {
@@ -134,13 +141,14 @@ export function inodeChecksum(raw: Uint8Array, ino: number, generation: number, 
   c = crc32c(c, new Uint8Array(2));
   let hasHi = false;
   if (inodeSize > 128) {
-    const extraIsize = raw[0x80]! | (raw[0x81]! << 8);
-    hasHi = extraIsize >= 4;
+    hasHi = extraCovers(InodeExtraLayout.get(raw, 'i_extra_isize'), 'i_checksum_hi');
   }
   if (hasHi) {
-    c = crc32c(c, raw, loOff + 2, 0x82);
+    // Both checksum halves are hashed as zero (ext4_inode_csum).
+    const hiOff = InodeExtraLayout.offsetOf('i_checksum_hi');
+    c = crc32c(c, raw, loOff + 2, hiOff);
     c = crc32c(c, new Uint8Array(2));
-    c = crc32c(c, raw, 0x84, inodeSize);
+    c = crc32c(c, raw, hiOff + 2, inodeSize);
   } else {
     c = crc32c(c, raw, loOff + 2, inodeSize);
   }
@@ -163,14 +171,14 @@ export function parseInode(sb: Superblock, ino: number, slot: Uint8Array, opts: 
   let extraIsize = 0;
   const extra: Extra = { i_extra_isize: 0, i_checksum_hi: 0, i_ctime_extra: 0, i_mtime_extra: 0, i_atime_extra: 0, i_crtime: 0, i_crtime_extra: 0, i_version_hi: 0, i_projid: 0 };
   if (sb.s_inode_size > 128) {
-    extraIsize = raw[0x80]! | (raw[0x81]! << 8);
+    extraIsize = InodeExtraLayout.get(raw, 'i_extra_isize');
     if (extraIsize > sb.s_inode_size - 128 || extraIsize % 4 !== 0)
       throw new Ext4Error('EFSCORRUPTED', `i_extra_isize ${extraIsize} does not fit a ${sb.s_inode_size}-byte inode`, where);
-    if (0x80 + extraIsize >= 0xa0) Object.assign(extra, InodeExtraLayout.decode(raw));
+    if (EXTRA_START + extraIsize >= EXTRA_END) Object.assign(extra, InodeExtraLayout.decode(raw));
     else {
       // Fields past i_extra_isize read as zero.
-      const full = new Uint8Array(0xa0);
-      full.set(raw.subarray(0, 0x80 + extraIsize));
+      const full = new Uint8Array(EXTRA_END);
+      full.set(raw.subarray(0, EXTRA_START + extraIsize));
       Object.assign(extra, InodeExtraLayout.decode(full));
     }
     extra.i_extra_isize = extraIsize;
@@ -188,7 +196,7 @@ export function parseInode(sb: Superblock, ino: number, slot: Uint8Array, opts: 
   const blocks512 = hugeFs && base.i_flags & INODE_FLAGS.HUGE_FILE ? blocksRaw * (sb.blockSize / 512) : blocksRaw;
   const size = base.i_size_lo + base.i_size_high * 2 ** 32;
   if (!Number.isSafeInteger(size)) throw new Ext4Error('EFSCORRUPTED', `i_size ${size} is impossible`, where);
-  const has = (off: number, n: number) => extraCovers(extraIsize, off, n);
+  const has = (field: keyof Extra & string) => extraCovers(extraIsize, field);
   return {
     ino,
     base,
@@ -204,10 +212,10 @@ export function parseInode(sb: Superblock, ino: number, slot: Uint8Array, opts: 
     generation: base.i_generation,
     blocks512,
     fileAcl: base.i_file_acl_lo + (sb.is64 ? base.i_file_acl_high * 2 ** 32 : 0),
-    atime: decodeTime(base.i_atime, has(0x8c, 4) ? extra.i_atime_extra : undefined),
-    ctime: decodeTime(base.i_ctime, has(0x84, 4) ? extra.i_ctime_extra : undefined),
-    mtime: decodeTime(base.i_mtime, has(0x88, 4) ? extra.i_mtime_extra : undefined),
-    crtime: has(0x90, 4) ? decodeTime(extra.i_crtime, has(0x94, 4) ? extra.i_crtime_extra : undefined) : null,
+    atime: decodeTime(base.i_atime, has('i_atime_extra') ? extra.i_atime_extra : undefined),
+    ctime: decodeTime(base.i_ctime, has('i_ctime_extra') ? extra.i_ctime_extra : undefined),
+    mtime: decodeTime(base.i_mtime, has('i_mtime_extra') ? extra.i_mtime_extra : undefined),
+    crtime: has('i_crtime') ? decodeTime(extra.i_crtime, has('i_crtime_extra') ? extra.i_crtime_extra : undefined) : null,
     dtime: base.i_dtime,
     raw,
   };
@@ -222,18 +230,18 @@ export function serializeInode(sb: Superblock, inode: Inode, fsSeedValue: number
   const raw = inode.raw.slice();
   InodeBaseLayout.encode(inode.base, raw);
   if (sb.s_inode_size > 128 && inode.extraIsize > 0) {
-    const full = new Uint8Array(0xa0);
-    full.set(raw.subarray(0, 0xa0));
+    // Only the fields i_extra_isize covers are written; bytes past it belong to in-inode xattrs.
+    const full = new Uint8Array(EXTRA_END);
+    full.set(raw.subarray(0, EXTRA_END));
     InodeExtraLayout.encode(inode.extra, full);
-    raw.set(full.subarray(0x80, 0x80 + Math.min(inode.extraIsize, 0x20)), 0x80);
+    raw.set(full.subarray(EXTRA_START, EXTRA_START + Math.min(inode.extraIsize, EXTRA_END - EXTRA_START)), EXTRA_START);
   }
   if (sb.hasMetadataCsum) {
     const c = inodeChecksum(raw, inode.ino, inode.base.i_generation, fsSeedValue, sb.s_inode_size);
-    const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-    dv.setUint16(0x7c, c.lo, true);
+    InodeBaseLayout.set(raw, 'i_checksum_lo', c.lo);
     inode.base.i_checksum_lo = c.lo;
     if (c.hi !== null) {
-      dv.setUint16(0x82, c.hi, true);
+      InodeExtraLayout.set(raw, 'i_checksum_hi', c.hi);
       inode.extra.i_checksum_hi = c.hi;
     }
   }

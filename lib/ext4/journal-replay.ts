@@ -11,10 +11,55 @@
  * written, s_wtime = now → flush.
  *
  * replayIntoOverlay(): the same recovery for read-only opens; writes nothing.
+ *
+ * internalJournal() / replayTargetOn(): the one adapter from a filesystem on a BlockDevice to
+ * what recovery reads and writes (jbd2 block I/O over the journal inode, the fs device, the
+ * primary superblock), shared by the read-only overlay, a write open's deferred replay and `replay`.
  */
 import { Ext4Error } from '../errors.js';
-import { INCOMPAT, STATE, serializeSuperblock, setSbWtime, type Superblock } from './superblock.js';
+import { INCOMPAT, STATE, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, parseSuperblock, serializeSuperblock, setSbWtime, type Superblock } from './superblock.js';
 import { finishRecovery, recoverJournal, type JournalAccess, type RecoveryResult } from '../jbd2/recovery.js';
+import type { JournalIO } from '../jbd2/device.js';
+import type { BlockDevice } from '../io/device.js';
+import { journalOnInode } from './journal-inode.js';
+import type { Extent } from './extents.js';
+import type { FsContext } from './fs-context.js';
+
+/** The internal journal's extents (journal block n = logical block n of s_journal_inum). */
+export async function journalExtents(fs: Pick<FsContext, 'sb' | 'readInode' | 'fileMap'>): Promise<Extent[]> {
+  const jino = fs.sb.s_journal_inum;
+  if (!jino) throw new Ext4Error('EOPNOTSUPP', 'external journals are not supported', { structure: 'superblock', location: 's_journal_inum' });
+  return (await fs.fileMap(await fs.readInode(jino))).extents;
+}
+
+/** The internal journal of `fs` as jbd2 block I/O on `device` (read-only overlay, `replay`). */
+export async function internalJournal(fs: Pick<FsContext, 'sb' | 'readInode' | 'fileMap' | 'blockSize'>, device: BlockDevice): Promise<JournalIO> {
+  return journalOnInode(device, fs.blockSize, await journalExtents(fs), fs.sb.s_journal_inum);
+}
+
+/**
+ * The one ReplayTarget: a filesystem on `device` whose journal is `journal` — used by `replay`
+ * (ops/replay.ts) and by a write open's deferred replay (write-session.ts).
+ */
+export function replayTargetOn(device: BlockDevice, journal: JournalIO, opts: { blockSize: number; verifySuperblock?: boolean; now?: number }): ReplayTarget {
+  const bs = opts.blockSize;
+  return {
+    device: {
+      writeBlock: async (b, d) => {
+        await device.write(b * bs, d);
+      },
+      flush: () => device.flush(),
+    },
+    journal,
+    superblock: {
+      read: async () => parseSuperblock(await device.read(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE), { deviceSize: device.size, ...(opts.verifySuperblock === false ? { verifyChecksum: false } : {}) }),
+      write: async (bytes) => {
+        await device.write(SUPERBLOCK_OFFSET, bytes);
+      },
+    },
+    ...(opts.now !== undefined ? { now: opts.now } : {}),
+  };
+}
 
 export interface ReplayTarget {
   /** The filesystem device, addressed in fs blocks. */

@@ -30,16 +30,14 @@
  * All sleeps and the clock are injectable so tests can shorten them; the
  * defaults are the real protocol timings.
  */
-import { constants as fsc, promises as fsp } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { Ext4Error } from '../errors.js';
 import type { BlockDevice } from '../io/device.js';
-import { FileDevice } from '../io/file-device.js';
 import { defineStruct } from '../codec/layout.js';
 import { crc32c } from './checksum.js';
 import type { Superblock } from './superblock.js';
 import { cryptoBelow } from './random.js';
+import { bytesEqual } from './bytes.js';
+import { defaultPlatform, type Platform } from './platform.js';
 
 export const MMP_MAGIC = 0x004d4d50;
 /** Cleanly unmounted / released. */
@@ -158,7 +156,7 @@ export function buildMmp(
   if (edit.bdevname !== undefined) f.mmp_bdevname = fixedBytes(edit.bdevname, 32);
   if (edit.checkInterval !== undefined) f.mmp_check_interval = edit.checkInterval;
   MmpLayout.encode(f, raw);
-  if (csumSeed !== null) new DataView(raw.buffer, raw.byteOffset).setUint32(MmpLayout.offsetOf('mmp_checksum'), mmpChecksum(raw, csumSeed), true);
+  if (csumSeed !== null) MmpLayout.set(raw, 'mmp_checksum', mmpChecksum(raw, csumSeed));
   return raw;
 }
 
@@ -172,83 +170,19 @@ export interface MmpIo {
   close(): Promise<void>;
 }
 
-const DIRECT_ALIGN = 4096;
-
 /**
- * An O_DIRECT reader for a block device (so another host's writes are seen,
- * not our page cache). Node cannot allocate aligned memory, so the first read
- * probes for a buffer offset the kernel accepts (misaligned buffers fail
- * with EINVAL at once) and keeps it. Returns null when O_DIRECT is not
- * available; callers then read through the device.
+ * The default MmpIo: the MMP structure at byte `position` of the device, read past every
+ * cache (`BlockDevice.readUncached`: O_DIRECT on a block device, as e2fsprogs'
+ * ext2fs_mmp_read), written and flushed through the device.
  */
-async function openDirectReader(path: string): Promise<{ read(pos: number, len: number): Promise<Uint8Array>; close(): Promise<void> } | null> {
-  const odirect = (fsc as unknown as Record<string, number | undefined>).O_DIRECT;
-  if (!odirect) return null;
-  let fh: FileHandle;
-  try {
-    fh = await fsp.open(path, fsc.O_RDONLY | odirect);
-  } catch {
-    return null;
-  }
-  const buf = Buffer.alloc(DIRECT_ALIGN * 4);
-  let off = -1;
-  let broken = false;
+export function deviceMmpIo(device: BlockDevice, position: number): MmpIo {
   return {
-    async read(pos: number, len: number): Promise<Uint8Array> {
-      const start = Math.floor(pos / DIRECT_ALIGN) * DIRECT_ALIGN;
-      const span = Math.ceil((pos + len) / DIRECT_ALIGN) * DIRECT_ALIGN - start;
-      if (broken || span > DIRECT_ALIGN * 3) throw new Ext4Error('EOPNOTSUPP', 'O_DIRECT read not possible');
-      if (off < 0) {
-        for (let o = 0; o < DIRECT_ALIGN && off < 0; o += 16) {
-          try {
-            await fh.read(buf, o, span, start);
-            off = o;
-          } catch (e) {
-            if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
-          }
-        }
-        if (off < 0) {
-          broken = true;
-          throw new Ext4Error('EOPNOTSUPP', 'O_DIRECT read not possible');
-        }
-      }
-      const { bytesRead } = await fh.read(buf, off, span, start);
-      if (bytesRead < pos + len - start) throw new Ext4Error('EIO', `short O_DIRECT read of the MMP block at byte ${pos}`, { structure: path });
-      // A copy (Buffer#slice would be a view of `buf`, which the next read overwrites).
-      return new Uint8Array(buf.subarray(off + pos - start, off + pos - start + len));
-    },
-    close: () => fh.close(),
-  };
-}
-
-/**
- * The default MmpIo: the MMP structure at byte `position` of the device.
- * Image files are read with plain positional reads (no userspace cache is
- * involved); block devices through a separate O_DIRECT descriptor (as
- * e2fsprogs' ext2fs_mmp_read), falling back to plain reads if that fails.
- */
-export async function deviceMmpIo(device: BlockDevice, position: number): Promise<MmpIo> {
-  const direct = device instanceof FileDevice && device.isBlockDevice ? await openDirectReader(device.name) : null;
-  let useDirect = direct !== null;
-  return {
-    async read() {
-      if (useDirect && direct) {
-        try {
-          return await direct.read(position, MMP_STRUCT_SIZE);
-        } catch (e) {
-          if (!(e instanceof Ext4Error && e.code === 'EOPNOTSUPP')) throw e;
-          useDirect = false;
-        }
-      }
-      return device.read(position, MMP_STRUCT_SIZE);
-    },
+    read: () => (device.readUncached ? device.readUncached(position, MMP_STRUCT_SIZE) : device.read(position, MMP_STRUCT_SIZE)),
     async write(bytes: Uint8Array) {
       await device.write(position, bytes.subarray(0, MMP_STRUCT_SIZE));
       await device.flush();
     },
-    async close() {
-      await direct?.close().catch(() => undefined);
-    },
+    async close() {},
   };
 }
 
@@ -268,11 +202,13 @@ export interface MmpOptions {
   now?: () => number;
   /** Refresh period while held, ms (default 30 s; values above 60 s are clamped to 60 s). */
   refreshMs?: number;
-  /** Node name written into the block (default os.hostname()). */
+  /** Node name written into the block (default: `platform.hostname()`). */
   nodename?: string;
+  /** Hostname and randomness (default: platform.ts `defaultPlatform`; ext4kit/node passes os.hostname()). */
+  platform?: Partial<Platform>;
   /** Device name written into the block (default: the device's name, its basename if longer than 32 bytes). */
   bdevname?: string;
-  /** New random sequence (default: crypto-random in [0, MMP_SEQ_MAX]). */
+  /** New random sequence (default: `platform.randomValues`, uniform in [0, MMP_SEQ_MAX]). */
   newSeq?: () => number;
   /** Replace the block I/O (tests). */
   io?: MmpIo;
@@ -309,7 +245,7 @@ export function mmpGeometry(sb: Superblock): { block: number; position: number; 
 /** Read and parse the MMP block (no protocol, no writes): for reports and tests. */
 export async function readMmp(device: BlockDevice, sb: Superblock, fsSeed: number, opts: { verify?: boolean } = {}): Promise<MmpBlock> {
   const g = mmpGeometry(sb);
-  const io = await deviceMmpIo(device, g.position);
+  const io = deviceMmpIo(device, g.position);
   try {
     return parseMmp(await io.read(), { csumSeed: sb.hasMetadataCsum ? fsSeed : null, verify: opts.verify !== false, block: g.block });
   } finally {
@@ -355,7 +291,7 @@ export class MmpSession {
    */
   static async start(device: BlockDevice, sb: Superblock, fsSeed: number, opts: MmpOptions = {}): Promise<MmpSession> {
     const g = mmpGeometry(sb);
-    const io = opts.io ?? (await deviceMmpIo(device, g.position));
+    const io = opts.io ?? deviceMmpIo(device, g.position);
     try {
       return await MmpSession.run(device, sb, fsSeed, g, io, opts);
     } catch (e) {
@@ -405,9 +341,9 @@ export class MmpSession {
     }
 
     // Step 5: claim with a fresh random sequence, wait, and make sure nobody raced us.
-    const mine = opts.newSeq ? opts.newSeq() >>> 0 : cryptoBelow(MMP_SEQ_MAX + 1);
+    const mine = opts.newSeq ? opts.newSeq() >>> 0 : cryptoBelow(MMP_SEQ_MAX + 1, { randomValues: opts.platform?.randomValues ?? defaultPlatform.randomValues });
     if (mine > MMP_SEQ_MAX) throw new Ext4Error('EINVAL', `MMP sequence 0x${mine.toString(16)} is above the live range`);
-    const claim = buildMmp(cur.raw, { seq: mine, time: seconds(), nodename: opts.nodename ?? hostname(), bdevname: opts.bdevname ?? defaultBdevname(device.name) }, csumSeed);
+    const claim = buildMmp(cur.raw, { seq: mine, time: seconds(), nodename: opts.nodename ?? (opts.platform?.hostname ?? defaultPlatform.hostname)(), bdevname: opts.bdevname ?? defaultBdevname(device.name) }, csumSeed);
     await io.write(claim);
     opts.onWait?.(waitMs, 'waiting for other nodes to notice our MMP sequence');
     await sleep(waitMs);
@@ -450,7 +386,7 @@ export class MmpSession {
       this.stopTimer();
       throw this.lost;
     }
-    if (Buffer.compare(cur.raw, this.last) !== 0) {
+    if (!bytesEqual(cur.raw, this.last)) {
       this.lost = new Ext4Error(
         'EBUSY',
         `the MMP block was changed by someone else (now sequence 0x${cur.seq.toString(16)}, ${holderText(cur)}): the filesystem may be in use elsewhere, writes stop`,

@@ -15,47 +15,30 @@
  *   - the whole list and the orphan file are validated first (bounded walk: a
  *     cycle, an out-of-range, reserved, free or duplicate inode, a bad
  *     orphan-file block is EFSCORRUPTED and nothing is written);
- *   - links_count == 0: every data and tree (or indirect) block is freed, the
- *     xattr block's refcount dropped (freed at 0), the inode freed in the
- *     bitmap (and the group's directory count for a directory) and i_dtime
- *     set to now; its other fields are left alone, exactly as e2fsck does;
- *   - links_count > 0: blocks from ceil(i_size / block_size) on are freed
- *     (tree rebuilt, i_blocks recomputed; indirect blocks freed once empty),
- *     the bytes past EOF in the last block are zeroed (as the kernel's
- *     ext4_truncate), i_dtime is cleared;
- *   - each orphan in its own transaction, which also advances s_last_orphan
- *     or clears its orphan-file slot, so a crash during cleanup leaves a
- *     consistent list; a file whose frees would not fit one transaction is
- *     shrunk in several, staying an orphan until the last;
+ *   - each orphan is released by inode-lifecycle.ts releaseInode: deleted
+ *     when links_count is 0, else truncated to i_size (i_dtime cleared);
+ *   - each orphan in its own transaction (or several, when its frees would
+ *     not fit one), the last of which also advances s_last_orphan or clears
+ *     its orphan-file slot, so a crash during cleanup leaves a consistent list;
  *   - ORPHAN_PRESENT is cleared once the orphan file is empty.
  *
  * addOrphan / removeOrphan put an inode on (or take it off) the orphan file
  * when the fs has one and it has room, else the list, inside a caller's
- * transaction; createTempFile / releaseTempFile make and destroy a temporary
- * regular file (links_count 0, on the orphan list) so that a crash leaves
- * nothing visible: Linux at mount, e2fsck -fy and our next write open all
- * release it.
+ * transaction (temp-file.ts makes its temporary files orphans this way).
  *
  * Not handled (EOPNOTSUPP, e2fsck -fy handles them): orphans whose xattr
  * values live in EA inodes, EA inodes on the orphan list.
  */
 import { Ext4Error } from '../errors.js';
-import type { Filesystem, FileMap } from './filesystem.js';
+import type { FsWriter as Filesystem } from './transaction.js';
 import type { Transaction } from './transaction.js';
-import { defineStruct } from '../codec/layout.js';
+import { defineStruct, le32 } from '../codec/layout.js';
 import { crc32c, le64 } from './checksum.js';
-import { COMPAT, INCOMPAT, RO_COMPAT, SUPERBLOCK_OFFSET } from './superblock.js';
-import { INODE_FLAGS, S_IFREG, encodeTime, hasInlineData, isExtentMapped, type Inode } from './inode.js';
-import { walkBlockMap, NDIR_BLOCKS } from './blockmap.js';
-import { writeHeader, type Extent } from './extents.js';
-import { mappedIn } from './extent-map.js';
-import { treeBlocksNeeded } from './extent-tree.js';
-import { allocateInode, freeInode } from './alloc.js';
-import { remapInode, setIBlocks, txFileMap } from './remap.js';
-import { groupOfBlock, groupOfInode } from './geometry.js';
+import { COMPAT, RO_COMPAT, SUPERBLOCK_OFFSET } from './superblock.js';
+import { INODE_FLAGS, type Inode } from './inode.js';
+import { groupOfInode } from './geometry.js';
 import { testBit } from './bitmap.js';
-import { parseInodeXattrs, parseXattrBlock, xattrBlockChecksum, XattrBlockHeaderLayout } from './xattr.js';
-import { randomU32 } from './random.js';
+import { releaseInode } from './inode-lifecycle.js';
 
 export const ORPHAN_BLOCK_MAGIC = 0x0b10ca04;
 /** The 8-byte tail of every orphan-file block. */
@@ -120,7 +103,7 @@ async function orphanFile(fs: Filesystem): Promise<OrphanFile | null> {
 /** Orphan-file block `i` as of the transaction (or the fs), magic and checksum verified. */
 async function orphanBlock(fs: Filesystem, tx: Transaction | null, of: OrphanFile, i: number): Promise<Uint8Array> {
   const phys = of.blocks[i]!;
-  const data = tx?.blocks.get(phys) ?? (await fs.readBlock(phys));
+  const data = await (tx ?? fs).readBlock(phys);
   const where = { structure: `orphan file (inode ${of.ino})`, location: `logical block ${i} (block ${phys})` };
   const tailOff = fs.blockSize - OrphanBlockTailLayout.size;
   const tail = OrphanBlockTailLayout.decode(data, tailOff);
@@ -137,9 +120,13 @@ async function setOrphanSlot(tx: Transaction, of: OrphanFile, i: number, slot: n
   await orphanBlock(tx.fs, tx, of, i); // validate before modifying
   const phys = of.blocks[i]!;
   const w = await tx.block(phys);
-  const dv = new DataView(w.buffer, w.byteOffset, w.byteLength);
-  dv.setUint32(slot * 4, value >>> 0, true);
-  if (of.seed !== null) dv.setUint32(tx.fs.blockSize - 4, orphanBlockChecksum(w, phys, of.seed), true);
+  le32.set(w, slot, value >>> 0);
+  if (of.seed !== null) {
+    const tailOff = tx.fs.blockSize - OrphanBlockTailLayout.size;
+    const tail = OrphanBlockTailLayout.decode(w, tailOff);
+    tail.ob_checksum = orphanBlockChecksum(w, phys, of.seed);
+    OrphanBlockTailLayout.encode(tail, w, tailOff);
+  }
 }
 
 /** Every non-zero slot of the orphan file, in block/slot order. */
@@ -148,9 +135,8 @@ async function orphanFileEntries(fs: Filesystem, tx: Transaction | null, of: Orp
   const out: { ino: number; index: number; slot: number }[] = [];
   for (let i = 0; i < of.blocks.length; i++) {
     const data = await orphanBlock(fs, tx, of, i);
-    const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
     for (let j = 0; j < per; j++) {
-      const ino = dv.getUint32(j * 4, true);
+      const ino = le32.get(data, j);
       if (ino !== 0) out.push({ ino, index: i, slot: j });
     }
   }
@@ -224,313 +210,6 @@ export async function listOrphans(fs: Filesystem): Promise<OrphanListing> {
   return { list, file };
 }
 
-// ---------------------------------------------------------------------------------------------- freeing an inode's blocks
-
-/** Collects freed runs, merging adjacent blocks, then hands them to tx.free. */
-class FreeRuns {
-  private runs: { start: number; length: number }[] = [];
-  /** Blocks added so far. */
-  count = 0;
-  add(start: number, length: number): void {
-    if (length <= 0) return;
-    this.count += length;
-    const last = this.runs[this.runs.length - 1];
-    if (last && last.start + last.length === start) last.length += length;
-    else this.runs.push({ start, length });
-  }
-  apply(tx: Transaction): void {
-    for (const r of this.runs) tx.free(r.start, r.length);
-    this.runs = [];
-  }
-}
-
-/** The inode's block map as of the transaction; kind 'none' for inodes without blocks. */
-async function txMap(tx: Transaction, inode: Inode): Promise<FileMap> {
-  const fs = tx.fs;
-  const none: FileMap = { extents: [], metadataBlocks: [], depth: -1, kind: 'none' };
-  if (hasInlineData(inode)) return { ...none, kind: 'inline' };
-  const t = inode.type;
-  if (t === 'chardev' || t === 'blockdev' || t === 'fifo' || t === 'socket') return none;
-  if (t === 'symlink' && fs.isFastSymlink(inode)) return none;
-  if (isExtentMapped(inode)) return txFileMap(tx, inode);
-  const info = await walkBlockMap(inode.base.i_block, {
-    ino: inode.ino,
-    blockSize: fs.blockSize,
-    firstDataBlock: fs.sb.s_first_data_block,
-    blocksCount: fs.sb.blocksCount,
-    readBlock: async (n) => tx.blocks.get(n) ?? (await fs.readBlock(n)),
-  });
-  return { extents: info.extents, metadataBlocks: info.indirectBlocks, depth: -1, kind: 'blockmap' };
-}
-
-/** Refuse inodes whose xattr values live in EA inodes (their refcounts would need updating). */
-function refuseEaInodeValues(inode: Inode, entries: { valueInode: number; name: string }[]): void {
-  const x = entries.find((e) => e.valueInode !== 0);
-  if (x) throw new Ext4Error('EOPNOTSUPP', `orphan inode ${inode.ino} keeps xattr ${x.name} in EA inode ${x.valueInode}: run e2fsck -fy`, { structure: `inode ${inode.ino}` });
-}
-
-/** Drop the inode's reference to its xattr block: free it at refcount 0, else rewrite it with refcount − 1. */
-async function releaseXattrBlock(tx: Transaction, inode: Inode, frees: FreeRuns): Promise<void> {
-  const fs = tx.fs;
-  refuseEaInodeValues(inode, parseInodeXattrs(inode.raw, inode.extraIsize, inode.ino));
-  const blk = inode.fileAcl;
-  if (!blk) return;
-  if (blk < fs.sb.s_first_data_block || blk >= fs.sb.blocksCount)
-    throw new Ext4Error('EFSCORRUPTED', `xattr block ${blk} is outside the filesystem`, { structure: `inode ${inode.ino}`, location: 'i_file_acl' });
-  const csum = fs.sb.hasMetadataCsum;
-  const data = tx.blocks.get(blk) ?? (await fs.readBlock(blk));
-  refuseEaInodeValues(inode, parseXattrBlock(data, blk, { fsSeed: csum ? fs.fsSeed : null, verify: fs.verify }));
-  const h = XattrBlockHeaderLayout.decode(data);
-  if (h.h_refcount <= 1) frees.add(blk, 1);
-  else {
-    const w = await tx.block(blk);
-    h.h_refcount -= 1;
-    XattrBlockHeaderLayout.encode(h, w);
-    if (csum) new DataView(w.buffer, w.byteOffset).setUint32(XattrBlockHeaderLayout.offsetOf('h_checksum'), xattrBlockChecksum(w, blk, fs.fsSeed), true);
-  }
-  inode.base.i_file_acl_lo = 0;
-  inode.base.i_file_acl_high = 0;
-  inode.fileAcl = 0;
-}
-
-/**
- * Delete an unlinked inode inside `tx` (e2fsck release_orphan_inode with
- * links_count 0): free every data and tree block, drop the xattr block,
- * free the inode in its bitmap and set i_dtime. Writes the inode.
- */
-async function deleteInode(tx: Transaction, inode: Inode): Promise<void> {
-  const frees = new FreeRuns();
-  await releaseXattrBlock(tx, inode, frees);
-  const map = await txMap(tx, inode);
-  for (const e of map.extents) frees.add(e.physical, e.length);
-  for (const b of map.metadataBlocks) frees.add(b, 1);
-  frees.apply(tx);
-  await freeInode(tx, inode.ino, inode.type === 'dir');
-  inode.base.i_dtime = tx.fs.now().sec >>> 0;
-  inode.dtime = inode.base.i_dtime;
-  await tx.writeInode(inode);
-}
-
-/** Keep logical blocks [0, keep) of a block-mapped inode; indirect blocks are freed once empty. */
-async function truncateBlockMap(tx: Transaction, inode: Inode, keep: number): Promise<boolean> {
-  const fs = tx.fs;
-  const sb = fs.sb;
-  const per = fs.blockSize / 4;
-  const structure = `inode ${inode.ino} block map`;
-  const frees = new FreeRuns();
-  const seen = new Set<number>();
-  const read = async (b: number) => tx.blocks.get(b) ?? (await fs.readBlock(b));
-  const check = (p: number, loc: string) => {
-    if (p < sb.s_first_data_block || p >= sb.blocksCount) throw new Ext4Error('EFSCORRUPTED', `block pointer ${p} outside the filesystem`, { structure, location: loc });
-  };
-  const visit = (b: number, loc: string) => {
-    check(b, loc);
-    if (seen.has(b)) throw new Ext4Error('EFSCORRUPTED', `indirect block ${b} referenced twice`, { structure, location: loc });
-    seen.add(b);
-  };
-  // Free indirect block b (of `level`) with everything below it.
-  const freeTree = async (b: number, level: number, loc: string): Promise<void> => {
-    visit(b, loc);
-    const data = await read(b);
-    const d = new DataView(data.buffer, data.byteOffset, fs.blockSize);
-    for (let i = 0; i < per; i++) {
-      const p = d.getUint32(i * 4, true);
-      if (!p) continue;
-      if (level === 1) {
-        check(p, `block ${b} slot ${i}`);
-        frees.add(p, 1);
-      } else await freeTree(p, level - 1, `block ${b} slot ${i}`);
-    }
-    frees.add(b, 1);
-  };
-  // Truncate below indirect block b; false when it ends up empty (then b itself is freed).
-  const trunc = async (b: number, level: number, base: number, loc: string): Promise<boolean> => {
-    if (base >= keep) {
-      await freeTree(b, level, loc);
-      return false;
-    }
-    visit(b, loc);
-    const data = await read(b);
-    const d = new DataView(data.buffer, data.byteOffset, fs.blockSize);
-    const span = per ** (level - 1);
-    const zero: number[] = [];
-    let kept = false;
-    for (let i = 0; i < per; i++) {
-      const p = d.getUint32(i * 4, true);
-      if (!p) continue;
-      const lb = base + i * span;
-      const ploc = `block ${b} slot ${i}`;
-      if (level === 1) {
-        if (lb >= keep) {
-          check(p, ploc);
-          frees.add(p, 1);
-          zero.push(i);
-        } else kept = true;
-      } else if (await trunc(p, level - 1, lb, ploc)) kept = true;
-      else zero.push(i);
-    }
-    if (!kept) {
-      frees.add(b, 1);
-      return false;
-    }
-    if (zero.length) {
-      const w = await tx.block(b);
-      const wd = new DataView(w.buffer, w.byteOffset, fs.blockSize);
-      for (const i of zero) wd.setUint32(i * 4, 0, true);
-    }
-    return true;
-  };
-
-  const iblock = inode.base.i_block.slice();
-  const root = new DataView(iblock.buffer, iblock.byteOffset, 60);
-  let changed = false;
-  for (let i = 0; i < NDIR_BLOCKS; i++) {
-    const p = root.getUint32(i * 4, true);
-    if (p && i >= keep) {
-      check(p, `i_block[${i}]`);
-      frees.add(p, 1);
-      root.setUint32(i * 4, 0, true);
-      changed = true;
-    }
-  }
-  let base = NDIR_BLOCKS;
-  for (let level = 1; level <= 3; level++) {
-    const slot = NDIR_BLOCKS + level - 1;
-    const p = root.getUint32(slot * 4, true);
-    if (p && base + per ** level > keep) {
-      if (!(await trunc(p, level, base, `i_block[${slot}]`))) {
-        root.setUint32(slot * 4, 0, true);
-        changed = true;
-      }
-    }
-    base += per ** level;
-  }
-  if (frees.count === 0 && !changed) return false;
-  frees.apply(tx);
-  inode.base.i_block = iblock;
-  const info = await walkBlockMap(iblock, {
-    ino: inode.ino,
-    blockSize: fs.blockSize,
-    firstDataBlock: sb.s_first_data_block,
-    blocksCount: sb.blocksCount,
-    readBlock: read,
-  });
-  const data = info.extents.reduce((a, e) => a + e.length, 0);
-  setIBlocks(tx, inode, data + info.indirectBlocks.length + (inode.fileAcl ? 1 : 0));
-  return true;
-}
-
-/**
- * Free the inode's blocks at and after logical block `keep` inside `tx`
- * (tree rebuilt, i_blocks recomputed). Does not write the inode for
- * block-mapped files (the caller writes it); extent files are written by remapInode.
- */
-async function shrinkBlocks(tx: Transaction, inode: Inode, keepBlocks: number): Promise<void> {
-  const keep = Math.min(keepBlocks, 2 ** 32); // a hostile i_size past the largest logical block keeps everything
-  const map = await txMap(tx, inode);
-  if (map.kind === 'extents') {
-    const freed = mappedIn(map.extents, keep, 2 ** 32 - keep);
-    if (freed.length === 0) return;
-    const frees = new FreeRuns();
-    for (const e of freed) frees.add(e.physical, e.length);
-    frees.apply(tx);
-    await remapInode(tx, inode, map, mappedIn(map.extents, 0, keep));
-  } else if (map.kind === 'blockmap') {
-    await truncateBlockMap(tx, inode, keep);
-  }
-}
-
-/** Zero the bytes past EOF in the file's last block (kernel ext4_truncate → ext4_block_truncate_page). */
-async function zeroTail(tx: Transaction, inode: Inode): Promise<void> {
-  const fs = tx.fs;
-  const bs = fs.blockSize;
-  if (inode.type !== 'file' || inode.size % bs === 0) return;
-  const map = await txMap(tx, inode);
-  if (map.kind !== 'extents' && map.kind !== 'blockmap') return;
-  const lb = Math.floor(inode.size / bs);
-  const e = mappedIn(map.extents, lb, 1)[0];
-  if (!e || e.unwritten) return;
-  const data = await fs.readDataBlocks(e.physical, 1);
-  const from = inode.size % bs;
-  if (data.subarray(from).every((b) => b === 0)) return;
-  data.fill(0, from);
-  tx.writeData(e.physical, data);
-}
-
-/** Truncate a linked orphan to i_size and clear its i_dtime (e2fsck release_orphan_inode with links_count > 0). Writes the inode. */
-async function truncateOrphan(tx: Transaction, inode: Inode): Promise<void> {
-  const keep = Math.ceil(inode.size / tx.fs.blockSize);
-  await shrinkBlocks(tx, inode, keep);
-  await zeroTail(tx, inode);
-  const fresh = await tx.readInode(inode.ino);
-  // remapInode wrote the extent case; the block-map case changed `inode` in memory only.
-  const target = isExtentMapped(inode) ? fresh : inode;
-  target.base.i_dtime = 0;
-  target.dtime = 0;
-  await tx.writeInode(target);
-}
-
-/** Journal room for one transaction's freeing, in blocks (Infinity without a journal). */
-function transactionBudget(fs: Filesystem): number {
-  const j = fs.journal;
-  if (!j) return Infinity;
-  return Math.floor(j.logCapacity() / 4) - 64;
-}
-
-/**
- * Logical cut points (descending, all > keep) at which an extent-mapped
- * inode must be shrunk in separate transactions so that each one's bitmap
- * and descriptor updates fit the journal.
- */
-function planCuts(fs: Filesystem, extents: readonly Extent[], keep: number): number[] {
-  const budget = transactionBudget(fs) - treeBlocksNeeded(extents.length, fs.blockSize);
-  if (!Number.isFinite(budget)) return [];
-  const groupsPerStep = Math.max(4, Math.floor(budget / 2));
-  if (keep >= 2 ** 32) return [];
-  const freed = mappedIn(extents, keep, 2 ** 32 - keep);
-  const cuts: number[] = [];
-  let groups = new Set<number>();
-  for (let i = freed.length - 1; i >= 0; i--) {
-    const e = freed[i]!;
-    const mine: number[] = [];
-    for (let g = groupOfBlock(fs.sb, e.physical); g <= groupOfBlock(fs.sb, e.physical + e.length - 1); g++) if (!groups.has(g)) mine.push(g);
-    if (groups.size > 0 && groups.size + mine.length > groupsPerStep) {
-      cuts.push(e.logical + e.length);
-      groups = new Set<number>();
-    }
-    for (let g = groupOfBlock(fs.sb, e.physical); g <= groupOfBlock(fs.sb, e.physical + e.length - 1); g++) groups.add(g);
-  }
-  return cuts.filter((c) => c > keep);
-}
-
-/**
- * Delete (links 0) or truncate (links > 0) orphan `ino`, in as many
- * transactions as its frees need; `unlist` runs in the last one to take the
- * inode off its orphan list. Returns what was done.
- */
-async function cleanupOrphan(fs: Filesystem, ino: number, unlist: (tx: Transaction, inode: Inode) => Promise<void>): Promise<'deleted' | 'truncated'> {
-  const first = await fs.readInode(ino);
-  const deleting = first.linksCount === 0;
-  const keep = deleting ? 0 : Math.ceil(first.size / fs.blockSize);
-  if (isExtentMapped(first) && !hasInlineData(first)) {
-    const map = await fs.fileMap(first);
-    for (const cut of planCuts(fs, map.extents, keep)) {
-      await fs.transact(async (tx) => {
-        const inode = await tx.readInode(ino);
-        await shrinkBlocks(tx, inode, cut);
-      });
-    }
-  }
-  await fs.transact(async (tx) => {
-    let inode = await tx.readInode(ino);
-    await unlist(tx, inode);
-    inode = await tx.readInode(ino);
-    if (deleting) await deleteInode(tx, inode);
-    else await truncateOrphan(tx, inode);
-  });
-  return deleting ? 'deleted' : 'truncated';
-}
-
 export interface OrphanReport {
   deleted: number[];
   truncated: number[];
@@ -586,7 +265,7 @@ export async function processOrphans(fs: Filesystem): Promise<OrphanReport> {
   const record = (ino: number, what: 'deleted' | 'truncated') => (what === 'deleted' ? report.deleted : report.truncated).push(ino);
 
   for (const ino of list) {
-    const what = await cleanupOrphan(fs, ino, async (tx, inode) => {
+    const what = await releaseInode(fs, ino, async (tx, inode) => {
       // We process from the head: the next orphan becomes the head.
       await superblockFirst(tx);
       const next = inode.dtime;
@@ -599,7 +278,7 @@ export async function processOrphans(fs: Filesystem): Promise<OrphanReport> {
   }
   const of = await orphanFile(fs);
   for (const e of file) {
-    const what = await cleanupOrphan(fs, e.ino, async (tx) => {
+    const what = await releaseInode(fs, e.ino, async (tx) => {
       await setOrphanSlot(tx, of!, e.index, e.slot, 0);
     });
     record(e.ino, what);
@@ -739,65 +418,3 @@ export async function removeOrphan(tx: Transaction, ino: number): Promise<void> 
   inode.dtime = 0;
   await tx.writeInode(inode);
 }
-
-// ---------------------------------------------------------------------------------------------- temporary files
-
-export interface TempFileOptions {
-  /** Group to allocate the inode in (first free from there, wrapping). */
-  goalGroup?: number;
-  /** Permission bits (default 0o600). */
-  mode?: number;
-}
-
-/**
- * Create a temporary regular file in one transaction: a new extent-mapped
- * inode with links_count 0 and no blocks, on the orphan list. It is visible
- * nowhere; release it with releaseTempFile. After a crash, Linux (at mount),
- * e2fsck -fy and ext4kit's next write open delete it.
- */
-export async function createTempFile(fs: Filesystem, opts: TempFileOptions = {}): Promise<number> {
-  if (!(fs.sb.s_feature_incompat & INCOMPAT.EXTENTS)) throw new Ext4Error('EOPNOTSUPP', 'temporary files need the extent feature');
-  return fs.transact(async (tx) => {
-    const sb = fs.sb;
-    const ino = await allocateInode(tx, { goalGroup: opts.goalGroup ?? 0 });
-    const inode = await tx.readInode(ino); // the slot was zeroed by allocateInode
-    const t = encodeTime(fs.now());
-    const b = inode.base;
-    b.i_mode = S_IFREG | ((opts.mode ?? 0o600) & 0o7777);
-    b.i_links_count = 0;
-    b.i_atime = b.i_ctime = b.i_mtime = t.base;
-    b.i_dtime = 0;
-    b.i_flags = INODE_FLAGS.EXTENTS;
-    b.i_generation = randomU32(fs, `i_generation of inode ${ino}`);
-    const root = new Uint8Array(60);
-    writeHeader(root, { entries: 0, max: 4, depth: 0 });
-    b.i_block = root;
-    if (sb.s_inode_size > 128) {
-      const extra = Math.min(Math.max(sb.s_want_extra_isize, sb.s_min_extra_isize, 32), sb.s_inode_size - 128) & ~3;
-      inode.extraIsize = extra;
-      inode.extra.i_extra_isize = extra;
-      inode.extra.i_ctime_extra = inode.extra.i_mtime_extra = inode.extra.i_atime_extra = t.extra;
-      inode.extra.i_crtime = t.base;
-      inode.extra.i_crtime_extra = t.extra;
-    }
-    inode.flags = b.i_flags;
-    inode.generation = b.i_generation;
-    await tx.writeInode(inode);
-    await addOrphan(tx, ino);
-    return ino;
-  });
-}
-
-/**
- * Delete a temporary file made by createTempFile (it may own blocks by now):
- * taken off the orphan list, its blocks and inode freed — in several
- * transactions if the journal needs it, the inode staying an orphan until
- * the last. EINVAL if the inode has links or is not an orphan.
- */
-export async function releaseTempFile(fs: Filesystem, ino: number): Promise<void> {
-  const inode = await fs.readInode(ino);
-  if (inode.mode === 0) throw new Ext4Error('ENOENT', `inode ${ino} is not in use`);
-  if (inode.linksCount !== 0) throw new Ext4Error('EINVAL', `inode ${ino} has ${inode.linksCount} links: not a temporary file`);
-  await cleanupOrphan(fs, ino, (tx) => removeOrphan(tx, ino));
-}
-

@@ -4,23 +4,25 @@
  * or SOURCE_DATE_EPOCH) they come from a PRNG seeded with the fs UUID, the
  * time and what the value is for (e.g. the inode number), so the same calls
  * on the same image write the same bytes; otherwise from the platform's
- * CSPRNG (Web Crypto: Node ≥ 20 and browsers; no node:crypto import here).
+ * CSPRNG: the open's injected platform (platform.ts; by default Web Crypto, which
+ * browsers and Node ≥ 20 both have — no node:crypto import here).
  */
 import { Ext4Error } from '../errors.js';
 import { Prng } from '../io/prng.js';
 import type { Timestamp } from './clock.js';
+import { defaultPlatform, type Platform } from './platform.js';
 
 /** What the seed is drawn from. */
 export interface RandomSource {
   readonly reproducible: boolean;
   readonly now: () => Timestamp;
   readonly sb: { readonly s_uuid: Uint8Array };
+  /** Where CSPRNG values come from (the open's OpenOptions.platform, defaults filled in). */
+  readonly platform: Pick<Platform, 'randomValues'>;
 }
 
-function cryptoU32(): number {
-  const c = (globalThis as { crypto?: { getRandomValues?: <T extends ArrayBufferView>(a: T) => T } }).crypto;
-  if (!c?.getRandomValues) throw new Ext4Error('EOPNOTSUPP', 'no crypto.getRandomValues on this platform: open with a fixed `now` for deterministic values');
-  return c.getRandomValues(new Uint32Array(1))[0]!;
+function cryptoU32(platform: Pick<Platform, 'randomValues'>): number {
+  return platform.randomValues(new Uint32Array(1))[0]!;
 }
 
 const draws = new WeakMap<RandomSource, number>();
@@ -37,18 +39,18 @@ export function randomBelow(src: RandomSource, n: number, purpose: string): numb
     draws.set(src, k);
     return new Prng(`${uuid}/${t.sec}.${t.nsec}/${purpose}/${k}`).int(n);
   }
-  return cryptoBelow(n);
+  return cryptoBelow(n, src.platform);
 }
 
 /** A uniformly random integer in [0, n) from the platform's CSPRNG (rejection sampling: unbiased). */
-export function cryptoBelow(n: number): number {
+export function cryptoBelow(n: number, platform: Pick<Platform, 'randomValues'> = defaultPlatform): number {
   if (!Number.isInteger(n) || n < 1 || n > 2 ** 32) throw new Ext4Error('EINVAL', `cryptoBelow: bad bound ${n}`);
   const limit = 2 ** 32 - (2 ** 32 % n);
   for (let i = 0; i < 64; i++) {
-    const x = cryptoU32();
+    const x = cryptoU32(platform);
     if (x < limit) return x % n;
   }
-  return cryptoU32() % n; // 64 rejections in a row: astronomically unlikely (p < 2^-64)
+  return cryptoU32(platform) % n; // 64 rejections in a row: astronomically unlikely (p < 2^-64)
 }
 
 /** A random 32-bit value (for i_generation). */

@@ -6,16 +6,18 @@
  */
 import { Ext4Error } from '../errors.js';
 import type { Transaction } from './transaction.js';
-import type { FileMap } from './filesystem.js';
-import { INODE_FLAGS, encodeTime, type Inode } from './inode.js';
+import type { FileMap } from './file-map.js';
+import { INODE_FLAGS, encodeTime, isExtentMapped, type Inode } from './inode.js';
 import { RO_COMPAT } from './superblock.js';
 import { editExtentTree } from './extent-edit.js';
-import { normalise, mappedBlocks } from './extent-map.js';
+import { editBlockMap, BLOCKMAP_MAX_PHYSICAL } from './blockmap-edit.js';
+import { normalise, mappedBlocks, type Run } from './extent-map.js';
+import { produceOrderedData } from './commit.js';
 import { allocateBlocks } from './alloc.js';
 import type { Extent } from './extents.js';
 
 /** semantics.md §0: the inode checks every mutating call makes. */
-export function assertMutableRegularFile(inode: Inode, sb: { s_first_ino: number; s_inodes_count: number }, what = 'file'): void {
+export function assertMutableRegularFile(inode: Inode, sb: { s_first_ino: number; s_inodes_count: number }, what = 'file', opts: { blockMapped?: boolean } = {}): void {
   const where = { structure: `inode ${inode.ino}` };
   const firstIno = sb.s_first_ino;
   // An orphan (links 0, e.g. a defrag donor) is still in use: on the old orphan list its i_dtime
@@ -27,12 +29,13 @@ export function assertMutableRegularFile(inode: Inode, sb: { s_first_ino: number
   if (inode.flags & (INODE_FLAGS.IMMUTABLE | INODE_FLAGS.APPEND)) throw new Ext4Error('EPERM', `${what} inode ${inode.ino} is immutable or append-only`, where);
   if (inode.flags & (INODE_FLAGS.ENCRYPT | INODE_FLAGS.VERITY | INODE_FLAGS.INLINE_DATA | INODE_FLAGS.JOURNAL_DATA))
     throw new Ext4Error('EOPNOTSUPP', `${what} inode ${inode.ino} is encrypted, verity, inline-data or data-journaled`, where);
-  if (!(inode.flags & INODE_FLAGS.EXTENTS)) throw new Ext4Error('EOPNOTSUPP', `${what} inode ${inode.ino} is block-mapped (no extents)`, where);
+  // `blockMapped`: the caller's edits go through remapInode, which writes block maps too.
+  if (!(inode.flags & INODE_FLAGS.EXTENTS) && !opts.blockMapped) throw new Ext4Error('EOPNOTSUPP', `${what} inode ${inode.ino} is block-mapped (no extents)`, where);
 }
 
 /** The inode's extent map as of the transaction (tree blocks read through it). */
 export async function txFileMap(tx: Transaction, inode: Inode): Promise<FileMap> {
-  const map = await tx.fs.fileMap(inode, async (n) => tx.blocks.get(n) ?? (await tx.fs.readBlock(n)));
+  const map = await tx.fs.fileMap(inode, (n) => tx.readBlock(n));
   assertNoSelfOverlap(inode.ino, map);
   return map;
 }
@@ -109,12 +112,33 @@ export function changeCounter(inode: Inode): number {
  * the tree nodes covering what changed (plus their path to the root) into
  * the transaction, frees tree blocks it no longer needs, updates i_block
  * and i_blocks and writes the inode. Data blocks are the caller's business
- * (allocate before, free with tx.free).
+ * (allocate before, free with tx.free). A block-mapped inode gets its
+ * indirect blocks edited the same way (blockmap-edit.ts; written extents only).
  */
 export async function remapInode(tx: Transaction, inode: Inode, old: FileMap, extents: readonly Extent[]): Promise<void> {
   const fs = tx.fs;
   const list = normalise(extents);
   const goal = list[0]?.physical ?? old.extents[0]?.physical ?? 0;
+  const readBlock = (n: number) => tx.readBlock(n);
+  const xattrBlocks = inode.fileAcl ? 1 : 0;
+  if (!isExtentMapped(inode)) {
+    const result = await editBlockMap(inode.base.i_block, old.extents, list, {
+      ino: inode.ino,
+      blockSize: fs.blockSize,
+      firstDataBlock: fs.sb.s_first_data_block,
+      blocksCount: fs.sb.blocksCount,
+      readBlock,
+      allocate: (count, g) => allocateForBlockMap(tx, count, g),
+    });
+    for (const [b, data] of result.writes) tx.setBlock(b, data);
+    for (const b of result.freed) tx.free(b, 1);
+    inode.base.i_block = result.iblock;
+    // e2fsck counts data + indirect blocks + the xattr block.
+    const indirect = old.metadataBlocks.length + result.allocated.length - result.freed.length;
+    setIBlocks(tx, inode, mappedBlocks(list) + indirect + xattrBlocks);
+    await tx.writeInode(inode);
+    return;
+  }
   const result = await editExtentTree(inode.base.i_block, list, {
     ino: inode.ino,
     blockSize: fs.blockSize,
@@ -123,13 +147,52 @@ export async function remapInode(tx: Transaction, inode: Inode, old: FileMap, ex
       const runs = await allocateBlocks(tx, { goal: g, length: count });
       return runs.flatMap((r) => Array.from({ length: r.length }, (_, i) => r.start + i));
     },
-    readBlock: async (n) => tx.blocks.get(n) ?? (await fs.readBlock(n)),
+    readBlock,
     goal,
   });
   for (const [b, data] of result.writes) tx.setBlock(b, data);
   for (const b of result.freed) tx.free(b, 1);
   inode.base.i_block = result.iblock;
-  const xattrBlocks = inode.fileAcl ? 1 : 0;
   setIBlocks(tx, inode, mappedBlocks(list) + result.treeBlockCount + xattrBlocks);
   await tx.writeInode(inode);
+}
+
+/**
+ * Block-map pointers are 32-bit: blocks for a block-mapped file come from below 2^32
+ * (the kernel's s_blockfile_groups limit for non-extent files). Undefined when the
+ * filesystem has no block that high (the allocator tests `exclude` block by block).
+ */
+export function blockMapExclude(sb: { blocksCount: number }): ((start: number, length: number) => boolean) | undefined {
+  return sb.blocksCount - 1 > BLOCKMAP_MAX_PHYSICAL ? (start, length) => start + length - 1 > BLOCKMAP_MAX_PHYSICAL : undefined;
+}
+
+async function allocateForBlockMap(tx: Transaction, count: number, goal: number): Promise<number[]> {
+  const runs = await allocateBlocks(tx, { goal, length: count, exclude: blockMapExclude(tx.fs.sb) });
+  return runs.flatMap((r) => Array.from({ length: r.length }, (_, i) => r.start + i));
+}
+
+const ZERO_CHUNK = 1024 * 1024;
+
+/**
+ * Zero new blocks of a block-mapped file as ordered data — a block map cannot
+ * say "unwritten, reads as zeros". The commit writes them once the journal has
+ * accepted the transaction, before its commit block (without a journal: before
+ * any metadata), so no crash point maps them with stale bytes.
+ */
+export function zeroOrdered(tx: Transaction, runs: readonly Run[]): void {
+  if (!runs.length) return;
+  const fs = tx.fs;
+  const bs = fs.blockSize;
+  produceOrderedData(tx, async () => {
+    const zeros = new Uint8Array(Math.min(ZERO_CHUNK, runs.reduce((m, r) => Math.max(m, r.length), 0) * bs));
+    let bytes = 0;
+    for (const r of runs) {
+      for (let off = 0; off < r.length * bs; off += zeros.length) {
+        const n = Math.min(zeros.length, r.length * bs - off);
+        await fs.device.write(r.start * bs + off, zeros.subarray(0, n));
+        bytes += n;
+      }
+    }
+    return bytes;
+  });
 }

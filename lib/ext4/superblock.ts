@@ -244,7 +244,7 @@ export function serializeSuperblock(sb: Superblock): Uint8Array {
   SuperblockLayout.encode(f, out);
   if (sb.hasMetadataCsum) {
     const c = superblockChecksum(out);
-    new DataView(out.buffer, out.byteOffset).setUint32(SuperblockLayout.offsetOf('s_checksum'), c, true);
+    SuperblockLayout.set(out, 's_checksum', c);
     sb.s_checksum = c;
   }
   sb.raw = out;

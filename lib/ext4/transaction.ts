@@ -2,11 +2,12 @@
  * A transaction gathers every metadata change of one operation as whole
  * block images (with checksums refreshed), plus the ordered data writes that
  * must be durable before the metadata that links them in. Committing is the
- * job of the journal (journal/commit.ts) or, without a journal, of ordered
+ * job of the journal (commit.ts, lib/jbd2) or, without a journal, of ordered
  * in-place writes. Reads inside a transaction see its own changes.
  */
 import { Ext4Error } from '../errors.js';
-import type { Filesystem } from './filesystem.js';
+import type { BlockReader } from './block-view.js';
+import type { FsContext } from './fs-context.js';
 import { serializeGroupDesc, type GroupDesc } from './group-desc.js';
 import { parseInode, serializeInode, type Inode } from './inode.js';
 import { SUPERBLOCK_OFFSET, serializeSuperblock, type Superblock } from './superblock.js';
@@ -18,8 +19,15 @@ export interface DataWrite {
   data: Uint8Array;
 }
 
-export class Transaction {
-  readonly fs: Filesystem;
+/** An open filesystem that runs transactions (Filesystem implements it; orphan and temp-file processing take it). */
+export interface FsWriter extends FsContext {
+  transact<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
+}
+
+/** The top of the block view stack (block-view.ts): this transaction's own images, then the filesystem's. */
+export class Transaction implements BlockReader {
+  readonly fs: FsWriter;
   /** Metadata blocks: final images, in first-touched order. */
   readonly blocks = new Map<number, Uint8Array>();
   /** Ordered data: written and flushed before the commit. */
@@ -37,8 +45,14 @@ export class Transaction {
   readonly revokes = new Set<number>();
   finalised = false;
 
-  constructor(fs: Filesystem) {
+  constructor(fs: FsWriter) {
     this.fs = fs;
+  }
+
+  /** Block n as this transaction sees it: its own image if it changed it, else the filesystem's (treat as read-only). */
+  readBlock(n: number): Promise<Uint8Array> {
+    const d = this.blocks.get(n);
+    return d ? Promise.resolve(d) : this.fs.readBlock(n);
   }
 
   /** A mutable copy of metadata block n as of this transaction. */
@@ -74,7 +88,7 @@ export class Transaction {
 
   async readInode(ino: number): Promise<Inode> {
     const { block, offset } = await this.fs.inodeLocation(ino);
-    const data = this.blocks.get(block) ?? (await this.fs.readBlock(block));
+    const data = await this.readBlock(block);
     return parseInode(this.fs.sb, ino, data.subarray(offset, offset + this.fs.sb.s_inode_size), { fsSeed: this.fs.fsSeed, verifyChecksum: this.fs.verify });
   }
 

@@ -6,7 +6,7 @@
  * the legacy signed-char variant). The parser (xattr.ts) stays lenient so that
  * reads work on such images; this module says what is wrong, without throwing.
  */
-import { XATTR_MAGIC, XattrBlockHeaderLayout, XattrEntryLayout } from './xattr.js';
+import { XATTR_MAGIC, XattrBlockHeaderLayout, XattrEntryLayout, XattrIbodyHeaderLayout, inodeXattrStart, isLastXattrEntry } from './xattr.js';
 import { xattrHashMatches } from './xattr-hash.js';
 
 /** XATTR_SIZE_MAX: the largest value the VFS hands to a filesystem. */
@@ -49,23 +49,22 @@ export interface XattrAreaReport {
 
 /**
  * The in-inode area: `raw` is the whole inode slot, the area starts at
- * 0x80 + i_extra_isize with the 4-byte magic. Returns no problem when the
+ * 128 + i_extra_isize with the 4-byte magic. Returns no problem when the
  * magic is absent (no in-inode xattrs).
  */
 export function checkInodeXattrs(raw: Uint8Array, extraIsize: number, ctx: XattrCheckContext): XattrAreaReport {
   const out: XattrAreaReport = { problems: [], eaInodes: [] };
-  const header = 0x80 + extraIsize;
+  const header = inodeXattrStart(extraIsize);
   const storage = raw.length - header;
   if (storage <= 4 || header + 4 > raw.length) return out;
-  const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  if (dv.getUint32(header, true) !== XATTR_MAGIC) return out;
+  if (XattrIbodyHeaderLayout.decode(raw, header).h_magic !== XATTR_MAGIC) return out;
   const start = header + 4; // entries, and the base of e_value_offs
   const regions = new Regions(storage);
   regions.claim(0, 4);
   let remain = storage - 4;
   let off = start;
   // Each entry consumes ≥ 16 bytes of `remain`: the loop is bounded by the area.
-  while (remain >= ENTRY_SIZE && off + 4 <= raw.length && dv.getUint32(off, true) !== 0) {
+  while (remain >= ENTRY_SIZE && off + 4 <= raw.length && !isLastXattrEntry(raw, off)) {
     if (off + ENTRY_SIZE > raw.length) {
       out.problems.push(`in-inode xattr entry at byte ${off} runs past the inode`);
       return out;
@@ -126,11 +125,10 @@ export function checkXattrBlock(block: Uint8Array, ctx: XattrCheckContext): Xatt
   }
   const regions = new Regions(bs);
   regions.claim(0, XattrBlockHeaderLayout.size);
-  const dv = new DataView(block.buffer, block.byteOffset, block.byteLength);
   let off = XattrBlockHeaderLayout.size;
   // Each entry claims ≥ 16 bytes of the block: bounded by the block size.
-  while (off + 4 <= bs && dv.getUint32(off, true) !== 0) {
-    if (off + ENTRY_SIZE > bs || !regions.claim(off, round4(ENTRY_SIZE + block[off]!))) {
+  while (off + 4 <= bs && !isLastXattrEntry(block, off)) {
+    if (off + ENTRY_SIZE > bs || !regions.claim(off, round4(ENTRY_SIZE + XattrEntryLayout.get(block, 'e_name_len', off)))) {
       out.problems.push(`entry at byte ${off} overlaps another or leaves the block (allocation collision)`);
       return out;
     }

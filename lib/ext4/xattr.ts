@@ -6,6 +6,7 @@
 import { defineStruct } from '../codec/layout.js';
 import { crc32c, crc32cSkipping, le64 } from './checksum.js';
 import { Ext4Error } from '../errors.js';
+import { InodeBaseLayout } from './inode.js';
 
 export const XATTR_MAGIC = 0xea020000;
 
@@ -24,6 +25,21 @@ export const XattrEntryLayout = defineStruct('xattr entry', 16, [
   ['e_value_size', 8, 'u32'],
   ['e_hash', 12, 'u32'],
 ] as const);
+
+/** ext4_xattr_ibody_header: the in-inode area starts with the magic. */
+export const XattrIbodyHeaderLayout = defineStruct('xattr ibody header', 4, [['h_magic', 0, 'u32']] as const);
+/** IS_LAST_ENTRY: a list ends where an entry's first 32-bit word is zero. */
+export const XattrListEndLayout = defineStruct('xattr list end', 4, [['word', 0, 'u32']] as const);
+
+/** Whether the entry list ends at `off` (the kernel's IS_LAST_ENTRY). */
+export function isLastXattrEntry(buf: Uint8Array, off: number): boolean {
+  return XattrListEndLayout.decode(buf, off).word === 0;
+}
+
+/** Where the in-inode xattr area of a slot starts: after the 128-byte base and i_extra_isize. */
+export function inodeXattrStart(extraIsize: number): number {
+  return InodeBaseLayout.size + extraIsize;
+}
 
 const PREFIXES: Record<number, string> = {
   1: 'user.',
@@ -54,8 +70,7 @@ function parseEntries(buf: Uint8Array, entriesStart: number, valueBase: number, 
   let off = entriesStart;
   // Each entry is ≥ 16 bytes, so the loop is bounded by the area size.
   while (off + 4 <= buf.length) {
-    const d = new DataView(buf.buffer, buf.byteOffset + off);
-    if (d.getUint32(0, true) === 0) break; // end of list
+    if (isLastXattrEntry(buf, off)) break;
     if (off + 16 > buf.length) throw new Ext4Error('EFSCORRUPTED', `entry at ${off} runs past the area`, { structure, location });
     const e = XattrEntryLayout.decode(buf, off);
     const nameEnd = off + 16 + e.e_name_len;
@@ -75,13 +90,12 @@ function parseEntries(buf: Uint8Array, entriesStart: number, valueBase: number, 
   return out;
 }
 
-/** In-inode xattrs: the area from 0x80 + i_extra_isize to the end of the inode slot. */
+/** In-inode xattrs: the area from 128 + i_extra_isize to the end of the inode slot. */
 export function parseInodeXattrs(raw: Uint8Array, extraIsize: number, ino: number): XattrEntry[] {
-  const start = 0x80 + extraIsize;
-  if (start + 4 > raw.length) return [];
-  const d = new DataView(raw.buffer, raw.byteOffset + start);
-  if (d.getUint32(0, true) !== XATTR_MAGIC) return [];
-  const area = raw.subarray(start + 4);
+  const start = inodeXattrStart(extraIsize);
+  if (start + XattrIbodyHeaderLayout.size > raw.length) return [];
+  if (XattrIbodyHeaderLayout.decode(raw, start).h_magic !== XATTR_MAGIC) return [];
+  const area = raw.subarray(start + XattrIbodyHeaderLayout.size);
   return parseEntries(area, 0, 0, area.length, `inode ${ino} in-inode xattrs`, `byte ${start}`);
 }
 

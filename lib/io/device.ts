@@ -25,6 +25,13 @@ export interface BlockDevice {
    */
   readInto?(position: number, target: Uint8Array): Promise<void>;
   /**
+   * Optional: read like `read`, but from the medium itself, past every cache on this host
+   * (O_DIRECT on a block device), so that another host's writes to shared storage are seen.
+   * Used for the MMP block (e2fsprogs' ext2fs_mmp_read does the same). Devices without one
+   * are read with `read`, which is right when nothing caches below them.
+   */
+  readUncached?(position: number, length: number): Promise<Uint8Array>;
+  /**
    * Write all of `data` at `position`. Throws EROFS on a read-only device,
    * ENOSPC for a range past the end (a device never grows), EINVAL for a
    * negative or non-integer position.

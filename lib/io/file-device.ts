@@ -8,6 +8,10 @@
  * - Writes past the end are refused (ENOSPC): the device has a fixed size,
  *   like a block device, so an image file is never silently extended.
  * - flush() is fdatasync().
+ * - readUncached() on a block device goes through a second, O_DIRECT
+ *   descriptor (opened on first use), so another host's writes are seen,
+ *   not our page cache (the MMP block; e2fsprogs' ext2fs_mmp_read does the
+ *   same). Image files are read plainly: the page cache is coherent on one host.
  * - Size: fstat().size for a regular file; for a block device sysfs
  *   (/sys/dev/block/MAJ:MIN/size × 512, from the fd's rdev) since Node has no
  *   BLKGETSIZE64 ioctl, with a probing fallback (binary search for the last
@@ -24,6 +28,7 @@ import { Ext4Error } from '../errors.js';
 import type { BlockDevice } from './device.js';
 import { DEFAULT_ROOTS, blockDeviceSizeFromSysfs, imageInUse, type SystemRoots } from './in-use.js';
 import { byteRange, checkRange, fromSystemError } from './util.js';
+import { MemoryDevice, type MemoryDeviceOptions } from './memory-device.js';
 
 export { fromSystemError } from './util.js';
 
@@ -50,6 +55,8 @@ export class FileDevice implements BlockDevice {
   /** True when the path is a block device (false: regular image file). */
   readonly isBlockDevice: boolean;
   private handle: FileHandle | undefined;
+  /** The O_DIRECT reader for readUncached (block devices): opened on first use, null when unavailable. */
+  private direct: Promise<DirectReader | null> | undefined;
 
   private constructor(handle: FileHandle, name: string, size: number, readOnly: boolean, isBlockDevice: boolean) {
     this.handle = handle;
@@ -160,6 +167,29 @@ export class FileDevice implements BlockDevice {
     }
   }
 
+  /**
+   * Read past the page cache: O_DIRECT on a block device (falling back to a plain read where
+   * O_DIRECT is refused), a plain read on an image file.
+   */
+  async readUncached(position: number, length: number): Promise<Uint8Array> {
+    checkRange(this.name, 'read', position, length);
+    this.fh('read');
+    if (this.isBlockDevice) {
+      this.direct ??= openDirectReader(this.name);
+      const direct = await this.direct;
+      if (direct) {
+        try {
+          return await direct.read(position, length);
+        } catch (e) {
+          if (!(e instanceof Ext4Error && e.code === 'EOPNOTSUPP')) throw e;
+          this.direct = Promise.resolve(null);
+          await direct.close().catch(() => undefined);
+        }
+      }
+    }
+    return this.read(position, length);
+  }
+
   async write(position: number, data: Uint8Array): Promise<void> {
     if (this.readOnly) throw new Ext4Error('EROFS', 'device is opened read-only', { structure: this.name, location: byteRange(position, data.length) });
     checkRange(this.name, 'write', position, data.length);
@@ -201,6 +231,9 @@ export class FileDevice implements BlockDevice {
   async close(): Promise<void> {
     const fh = this.handle;
     this.handle = undefined;
+    const direct = this.direct;
+    this.direct = undefined;
+    if (direct) await (await direct)?.close().catch(() => undefined);
     if (fh) {
       try {
         await fh.close();
@@ -240,4 +273,93 @@ async function probeSize(fh: FileHandle, name: string): Promise<number> {
     else hi = mid;
   }
   return hi;
+}
+
+interface DirectReader {
+  read(position: number, length: number): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
+/** O_DIRECT wants the file offset, the length and the buffer's address aligned to the logical block size. */
+const DIRECT_ALIGN = 4096;
+
+/**
+ * An O_DIRECT reader of `path`, or null when O_DIRECT is unavailable. Node cannot allocate
+ * aligned memory, so the first read probes for a buffer offset the kernel accepts (misaligned
+ * buffers fail with EINVAL at once) and keeps it; a read no offset satisfies throws EOPNOTSUPP.
+ */
+async function openDirectReader(path: string): Promise<DirectReader | null> {
+  const odirect = (fsc as unknown as Record<string, number | undefined>).O_DIRECT;
+  if (!odirect) return null;
+  let fh: FileHandle;
+  try {
+    fh = await fsp.open(path, fsc.O_RDONLY | odirect);
+  } catch {
+    return null;
+  }
+  let buf = new Uint8Array(0);
+  let off = -1;
+  const refused = () => new Ext4Error('EOPNOTSUPP', `O_DIRECT read of ${path} not possible`, { structure: path });
+  // One read at a time: they share `buf`.
+  let queue: Promise<unknown> = Promise.resolve();
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+    const p = queue.then(fn, fn);
+    queue = p.catch(() => undefined);
+    return p;
+  };
+  return {
+    read: (position: number, length: number) =>
+      serial(async (): Promise<Uint8Array> => {
+        const start = Math.floor(position / DIRECT_ALIGN) * DIRECT_ALIGN;
+        const span = Math.ceil((position + length) / DIRECT_ALIGN) * DIRECT_ALIGN - start;
+        if (span > MAX_CHUNK) throw refused();
+        if (buf.length < span + DIRECT_ALIGN) {
+          buf = new Uint8Array(span + DIRECT_ALIGN);
+          off = -1;
+        }
+        let got = -1;
+        if (off < 0) {
+          for (let o = 0; o < DIRECT_ALIGN && off < 0; o += 16) {
+            try {
+              got = (await fh.read(buf, o, span, start)).bytesRead;
+              off = o;
+            } catch (e) {
+              if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw fromSystemError(e, 'O_DIRECT read failed', path, byteRange(position, length));
+            }
+          }
+          if (off < 0) throw refused();
+        } else {
+          try {
+            got = (await fh.read(buf, off, span, start)).bytesRead;
+          } catch (e) {
+            throw fromSystemError(e, 'O_DIRECT read failed', path, byteRange(position, length));
+          }
+        }
+        if (got < position + length - start)
+          throw new Ext4Error('EIO', `short O_DIRECT read: device ends at byte ${start + got}`, { structure: path, location: byteRange(position, length) });
+        // A copy: the next read overwrites `buf`.
+        return buf.slice(off + position - start, off + position - start + length);
+      }),
+    close: () => serial(() => fh.close()),
+  };
+}
+
+/**
+ * Load a whole image file (or block device) into a MemoryDevice. The file is read once and
+ * closed; the memory device does not write back. Name defaults to the path.
+ */
+export async function memoryDeviceFromFile(path: string, options: MemoryDeviceOptions = {}): Promise<MemoryDevice> {
+  const dev = await FileDevice.open(path, { write: false });
+  try {
+    let data: Uint8Array;
+    try {
+      data = new Uint8Array(dev.size);
+    } catch (e) {
+      throw new Ext4Error('ENOMEM', `${path} (${dev.size} bytes) is too large to load into memory`, { structure: path, cause: e });
+    }
+    if (dev.size > 0) await dev.readInto(0, data);
+    return new MemoryDevice(data, { readOnly: options.readOnly, name: options.name ?? path });
+  } finally {
+    await dev.close();
+  }
 }

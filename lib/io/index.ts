@@ -1,6 +1,6 @@
 /** The device layer: storage access, caching and crash simulation. Knows nothing about ext4. */
 export type { BlockDevice } from './device.js';
-export { FileDevice, fromSystemError, type FileDeviceOptions } from './file-device.js';
+export { FileDevice, fromSystemError, memoryDeviceFromFile, type FileDeviceOptions } from './file-device.js';
 export { MemoryDevice, type MemoryDeviceOptions } from './memory-device.js';
 export { BlockCache, type BlockCacheOptions, type BlockCacheStats } from './cache.js';
 export {

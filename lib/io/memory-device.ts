@@ -1,14 +1,13 @@
 /**
  * MemoryDevice: a fixed-size BlockDevice over a Uint8Array. Used by tests,
- * crash simulation (RecordingDevice + materialise) and for small images
- * loaded whole with `fromFile`.
+ * crash simulation (RecordingDevice + materialise), a browser's in-memory image,
+ * and small images loaded whole (`memoryDeviceFromFile` in ext4kit/node).
  *
  * The device works on the array it is given (no copy): `data` shows every
  * write. read() returns a copy, so callers may mutate what they get.
  */
 import { Ext4Error } from '../errors.js';
 import type { BlockDevice } from './device.js';
-import { FileDevice } from './file-device.js';
 import { byteRange, checkRange } from './util.js';
 
 export interface MemoryDeviceOptions {
@@ -39,26 +38,6 @@ export class MemoryDevice implements BlockDevice {
     }
   }
 
-  /**
-   * Load a whole image file (or block device) into memory. The file is read
-   * once and closed; the device does not write back. Name defaults to the path.
-   */
-  static async fromFile(path: string, options: MemoryDeviceOptions = {}): Promise<MemoryDevice> {
-    const dev = await FileDevice.open(path, { write: false });
-    try {
-      let data: Uint8Array;
-      try {
-        data = new Uint8Array(dev.size);
-      } catch (e) {
-        throw new Ext4Error('ENOMEM', `${path} (${dev.size} bytes) is too large to load into memory`, { structure: path, cause: e });
-      }
-      if (dev.size > 0) data.set(await dev.read(0, dev.size));
-      return new MemoryDevice(data, { readOnly: options.readOnly, name: options.name ?? path });
-    } finally {
-      await dev.close();
-    }
-  }
-
   get size(): number {
     return this.bytes.length;
   }
@@ -79,6 +58,11 @@ export class MemoryDevice implements BlockDevice {
       throw new Ext4Error('EIO', `short read: device ends at byte ${this.bytes.length}`, { structure: this.name, location: byteRange(position, length) });
     }
     return this.bytes.slice(position, position + length);
+  }
+
+  /** Nothing caches a memory device: the same as read. */
+  readUncached(position: number, length: number): Promise<Uint8Array> {
+    return this.read(position, length);
   }
 
   async write(position: number, data: Uint8Array): Promise<void> {

@@ -76,6 +76,10 @@ export class RecordingDevice implements BlockDevice {
     return this.inner.read(position, length);
   }
 
+  readUncached(position: number, length: number): Promise<Uint8Array> {
+    return this.inner.readUncached ? this.inner.readUncached(position, length) : this.inner.read(position, length);
+  }
+
   /** Logged at issue time (before the inner write completes), so the log is in issue order. */
   write(position: number, data: Uint8Array): Promise<void> {
     // Writes the inner device is bound to refuse (read-only, bad range) are

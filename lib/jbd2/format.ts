@@ -115,6 +115,44 @@ export const Tag32Layout = defineStruct('journal tag (32bit)', 8, [
 
 /** §5 revoke block header after the common header. */
 export const RevokeHeaderLayout = defineStruct('journal revoke header', 16, [['r_count', 0xc, 'u32be']] as const);
+/** §5 revoke records after the header: a be32 block number, or a be64 one with 64BIT (two exact halves). */
+export const RevokeRecord32Layout = defineStruct('journal revoke record (32bit)', 4, [['r_blocknr', 0x0, 'u32be']] as const);
+export const RevokeRecord64Layout = defineStruct('journal revoke record (64bit)', 8, [
+  ['r_blocknr_high', 0x0, 'u32be'],
+  ['r_blocknr', 0x4, 'u32be'],
+] as const);
+
+/** Revoke record size for a feature set. */
+export function revokeRecordSize(incompat: number): 4 | 8 {
+  return incompat & JINCOMPAT['64BIT'] ? 8 : 4;
+}
+
+/** Decode the revoke record at `off` (exact, as a bigint). */
+export function decodeRevokeRecord(incompat: number, block: Uint8Array, off: number): bigint {
+  if (revokeRecordSize(incompat) === 4) return BigInt(RevokeRecord32Layout.decode(block, off).r_blocknr);
+  const r = RevokeRecord64Layout.decode(block, off);
+  return (BigInt(r.r_blocknr_high) << 32n) | BigInt(r.r_blocknr);
+}
+
+/** Encode a revoke record for fs block `fsBlock` at `off`. */
+export function encodeRevokeRecord(incompat: number, block: Uint8Array, off: number, fsBlock: number): void {
+  if (revokeRecordSize(incompat) === 4) RevokeRecord32Layout.encode({ r_blocknr: fsBlock >>> 0 }, block, off);
+  else RevokeRecord64Layout.encode({ r_blocknr_high: Math.floor(fsBlock / 2 ** 32), r_blocknr: fsBlock % 2 ** 32 }, block, off);
+}
+
+/**
+ * The head of the fast-commit area (ext4's struct ext4_fc_tl + ext4_fc_head,
+ * little-endian: written by ext4, not jbd2). Recovery only looks whether one
+ * is there for the transaction that follows the log.
+ */
+export const FastCommitHeadLayout = defineStruct('fast commit head', 12, [
+  ['fc_tag', 0x0, 'u16'],
+  ['fc_len', 0x2, 'u16'],
+  ['fc_features', 0x4, 'u32'],
+  ['fc_tid', 0x8, 'u32'],
+] as const);
+/** EXT4_FC_TAG_HEAD. */
+export const FC_TAG_HEAD = 9;
 
 /** §6 commit block after the common header. h_commit_sec is a u64 split in two u32 halves (exact compare). */
 export const CommitHeaderLayout = defineStruct('journal commit block', 0x3c, [
@@ -229,15 +267,29 @@ export function encodeTag(fmt: TagFormat, block: Uint8Array, off: number, fsBloc
   }
 }
 
+/** §4 a logged block that starts with the jbd2 magic is stored escaped (magic zeroed, ESCAPE flag in its tag). */
+export function needsEscape(block: Uint8Array): boolean {
+  return JournalHeaderLayout.decode(block).h_magic === JBD2_MAGIC;
+}
+
+/** Zero the magic of a logged block (in place) or put it back on replay; the rest of the block is untouched. */
+export function setLoggedMagic(block: Uint8Array, escaped: boolean): void {
+  const h = JournalHeaderLayout.decode(block);
+  JournalHeaderLayout.encode({ ...h, h_magic: escaped ? 0 : JBD2_MAGIC }, block);
+}
+
 // ---------------------------------------------------------------------------
 // Checksums (§7) — the only place journal checksums are computed
 // ---------------------------------------------------------------------------
 
 const ZERO4 = new Uint8Array(4);
 
+/** The transaction id as the tag checksum hashes it (cpu_to_be32(sequence)). */
+const TagSequenceLayout = defineStruct('journal tag checksum sequence', 4, [['sequence', 0x0, 'u32be']] as const);
+
 function be32bytes(n: number): Uint8Array {
   const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, n >>> 0, false);
+  TagSequenceLayout.encode({ sequence: n >>> 0 }, b);
   return b;
 }
 
@@ -441,7 +493,7 @@ export function serializeJournalSuperblock(jsb: JournalSuperblock): Uint8Array {
   );
   if (jsb.version === 2 && jsb.csumVersion >= 2) {
     const c = jsbChecksum(out);
-    new DataView(out.buffer, out.byteOffset).setUint32(JournalSuperblockLayout.offsetOf('s_checksum'), c, false);
+    JournalSuperblockLayout.encode({ ...f, s_checksum: c }, out);
     jsb.s_checksum = c;
   }
   jsb.raw = out;

@@ -28,7 +28,11 @@ import {
   TAG_FLAG,
   UUID_SIZE,
   commitChecksum,
+  encodeRevokeRecord,
   encodeTag,
+  needsEscape,
+  revokeRecordSize,
+  setLoggedMagic,
   setBlockTail,
   tagChecksum,
   type JournalSuperblock,
@@ -80,7 +84,7 @@ function geometry(jsb: JournalSuperblock): Geometry {
   const space = bs - JournalHeaderLayout.size - (csum ? BLOCK_TAIL_SIZE : 0);
   // First tag carries the 16-byte UUID, the others do not.
   const tagsPerDescriptor = 1 + Math.floor((space - tagSize - UUID_SIZE) / tagSize);
-  const recordSize = jsb.incompat & JINCOMPAT['64BIT'] ? 8 : 4;
+  const recordSize = revokeRecordSize(jsb.incompat);
   const recordsPerRevoke = Math.floor((bs - RevokeHeaderLayout.size - (csum ? BLOCK_TAIL_SIZE : 0)) / recordSize);
   return { bs, csum, tagSize, tagsPerDescriptor, recordSize, recordsPerRevoke };
 }
@@ -159,11 +163,9 @@ export function buildTransaction(input: TransactionInput): BuiltTransaction {
   for (let i = 0; i < revokes.length; i += g.recordsPerRevoke) {
     const chunk = revokes.slice(i, i + g.recordsPerRevoke);
     const b = header(BLOCKTYPE.REVOKE);
-    const dv = new DataView(b.buffer);
     let off = RevokeHeaderLayout.size;
     for (const r of chunk) {
-      if (g.recordSize === 8) dv.setBigUint64(off, BigInt(r), false);
-      else dv.setUint32(off, r, false);
+      encodeRevokeRecord(jsb.incompat, b, off, r);
       off += g.recordSize;
     }
     RevokeHeaderLayout.encode({ r_count: off }, b);
@@ -181,8 +183,8 @@ export function buildTransaction(input: TransactionInput): BuiltTransaction {
     chunk.forEach((blk, k) => {
       const logged = blk.data.slice();
       let flags = 0;
-      if (logged[0] === 0xc0 && logged[1] === 0x3b && logged[2] === 0x39 && logged[3] === 0x98) {
-        logged[0] = logged[1] = logged[2] = logged[3] = 0;
+      if (needsEscape(logged)) {
+        setLoggedMagic(logged, true);
         flags |= TAG_FLAG.ESCAPE;
       }
       if (k > 0) flags |= TAG_FLAG.SAME_UUID;

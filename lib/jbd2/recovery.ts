@@ -36,6 +36,8 @@ import {
   CHKSUM_TYPE,
   CRC32_CHKSUM_SIZE,
   CommitHeaderLayout,
+  FC_TAG_HEAD,
+  FastCommitHeadLayout,
   JBD2_MAGIC,
   JINCOMPAT,
   JournalHeaderLayout,
@@ -45,10 +47,13 @@ import {
   blockTailChecksum,
   commitChecksum,
   crc32Be,
+  decodeRevokeRecord,
   decodeTag,
   parseJournalSuperblock,
   readBlockTail,
+  revokeRecordSize,
   serializeJournalSuperblock,
+  setLoggedMagic,
   tagChecksum,
   tidAdd,
   tidGeq,
@@ -190,7 +195,7 @@ class Recovery {
     let nr = 0;
     // Each iteration advances off by ≥ tagBytes: at most (bs − 12) / tagBytes iterations.
     while (off + this.tagBytes <= size) {
-      const flags = (buf[off + 6]! << 8) | buf[off + 7]!;
+      const { flags } = decodeTag(this.jsb.tagFormat, buf, off);
       nr++;
       off += this.tagBytes;
       if (!(flags & TAG_FLAG.SAME_UUID)) off += UUID_SIZE;
@@ -236,11 +241,10 @@ class Recovery {
           location: this.where(at, 'revoke', tid),
         }),
       );
-    const recLen = this.jsb.incompat & JINCOMPAT['64BIT'] ? 8 : 4;
-    const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    const recLen = revokeRecordSize(this.jsb.incompat);
     let off = RevokeHeaderLayout.size;
     while (off + recLen <= rcount) {
-      const blk = recLen === 4 ? BigInt(dv.getUint32(off, false)) : dv.getBigUint64(off, false);
+      const blk = decodeRevokeRecord(this.jsb.incompat, buf, off);
       off += recLen;
       this.setRevoke(blk, tid);
       info.nrRevokes++;
@@ -367,7 +371,7 @@ class Recovery {
                   failed(new Ext4Error('EFSCORRUPTED', `tag names fs block ${blocknr}, beyond 2^53`, { structure: 'journal descriptor block', location: this.where(here, 'descriptor', sequence) }));
                 const data = ob.slice();
                 if (flags & TAG_FLAG.ESCAPE) {
-                  data[0] = 0xc0; data[1] = 0x3b; data[2] = 0x39; data[3] = 0x98;
+                  setLoggedMagic(data, false);
                   info.nrEscaped++;
                 }
                 this.writes.push({ fsBlock: Number(blocknr), data });
@@ -455,11 +459,8 @@ class Recovery {
     } catch {
       return false;
     }
-    const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-    const EXT4_FC_TAG_HEAD = 9;
-    if (dv.getUint16(0, true) !== EXT4_FC_TAG_HEAD) return false;
-    // ext4_fc_head { le32 fc_features; le32 fc_tid } follows the 4-byte tl.
-    return dv.getUint32(8, true) === endTid;
+    const head = FastCommitHeadLayout.decode(b);
+    return head.fc_tag === FC_TAG_HEAD && head.fc_tid === endTid;
   }
 }
 

@@ -3,13 +3,21 @@
  * space at [offset, offset+len) that is currently a hole, searching per
  * mode flags; new blocks are unwritten (read as zeros, no zeroing I/O);
  * the size grows past EOF; one journaled transaction; returns bytes allocated.
+ *
+ * A block-mapped file (ext2/ext3) cannot say "unwritten": the kernel's
+ * fallocate refuses it (EOPNOTSUPP) and glibc's posix_fallocate then writes
+ * zeros. We do what that user gets: real blocks, found by the same mode
+ * flags, zeroed as ordered data (on disk before the map that exposes them).
  */
 import { Ext4Error } from '../errors.js';
 import type { Filesystem } from '../ext4/filesystem.js';
+import type { FsContext } from '../ext4/fs-context.js';
 import type { Transaction } from '../ext4/transaction.js';
 import { allocateBlocks } from '../ext4/alloc.js';
 import { insert, mappedIn, type Run } from '../ext4/extent-map.js';
-import { assertMutableRegularFile, remapInode, setSize, touch, txFileMap } from '../ext4/remap.js';
+import { assertMutableRegularFile, blockMapExclude, remapInode, setSize, touch, txFileMap, zeroOrdered } from '../ext4/remap.js';
+import { blockMapMaxBlocks } from '../ext4/blockmap-edit.js';
+import { isExtentMapped, type Inode } from '../ext4/inode.js';
 import type { Extent } from '../ext4/extents.js';
 import { groupFirstBlock } from '../ext4/geometry.js';
 import { resolveTarget, type FileRef } from './target.js';
@@ -60,14 +68,15 @@ export async function allocateRanges(fs: Filesystem, file: FileRef, requests: re
   return fs.transact(async (tx) => {
     const ino = await resolveTarget(fs, file);
     const inode = await tx.readInode(ino);
-    assertMutableRegularFile(inode, fs.sb);
+    assertMutableRegularFile(inode, fs.sb, 'file', { blockMapped: true });
     const map = await txFileMap(tx, inode);
     const checked = requests.map((r) => checkRequest(fs, r));
+    for (const r of checked) checkBlockMapRange(fs, inode, r);
     let extents: Extent[] = map.extents.slice();
     const out: number[] = [];
     let end = inode.size;
     for (const r of checked) {
-      const added = await reserveRange(tx, ino, extents, r);
+      const added = await reserveRange(tx, inode, extents, r);
       extents = insert(extents, added);
       const bytes = added.reduce((a, e) => a + e.length, 0) * fs.blockSize;
       out.push(bytes);
@@ -89,7 +98,7 @@ interface CheckedRequest extends AllocateOptions {
 }
 
 /** Argument checks that need no I/O (EINVAL / EFBIG before anything is read or written). */
-function checkRequest(fs: Filesystem, opts: AllocateOptions): CheckedRequest {
+function checkRequest(fs: FsContext, opts: AllocateOptions): CheckedRequest {
   const bs = fs.blockSize;
   const flags = opts.flags ?? 0;
   if (flags & ~KNOWN) throw new Ext4Error('EINVAL', `unknown allocate flags 0x${(flags & ~KNOWN).toString(16)}`);
@@ -105,10 +114,13 @@ function checkRequest(fs: Filesystem, opts: AllocateOptions): CheckedRequest {
 
 /**
  * Find and mark the data blocks of one request whose range must be a hole in `extents`;
- * returns the new (unwritten) extents. The caller writes the tree.
+ * returns the new extents (unwritten; for a block-mapped file written, their zeroing
+ * queued as ordered data). The caller writes the tree.
  */
-async function reserveRange(tx: Transaction, ino: number, extents: readonly Extent[], r: CheckedRequest, info?: { got: number }): Promise<Extent[]> {
+async function reserveRange(tx: Transaction, inode: Inode, extents: readonly Extent[], r: CheckedRequest, info?: { got: number }): Promise<Extent[]> {
   const fs = tx.fs;
+  const ino = inode.ino;
+  const blockMapped = !isExtentMapped(inode);
   const { lb, n, flags } = r;
   if (mappedIn(extents, lb, n).length) throw new Ext4Error('EEXIST', `the range ${r.offset}+${r.len} already contains allocated blocks`);
   const fixedStart = (flags & ALLOC_FIXED_START) !== 0;
@@ -120,14 +132,16 @@ async function reserveRange(tx: Transaction, ino: number, extents: readonly Exte
     contiguous: (flags & ALLOC_CONTIGUOUS) !== 0,
     exact: fixedStart,
     partial: !(flags & ALLOC_FIXED_LEN),
+    ...(blockMapped ? { exclude: blockMapExclude(fs.sb) } : {}),
   });
   if (info) info.got = runs.reduce((a, x) => a + x.length, 0);
   const added: Extent[] = [];
   let l = lb;
   for (const x of runs) {
-    added.push({ logical: l, physical: x.start, length: x.length, unwritten: true });
+    added.push({ logical: l, physical: x.start, length: x.length, unwritten: !blockMapped });
     l += x.length;
   }
+  if (blockMapped) zeroOrdered(tx, runs);
   return added;
 }
 
@@ -136,9 +150,10 @@ async function allocateInTx(tx: Transaction, file: FileRef, opts: AllocateOption
   const r = checkRequest(fs, opts);
   const ino = await resolveTarget(fs, file);
   const inode = await tx.readInode(ino);
-  assertMutableRegularFile(inode, fs.sb);
+  assertMutableRegularFile(inode, fs.sb, 'file', { blockMapped: true });
+  checkBlockMapRange(fs, inode, r);
   const map = await txFileMap(tx, inode);
-  const added = await reserveRange(tx, ino, map.extents, r, info);
+  const added = await reserveRange(tx, inode, map.extents, r, info);
   await remapInode(tx, inode, map, insert(map.extents, added));
   const bytes = added.reduce((a, e) => a + e.length, 0) * fs.blockSize;
   if (r.offset + bytes > inode.size) setSize(tx, inode, r.offset + bytes);
@@ -148,7 +163,7 @@ async function allocateInTx(tx: Transaction, file: FileRef, opts: AllocateOption
 }
 
 /** Goal when none is given: right after the file's mapping before `lb`, else its inode's group. */
-function defaultGoal(fs: Filesystem, extents: readonly Extent[], lb: number, ino: number): number {
+function defaultGoal(fs: FsContext, extents: readonly Extent[], lb: number, ino: number): number {
   let prev: Extent | undefined;
   for (const e of extents) {
     if (e.logical >= lb) break;
@@ -156,4 +171,11 @@ function defaultGoal(fs: Filesystem, extents: readonly Extent[], lb: number, ino
   }
   if (prev) return prev.physical + (lb - prev.logical);
   return groupFirstBlock(fs.sb, Math.floor((ino - 1) / fs.sb.s_inodes_per_group));
+}
+
+/** A block map addresses fewer logical blocks than an extent tree (EFBIG before anything is allocated). */
+function checkBlockMapRange(fs: FsContext, inode: Inode, r: CheckedRequest): void {
+  if (isExtentMapped(inode)) return;
+  const max = blockMapMaxBlocks(fs.blockSize);
+  if (r.lb + r.n > max) throw new Ext4Error('EFBIG', `range exceeds the maximum block-mapped file size (${max} blocks)`, { structure: `inode ${inode.ino}` });
 }

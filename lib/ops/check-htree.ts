@@ -7,14 +7,15 @@
  * from the lower / upper bound as e2fsck exempts them).
  */
 import type { Filesystem, FileMap } from '../ext4/filesystem.js';
-import { isExt4Error } from '../errors.js';
+import { describeLocation, isExt4Error } from '../errors.js';
 import { INCOMPAT, S_FLAGS } from '../ext4/superblock.js';
 import { INODE_FLAGS, type Inode } from '../ext4/inode.js';
 import { findExtent } from '../ext4/extents.js';
 import { parseDxNode, parseDxRoot, type DxIndexBlock } from '../ext4/htree.js';
 import { parseDirBlock } from '../ext4/directory.js';
 import { dirHash } from '../ext4/dirhash.js';
-import type { CheckProblem } from './check.js';
+import { hashSeedWords } from '../ext4/hash-seed.js';
+import type { CheckProblem } from './check-problem.js';
 
 interface BlockInfo {
   parent: number;
@@ -53,11 +54,11 @@ export async function checkHtree(fs: Filesystem, dir: Inode, map: FileMap, path:
     root = parseDxRoot(b, opts(0));
   } catch (e) {
     if (!isExt4Error(e)) throw e;
-    out.push({ pass: 2, code: e.code, structure: e.structure ?? `htree directory ${dir.ino}`, location: e.location ?? path, message: e.message });
+    out.push({ pass: 2, code: e.code, structure: e.structure ?? `htree directory ${dir.ino}`, location: describeLocation(e.location) ?? path, message: e.message });
     return out;
   }
   info.set(0, { parent: -1, refs: 1, first: true, nodeMin: 0, nodeMax: 0xfffffffe, min: 0xffffffff, max: 0, leaf: false, depth: 0 });
-  const seed = new Uint32Array(sb.s_hash_seed.buffer.slice(sb.s_hash_seed.byteOffset, sb.s_hash_seed.byteOffset + 16));
+  const seed = hashSeedWords(sb.s_hash_seed);
   const signed = !(sb.s_flags & S_FLAGS.UNSIGNED_HASH);
   const levels = root.indirectLevels;
   // Breadth-first over the index; every block is expanded once (refs), so a cycle ends.
@@ -93,7 +94,7 @@ export async function checkHtree(fs: Filesystem, dir: Inode, map: FileMap, path:
         frontier.push({ lb: n.lb, index: parseDxNode(b, opts(n.lb)), depth: n.depth });
       } catch (e) {
         if (!isExt4Error(e)) throw e;
-        out.push({ pass: 2, code: e.code, structure: e.structure ?? `htree directory ${dir.ino}`, location: e.location ?? path, message: e.message });
+        out.push({ pass: 2, code: e.code, structure: e.structure ?? `htree directory ${dir.ino}`, location: describeLocation(e.location) ?? path, message: e.message });
       }
     }
   }

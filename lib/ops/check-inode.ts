@@ -6,15 +6,17 @@
  * mapped blocks, symlinks, device nodes, unused fields that must be zero, and
  * the in-inode xattr area. Each rule names what e2fsck would say.
  */
+import { le32 } from '../codec/layout.js';
 import type { Filesystem, FileMap } from '../ext4/filesystem.js';
+import { EXTENT_MAGIC, ExtentHeaderLayout, MAX_EXTENT_DEPTH } from '../ext4/extents.js';
 import { COMPAT, INCOMPAT, RO_COMPAT } from '../ext4/superblock.js';
-import { INODE_FLAGS, hasInlineData, type Inode } from '../ext4/inode.js';
+import { FscryptSymlinkLayout, INODE_FLAGS, InodeBaseLayout, hasInlineData, type Inode } from '../ext4/inode.js';
 import { parseInodeXattrs } from '../ext4/xattr.js';
 import { checkInodeXattrs, type XattrCheckContext } from '../ext4/xattr-check.js';
-import type { CheckProblem } from './check.js';
+import type { CheckProblem } from './check-problem.js';
 
 const ROOT_INO = 2, BAD_INO = 1, BOOT_LOADER_INO = 5, RESIZE_INO = 7;
-const I_BLOCK_BYTES = 60;
+const I_BLOCK_BYTES = InodeBaseLayout.sizeOf('i_block');
 /** ext4 extents address 2^32 logical blocks. */
 const EXTENT_MAX_LBLOCKS = 2 ** 32;
 
@@ -25,14 +27,13 @@ function blockMapMaxSize(bs: number): number {
 }
 
 function iblockWord(inode: Inode, i: number): number {
-  return new DataView(inode.base.i_block.buffer, inode.base.i_block.byteOffset, I_BLOCK_BYTES).getUint32(i * 4, true);
+  return le32.get(inode.base.i_block, i);
 }
 
 /** ext2fs_extent_header_verify on i_block: would these bytes be a valid extent root? */
 function looksLikeExtentRoot(inode: Inode): boolean {
-  const dv = new DataView(inode.base.i_block.buffer, inode.base.i_block.byteOffset, I_BLOCK_BYTES);
-  const magic = dv.getUint16(0, true), entries = dv.getUint16(2, true), max = dv.getUint16(4, true), depth = dv.getUint16(6, true);
-  return magic === 0xf30a && max <= 4 && max >= 1 && entries <= max && depth <= 5;
+  const h = ExtentHeaderLayout.decode(inode.base.i_block);
+  return h.eh_magic === EXTENT_MAGIC && h.eh_max <= 4 && h.eh_max >= 1 && h.eh_entries <= h.eh_max && h.eh_depth <= MAX_EXTENT_DEPTH;
 }
 
 /** Bytes of inline data: the 60 bytes of i_block plus the system.data value. */
@@ -70,7 +71,7 @@ async function symlinkValid(fs: Filesystem, inode: Inode, map: FileMap | null): 
     if (!(inode.flags & INODE_FLAGS.EXTENTS)) for (let i = 1; i < 15; i++) if (iblockWord(inode, i)) return false;
     buf = await fs.readBlock(e.physical);
   }
-  const len = inode.flags & INODE_FLAGS.ENCRYPT ? (buf[0]! | (buf[1]! << 8)) + 2 : strnlen(buf);
+  const len = inode.flags & INODE_FLAGS.ENCRYPT ? FscryptSymlinkLayout.decode(buf).len + FscryptSymlinkLayout.size : strnlen(buf);
   return len < buf.length && len === inode.size;
 }
 

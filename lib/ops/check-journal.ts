@@ -7,11 +7,11 @@
  * with data (s_start ≠ 0) or an error (s_errno) needs the needs_recovery flag.
  */
 import type { Filesystem } from '../ext4/filesystem.js';
-import { isExt4Error } from '../errors.js';
+import { describeLocation, isExt4Error } from '../errors.js';
 import { COMPAT, INCOMPAT } from '../ext4/superblock.js';
 import { INODE_FLAGS } from '../ext4/inode.js';
 import { JBD2_MIN_JOURNAL_BLOCKS, parseJournalSuperblock } from '../jbd2/format.js';
-import type { CheckProblem } from './check.js';
+import type { CheckProblem } from './check-problem.js';
 
 export async function checkJournal(fs: Filesystem): Promise<CheckProblem[]> {
   const sb = fs.sb;
@@ -42,7 +42,7 @@ export async function checkJournal(fs: Filesystem): Promise<CheckProblem[]> {
     inode = await fs.readInode(jino);
   } catch (e) {
     if (!isExt4Error(e)) throw e;
-    bad(e.location ?? 'inode', e.message, e.code);
+    bad(describeLocation(e.location) ?? 'inode', e.message, e.code);
     return out;
   }
   if (!inode.linksCount || inode.type !== 'file' || inode.flags & INODE_FLAGS.ENCRYPT) {
@@ -57,7 +57,7 @@ export async function checkJournal(fs: Filesystem): Promise<CheckProblem[]> {
     map = await fs.fileMap(inode);
   } catch (e) {
     if (!isExt4Error(e)) throw e;
-    bad(e.location ?? 'block map', e.message, e.code);
+    bad(describeLocation(e.location) ?? 'block map', e.message, e.code);
     return out;
   }
   let mapped = 0;
@@ -74,7 +74,7 @@ export async function checkJournal(fs: Filesystem): Promise<CheckProblem[]> {
     jsb = parseJournalSuperblock(block0, `journal block 0 (block ${first.physical})`, { fsBlockSize: bs, journalBlocks: Math.min(blocks, mapped) });
   } catch (e) {
     if (!isExt4Error(e)) throw e;
-    out.push({ pass: 0, code: e.code, structure: e.structure ?? 'journal superblock', location: e.location ?? 'journal block 0', message: e.message });
+    out.push({ pass: 0, code: e.code, structure: e.structure ?? 'journal superblock', location: describeLocation(e.location) ?? 'journal block 0', message: e.message });
     return out;
   }
   if (!recover && jsb.s_start !== 0) bad('journal superblock', `needs_recovery is clear, but the journal has data (s_start ${jsb.s_start})`, 'EFSCORRUPTED', 'journal superblock');

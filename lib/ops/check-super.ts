@@ -6,13 +6,14 @@
  * DIND listing each primary reserved GDT block, each of those listing its
  * backups in the groups that carry a superblock.
  */
+import { le32 } from '../codec/layout.js';
 import type { Filesystem } from '../ext4/filesystem.js';
-import { isExt4Error } from '../errors.js';
+import { describeLocation, isExt4Error } from '../errors.js';
 import { COMPAT, INCOMPAT, RO_COMPAT, STATE, sbTime } from '../ext4/superblock.js';
 import { BG_FLAGS, uninitFlagsHonoured } from '../ext4/group-desc.js';
 import { featureNames } from '../ext4/features.js';
 import { descBlockCount, groupFirstBlock, groupHasSuper, inodeTableBlocks } from '../ext4/geometry.js';
-import type { CheckProblem } from './check.js';
+import type { CheckProblem } from './check-problem.js';
 
 const RESIZE_INO = 7;
 const S_IFREG = 0x8000;
@@ -71,7 +72,7 @@ export async function checkSuperblock(fs: Filesystem): Promise<CheckProblem[]> {
       gd = await fs.group(g);
     } catch (e) {
       if (!isExt4Error(e)) throw e;
-      out.push({ pass: 0, code: e.code, structure: e.structure ?? 'group descriptor', location: e.location ?? `group ${g}`, message: e.message });
+      out.push({ pass: 0, code: e.code, structure: e.structure ?? 'group descriptor', location: describeLocation(e.location) ?? `group ${g}`, message: e.message });
       continue;
     }
     const d = (message: string) => out.push({ pass: 0, code: 'EFSCORRUPTED', structure: 'group descriptor', location: `group ${g}`, message });
@@ -102,11 +103,10 @@ async function checkResizeInode(fs: Filesystem): Promise<CheckProblem[]> {
     inode = await fs.readInode(RESIZE_INO);
   } catch (e) {
     if (!isExt4Error(e)) throw e;
-    out.push({ pass: 0, code: e.code, structure: e.structure ?? 'inode 7', location: e.location ?? '', message: e.message });
+    out.push({ pass: 0, code: e.code, structure: e.structure ?? 'inode 7', location: describeLocation(e.location) ?? '', message: e.message });
     return out;
   }
-  const iblock = new DataView(inode.base.i_block.buffer, inode.base.i_block.byteOffset, 60);
-  const ptr = (i: number) => iblock.getUint32(i * 4, true);
+  const ptr = (i: number) => le32.get(inode.base.i_block, i);
   if (!has) {
     for (let i = 0; i < 15; i++) if (ptr(i)) return bad('the feature is off but the inode maps blocks'), out;
     return out;
@@ -117,22 +117,21 @@ async function checkResizeInode(fs: Filesystem): Promise<CheckProblem[]> {
   if (!inode.linksCount) return bad('links count 0'), out;
   if (!(inode.mode & S_IFREG)) return bad(`mode 0${inode.mode.toString(8)} is not a regular file`), out;
   if (dind < sb.s_first_data_block || dind >= sb.blocksCount) return bad(`double-indirect block ${dind} is outside the filesystem`), out;
-  const words = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
   const perBlock = fs.blockSize / 4;
-  const dindBuf = words(await fs.readBlock(dind));
+  const dindBuf = await fs.readBlock(dind);
   const descBlocks = descBlockCount(sb);
   let pblk = sb.s_first_data_block + 1 + descBlocks;
   if (fs.blockSize === 1024 && sb.s_first_data_block === 0) pblk++; // 1 KiB bigalloc: block 0 is the boot block, the superblock block 1
   for (let i = 0, gdtOff = descBlocks; i < sb.s_reserved_gdt_blocks; i++, gdtOff++, pblk++) {
     gdtOff %= perBlock;
-    if (dindBuf.getUint32(gdtOff * 4, true) !== pblk) return bad(`double-indirect entry ${gdtOff} is ${dindBuf.getUint32(gdtOff * 4, true)}, should be reserved GDT block ${pblk}`), out;
+    if (le32.get(dindBuf, gdtOff) !== pblk) return bad(`double-indirect entry ${gdtOff} is ${le32.get(dindBuf, gdtOff)}, should be reserved GDT block ${pblk}`), out;
     if (pblk >= sb.blocksCount) return bad(`reserved GDT block ${pblk} is outside the filesystem`), out;
-    const ind = words(await fs.readBlock(pblk));
+    const ind = await fs.readBlock(pblk);
     let k = 0;
     for (let g = 1; g < sb.groupCount && k < perBlock; g++) {
       if (!groupHasSuper(sb, g)) continue;
       const want = pblk + g * sb.s_blocks_per_group;
-      if (ind.getUint32(k * 4, true) !== want) return bad(`reserved GDT block ${pblk} entry ${k} is ${ind.getUint32(k * 4, true)}, should be its backup ${want}`), out;
+      if (le32.get(ind, k) !== want) return bad(`reserved GDT block ${pblk} entry ${k} is ${le32.get(ind, k)}, should be its backup ${want}`), out;
       k++;
     }
   }

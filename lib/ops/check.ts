@@ -17,14 +17,18 @@
  * Every loop is bounded by on-disk limits (inode counts, the directory tree is
  * walked once per directory), so damaged images end with a report, not a hang.
  */
-import { isExt4Error, type ErrorCode } from '../errors.js';
+import { describeLocation, isExt4Error } from '../errors.js';
+import { le32 } from '../codec/layout.js';
 import type { Filesystem, FileMap } from '../ext4/filesystem.js';
+import { NDIR_BLOCKS } from '../ext4/blockmap.js';
 import { decodeName } from '../ext4/bytes.js';
 import { blocksInGroup, groupFirstBlock, groupFixedMetadata, groupOfBlock, inodeTableBlocks } from '../ext4/geometry.js';
+import { mmpExtent } from '../ext4/fixed-metadata.js';
 import { countFree, setBit, testBit } from '../ext4/bitmap.js';
 import { BG_FLAGS, uninitFlagsHonoured } from '../ext4/group-desc.js';
 import { COMPAT, INCOMPAT, RO_COMPAT } from '../ext4/superblock.js';
-import { parseInode, type FileType as InodeType, type Inode } from '../ext4/inode.js';
+import type { FileType as InodeType, Inode } from '../ext4/inode.js';
+import { scanInodeTables } from '../ext4/inode-scan.js';
 import { FileType } from '../ext4/directory.js';
 import { parseXattrBlock, XattrBlockHeaderLayout } from '../ext4/xattr.js';
 import { checkXattrBlock } from '../ext4/xattr-check.js';
@@ -32,15 +36,9 @@ import { checkSuperblock } from './check-super.js';
 import { checkJournal } from './check-journal.js';
 import { checkInode, sizeProblems, xattrContext } from './check-inode.js';
 import { checkHtree } from './check-htree.js';
+import type { CheckProblem } from './check-problem.js';
 
-export interface CheckProblem {
-  /** e2fsck pass the problem belongs to (0: superblock, journal, resize inode). */
-  pass: 0 | 1 | 2 | 3 | 4 | 5;
-  code: ErrorCode | string;
-  structure: string;
-  location: string;
-  message: string;
-}
+export type { CheckProblem };
 
 export interface CheckReport {
   ok: boolean;
@@ -64,7 +62,7 @@ export async function checkFilesystem(fs: Filesystem): Promise<CheckReport> {
   } catch (e) {
     // Damage that stops the walk itself (a descriptor or inode table that cannot be read).
     if (!isExt4Error(e)) throw e;
-    problems.push({ pass: 1, code: e.code, structure: e.structure ?? 'filesystem', location: e.location ?? '', message: e.message });
+    problems.push({ pass: 1, code: e.code, structure: e.structure ?? 'filesystem', location: describeLocation(e.location) ?? '', message: e.message });
     return { ok: false, problems: problems.slice(0, MAX_PROBLEMS), stats: { inodesInUse: 0, directories: 0, blocksOwned: 0, groups: fs.sb.groupCount, ms: performance.now() - t0 } };
   }
 }
@@ -83,7 +81,7 @@ async function runChecks(fs: Filesystem, t0: number, problems: CheckProblem[]): 
   };
   const fromError = (pass: CheckProblem['pass'], e: unknown, structure: string, location: string) => {
     if (!isExt4Error(e)) throw e;
-    report({ pass, code: e.code, structure: e.structure ?? structure, location: e.location ?? location, message: e.message });
+    report({ pass, code: e.code, structure: e.structure ?? structure, location: describeLocation(e.location) ?? location, message: e.message });
   };
   const bad = (pass: CheckProblem['pass'], structure: string, location: string, message: string) => report({ pass, code: 'EFSCORRUPTED', structure, location, message });
 
@@ -103,87 +101,76 @@ async function runChecks(fs: Filesystem, t0: number, problems: CheckProblem[]): 
   const owned: { start: number; length: number; ino: number; what: string }[] = [];
   const xattrRefs = new Map<number, { refs: number; refcount: number | null }>();
   let inodesInUse = 0;
-  for (let g = 0; g < sb.groupCount; g++) {
-    let gd, bitmap: Uint8Array | null = null;
-    try {
-      gd = await fs.group(g);
-    } catch {
-      continue; // reported in pass 0
+  for await (const item of scanInodeTables(fs, { which: 'all', onReadError: 'per-inode' })) {
+    if (item.kind === 'group') {
+      // An unreadable descriptor is reported in pass 0.
+      if (item.bitmapError) fromError(5, item.bitmapError, 'inode bitmap', `group ${item.group}`);
+      continue;
     }
+    const { ino, group: g, marked } = item;
+    if (!item.inode) {
+      fromError(1, item.error, `inode ${ino}`, `group ${g}`);
+      continue;
+    }
+    const inode = item.inode;
+    // "passes checks, but checksum does not match": reported, and the inode's other rules still checked.
+    if (item.error) report({ pass: 1, code: item.error.code, structure: item.error.structure ?? `inode ${ino}`, location: describeLocation(item.error.location) ?? '', message: item.error.message });
+    const reserved = ino < sb.s_first_ino;
+    if (!reserved && inode.linksCount === 0) {
+      if (inode.mode !== 0 && inode.dtime === 0) bad(1, `inode ${ino}`, 'i_dtime', 'deleted inode has zero dtime');
+      if (marked) bad(5, `inode ${ino}`, 'inode bitmap', 'marked in use in the inode bitmap but the inode is deleted');
+      continue;
+    }
+    if (marked === false) bad(5, `inode ${ino}`, 'inode bitmap', reserved ? 'reserved inode marked free in the inode bitmap' : `in use (links ${inode.linksCount}) but marked free in the inode bitmap`);
+    inodesInUse++;
+    if (reserved && ino !== ROOT_INO) {
+      // Reserved inodes: their own rules, and e2fsck's check_blocks on whatever they map.
+      for (const p of await checkInode(fs, inode, null)) report(p);
+    } else {
+      inUse.set(ino, { type: inode.type, links: inode.linksCount });
+      if (inode.type === 'dir') dirsInGroup.set(g, (dirsInGroup.get(g) ?? 0) + 1);
+    }
+    let map: FileMap | null = null;
     try {
-      bitmap = await fs.inodeBitmap(g);
+      map = await fs.fileMap(inode);
     } catch (e) {
-      fromError(5, e, 'inode bitmap', `group ${g}`);
+      fromError(1, e, `inode ${ino}`, 'block map');
     }
-    if (honoured && gd.flags & BG_FLAGS.INODE_UNINIT) continue;
-    const slots = honoured ? Math.max(0, ipg - gd.itableUnused) : ipg;
-    for (let i = 0; i < slots; i++) {
-      const ino = g * ipg + i + 1;
-      const marked = bitmap ? testBit(bitmap, i) : null;
-      let inode: Inode;
-      try {
-        inode = await readInodeLenient(fs, ino, report);
-      } catch (e) {
-        fromError(1, e, `inode ${ino}`, `group ${g}`);
-        continue;
+    if (!reserved || ino === ROOT_INO) for (const p of await checkInode(fs, inode, map)) report(p);
+    else for (const p of sizeProblems(fs, inode, map)) report(p);
+    if (ino === RESIZE_INO) {
+      // Its blocks are the reserved GDT area and its backups (fixed metadata, checked in pass 0)
+      // plus the DIND block; only i_blocks is left to compare.
+      // (with bigalloc e2fsck counts its scattered blocks by a rule of its own: not compared)
+      if (map && ratio === 1) {
+        const n = clustersOf([...map.metadataBlocks.map((b): [number, number] => [b, 1]), ...map.extents.map((e): [number, number] => [e.physical, e.length])], ratio) * ratio;
+        if (inode.blocks512 !== n * (bs / 512)) bad(1, `inode ${ino}`, 'i_blocks', `i_blocks is ${inode.blocks512} sectors, the resize inode maps ${n} block(s)`);
       }
-      const reserved = ino < sb.s_first_ino;
-      if (!reserved && inode.linksCount === 0) {
-        if (inode.mode !== 0 && inode.dtime === 0) bad(1, `inode ${ino}`, 'i_dtime', 'deleted inode has zero dtime');
-        if (marked) bad(5, `inode ${ino}`, 'inode bitmap', 'marked in use in the inode bitmap but the inode is deleted');
-        continue;
-      }
-      if (marked === false) bad(5, `inode ${ino}`, 'inode bitmap', reserved ? 'reserved inode marked free in the inode bitmap' : `in use (links ${inode.linksCount}) but marked free in the inode bitmap`);
-      inodesInUse++;
-      if (reserved && ino !== ROOT_INO) {
-        // Reserved inodes: their own rules, and e2fsck's check_blocks on whatever they map.
-        for (const p of await checkInode(fs, inode, null)) report(p);
-      } else {
-        inUse.set(ino, { type: inode.type, links: inode.linksCount });
-        if (inode.type === 'dir') dirsInGroup.set(g, (dirsInGroup.get(g) ?? 0) + 1);
-      }
-      let map: FileMap | null = null;
-      try {
-        map = await fs.fileMap(inode);
-      } catch (e) {
-        fromError(1, e, `inode ${ino}`, 'block map');
-      }
-      if (!reserved || ino === ROOT_INO) for (const p of await checkInode(fs, inode, map)) report(p);
-      else for (const p of sizeProblems(fs, inode, map)) report(p);
-      if (ino === RESIZE_INO) {
-        // Its blocks are the reserved GDT area and its backups (fixed metadata, checked in pass 0)
-        // plus the DIND block; only i_blocks is left to compare.
-        // (with bigalloc e2fsck counts its scattered blocks by a rule of its own: not compared)
-        if (map && ratio === 1) {
-          const n = clustersOf([...map.metadataBlocks.map((b): [number, number] => [b, 1]), ...map.extents.map((e): [number, number] => [e.physical, e.length])], ratio) * ratio;
-          if (inode.blocks512 !== n * (bs / 512)) bad(1, `inode ${ino}`, 'i_blocks', `i_blocks is ${inode.blocks512} sectors, the resize inode maps ${n} block(s)`);
-        }
-        const dind = new DataView(inode.base.i_block.buffer, inode.base.i_block.byteOffset, 60).getUint32(13 * 4, true);
-        if (dind) owned.push({ start: dind, length: 1, ino, what: 'resize inode' });
-        continue;
-      }
-      // i_blocks counts the clusters the inode owns (blocks without bigalloc), its xattr block included
-      const runs: [number, number][] = [];
-      if (map) {
-        for (const b of map.metadataBlocks) {
-          owned.push({ start: b, length: 1, ino, what: `inode ${ino} (${map.kind === 'extents' ? 'extent tree' : 'indirect'})` });
-          runs.push([b, 1]);
-        }
-        for (const e of map.extents) {
-          owned.push({ start: e.physical, length: e.length, ino, what: `inode ${ino} (data)` });
-          runs.push([e.physical, e.length]);
-        }
-      }
-      if (inode.fileAcl) {
-        runs.push([inode.fileAcl, 1]);
-        await checkXattrBlockOnce(fs, inode, xattrRefs, owned, report);
-      }
-      const blocks = clustersOf(runs, ratio) * ratio;
-      // (the bad-blocks inode lists unreadable blocks: e2fsck checks that they lie in the
-      // filesystem and marks them used, not its i_blocks)
-      if (map && ino !== BAD_INO && inode.blocks512 !== blocks * (bs / 512))
-        bad(1, `inode ${ino}`, 'i_blocks', `i_blocks is ${inode.blocks512} sectors, the inode owns ${blocks} block(s) (${blocks * (bs / 512)} sectors)`);
+      const dind = le32.get(inode.base.i_block, NDIR_BLOCKS + 1) /* i_block[EXT2_DIND_BLOCK] */;
+      if (dind) owned.push({ start: dind, length: 1, ino, what: 'resize inode' });
+      continue;
     }
+    // i_blocks counts the clusters the inode owns (blocks without bigalloc), its xattr block included
+    const runs: [number, number][] = [];
+    if (map) {
+      for (const b of map.metadataBlocks) {
+        owned.push({ start: b, length: 1, ino, what: `inode ${ino} (${map.kind === 'extents' ? 'extent tree' : 'indirect'})` });
+        runs.push([b, 1]);
+      }
+      for (const e of map.extents) {
+        owned.push({ start: e.physical, length: e.length, ino, what: `inode ${ino} (data)` });
+        runs.push([e.physical, e.length]);
+      }
+    }
+    if (inode.fileAcl) {
+      runs.push([inode.fileAcl, 1]);
+      await checkXattrBlockOnce(fs, inode, xattrRefs, owned, report);
+    }
+    const blocks = clustersOf(runs, ratio) * ratio;
+    // (the bad-blocks inode lists unreadable blocks: e2fsck checks that they lie in the
+    // filesystem and marks them used, not its i_blocks)
+    if (map && ino !== BAD_INO && inode.blocks512 !== blocks * (bs / 512))
+      bad(1, `inode ${ino}`, 'i_blocks', `i_blocks is ${inode.blocks512} sectors, the inode owns ${blocks} block(s) (${blocks * (bs / 512)} sectors)`);
   }
   for (const [blk, x] of xattrRefs)
     if (x.refcount !== null && x.refcount !== x.refs) bad(1, 'xattr block', `block ${blk}`, `reference count ${x.refcount}, should be ${x.refs}`);
@@ -212,7 +199,7 @@ async function runChecks(fs: Filesystem, t0: number, problems: CheckProblem[]): 
     try {
       const dir = await fs.readInode(ino);
       if (sb.s_feature_compat & COMPAT.DIR_INDEX) for (const p of await checkHtree(fs, dir, await fs.fileMap(dir), path)) report(p);
-      const entries = await fs.readdir(dir);
+      const entries = await fs.readdirRaw(dir);
       const nameOf = (k: number) => (entries[k] ? decodeName(entries[k]!.name) : null);
       if (nameOf(0) !== '.') bad(2, `directory ${ino}`, path, "missing '.' as the first entry");
       else if (entries[0]!.ino !== ino) bad(2, `directory ${ino}`, path, `invalid inode number for '.' (${entries[0]!.ino})`);
@@ -299,6 +286,9 @@ async function runChecks(fs: Filesystem, t0: number, problems: CheckProblem[]): 
     mark(gd.inodeBitmap, `inode bitmap of group ${g}`);
     for (let k = 0; k < itb; k++) mark(gd.inodeTable + k, `inode table of group ${g}`);
   }
+  // e2fsck pass 1 reserves the MMP block (mark_table_blocks); it belongs to no inode.
+  const mmp = mmpExtent(sb);
+  if (mmp) mark(mmp.start, 'MMP block');
   let blocksOwned = 0;
   for (const r of owned) {
     if (r.ino !== RESIZE_INO) blocksOwned += r.length;
@@ -370,23 +360,6 @@ function clustersOf(runs: [number, number][], ratio: number): number {
   const seen = new Set<number>();
   for (const [start, len] of runs) for (let c = Math.floor(start / ratio); c <= Math.floor((start + len - 1) / ratio); c++) seen.add(c);
   return seen.size;
-}
-
-/**
- * Read an inode; a checksum mismatch is reported (e2fsck: "passes checks, but
- * checksum does not match") and the inode is then read without verification so
- * its other rules are still checked.
- */
-async function readInodeLenient(fs: Filesystem, ino: number, report: (p: CheckProblem) => void): Promise<Inode> {
-  try {
-    return await fs.readInode(ino);
-  } catch (e) {
-    if (!isExt4Error(e, 'EFSBADCRC')) throw e;
-    report({ pass: 1, code: e.code, structure: e.structure ?? `inode ${ino}`, location: e.location ?? '', message: e.message });
-    const { block, offset } = await fs.inodeLocation(ino);
-    const data = await fs.readBlock(block);
-    return parseInode(fs.sb, ino, data.subarray(offset, offset + fs.sb.s_inode_size), { fsSeed: fs.fsSeed, verifyChecksum: false });
-  }
 }
 
 /** Check an xattr block the first time an inode names it; count every reference. */

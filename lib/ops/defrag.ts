@@ -21,7 +21,7 @@ import { INODE_FLAGS, type Inode } from '../ext4/inode.js';
 import type { Extent } from '../ext4/extents.js';
 import { fragmentCount } from '../ext4/extent-map.js';
 import { decodeName } from '../ext4/bytes.js';
-import { createTempFile, releaseTempFile } from '../ext4/orphan.js';
+import { createTempFile, releaseTempFile } from '../ext4/temp-file.js';
 import { getFreeBlocks } from './free.js';
 import { allocateRanges, ALLOC_CONTIGUOUS, ALLOC_FIXED_LEN, ALLOC_FIXED_START } from './allocate.js';
 import { movedata } from './movedata.js';
@@ -105,7 +105,7 @@ async function collectFiles(fs: Filesystem, roots: string[]): Promise<FileInfo[]
     if (inode.type === 'dir') {
       if (seenDirs.has(inode.ino)) return;
       seenDirs.add(inode.ino);
-      const ents = await fs.readdir(inode);
+      const ents = await fs.readdirRaw(inode);
       for (const e of ents) {
         const name = decodeName(e.name);
         if (name === '.' || name === '..') continue;

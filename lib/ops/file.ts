@@ -16,20 +16,27 @@
  *    kernel's data=ordered overwrite: until the commit each such block holds
  *    its old or its new bytes (a block the device writes in pieces, each
  *    piece); after it, all new.
+ *  - punchHole frees whole blocks all-or-nothing; the partial blocks at its
+ *    edges are zeroed in place before the commit (each such byte old or zero).
  * Bytes past EOF in the last block are kept zero on disk, as the kernel
  * expects when it grows a file: truncate down zeroes them only once the new
  * size is committed (before, they are live bytes), and growing a file zeroes
  * whatever stale bytes are there, in the same transaction as the new size.
+ *
+ * Block-mapped files (ext2/ext3) take the same calls: maps change through
+ * remapInode (indirect blocks), sizes and frees through inode-lifecycle.ts
+ * like extent files. A block map has no unwritten blocks, so a write into a
+ * hole allocates and writes whole blocks (zeros around the data).
  */
 import { Ext4Error } from '../errors.js';
 import type { Filesystem } from '../ext4/filesystem.js';
 import type { Transaction } from '../ext4/transaction.js';
-import type { Inode } from '../ext4/inode.js';
+import { isExtentMapped, type Inode } from '../ext4/inode.js';
 import { allocateBlocks } from '../ext4/alloc.js';
 import { insert, mappedIn, markWritten, punch } from '../ext4/extent-map.js';
-import { assertMutableRegularFile, remapInode, setSize, touch, txFileMap } from '../ext4/remap.js';
+import { assertMutableRegularFile, blockMapExclude, remapInode, setSize, touch, txFileMap } from '../ext4/remap.js';
 import type { Extent } from '../ext4/extents.js';
-import { writeAfterCommit } from '../ext4/commit.js';
+import { maxFileSize, punchRange, truncateInode, zeroTail } from '../ext4/inode-lifecycle.js';
 import { resolveTarget, type FileRef } from './target.js';
 
 export interface FileStat {
@@ -82,6 +89,23 @@ export class FileHandle {
     });
   }
 
+  /**
+   * Deallocate bytes [position, position + length) keeping the size (fallocate
+   * PUNCH_HOLE | KEEP_SIZE): they read as zeros afterwards; whole blocks in
+   * the range are freed, partial ones zeroed in place. Nothing past EOF changes.
+   */
+  async punchHole(position: number, length: number): Promise<void> {
+    if (!Number.isSafeInteger(position) || position < 0) throw new Ext4Error('EINVAL', `bad position ${position}`);
+    if (!Number.isSafeInteger(length) || length < 0) throw new Ext4Error('EINVAL', `bad length ${length}`);
+    if (length === 0) return;
+    await this.fs.transact(async (tx) => {
+      const inode = await loadForWrite(tx, this.ino);
+      await punchRange(tx, inode, position, length);
+      touch(tx, inode, { mtime: true });
+      await tx.writeInode(inode);
+    });
+  }
+
   /** Set the size: shrinking releases blocks past the new end and zeroes the tail of the last block. */
   async truncate(size: number): Promise<void> {
     if (!Number.isSafeInteger(size) || size < 0) throw new Ext4Error('EINVAL', `bad size ${size}`);
@@ -98,7 +122,8 @@ export async function openFile(fs: Filesystem, ref: FileRef): Promise<FileHandle
 
 async function loadForWrite(tx: Transaction, ino: number): Promise<Inode> {
   const inode = await tx.readInode(ino);
-  assertMutableRegularFile(inode, tx.fs.sb);
+  // Block-mapped (ext2/ext3) files too: every map change goes through remapInode.
+  assertMutableRegularFile(inode, tx.fs.sb, 'file', { blockMapped: true });
   return inode;
 }
 
@@ -109,8 +134,10 @@ async function pwriteTx(tx: Transaction, ino: number, data: Uint8Array, position
   const map = await txFileMap(tx, inode);
   const end = position + data.length;
   const lb0 = Math.floor(position / bs), lb1 = Math.ceil(end / bs);
-  if (lb1 > 2 ** 32 - 1) throw new Ext4Error('EFBIG', 'write past the maximum file size');
+  if (end > maxFileSize(inode, bs)) throw new Ext4Error('EFBIG', 'write past the maximum file size');
   let list: Extent[] = map.extents;
+  // A block map holds 32-bit block numbers only.
+  const exclude = isExtentMapped(inode) ? undefined : blockMapExclude(fs.sb);
   const oldSize = inode.size;
   // The bytes of block lb after this write (read-modify-write for partial written blocks;
   // bytes past the old EOF are stale, never data: they read as zeros from now on).
@@ -127,7 +154,7 @@ async function pwriteTx(tx: Transaction, ino: number, data: Uint8Array, position
     return img;
   };
   // Growing the file past an old EOF block this write does not touch: zero that block's stale tail.
-  if (end > oldSize && oldSize % bs && Math.floor(oldSize / bs) < lb0) await zeroStaleTail(tx, list, oldSize);
+  if (end > oldSize && oldSize % bs && Math.floor(oldSize / bs) < lb0) await zeroTail(tx, list, oldSize, 'ordered');
   const holes: { lb: number; length: number }[] = [];
   for (let lb = lb0; lb < lb1; ) {
     const [m] = mappedIn(list, lb, 1);
@@ -151,7 +178,7 @@ async function pwriteTx(tx: Transaction, ino: number, data: Uint8Array, position
     if (atomic && !m.unwritten) {
       // Copy-on-write: the new bytes go to new blocks (ordered data), the map swaps to them and
       // the old blocks are freed in this transaction — old bytes or new at any crash point.
-      const runs = await allocateBlocks(tx, { goal: phys, length: run });
+      const runs = await allocateBlocks(tx, { goal: phys, length: run, exclude });
       let at = lb;
       const added: Extent[] = [];
       for (const r of runs) {
@@ -173,7 +200,7 @@ async function pwriteTx(tx: Transaction, ino: number, data: Uint8Array, position
   for (const h of holes) {
     const prev = list.filter((e) => e.logical < h.lb).pop();
     const goal = prev ? prev.physical + (h.lb - prev.logical) : 0;
-    const runs = await allocateBlocks(tx, { goal, length: h.length });
+    const runs = await allocateBlocks(tx, { goal, length: h.length, exclude });
     let lb = h.lb;
     const added: Extent[] = [];
     for (const r of runs) {
@@ -191,54 +218,10 @@ async function pwriteTx(tx: Transaction, ino: number, data: Uint8Array, position
   await tx.writeInode(inode);
 }
 
-/**
- * The file grows from `oldSize`: the bytes of its old EOF block past `oldSize`
- * may be stale (a crash between a truncate's commit and its zeroing, another
- * tool, an mmap write) and are about to become file content. Zero them as
- * ordered data of this transaction: before its commit they are past the EOF
- * on disk (invisible), after it they read as zeros.
- */
-async function zeroStaleTail(tx: Transaction, list: readonly Extent[], oldSize: number): Promise<void> {
-  const bs = tx.fs.blockSize;
-  const lb = Math.floor(oldSize / bs);
-  const [m] = mappedIn(list, lb, 1);
-  if (!m || m.unwritten) return;
-  const phys = m.physical + (lb - m.logical);
-  const blk = await tx.fs.readDataBlocks(phys, 1);
-  if (blk.subarray(oldSize % bs).every((x) => x === 0)) return;
-  blk.fill(0, oldSize % bs);
-  tx.writeData(phys, blk);
-}
-
 async function truncateTx(tx: Transaction, ino: number, size: number): Promise<void> {
-  const fs = tx.fs;
-  const bs = fs.blockSize;
   const inode = await loadForWrite(tx, ino);
-  const map = await txFileMap(tx, inode);
-  const keep = Math.ceil(size / bs);
-  let list = map.extents;
-  if (size > inode.size && inode.size % bs) await zeroStaleTail(tx, list, inode.size);
-  if (size < inode.size || list.some((e) => e.logical + e.length > keep)) {
-    const { list: rest, removed } = punch(list, keep, 2 ** 32 - keep);
-    for (const r of removed) tx.free(r.physical, r.length);
-    list = rest;
-    // Zero the tail of the new last block so that the kernel, growing the file later, reads zeros
-    // there (ext4_block_truncate_page) — but only once the new size is durable: until then these
-    // are live bytes of the file (the kernel too journals the size before it zeroes the tail).
-    if (size % bs && size < inode.size) {
-      const [last] = mappedIn(list, keep - 1, 1);
-      if (last && !last.unwritten) {
-        const phys = last.physical + (keep - 1 - last.logical);
-        const blk = await fs.readDataBlocks(phys, 1);
-        if (!blk.subarray(size % bs).every((x) => x === 0)) {
-          blk.fill(0, size % bs);
-          writeAfterCommit(tx, phys, blk);
-        }
-      }
-    }
-  }
-  await remapInode(tx, inode, map, list);
-  setSize(tx, inode, size);
+  if (size > maxFileSize(inode, tx.fs.blockSize)) throw new Ext4Error('EFBIG', `size ${size} is past the maximum file size`);
+  await truncateInode(tx, inode, size);
   touch(tx, inode, { mtime: true });
   await tx.writeInode(inode);
 }

@@ -19,6 +19,7 @@ import type { Filesystem } from '../ext4/filesystem.js';
 import { clustersInGroup } from '../ext4/geometry.js';
 import { scanFreeWith } from '../ext4/free-space.js';
 import { BG_FLAGS, uninitFlagsHonoured } from '../ext4/group-desc.js';
+import { internals } from '../ext4/internals.js';
 
 /** Groups whose bitmaps are fetched together, concurrently. */
 const PREFETCH_GROUPS = 1024;
@@ -87,7 +88,8 @@ export async function scanFreeRuns(fs: Filesystem, from: number, to: number, fn:
         // Never fetch a block whose latest image is not on the device (replay overlay, or committed
         // but not yet checkpointed): the cache would keep the stale bytes after the checkpoint.
         const b = d.blockBitmap;
-        if (!fs.cache.has(b) && !fs.overlay?.has(b) && !fs.journal?.pending.has(b)) want.push(fs.cache.prefetch(b, 1));
+        const { view, cache } = internals(fs);
+        if (!view.inMemory(b)) want.push(cache.prefetch(b, 1));
       }
       await Promise.all(want);
     },

@@ -7,9 +7,7 @@
  * unknown.
  *
  * The inode owners come from a reverse map built by one scan over the inode
- * tables: INODE_UNINIT groups are skipped, only the part of a table before
- * bg_itable_unused (and before the last in-use bit) is read, and tables are
- * read in large direct reads rather than block by block.
+ * tables (lib/ext4/inode-scan.ts, the in-use slots only).
  *
  * Precedence when claims overlap (only on damaged filesystems, or for the
  * resize inode, whose indirect blocks ARE the reserved GDT blocks): fixed
@@ -20,13 +18,13 @@
  * cluster (the whole cluster is allocated to it), and are reported as that
  * claim's, never as unknown.
  */
+import { le32 } from '../codec/layout.js';
 import { Ext4Error } from '../errors.js';
 import type { Filesystem } from '../ext4/filesystem.js';
-import { BG_FLAGS, uninitFlagsHonoured } from '../ext4/group-desc.js';
-import { clusterFirstBlock, clusterRatio, inodeTableBlocks } from '../ext4/geometry.js';
+import { clusterFirstBlock, clusterRatio } from '../ext4/geometry.js';
 import { COMPAT } from '../ext4/superblock.js';
-import { parseInode, type Inode } from '../ext4/inode.js';
-import { testBit } from '../ext4/bitmap.js';
+import type { Inode } from '../ext4/inode.js';
+import { scanInodeTables } from '../ext4/inode-scan.js';
 import { scanFreeRuns } from './free.js';
 import { fixedMetadataExtents } from '../ext4/fixed-metadata.js';
 
@@ -132,11 +130,6 @@ async function scanInodes(fs: Filesystem, opts: BuildReverseMapOptions): Promise
   const t0 = performance.now();
   const sb = fs.sb;
   const bs = fs.blockSize;
-  const isz = sb.s_inode_size;
-  const ipg = sb.s_inodes_per_group;
-  const honoured = uninitFlagsHonoured(sb);
-  const itb = inodeTableBlocks(sb);
-  const maxRead = Math.max(bs, Math.floor((opts.readBytes ?? 8 * 1024 * 1024) / bs) * bs);
   const runs: OwnedRun[] = [];
   const errors: ReverseMap['errors'] = [];
   const stats: ReverseMapStats = { groups: sb.groupCount, groupsSkipped: 0, inodesInUse: 0, tableBytes: 0, tableReads: 0, ms: 0 };
@@ -159,9 +152,7 @@ async function scanInodes(fs: Filesystem, opts: BuildReverseMapOptions): Promise
       // Its indirect blocks are the primary reserved GDT blocks and its data the backups, all of
       // which the geometry reports as reserved_gdt; walking ~1000 blocks would add nothing but
       // the top-level (double-indirect) block itself.
-      const dv = new DataView(inode.base.i_block.buffer, inode.base.i_block.byteOffset, 60);
-      for (let i = 0; i < 15; i++) {
-        const p = dv.getUint32(i * 4, true);
+      for (const [i, p] of le32.words(inode.base.i_block).entries()) {
         if (p !== 0 && p >= sb.s_first_data_block && p < sb.blocksCount) addRun(p, 1, ino, i < 12 ? 'data' : 'indirect', false);
       }
       return;
@@ -174,74 +165,26 @@ async function scanInodes(fs: Filesystem, opts: BuildReverseMapOptions): Promise
     for (const e of map.extents) addRun(e.physical, e.length, ino, 'data', e.unwritten);
   };
 
-  await fs.loadGroups();
-  for (let g = 0; g < sb.groupCount; g++) {
-    const gd = await fs.group(g);
-    if (honoured && gd.flags & BG_FLAGS.INODE_UNINIT) {
-      stats.groupsSkipped++;
+  for await (const item of scanInodeTables(fs, { which: 'marked', stats, ...(opts.readBytes !== undefined ? { readBytes: opts.readBytes } : {}) })) {
+    if (item.kind === 'group') {
+      if (item.descError) throw item.descError;
+      if (item.bitmapError) throw item.bitmapError;
       continue;
     }
-    // Slots past bg_itable_unused were never handed out (only meaningful with group checksums).
-    let slots = honoured ? Math.max(0, ipg - gd.itableUnused) : ipg;
-    if (gd.freeInodes === ipg) slots = 0;
-    let bm: Uint8Array | null = null;
-    if (slots > 0) {
-      bm = await fs.inodeBitmap(g);
-      while (slots > 0 && !testBit(bm, slots - 1)) slots--;
-    }
-    if (slots === 0 || !bm) {
-      stats.groupsSkipped++;
-      continue;
-    }
-    const tableBytes = Math.ceil((slots * isz) / bs) * bs;
-    if (tableBytes > itb * bs) throw new Ext4Error('EFSCORRUPTED', `inode table slots ${slots} exceed the table`, { structure: 'group descriptor', location: `group ${g}` });
-    for (let off = 0; off < tableBytes; off += maxRead) {
-      const len = Math.min(maxRead, tableBytes - off);
-      const chunk = await readMetadataRun(fs, gd.inodeTable + off / bs, len / bs);
-      stats.tableReads++;
-      stats.tableBytes += len;
-      const first = off / isz, last = Math.min(slots, (off + len) / isz);
-      for (let i = first; i < last; i++) {
-        if (!testBit(bm, i)) continue;
-        const ino = g * ipg + i + 1;
-        const slot = chunk.subarray(i * isz - off, i * isz - off + isz);
-        try {
-          const inode = parseInode(sb, ino, slot, { fsSeed: fs.fsSeed, verifyChecksum: fs.verify });
-          if (inode.mode === 0 && inode.linksCount === 0 && inode.base.i_blocks_lo === 0 && inode.fileAcl === 0) continue;
-          stats.inodesInUse++;
-          await record(inode);
-        } catch (e) {
-          if (opts.strict || !(e instanceof Ext4Error)) throw e;
-          errors.push({ ino, error: e });
-        }
-      }
+    try {
+      if (item.error) throw item.error;
+      const inode = item.inode!;
+      if (inode.mode === 0 && inode.linksCount === 0 && inode.base.i_blocks_lo === 0 && inode.fileAcl === 0) continue;
+      stats.inodesInUse++;
+      await record(inode);
+    } catch (e) {
+      if (opts.strict || !(e instanceof Ext4Error)) throw e;
+      errors.push({ ino: item.ino, error: e });
     }
   }
   runs.sort((a, b) => a.start - b.start || a.ino - b.ino);
   stats.ms = performance.now() - t0;
   return { blockSize: bs, runs, errors, stats };
-}
-
-/**
- * Metadata blocks [n, n+count) in one direct read, as the filesystem sees
- * them: committed-but-not-checkpointed images (journal.pending) and the
- * read-only replay overlay take precedence over the device's bytes.
- */
-async function readMetadataRun(fs: Filesystem, n: number, count: number): Promise<Uint8Array> {
-  const data = await fs.readDataBlocks(n, count); // applies the overlay
-  const pending = fs.journal?.pending;
-  if (pending && pending.size) {
-    const bs = fs.blockSize;
-    if (pending.size < count) {
-      for (const [b, img] of pending) if (b >= n && b < n + count) data.set(img, (b - n) * bs);
-    } else {
-      for (let b = n; b < n + count; b++) {
-        const img = pending.get(b);
-        if (img) data.set(img, (b - n) * bs);
-      }
-    }
-  }
-  return data;
 }
 
 // ---------------------------------------------------------------------------- fsmap

@@ -13,6 +13,8 @@
  *   stored with the extra epoch bits);
  * - `type` is one of file, dir, symlink, chardev, blockdev, fifo, socket.
  */
+import { Buffer } from 'buffer'; // Node's built-in under Node, the npm package in a browser bundle
+import { le32 } from '../codec/layout.js';
 import { Ext4Error } from '../errors.js';
 import type { Filesystem, FileMap } from '../ext4/filesystem.js';
 import { decodeName } from '../ext4/bytes.js';
@@ -159,10 +161,9 @@ function typeOf(inode: Inode, where: string): FileType {
  */
 export function decodeRdev(inode: Inode): DeviceNumber {
   const b = inode.base.i_block;
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const old = dv.getUint32(0, true);
+  const old = le32.get(b, 0);
   if (old !== 0) return { major: (old >>> 8) & 0xff, minor: old & 0xff };
-  const v = dv.getUint32(4, true);
+  const v = le32.get(b, 1);
   return { major: (v & 0xfff00) >>> 8, minor: (v & 0xff) | ((v >>> 12) & 0xfff00) };
 }
 
@@ -248,7 +249,7 @@ export async function list(fs: Filesystem, path = '/', opts: ListOptions = {}): 
 
 /** One directory's entries (without '.' and '..'), sorted by name bytes. */
 async function listDir(fs: Filesystem, dirPath: string, dir: Inode): Promise<{ row: ListEntry; inode: Inode }[]> {
-  const ents = (await fs.readdir(dir)).filter((e) => !isDotOrDotDot(e.name));
+  const ents = (await fs.readdirRaw(dir)).filter((e) => !isDotOrDotDot(e.name));
   ents.sort((a, b) => compareBytes(a.name, b.name));
   const rows: { row: ListEntry; inode: Inode }[] = [];
   for (const ent of ents) {

@@ -27,21 +27,29 @@
  * the swap commits only if `data` is unchanged (else ESTALE, nothing changes).
  */
 import { Ext4Error } from '../errors.js';
-import type { Filesystem } from '../ext4/filesystem.js';
+import type { Filesystem, FileMap } from '../ext4/filesystem.js';
 import type { Transaction } from '../ext4/transaction.js';
 import { produceOrderedData, releaseFirst } from '../ext4/commit.js';
 import { insert, mappedIn, punch } from '../ext4/extent-map.js';
-import { assertMutableRegularFile, changeCounter, remapInode, touch, txFileMap } from '../ext4/remap.js';
-import type { Extent } from '../ext4/extents.js';
-import type { Inode } from '../ext4/inode.js';
+import { assertMutableRegularFile, changeCounter, remapInode, touch, txFileMap, zeroOrdered } from '../ext4/remap.js';
+import { writtenWithZeros } from '../ext4/blockmap-edit.js';
+import { findExtent, type Extent } from '../ext4/extents.js';
+import { isExtentMapped, type Inode } from '../ext4/inode.js';
 import { resolveTarget, type FileRef } from './target.js';
+import { internals } from '../ext4/internals.js';
 
 export interface MoveDataOptions {
   /** Byte offset (block-aligned). */
   from: number;
   /** Byte length (block-aligned). */
   len: number;
-  /** Most extents of either file handled per transaction (default 64). */
+  /**
+   * Most extents of either file handled per transaction. Default: 64 at
+   * first, doubled (up to 8192) after each step that logged less than an
+   * eighth of what the journal takes in one transaction, so a fragmented
+   * file moves in a few large transactions, and never one the journal
+   * refuses (E2BIG halves it again).
+   */
   stepExtents?: number;
   /** Most bytes copied per transaction (default 64 MiB). */
   stepBytes?: number;
@@ -89,12 +97,19 @@ function validate(fs: Filesystem, from: number, len: number): void {
 /**
  * Plan the steps: cut [lb, lb+n) so that each step touches at most
  * `maxExt` extents of either file and copies at most `maxBlocks` blocks.
+ * Binary search to the first extent at `lb`, then at most maxExt+1 looked
+ * at: a step costs O(log n + maxExt), not a pass over the whole list.
  */
-function nextStepEnd(dataList: readonly Extent[], spaceList: readonly Extent[], lb: number, end: number, maxExt: number, maxBlocks: number): number {
+export function nextStepEnd(dataList: readonly Extent[], spaceList: readonly Extent[], lb: number, end: number, maxExt: number, maxBlocks: number): number {
   let stop = Math.min(end, lb + maxBlocks);
   for (const list of [dataList, spaceList]) {
-    const parts = mappedIn(list, lb, stop - lb);
-    if (parts.length > maxExt) stop = Math.min(stop, parts[maxExt]!.logical);
+    let i = findExtent(list, lb).index;
+    for (let k = 0; i < list.length && list[i]!.logical < stop; i++, k++) {
+      if (k === maxExt) {
+        stop = Math.min(stop, list[i]!.logical);
+        break;
+      }
+    }
   }
   return Math.max(stop, lb + 1);
 }
@@ -138,22 +153,36 @@ export function planMove(dataList: readonly Extent[], spaceList: readonly Extent
 
 /**
  * Copy runs of blocks (from → to) in chunks of up to COPY_CHUNK through two
- * reused buffers: the read of the next chunk overlaps the write of the
+ * reused buffers: the reads of the next chunk overlap the write of the
  * current one (a fresh multi-MiB array per chunk would cost as much as the
- * I/O). Writes are issued in order, one at a time.
+ * I/O). A chunk gathers copies whose destinations follow each other — a
+ * fragmented file moving into a contiguous run — so it is one write however
+ * many pieces it was read from (in order). Writes are issued in
+ * order, one at a time.
  */
 async function copyBlocks(fs: Filesystem, copies: readonly { from: number; to: number; length: number }[]): Promise<number> {
   const bs = fs.blockSize;
   const chunkBlocks = Math.max(1, Math.floor(COPY_CHUNK / bs));
-  const chunks: { from: number; to: number; n: number }[] = [];
-  for (const c of copies) for (let off = 0; off < c.length; off += chunkBlocks) chunks.push({ from: c.from + off, to: c.to + off, n: Math.min(chunkBlocks, c.length - off) });
+  type Chunk = { to: number; n: number; pieces: { from: number; at: number; n: number }[] };
+  const chunks: Chunk[] = [];
+  for (const c of copies) {
+    for (let off = 0; off < c.length;) {
+      let last = chunks[chunks.length - 1];
+      if (!last || last.to + last.n !== c.to + off || last.n === chunkBlocks) chunks.push((last = { to: c.to + off, n: 0, pieces: [] }));
+      const n = Math.min(chunkBlocks - last.n, c.length - off);
+      last.pieces.push({ from: c.from + off, at: last.n, n });
+      last.n += n;
+      off += n;
+    }
+  }
   if (!chunks.length) return 0;
   const size = Math.max(...chunks.map((c) => c.n)) * bs;
   const bufs = [new Uint8Array(size), chunks.length > 1 ? new Uint8Array(size) : null];
-  const read = (i: number) => {
+  const read = async (i: number) => {
     const c = chunks[i]!;
     const view = bufs[i & 1]!.subarray(0, c.n * bs);
-    return fs.readDataBlocksInto(c.from, c.n, view).then(() => view);
+    for (const p of c.pieces) await fs.readDataBlocksInto(p.from, p.n, view.subarray(p.at * bs, (p.at + p.n) * bs));
+    return view;
   };
   let next = read(0);
   for (let i = 0; i < chunks.length; i++) {
@@ -174,8 +203,8 @@ async function copyBlocks(fs: Filesystem, copies: readonly { from: number; to: n
  * token, and the range's end (`end`, in blocks) against data's size.
  */
 function checkCall(fs: Filesystem, data: Inode, space: Inode, end: number, token: FreshnessToken | null): void {
-  assertMutableRegularFile(data, fs.sb, 'data');
-  assertMutableRegularFile(space, fs.sb, 'space');
+  assertMutableRegularFile(data, fs.sb, 'data', { blockMapped: true });
+  assertMutableRegularFile(space, fs.sb, 'space', { blockMapped: true });
   if (token) {
     const now = freshnessOf(data);
     if (now.ino !== token.ino || now.generation !== token.generation || now.changeCounter !== token.changeCounter || now.ctimeSec !== token.ctimeSec ||
@@ -186,12 +215,11 @@ function checkCall(fs: Filesystem, data: Inode, space: Inode, end: number, token
   if (end * bs > Math.ceil(data.size / bs) * bs) throw new Ext4Error('EINVAL', `range ends past the end of the data file (size ${data.size})`, { structure: `inode ${data.ino}` });
 }
 
-async function stepTx(fs: Filesystem, tx: Transaction, dataIno: number, spaceIno: number, lb: number, n: number, copy: boolean): Promise<void> {
-  const data = await tx.readInode(dataIno);
-  const space = await tx.readInode(spaceIno);
-  const dmap = await txFileMap(tx, data);
-  const smap = await txFileMap(tx, space);
+async function stepTx(fs: Filesystem, tx: Transaction, data: Inode, space: Inode, dmap: FileMap, smap: FileMap, lb: number, n: number, copy: boolean): Promise<void> {
   const plan = planMove(dmap.extents, smap.extents, lb, n, copy);
+  // A block map cannot say "reads as zeros": S's blocks over data's holes are zeroed instead.
+  const zeroed = isExtentMapped(data) ? null : writtenWithZeros(plan.newData);
+  if (zeroed) plan.newData = zeroed.list;
 
   // 1. the new maps and the release of D, in the transaction (nothing reaches the device yet:
   // an ENOSPC from extent-tree growth here leaves every byte as it was).
@@ -203,18 +231,27 @@ async function stepTx(fs: Filesystem, tx: Transaction, dataIno: number, spaceIno
   await tx.writeInode(data);
   await tx.writeInode(space);
   // Without a journal, space gives S up on disk before data takes it.
-  releaseFirst(tx, spaceIno, (await txFileMap(tx, space)).metadataBlocks);
+  releaseFirst(tx, space.ino, (await txFileMap(tx, space)).metadataBlocks);
   // 2. copy D→S in place, written by the commit as ordered data once the journal has accepted
   // the step (S still belongs to space on disk until the commit block; the commit flushes
   // the copy before it). A step refused with E2BIG has copied nothing.
   const copies = plan.copies;
   if (copies.length) produceOrderedData(tx, () => copyBlocks(fs, copies));
+  if (zeroed) zeroOrdered(tx, zeroed.zero);
 }
 
-async function run(fs: Filesystem, dataRef: FileRef, spaceRef: FileRef, opts: MoveDataOptions, copy: boolean, token: FreshnessToken | null): Promise<number> {
+const MAX_STEP_EXTENTS = 8192;
+
+/** Most metadata blocks one transaction may log (the journal's quarter), or Infinity without a journal. */
+function journalTransactionLimit(fs: Filesystem): number {
+  const j = internals(fs).journal;
+  return j ? Math.floor(j.logCapacity() / 4) : Infinity;
+}
+
+async function run(fs: Filesystem, dataRef: FileRef, spaceRef: FileRef, opts: MoveDataOptions, copy: boolean, token: FreshnessToken | null): Promise<void> {
   validate(fs, opts.from, opts.len);
   if (fs.readOnly) throw new Ext4Error('EROFS', 'the filesystem is open read-only');
-  if (opts.len === 0) return 0;
+  if (opts.len === 0) return;
   const bs = fs.blockSize;
   const dataIno = await resolveTarget(fs, dataRef);
   const spaceIno = await resolveTarget(fs, spaceRef);
@@ -222,33 +259,42 @@ async function run(fs: Filesystem, dataRef: FileRef, spaceRef: FileRef, opts: Mo
   const end = (opts.from + opts.len) / bs;
   let lb = opts.from / bs;
   let maxExt = opts.stepExtents ?? 64;
+  // Local extent edits make a step's log grow with the extents it moves, not with the trees'
+  // sizes: what one step logged says whether twice as many extents still fit in the journal's
+  // per-transaction limit (a quarter of the log) with room to spare.
+  let grow = opts.stepExtents === undefined && !token;
+  const txLimit = journalTransactionLimit(fs);
   const maxBlocks = Math.max(1, Math.floor((opts.stepBytes ?? 64 * 1024 * 1024) / bs));
   if (token && end - lb > maxBlocks) throw new Ext4Error('EINVAL', 'exchangeData is atomic: its range must fit one step');
   while (lb < end) {
+    let logged = 0;
     try {
       const stop = await fs.transact(async (tx) => {
         const d = await tx.readInode(dataIno), s = await tx.readInode(spaceIno);
         checkCall(fs, d, s, end, token);
-        const dl = (await txFileMap(tx, d)).extents, sl = (await txFileMap(tx, s)).extents;
-        const st = token ? end : nextStepEnd(dl, sl, lb, end, maxExt, maxBlocks);
-        await stepTx(fs, tx, dataIno, spaceIno, lb, st - lb, copy);
+        // Each tree is walked once per step: the maps that size the step are the ones edited.
+        const dmap = await txFileMap(tx, d), smap = await txFileMap(tx, s);
+        const st = token ? end : nextStepEnd(dmap.extents, smap.extents, lb, end, maxExt, maxBlocks);
+        await stepTx(fs, tx, d, s, dmap, smap, lb, st - lb, copy);
+        logged = tx.blocks.size;
         return st;
       });
       lb = stop;
+      if (grow && maxExt < MAX_STEP_EXTENTS && logged * 8 <= txLimit) maxExt = Math.min(MAX_STEP_EXTENTS, maxExt * 2);
     } catch (e) {
       // The journal refused the transaction as too large: halve the step and retry.
       if (e instanceof Ext4Error && e.code === 'E2BIG' && maxExt > 1 && !token) {
         maxExt = Math.max(1, maxExt >> 1);
+        grow = false; // (the estimate was wrong for these trees: no more doubling)
         continue;
       }
       throw e;
     }
   }
-  return 0;
 }
 
-/** movedata(data, space, {from, len}) → 0 or throws an Ext4Error. */
-export async function movedata(fs: Filesystem, data: FileRef, space: FileRef, opts: MoveDataOptions): Promise<number> {
+/** movedata(data, space, {from, len}): resolves when the range is moved, or throws an Ext4Error. */
+export async function movedata(fs: Filesystem, data: FileRef, space: FileRef, opts: MoveDataOptions): Promise<void> {
   return run(fs, data, space, opts, true, null);
 }
 
@@ -257,6 +303,6 @@ export async function movedata(fs: Filesystem, data: FileRef, space: FileRef, op
  * (the caller copied them after taking `token` with startExchange); swap the
  * mappings atomically if `data` is unchanged since, else ESTALE.
  */
-export async function exchangeData(fs: Filesystem, data: FileRef, space: FileRef, opts: MoveDataOptions & { token: FreshnessToken }): Promise<number> {
+export async function exchangeData(fs: Filesystem, data: FileRef, space: FileRef, opts: MoveDataOptions & { token: FreshnessToken }): Promise<void> {
   return run(fs, data, space, opts, false, opts.token);
 }

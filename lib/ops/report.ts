@@ -12,19 +12,7 @@
  *   histogram of free extents by log2 of their length, min/max/avg free
  *   extent, free chunks.
  *
- * What "FIEMAP extents" are offline — the rows the kernel returns for a
- * file on a freshly mounted filesystem (checked on Linux 6.18):
- * - extent-mapped files: one row per leaf extent of the on-disk tree,
- *   `unwritten` for uninitialised extents, `last` on the final one;
- * - block-mapped (ext2/ext3) files: maximal runs of logically and physically
- *   contiguous blocks that do not cross a block-pointer array (the 12 direct
- *   pointers, then every indirect block's pointers), each flagged `merged`;
- * - inline-data files: one row in bytes at the address of i_block, length
- *   min(inline size, i_size), flagged `last,not_aligned,inline`.
- * Once the kernel's extent-status cache is warm it may return neighbouring
- * rows that are contiguous (both logically and physically, same written
- * state) as one; filefrag's extent count does not change, e4defrag's "now"
- * and the rows do. We report the cold-cache view.
+ * "FIEMAP extents" are the cold-cache rows of lib/ext4/fiemap.ts.
  *
  * Arithmetic follows the C: e4defrag's ratios and score are `float`
  * (single precision, Math.fround at every step), its sizes are integer
@@ -33,15 +21,14 @@
 import { Ext4Error } from '../errors.js';
 import type { Filesystem, FileMap } from '../ext4/filesystem.js';
 import { decodeName } from '../ext4/bytes.js';
-import { COMPAT, INCOMPAT, S_FLAGS } from '../ext4/superblock.js';
-import { ciHashName } from '../ext4/casefold.js';
+import { COMPAT, INCOMPAT } from '../ext4/superblock.js';
 import { INODE_FLAGS, hasInlineData, type Inode } from '../ext4/inode.js';
 import { bitOfBlock, clusterRatio, descBlockCount, groupFirstBlock, groupFixedMetadata, groupOfBlock, inodeTableBlocks } from '../ext4/geometry.js';
-import { dirHash, DX_HASH_TEA } from '../ext4/dirhash.js';
-import { DxRootInfoLayout, DX_ROOT_INFO_OFFSET } from '../ext4/htree.js';
-import { NDIR_BLOCKS } from '../ext4/blockmap.js';
-import { parseInodeXattrs } from '../ext4/xattr.js';
+import { kernelReaddir } from '../ext4/hash-order.js';
+import { FIEMAP_EXTENT, fiemapExtents, type FiemapExtent } from '../ext4/fiemap.js';
 import { scanFreeRuns } from './free.js';
+
+export { FIEMAP_EXTENT, fiemapExtents, kernelReaddir, type FiemapExtent };
 
 // ============================================================================ printf helpers
 
@@ -110,21 +97,7 @@ function log2Floor(n: number): number {
 
 const f32 = Math.fround;
 
-// ============================================================================ FIEMAP view
-
-export const FIEMAP_EXTENT = {
-  LAST: 0x1,
-  UNKNOWN: 0x2,
-  DELALLOC: 0x4,
-  ENCODED: 0x8,
-  DATA_ENCRYPTED: 0x80,
-  NOT_ALIGNED: 0x100,
-  DATA_INLINE: 0x200,
-  DATA_TAIL: 0x400,
-  UNWRITTEN: 0x800,
-  MERGED: 0x1000,
-  SHARED: 0x2000,
-} as const;
+// ============================================================================ FIEMAP flags
 
 /** Flag names in filefrag's print order. */
 const FLAG_NAMES: readonly [number, string][] = [
@@ -140,61 +113,6 @@ const FLAG_NAMES: readonly [number, string][] = [
   [FIEMAP_EXTENT.MERGED, 'merged'],
   [FIEMAP_EXTENT.SHARED, 'shared'],
 ];
-
-/**
- * One FIEMAP extent. Offsets and length count units of `unit` bytes: the
- * block size for block-based extents, 1 byte for inline data (so every value
- * stays an exact integer however large the filesystem).
- */
-export interface FiemapExtent {
-  logical: number;
-  physical: number;
-  length: number;
-  unit: number;
-  flags: number;
-}
-
-/** Byte address of an inode's i_block (inline data lives there). */
-async function iblockAddress(fs: Filesystem, ino: number): Promise<number> {
-  const { block, offset } = await fs.inodeLocation(ino);
-  return block * fs.blockSize + offset + 0x28;
-}
-
-/** The extents FS_IOC_FIEMAP returns for a file (cold extent-status cache; see the module comment). */
-export async function fiemapExtents(fs: Filesystem, inode: Inode, map?: FileMap): Promise<FiemapExtent[]> {
-  const bs = fs.blockSize;
-  if (hasInlineData(inode)) {
-    // ext4_inline_data_iomap: length = min(inline size, i_size); the inline size is the 60 bytes of
-    // i_block plus the system.data value (0 without that xattr); a zero length maps nothing.
-    const data = parseInodeXattrs(inode.raw, inode.extraIsize, inode.ino).find((x) => x.index === 7 && x.name === 'system.data');
-    const length = Math.min(data ? 60 + data.valueSize : 0, inode.size);
-    if (length === 0) return [];
-    return [{ logical: 0, physical: await iblockAddress(fs, inode.ino), length, unit: 1, flags: FIEMAP_EXTENT.LAST | FIEMAP_EXTENT.NOT_ALIGNED | FIEMAP_EXTENT.DATA_INLINE }];
-  }
-  const m = map ?? (await fs.fileMap(inode));
-  const out: FiemapExtent[] = [];
-  if (m.kind === 'extents') {
-    for (const e of m.extents) out.push({ logical: e.logical, physical: e.physical, length: e.length, unit: bs, flags: e.unwritten ? FIEMAP_EXTENT.UNWRITTEN : 0 });
-  } else if (m.kind === 'blockmap') {
-    // ext4_ind_map_blocks maps at most to the end of the pointer array holding the first block.
-    const per = bs / 4;
-    const arrayEnd = (lb: number) => (lb < NDIR_BLOCKS ? NDIR_BLOCKS : NDIR_BLOCKS + (Math.floor((lb - NDIR_BLOCKS) / per) + 1) * per);
-    for (const e of m.extents) {
-      let lb = e.logical, pb = e.physical;
-      const end = e.logical + e.length;
-      while (lb < end) {
-        const stop = Math.min(end, arrayEnd(lb));
-        const prev = out[out.length - 1];
-        if (prev && prev.logical + prev.length === lb && prev.physical + prev.length === pb && arrayEnd(prev.logical) >= stop) prev.length += stop - lb;
-        else out.push({ logical: lb, physical: pb, length: stop - lb, unit: bs, flags: FIEMAP_EXTENT.MERGED });
-        pb += stop - lb;
-        lb = stop;
-      }
-    }
-  }
-  if (out.length) out[out.length - 1]!.flags |= FIEMAP_EXTENT.LAST;
-  return out;
-}
 
 // ============================================================================ filefrag
 
@@ -429,44 +347,6 @@ export interface WalkEntry {
   path: string;
   ino: number;
   inode: Inode;
-}
-
-/**
- * Entries of a directory (without '.' and '..') in the order readdir(2)
- * returns them on a mounted filesystem: hash order (major, minor) for
- * directories the kernel reads through the htree code — indexed ones,
- * one-block ones and inline ones, when the filesystem has dir_index — else
- * block order.
- */
-export async function kernelReaddir(fs: Filesystem, dir: Inode): Promise<{ name: Uint8Array; ino: number }[]> {
-  const entries = (await fs.readdir(dir)).filter((e) => !(e.name.length === 1 && e.name[0] === 0x2e) && !(e.name.length === 2 && e.name[0] === 0x2e && e.name[1] === 0x2e));
-  const sb = fs.sb;
-  if (!(sb.s_feature_compat & COMPAT.DIR_INDEX)) return entries;
-  const bs = fs.blockSize;
-  const indexed = (dir.flags & INODE_FLAGS.INDEX) !== 0;
-  const inline = hasInlineData(dir);
-  if (!indexed && !inline && Math.floor(dir.size / bs) !== 1) return entries;
-  let version = sb.s_def_hash_version;
-  if (indexed && !inline) {
-    const map = await fs.fileMap(dir);
-    const first = map.extents[0];
-    if (first && first.logical === 0) {
-      const blk = await fs.readBlock(first.physical);
-      version = DxRootInfoLayout.decode(blk, DX_ROOT_INFO_OFFSET).hash_version;
-    }
-  }
-  if (version > DX_HASH_TEA) return entries; // siphash (casefold+encrypt): order unknown offline
-  const seed = sb.s_hash_seed;
-  const words = new Uint32Array(4);
-  const dv = new DataView(seed.buffer, seed.byteOffset, 16);
-  for (let i = 0; i < 4; i++) words[i] = dv.getUint32(i * 4, true);
-  const signed = !(sb.s_flags & S_FLAGS.UNSIGNED_HASH);
-  // A casefolded directory hashes the folded name (ext4fs_dirhash with the fs encoding); an
-  // encrypted one keeps its on-disk names (no key here), as the kernel does without the key.
-  const folded = (dir.flags & INODE_FLAGS.CASEFOLD) !== 0 && (sb.s_feature_incompat & INCOMPAT.CASEFOLD) !== 0 && !(dir.flags & INODE_FLAGS.ENCRYPT);
-  const keyed = entries.map((e, i) => ({ e, i, h: dirHash(folded ? ciHashName(e.name) : e.name, version, words, signed) }));
-  keyed.sort((a, b) => a.h.hash - b.h.hash || a.h.minor - b.h.minor || a.i - b.i);
-  return keyed.map((k) => k.e);
 }
 
 /**

@@ -35,7 +35,7 @@ describe('checkFilesystem', () => {
     writeFileSync(join(src, 'a'), Buffer.alloc(50_000, 7));
     writeFileSync(join(src, 'd/b'), Buffer.alloc(5_000, 8));
     writeFileSync(join(src, 'd/e/c'), 'c');
-    for (const [name, opts] of [['ext4', []], ['1k', ['-b', '1024']], ['gdtcsum', ['-O', '^metadata_csum,uninit_bg']], ['metabg', ['-O', 'meta_bg,^resize_inode']]] as const) {
+    for (const [name, opts] of [['ext4', []], ['1k', ['-b', '1024']], ['gdtcsum', ['-O', '^metadata_csum,uninit_bg']], ['metabg', ['-O', 'meta_bg,^resize_inode']], ['mmp', ['-O', 'mmp']]] as const) {
       const img = tmpPath(`check-${name}.img`);
       mkfs('ext4', img, 16 * 1024 * 1024, [...opts], src);
       images[name] = img;
@@ -45,7 +45,7 @@ describe('checkFilesystem', () => {
     images.ext2 = e2;
   });
 
-  it('finds nothing on clean mkfs images (ext4 default, 1k, gdt_csum, meta_bg, ext2), like e2fsck', async () => {
+  it('finds nothing on clean mkfs images (ext4 default, 1k, gdt_csum, meta_bg, mmp, ext2), like e2fsck', async () => {
     for (const [name, img] of Object.entries(images)) {
       expect(e2fsckClean(img).ok, name).toBe(true);
       const r = await check(img);

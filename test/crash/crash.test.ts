@@ -20,14 +20,11 @@
  * formats.test.ts runs the same on the other journal formats and policies.
  */
 import { describe, it } from 'vitest';
-import { checkScenario, HAVE_TOOLS, SCENARIOS, totals } from './scenario.js';
+import { checkScenario, HAVE_TOOLS, SCENARIOS } from './scenario.js';
 
 if (!HAVE_TOOLS) console.log('skipping crash tests: e2fsprogs (mkfs.ext4, e2fsck, debugfs, dumpe2fs) not installed');
 
 describe.skipIf(!HAVE_TOOLS)('crash points of a journaled workload', () => {
   const sc = SCENARIOS[0]!;
   it(sc.label, () => checkScenario(sc), 400_000);
-  it('totals', () => {
-    console.log(`[crash] this file: ${totals.points} crash points replayed by ext4kit, ${totals.e2fsckReplays} also replayed by e2fsck, ${totals.e2fsckCleanRuns} e2fsck -fn runs, ${totals.materialiseChecks} materialise cross-checks`);
-  });
 });

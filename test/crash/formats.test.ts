@@ -6,13 +6,10 @@
  * checkpoint after every commit.
  */
 import { describe, it } from 'vitest';
-import { checkScenario, HAVE_TOOLS, SCENARIOS, totals } from './scenario.js';
+import { checkScenario, HAVE_TOOLS, SCENARIOS } from './scenario.js';
 
 if (!HAVE_TOOLS) console.log('skipping crash tests: e2fsprogs (mkfs.ext4, e2fsck, debugfs, dumpe2fs) not installed');
 
 describe.skipIf(!HAVE_TOOLS)('crash points of a journaled workload, other journal formats', () => {
   for (const sc of SCENARIOS.slice(1)) it(sc.label, () => checkScenario(sc), 400_000);
-  it('totals', () => {
-    console.log(`[crash] this file: ${totals.points} crash points replayed by ext4kit, ${totals.e2fsckReplays} also replayed by e2fsck, ${totals.e2fsckCleanRuns} e2fsck -fn runs, ${totals.materialiseChecks} materialise cross-checks`);
-  });
 });

@@ -22,8 +22,9 @@ import { movedata } from '../../lib/ops/movedata.js';
 import { openFile } from '../../lib/ops/file.js';
 import { getFreeBlocks } from '../../lib/ops/free.js';
 import { parseJournalSuperblock } from '../../lib/jbd2/format.js';
-import { debugfsFull, mkfs } from '../helpers/tools.js';
+import { debugfsFull, mkfs, type FsKind } from '../helpers/tools.js';
 import { tmpDir, tmpPath } from '../helpers/tmp.js';
+import { internals } from '../../lib/ext4/internals.js';
 
 // ------------------------------------------------------------------ overlay device
 
@@ -139,7 +140,7 @@ export function pattern(n: number, seed: number): Uint8Array {
  * single free blocks (so one `allocate` call yields many extents). /f and /space start
  * empty; /g holds 24000 bytes.
  */
-export function buildBaseImage(label: string, sizeBytes: number, mkfsOpts: string[], blockSize = 1024): BaseImage {
+export function buildBaseImage(label: string, sizeBytes: number, mkfsOpts: string[], blockSize = 1024, kind: FsKind = 'ext4'): BaseImage {
   const src = tmpDir(`src-${label}`);
   fs.mkdirSync(path.join(src, 'c'));
   for (let i = 0; i < 900; i++) fs.writeFileSync(path.join(src, 'c', String(i).padStart(3, '0')), pattern(blockSize, 1000 + i));
@@ -148,7 +149,7 @@ export function buildBaseImage(label: string, sizeBytes: number, mkfsOpts: strin
   fs.writeFileSync(path.join(src, 'f'), new Uint8Array(0));
   fs.writeFileSync(path.join(src, 'space'), new Uint8Array(0));
   const img = tmpPath(`${label}.img`);
-  mkfs('ext4', img, sizeBytes, ['-b', String(blockSize), ...mkfsOpts], src);
+  mkfs(kind, img, sizeBytes, ['-b', String(blockSize), ...mkfsOpts], src);
   const cmds: string[] = [];
   for (let i = 0; i < 900; i += 2) cmds.push(`rm /c/${String(i).padStart(3, '0')}`);
   debugfsFull(img, cmds, { write: true });
@@ -300,13 +301,13 @@ export async function record(base: BaseImage, opts: RecordOptions = {}): Promise
   const f = await Filesystem.open(rec, { write: true, ...(opts.checkpoint ? { checkpoint: opts.checkpoint } : {}) });
   let revokes = 0;
   try {
-    if (opts.maxPendingBlocks !== undefined) f.journal!.maxPendingBytes = opts.maxPendingBlocks * f.blockSize;
-    f.commitHooks = {
+    if (opts.maxPendingBlocks !== undefined) internals(f).journal!.maxPendingBytes = opts.maxPendingBlocks * f.blockSize;
+    internals(f).commitHooks = {
       onStep: async (s) => {
         if (s === 'commit') {
           commits.push(rec.writeCount - 1);
-          committed.push({ writes: rec.writeCount, pending: new Map([...f.journal!.pending].map(([b, d]) => [b, d.slice()])) });
-          startAfterCommit.push(parseJournalSuperblock(await f.journal!.readBlock(0)).s_start); // as on disk
+          committed.push({ writes: rec.writeCount, pending: new Map([...internals(f).journal!.pending].map(([b, d]) => [b, d.slice()])) });
+          startAfterCommit.push(parseJournalSuperblock(await internals(f).journal!.readBlock(0)).s_start); // as on disk
         }
         if (s === 'checkpoint') checkpointWrites.push(rec.writeCount);
         if (s === 'done') checkpoints++;

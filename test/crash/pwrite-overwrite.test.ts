@@ -123,7 +123,6 @@ describe.skipIf(!HAVE_E2FSPROGS)('crash points of pwrite over existing data', ()
       // the default mode's documented tear does happen (so the documentation is not vacuous)
       if (!c.atomic && k === 0 && !r.mixed) bad.push(`${c.name}: no crash point mixes old and new blocks`);
     }
-    console.log(`[crash] pwrite over existing data:\n  ${lines.join('\n  ')}`);
     expect(bad, bad.slice(0, 10).join('\n')).toEqual([]);
   }, 300_000);
 });

@@ -210,7 +210,6 @@ describe('crash points during defrag', () => {
       await f3.close();
       checked++;
     }
-    console.log(`defrag crash test: ${checked} crash points checked (of ${points.length})`);
     expect(checked).toBeGreaterThan(20);
   });
 });

@@ -242,7 +242,7 @@ describe.each([0, 1, 2, 3])('real image #%i', (n) => {
       err = e;
     }
     expect(isExt4Error(err) && err.structure).toBe('directory block');
-    expect(isExt4Error(err) && err.location).toBe('leaf');
+    expect(isExt4Error(err) && err.location).toEqual({ kind: 'field', field: 'leaf' });
   });
 
   it('a bad rec_len gives EFSCORRUPTED naming the block and offset', async (ctx) => {

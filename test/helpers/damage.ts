@@ -217,7 +217,7 @@ async function buildBase(name: BaseName): Promise<BaseImage> {
         const blocks: number[] = [];
         for (const e of map.extents) for (let i = 0; i < e.length; i++) blocks.push(e.physical + i);
         info.dirBlocks.set(p, blocks);
-        for (const e of await fs.readdir(inode)) {
+        for (const e of await fs.readdirRaw(inode)) {
           const n = Buffer.from(e.name).toString('utf8');
           if (n === '.' || n === '..' || n === 'lost+found') continue;
           await visit(p === '/' ? `/${n}` : `${p}/${n}`, e.ino);

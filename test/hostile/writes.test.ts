@@ -237,7 +237,6 @@ describe('hostile input, write side', () => {
     const scratch = tmpPath('wfuzz-case.img');
     const bad: string[] = [];
     const counts: Record<string, number> = {};
-    const t0 = Date.now();
     // Two workers (the calls are CPU-bound; e2fsck runs in this thread between their messages).
     const onDone = (c: WriteCase, r: Result) => {
       const o = r.outcome;
@@ -276,7 +275,6 @@ describe('hostile input, write side', () => {
     const half = (k: number) => cases.filter((c) => Number(imageOf.get(c.id)!.split('#')[1]) % 2 === k);
     const dir = tmpDir('wfuzz-after');
     await Promise.all([runCases(bases, half(0), dir, onDone), runCases(bases, half(1), dir, onDone)]);
-    console.log(`write fuzz: ${images.size} damaged images, ${cases.length} calls in ${Date.now() - t0} ms; e2fsck before ${kindsBefore.size} images; ${JSON.stringify(counts)}`);
     expect(bad.slice(0, 40).join('\n')).toBe('');
     // The fuzz must reach the code under test: some calls succeed on damaged images, some fail.
     expect(Object.keys(counts).some((k) => k.endsWith(':ok-changed'))).toBe(true);

@@ -1,7 +1,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FileDevice } from '../../lib/io/file-device.js';
+import { FileDevice, memoryDeviceFromFile } from '../../lib/io/file-device.js';
 import { MemoryDevice } from '../../lib/io/memory-device.js';
 import { pattern, rejection, rejectionCode, sameBytes, tempDir } from './helpers.js';
 
@@ -203,12 +203,12 @@ describe('MemoryDevice', () => {
     const path = join(dir, 'mem.img');
     const content = pattern(65536, 5);
     writeFileSync(path, content);
-    const dev = await MemoryDevice.fromFile(path);
+    const dev = await memoryDeviceFromFile(path);
     expect(dev.name).toBe(path);
     expect(dev.size).toBe(65536);
     expect(sameBytes(await dev.read(0, 65536), content)).toBe(true);
     await dev.write(0, new Uint8Array(100).fill(9));
     expect(readFileSync(path).subarray(0, 100)).toEqual(Buffer.from(content.subarray(0, 100)));
-    expect(await rejectionCode(MemoryDevice.fromFile(join(dir, 'missing.img')))).toBe('ENOENT');
+    expect(await rejectionCode(memoryDeviceFromFile(join(dir, 'missing.img')))).toBe('ENOENT');
   });
 });

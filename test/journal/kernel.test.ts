@@ -89,7 +89,6 @@ describe.skipIf(!loop.ok)('kernel-written journals (images copied while mounted)
       if (c.mount.includes('data=journal')) expect(rec.escapedBlocks, 'file blocks starting with the jbd2 magic are logged escaped').toBeGreaterThan(0);
       // Linux 6.18 revokes the freed directory/metadata blocks of dir1 in data=ordered (not the data blocks in data=journal).
       else expect(rec.revokes, 'freed journaled metadata blocks are revoked').toBeGreaterThan(0);
-      console.log(`${c.name}: jsb features compat 0x${jsb.compat.toString(16)} incompat 0x${jsb.incompat.toString(16)} (${jsb.tagFormat.name}); ${rec.transactions} transactions, ${rec.replayBlocks} blocks replayed (${rec.blocks.size} distinct, ${rec.escapedBlocks} escaped), ${rec.revokes} revokes, ${rec.revokeHits} revoked copies skipped`);
       const cmp = await compareReplay(copy, d);
       expect(cmp.e2fsck.status, cmp.e2fsck.out).toBe(0);
       expect(cmp.diffs, cmp.report).toEqual([]);

@@ -14,6 +14,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { Filesystem } from '../../lib/ext4/filesystem.js';
 import { MemoryDevice } from '../../lib/io/memory-device.js';
+import { memoryDeviceFromFile } from '../../lib/io/file-device.js';
 import { RecordingDevice } from '../../lib/io/recording-device.js';
 import { movedata } from '../../lib/ops/movedata.js';
 import { allocate, ALLOC_CONTIGUOUS } from '../../lib/ops/allocate.js';
@@ -36,7 +37,7 @@ function combed(n: number, seed: number, solid = 0): Uint8Array {
 }
 
 async function openMem(img: string): Promise<{ mem: MemoryDevice; rec: RecordingDevice; f: Filesystem }> {
-  const mem = await MemoryDevice.fromFile(img);
+  const mem = await memoryDeviceFromFile(img);
   nodefs.rmSync(img, { force: true });
   const rec = new RecordingDevice(mem);
   const f = await Filesystem.open(rec, { write: true });
@@ -65,7 +66,7 @@ describe.skipIf(!HAVE_E2FSPROGS)('movedata: a failed call changes nothing', () =
       // the same with a range starting inside the file
       await expectNoChange(mem, rec, 'EINVAL', () => movedata(f, '/data', '/space', { from: 16 * K, len: 32 * K, stepBytes: 4 * K }), 'from block 16, 32 blocks, stepBytes 4 KiB');
       // a call inside the file still works, in steps
-      expect(await movedata(f, '/data', '/space', { from: 0, len: 40 * K, stepBytes: 8 * K })).toBe(0);
+      expect(await movedata(f, '/data', '/space', { from: 0, len: 40 * K, stepBytes: 8 * K })).toBeUndefined();
     } finally {
       await f.close();
     }
@@ -129,6 +130,5 @@ describe.skipIf(!HAVE_E2FSPROGS)('movedata: a failed call changes nothing', () =
     const out = scratchPath('mdv-e2big-after.img');
     nodefs.writeFileSync(out, mem.data);
     expectClean(out, `movedata that ended with ${code}`);
-    console.log(`[movedata-validate] 24,576-extent space, 1 MiB journal: movedata ${code === 'resolved' ? 'committed' : 'refused with E2BIG, image unchanged'}`);
   }, 120_000);
 });

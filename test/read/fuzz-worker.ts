@@ -12,7 +12,7 @@ import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { Filesystem } from '../../lib/ext4/filesystem.js';
 import { MemoryDevice } from '../../lib/io/memory-device.js';
 import { list } from '../../lib/ops/inspect.js';
-import { Ext4Error } from '../../lib/errors.js';
+import { describeLocation, Ext4Error } from '../../lib/errors.js';
 
 export interface FuzzCase {
   id: number;
@@ -80,7 +80,7 @@ export async function runCase(image: Uint8Array, c: FuzzCase, verify: boolean, o
       await fs.close();
     }
   } catch (e) {
-    if (e instanceof Ext4Error) return { kind: 'ext4error', code: e.code, structure: e.structure, location: e.location, message: e.message };
+    if (e instanceof Ext4Error) return { kind: 'ext4error', code: e.code, structure: e.structure, location: describeLocation(e.location), message: e.message };
     const err = e as Error;
     return { kind: 'other-error', name: err?.name ?? typeof e, message: String(err?.message ?? e), stack: err?.stack };
   }

@@ -158,7 +158,7 @@ export async function compareDirectoryNames(fs: Filesystem, image: Map<string, I
       continue;
     }
     const dir = await fs.readInode(ino);
-    const ents = await fs.readdir(dir);
+    const ents = await fs.readdirRaw(dir);
     const got = ents.map((x) => Buffer.from(x.name).toString()).filter((n) => n !== '.' && n !== '..');
     const a = [...got].sort();
     const b = [...names].sort();

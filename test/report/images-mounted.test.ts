@@ -40,7 +40,6 @@ describe.skipIf(loopWhy !== null)('filefrag -v and e4defrag -c on mkfs -d images
         const tail = out.slice(out.search(/^(<Fragmented files>| In this directory)/m));
         expect(formatFragReport(report, { pathPrefix: real, argName: () => real })).toBe(tail);
       }, { readOnly: true, type: s.type });
-      console.log(`${s.name}: ${ours.length} files/dirs, ${report.targets[0]!.files.length} measured by e4defrag, score ${report.targets[0]!.totals?.scoreText}`);
     });
   }
 });

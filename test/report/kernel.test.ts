@@ -146,7 +146,6 @@ describe.skipIf(why !== null)('filefrag -v on kernel-written images', () => {
         { readOnly: true, ...(im.mountType ? { type: im.mountType } : {}) },
       );
       const frag = ours.filter((f) => f.extents > 1).length;
-      console.log(`${name}: ${ours.length} files/dirs identical to filefrag -v (${frag} fragmented, ${ours.reduce((n, f) => n + f.rows.length, 0)} rows)`);
     });
   }
 });
@@ -188,7 +187,6 @@ describe.skipIf(why !== null)('e4defrag -c on kernel-written images', () => {
         expect(mine).toBe(r.stdout.replace(/^e4defrag [^\n]*\n/, ''));
         expect(errors).toBe(r.stderr);
       });
-      console.log(`${name}: e4defrag ${version}: ${t.files.length} files, score ${t.totals?.scoreText ?? '-'}, Σ ${t.totals?.now}/${t.totals?.best}`);
     });
   }
 });
@@ -255,7 +253,6 @@ describe.skipIf(why !== null)('block-map picture', () => {
     expect(svg).toContain('kernel &lt;ext4&gt; &amp; co');
     // compact: far fewer rects than cells
     expect(rects.length).toBeLessThan(cells / 4);
-    console.log(`svg: ${svg.length} bytes, ${rects.length} rects for ${cells} cells, classes ${[...rectClasses].join(' ')}`);
   });
 
   it('many blocks per cell: the free-cell fraction is within the cell granularity of the free fraction', async () => {

@@ -5,8 +5,9 @@
  * Usage: node --import tsx child-hold.ts IMAGE
  */
 import { Filesystem } from '../../lib/node.js';
+import { internals } from '../../lib/ext4/internals.js';
 
 const img = process.argv[2];
 if (!img) throw new Error('usage: child-hold.ts IMAGE');
 const fs = await Filesystem.open(img, { write: true, mmp: { sleep: async () => undefined, refreshMs: 10 } });
-process.stdout.write(`held ${fs.mmp ? 'mmp' : 'no-mmp'}\n`);
+process.stdout.write(`held ${internals(fs).mmp ? 'mmp' : 'no-mmp'}\n`);

@@ -8,7 +8,7 @@
  *   file: on the old list only the tail orphan can be grown by allocate).
  */
 import { Filesystem } from '../../lib/node.js';
-import { createTempFile, releaseTempFile } from '../../lib/ext4/orphan.js';
+import { createTempFile, releaseTempFile } from '../../lib/ext4/temp-file.js';
 import { allocate, ALLOC_FIXED_LEN } from '../../lib/ops/allocate.js';
 
 const [img, mode] = process.argv.slice(2);

@@ -15,6 +15,7 @@ import { SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, parseSuperblock } from '../../lib/e
 import { fsSeed } from '../../lib/ext4/checksum.js';
 import { NO_WAIT, attachLoop, loopSkipReason, mkfs, readAt, removeDir, tempDir, writeAt } from './helpers.js';
 import { sha256File } from '../helpers/tools.js';
+import { internals } from '../../lib/ext4/internals.js';
 
 const loopWhy = loopSkipReason();
 if (loopWhy) console.log(`test/safety/mmp-blockdev.test.ts: skipping: ${loopWhy}`);
@@ -38,19 +39,19 @@ describe.skipIf(!!loopWhy)('MMP on a loop block device', () => {
     try {
       const fs = await Filesystem.open(loop.dev, { write: true, mmp: { ...NO_WAIT, refreshMs: 60_000 } });
       try {
-        await fs.mmp!.check(); // a re-read through O_DIRECT, nothing changed yet
+        await internals(fs).mmp!.check(); // a re-read through O_DIRECT, nothing changed yet
         const sb = parseSuperblock(readAt(img, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE));
         const pos = sb.s_mmp_block * sb.blockSize;
         const seed = sb.hasMetadataCsum ? fsSeed(sb.s_uuid, undefined) : null;
         writeAt(img, pos, buildMmp(readAt(img, pos, 1024), { seq: MMP_SEQ_FSCK, nodename: 'intruder', bdevname: 'sdi', time: 1 }, seed));
         let code = 'resolved';
         try {
-          await fs.mmp!.check();
+          await internals(fs).mmp!.check();
         } catch (e) {
           code = isExt4Error(e) ? e.code : String(e);
         }
         expect(code).toBe('EBUSY');
-        expect(fs.mmp!.lost).not.toBeNull();
+        expect(internals(fs).mmp!.lost).not.toBeNull();
       } finally {
         await fs.close().catch(() => undefined);
       }

@@ -16,11 +16,13 @@ import { FileDevice } from '../../lib/io/file-device.js';
 import { MemoryDevice } from '../../lib/io/memory-device.js';
 import { isExt4Error } from '../../lib/errors.js';
 import { RO_COMPAT } from '../../lib/ext4/superblock.js';
-import { addOrphan, createTempFile, listOrphans, processOrphans, releaseTempFile, removeOrphan, inodesPerOrphanBlock } from '../../lib/ext4/orphan.js';
+import { addOrphan, listOrphans, processOrphans, removeOrphan, inodesPerOrphanBlock } from '../../lib/ext4/orphan.js';
+import { createTempFile, releaseTempFile } from '../../lib/ext4/temp-file.js';
 import { allocate, ALLOC_FIXED_LEN, ALLOC_FIXED_START } from '../../lib/ops/allocate.js';
 import {
   debugfsR, debugfsW, e2fsckClean, e2fsckFix, features, freeCounts, header, inodeOf, loopSkipReason, mkfs, must, readAt, removeDir, run, tempDir, withLoopMount, writeAt,
 } from './helpers.js';
+import { internals } from '../../lib/ext4/internals.js';
 
 const loopWhy = loopSkipReason();
 if (loopWhy) console.log(`test/safety/orphan.test.ts: skipping kernel-made orphan tests: ${loopWhy}`);
@@ -369,7 +371,7 @@ describe('temporary files (createTempFile / releaseTempFile) and crashes', () =>
       const t = await createTempFile(fs, {});
       const bs = fs.blockSize;
       await allocate(fs, { ino: t }, { offset: 0, len: 20 << 20, flags: ALLOC_FIXED_LEN });
-      fs.journal!.logCapacity = () => 300; // pretend the journal is tiny: 4 groups per transaction
+      internals(fs).journal!.logCapacity = () => 300; // pretend the journal is tiny: 4 groups per transaction
       const before = fs.writeStats.transactions;
       await releaseTempFile(fs, t);
       expect(fs.writeStats.transactions - before).toBeGreaterThanOrEqual(5);

@@ -17,7 +17,7 @@ import { Filesystem } from '../../lib/node.js';
 import { checkAllocatable } from '../../lib/ext4/alloc.js';
 import { Ext4Error } from '../../lib/errors.js';
 import { allocate, ALLOC_FIXED_LEN, ALLOC_FIXED_START } from '../../lib/ops/allocate.js';
-import { createTempFile, releaseTempFile } from '../../lib/ext4/orphan.js';
+import { createTempFile, releaseTempFile } from '../../lib/ext4/temp-file.js';
 import { fsmap } from '../../lib/ops/fsmap.js';
 import { copySparse, debugfs, dumpe2fsGroups, dumpe2fsHeader, expectE2fsckClean, mkfs, sha256File, type GroupInfo } from '../helpers/tools.js';
 import { tmpDir, tmpPath } from '../helpers/tmp.js';
@@ -148,7 +148,7 @@ describe.skipIf(!HAVE_E2FSPROGS).each(CONFIGS)('damaged bitmaps and descriptors 
     new Editor(img, base).zeroBlock(base.groups[0]!.blockBitmap);
     const e = await expectRefused(img, (fs) => allocate(fs, '/f', { offset: 0, len: len(16) }));
     expect(e.structure).toBe('block bitmap');
-    expect(e.location).toBe(`group 0 block ${base.groups[0]!.blockBitmap}`);
+    expect(e.location).toEqual({ kind: 'group', group: 0, block: base.groups[0]!.blockBitmap });
     // The control: the same call on the undamaged image allocates (past group 0's metadata) and stays clean.
     const ok = copyOf(base, 'zero-bb-control');
     expect(await withWritable(ok, (fs) => allocate(fs, '/f', { offset: 0, len: len(16) }))).toBe(len(16));
@@ -160,7 +160,7 @@ describe.skipIf(!HAVE_E2FSPROGS).each(CONFIGS)('damaged bitmaps and descriptors 
       const img = copyOf(base, `bb-3-${g}`);
       new Editor(img, base).setDescU32(g, BG_BLOCK_BITMAP, 3);
       const e = await expectRefused(img, (fs) => allocate(fs, '/f', { offset: 0, len: len(16) }));
-      expect(e.location).toBe(`group ${g}`);
+      expect(e.location).toEqual({ kind: 'group', group: g });
     }
     // Inode bitmap and inode table pointers into the primary GDT area, too.
     for (const field of [BG_INODE_BITMAP, BG_INODE_TABLE]) {
@@ -183,7 +183,7 @@ describe.skipIf(!HAVE_E2FSPROGS).each(CONFIGS)('damaged bitmaps and descriptors 
     // flex_bg group 1 holds nothing else, so its descriptor now says "all free": that is caught too.)
     for (const flags of [ALLOC_FIXED_START | ALLOC_FIXED_LEN, 0]) {
       const e = await expectRefused(img, (fs) => allocate(fs, '/f', { offset: 0, len: len(4), goal: len(g1.firstBlock), flags }), /superblock|fixed metadata/);
-      expect(e.location).toMatch(/^group 1\b/);
+      expect(e.location).toMatchObject({ kind: 'group', group: 1 });
     }
   });
 
@@ -193,7 +193,7 @@ describe.skipIf(!HAVE_E2FSPROGS).each(CONFIGS)('damaged bitmaps and descriptors 
     const g = base.groups.find((x) => big[0]! >= x.firstBlock && big[0]! <= x.lastBlock)!;
     new Editor(img, base).clearBits(g.blockBitmap, big[0]! - g.firstBlock, 8);
     const e = await expectRefused(img, (fs) => allocate(fs, '/f', { offset: 0, len: len(8), goal: len(big[0]!) }), /free blocks/);
-    expect(e.location).toBe(`group ${g.group} block ${g.blockBitmap}`);
+    expect(e.location).toEqual({ kind: 'group', group: g.group, block: g.blockBitmap });
   });
 
   it('checkAllocatable finds, before any write, the damage an allocation elsewhere would not reach', async () => {
@@ -202,7 +202,7 @@ describe.skipIf(!HAVE_E2FSPROGS).each(CONFIGS)('damaged bitmaps and descriptors 
     new Editor(img, base).zeroBlock(last.blockBitmap);
     const before = sha256File(img);
     await withWritable(img, async (fs) => {
-      await expect(checkAllocatable(fs)).rejects.toMatchObject({ code: 'EFSCORRUPTED', location: `group ${last.group} block ${last.blockBitmap}` });
+      await expect(checkAllocatable(fs)).rejects.toMatchObject({ code: 'EFSCORRUPTED', location: { kind: 'group', group: last.group, block: last.blockBitmap } });
     });
     expect(sha256File(img)).toBe(before);
     // The undamaged image passes, and so does the image after an allocation (counts kept exact).
@@ -231,7 +231,7 @@ describe.skipIf(!HAVE_E2FSPROGS).each(CONFIGS)('damaged bitmaps and descriptors 
     ed.clearBits(base.groups[0]!.inodeBitmap, 10, 1); // inode 11
     ed.addDescU16(0, BG_FREE_INODES, 1);
     const e = await expectRefused(img, (fs) => createTempFile(fs), /inode 11 /);
-    expect(e.location).toBe(`group 0 block ${base.groups[0]!.inodeBitmap}`);
+    expect(e.location).toEqual({ kind: 'group', group: 0, block: base.groups[0]!.inodeBitmap });
     expect(lostFound(img)).toBe(lf);
     // The control: a file deleted by debugfs keeps its mode and gets a dtime; its slot is free to reuse.
     const ok = copyOf(base, 'lf-control');

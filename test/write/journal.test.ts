@@ -24,6 +24,7 @@ import { dropRevokes, FILES, revokeScenario } from './scenarios.js';
 import { debugfs, debugfsDump, dumpe2fsHeader, e2fsckJournalOnly } from '../helpers/tools.js';
 import { tmpPath } from '../helpers/tmp.js';
 import { buildImage, bytes, debugfsExtents, HAVE_E2FSPROGS, verifyImage, type ImageConfig } from './helpers.js';
+import { internals } from '../../lib/ext4/internals.js';
 
 if (!HAVE_E2FSPROGS) console.log('skipping journal tests: e2fsprogs not installed');
 
@@ -31,7 +32,7 @@ const C1K: ImageConfig = { label: 'journal-1k', blockSize: 1024, sizeMiB: 16, mk
 const C1K_NOCSUM: ImageConfig = { label: 'journal-1k-nocsum', blockSize: 1024, sizeMiB: 16, mkfsOpts: ['-O', '^metadata_csum'] };
 
 async function jsbOnDisk(f: Filesystem) {
-  return parseJournalSuperblock(await f.journal!.readBlock(0));
+  return parseJournalSuperblock(await internals(f).journal!.readBlock(0));
 }
 
 describe.skipIf(!HAVE_E2FSPROGS)('journal state after transactions', () => {
@@ -47,7 +48,7 @@ describe.skipIf(!HAVE_E2FSPROGS)('journal state after transactions', () => {
     const f = await Filesystem.open(dev, { write: true, checkpoint: 'each' });
     const seen: { start: number; seq: number }[] = [];
     let committedTid = -1;
-    f.commitHooks = {
+    internals(f).commitHooks = {
       onStep: async (s) => {
         if (s === 'commit') committedTid = (await jsbOnDisk(f)).s_sequence;
         if (s === 'done') {
@@ -70,7 +71,7 @@ describe.skipIf(!HAVE_E2FSPROGS)('journal state after transactions', () => {
     const f = await Filesystem.open(dev, { write: true });
     const starts: number[] = [];
     let checkpoints = 0;
-    f.commitHooks = {
+    internals(f).commitHooks = {
       onStep: async (s) => {
         if (s === 'commit') starts.push((await jsbOnDisk(f)).s_start);
         if (s === 'done') checkpoints++;

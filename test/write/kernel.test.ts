@@ -24,6 +24,7 @@ import { tmpPath } from '../helpers/tmp.js';
 import { buildBaseImage, findHoles, workload, type Model } from '../crash/harness.js';
 import { bytes, HAVE_E2FSPROGS, verifyImage } from './helpers.js';
 import { revokeScenario } from './scenarios.js';
+import { internals } from '../../lib/ext4/internals.js';
 
 const why = HAVE_E2FSPROGS ? skipReason('loop') : 'e2fsprogs not installed';
 if (why) console.log(`skipping kernel mount tests: ${why}`);
@@ -83,9 +84,9 @@ describe.skipIf(why !== null)('the kernel reads what ext4kit wrote', () => {
     await allocate(f, '/f', { offset: 0, len: 20 * bs });
     await (await openFile(f, '/f')).pwrite(d1, bs);
     let armed = true;
-    f.commitHooks = { onStep: (s) => { if (s === 'commit' && armed) { armed = false; throw new Error('simulated crash after the commit block'); } } };
+    internals(f).commitHooks = { onStep: (s) => { if (s === 'commit' && armed) { armed = false; throw new Error('simulated crash after the commit block'); } } };
     await expect((await openFile(f, '/f')).pwrite(d2, 30 * bs)).rejects.toThrow('simulated crash');
-    expect(f.journal!.pending.size).toBeGreaterThan(0); // nothing checkpointed: three transactions in the log
+    expect(internals(f).journal!.pending.size).toBeGreaterThan(0); // nothing checkpointed: three transactions in the log
     await f.close(); // broken session: no checkpoint, needs_recovery stays set
     const expected = new Uint8Array(32 * bs);
     expected.set(d1, bs);

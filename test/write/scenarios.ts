@@ -9,11 +9,12 @@ import { parseJournalSuperblock, BLOCKTYPE, JBD2_MAGIC } from '../../lib/jbd2/fo
 import { allocate, ALLOC_FIXED_LEN, ALLOC_FIXED_START } from '../../lib/ops/allocate.js';
 import { openFile } from '../../lib/ops/file.js';
 import { buildImage, bytes, type ImageConfig } from './helpers.js';
+import { internals } from '../../lib/ext4/internals.js';
 
 export const FILES = { t: new Uint8Array(0), u: new Uint8Array(0) };
 
 async function jsbOnDisk(f: Filesystem) {
-  return parseJournalSuperblock(await f.journal!.readBlock(0));
+  return parseJournalSuperblock(await internals(f).journal!.readBlock(0));
 }
 
 /**
@@ -31,7 +32,7 @@ export async function revokeScenario(cfg: ImageConfig): Promise<{ crash: Uint8Ar
   const map = await f.fileMap(await f.resolve('/t'));
   expect(map.depth).toBe(1);
   const leaf = map.metadataBlocks[0]!;
-  expect(f.journal!.pending.has(leaf)).toBe(true);
+  expect(internals(f).journal!.pending.has(leaf)).toBe(true);
   // Free the leaf: truncate to 2 blocks → 1 extent → depth 0. The leaf has a copy in the live log → revoked.
   await (await openFile(f, '/t')).truncate(2 * bs);
   expect(f.writeStats.revokes).toBeGreaterThan(0);

@@ -136,10 +136,12 @@ describe.skipIf(!HAVE_E2FSPROGS)('a failed call leaves the image byte-for-byte u
     const img = tmpPath('unchanged-ext3.img');
     mkfs('ext3', img, 8 * 1024 * 1024, ['-b', '1024'], src);
     const bad = await runCases(img, [
-      { name: 'allocate: block-mapped file', code: 'EOPNOTSUPP', call: (f) => allocate(f, '/empty', { offset: 0, len: 1024 }) },
-      { name: 'pwrite: block-mapped file', code: 'EOPNOTSUPP', call: pw('/a', new Uint8Array(10), 0) },
-      { name: 'truncate: block-mapped file', code: 'EOPNOTSUPP', call: tr('/a', 0) },
-      { name: 'movedata: block-mapped files', code: 'EOPNOTSUPP', call: (f) => movedata(f, '/a', '/space', { from: 0, len: 1024 }) },
+      { name: 'allocate: past the largest block-mapped file', code: 'EFBIG', call: (f) => allocate(f, '/empty', { offset: (12 + 256 + 256 ** 2 + 256 ** 3) * 1024 - 1024, len: 2048 }) },
+      { name: 'allocate: block-mapped file, over existing blocks', code: 'EEXIST', call: (f) => allocate(f, '/a', { offset: 0, len: 1024 }) },
+      // 1 KiB blocks: 12 direct + 256 + 256² + 256³ logical blocks is the largest block-mapped file.
+      { name: 'pwrite: past the largest block-mapped file', code: 'EFBIG', call: pw('/a', new Uint8Array(10), (12 + 256 + 256 ** 2 + 256 ** 3) * 1024 - 5) },
+      { name: 'truncate: past the largest block-mapped file', code: 'EFBIG', call: tr('/a', (12 + 256 + 256 ** 2 + 256 ** 3) * 1024 + 1) },
+      { name: 'movedata: block-mapped files, range past data\'s EOF', code: 'EINVAL', call: (f) => movedata(f, '/a', '/space', { from: 0, len: 1024 * 1024 }) },
     ]);
     expect(bad).toEqual([]);
   });

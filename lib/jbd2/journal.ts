@@ -1,0 +1,238 @@
+/**
+ * The live journal of a filesystem open for writing (jbd2.md §10): the log's
+ * superblock, where the next transaction goes, and the committed metadata not
+ * yet written home. It knows blocks, not what they mean: the host filesystem
+ * turns its transaction into `blocks` (final images), `revokes`, `freed`
+ * ranges and ordered data, and reads through `pending` until a checkpoint.
+ *
+ * Committing (one transaction):
+ *   1. ordered data, (new log cycle) jsb.s_start/s_sequence, revoke +
+ *      descriptor + logged blocks → flush
+ *   2. commit block → flush                      ← the transaction is durable here
+ *   3. after-commit data (the host's, flushed by it)
+ * Checkpointing (lazy: when the log would wrap, when pending metadata grows
+ * too large, at close, or after every commit with policy 'each'):
+ *   4. every pending block home → flush
+ *   5. jsb.s_start = 0, s_sequence = next tid → flush  (log empty again)
+ * The host has made needs_recovery durable before the first commit block.
+ * Crash tests stop at each step through `hooks.onStep` ('data', 'log',
+ * 'commit', 'checkpoint', 'done'): the step names and their order are a contract.
+ *
+ * This is an internal journal: log and home blocks share one device, so one
+ * flush of the journal's I/O is the barrier for both.
+ */
+import { Ext4Error } from '../errors.js';
+import type { JournalIO } from './device.js';
+import { JINCOMPAT, JSB_SIZE, parseJournalSuperblock, refreshJournalSuperblock, serializeJournalSuperblock, type JournalSuperblock } from './format.js';
+import { buildTransaction, logSpaceNeeded } from './log-writer.js';
+
+export type CommitStep = 'data' | 'log' | 'commit' | 'checkpoint' | 'done';
+
+export interface CommitHooks {
+  /** Called after a crash-relevant step, for tests that inject crashes. */
+  onStep?(step: CommitStep): Promise<void> | void;
+}
+
+/** Where checkpointed blocks go: the filesystem, addressed in its blocks. */
+export interface HomeBlocks {
+  writeBlock(fsBlock: number, data: Uint8Array): Promise<void>;
+}
+
+export interface JournalCommit {
+  /** Final block images to log (fs block → bytes, one block each). */
+  blocks: ReadonlyMap<number, Uint8Array>;
+  /** Blocks the host revokes explicitly. */
+  revokes?: Iterable<number>;
+  /**
+   * Ranges the transaction frees: any block of them with a copy in the live
+   * log (and not logged again here) is revoked, since it may be reused for
+   * data before the next checkpoint and replay must not write the old copy over it.
+   */
+  freed?: Iterable<{ start: number; length: number }>;
+  /** Ordered data: written (not flushed) once the transaction is known to fit, durable before the commit block. Returns bytes written. */
+  ordered?: () => Promise<number>;
+  /** Run once the commit is durable, before any checkpoint (e.g. data the new metadata hides). Returns bytes written. */
+  afterCommit?: () => Promise<number>;
+  /** The host's clock; the commit time is kept strictly increasing from it. */
+  now: { sec: number; nsec: number };
+}
+
+export interface JournalCommitResult {
+  tid: number;
+  /** Fs blocks logged. */
+  blocks: number;
+  /** Revoke records written (explicit and from `freed`). */
+  revokes: number;
+  /** Blocks revoked because `freed` covered a copy in the live log (the host may record them). */
+  revokedFromLog: number[];
+  /** Bytes of ordered and after-commit data. */
+  dataBytes: number;
+  /** Log blocks the transaction used, commit block included. */
+  logBlocks: number;
+}
+
+export class Journal {
+  readonly io: JournalIO;
+  readonly home: HomeBlocks;
+  jsb: JournalSuperblock;
+  /**
+   * Committed but not yet checkpointed metadata (fs block → latest image). The
+   * host reads through it, so these blocks can't be lost to cache eviction.
+   * Its keys are exactly the blocks that have a copy in the live log.
+   */
+  readonly pending = new Map<number, Uint8Array>();
+  /** Next log block to write (meaningful while the log is live). */
+  head = 0;
+  /** Next transaction id. */
+  nextTid = 0;
+  /** True while the log holds committed, not yet checkpointed transactions. */
+  live = false;
+  /** 'lazy': checkpoint when the log fills up (or at close); 'each': after every commit. */
+  policy: 'lazy' | 'each' = 'lazy';
+  /** Checkpoint when pending metadata exceeds this many bytes (bounded memory). */
+  maxPendingBytes = 64 * 1024 * 1024;
+  /**
+   * Called with the pending blocks once they are home, before they are dropped: the host's
+   * block cache must take them, because while pending it may have read (ahead) the stale
+   * on-disk copies, which reads no longer bypass afterwards.
+   */
+  onCheckpointed: ((blocks: ReadonlyMap<number, Uint8Array>) => void) | null = null;
+  /** Last commit time, to keep commit times non-decreasing. */
+  #lastCommit = { sec: 0, nsec: 0 };
+
+  constructor(io: JournalIO, home: HomeBlocks, jsb: JournalSuperblock) {
+    this.io = io;
+    this.home = home;
+    this.jsb = jsb;
+  }
+
+  /** Read journal block 0 and parse it (the host validates what it can write). */
+  static async load(io: JournalIO, home: HomeBlocks): Promise<Journal> {
+    return new Journal(io, home, parseJournalSuperblock(await io.readBlock(0)));
+  }
+
+  get blockSize(): number {
+    return this.io.blockSize;
+  }
+
+  readBlock(n: number): Promise<Uint8Array> {
+    return this.io.readBlock(n);
+  }
+
+  writeBlock(n: number, data: Uint8Array): Promise<void> {
+    return this.io.writeBlock(n, data);
+  }
+
+  /** Write `jsb` to journal block 0 (no flush). */
+  async writeSuperblock(): Promise<void> {
+    const bytes = serializeJournalSuperblock(this.jsb);
+    // The jsb occupies the first 1024 bytes of journal block 0; keep the rest of the block as is.
+    const blk = await this.readBlock(0);
+    blk.set(bytes.subarray(0, JSB_SIZE), 0);
+    await this.writeBlock(0, blk);
+  }
+
+  /** Usable log blocks (excluding the fast-commit area). */
+  logCapacity(): number {
+    return this.lastLogBlock() - this.jsb.s_first;
+  }
+
+  /** The largest transaction (log blocks) commit() accepts: a quarter of the log, like the kernel's limit. */
+  maxTransactionBlocks(): number {
+    return Math.floor(this.logCapacity() / 4);
+  }
+
+  /** End of the regular log area (s_maxlen minus the fast-commit blocks). */
+  lastLogBlock(): number {
+    return this.jsb.last;
+  }
+
+  /** The commit block's time: the host's clock (reproducible writes), kept strictly increasing. */
+  commitTime(now: { sec: number; nsec: number }): { sec: number; nsec: number } {
+    let t = { sec: now.sec, nsec: now.nsec };
+    const l = this.#lastCommit;
+    if (t.sec < l.sec || (t.sec === l.sec && t.nsec <= l.nsec)) t = l.nsec + 1 < 1e9 ? { sec: l.sec, nsec: l.nsec + 1 } : { sec: l.sec + 1, nsec: 0 };
+    this.#lastCommit = t;
+    return t;
+  }
+
+  /** Blocks of `freed` that have a copy in the live log and are not logged again by this transaction. */
+  #revokedByFrees(freed: Iterable<{ start: number; length: number }>, logged: ReadonlyMap<number, Uint8Array>): number[] {
+    const out: number[] = [];
+    for (const f of freed) {
+      if (this.pending.size < f.length) {
+        for (const b of this.pending.keys()) if (b >= f.start && b < f.start + f.length && !logged.has(b)) out.push(b);
+      } else for (let b = f.start; b < f.start + f.length; b++) if (this.pending.has(b) && !logged.has(b)) out.push(b);
+    }
+    return out;
+  }
+
+  /**
+   * Commit one transaction (steps 1–3 above). Refuses (E2BIG) a transaction
+   * larger than a quarter of the log, like the kernel's limit, before anything
+   * at all is written: no feature bit, no ordered data.
+   */
+  async commit(input: JournalCommit, hooks: CommitHooks = {}): Promise<JournalCommitResult> {
+    const blocks = [...input.blocks].map(([fsBlock, data]) => ({ fsBlock, data }));
+    const revokedFromLog = this.#revokedByFrees(input.freed ?? [], input.blocks);
+    const revokes = [...new Set([...(input.revokes ?? []), ...revokedFromLog])];
+    const need = logSpaceNeeded(this.jsb, blocks.length, revokes.length);
+    if (need > this.maxTransactionBlocks())
+      throw new Ext4Error('E2BIG', `transaction needs ${need} log blocks, more than a quarter of the journal (${this.logCapacity()} blocks): split the operation`);
+    if (revokes.length && !(this.jsb.s_feature_incompat & JINCOMPAT.REVOKE)) {
+      this.jsb.s_feature_incompat |= JINCOMPAT.REVOKE;
+      this.jsb = refreshJournalSuperblock(this.jsb);
+      if (this.live) await this.writeSuperblock(); // durable with this transaction's log flush, before its commit
+    }
+    // Never wrap: when the rest of the log is too short, checkpoint and start a new cycle at s_first.
+    if (this.live && this.head + need > this.lastLogBlock()) await this.checkpoint(hooks);
+    const jsb = this.jsb;
+    if (!this.live) {
+      this.nextTid = jsb.s_sequence >>> 0;
+      this.head = jsb.s_first;
+      jsb.s_start = jsb.s_first;
+      await this.writeSuperblock();
+    }
+    const tid = this.nextTid;
+    // 1. ordered data + log, one flush (the data only has to be durable before the commit block)
+    let dataBytes = input.ordered ? await input.ordered() : 0;
+    await hooks.onStep?.('data');
+    const built = buildTransaction({ jsb, tid, startBlock: this.head, blocks, revokes, commitTime: this.commitTime(input.now) });
+    for (const w of built.writes) await this.writeBlock(w.journalBlock, w.data);
+    await this.io.flush();
+    await hooks.onStep?.('log');
+    // 2. commit block: one aligned block-sized write after everything before it is durable
+    await this.writeBlock(built.commitBlock.journalBlock, built.commitBlock.data);
+    await this.io.flush();
+    this.live = true;
+    this.head = built.nextBlock;
+    this.nextTid = (tid + 1) >>> 0;
+    for (const r of revokedFromLog) this.pending.delete(r);
+    for (const b of blocks) this.pending.set(b.fsBlock, b.data);
+    await hooks.onStep?.('commit');
+    // 3.
+    if (input.afterCommit) dataBytes += await input.afterCommit();
+    if (this.policy === 'each' || this.pending.size * this.blockSize > this.maxPendingBytes) await this.checkpoint(hooks);
+    return { tid, blocks: blocks.length, revokes: revokes.length, revokedFromLog, dataBytes, logBlocks: built.logBlocksUsed };
+  }
+
+  /**
+   * Write every pending block home, flush, and empty the log (flushed: the
+   * log's space is only reused after the emptied journal superblock is durable,
+   * so recovery can never replay a half-overwritten old log).
+   */
+  async checkpoint(hooks: CommitHooks = {}): Promise<void> {
+    if (!this.live) return;
+    for (const [b, data] of this.pending) await this.home.writeBlock(b, data);
+    await this.io.flush();
+    await hooks.onStep?.('checkpoint');
+    this.jsb.s_start = 0;
+    this.jsb.s_sequence = this.nextTid >>> 0;
+    await this.writeSuperblock();
+    await this.io.flush();
+    this.onCheckpointed?.(this.pending);
+    this.pending.clear();
+    this.live = false;
+    await hooks.onStep?.('done');
+  }
+}
