@@ -135,11 +135,8 @@ export function parseLocation(words: string): Location {
 export interface ErrorDetail {
   /** The on-disk structure, e.g. "superblock", "extent block", "inode 12". */
   structure?: string;
-  /**
-   * Where it is. Words ("block 1234") are still accepted while the call sites move to typed
-   * locations (scripts/codemod-locations.mjs); they are parsed with `parseLocation`.
-   */
-  location?: Location | string;
+  /** Where it is (typed; `describeLocation` gives the words the message uses). */
+  location?: Location;
   cause?: unknown;
 }
 
@@ -149,7 +146,7 @@ export class Ext4Error extends Error {
   readonly location?: Location;
 
   constructor(code: ErrorCode, message: string, detail: ErrorDetail = {}) {
-    const location = typeof detail.location === 'string' ? (detail.location ? parseLocation(detail.location) : undefined) : detail.location;
+    const location = detail.location;
     const where = [detail.structure, location && describeLocation(location)].filter(Boolean).join(' at ');
     super(where ? `${message} (${where})` : message, detail.cause !== undefined ? { cause: detail.cause } : undefined);
     this.name = 'Ext4Error';

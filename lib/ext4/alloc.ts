@@ -13,7 +13,7 @@
  * system zone); an inode whose on-disk slot is still in use is never handed
  * out. Each of these is EFSCORRUPTED before anything is written.
  */
-import { Ext4Error } from '../errors.js';
+import { Ext4Error, type Location } from '../errors.js';
 import type { FsContext as Filesystem } from './fs-context.js';
 import { internals } from './internals.js';
 import type { Transaction } from './transaction.js';
@@ -83,7 +83,7 @@ async function validateBlockBitmap(fs: Filesystem, gd: GroupDesc, bm: Uint8Array
   const g = gd.group;
   if (guard.validated.has(g)) return bm;
   const sb = fs.sb;
-  const where = { structure: 'block bitmap', location: `group ${g} block ${gd.blockBitmap}` };
+  const where = { structure: 'block bitmap', location: { kind: 'group', group: g, block: gd.blockBitmap } satisfies Location };
   const bad = firstUnmarkedFixed(sb, guard.index, g, bm);
   if (bad) throw new Ext4Error('EFSCORRUPTED', `block bitmap marks block ${bad.block} free, but it is ${describeFixed(bad.extent)}: run e2fsck`, where);
   const free = countFree(bm, clustersInGroup(sb, g));
@@ -102,7 +102,7 @@ async function validateInodeBitmap(fs: Filesystem, gd: GroupDesc, bm: Uint8Array
   if (guard.inodesValidated.has(gd.group)) return;
   const free = countFree(bm, fs.sb.s_inodes_per_group);
   if (free !== gd.freeInodes)
-    throw new Ext4Error('EFSCORRUPTED', `inode bitmap has ${free} free inodes, the group descriptor says ${gd.freeInodes}: run e2fsck`, { structure: 'inode bitmap', location: `group ${gd.group} block ${gd.inodeBitmap}` });
+    throw new Ext4Error('EFSCORRUPTED', `inode bitmap has ${free} free inodes, the group descriptor says ${gd.freeInodes}: run e2fsck`, { structure: 'inode bitmap', location: { kind: 'group', group: gd.group, block: gd.inodeBitmap } });
   guard.inodesValidated.add(gd.group);
 }
 
@@ -227,7 +227,7 @@ async function scanFree(tx: Transaction, fs: Filesystem, from: number, to: numbe
       const first = groupFirstBlock(fs.sb, g), n = blocksInGroup(fs.sb, g);
       const guarded = n - guard.index.subtract(first, n).reduce((a, r) => a + r.length, 0);
       if (guarded > 0 && gd.freeBlocks >= clustersInGroup(fs.sb, g))
-        throw new Ext4Error('EFSCORRUPTED', `the group descriptor says all ${gd.freeBlocks} blocks are free, but ${guarded} of them are fixed metadata or journal: run e2fsck`, { structure: 'group descriptor', location: `group ${g}` });
+        throw new Ext4Error('EFSCORRUPTED', `the group descriptor says all ${gd.freeBlocks} blocks are free, but ${guarded} of them are fixed metadata or journal: run e2fsck`, { structure: 'group descriptor', location: { kind: 'group', group: g } });
     }
     return gd;
   };
@@ -271,7 +271,7 @@ async function markRuns(tx: Transaction, runs: readonly Run[], allocate: boolean
     // fixed metadata is corrupt, and freeing it would let the next allocation overwrite it.
     const hit = index.within(r.start, r.length)[0];
     if (hit)
-      throw new Ext4Error('EFSCORRUPTED', `${allocate ? 'allocating' : 'freeing'} run ${r.start}+${r.length} would ${allocate ? 'hand out' : 'release'} ${describeFixed(hit)}`, { structure: 'block bitmap', location: `block ${Math.max(r.start, hit.start)}` });
+      throw new Ext4Error('EFSCORRUPTED', `${allocate ? 'allocating' : 'freeing'} run ${r.start}+${r.length} would ${allocate ? 'hand out' : 'release'} ${describeFixed(hit)}`, { structure: 'block bitmap', location: { kind: 'block', block: Math.max(r.start, hit.start) } });
     while (b < end) {
       const g = groupOfBlock(sb, b);
       const first = groupFirstBlock(sb, g);
@@ -282,7 +282,7 @@ async function markRuns(tx: Transaction, runs: readonly Run[], allocate: boolean
       for (let x = b; x < stop; x++) {
         const i = x - first;
         if (testBit(bm, i) === allocate)
-          throw new Ext4Error('EFSCORRUPTED', `block ${x} ${allocate ? 'is already in use' : 'freed twice'}`, { structure: 'block bitmap', location: `group ${g}` });
+          throw new Ext4Error('EFSCORRUPTED', `block ${x} ${allocate ? 'is already in use' : 'freed twice'}`, { structure: 'block bitmap', location: { kind: 'group', group: g } });
       }
       for (let x = b; x < stop; x++) {
         if (allocate) setBit(bm, x - first);
@@ -291,7 +291,7 @@ async function markRuns(tx: Transaction, runs: readonly Run[], allocate: boolean
       const n = stop - b;
       // (cannot fail: every bit was checked above; if it did, the index is rebuilt from the bitmap)
       if (!(allocate ? runs.take(b - first, n) : runs.give(b - first, n))) freeIndex.delete(bm);
-      if (allocate && gd.freeBlocks < n) throw new Ext4Error('EFSCORRUPTED', `group ${g} free count ${gd.freeBlocks} below allocation`, { structure: 'group descriptor', location: `group ${g}` });
+      if (allocate && gd.freeBlocks < n) throw new Ext4Error('EFSCORRUPTED', `group ${g} free count ${gd.freeBlocks} below allocation`, { structure: 'group descriptor', location: { kind: 'group', group: g } });
       gd.freeBlocks += allocate ? -n : n;
       tx.freeBlocksDelta += allocate ? -n : n;
       refreshBlockBitmapCsum(tx, gd, bm);
@@ -373,7 +373,7 @@ export async function allocateInode(tx: Transaction, opts: { goalGroup?: number;
       bm.set(computeUninitInodeBitmap(sb));
       gd.flags &= ~BG_FLAGS.INODE_UNINIT;
     } else bm = await txInodeBitmap(tx, g);
-    const where = { structure: 'inode bitmap', location: `group ${g} block ${gd.inodeBitmap}` };
+    const where = { structure: 'inode bitmap', location: { kind: 'group', group: g, block: gd.inodeBitmap } satisfies Location };
     await validateInodeBitmap(fs, gd, bm);
     for (let i = 0; i < ipg; i++) {
       const ino = g * ipg + i + 1;
@@ -430,7 +430,7 @@ export async function freeInode(tx: Transaction, ino: number, wasDir: boolean): 
   const i = (ino - 1) % sb.s_inodes_per_group;
   const gd = await tx.group(g);
   const bm = await txInodeBitmap(tx, g);
-  if (!testBit(bm, i)) throw new Ext4Error('EFSCORRUPTED', `inode ${ino} freed twice`, { structure: 'inode bitmap', location: `group ${g}` });
+  if (!testBit(bm, i)) throw new Ext4Error('EFSCORRUPTED', `inode ${ino} freed twice`, { structure: 'inode bitmap', location: { kind: 'group', group: g } });
   clearBit(bm, i);
   gd.freeInodes += 1;
   tx.freeInodesDelta += 1;

@@ -216,7 +216,7 @@ export interface CiName {
  */
 export function ciLookupName(name: Uint8Array, sb: EncodingFields): CiName {
   if (sb.s_encoding !== EXT4_ENC_UTF8_12_1) {
-    throw new Ext4Error('EOPNOTSUPP', `casefold encoding ${sb.s_encoding} is not supported (only utf8-12.1)`, { structure: 'superblock', location: 's_encoding' });
+    throw new Ext4Error('EOPNOTSUPP', `casefold encoding ${sb.s_encoding} is not supported (only utf8-12.1)`, { structure: 'superblock', location: { kind: 'field', field: 's_encoding' } });
   }
   const folded = utf8Casefold(name);
   if (!folded && sb.s_encoding_flags & EXT4_ENC_STRICT_MODE_FL) {

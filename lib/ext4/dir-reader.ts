@@ -2,7 +2,7 @@
  * Directories: entries in on-disk order (linear blocks, htree leaves, inline data), name lookup
  * (htree hash lookup when indexed, casefold-aware), and path resolution with symlinks.
  */
-import { Ext4Error } from '../errors.js';
+import { Ext4Error, type Location } from '../errors.js';
 import { INCOMPAT, COMPAT, S_FLAGS } from './superblock.js';
 import { inodeSeed } from './checksum.js';
 import { INODE_FLAGS, hasInlineData, type FileType, type Inode } from './inode.js';
@@ -41,7 +41,7 @@ const MAX_SYMLINK_HOPS = 40; // the kernel's MAXSYMLINKS
 export class DirReader {
   constructor(private readonly vol: Volume, private readonly inodes: InodeStore, private readonly files: FileReader) {}
 
-  private dirOpts(dir: Inode, where: string) {
+  private dirOpts(dir: Inode, where: Location) {
     return {
       blockSize: this.vol.blockSize,
       hasFiletype: (this.vol.sb.s_feature_incompat & INCOMPAT.FILETYPE) !== 0,
@@ -85,7 +85,7 @@ export class DirReader {
     const map = await this.files.fileMap(dir);
     if (map.kind === 'inline') {
       const xa = parseInodeXattrs(dir.raw, dir.extraIsize, dir.ino).find((x) => x.name === 'system.data');
-      for (const e of parseInlineDir(dir.base.i_block, xa?.value ?? null, `directory ${dir.ino} inline data`, { hasFiletype: this.dirOpts(dir, '').hasFiletype, inodesCount: this.vol.sb.s_inodes_count, dirIno: dir.ino }))
+      for (const e of parseInlineDir(dir.base.i_block, xa?.value ?? null, { kind: 'inline-data', dir: dir.ino }, { hasFiletype: this.dirOpts(dir, { kind: 'inode', ino: dir.ino }).hasFiletype, inodesCount: this.vol.sb.s_inodes_count, dirIno: dir.ino }))
         if (e.inode !== 0 && visit({ name: e.name, ino: e.inode, fileType: e.fileType })) return;
       return;
     }
@@ -99,7 +99,7 @@ export class DirReader {
       for (let i = 0; i < n; i++) {
         const phys = e.physical + i;
         const blk = await this.vol.readBlock(phys);
-        const where = `directory ${dir.ino} block ${e.logical + i} (physical ${phys})`;
+        const where: Location = { kind: 'directory-block', dir: dir.ino, block: e.logical + i, physical: phys };
         if (indexed) {
           const kind = classifyDirBlock(blk, this.vol.blockSize);
           if (kind === 'dx-node') continue;
@@ -120,7 +120,7 @@ export class DirReader {
    * Cached blocks are never mutated (writers copy them and put() new arrays), so a block buffer
    * that was parsed once for this directory parses the same again.
    */
-  private parseDirBlockCached(dir: Inode, blk: Uint8Array, where: string): readonly RawDirEntry[] {
+  private parseDirBlockCached(dir: Inode, blk: Uint8Array, where: Location): readonly RawDirEntry[] {
     const key = `${dir.ino}:${dir.generation}`;
     const hit = this.parsedDirBlocks.get(blk);
     if (hit && hit.key === key) return hit.entries;
@@ -140,7 +140,7 @@ export class DirReader {
     // cannot be used (scanned linearly instead).
     const casefolded = (dir.flags & INODE_FLAGS.CASEFOLD) !== 0;
     if (casefolded && !(this.vol.sb.s_feature_incompat & INCOMPAT.CASEFOLD)) {
-      throw new Ext4Error('EFSCORRUPTED', 'casefold flag without casefold feature', { structure: `inode ${dir.ino}`, location: 'i_flags' });
+      throw new Ext4Error('EFSCORRUPTED', 'casefold flag without casefold feature', { structure: `inode ${dir.ino}`, location: { kind: 'field', field: 'i_flags' } });
     }
     const encrypted = (dir.flags & INODE_FLAGS.ENCRYPT) !== 0;
     const ci = casefolded && !encrypted ? ciLookupName(name, this.vol.sb) : null;
@@ -172,7 +172,7 @@ export class DirReader {
         dirIno: dir.ino,
         verify: this.vol.verify,
         inodesCount: this.vol.sb.s_inodes_count,
-        parseLeaf: (lb, blk) => this.parseDirBlockCached(dir, blk, `directory ${dir.ino} block ${lb}`),
+        parseLeaf: (lb, blk) => this.parseDirBlockCached(dir, blk, { kind: 'directory-block', dir: dir.ino, block: lb }),
         ...(ci ? { casefold: ci } : {}),
       });
       // A casefolded match reports the name as stored, not as asked for.

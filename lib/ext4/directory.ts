@@ -11,7 +11,7 @@
  */
 import { defineStruct } from '../codec/layout.js';
 import { crc32c } from './checksum.js';
-import { Ext4Error } from '../errors.js';
+import { Ext4Error, type Location } from '../errors.js';
 
 /** ext4_dir_entry_2 header; the name (name_len bytes, no NUL) follows at offset 8. */
 export const DirEntryLayout = defineStruct('ext4_dir_entry_2', 8, [
@@ -76,7 +76,7 @@ export interface DirBlockOptions {
   /** METADATA_CSUM: seed = inodeSeed(fsSeed, dirIno, i_generation). null when the feature is off. */
   csum: { seed: number } | null;
   /** Names the block in errors, e.g. "directory 12 block 3 (physical 4711)". */
-  where: string;
+  where: Location;
   /** Verify the tail checksum (default true). With false, a missing tail is also accepted. */
   verify?: boolean;
   /** s_inodes_count: entries naming a larger inode are corruption. */
@@ -111,8 +111,8 @@ export function encodeRecLen(len: number, blockSize: number): number {
   return (len & 65532) | ((len >>> 16) & 3);
 }
 
-function corrupt(message: string, where: string, offset: number): Ext4Error {
-  return new Ext4Error('EFSCORRUPTED', message, { structure: 'directory entry', location: `${where} offset ${offset}` });
+function corrupt(message: string, where: Location, offset: number): Ext4Error {
+  return new Ext4Error('EFSCORRUPTED', message, { structure: 'directory entry', location: { kind: 'part', of: where, part: 'offset', index: offset } });
 }
 
 /** Whether the 12 bytes at `off` are a well-formed checksum tail (ignoring the checksum value). */
@@ -126,7 +126,7 @@ interface WalkOptions {
   /** Block size used for the 64 KiB rec_len rule. */
   recLenBlockSize: number;
   hasFiletype: boolean;
-  where: string;
+  where: Location;
   inodesCount?: number;
   /** Offset at which a checksum tail is recognised (-1: never). */
   tailAt: number;
@@ -339,14 +339,15 @@ const DOTDOT = new Uint8Array([0x2e, 0x2e]);
  * is returned as a synthesized '..' entry (offset 0, recLen 4). Offsets are
  * relative to i_block or to the xattr value, per `area`.
  */
-export function parseInlineDir(iblock60: Uint8Array, xattrData: Uint8Array | null, where: string, opts: InlineDirOptions = {}): InlineDirEntry[] {
+export function parseInlineDir(iblock60: Uint8Array, xattrData: Uint8Array | null, where: Location, opts: InlineDirOptions = {}): InlineDirEntry[] {
+  const area = (a: 'i_block' | 'system.data'): Location => (where.kind === 'inline-data' ? { ...where, area: a } : where);
   const hasFiletype = opts.hasFiletype ?? true;
   if (iblock60.length < INLINE_IBLOCK_SIZE) {
     throw new Ext4Error('EFSCORRUPTED', `i_block area is ${iblock60.length} bytes, expected ${INLINE_IBLOCK_SIZE}`, { structure: 'inline directory', location: where });
   }
   const parent = InlineDotDotLayout.decode(iblock60).parent;
   if (parent === 0 || (opts.inodesCount !== undefined && parent > opts.inodesCount)) {
-    throw new Ext4Error('EFSCORRUPTED', `parent inode ${parent} is invalid`, { structure: 'inline directory', location: `${where} i_block offset 0` });
+    throw new Ext4Error('EFSCORRUPTED', `parent inode ${parent} is invalid`, { structure: 'inline directory', location: { kind: 'part', of: area('i_block'), part: 'offset', index: 0 } });
   }
   const out: InlineDirEntry[] = [];
   if (opts.dirIno !== undefined) {
@@ -354,10 +355,10 @@ export function parseInlineDir(iblock60: Uint8Array, xattrData: Uint8Array | nul
   }
   out.push({ inode: parent, recLen: INLINE_DOTDOT_SIZE, nameLen: 2, fileType: hasFiletype ? FileType.DIR : 0, name: DOTDOT.slice(), offset: 0, area: 'synthetic' });
   const common = { recLenBlockSize: 4096, hasFiletype, inodesCount: opts.inodesCount, tailAt: -1 };
-  const inI = walk(iblock60, INLINE_DOTDOT_SIZE, INLINE_IBLOCK_SIZE, { ...common, where: `${where} i_block` });
+  const inI = walk(iblock60, INLINE_DOTDOT_SIZE, INLINE_IBLOCK_SIZE, { ...common, where: area('i_block') });
   for (const e of inI.entries) out.push({ ...e, area: 'iblock' });
   if (xattrData && xattrData.length > 0) {
-    const inX = walk(xattrData, 0, xattrData.length, { ...common, where: `${where} system.data` });
+    const inX = walk(xattrData, 0, xattrData.length, { ...common, where: area('system.data') });
     for (const e of inX.entries) out.push({ ...e, area: 'xattr' });
   }
   return out;

@@ -20,7 +20,7 @@
  * tree already over the limit at a level the edit does not reach) is laid
  * out anew.
  */
-import { Ext4Error } from '../errors.js';
+import { Ext4Error, type Location } from '../errors.js';
 import { bytesEqual } from './bytes.js';
 import {
   ENTRY_SIZE, MAX_EXTENT_DEPTH, extentBlockChecksum, nodeCapacity, readHeader, readIndexEntry, readLeafEntry, writeTailChecksum,
@@ -103,7 +103,7 @@ function newNode(height: number, max: number, items: Item[]): Node {
 
 async function load(iblock: Uint8Array, o: TreeEditOptions): Promise<Tree> {
   const structure = `inode ${o.ino} extent tree`;
-  const rh = readHeader(iblock, () => 'i_block', structure);
+  const rh = readHeader(iblock, () => ({ kind: 'field', field: 'i_block' }), structure);
   const root = newNode(rh.depth, ROOT_CAPACITY, []);
   root.raw = iblock;
   const levels: Node[][] = Array.from({ length: rh.depth }, () => []);
@@ -116,7 +116,7 @@ async function load(iblock: Uint8Array, o: TreeEditOptions): Promise<Tree> {
     }
     for (let i = 0; i < entries; i++) {
       const idx = readIndexEntry(bytes, i);
-      const where = `block ${idx.leaf}`;
+      const where: Location = { kind: 'block', block: idx.leaf };
       if (seen.has(idx.leaf)) throw new Ext4Error('EFSCORRUPTED', `tree block ${idx.leaf} is referenced twice`, { structure, location: where });
       seen.add(idx.leaf);
       const data = await o.readBlock(idx.leaf);

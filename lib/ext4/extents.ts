@@ -5,7 +5,7 @@
  */
 import { defineStruct } from '../codec/layout.js';
 import { crc32c } from './checksum.js';
-import { Ext4Error } from '../errors.js';
+import { Ext4Error, type Location } from '../errors.js';
 
 export const EXTENT_MAGIC = 0xf30a;
 /** ext4_extent_header, ext4_extent, ext4_extent_idx: all 12 bytes. */
@@ -67,7 +67,10 @@ export function extentBlockChecksum(block: Uint8Array, max: number, inodeSeed: n
   return crc32c(inodeSeed, block, 0, entryOffset(max));
 }
 
-export function readHeader(node: Uint8Array, where: () => string, structure: string): ExtentNodeHeader {
+/** i_block as an error location (the in-inode extent root). */
+const I_BLOCK: Location = { kind: 'field', field: 'i_block' };
+
+export function readHeader(node: Uint8Array, where: () => Location, structure: string): ExtentNodeHeader {
   const h = ExtentHeaderLayout.decode(node, 0);
   if (h.eh_magic !== EXTENT_MAGIC) throw new Ext4Error('EFSCORRUPTED', 'bad extent header magic', { structure, location: where() });
   const entries = h.eh_entries, max = h.eh_max, depth = h.eh_depth;
@@ -147,8 +150,8 @@ export interface ExtentTreeInfo {
  */
 export async function walkExtentTree(iblock: Uint8Array, ctx: ExtentWalkContext): Promise<ExtentTreeInfo> {
   const structure = `inode ${ctx.ino} extent tree`;
-  const root = readHeader(iblock, () => 'i_block', structure);
-  if (root.max > 4) throw new Ext4Error('EFSCORRUPTED', `root eh_max ${root.max} > 4`, { structure, location: 'i_block' });
+  const root = readHeader(iblock, () => I_BLOCK, structure);
+  if (root.max > 4) throw new Ext4Error('EFSCORRUPTED', `root eh_max ${root.max} > 4`, { structure, location: I_BLOCK });
   const extents: Extent[] = [];
   const treeBlocks: ExtentTreeInfo['treeBlocks'] = [];
   const seen = new Set<number>();
@@ -156,12 +159,12 @@ export async function walkExtentTree(iblock: Uint8Array, ctx: ExtentWalkContext)
 
   const inFs = (p: number, n: number) => p >= ctx.firstDataBlock && p !== 0 && p + n <= ctx.blocksCount;
 
-  async function visit(node: Uint8Array, h: ExtentNodeHeader, lo: number, hi: number, where: string): Promise<void> {
+  async function visit(node: Uint8Array, h: ExtentNodeHeader, lo: number, hi: number, where: Location): Promise<void> {
     let prevEnd = lo;
     if (h.depth === 0) {
       for (let i = 0; i < h.entries; i++) {
         const e = readLeafEntry(node, i);
-        const loc = (): string => `${where} entry ${i}`; // built only for an error (a string per extent costs more than the walk)
+        const loc = (): Location => ({ kind: 'part', of: where, part: 'entry', index: i }); // built only for an error (a string per extent costs more than the walk)
         if (e.length === 0) throw new Ext4Error('EFSCORRUPTED', 'zero-length extent', { structure, location: loc() });
         if (e.logical < prevEnd) throw new Ext4Error('EFSCORRUPTED', `extent at logical ${e.logical} overlaps or is out of order`, { structure, location: loc() });
         if (e.logical + e.length > hi) throw new Ext4Error('EFSCORRUPTED', `extent ${e.logical}+${e.length} exceeds its index range (< ${hi})`, { structure, location: loc() });
@@ -173,7 +176,7 @@ export async function walkExtentTree(iblock: Uint8Array, ctx: ExtentWalkContext)
     }
     for (let i = 0; i < h.entries; i++) {
       const idx = readIndexEntry(node, i);
-      const loc = `${where} index ${i}`;
+      const loc: Location = { kind: 'part', of: where, part: 'index', index: i };
       if (idx.logical < prevEnd || (i === 0 && idx.logical < lo)) throw new Ext4Error('EFSCORRUPTED', `index key ${idx.logical} out of order`, { structure, location: loc });
       const next = i + 1 < h.entries ? readIndexEntry(node, i + 1).logical : hi;
       if (next <= idx.logical) throw new Ext4Error('EFSCORRUPTED', `index keys not ascending at ${idx.logical}`, { structure, location: loc });
@@ -181,7 +184,7 @@ export async function walkExtentTree(iblock: Uint8Array, ctx: ExtentWalkContext)
       if (seen.has(idx.leaf)) throw new Ext4Error('EFSCORRUPTED', `tree block ${idx.leaf} is referenced twice (cycle)`, { structure, location: loc });
       seen.add(idx.leaf);
       const child = await ctx.readBlock(idx.leaf);
-      const cwhere = `block ${idx.leaf}`;
+      const cwhere: Location = { kind: 'block', block: idx.leaf };
       const ch = readHeader(child, () => cwhere, structure);
       if (ch.depth !== h.depth - 1) throw new Ext4Error('EFSCORRUPTED', `node depth ${ch.depth}, expected ${h.depth - 1}`, { structure, location: cwhere });
       if (ch.max > cap) throw new Ext4Error('EFSCORRUPTED', `eh_max ${ch.max} > capacity ${cap}`, { structure, location: cwhere });
@@ -199,7 +202,7 @@ export async function walkExtentTree(iblock: Uint8Array, ctx: ExtentWalkContext)
     }
   }
 
-  await visit(iblock, root, 0, 2 ** 32, 'i_block');
+  await visit(iblock, root, 0, 2 ** 32, I_BLOCK);
   return { extents, treeBlocks, depth: root.depth };
 }
 

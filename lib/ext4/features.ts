@@ -135,7 +135,7 @@ export function judgeFeatures(sb: Superblock): FeatureVerdict {
  */
 export function assertOpenable(sb: Superblock, opts: { write?: boolean } = {}): void {
   const { refuse, unsupportedWrite } = judgeFeatures(sb);
-  if (refuse.length) throw new Ext4Error('EOPNOTSUPP', `cannot open: ${refuse.join('; ')}`, { structure: 'superblock', location: 'features' });
+  if (refuse.length) throw new Ext4Error('EOPNOTSUPP', `cannot open: ${refuse.join('; ')}`, { structure: 'superblock', location: { kind: 'field', field: 'features' } });
   if (opts.write && unsupportedWrite.length)
-    throw new Ext4Error('EOPNOTSUPP', `cannot open for writing: ${unsupportedWrite.join('; ')}`, { structure: 'superblock', location: 'features' });
+    throw new Ext4Error('EOPNOTSUPP', `cannot open for writing: ${unsupportedWrite.join('; ')}`, { structure: 'superblock', location: { kind: 'field', field: 'features' } });
 }

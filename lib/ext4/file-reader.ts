@@ -169,7 +169,7 @@ export class FileReader {
     const list = parseInodeXattrs(inode.raw, inode.extraIsize, inode.ino);
     if (inode.fileAcl) {
       if (inode.fileAcl < this.vol.sb.s_first_data_block || inode.fileAcl >= this.vol.sb.blocksCount)
-        throw new Ext4Error('EFSCORRUPTED', `xattr block ${inode.fileAcl} is outside the filesystem (${this.vol.sb.blocksCount} blocks)`, { structure: `inode ${inode.ino}`, location: 'i_file_acl' });
+        throw new Ext4Error('EFSCORRUPTED', `xattr block ${inode.fileAcl} is outside the filesystem (${this.vol.sb.blocksCount} blocks)`, { structure: `inode ${inode.ino}`, location: { kind: 'field', field: 'i_file_acl' } });
       const blk = await this.vol.readBlock(inode.fileAcl);
       list.push(...parseXattrBlock(blk, inode.fileAcl, { fsSeed: this.vol.sb.hasMetadataCsum ? this.vol.fsSeed : null, verify: this.vol.verify }));
     }

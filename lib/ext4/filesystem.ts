@@ -144,13 +144,13 @@ export class Filesystem implements FsWriter {
     const owns = opts.closeDevice === true;
     try {
       const sbBytes = await device.read(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE).catch((e: unknown) => {
-        throw new Ext4Error('EINVAL', `cannot read a superblock from ${device.name}: image too small or unreadable`, { structure: 'superblock', location: 'byte 1024', cause: e });
+        throw new Ext4Error('EINVAL', `cannot read a superblock from ${device.name}: image too small or unreadable`, { structure: 'superblock', location: { kind: 'byte', offset: 1024 }, cause: e });
       });
       const sb = parseSuperblock(sbBytes, { deviceSize: device.size, verifyChecksum: opts.verifyChecksums !== false });
       assertOpenable(sb, { write: !!opts.write });
       const verdict = judgeFeatures(sb);
       if (opts.write && verdict.readOnly.length)
-        throw new Ext4Error('EROFS', `cannot open for writing: ${verdict.readOnly.join('; ')}`, { structure: 'superblock', location: 'features' });
+        throw new Ext4Error('EROFS', `cannot open for writing: ${verdict.readOnly.join('; ')}`, { structure: 'superblock', location: { kind: 'field', field: 'features' } });
       if (opts.write && device.readOnly) throw new Ext4Error('EROFS', `${device.name} is read-only`);
       const fs = new this(device, sb, opts, owns, verdict.readOnly);
       await fs.#init(opts);
@@ -170,7 +170,7 @@ export class Filesystem implements FsWriter {
         const { blocks } = await replayIntoOverlay(await internalJournal(this, this.device), this.sb.blocksCount);
         this.#vol.adoptOverlay(blocks);
       } else if (mode === 'refuse')
-        throw new Ext4Error('EBUSY', 'the journal needs recovery (the filesystem is mounted elsewhere or was not cleanly unmounted); open read-only to see the replayed state, or run `ext4kit replay`', { structure: 'superblock', location: 'needs_recovery' });
+        throw new Ext4Error('EBUSY', 'the journal needs recovery (the filesystem is mounted elsewhere or was not cleanly unmounted); open read-only to see the replayed state, or run `ext4kit replay`', { structure: 'superblock', location: { kind: 'field', field: 'needs_recovery' } });
     }
   }
 

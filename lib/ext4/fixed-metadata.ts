@@ -12,7 +12,7 @@
  * allocator (never hand these out; validate a bitmap before trusting it) and
  * the space reports.
  */
-import { Ext4Error } from '../errors.js';
+import { Ext4Error, type Location } from '../errors.js';
 import { testBit } from './bitmap.js';
 import {
   blocksInGroup, clusterRatio, descBlockCount, groupFirstBlock, groupFixedMetadata, groupOfBlock, inodeTableBlocks, type Geometry,
@@ -138,7 +138,7 @@ export function checkGroupTables(geo: FixedGeometry, tables: readonly GroupTable
   for (const t of tables) {
     const lo = flex ? first : groupFirstBlock(geo, t.group);
     const hi = flex ? geo.blocksCount : groupFirstBlock(geo, t.group) + blocksInGroup(geo, t.group);
-    const where = { structure: 'group descriptor', location: `group ${t.group}` };
+    const where = { structure: 'group descriptor', location: { kind: 'group', group: t.group } satisfies Location };
     const within = (b: number, n: number) => Number.isSafeInteger(b) && b >= lo && b + n <= hi && b > 0;
     const scope = flex ? 'the filesystem' : 'its group';
     if (!within(t.blockBitmap, 1)) throw new Ext4Error('EFSCORRUPTED', `block bitmap pointer ${t.blockBitmap} is outside ${scope}`, where);
@@ -155,7 +155,7 @@ export function checkGroupTables(geo: FixedGeometry, tables: readonly GroupTable
       const isTable = (x: FixedExtent) => x.kind === 'block_bitmap' || x.kind === 'inode_bitmap' || x.kind === 'inode_table';
       const bad = isTable(e) ? e : reach;
       const other = bad === e ? reach : e;
-      throw new Ext4Error('EFSCORRUPTED', `${describe(bad)} overlaps ${describe(other)}`, { structure: 'group descriptor', location: `group ${bad.group}` });
+      throw new Ext4Error('EFSCORRUPTED', `${describe(bad)} overlaps ${describe(other)}`, { structure: 'group descriptor', location: { kind: 'group', group: bad.group } });
     }
     if (!reach || e.start + e.length > reach.start + reach.length) reach = e;
   }

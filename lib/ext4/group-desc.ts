@@ -6,7 +6,7 @@
 import { defineStruct, type Decoded } from '../codec/layout.js';
 import { crc16, crc32c, le32 } from './checksum.js';
 import type { Superblock } from './superblock.js';
-import { Ext4Error } from '../errors.js';
+import { Ext4Error, type Location } from '../errors.js';
 
 const ROWS = [
   ['bg_block_bitmap_lo', 0x00, 'u32'],
@@ -154,7 +154,7 @@ export function groupDescChecksum(sb: Superblock, group: number, raw: Uint8Array
 
 /** Validate a descriptor against the geometry; throws EFSCORRUPTED/EFSBADCRC naming the group. */
 export function checkGroupDesc(sb: Superblock, gd: GroupDesc, fsSeed: number, verifyChecksum: boolean): void {
-  const where = { structure: 'group descriptor', location: `group ${gd.group}` };
+  const where = { structure: 'group descriptor', location: { kind: 'group', group: gd.group } satisfies Location };
   if (verifyChecksum) {
     const want = groupDescChecksum(sb, gd.group, gd.raw, fsSeed);
     if (want !== null && want !== gd.checksum)

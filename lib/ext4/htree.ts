@@ -13,7 +13,7 @@
  */
 import { defineStruct } from '../codec/layout.js';
 import { crc32c, ZERO4 } from './checksum.js';
-import { Ext4Error } from '../errors.js';
+import { Ext4Error, type Location } from '../errors.js';
 import { dirHash, DX_HASH_LEGACY, DX_HASH_HALF_MD4, DX_HASH_TEA, DX_HASH_SIPHASH } from './dirhash.js';
 import { DirEntryLayout, decodeRecLen, findDirTail, readDirBlock, EXT4_NAME_LEN, type DirEntry } from './directory.js';
 import type { CiName } from './casefold.js';
@@ -165,10 +165,10 @@ export interface DxParseOptions {
   /** LARGEDIR feature (allows indirect_levels 2). */
   largeDir?: boolean;
   /** Names the block in errors, e.g. "directory 12 block 0 (physical 4711)". */
-  where: string;
+  where: Location;
 }
 
-function corrupt(structure: string, where: string, message: string): Ext4Error {
+function corrupt(structure: string, where: Location, message: string): Ext4Error {
   return new Ext4Error('EFSCORRUPTED', message, { structure, location: where });
 }
 
@@ -224,8 +224,8 @@ export function parseDxRoot(block: Uint8Array, opts: DxParseOptions): DxRoot {
   }
   const dot = entryAt(block, 0, bs);
   const dotdot = entryAt(block, 12, bs);
-  if (dot.nameLen !== 1 || dot.name[0] !== 0x2e) throw corrupt(S, `${opts.where} offset 0`, "first entry is not '.'");
-  if (dotdot.nameLen !== 2 || dotdot.name[0] !== 0x2e || dotdot.name[1] !== 0x2e) throw corrupt(S, `${opts.where} offset 12`, "second entry is not '..'");
+  if (dot.nameLen !== 1 || dot.name[0] !== 0x2e) throw corrupt(S, { kind: 'part', of: opts.where, part: 'offset', index: 0 }, "first entry is not '.'");
+  if (dotdot.nameLen !== 2 || dotdot.name[0] !== 0x2e || dotdot.name[1] !== 0x2e) throw corrupt(S, { kind: 'part', of: opts.where, part: 'offset', index: 12 }, "second entry is not '..'");
   const info = DxRootInfoLayout.decode(block, DX_ROOT_INFO_OFFSET);
   const idx = readIndex(block, DX_ROOT_COUNT_OFFSET, dxRootLimit(bs, !!opts.csum), S, opts);
   const hv = info.hash_version;
@@ -271,7 +271,7 @@ export interface HtreeContext {
   /** s_inodes_count, to reject entries naming impossible inodes. */
   inodesCount?: number;
   /** Describes a logical block for error messages, e.g. "block 3 (physical 4711)". */
-  describeBlock?(logical: number): string;
+  physicalBlock?(logical: number): number;
   /**
    * Parse and verify a leaf block (every entry, unused ones included), e.g. memoised by a caller
    * whose blocks are immutable; default: readDirBlock with this context's options.
@@ -314,7 +314,7 @@ export async function htreeLookup(name: Uint8Array, ctx: HtreeContext): Promise<
   const bs = ctx.blockSize;
   const csum = ctx.csumSeed === null ? null : { seed: ctx.csumSeed };
   const verify = ctx.verify !== false;
-  const where = (logical: number) => `directory ${ctx.dirIno} ${ctx.describeBlock ? ctx.describeBlock(logical) : `block ${logical}`}`;
+  const where = (logical: number): Location => ({ kind: 'directory-block', dir: ctx.dirIno, block: logical, ...(ctx.physicalBlock ? { physical: ctx.physicalBlock(logical) } : {}) });
   const read = async (logical: number): Promise<Uint8Array> => {
     const b = await ctx.readBlock(logical);
     if (!(b instanceof Uint8Array) || b.length !== bs) {

@@ -191,7 +191,7 @@ async function releaseXattrBlock(tx: Transaction, inode: Inode, frees: FreeRuns)
   const blk = inode.fileAcl;
   if (!blk) return;
   if (blk < fs.sb.s_first_data_block || blk >= fs.sb.blocksCount)
-    throw new Ext4Error('EFSCORRUPTED', `xattr block ${blk} is outside the filesystem`, { structure: `inode ${inode.ino}`, location: 'i_file_acl' });
+    throw new Ext4Error('EFSCORRUPTED', `xattr block ${blk} is outside the filesystem`, { structure: `inode ${inode.ino}`, location: { kind: 'field', field: 'i_file_acl' } });
   const csum = fs.sb.hasMetadataCsum;
   const data = await tx.readBlock(blk);
   refuseEaInodeValues(inode, parseXattrBlock(data, blk, { fsSeed: csum ? fs.fsSeed : null, verify: fs.verify }));

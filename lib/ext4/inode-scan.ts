@@ -138,7 +138,7 @@ export async function* scanInodeTables(src: InodeScanSource, opts: InodeScanOpti
     }
     yield item;
     const tableBytes = Math.ceil((slots * isz) / bs) * bs;
-    if (tableBytes > tableBlocks * bs) throw new Ext4Error('EFSCORRUPTED', `inode table slots ${slots} exceed the table`, { structure: 'group descriptor', location: `group ${g}` });
+    if (tableBytes > tableBlocks * bs) throw new Ext4Error('EFSCORRUPTED', `inode table slots ${slots} exceed the table`, { structure: 'group descriptor', location: { kind: 'group', group: g } });
     for (let off = 0; off < tableBytes; off += maxRead) {
       const len = Math.min(maxRead, tableBytes - off);
       const run = await readRun(src, gd.inodeTable + off / bs, len / bs, stats, opts.onReadError ?? 'throw');

@@ -6,7 +6,7 @@
 import { defineStruct, type Decoded } from '../codec/layout.js';
 import { crc32c, inodeSeed } from './checksum.js';
 import { RO_COMPAT, type Superblock } from './superblock.js';
-import { Ext4Error } from '../errors.js';
+import { Ext4Error, type Location } from '../errors.js';
 
 const BASE_ROWS = [
   ['i_mode', 0x00, 'u16'],
@@ -165,7 +165,7 @@ export interface ParseInodeOptions {
  * (metadata_csum) and EFSCORRUPTED on impossible fields, naming the inode.
  */
 export function parseInode(sb: Superblock, ino: number, slot: Uint8Array, opts: ParseInodeOptions): Inode {
-  const where = { structure: `inode ${ino}`, location: `group ${Math.floor((ino - 1) / sb.s_inodes_per_group)}` };
+  const where = { structure: `inode ${ino}`, location: { kind: 'group', group: Math.floor((ino - 1) / sb.s_inodes_per_group) } satisfies Location };
   const raw = slot.slice(0, sb.s_inode_size);
   const base = InodeBaseLayout.decode(raw);
   let extraIsize = 0;

@@ -28,7 +28,7 @@ import type { FsContext } from './fs-context.js';
 /** The internal journal's extents (journal block n = logical block n of s_journal_inum). */
 export async function journalExtents(fs: Pick<FsContext, 'sb' | 'readInode' | 'fileMap'>): Promise<Extent[]> {
   const jino = fs.sb.s_journal_inum;
-  if (!jino) throw new Ext4Error('EOPNOTSUPP', 'external journals are not supported', { structure: 'superblock', location: 's_journal_inum' });
+  if (!jino) throw new Ext4Error('EOPNOTSUPP', 'external journals are not supported', { structure: 'superblock', location: { kind: 'field', field: 's_journal_inum' } });
   return (await fs.fileMap(await fs.readInode(jino))).extents;
 }
 
@@ -104,9 +104,9 @@ export interface ReplaySummary {
 function checkTargets(result: RecoveryResult, blocksCount: number): void {
   for (const [b] of result.blocks)
     if (b >= blocksCount)
-      throw new Ext4Error('EFSCORRUPTED', `journal replays fs block ${b}, beyond the filesystem's ${blocksCount} blocks`, { structure: 'journal', location: `tids ${result.firstTid}..${result.endTid}` });
+      throw new Ext4Error('EFSCORRUPTED', `journal replays fs block ${b}, beyond the filesystem's ${blocksCount} blocks`, { structure: 'journal', location: { kind: 'transaction', tid: result.firstTid, lastTid: result.endTid } });
   if (result.fastCommitPending)
-    throw new Ext4Error('EOPNOTSUPP', 'the journal holds fast commits to replay; ext4kit does not replay fast commits (mount the filesystem or run e2fsck)', { structure: 'journal', location: 'fast-commit area' });
+    throw new Ext4Error('EOPNOTSUPP', 'the journal holds fast commits to replay; ext4kit does not replay fast commits (mount the filesystem or run e2fsck)', { structure: 'journal', location: { kind: 'text', text: 'fast-commit area' } });
 }
 
 /**

@@ -30,7 +30,7 @@
  * All sleeps and the clock are injectable so tests can shorten them; the
  * defaults are the real protocol timings.
  */
-import { Ext4Error } from '../errors.js';
+import { Ext4Error, type Location } from '../errors.js';
 import type { BlockDevice } from '../io/device.js';
 import { defineStruct } from '../codec/layout.js';
 import { crc32c } from './checksum.js';
@@ -118,7 +118,7 @@ export interface ParseMmpOptions {
 
 /** Parse the MMP structure; bad magic → EFSCORRUPTED, checksum mismatch → EFSBADCRC. */
 export function parseMmp(bytes: Uint8Array, opts: ParseMmpOptions): MmpBlock {
-  const where = { structure: 'MMP block', location: `block ${opts.block}` };
+  const where = { structure: 'MMP block', location: { kind: 'block', block: opts.block } satisfies Location };
   if (bytes.length < MMP_STRUCT_SIZE) throw new Ext4Error('EFSCORRUPTED', `short MMP block (${bytes.length} bytes)`, where);
   const raw = bytes.slice(0, MMP_STRUCT_SIZE);
   const f = MmpLayout.decode(raw);
@@ -233,12 +233,12 @@ function defaultBdevname(name: string): string {
 
 /** The MMP parameters a superblock implies; throws EFSCORRUPTED on an unusable block number or interval. */
 export function mmpGeometry(sb: Superblock): { block: number; position: number; updateInterval: number } {
-  const where = { structure: 'superblock', location: 's_mmp_block' };
+  const where = { structure: 'superblock', location: { kind: 'field', field: 's_mmp_block' } satisfies Location };
   const block = sb.s_mmp_block;
   if (!Number.isSafeInteger(block) || block <= sb.s_first_data_block || block >= sb.blocksCount)
     throw new Ext4Error('EFSCORRUPTED', `MMP block ${block} is outside the filesystem (e2fsck -f can fix it)`, where);
   if (sb.s_mmp_update_interval > MMP_MAX_CHECK_INTERVAL)
-    throw new Ext4Error('EFSCORRUPTED', `s_mmp_update_interval ${sb.s_mmp_update_interval} s exceeds ${MMP_MAX_CHECK_INTERVAL} s (tune2fs -E mmp_update_interval= can fix it)`, { structure: 'superblock', location: 's_mmp_update_interval' });
+    throw new Ext4Error('EFSCORRUPTED', `s_mmp_update_interval ${sb.s_mmp_update_interval} s exceeds ${MMP_MAX_CHECK_INTERVAL} s (tune2fs -E mmp_update_interval= can fix it)`, { structure: 'superblock', location: { kind: 'field', field: 's_mmp_update_interval' } });
   return { block, position: block * sb.blockSize, updateInterval: sb.s_mmp_update_interval };
 }
 
@@ -305,7 +305,7 @@ export class MmpSession {
     const now = opts.now ?? Date.now;
     const csumSeed = sb.hasMetadataCsum ? fsSeed : null;
     const verify = opts.verify !== false;
-    const where = { structure: 'MMP block', location: `block ${g.block}` };
+    const where = { structure: 'MMP block', location: { kind: 'block', block: g.block } satisfies Location };
     const read = async () => parseMmp(await io.read(), { csumSeed, verify, block: g.block });
     const seconds = () => Math.floor(now() / 1000);
 
@@ -377,7 +377,7 @@ export class MmpSession {
 
   /** Re-read and compare with what we last wrote; marks the session lost on any difference or error. */
   private async verifyUnchanged(): Promise<MmpBlock> {
-    const where = { structure: 'MMP block', location: `block ${this.block}` };
+    const where = { structure: 'MMP block', location: { kind: 'block', block: this.block } satisfies Location };
     let cur: MmpBlock;
     try {
       cur = parseMmp(await this.io.read(), { csumSeed: this.csumSeed, verify: this.verify, block: this.block });
@@ -415,7 +415,7 @@ export class MmpSession {
       try {
         await this.io.write(next);
       } catch (e) {
-        this.lost = new Ext4Error('EBUSY', `cannot update the MMP block, so writes stop: ${(e as Error).message}`, { structure: 'MMP block', location: `block ${this.block}`, cause: e });
+        this.lost = new Ext4Error('EBUSY', `cannot update the MMP block, so writes stop: ${(e as Error).message}`, { structure: 'MMP block', location: { kind: 'block', block: this.block }, cause: e });
         this.stopTimer();
         throw this.lost;
       }

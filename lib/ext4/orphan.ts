@@ -29,7 +29,7 @@
  * Not handled (EOPNOTSUPP, e2fsck -fy handles them): orphans whose xattr
  * values live in EA inodes, EA inodes on the orphan list.
  */
-import { Ext4Error } from '../errors.js';
+import { Ext4Error, type Location } from '../errors.js';
 import type { FsWriter as Filesystem } from './transaction.js';
 import type { Transaction } from './transaction.js';
 import { defineStruct, le32 } from '../codec/layout.js';
@@ -80,7 +80,7 @@ async function orphanFile(fs: Filesystem): Promise<OrphanFile | null> {
   if (fs.sb.s_feature_compat & COMPAT.ORPHAN_FILE) {
     const ino = fs.sb.s_orphan_file_inum;
     const structure = `orphan file (inode ${ino})`;
-    if (ino < 1 || ino > fs.sb.s_inodes_count) throw new Ext4Error('EFSCORRUPTED', `s_orphan_file_inum ${ino} is out of range`, { structure: 'superblock', location: 's_orphan_file_inum' });
+    if (ino < 1 || ino > fs.sb.s_inodes_count) throw new Ext4Error('EFSCORRUPTED', `s_orphan_file_inum ${ino} is out of range`, { structure: 'superblock', location: { kind: 'field', field: 's_orphan_file_inum' } });
     const inode = await fs.readInode(ino);
     if (inode.type !== 'file') throw new Ext4Error('EFSCORRUPTED', 'the orphan file is not a regular file', { structure });
     if (inode.size % fs.blockSize !== 0) throw new Ext4Error('EFSCORRUPTED', `orphan file size ${inode.size} is not a multiple of the block size`, { structure });
@@ -104,7 +104,7 @@ async function orphanFile(fs: Filesystem): Promise<OrphanFile | null> {
 async function orphanBlock(fs: Filesystem, tx: Transaction | null, of: OrphanFile, i: number): Promise<Uint8Array> {
   const phys = of.blocks[i]!;
   const data = await (tx ?? fs).readBlock(phys);
-  const where = { structure: `orphan file (inode ${of.ino})`, location: `logical block ${i} (block ${phys})` };
+  const where = { structure: `orphan file (inode ${of.ino})`, location: { kind: 'logical-block', block: i, physical: phys } satisfies Location };
   const tailOff = fs.blockSize - OrphanBlockTailLayout.size;
   const tail = OrphanBlockTailLayout.decode(data, tailOff);
   if (tail.ob_magic !== ORPHAN_BLOCK_MAGIC) throw new Ext4Error('EFSCORRUPTED', `bad orphan block magic 0x${tail.ob_magic.toString(16)}`, where);
@@ -160,7 +160,7 @@ export interface OrphanListing {
 }
 
 /** Is `ino` an inode that may legitimately be an orphan? Throws EFSCORRUPTED naming where it was found. */
-async function checkOrphanInode(fs: Filesystem, ino: number, where: { structure: string; location: string }): Promise<Inode> {
+async function checkOrphanInode(fs: Filesystem, ino: number, where: { structure: string; location: Location }): Promise<Inode> {
   const sb = fs.sb;
   if (!Number.isInteger(ino) || ino < sb.s_first_ino || ino > sb.s_inodes_count)
     throw new Ext4Error('EFSCORRUPTED', `orphan inode ${ino} is out of range (first ${sb.s_first_ino}, count ${sb.s_inodes_count})`, where);
@@ -186,21 +186,21 @@ export async function listOrphans(fs: Filesystem): Promise<OrphanListing> {
   const seen = new Set<number>();
   const list: number[] = [];
   let ino = sb.s_last_orphan;
-  let where = { structure: 'superblock', location: 's_last_orphan' };
+  let where: { structure: string; location: Location } = { structure: 'superblock', location: { kind: 'field', field: 's_last_orphan' } };
   while (ino !== 0) {
     if (seen.has(ino)) throw new Ext4Error('EFSCORRUPTED', `orphan list has a cycle at inode ${ino}`, where);
     if (list.length >= sb.s_inodes_count) throw new Ext4Error('EFSCORRUPTED', 'orphan list is longer than the inode count', where);
     const inode = await checkOrphanInode(fs, ino, where);
     seen.add(ino);
     list.push(ino);
-    where = { structure: `inode ${ino}`, location: 'i_dtime (next orphan)' };
+    where = { structure: `inode ${ino}`, location: { kind: 'field', field: 'i_dtime', note: 'next orphan' } satisfies Location };
     ino = inode.dtime;
   }
   const file: OrphanFileEntry[] = [];
   const of = await orphanFile(fs);
   if (of) {
     for (const e of await orphanFileEntries(fs, null, of)) {
-      const w = { structure: `orphan file (inode ${of.ino})`, location: `logical block ${e.index} slot ${e.slot}` };
+      const w = { structure: `orphan file (inode ${of.ino})`, location: { kind: 'part', of: { kind: 'logical-block', block: e.index }, part: 'slot', index: e.slot } satisfies Location };
       if (seen.has(e.ino)) throw new Ext4Error('EFSCORRUPTED', `inode ${e.ino} is on the orphan list twice`, w);
       await checkOrphanInode(fs, e.ino, w);
       seen.add(e.ino);
@@ -259,7 +259,7 @@ export async function processOrphans(fs: Filesystem): Promise<OrphanReport> {
   const present = (sb.s_feature_ro_compat & RO_COMPAT.ORPHAN_PRESENT) !== 0;
   const hasFile = (sb.s_feature_compat & COMPAT.ORPHAN_FILE) !== 0;
   if (present && !hasFile)
-    throw new Ext4Error('EFSCORRUPTED', 'orphan_present is set but the filesystem has no orphan file: run e2fsck -fy', { structure: 'superblock', location: 's_feature_ro_compat' });
+    throw new Ext4Error('EFSCORRUPTED', 'orphan_present is set but the filesystem has no orphan file: run e2fsck -fy', { structure: 'superblock', location: { kind: 'field', field: 's_feature_ro_compat' } });
   if (sb.s_last_orphan === 0 && !hasFile) return report;
   const { list, file } = await listOrphans(fs);
   const record = (ino: number, what: 'deleted' | 'truncated') => (what === 'deleted' ? report.deleted : report.truncated).push(ino);
@@ -330,7 +330,7 @@ async function walkList(tx: Transaction, visit: (ino: number, prev: number, inod
   let ino = listHead(tx);
   while (ino !== 0) {
     if (seen.has(ino)) throw new Ext4Error('EFSCORRUPTED', `orphan list has a cycle at inode ${ino}`, { structure: 'orphan list' });
-    if (ino < sb.s_first_ino || ino > sb.s_inodes_count) throw new Ext4Error('EFSCORRUPTED', `orphan list points at inode ${ino}`, { structure: prev ? `inode ${prev}` : 'superblock', location: prev ? 'i_dtime' : 's_last_orphan' });
+    if (ino < sb.s_first_ino || ino > sb.s_inodes_count) throw new Ext4Error('EFSCORRUPTED', `orphan list points at inode ${ino}`, { structure: prev ? `inode ${prev}` : 'superblock', location: prev ? { kind: 'field', field: 'i_dtime' } : { kind: 'field', field: 's_last_orphan' } });
     seen.add(ino);
     const inode = await tx.readInode(ino);
     if (!visit(ino, prev, inode)) return;

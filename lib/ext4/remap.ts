@@ -53,7 +53,7 @@ function assertNoSelfOverlap(ino: number, map: FileMap): void {
   for (let i = 1; i < runs.length; i++) {
     const [ps, pl] = runs[i - 1]!, [s] = runs[i]!;
     if (s < ps + pl)
-      throw new Ext4Error('EFSCORRUPTED', `inode ${ino} maps block ${s} twice`, { structure: `inode ${ino} block map`, location: `block ${s}` });
+      throw new Ext4Error('EFSCORRUPTED', `inode ${ino} maps block ${s} twice`, { structure: `inode ${ino} block map`, location: { kind: 'block', block: s } });
   }
 }
 

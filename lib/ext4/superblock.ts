@@ -4,7 +4,7 @@
  */
 import { defineStruct, type Decoded } from '../codec/layout.js';
 import { crc32c } from './checksum.js';
-import { Ext4Error } from '../errors.js';
+import { Ext4Error, type Location } from '../errors.js';
 
 export const SUPERBLOCK_OFFSET = 1024;
 export const SUPERBLOCK_SIZE = 1024;
@@ -149,7 +149,7 @@ export interface Superblock extends SuperblockFields {
   hasGdtCsum: boolean;
 }
 
-const SB_WHERE = { structure: 'superblock', location: `byte ${SUPERBLOCK_OFFSET}` };
+const SB_WHERE = { structure: 'superblock', location: { kind: 'byte', offset: SUPERBLOCK_OFFSET } satisfies Location };
 
 function bad(message: string): Ext4Error {
   return new Ext4Error('EFSCORRUPTED', message, SB_WHERE);

@@ -50,7 +50,7 @@ export class Volume {
   /** A metadata block (cached; treat as read-only). */
   async readBlock(n: number): Promise<Uint8Array> {
     if (!Number.isInteger(n) || n < 0 || n >= this.sb.blocksCount)
-      throw new Ext4Error('EFSCORRUPTED', `block ${n} is outside the filesystem (${this.sb.blocksCount} blocks)`, { structure: 'block pointer', location: `block ${n}` });
+      throw new Ext4Error('EFSCORRUPTED', `block ${n} is outside the filesystem (${this.sb.blocksCount} blocks)`, { structure: 'block pointer', location: { kind: 'block', block: n } });
     return this.view.readBlock(n);
   }
 
@@ -146,7 +146,7 @@ export class Volume {
     if (this.verify && this.sb.hasMetadataCsum) {
       const c = blockBitmapChecksum(bm, this.fsSeed, this.sb.s_clusters_per_group);
       if (!bitmapChecksumMatches(c, gd.blockBitmapCsum, this.sb.descSize, this.sb.descSize >= 0x3a))
-        throw new Ext4Error('EFSBADCRC', `block bitmap checksum mismatch`, { structure: 'block bitmap', location: `group ${g} block ${gd.blockBitmap}` });
+        throw new Ext4Error('EFSBADCRC', `block bitmap checksum mismatch`, { structure: 'block bitmap', location: { kind: 'group', group: g, block: gd.blockBitmap } });
     }
     return bm;
   }
@@ -158,7 +158,7 @@ export class Volume {
     if (this.verify && this.sb.hasMetadataCsum) {
       const c = inodeBitmapChecksum(bm, this.fsSeed, this.sb.s_inodes_per_group);
       if (!bitmapChecksumMatches(c, gd.inodeBitmapCsum, this.sb.descSize, this.sb.descSize >= 0x3c))
-        throw new Ext4Error('EFSBADCRC', `inode bitmap checksum mismatch`, { structure: 'inode bitmap', location: `group ${g} block ${gd.inodeBitmap}` });
+        throw new Ext4Error('EFSBADCRC', `inode bitmap checksum mismatch`, { structure: 'inode bitmap', location: { kind: 'group', group: g, block: gd.inodeBitmap } });
     }
     return bm;
   }

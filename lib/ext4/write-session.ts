@@ -120,11 +120,11 @@ export class WriteSession {
    */
   private async prepare(): Promise<void> {
     const sb = this.sb;
-    if (sb.s_state & STATE.ERROR_FS) throw new Ext4Error('EROFS', 'the filesystem has errors (ERROR_FS is set): run e2fsck before writing', { structure: 'superblock', location: 's_state' });
+    if (sb.s_state & STATE.ERROR_FS) throw new Ext4Error('EROFS', 'the filesystem has errors (ERROR_FS is set): run e2fsck before writing', { structure: 'superblock', location: { kind: 'field', field: 's_state' } });
     if (sb.s_feature_compat & COMPAT.HAS_JOURNAL) {
       const map = await journalExtents(this.host);
       const journal = await loadJournal(this.vol.device, this.vol.blockSize, map, sb.s_journal_inum);
-      if (journal.jsb.s_errno) throw new Ext4Error('EROFS', `the journal was aborted (errno ${journal.jsb.s_errno}): run e2fsck`, { structure: 'journal superblock', location: 's_errno' });
+      if (journal.jsb.s_errno) throw new Ext4Error('EROFS', `the journal was aborted (errno ${journal.jsb.s_errno}): run e2fsck`, { structure: 'journal superblock', location: { kind: 'field', field: 's_errno' } });
       if (sb.s_feature_incompat & INCOMPAT.RECOVER) {
         // Replay as the kernel does at mount, but lazily: the replayed blocks are laid over the
         // device (every read sees the recovered state) and written home right before the first

@@ -5,7 +5,7 @@
  */
 import { defineStruct } from '../codec/layout.js';
 import { crc32c, crc32cSkipping, le64 } from './checksum.js';
-import { Ext4Error } from '../errors.js';
+import { Ext4Error, type Location } from '../errors.js';
 import { InodeBaseLayout } from './inode.js';
 
 export const XATTR_MAGIC = 0xea020000;
@@ -65,7 +65,7 @@ export interface XattrEntry {
 
 const decoder = new TextDecoder('utf-8', { fatal: false });
 
-function parseEntries(buf: Uint8Array, entriesStart: number, valueBase: number, valueEnd: number, structure: string, location: string): XattrEntry[] {
+function parseEntries(buf: Uint8Array, entriesStart: number, valueBase: number, valueEnd: number, structure: string, location: Location): XattrEntry[] {
   const out: XattrEntry[] = [];
   let off = entriesStart;
   // Each entry is ≥ 16 bytes, so the loop is bounded by the area size.
@@ -96,7 +96,7 @@ export function parseInodeXattrs(raw: Uint8Array, extraIsize: number, ino: numbe
   if (start + XattrIbodyHeaderLayout.size > raw.length) return [];
   if (XattrIbodyHeaderLayout.decode(raw, start).h_magic !== XATTR_MAGIC) return [];
   const area = raw.subarray(start + XattrIbodyHeaderLayout.size);
-  return parseEntries(area, 0, 0, area.length, `inode ${ino} in-inode xattrs`, `byte ${start}`);
+  return parseEntries(area, 0, 0, area.length, `inode ${ino} in-inode xattrs`, { kind: 'byte', offset: start });
 }
 
 export function xattrBlockChecksum(block: Uint8Array, blockNr: number, fsSeed: number): number {
@@ -105,7 +105,7 @@ export function xattrBlockChecksum(block: Uint8Array, blockNr: number, fsSeed: n
 }
 
 export function parseXattrBlock(block: Uint8Array, blockNr: number, opts: { fsSeed: number | null; verify: boolean }): XattrEntry[] {
-  const structure = 'xattr block', location = `block ${blockNr}`;
+  const structure = 'xattr block', location: Location = { kind: 'block', block: blockNr };
   const h = XattrBlockHeaderLayout.decode(block);
   if (h.h_magic !== XATTR_MAGIC) throw new Ext4Error('EFSCORRUPTED', 'bad xattr block magic', { structure, location });
   if (h.h_blocks !== 1) throw new Ext4Error('EFSCORRUPTED', `h_blocks ${h.h_blocks} != 1`, { structure, location });

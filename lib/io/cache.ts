@@ -113,7 +113,7 @@ export class BlockCache {
     if (n + count > this.blockCount) {
       throw new Ext4Error('EIO', `block beyond the end of the device (${this.blockCount} blocks of ${this.blockSize} bytes)`, {
         structure: this.device.name,
-        location: count > 1 ? `blocks ${n}..${n + count - 1}` : `block ${n}`,
+        location: { kind: 'block', block: n, count },
       });
     }
   }
@@ -335,7 +335,7 @@ export class BlockCache {
   put(n: number, data: Uint8Array): void {
     const bs = this.blockSize;
     if (data.length === 0 || data.length % bs !== 0) {
-      throw new Ext4Error('EINVAL', `put: ${data.length} bytes is not a whole number of ${bs}-byte blocks`, { structure: this.device.name, location: `block ${n}` });
+      throw new Ext4Error('EINVAL', `put: ${data.length} bytes is not a whole number of ${bs}-byte blocks`, { structure: this.device.name, location: { kind: 'block', block: n } });
     }
     const count = data.length / bs;
     this.checkBlocks(n, count);

@@ -1,9 +1,9 @@
 /** Small helpers shared by the devices in lib/io. Internal. */
-import { Ext4Error, type ErrorCode } from '../errors.js';
+import { Ext4Error, type ErrorCode, type Location } from '../errors.js';
 
-/** Human-readable byte range, used in error locations: "bytes 4096..8191". */
-export function byteRange(position: number, length: number): string {
-  return length > 0 ? `bytes ${position}..${position + length - 1}` : `byte ${position} (empty range)`;
+/** A byte range as an error location ("bytes 4096..8191" in words). */
+export function byteRange(position: number, length: number): Location {
+  return { kind: 'byte', offset: position, length };
 }
 
 /** Throw EINVAL unless position/length are non-negative safe integers with a safe end. */
@@ -30,7 +30,7 @@ const ERRNO_MAP: Record<string, ErrorCode> = {
 };
 
 /** Map a Node system error to an Ext4Error (unknown errnos become EIO). */
-export function fromSystemError(e: unknown, message: string, structure: string, location?: string): Ext4Error {
+export function fromSystemError(e: unknown, message: string, structure: string, location?: Location): Ext4Error {
   if (e instanceof Ext4Error) return e;
   const errno = (e as NodeJS.ErrnoException | undefined)?.code;
   const code: ErrorCode = (errno !== undefined && ERRNO_MAP[errno]) || 'EIO';

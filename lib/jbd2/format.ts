@@ -10,7 +10,7 @@
  */
 import { defineStruct, type Decoded } from '../codec/layout.js';
 import { crc32c } from '../codec/crc.js';
-import { Ext4Error } from '../errors.js';
+import { Ext4Error, type Location } from '../errors.js';
 
 export const JBD2_MAGIC = 0xc03b3998;
 export const JSB_SIZE = 1024;
@@ -392,7 +392,7 @@ export interface ParseJsbOptions {
  * kernel's journal_load) do. `where` names the location for errors, e.g.
  * "journal block 0 (inode 8)". Throws EFSCORRUPTED / EFSBADCRC / EOPNOTSUPP.
  */
-export function parseJournalSuperblock(bytes: Uint8Array, where = 'journal block 0', opts: ParseJsbOptions = {}): JournalSuperblock {
+export function parseJournalSuperblock(bytes: Uint8Array, where: Location = { kind: 'journal-block', block: 0 }, opts: ParseJsbOptions = {}): JournalSuperblock {
   const structure = 'journal superblock';
   const bad = (msg: string) => new Ext4Error('EFSCORRUPTED', msg, { structure, location: where });
   if (bytes.length < JSB_SIZE) throw bad(`only ${bytes.length} bytes, need ${JSB_SIZE}`);
@@ -503,7 +503,7 @@ export function serializeJournalSuperblock(jsb: JournalSuperblock): Uint8Array {
 /** Re-derive the computed fields after changing feature words of a parsed superblock (e.g. setting REVOKE). */
 export function refreshJournalSuperblock(jsb: JournalSuperblock): JournalSuperblock {
   const bytes = serializeJournalSuperblock(jsb);
-  return parseJournalSuperblock(bytes, 'journal block 0 (in memory)', { verifyChecksum: false });
+  return parseJournalSuperblock(bytes, { kind: 'journal-block', block: 0, role: 'in memory' }, { verifyChecksum: false });
 }
 
 /** u32 sequence arithmetic (tid_gt / tid_geq in jbd2). */

@@ -16,7 +16,7 @@
  * `commitBlock` (flush/FUA): the transaction is durable once the commit block
  * is on stable storage.
  */
-import { Ext4Error } from '../errors.js';
+import { Ext4Error, type Location } from '../errors.js';
 import {
   BLOCKTYPE,
   BLOCK_TAIL_SIZE,
@@ -90,7 +90,7 @@ function geometry(jsb: JournalSuperblock): Geometry {
 }
 
 function writable(jsb: JournalSuperblock): void {
-  const where = { structure: 'journal superblock', location: 'journal block 0' };
+  const where = { structure: 'journal superblock', location: { kind: 'journal-block', block: 0 } satisfies Location };
   if (jsb.version !== 2) throw new Ext4Error('EOPNOTSUPP', 'refusing to write to a v1 journal', where);
   if (jsb.csumVersion === 1) throw new Ext4Error('EOPNOTSUPP', 'refusing to write legacy v1 (crc32) journal checksums; clear COMPAT_CHECKSUM or use csum v3', where);
   if (jsb.errno !== 0) throw new Ext4Error('EROFS', `the journal has an error recorded (s_errno ${jsb.errno})`, where);
@@ -120,7 +120,7 @@ export function buildTransaction(input: TransactionInput): BuiltTransaction {
   const revokes = input.revokes ?? [];
   writable(jsb);
   const g = geometry(jsb);
-  const inval = (m: string) => new Ext4Error('EINVAL', m, { structure: 'journal transaction', location: `tid ${input.tid}` });
+  const inval = (m: string) => new Ext4Error('EINVAL', m, { structure: 'journal transaction', location: { kind: 'transaction', tid: input.tid } });
   if (!Number.isInteger(input.tid) || input.tid < 0 || input.tid > 0xffffffff) throw inval(`tid ${input.tid} is not a u32`);
   if (!Number.isInteger(input.startBlock) || input.startBlock < jsb.s_first || input.startBlock >= jsb.last)
     throw inval(`start block ${input.startBlock} outside the log [${jsb.s_first}, ${jsb.last})`);
@@ -138,12 +138,12 @@ export function buildTransaction(input: TransactionInput): BuiltTransaction {
   if (!Number.isInteger(sec) || sec < 0 || sec >= 2 ** 53 || !Number.isInteger(nsec) || nsec < 0 || nsec >= 1e9) throw inval(`bad commit time ${sec}.${nsec}`);
 
   const used = logSpaceNeeded(jsb, blocks.length, revokes.length);
-  if (used > logCapacity(jsb)) throw new Ext4Error('ENOSPC', `transaction needs ${used} log blocks, the log has ${logCapacity(jsb)}`, { structure: 'journal transaction', location: `tid ${input.tid}` });
+  if (used > logCapacity(jsb)) throw new Ext4Error('ENOSPC', `transaction needs ${used} log blocks, the log has ${logCapacity(jsb)}`, { structure: 'journal transaction', location: { kind: 'transaction', tid: input.tid } });
   if (jsb.incompat & JINCOMPAT.FAST_COMMIT && input.startBlock + used > jsb.last)
     // Recovery (kernel and e2fsck) wraps at s_maxlen when FAST_COMMIT is set, not at j_last: a wrapped transaction would not be read back.
     throw new Ext4Error('ENOSPC', `transaction would wrap the log of a fast-commit journal (start ${input.startBlock}, ${used} blocks, log end ${jsb.last}); start it at s_first`, {
       structure: 'journal transaction',
-      location: `tid ${input.tid}`,
+      location: { kind: 'transaction', tid: input.tid },
     });
 
   let pos = input.startBlock;

@@ -29,7 +29,7 @@
  * reaches a commit block and wraps onto itself) is bounded here: a pass that
  * has consumed more than a whole lap of the log throws EFSCORRUPTED.
  */
-import { Ext4Error, isExt4Error } from '../errors.js';
+import { Ext4Error, isExt4Error, type Location } from '../errors.js';
 import {
   BLOCKTYPE,
   BLOCK_TAIL_SIZE,
@@ -168,8 +168,8 @@ class Recovery {
     this.tagBytes = jsb.tagFormat.size;
   }
 
-  where(block: number, what: string, tid?: number): string {
-    return `journal block ${block} (${what}${tid !== undefined ? `, tid ${tid}` : ''})`;
+  where(block: number, what: string, tid?: number): Location {
+    return { kind: 'journal-block', block, role: what, ...(tid !== undefined ? { tid } : {}) };
   }
 
   wrap(b: number): number {
@@ -181,11 +181,11 @@ class Recovery {
     if (offset >= this.total)
       throw new Ext4Error('EFSCORRUPTED', `log block ${offset} is beyond the journal (${this.total} blocks): corrupted journal superblock`, {
         structure: 'journal',
-        location: `journal block ${offset}`,
+        location: { kind: 'journal-block', block: offset },
       });
     const b = await this.j.readBlock(offset);
     if (!(b instanceof Uint8Array) || b.length !== this.bs)
-      throw new Ext4Error('EIO', `journal block ${offset} read returned ${b?.length} bytes, expected ${this.bs}`, { structure: 'journal', location: `journal block ${offset}` });
+      throw new Ext4Error('EIO', `journal block ${offset} read returned ${b?.length} bytes, expected ${this.bs}`, { structure: 'journal', location: { kind: 'journal-block', block: offset } });
     return b;
   }
 
@@ -268,7 +268,7 @@ class Recovery {
       if (consumed > this.logLen)
         throw new Ext4Error('EFSCORRUPTED', `the log wraps onto itself without ending (more than ${this.logLen} blocks in ${PASS_NAME[pass]} pass at tid ${nextCommitId})`, {
           structure: 'journal',
-          location: `journal block ${nextLogBlock}`,
+          location: { kind: 'journal-block', block: nextLogBlock },
         });
     };
     if (pass === PASS_SCAN) info.startTransaction = nextCommitId;
@@ -474,7 +474,7 @@ class Recovery {
  */
 export async function recoverJournal(j: JournalAccess): Promise<RecoveryResult> {
   const raw = await j.readBlock(0);
-  const jsb = parseJournalSuperblock(raw, 'journal block 0', { fsBlockSize: j.blockSize, journalBlocks: j.blockCount });
+  const jsb = parseJournalSuperblock(raw, { kind: 'journal-block', block: 0 }, { fsBlockSize: j.blockSize, journalBlocks: j.blockCount });
   const rec = new Recovery(j, jsb);
   const info: Info = { startTransaction: jsb.s_sequence, endTransaction: 0, nrReplays: 0, nrRevokes: 0, nrRevokeHits: 0, nrEscaped: 0 };
   const base = {

@@ -7,7 +7,7 @@
  * from the lower / upper bound as e2fsck exempts them).
  */
 import type { Filesystem, FileMap } from '../ext4/filesystem.js';
-import { describeLocation, isExt4Error } from '../errors.js';
+import { describeLocation, isExt4Error, type Location } from '../errors.js';
 import { INCOMPAT, S_FLAGS } from '../ext4/superblock.js';
 import { INODE_FLAGS, type Inode } from '../ext4/inode.js';
 import { findExtent } from '../ext4/extents.js';
@@ -40,7 +40,7 @@ export async function checkHtree(fs: Filesystem, dir: Inode, map: FileMap, path:
   const bad = (message: string) => out.push({ pass: 2, code: 'EFSCORRUPTED', structure: `htree directory ${dir.ino}`, location: path, message });
   const numBlocks = Math.floor(dir.size / bs);
   const csum = sb.hasMetadataCsum ? { seed: fs.inodeCsumSeed(dir)! } : null;
-  const opts = (lb: number) => ({ blockSize: bs, csum, verify: fs.verify, largeDir: (sb.s_feature_incompat & INCOMPAT.LARGEDIR) !== 0, where: `directory ${dir.ino} block ${lb}` });
+  const opts = (lb: number) => ({ blockSize: bs, csum, verify: fs.verify, largeDir: (sb.s_feature_incompat & INCOMPAT.LARGEDIR) !== 0, where: { kind: 'directory-block', dir: dir.ino, block: lb } satisfies Location });
   const read = async (lb: number): Promise<Uint8Array | null> => {
     const { extent } = findExtent(map.extents, lb);
     if (!extent || extent.unwritten) return null;

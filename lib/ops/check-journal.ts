@@ -71,7 +71,7 @@ export async function checkJournal(fs: Filesystem): Promise<CheckProblem[]> {
   let jsb;
   try {
     const block0 = await fs.readBlock(first.physical);
-    jsb = parseJournalSuperblock(block0, `journal block 0 (block ${first.physical})`, { fsBlockSize: bs, journalBlocks: Math.min(blocks, mapped) });
+    jsb = parseJournalSuperblock(block0, { kind: 'journal-block', block: 0, role: `block ${first.physical}` }, { fsBlockSize: bs, journalBlocks: Math.min(blocks, mapped) });
   } catch (e) {
     if (!isExt4Error(e)) throw e;
     out.push({ pass: 0, code: e.code, structure: e.structure ?? 'journal superblock', location: describeLocation(e.location) ?? 'journal block 0', message: e.message });

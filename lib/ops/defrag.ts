@@ -340,7 +340,7 @@ async function assertSpaceConsistent(fs: Filesystem): Promise<void> {
         : `inode ${a.unreadable[0]!.ino} cannot be read (${a.unreadable[0]!.error.message})`;
     throw new Ext4Error('EFSCORRUPTED', `${what}: run e2fsck before defragmenting`, {
       structure: 'block bitmap',
-      location: first ? `block ${first.start}` : `inode ${a.unreadable[0]!.ino}`,
+      location: first ? { kind: 'block', block: first.start } : { kind: 'inode', ino: a.unreadable[0]!.ino },
     });
   }
 }

@@ -67,7 +67,7 @@ describe('typed locations', () => {
     expect(e.message).toBe('bad extent header magic (inode 12 extent tree at block 4711)');
     expect(e.location).toEqual({ kind: 'block', block: 4711 });
     // words (the transition) give the same error
-    const w = new Ext4Error('EFSCORRUPTED', 'bad extent header magic', { structure: 'inode 12 extent tree', location: 'block 4711' });
+    const w = new Ext4Error('EFSCORRUPTED', 'bad extent header magic', { structure: 'inode 12 extent tree', location: { kind: 'block', block: 4711 } });
     expect(w.message).toBe(e.message);
     expect(w.location).toEqual(e.location);
     expect(JSON.parse(JSON.stringify(e))).toEqual({ name: 'Ext4Error', code: 'EFSCORRUPTED', message: e.message, structure: 'inode 12 extent tree', location: { kind: 'block', block: 4711 } });

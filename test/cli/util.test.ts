@@ -77,7 +77,7 @@ describe('formatting', () => {
 
   it('describeError', () => {
     expect(describeError(new Ext4Error('ENOENT', 'gone'))).toEqual({ message: 'ext4kit: ENOENT: gone', exitCode: 1 });
-    expect(describeError(new Ext4Error('EFSCORRUPTED', 'bad', { structure: 'inode 12', location: 'group 0' })).message).toBe('ext4kit: EFSCORRUPTED: bad (inode 12 at group 0)');
+    expect(describeError(new Ext4Error('EFSCORRUPTED', 'bad', { structure: 'inode 12', location: { kind: 'group', group: 0 } })).message).toBe('ext4kit: EFSCORRUPTED: bad (inode 12 at group 0)');
     expect(describeError(Object.assign(new Error('x'), { code: 'EACCES' })).message).toBe('ext4kit: EACCES: x');
     expect(describeError(new TypeError('oops')).message).toMatch(/^ext4kit: internal error: oops/);
   });

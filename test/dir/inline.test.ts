@@ -78,7 +78,7 @@ describe.skipIf(!!skipReason)('inline-data directories written by the kernel', (
       const { ino, iblock, xattr } = inlineAreas(dir);
       if (dir === 'spill') expect(xattr.length).toBeGreaterThan(0);
       if (dir === 'empty') expect(xattr.length).toBe(0);
-      const entries = parseInlineDir(iblock, xattr, `inline directory ${ino}`, { dirIno: ino, inodesCount: readSb(img).inodesCount });
+      const entries = parseInlineDir(iblock, xattr, { kind: 'text', text: `inline directory ${ino}` }, { dirIno: ino, inodesCount: readSb(img).inodesCount });
       const got = new Map([...liveEntries(entries)].map((e) => [Buffer.from(e.name).toString('utf8'), e.inode]));
       expect(got).toEqual(debugfsLs(dir));
       expect(got.get('..')).toBe(2);
@@ -92,10 +92,10 @@ describe.skipIf(!!skipReason)('inline-data directories written by the kernel', (
     const { ino, iblock, xattr } = inlineAreas('spill');
     const b = iblock.slice();
     b[4 + 4] = 6; // first entry's rec_len
-    expect(await outcome(() => parseInlineDir(b, xattr, `inline directory ${ino}`))).toBe('EFSCORRUPTED');
+    expect(await outcome(() => parseInlineDir(b, xattr, { kind: 'text', text: `inline directory ${ino}` }))).toBe('EFSCORRUPTED');
     const x = xattr.slice();
     x[4] = 0xff;
-    expect(await outcome(() => parseInlineDir(iblock, x, `inline directory ${ino}`))).toBe('EFSCORRUPTED');
-    expect(await outcome(() => parseInlineDir(iblock, xattr.subarray(0, xattr.length - 4), 'x'))).toBe('EFSCORRUPTED');
+    expect(await outcome(() => parseInlineDir(iblock, x, { kind: 'text', text: `inline directory ${ino}` }))).toBe('EFSCORRUPTED');
+    expect(await outcome(() => parseInlineDir(iblock, xattr.subarray(0, xattr.length - 4), { kind: 'field', field: 'x' }))).toBe('EFSCORRUPTED');
   });
 });

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { classifyDirBlock, dxChecksum, htreeLookup, parseDxNode, parseDxRoot, setDxChecksum, DxRootInfoLayout, DX_ROOT_INFO_OFFSET, DX_ROOT_COUNT_OFFSET, type DxIndexBlock, type HtreeContext } from '../../lib/ext4/htree.js';
 import { makeDirBlock, parseDirBlock, readDirBlock, liveEntries, DirEntryLayout, type DirEntry } from '../../lib/ext4/directory.js';
 import { dirHash } from '../../lib/ext4/dirhash.js';
-import { isExt4Error } from '../../lib/errors.js';
+import { isExt4Error, type Location, describeLocation } from '../../lib/errors.js';
 import { makeNames, outcome, prng, tempDir, readBytes } from './helpers.js';
 import { assertClean, kernelImage, mkfsImage, noCsumCopy, writeSource, type TestImage } from './images.js';
 
@@ -65,26 +65,26 @@ function ctxFor(img: TestImage, blocks = img.bigBlocks, info = img.big, extra: P
     dirIno: info.ino,
     blockCount: blocks.length,
     inodesCount: img.sb.inodesCount,
-    describeBlock: (l) => `block ${l} (physical ${info.blocks[l]})`,
+    physicalBlock: (l) => info.blocks[l]!,
     ...extra,
   };
 }
 
-function dxOpts(img: TestImage, where: string) {
+function dxOpts(img: TestImage, where: Location) {
   return { blockSize: img.sb.blockSize, csum: img.big.csumSeed === null ? null : { seed: img.big.csumSeed }, largeDir: img.sb.largeDir, where };
 }
 
 /** Index blocks of /big by walking from the root: logical block → parsed index. */
 function indexBlocks(img: TestImage): Map<number, DxIndexBlock> {
   const m = new Map<number, DxIndexBlock>();
-  const root = parseDxRoot(img.bigBlocks[0]!, dxOpts(img, 'root'));
+  const root = parseDxRoot(img.bigBlocks[0]!, dxOpts(img, { kind: 'field', field: 'root' }));
   m.set(0, root);
   let level: DxIndexBlock[] = [root];
   for (let l = 0; l < root.indirectLevels; l++) {
     const next: DxIndexBlock[] = [];
     for (const ix of level) {
       for (const s of ix.slots) {
-        const n = parseDxNode(img.bigBlocks[s.block]!, dxOpts(img, `node ${s.block}`));
+        const n = parseDxNode(img.bigBlocks[s.block]!, dxOpts(img, { kind: 'text', text: `node ${s.block}` }));
         m.set(s.block, n);
         next.push(n);
       }
@@ -120,7 +120,7 @@ describe.each([0, 1, 2, 3])('real image #%i', (n) => {
   it('has an htree root of the expected shape (hash version, levels, capacity)', (ctx) => {
     if (skipMe()) return ctx.skip(kernelSkip);
     const im = img()!;
-    const root = parseDxRoot(im.bigBlocks[0]!, dxOpts(im, 'root'));
+    const root = parseDxRoot(im.bigBlocks[0]!, dxOpts(im, { kind: 'field', field: 'root' }));
     expect(root.hashVersion).toBe(im.sb.defHashVersion);
     if (n === 3) expect(root.hashVersion).toBe(2); // tea, set with debugfs before the kernel populated it
     expect(root.indirectLevels).toBe(im.sb.blockSize === 1024 ? 1 : 0);
@@ -141,7 +141,7 @@ describe.each([0, 1, 2, 3])('real image #%i', (n) => {
       if (im.sb.metadataCsum) expect(classifyDirBlock(b)).toBe(logical === 0 ? 'dx-root' : idx.has(logical) ? 'dx-node' : 'leaf');
       if (idx.has(logical)) return;
       leaves++;
-      const r = readDirBlock(b, { blockSize: im.sb.blockSize, hasFiletype: true, csum: im.big.csumSeed === null ? null : { seed: im.big.csumSeed }, where: `leaf ${logical}`, inodesCount: im.sb.inodesCount });
+      const r = readDirBlock(b, { blockSize: im.sb.blockSize, hasFiletype: true, csum: im.big.csumSeed === null ? null : { seed: im.big.csumSeed }, where: { kind: 'text', text: `leaf ${logical}` }, inodesCount: im.sb.inodesCount });
       expect(r.tail !== null).toBe(im.sb.metadataCsum);
       for (const e of liveEntries(r.entries)) {
         expect(names.has(key(e.name))).toBe(false);
@@ -157,10 +157,10 @@ describe.each([0, 1, 2, 3])('real image #%i', (n) => {
   it('every name sits in the leaf whose index range covers its hash (hash function oracle)', (ctx) => {
     if (skipMe()) return ctx.skip(kernelSkip);
     const im = img()!;
-    const root = parseDxRoot(im.bigBlocks[0]!, dxOpts(im, 'root'));
+    const root = parseDxRoot(im.bigBlocks[0]!, dxOpts(im, { kind: 'field', field: 'root' }));
     let checked = 0;
     for (const { block, lo, hi } of leafRanges(im)) {
-      const entries = parseDirBlock(im.bigBlocks[block]!, { blockSize: im.sb.blockSize, hasFiletype: true, csum: null, verify: false, where: `leaf ${block}` });
+      const entries = parseDirBlock(im.bigBlocks[block]!, { blockSize: im.sb.blockSize, hasFiletype: true, csum: null, verify: false, where: { kind: 'text', text: `leaf ${block}` } });
       for (const e of liveEntries(entries)) {
         const h = dirHash(e.name, root.hashVersion, im.sb.hashSeed, im.sb.signed).hash;
         expect(h >= lo && h < hi, `${key(e.name)} hash ${h.toString(16)} in [${lo.toString(16)}, ${hi.toString(16)})`).toBe(true);
@@ -178,7 +178,7 @@ describe.each([0, 1, 2, 3])('real image #%i', (n) => {
     const idx = indexBlocks(im);
     im.bigBlocks.forEach((b, logical) => {
       if (idx.has(logical)) return;
-      for (const e of liveEntries(parseDirBlock(b, { blockSize: im.sb.blockSize, hasFiletype: true, csum: null, verify: false, where: '' }))) {
+      for (const e of liveEntries(parseDirBlock(b, { blockSize: im.sb.blockSize, hasFiletype: true, csum: null, verify: false, where: { kind: 'text', text: '' } }))) {
         linear.set(key(e.name), { inode: e.inode, block: logical, offset: e.offset });
       }
     });
@@ -206,7 +206,7 @@ describe.each([0, 1, 2, 3])('real image #%i', (n) => {
       blockSize: im.sb.blockSize,
       hasFiletype: true,
       csum: im.small.csumSeed === null ? null : { seed: im.small.csumSeed },
-      where: `directory ${im.small.ino} block 0`,
+      where: { kind: 'directory-block', dir: im.small.ino, block: 0 },
     });
     const live = [...liveEntries(entries)];
     const byName = new Map(live.map((e) => [key(e.name), e]));
@@ -229,7 +229,7 @@ describe.each([0, 1, 2, 3])('real image #%i', (n) => {
     const blocks = im.bigBlocks.map((b) => b.slice());
     const lb = blocks[hit.block]!;
     lb[hit.offset + 8] = lb[hit.offset + 8]! ^ 0x01; // first name byte: still well-formed, checksum now wrong
-    const opts = { blockSize: im.sb.blockSize, hasFiletype: true, csum: { seed: im.big.csumSeed! }, where: 'leaf' };
+    const opts = { blockSize: im.sb.blockSize, hasFiletype: true, csum: { seed: im.big.csumSeed! }, where: { kind: 'field', field: 'leaf' } satisfies Location };
     expect(await outcome(() => parseDirBlock(blocks[hit.block]!, opts))).toBe('EFSBADCRC');
     expect(await outcome(() => htreeLookup(target, ctxFor(im, blocks)))).toBe('EFSBADCRC');
     expect(await outcome(() => parseDirBlock(blocks[hit.block]!, { ...opts, verify: false }))).toBe('ok');
@@ -256,7 +256,7 @@ describe.each([0, 1, 2, 3])('real image #%i', (n) => {
       const blocks = im.bigBlocks.map((b) => b.slice());
       const leaf = blocks[hit.block]!;
       new DataView(leaf.buffer, leaf.byteOffset).setUint16(hit.offset + DirEntryLayout.offsetOf('rec_len'), bad & 0xffff, true);
-      const where = `directory ${im.big.ino} block ${hit.block} (physical ${im.big.blocks[hit.block]})`;
+      const where: Location = { kind: 'directory-block', dir: im.big.ino, block: hit.block, physical: im.big.blocks[hit.block]! };
       let err: unknown;
       try {
         parseDirBlock(leaf, { blockSize: bs, hasFiletype: true, csum, where });
@@ -264,13 +264,13 @@ describe.each([0, 1, 2, 3])('real image #%i', (n) => {
         err = e;
       }
       expect(isExt4Error(err, 'EFSCORRUPTED'), String(err)).toBe(true);
-      expect((err as Error).message).toContain(`${where} offset ${hit.offset}`);
+      expect((err as Error).message).toContain(`${describeLocation(where)} offset ${hit.offset}`);
       expect(await outcome(() => htreeLookup(target, ctxFor(im, blocks)))).toBe('EFSCORRUPTED');
     }
     // name_len larger than the record.
     const blocks = im.bigBlocks.map((b) => b.slice());
     blocks[hit.block]![hit.offset + 6] = 255;
-    if (hit.recLen < 263) expect(await outcome(() => parseDirBlock(blocks[hit.block]!, { blockSize: bs, hasFiletype: true, csum, where: 'x' }))).toBe('EFSCORRUPTED');
+    if (hit.recLen < 263) expect(await outcome(() => parseDirBlock(blocks[hit.block]!, { blockSize: bs, hasFiletype: true, csum, where: { kind: 'field', field: 'x' } }))).toBe('EFSCORRUPTED');
   });
 
   it('an htree root with indirect_levels 5 gives EFSCORRUPTED (and EFSBADCRC if its checksum is stale)', async (ctx) => {
@@ -284,12 +284,12 @@ describe.each([0, 1, 2, 3])('real image #%i', (n) => {
       setDxChecksum(root, im.big.csumSeed!);
     }
     expect(await outcome(() => htreeLookup(BIG[1]!, ctxFor(im, blocks)))).toBe('EFSCORRUPTED');
-    expect(await outcome(() => parseDxRoot(root, dxOpts(im, 'root')))).toBe('EFSCORRUPTED');
+    expect(await outcome(() => parseDxRoot(root, dxOpts(im, { kind: 'field', field: 'root' })))).toBe('EFSCORRUPTED');
     // 2 is fine only with LARGEDIR.
     root[DX_ROOT_INFO_OFFSET + DxRootInfoLayout.offsetOf('indirect_levels')] = 2;
     if (im.sb.metadataCsum) setDxChecksum(root, im.big.csumSeed!);
-    expect(await outcome(() => parseDxRoot(root, dxOpts(im, 'root')))).toBe('EFSCORRUPTED');
-    expect(await outcome(() => parseDxRoot(root, { ...dxOpts(im, 'root'), largeDir: true }))).toBe('ok');
+    expect(await outcome(() => parseDxRoot(root, dxOpts(im, { kind: 'field', field: 'root' })))).toBe('EFSCORRUPTED');
+    expect(await outcome(() => parseDxRoot(root, { ...dxOpts(im, { kind: 'field', field: 'root' }), largeDir: true }))).toBe('ok');
   });
 
   it('index slots pointing outside the directory, bad hash versions and bad limits give EFSCORRUPTED', async (ctx) => {
@@ -304,7 +304,7 @@ describe.each([0, 1, 2, 3])('real image #%i', (n) => {
       return blocks;
     };
     const slot1Block = DX_ROOT_COUNT_OFFSET + 8 + 4;
-    expect(parseDxRoot(im.bigBlocks[0]!, dxOpts(im, 'root')).count).toBeGreaterThanOrEqual(3);
+    expect(parseDxRoot(im.bigBlocks[0]!, dxOpts(im, { kind: 'field', field: 'root' })).count).toBeGreaterThanOrEqual(3);
     const cases: Array<[string, (r: Uint8Array, d: DataView) => void]> = [
       ['slot beyond blockCount', (_r, d) => d.setUint32(DX_ROOT_COUNT_OFFSET + 4, im.bigBlocks.length + 3, true)],
       ['slot pointing at block 0', (_r, d) => d.setUint32(slot1Block, 0, true)],
@@ -315,7 +315,7 @@ describe.each([0, 1, 2, 3])('real image #%i', (n) => {
       ['slots out of order', (_r, d) => d.setUint32(DX_ROOT_COUNT_OFFSET + 8, 0xfffffff0, true)],
     ];
     // Names routed through slot 0 and slot 1 of the root, plus a sample of the rest.
-    const root = parseDxRoot(im.bigBlocks[0]!, dxOpts(im, 'root'));
+    const root = parseDxRoot(im.bigBlocks[0]!, dxOpts(im, { kind: 'field', field: 'root' }));
     const h = (nm: Buffer) => dirHash(nm, root.hashVersion, im.sb.hashSeed, im.sb.signed).hash;
     const s1 = root.slots[1]!.hash, s2 = root.slots[2]!.hash;
     const probe = [
@@ -360,11 +360,11 @@ describe.each([0, 1, 2, 3])('real image #%i', (n) => {
           seen.add(o);
           if (o.startsWith('OTHER')) bad.push(`iter ${iter} block ${victim}: ${o}`);
         }
-        const o2 = await outcome(() => parseDirBlock(b, { blockSize: im.sb.blockSize, hasFiletype: true, csum: im.big.csumSeed === null ? null : { seed: im.big.csumSeed }, verify, where: 'fuzz' }));
+        const o2 = await outcome(() => parseDirBlock(b, { blockSize: im.sb.blockSize, hasFiletype: true, csum: im.big.csumSeed === null ? null : { seed: im.big.csumSeed }, verify, where: { kind: 'field', field: 'fuzz' } }));
         if (o2.startsWith('OTHER')) bad.push(`parseDirBlock iter ${iter}: ${o2}`);
-        const o3 = await outcome(() => parseDxRoot(b, dxOpts(im, 'fuzz')));
+        const o3 = await outcome(() => parseDxRoot(b, dxOpts(im, { kind: 'field', field: 'fuzz' })));
         if (o3.startsWith('OTHER')) bad.push(`parseDxRoot iter ${iter}: ${o3}`);
-        const o4 = await outcome(() => parseDxNode(b, dxOpts(im, 'fuzz')));
+        const o4 = await outcome(() => parseDxNode(b, dxOpts(im, { kind: 'field', field: 'fuzz' })));
         if (o4.startsWith('OTHER')) bad.push(`parseDxNode iter ${iter}: ${o4}`);
         classifyDirBlock(b);
       }
@@ -396,13 +396,13 @@ describe('makeDirBlock output accepted by e2fsck', () => {
       const bs = im.sb.blockSize;
       const rewrite = (physical: number, info: typeof im.small, block: Uint8Array, stretchFirst: boolean) => {
         const csum = info.csumSeed === null ? null : { seed: info.csumSeed };
-        const entries = parseDirBlock(block, { blockSize: bs, hasFiletype: true, csum, where: 'rewrite' });
+        const entries = parseDirBlock(block, { blockSize: bs, hasFiletype: true, csum, where: { kind: 'field', field: 'rewrite' } });
         const live = [...liveEntries(entries)].map((e) => ({ inode: e.inode, name: e.name, fileType: e.fileType }));
         // Repack: reverse the order after '.' and '..' (the small dir) and leave slack after the first name.
         const ordered: Array<{ inode: number; name: Uint8Array; fileType: number; recLen?: number }> = stretchFirst ? [live[0]!, live[1]!, ...live.slice(2).reverse()] : live.reverse();
         if (stretchFirst) ordered[2]!.recLen = 64 + ((8 + ordered[2]!.name.length + 3) & ~3);
         const fresh = makeDirBlock(ordered, { blockSize: bs, hasFiletype: true, csum });
-        const back = parseDirBlock(fresh, { blockSize: bs, hasFiletype: true, csum, where: 'fresh' });
+        const back = parseDirBlock(fresh, { blockSize: bs, hasFiletype: true, csum, where: { kind: 'field', field: 'fresh' } });
         expect([...liveEntries(back)].map((e) => key(e.name)).sort()).toEqual(live.map((e) => key(e.name)).sort());
         const fd = openSync(im.path, 'r+');
         try {

@@ -78,12 +78,12 @@ describe('makeDirBlock / parseDirBlock', () => {
       it(`round-trips in ${bs}-byte blocks ${seed === null ? 'without' : 'with'} a checksum tail`, () => {
         const csum = seed === null ? null : { seed };
         const b = makeDirBlock(entries, { blockSize: bs, hasFiletype: true, csum });
-        const r = readDirBlock(b, { blockSize: bs, hasFiletype: true, csum, where: 'test' });
+        const r = readDirBlock(b, { blockSize: bs, hasFiletype: true, csum, where: { kind: 'field', field: 'test' } });
         expect(r.entries.map((e) => [e.inode, str(e.name), e.fileType])).toEqual(entries.map((e) => [e.inode, str(e.name), e.fileType]));
         const last = r.entries.at(-1)!;
         expect(last.offset + last.recLen).toBe(bs - (seed === null ? 0 : 12));
         expect(r.tail?.checksum ?? null).toBe(seed === null ? null : dirBlockChecksum(b, seed));
-        expect([...iterateDirBlock(b, { blockSize: bs, hasFiletype: true, csum, where: 't' })].map((e) => e.inode)).toEqual([12, 2, 13, 14, 15]);
+        expect([...iterateDirBlock(b, { blockSize: bs, hasFiletype: true, csum, where: { kind: 'field', field: 't' } })].map((e) => e.inode)).toEqual([12, 2, 13, 14, 15]);
         if (bs === 65536 && seed === null) expect(new DataView(b.buffer).getUint16(last.offset + 4, true)).toBe(bs - last.offset);
       });
     }
@@ -92,12 +92,12 @@ describe('makeDirBlock / parseDirBlock', () => {
   it('an empty block is one unused entry spanning it (65535 on disk for a whole 64 KiB block)', () => {
     const b = makeDirBlock([], { blockSize: 65536, hasFiletype: true, csum: null });
     expect(new DataView(b.buffer).getUint16(4, true)).toBe(65535);
-    const e = parseDirBlock(b, { blockSize: 65536, hasFiletype: true, csum: null, where: 't' });
+    const e = parseDirBlock(b, { blockSize: 65536, hasFiletype: true, csum: null, where: { kind: 'field', field: 't' } });
     expect(e).toHaveLength(1);
     expect(e[0]).toMatchObject({ inode: 0, recLen: 65536 });
     // rec_len 0 is also read as the whole 64 KiB block.
     new DataView(b.buffer).setUint16(4, 0, true);
-    expect(parseDirBlock(b, { blockSize: 65536, hasFiletype: true, csum: null, where: 't' })[0]!.recLen).toBe(65536);
+    expect(parseDirBlock(b, { blockSize: 65536, hasFiletype: true, csum: null, where: { kind: 'field', field: 't' } })[0]!.recLen).toBe(65536);
   });
 
   it('ENOSPC when entries do not fit, ENAMETOOLONG for names over 255 bytes', async () => {
@@ -108,48 +108,48 @@ describe('makeDirBlock / parseDirBlock', () => {
 
   it('without FILETYPE the type byte is ignored on read and zero on write', () => {
     const b = makeDirBlock(entries, { blockSize: 1024, hasFiletype: false, csum: null });
-    expect(parseDirBlock(b, { blockSize: 1024, hasFiletype: false, csum: null, where: 't' }).every((e) => e.fileType === 0)).toBe(true);
+    expect(parseDirBlock(b, { blockSize: 1024, hasFiletype: false, csum: null, where: { kind: 'field', field: 't' } }).every((e) => e.fileType === 0)).toBe(true);
     const b2 = makeDirBlock(entries, { blockSize: 1024, hasFiletype: true, csum: null });
-    expect(parseDirBlock(b2, { blockSize: 1024, hasFiletype: false, csum: null, where: 't' }).every((e) => e.fileType === 0)).toBe(true);
+    expect(parseDirBlock(b2, { blockSize: 1024, hasFiletype: false, csum: null, where: { kind: 'field', field: 't' } }).every((e) => e.fileType === 0)).toBe(true);
   });
 
   it('checksum tail: missing → EFSBADCRC unless verify is off; mismatch → EFSBADCRC; setDirBlockChecksum repairs', async () => {
     const noTail = makeDirBlock(entries, { blockSize: 1024, hasFiletype: true, csum: null });
-    expect(await outcome(() => parseDirBlock(noTail, { blockSize: 1024, hasFiletype: true, csum: { seed: 1 }, where: 't' }))).toBe('EFSBADCRC');
-    expect(readDirBlock(noTail, { blockSize: 1024, hasFiletype: true, csum: { seed: 1 }, verify: false, where: 't' }).tail).toBeNull();
+    expect(await outcome(() => parseDirBlock(noTail, { blockSize: 1024, hasFiletype: true, csum: { seed: 1 }, where: { kind: 'field', field: 't' } }))).toBe('EFSBADCRC');
+    expect(readDirBlock(noTail, { blockSize: 1024, hasFiletype: true, csum: { seed: 1 }, verify: false, where: { kind: 'field', field: 't' } }).tail).toBeNull();
     const b = makeDirBlock(entries, { blockSize: 1024, hasFiletype: true, csum: { seed: 7 } });
-    expect(await outcome(() => parseDirBlock(b, { blockSize: 1024, hasFiletype: true, csum: { seed: 8 }, where: 't' }))).toBe('EFSBADCRC');
+    expect(await outcome(() => parseDirBlock(b, { blockSize: 1024, hasFiletype: true, csum: { seed: 8 }, where: { kind: 'field', field: 't' } }))).toBe('EFSBADCRC');
     b[33] = b[33]! ^ 0x20; // a byte of "hello"
-    expect(await outcome(() => parseDirBlock(b, { blockSize: 1024, hasFiletype: true, csum: { seed: 7 }, where: 't' }))).toBe('EFSBADCRC');
+    expect(await outcome(() => parseDirBlock(b, { blockSize: 1024, hasFiletype: true, csum: { seed: 7 }, where: { kind: 'field', field: 't' } }))).toBe('EFSBADCRC');
     setDirBlockChecksum(b, 7);
-    expect(await outcome(() => parseDirBlock(b, { blockSize: 1024, hasFiletype: true, csum: { seed: 7 }, where: 't' }))).toBe('ok');
+    expect(await outcome(() => parseDirBlock(b, { blockSize: 1024, hasFiletype: true, csum: { seed: 7 }, where: { kind: 'field', field: 't' } }))).toBe('ok');
     // Without metadata_csum a tail is still recognised and not reported as an entry.
-    expect(parseDirBlock(b, { blockSize: 1024, hasFiletype: true, csum: null, where: 't' })).toHaveLength(entries.length);
+    expect(parseDirBlock(b, { blockSize: 1024, hasFiletype: true, csum: null, where: { kind: 'field', field: 't' } })).toHaveLength(entries.length);
     expect(await outcome(() => setDirBlockChecksum(noTail, 1))).toBe('EINVAL');
   });
 
   it('validates unused entries too, and bounds inode numbers', async () => {
     const b = makeDirBlock(entries, { blockSize: 1024, hasFiletype: true, csum: null });
-    const all = parseDirBlock(b, { blockSize: 1024, hasFiletype: true, csum: null, where: 't' });
+    const all = parseDirBlock(b, { blockSize: 1024, hasFiletype: true, csum: null, where: { kind: 'field', field: 't' } });
     const del = all.find((e) => e.inode === 0)!;
     const broken = b.slice();
     new DataView(broken.buffer).setUint16(del.offset + 4, 10, true); // not a multiple of 4
-    expect(await outcome(() => parseDirBlock(broken, { blockSize: 1024, hasFiletype: true, csum: null, where: 't' }))).toBe('EFSCORRUPTED');
-    expect(await outcome(() => parseDirBlock(b, { blockSize: 1024, hasFiletype: true, csum: null, where: 't', inodesCount: 14 }))).toBe('EFSCORRUPTED');
+    expect(await outcome(() => parseDirBlock(broken, { blockSize: 1024, hasFiletype: true, csum: null, where: { kind: 'field', field: 't' } }))).toBe('EFSCORRUPTED');
+    expect(await outcome(() => parseDirBlock(b, { blockSize: 1024, hasFiletype: true, csum: null, where: { kind: 'field', field: 't' }, inodesCount: 14 }))).toBe('EFSCORRUPTED');
     // An in-use entry with an empty name.
     const empty = b.slice();
     empty[all[2]!.offset + 6] = 0;
-    expect(await outcome(() => parseDirBlock(empty, { blockSize: 1024, hasFiletype: true, csum: null, where: 't' }))).toBe('EFSCORRUPTED');
+    expect(await outcome(() => parseDirBlock(empty, { blockSize: 1024, hasFiletype: true, csum: null, where: { kind: 'field', field: 't' } }))).toBe('EFSCORRUPTED');
     // Entries that stop short of the block end.
     const short = b.slice();
     const last = all.at(-1)!;
     new DataView(short.buffer).setUint16(last.offset + 4, last.recLen - 4, true);
-    expect(await outcome(() => parseDirBlock(short, { blockSize: 1024, hasFiletype: true, csum: null, where: 't' }))).toBe('EFSCORRUPTED');
+    expect(await outcome(() => parseDirBlock(short, { blockSize: 1024, hasFiletype: true, csum: null, where: { kind: 'field', field: 't' } }))).toBe('EFSCORRUPTED');
     expect([...liveEntries(all)].length).toBe(5);
   });
 
   it('a wrong-sized buffer is EINVAL', async () => {
-    expect(await outcome(() => parseDirBlock(new Uint8Array(1000), { blockSize: 1024, hasFiletype: true, csum: null, where: 't' }))).toBe('EINVAL');
+    expect(await outcome(() => parseDirBlock(new Uint8Array(1000), { blockSize: 1024, hasFiletype: true, csum: null, where: { kind: 'field', field: 't' } }))).toBe('EINVAL');
   });
 });
 
@@ -276,7 +276,7 @@ describe('htree lookup on hand-built trees', () => {
     expect(findDirTail(b)).toBe(-1);
     expect(dxCountOffset(b)).toBe(DX_ROOT_COUNT_OFFSET);
     expect(classifyDirBlock(b)).toBe('dx-root');
-    expect(parseDxRoot(b, { blockSize: bs, csum: { seed }, where: 't' }).tail).toEqual({ reserved: 0xde00000c, checksum: expect.any(Number) });
+    expect(parseDxRoot(b, { blockSize: bs, csum: { seed }, where: { kind: 'field', field: 't' } }).tail).toEqual({ reserved: 0xde00000c, checksum: expect.any(Number) });
   });
 
   it('bounds: name length, block count, hash order, node limit, siphash, readBlock size', async () => {
@@ -296,8 +296,8 @@ describe('htree lookup on hand-built trees', () => {
     // A leaf slot that points back at an index node is caught by the leaf parser (no tail / bad entries) or the block check.
     const loop = [buildRoot(bs, null, HV, 1, [{ hash: 0, block: 1 }]), buildNode(bs, null, [{ hash: 0, block: 1 }])];
     expect(['ok', 'EFSCORRUPTED']).toContain(await outcome(() => htreeLookup(enc(TARGET), ctx(loop, bs, null))));
-    expect(await outcome(() => parseDxNode(blocks[0]!, { blockSize: bs, csum: null, where: 't' }))).toBe('EFSCORRUPTED');
-    expect(await outcome(() => parseDxRoot(blocks[1]!, { blockSize: bs, csum: null, where: 't' }))).toBe('EFSCORRUPTED');
+    expect(await outcome(() => parseDxNode(blocks[0]!, { blockSize: bs, csum: null, where: { kind: 'field', field: 't' } }))).toBe('EFSCORRUPTED');
+    expect(await outcome(() => parseDxRoot(blocks[1]!, { blockSize: bs, csum: null, where: { kind: 'field', field: 't' } }))).toBe('EFSCORRUPTED');
   });
 
   it("long collision runs terminate (all slots carry the same hash)", async () => {
@@ -331,22 +331,22 @@ describe('inline directories (synthetic)', () => {
     const xa = new Uint8Array(24);
     DirEntryLayout.encode({ inode: 21, rec_len: 24, name_len: 2, file_type: 2 }, xa, 0);
     xa.set(enc('cd'), 8);
-    const got = parseInlineDir(ib, xa, 'inline 30', { dirIno: 30 });
+    const got = parseInlineDir(ib, xa, { kind: 'text', text: 'inline 30' }, { dirIno: 30 });
     expect([...liveEntries(got)].map((e) => [str(e.name), e.inode, e.area])).toEqual([
       ['.', 30, 'synthetic'],
       ['..', 2, 'synthetic'],
       ['ab', 20, 'iblock'],
       ['cd', 21, 'xattr'],
     ]);
-    expect(parseInlineDir(ib, null, 'inline 30').map((e) => str(e.name))).toEqual(['..', 'ab', '']);
+    expect(parseInlineDir(ib, null, { kind: 'text', text: 'inline 30' }).map((e) => str(e.name))).toEqual(['..', 'ab', '']);
   });
 
   it('rejects a zero parent, short i_block, and entries that do not tile', async () => {
-    expect(await outcome(() => parseInlineDir(iblock(0, [{ inode: 0, name: new Uint8Array(0), fileType: 0 }]), null, 'i'))).toBe('EFSCORRUPTED');
-    expect(await outcome(() => parseInlineDir(new Uint8Array(10), null, 'i'))).toBe('EFSCORRUPTED');
+    expect(await outcome(() => parseInlineDir(iblock(0, [{ inode: 0, name: new Uint8Array(0), fileType: 0 }]), null, { kind: 'field', field: 'i' }))).toBe('EFSCORRUPTED');
+    expect(await outcome(() => parseInlineDir(new Uint8Array(10), null, { kind: 'field', field: 'i' }))).toBe('EFSCORRUPTED');
     const ib = iblock(2, [{ inode: 20, name: enc('ab'), fileType: 1 }]);
     new DataView(ib.buffer).setUint16(8, 52, true);
-    expect(await outcome(() => parseInlineDir(ib, null, 'i'))).toBe('EFSCORRUPTED');
+    expect(await outcome(() => parseInlineDir(ib, null, { kind: 'field', field: 'i' }))).toBe('EFSCORRUPTED');
   });
 });
 
@@ -373,11 +373,11 @@ describe('random garbage', () => {
       const seed = i % 4 === 0 ? null : 0x1234;
       const csum = seed === null ? null : { seed };
       for (const fn of [
-        () => parseDirBlock(b, { blockSize: bs, hasFiletype: true, csum, where: 'g' }),
-        () => parseDirBlock(b, { blockSize: bs, hasFiletype: true, csum, verify: false, where: 'g' }),
-        () => parseDxRoot(b, { blockSize: bs, csum, verify: false, where: 'g' }),
-        () => parseDxNode(b, { blockSize: bs, csum, where: 'g' }),
-        () => parseInlineDir(b.subarray(0, 60), b.subarray(60, 60 + (r() % 200)), 'g'),
+        () => parseDirBlock(b, { blockSize: bs, hasFiletype: true, csum, where: { kind: 'field', field: 'g' } }),
+        () => parseDirBlock(b, { blockSize: bs, hasFiletype: true, csum, verify: false, where: { kind: 'field', field: 'g' } }),
+        () => parseDxRoot(b, { blockSize: bs, csum, verify: false, where: { kind: 'field', field: 'g' } }),
+        () => parseDxNode(b, { blockSize: bs, csum, where: { kind: 'field', field: 'g' } }),
+        () => parseInlineDir(b.subarray(0, 60), b.subarray(60, 60 + (r() % 200)), { kind: 'field', field: 'g' }),
         () => classifyDirBlock(b),
         () => {
           if (seed !== null) setDxChecksum(b, seed);

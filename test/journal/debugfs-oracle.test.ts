@@ -95,7 +95,7 @@ describe.skipIf(skip)('debugfs-written journals replay exactly like e2fsck -E jo
         const fsb = readSb(img);
         expect(fsb.s_feature_incompat & INCOMPAT.RECOVER).toBeTruthy();
         const f = new ImageFile(img);
-        const jsb = parseJournalSuperblock(f.readJournal(0), 'jsb', { fsBlockSize: bs });
+        const jsb = parseJournalSuperblock(f.readJournal(0), { kind: 'field', field: 'jsb' }, { fsBlockSize: bs });
         f.close();
         expect(jsb.tagFormat.name).toBe(cfg.tag);
         expect(tagFormatFor(jsb.incompat).name).toBe(cfg.tag);
@@ -142,7 +142,7 @@ describe.skipIf(skip)('debugfs-written journals replay exactly like e2fsck -E jo
           }
           const sb2 = mine.readSuperblock();
           expect(sb2.s_feature_incompat & INCOMPAT.RECOVER).toBe(0);
-          const jsb2 = parseJournalSuperblock(mine.readJournal(0), 'jsb', { fsBlockSize: bs });
+          const jsb2 = parseJournalSuperblock(mine.readJournal(0), { kind: 'field', field: 'jsb' }, { fsBlockSize: bs });
           expect(jsb2.s_start).toBe(0);
           expect(jsb2.s_sequence).toBe(r.nextSequence);
         } finally {

@@ -55,51 +55,51 @@ describe('checksums and sequence arithmetic', () => {
 describe('parseJournalSuperblock', () => {
   const ok = () => makeJsbBlock({ bs: 1024, maxlen: 2048, incompat: JINCOMPAT.CSUM_V3 | JINCOMPAT['64BIT'] });
   it('round-trips with checksum', () => {
-    const j = parseJournalSuperblock(ok(), 'x', { fsBlockSize: 1024 });
+    const j = parseJournalSuperblock(ok(), { kind: 'field', field: 'x' }, { fsBlockSize: 1024 });
     expect(j.csumVersion).toBe(3);
     j.s_sequence = 12345;
-    const again = parseJournalSuperblock(serializeJournalSuperblock(j), 'x');
+    const again = parseJournalSuperblock(serializeJournalSuperblock(j), { kind: 'field', field: 'x' });
     expect(again.s_sequence).toBe(12345);
   });
   it('unknown incompat bits → EOPNOTSUPP', () => {
     const b = makeJsbBlock({ bs: 1024, maxlen: 2048, incompat: 0x40 | JINCOMPAT['64BIT'] });
-    expect(() => parseJournalSuperblock(b, 'x')).toThrow(expect.objectContaining({ code: 'EOPNOTSUPP' }));
+    expect(() => parseJournalSuperblock(b, { kind: 'field', field: 'x' })).toThrow(expect.objectContaining({ code: 'EOPNOTSUPP' }));
   });
   it('bad checksum → EFSBADCRC; v2+v3 → EFSCORRUPTED; v1 checksum with v3 → EFSCORRUPTED', () => {
     const b = ok();
     b[0x44] = b[0x44]! ^ 1; // s_dynsuper
-    expect(() => parseJournalSuperblock(b, 'x')).toThrow(expect.objectContaining({ code: 'EFSBADCRC' }));
-    expect(() => parseJournalSuperblock(makeJsbBlock({ bs: 1024, maxlen: 2048, incompat: JINCOMPAT.CSUM_V2 | JINCOMPAT.CSUM_V3 }), 'x', { verifyChecksum: false })).toThrow(
+    expect(() => parseJournalSuperblock(b, { kind: 'field', field: 'x' })).toThrow(expect.objectContaining({ code: 'EFSBADCRC' }));
+    expect(() => parseJournalSuperblock(makeJsbBlock({ bs: 1024, maxlen: 2048, incompat: JINCOMPAT.CSUM_V2 | JINCOMPAT.CSUM_V3 }), { kind: 'field', field: 'x' }, { verifyChecksum: false })).toThrow(
       expect.objectContaining({ code: 'EFSCORRUPTED' }),
     );
-    expect(() => parseJournalSuperblock(makeJsbBlock({ bs: 1024, maxlen: 2048, incompat: JINCOMPAT.CSUM_V3, compat: JCOMPAT.CHECKSUM }), 'x', { verifyChecksum: false })).toThrow(
+    expect(() => parseJournalSuperblock(makeJsbBlock({ bs: 1024, maxlen: 2048, incompat: JINCOMPAT.CSUM_V3, compat: JCOMPAT.CHECKSUM }), { kind: 'field', field: 'x' }, { verifyChecksum: false })).toThrow(
       expect.objectContaining({ code: 'EFSCORRUPTED' }),
     );
   });
   it('block size mismatch, journal too short, bad magic → EFSCORRUPTED naming the place', () => {
-    expect(() => parseJournalSuperblock(ok(), 'journal block 0 (inode 8)', { fsBlockSize: 4096 })).toThrow(/journal block 0 \(inode 8\)/);
-    expect(() => parseJournalSuperblock(ok(), 'x', { journalBlocks: 100 })).toThrow(expect.objectContaining({ code: 'EFSCORRUPTED' }));
+    expect(() => parseJournalSuperblock(ok(), { kind: 'journal-block', block: 0, role: 'inode 8' }, { fsBlockSize: 4096 })).toThrow(/journal block 0 \(inode 8\)/);
+    expect(() => parseJournalSuperblock(ok(), { kind: 'field', field: 'x' }, { journalBlocks: 100 })).toThrow(expect.objectContaining({ code: 'EFSCORRUPTED' }));
     const b = ok();
     b[0] = 0;
-    expect(() => parseJournalSuperblock(b, 'x')).toThrow(expect.objectContaining({ code: 'EFSCORRUPTED' }));
+    expect(() => parseJournalSuperblock(b, { kind: 'field', field: 'x' })).toThrow(expect.objectContaining({ code: 'EFSCORRUPTED' }));
   });
   it('a v1 superblock is featureless whatever its bytes say', () => {
     const b = makeJsbBlock({ bs: 1024, maxlen: 2048, version: 1, incompat: JINCOMPAT.CSUM_V3 | JINCOMPAT['64BIT'] });
-    const j = parseJournalSuperblock(b, 'x');
+    const j = parseJournalSuperblock(b, { kind: 'field', field: 'x' });
     expect(j.version).toBe(1);
     expect(j.incompat).toBe(0);
     expect(j.tagFormat.name).toBe('plain-32');
     expect(j.csumVersion).toBe(0);
   });
   it('fast commit: j_last excludes the fast-commit area; recovery still wraps at s_maxlen like jbd2', () => {
-    const j = parseJournalSuperblock(makeJsbBlock({ bs: 1024, maxlen: 2048, incompat: JINCOMPAT.FAST_COMMIT, numFc: 0 }), 'x');
+    const j = parseJournalSuperblock(makeJsbBlock({ bs: 1024, maxlen: 2048, incompat: JINCOMPAT.FAST_COMMIT, numFc: 0 }), { kind: 'field', field: 'x' });
     expect(j.last).toBe(2048 - 256);
     expect(j.recoveryWrap).toBe(2048);
   });
 });
 
 describe('log writer', () => {
-  const jsbOf = (inc: number, bs = 1024, maxlen = 2048) => parseJournalSuperblock(makeJsbBlock({ bs, maxlen, incompat: inc }), 'x');
+  const jsbOf = (inc: number, bs = 1024, maxlen = 2048) => parseJournalSuperblock(makeJsbBlock({ bs, maxlen, incompat: inc }), { kind: 'field', field: 'x' });
   it('several descriptors when tags do not fit; logSpaceNeeded matches; UUID after each first tag; LAST_TAG on each last tag', () => {
     const jsb = jsbOf(JINCOMPAT.CSUM_V3 | JINCOMPAT['64BIT'] | JINCOMPAT.REVOKE);
     const rnd = prng(1);
@@ -129,7 +129,7 @@ describe('log writer', () => {
     expect(() => buildTransaction({ ...base, blocks: [{ fsBlock: 3, data: d }, { fsBlock: 3, data: d }] })).toThrow(expect.objectContaining({ code: 'EINVAL' }));
     expect(() => buildTransaction({ ...base, blocks: [{ fsBlock: 3, data: new Uint8Array(10) }] })).toThrow(expect.objectContaining({ code: 'EINVAL' }));
     expect(() => buildTransaction({ ...base, blocks: [{ fsBlock: 2 ** 33, data: d }] })).toThrow(expect.objectContaining({ code: 'EINVAL' }));
-    const v1 = parseJournalSuperblock(makeJsbBlock({ bs: 1024, maxlen: 2048, version: 1 }), 'x');
+    const v1 = parseJournalSuperblock(makeJsbBlock({ bs: 1024, maxlen: 2048, version: 1 }), { kind: 'field', field: 'x' });
     expect(() => buildTransaction({ ...base, jsb: v1, blocks: [] })).toThrow(expect.objectContaining({ code: 'EOPNOTSUPP' }));
     const fc = jsbOf(JINCOMPAT.CSUM_V3 | JINCOMPAT.FAST_COMMIT);
     expect(() => buildTransaction({ ...base, jsb: fc, startBlock: fc.last - 2, blocks: [{ fsBlock: 3, data: d }, { fsBlock: 4, data: d }] })).toThrow(expect.objectContaining({ code: 'ENOSPC' }));
@@ -178,7 +178,7 @@ describe('replay flows (in memory)', () => {
     expect(sb.s_feature_incompat & INCOMPAT.RECOVER).toBe(0);
     expect(sb.s_wtime).toBe(1234);
     expect(sb.s_kbytes_written).toBe(100 + expected.blocks.size + 1);
-    const jsb = parseJournalSuperblock(log.mem.blocks[0]!, 'x');
+    const jsb = parseJournalSuperblock(log.mem.blocks[0]!, { kind: 'field', field: 'x' });
     expect(jsb.s_start).toBe(0);
     expect(jsb.s_sequence).toBe(expected.endTid + 1);
   });
@@ -217,7 +217,7 @@ describe('replay flows (in memory)', () => {
     log.mem.jsb = j;
     const r = await recoverJournal(log.mem.access());
     const fin = finishRecovery(r);
-    const after = parseJournalSuperblock(fin.jsbBlock, 'x');
+    const after = parseJournalSuperblock(fin.jsbBlock, { kind: 'field', field: 'x' });
     expect(after.s_start).toBe(0);
     expect(after.errno).toBe(0);
     expect(after.s_sequence).toBe(r.endTid + 1);

@@ -330,7 +330,7 @@ export interface InstalledLog {
 export function installLog(img: string, spec: LogSpec): InstalledLog {
   const f = new ImageFile(img);
   try {
-    let jsb = parseJournalSuperblock(f.readJournal(0), 'jsb', { fsBlockSize: f.bs });
+    let jsb = parseJournalSuperblock(f.readJournal(0), { kind: 'field', field: 'jsb' }, { fsBlockSize: f.bs });
     let inc = jsb.s_feature_incompat & ~(JINCOMPAT.CSUM_V2 | JINCOMPAT.CSUM_V3 | JINCOMPAT['64BIT'] | JINCOMPAT.ASYNC_COMMIT);
     if (spec.csum === 3) inc |= JINCOMPAT.CSUM_V3;
     if (spec.csum === 2) inc |= JINCOMPAT.CSUM_V2;
@@ -401,7 +401,7 @@ export function patchJournal(img: string, jb: number, fn: (b: Uint8Array) => voi
 export function patchJsb(img: string, fn: (jsb: JournalSuperblock) => void): void {
   const f = new ImageFile(img);
   try {
-    const jsb = parseJournalSuperblock(f.readJournal(0), 'jsb', { fsBlockSize: f.bs });
+    const jsb = parseJournalSuperblock(f.readJournal(0), { kind: 'field', field: 'jsb' }, { fsBlockSize: f.bs });
     fn(jsb);
     f.writeJournal(0, serializeJournalSuperblock(jsb));
   } finally {

@@ -80,7 +80,7 @@ describe.skipIf(!loop.ok)('kernel-written journals (images copied while mounted)
       const sb = readSb(copy);
       expect(sb.s_feature_incompat & INCOMPAT.RECOVER, 'the copy should need recovery').toBeTruthy();
       const f = new ImageFile(copy);
-      const jsb = parseJournalSuperblock(f.readJournal(0), 'jsb');
+      const jsb = parseJournalSuperblock(f.readJournal(0), { kind: 'field', field: 'jsb' });
       const rec = await recoverJournal(f.journalAccess());
       f.close();
       expect(jsb.s_start).not.toBe(0);
@@ -136,7 +136,7 @@ describe.skipIf(!loop.ok)('Linux replays logs built by the log writer', () => {
           return { fsBlock, data };
         });
       const f0 = new ImageFile(img);
-      const jsb0 = parseJournalSuperblock(f0.readJournal(0), 'jsb');
+      const jsb0 = parseJournalSuperblock(f0.readJournal(0), { kind: 'field', field: 'jsb' });
       f0.close();
       const inst = installLog(img, {
         csum: fmt.csum, is64: fmt.is64, firstTid: 0xfffffff0,

@@ -30,7 +30,7 @@ export class MemJournal {
     this.blocks[0] = jsbBlock;
   }
   get jsb(): JournalSuperblock {
-    return parseJournalSuperblock(this.blocks[0]!, 'mem');
+    return parseJournalSuperblock(this.blocks[0]!, { kind: 'field', field: 'mem' });
   }
   set jsb(j: JournalSuperblock) {
     this.blocks[0] = serializeJournalSuperblock(j);

@@ -85,7 +85,7 @@ describe.skipIf(skip)('log writer → e2fsck -E journal_only and ext4kit replay 
         const s = setup({ bs, mkfs: fmt.mkfs, free: 700 });
         const { rnd, free } = s;
         const jf = new ImageFile(s.img);
-        const jsbNow = parseJournalSuperblock(jf.readJournal(0), 'jsb');
+        const jsbNow = parseJournalSuperblock(jf.readJournal(0), { kind: 'field', field: 'jsb' });
         jf.close();
         const many = bs === 1024 ? 130 : 600; // > one descriptor in every format
         const blocksOf = (list: number[], esc: number[] = []) => list.map((fsBlock, i) => ({ fsBlock, data: esc.includes(i) ? magic(rnd(bs)) : rnd(bs) }));
@@ -280,7 +280,7 @@ describe.skipIf(skip)('log writer → e2fsck -E journal_only and ext4kit replay 
     expect(cmp.ours.errorFs).toBe(true);
     const f = new ImageFile(cmp.mine);
     try {
-      expect(parseJournalSuperblock(f.readJournal(0), 'jsb').errno).toBe(0);
+      expect(parseJournalSuperblock(f.readJournal(0), { kind: 'field', field: 'jsb' }).errno).toBe(0);
       expect(f.readSuperblock().s_feature_incompat & INCOMPAT.RECOVER).toBe(0);
     } finally {
       f.close();

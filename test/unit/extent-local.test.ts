@@ -100,12 +100,12 @@ class MemTree {
     expect(diff < 0 ? null : { at: diff, tree: info.extents[diff], model: want[diff] }, `${what}: the tree holds the model's extents`).toBeNull();
     expect(info.treeBlocks.map((t) => t.block).sort((a, b) => a - b), `${what}: the tree owns exactly its blocks`).toEqual([...this.blocks.keys()].sort((a, b) => a - b));
     expect(info.depth, `${what}: depth`).toBeLessThanOrEqual(4);
-    const root = readHeader(this.iblock, () => 'i_block', 'root');
+    const root = readHeader(this.iblock, () => ({ kind: 'field', field: 'i_block' }), 'root');
     const levels: LevelStat[] = [{ entries: root.entries, max: root.max }];
     for (let d = info.depth - 1; d >= 0; d--) {
       let entries = 0, max = 0;
       for (const t of info.treeBlocks.filter((x) => x.depth === d)) {
-        const h = readHeader(this.blocks.get(t.block)!, () => `block ${t.block}`, 'node');
+        const h = readHeader(this.blocks.get(t.block)!, () => ({ kind: 'block', block: t.block }), 'node');
         entries += h.entries;
         max += effectiveMax(h.entries, h.max, false);
       }

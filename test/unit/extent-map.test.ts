@@ -194,12 +194,12 @@ function memTree(blockSize: number) {
   };
   const readBack = async (iblock: Uint8Array) => {
     const info = await walkExtentTree(iblock, { ino: 12, blockSize, firstDataBlock: 1, blocksCount: 2 ** 40, csumSeed: 7, verify: true, readBlock });
-    const root = readHeader(iblock, () => 'i_block', 'root');
+    const root = readHeader(iblock, () => ({ kind: 'field', field: 'i_block' }), 'root');
     const levels: LevelStat[] = [{ entries: root.entries, max: root.max }];
     for (let d = info.depth - 1; d >= 0; d--) {
       let entries = 0, max = 0;
       for (const t of info.treeBlocks.filter((x) => x.depth === d)) {
-        const h = readHeader(blocks.get(t.block)!, () => 'node', 'node');
+        const h = readHeader(blocks.get(t.block)!, () => ({ kind: 'field', field: 'node' }), 'node');
         entries += h.entries;
         max += effectiveMax(h.entries, h.max, false);
       }
