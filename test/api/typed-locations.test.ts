@@ -1,9 +1,9 @@
 /**
- * After scripts/codemod-locations.mjs: no error in lib is given its location in words. Every
+ * No error in lib is given its location in words. Every
  * `location:` is a typed Location (the words are derived by describeLocation), and
  * ErrorDetail.location no longer accepts a string (so tsc catches what a grep cannot).
  *
- * Fails until the codemod has run on the tree (issue 9 item 6; the transition accepts words).
+ * (issue 9 item 6: locations are data scripts can switch on, not words to parse).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
