@@ -155,34 +155,22 @@ export function planMove(dataList: readonly Extent[], spaceList: readonly Extent
  * Copy runs of blocks (from → to) in chunks of up to COPY_CHUNK through two
  * reused buffers: the reads of the next chunk overlap the write of the
  * current one (a fresh multi-MiB array per chunk would cost as much as the
- * I/O). A chunk gathers copies whose destinations follow each other — a
- * fragmented file moving into a contiguous run — so it is one write however
- * many pieces it was read from (in order). Writes are issued in
- * order, one at a time.
+ * I/O). Writes are issued in order, one at a time. (Gathering many pieces
+ * into one chunk with one write was tried: reading the pieces one after the
+ * other loses the read/write overlap, 92 % → 67 % of a raw copy on bench/ops.)
  */
 async function copyBlocks(fs: Filesystem, copies: readonly { from: number; to: number; length: number }[]): Promise<number> {
   const bs = fs.blockSize;
   const chunkBlocks = Math.max(1, Math.floor(COPY_CHUNK / bs));
-  type Chunk = { to: number; n: number; pieces: { from: number; at: number; n: number }[] };
-  const chunks: Chunk[] = [];
-  for (const c of copies) {
-    for (let off = 0; off < c.length;) {
-      let last = chunks[chunks.length - 1];
-      if (!last || last.to + last.n !== c.to + off || last.n === chunkBlocks) chunks.push((last = { to: c.to + off, n: 0, pieces: [] }));
-      const n = Math.min(chunkBlocks - last.n, c.length - off);
-      last.pieces.push({ from: c.from + off, at: last.n, n });
-      last.n += n;
-      off += n;
-    }
-  }
+  const chunks: { from: number; to: number; n: number }[] = [];
+  for (const c of copies) for (let off = 0; off < c.length; off += chunkBlocks) chunks.push({ from: c.from + off, to: c.to + off, n: Math.min(chunkBlocks, c.length - off) });
   if (!chunks.length) return 0;
   const size = Math.max(...chunks.map((c) => c.n)) * bs;
   const bufs = [new Uint8Array(size), chunks.length > 1 ? new Uint8Array(size) : null];
-  const read = async (i: number) => {
+  const read = (i: number) => {
     const c = chunks[i]!;
     const view = bufs[i & 1]!.subarray(0, c.n * bs);
-    for (const p of c.pieces) await fs.readDataBlocksInto(p.from, p.n, view.subarray(p.at * bs, (p.at + p.n) * bs));
-    return view;
+    return fs.readDataBlocksInto(c.from, c.n, view).then(() => view);
   };
   let next = read(0);
   for (let i = 0; i < chunks.length; i++) {
