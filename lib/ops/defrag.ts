@@ -1,30 +1,26 @@
 /**
- * The defragmenter, built only on the proposal's three calls:
- *   getFreeBlocks → find where a file can go,
- *   allocate      → reserve that space in a temporary inode that sits on the
- *                   orphan list (a crash leaves nothing visible; Linux and
- *                   e2fsck release it, and so does our next write open),
- *   movedata      → splice the reserved blocks into the file, copying its
- *                   bytes, one journaled step at a time.
- * A file is only moved when its new layout has fewer fragments (as e4defrag).
+ * The defragmenter, built on the proposal's calls: getFreeBlocks (the free-extent index) and
+ * moves that reserve exact target blocks and copy into them (moveFiles, lib/ops/move-batch.ts:
+ * many small files per transaction, each move atomic).
  *
- * Whole-filesystem mode plans globally: files in directory order (locality),
- * each placed best-fit into the free run that fits it most tightly (which
- * keeps large runs intact), then a compaction pass moves files from the end
- * of the used space into holes nearer the start so that free space
- * coalesces. Every move is atomic and leaves a consistent filesystem; a
- * rerun simply plans again from the current state (resumable).
+ * Whole-filesystem mode plans globally on an in-memory model (lib/ops/defrag-plan.ts): every
+ * fragmented file made contiguous — into a free run when one fits, else into a window it
+ * evacuates (pieces of other files go into holes elsewhere) — then files compacted toward the
+ * start so free space coalesces at the end. The plan predicts extents, free extents and the
+ * largest free extent; the real run executes it step by step and ends where it predicted. A move
+ * that fails (the file changed, the space was taken) ends the round and the rest is planned again
+ * from the disk; every move leaves a consistent filesystem, and a rerun plans from the current
+ * state (resumable).
  */
-import { Ext4Error, isExt4Error } from '../errors.js';
+import { Ext4Error } from '../errors.js';
 import type { Filesystem } from '../ext4/filesystem.js';
 import { INODE_FLAGS, type Inode } from '../ext4/inode.js';
 import type { Extent } from '../ext4/extents.js';
 import { fragmentCount } from '../ext4/extent-map.js';
 import { decodeName } from '../ext4/bytes.js';
-import { createTempFile, releaseTempFile } from '../ext4/temp-file.js';
 import { getFreeBlocks } from './free.js';
-import { allocateRanges, ALLOC_CONTIGUOUS, ALLOC_FIXED_LEN, ALLOC_FIXED_START } from './allocate.js';
-import { movedata } from './movedata.js';
+import { moveFiles, type FileMove } from './move-batch.js';
+import { planDefrag } from './defrag-plan.js';
 import { auditSpace } from './fsmap.js';
 import { checkAllocatable } from '../ext4/alloc.js';
 
@@ -78,6 +74,8 @@ export interface DefragSummary {
   seconds: number;
   stoppedBy: 'done' | 'maxSeconds' | 'maxBytes';
   plan: PlannedMove[];
+  /** What the plan predicts (the last round's plan when moves had to be replanned). */
+  predicted: { extents: number; freeExtents: number; largestFree: number };
   errors: { path: string; code: string; message: string }[];
 }
 
@@ -89,6 +87,8 @@ interface FileInfo {
   extents: Extent[];
   blocks: number;
   fragments: number;
+  /** Extent-tree blocks. */
+  treeBlocks: number[];
 }
 
 interface FreeRun {
@@ -134,193 +134,12 @@ async function fileInfo(fs: Filesystem, inode: Inode, path: string): Promise<Fil
   }
   const blocks = extents.reduce((a, e) => a + e.length, 0);
   if (blocks === 0) return null;
-  return { path, ino: inode.ino, inode, extents, blocks, fragments: fragmentCount(extents) };
-}
-
-/** Logically contiguous segments of a file's mapping (each moved with one movedata call). */
-function segments(extents: readonly Extent[]): { logical: number; length: number }[] {
-  const segs: { logical: number; length: number }[] = [];
-  for (const e of extents) {
-    const last = segs[segs.length - 1];
-    if (last && last.logical + last.length === e.logical) last.length += e.length;
-    else segs.push({ logical: e.logical, length: e.length });
-  }
-  return segs;
+  return { path, ino: inode.ino, inode, extents, blocks, fragments: fragmentCount(extents), treeBlocks: map.metadataBlocks };
 }
 
 async function freeRuns(fs: Filesystem): Promise<FreeRun[]> {
   const bs = fs.blockSize;
   return (await getFreeBlocks(fs)).map((r) => ({ start: r.start / bs, length: r.len / bs }));
-}
-
-function takeRun(runs: FreeRun[], start: number, length: number): void {
-  const i = runs.findIndex((r) => r.start <= start && start + length <= r.start + r.length);
-  if (i < 0) return;
-  const r = runs[i]!;
-  const parts: FreeRun[] = [];
-  if (start > r.start) parts.push({ start: r.start, length: start - r.start });
-  if (r.start + r.length > start + length) parts.push({ start: start + length, length: r.start + r.length - start - length });
-  runs.splice(i, 1, ...parts);
-}
-
-function giveBack(runs: FreeRun[], extents: readonly Extent[]): void {
-  for (const e of extents) runs.push({ start: e.physical, length: e.length });
-  runs.sort((a, b) => a.start - b.start);
-  for (let i = 1; i < runs.length; ) {
-    const a = runs[i - 1]!, b = runs[i]!;
-    if (a.start + a.length >= b.start) {
-      a.length = Math.max(a.length, b.start + b.length - a.start);
-      runs.splice(i, 1);
-    } else i++;
-  }
-}
-
-/** Best fit: the smallest free run that holds `blocks`, excluding the file's own blocks' neighbourhood is unnecessary (they are in use). */
-function bestFit(runs: readonly FreeRun[], blocks: number, below?: number): FreeRun | null {
-  let best: FreeRun | null = null;
-  for (const r of runs) {
-    if (r.length < blocks) continue;
-    if (below !== undefined && r.start >= below) continue;
-    if (!best || r.length < best.length || (r.length === best.length && r.start < best.start)) best = r;
-  }
-  return best;
-}
-
-interface Window {
-  start: number;
-  evictions: { file: FileInfo; to: FreeRun }[];
-}
-
-/**
- * Find a window of `f.blocks` blocks made only of free space and of other
- * (movable) files that can each be moved, whole and contiguous, into free
- * runs outside the window; prefer the window that moves the fewest bytes.
- * Anything else in use (metadata, directories, f itself, fragmented or
- * unmovable files) makes a window invalid.
- */
-export function findWindowPlan(runs: readonly FreeRun[], movable: readonly { id: number; start: number; length: number }[], used: readonly FreeRun[], need: number, limit: number):
-  { start: number; moves: { id: number; to: FreeRun }[] } | null {
-  // Candidate starts: beginnings of free runs and of movable files.
-  const starts = [...runs.map((r) => r.start), ...movable.map((m) => m.start)].sort((a, b) => a - b);
-  let best: { start: number; cost: number; ids: number[] } | null = null;
-  const lowerBound = <T extends { start: number; length: number }>(arr: readonly T[], x: number): number => {
-    // first index whose interval ends after x
-    let lo = 0, hi = arr.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (arr[mid]!.start + arr[mid]!.length <= x) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  };
-  for (const w of starts) {
-    const end = w + need;
-    if (end > limit) continue; // the window must lie inside the filesystem
-    let cost = 0;
-    const ids: number[] = [];
-    let ok = true;
-    // Every used block inside the window must belong to a movable file.
-    for (let ui = lowerBound(used, w); ui < used.length && used[ui]!.start < end && ok; ui++) {
-      const u = used[ui]!;
-      let cur = Math.max(u.start, w);
-      const stop = Math.min(u.start + u.length, end);
-      while (cur < stop) {
-        const mi = lowerBound(movable, cur);
-        const m = movable[mi];
-        if (!m || m.start > cur) { ok = false; break; }
-        if (!ids.includes(m.id)) { ids.push(m.id); cost += m.length; }
-        cur = m.start + m.length;
-      }
-      if (best && cost >= best.cost) ok = false;
-    }
-    if (!ok || (best && cost >= best.cost)) continue;
-    best = { start: w, cost, ids };
-    if (cost === 0) break;
-  }
-  if (!best) return null;
-  // Place evicted files best-fit into runs outside the window (largest first).
-  const w0 = best.start, w1 = best.start + need;
-  const avail: FreeRun[] = [];
-  for (const r of runs) {
-    if (r.start < w0) avail.push({ start: r.start, length: Math.min(r.length, w0 - r.start) });
-    if (r.start + r.length > w1) { const s = Math.max(r.start, w1); avail.push({ start: s, length: r.start + r.length - s }); }
-  }
-  const moves: { id: number; to: FreeRun }[] = [];
-  const order = best.ids.map((id) => movable.find((m) => m.id === id)!).sort((a, b) => b.length - a.length);
-  for (const m of order) {
-    const t = bestFit(avail, m.length);
-    if (!t) return null;
-    moves.push({ id: m.id, to: { start: t.start, length: m.length } });
-    t.start += m.length;
-    t.length -= m.length;
-  }
-  return { start: w0, moves };
-}
-
-function findWindow(fs: Filesystem, runs: readonly FreeRun[], files: readonly FileInfo[], f: FileInfo): Window | null {
-  // used = complement of free runs within the data area
-  const used: FreeRun[] = [];
-  let pos = fs.sb.s_first_data_block;
-  for (const r of runs) {
-    if (r.start > pos) used.push({ start: pos, length: r.start - pos });
-    pos = r.start + r.length;
-  }
-  if (pos < fs.sb.blocksCount) used.push({ start: pos, length: fs.sb.blocksCount - pos });
-  const movable = files
-    .map((x, id) => ({ x, id }))
-    .filter(({ x }) => x.ino !== f.ino && x.extents.length > 0 && fragmentCount(x.extents) === 1 && x.extents[x.extents.length - 1]!.physical + x.extents[x.extents.length - 1]!.length - x.extents[0]!.physical === x.blocks)
-    .map(({ x, id }) => ({ id, start: x.extents[0]!.physical, length: x.blocks }))
-    .sort((a, b) => a.start - b.start);
-  const plan = findWindowPlan(runs, movable, used, f.blocks, fs.sb.blocksCount);
-  if (!plan) return null;
-  return { start: plan.start, evictions: plan.moves.map((m) => ({ file: files[m.id]!, to: m.to })) };
-}
-
-/**
- * The donor: one temporary inode on the orphan list, reused for every move
- * (after a movedata its range is a hole again). Created on first use,
- * released at the end; a crash leaves it to orphan processing.
- */
-class Donor {
-  private ino: number | null = null;
-  constructor(private readonly fs: Filesystem) {}
-
-  async get(goalBlock: number): Promise<number> {
-    if (this.ino === null) this.ino = await createTempFile(this.fs, { goalGroup: Math.floor((goalBlock - this.fs.sb.s_first_data_block) / this.fs.sb.s_blocks_per_group) });
-    return this.ino;
-  }
-
-  /** Drop it (after a failed move it may still own blocks). */
-  async release(): Promise<void> {
-    if (this.ino === null) return;
-    const ino = this.ino;
-    this.ino = null;
-    await releaseTempFile(this.fs, ino);
-  }
-}
-
-/** Move one file into `start` (a free run of at least f.blocks): allocate into the donor, then movedata. */
-async function moveFile(fs: Filesystem, donor: Donor, f: FileInfo, start: number): Promise<number> {
-  const bs = fs.blockSize;
-  const tmp = await donor.get(start);
-  try {
-    // Reserve the whole target for the donor in one transaction, mirroring the file's logical
-    // layout (so holes stay holes), then splice it in with movedata over the mapped range.
-    let p = start;
-    const segs = segments(f.extents);
-    const requests = segs.map((s) => {
-      const r = { offset: s.logical * bs, len: s.length * bs, goal: p * bs, flags: ALLOC_FIXED_START | ALLOC_FIXED_LEN | ALLOC_CONTIGUOUS };
-      p += s.length;
-      return r;
-    });
-    await allocateRanges(fs, tmp, requests);
-    const first = segs[0]!, last = segs[segs.length - 1]!;
-    await movedata(fs, f.ino, tmp, { from: first.logical * bs, len: (last.logical + last.length - first.logical) * bs });
-  } catch (e) {
-    await donor.release();
-    throw e;
-  }
-  return f.blocks * bs;
 }
 
 /**
@@ -345,18 +164,27 @@ async function assertSpaceConsistent(fs: Filesystem): Promise<void> {
   }
 }
 
+/** 128 MiB: a larger file is ideal at one extent per 128 MiB (what e4defrag and filefrag accept). */
+const IDEAL_EXTENT_BYTES = 128 * 1024 * 1024;
+/** Steps handed to moveFiles per call (the budget is checked between calls). */
+const STEPS_PER_CALL = 512;
+/** Plan/execute rounds at most (a round ends at a failed move or an unpredictable tree block). */
+const MAX_ROUNDS = 200;
+
 export async function defrag(fs: Filesystem, opts: DefragOptions = {}): Promise<DefragSummary> {
   const t0 = Date.now();
   const wholeFs = !opts.paths || opts.paths.length === 0;
   if (!opts.dryRun && fs.readOnly) throw new Ext4Error('EROFS', 'the filesystem is open read-only');
   if (!opts.dryRun) {
-    // Every corruption the allocator would meet mid-run is found before the first write
-    // (a bad bitmap found later would leave the donor orphan behind a refused cleanup).
+    // Every corruption the allocator would meet mid-run is found before the first write.
     await assertSpaceConsistent(fs);
     await checkAllocatable(fs);
   }
-  const files = await collectFiles(fs, wholeFs ? ['/'] : opts.paths!);
-  const runs = await freeRuns(fs);
+  const roots = wholeFs ? ['/'] : opts.paths!;
+  const bounds = { first: fs.sb.s_first_data_block, end: fs.sb.blocksCount };
+  const idealExtentBlocks = Math.max(1, Math.floor(IDEAL_EXTENT_BYTES / fs.blockSize));
+  let files = await collectFiles(fs, roots);
+  let runs = await freeRuns(fs);
   const summary: DefragSummary = {
     files: files.length,
     filesMoved: 0,
@@ -372,10 +200,10 @@ export async function defrag(fs: Filesystem, opts: DefragOptions = {}): Promise<
     seconds: 0,
     stoppedBy: 'done',
     plan: [],
+    predicted: { extents: 0, freeExtents: 0, largestFree: 0 },
     errors: [],
   };
   const movedInos = new Set<number>();
-  const donor = new Donor(fs);
   const budgetLeft = (): boolean => {
     if (opts.maxSeconds !== undefined && (Date.now() - t0) / 1000 >= opts.maxSeconds) {
       summary.stoppedBy = 'maxSeconds';
@@ -387,103 +215,70 @@ export async function defrag(fs: Filesystem, opts: DefragOptions = {}): Promise<
     }
     return true;
   };
-  const refresh = async (f: FileInfo): Promise<FileInfo | null> => fileInfo(fs, await fs.readInode(f.ino), f.path);
 
-  const execute = async (f: FileInfo, target: FreeRun, phase: PlannedMove['phase']): Promise<boolean> => {
-    summary.plan.push({ path: f.path, ino: f.ino, blocks: f.blocks, fragmentsBefore: f.fragments, target: [{ start: target.start, length: f.blocks }], fragmentsAfter: 1, phase });
-    takeRun(runs, target.start, f.blocks);
-    if (opts.dryRun) {
-      giveBack(runs, f.extents);
-      return true;
+  // Plan on the model, execute; a move that fails (the file changed, a concurrent writer took the
+  // space) ends the round and the rest is planned again from the disk as it is now.
+  // A plan also stops where a file outgrows its inode's extent slots (the tree block lands where
+  // the allocator puts it): those steps run, then the rest is planned from the disk.
+  for (let round = 0, errorRounds = 0; round < MAX_ROUNDS; round++) {
+    const plan = planDefrag(files.map((f) => ({ ino: f.ino, path: f.path, extents: f.extents, treeBlocks: f.treeBlocks })), runs, bounds, { idealExtentBlocks, compact: opts.compact, wholeFs, stopAtTreeGrowth: !opts.dryRun });
+    {
+      summary.predicted = { extents: plan.predicted.extents, freeExtents: plan.predicted.freeExtents, largestFree: plan.predicted.largestFree };
+      summary.filesSkipped = plan.skipped.length;
     }
-    try {
-      summary.bytesMoved += await moveFile(fs, donor, f, target.start);
-      giveBack(runs, f.extents);
-      summary.moves++;
-      movedInos.add(f.ino);
-      summary.filesMoved = movedInos.size;
-      return true;
-    } catch (e) {
-      if (!isExt4Error(e)) throw e;
-      // Space taken by a concurrent writer, or the file changed: re-read the free space and go on.
-      summary.errors.push({ path: f.path, code: e.code, message: e.message });
-      runs.splice(0, runs.length, ...(await freeRuns(fs)));
-      return false;
-    }
-  };
-
-  try {
-    // Phase 1: make fragmented files contiguous (locality order, best fit).
-    const work = files.filter((f) => f.fragments > 1);
-    let done = 0;
-    for (const f0 of work) {
+    const planned = plan.steps.map((st): PlannedMove => {
+      const f = files[st.file]!;
+      return { path: f.path, ino: f.ino, blocks: st.target.reduce((a, r) => a + r.length, 0), fragmentsBefore: st.fragmentsBefore, target: st.target, fragmentsAfter: st.fragmentsAfter, phase: st.phase };
+    });
+    summary.plan.push(...planned);
+    if (opts.dryRun) break;
+    let failed = false;
+    for (let i = 0, n = 0; i < plan.steps.length && !failed; i += n) {
       if (!budgetLeft()) break;
-      opts.onProgress?.({ phase: 'defrag', done: done++, total: work.length, path: f0.path, bytesMoved: summary.bytesMoved });
-      const f = opts.dryRun ? f0 : await refresh(f0);
-      if (!f || f.fragments <= 1) continue;
-      let target = bestFit(runs, f.blocks);
-      if (!target && wholeFs) {
-        // No free run is large enough today: clear a window by moving the files in it elsewhere.
-        const others = opts.dryRun ? files : (await Promise.all(files.map(async (x) => (x.ino === f.ino ? f : await refresh(x))))).filter((x): x is FileInfo => x !== null);
-        const w = findWindow(fs, runs, others, f);
-        if (w) {
-          let ok = true;
-          for (const { file, to } of w.evictions) {
-            if (!budgetLeft() || !(await execute(file, to, 'evict'))) { ok = false; break; }
-          }
-          if (ok) target = { start: w.start, length: f.blocks };
+      // Under a byte budget, hand over only the steps that budget still allows (the last one may
+      // cross it, as a single move always could); under a time budget, small batches.
+      n = 0;
+      let bytes = 0;
+      const cap = opts.maxSeconds !== undefined ? 16 : STEPS_PER_CALL;
+      // One step per file per call: moveFiles checks a whole transaction's moves before remapping
+      // any, so a second move of the same file in one transaction would start from a stale map.
+      const inCall = new Set<number>();
+      while (i + n < plan.steps.length && n < cap && !inCall.has(plan.steps[i + n]!.file) && (opts.maxBytes === undefined || summary.bytesMoved + bytes < opts.maxBytes)) {
+        inCall.add(plan.steps[i + n]!.file);
+        bytes += plan.steps[i + n]!.target.reduce((a, r) => a + r.length, 0) * fs.blockSize;
+        n++;
+      }
+      const batch = plan.steps.slice(i, i + n);
+      opts.onProgress?.({ phase: batch[0]!.phase === 'compact' ? 'compact' : 'defrag', done: i, total: plan.steps.length, path: files[batch[0]!.file]!.path, bytesMoved: summary.bytesMoved });
+      const moves: FileMove[] = batch.map((st) => ({ ino: files[st.file]!.ino, logical: st.logical, length: st.length, target: st.target, expect: st.expect }));
+      const results = await moveFiles(fs, moves);
+      results.forEach((r, k) => {
+        if (r.moved) {
+          summary.moves++;
+          summary.bytesMoved += r.bytes;
+          movedInos.add(r.ino);
+        } else if (r.error && !failed) {
+          failed = true;
+          summary.errors.push({ path: files[batch[k]!.file]!.path, code: r.error.code, message: r.error.message });
         }
-      }
-      if (!target) {
-        summary.filesSkipped++;
-        continue;
-      }
-      await execute(f, target, 'defrag');
+      });
     }
-
-    // Phase 2 (whole fs): compaction — move files from the end of the used space into lower holes.
-    if (wholeFs && opts.compact !== false && summary.stoppedBy === 'done') {
-      const current = opts.dryRun ? files : (await Promise.all(files.map(refresh))).filter((x): x is FileInfo => x !== null);
-      const single = current.filter((f) => fragmentCount(f.extents) === 1).sort((a, b) => b.extents[0]!.physical - a.extents[0]!.physical);
-      let n = 0;
-      for (const f of single) {
-        if (!budgetLeft()) break;
-        if (runs.length <= 1) break;
-        const at = f.extents[0]!.physical;
-        // Only move a file down into a hole that lies before it, and only if that does not add a free fragment:
-        // the hole must be filled exactly, or the file's old place must touch free space.
-        const target = bestFit(runs, f.blocks, at);
-        if (!target) continue;
-        const touchesFree = runs.some((r) => r.start + r.length === at || r.start === at + f.blocks);
-        if (target.length !== f.blocks && !touchesFree) continue;
-        opts.onProgress?.({ phase: 'compact', done: n++, total: single.length, path: f.path, bytesMoved: summary.bytesMoved });
-        const fresh = opts.dryRun ? f : await refresh(f);
-        if (!fresh || fragmentCount(fresh.extents) !== 1 || fresh.extents[0]!.physical !== at) continue;
-        await execute(fresh, target, 'compact');
-      }
-      // Slide: in address order, each file moves down into the lowest free run that holds it,
-      // so the files pack towards the start of each region between immovable metadata and the
-      // free space coalesces behind them.
-      const now = (opts.dryRun ? single : (await Promise.all(single.map(refresh))).filter((x): x is FileInfo => x !== null))
-        .filter((f) => fragmentCount(f.extents) === 1)
-        .sort((a, b) => a.extents[0]!.physical - b.extents[0]!.physical);
-      for (const f of now) {
-        if (!budgetLeft() || runs.length <= 1) break;
-        const at = f.extents[0]!.physical;
-        const lowest = runs.find((r) => r.start < at && r.length >= f.blocks);
-        if (!lowest) continue;
-        opts.onProgress?.({ phase: 'compact', done: n++, total: single.length + now.length, path: f.path, bytesMoved: summary.bytesMoved });
-        await execute(f, { start: lowest.start, length: f.blocks }, 'compact');
-      }
-    }
-  } finally {
-    await donor.release();
+    summary.filesMoved = movedInos.size;
+    if (summary.stoppedBy !== 'done' || (!failed && plan.complete) || (failed && ++errorRounds >= 3)) break;
+    files = await collectFiles(fs, roots);
+    runs = await freeRuns(fs);
   }
-  const after = opts.dryRun ? null : await collectFiles(fs, wholeFs ? ['/'] : opts.paths!);
-  summary.extentsAfter = after ? after.reduce((a, f) => a + f.fragments, 0) : summary.extentsBefore - summary.plan.filter((p) => p.phase === 'defrag').reduce((a, p) => a + p.fragmentsBefore - 1, 0);
-  const finalRuns = opts.dryRun ? runs : await freeRuns(fs);
-  summary.freeExtentsAfter = finalRuns.length;
-  summary.largestFreeAfter = finalRuns.reduce((a, r) => Math.max(a, r.length), 0);
+  if (opts.dryRun) {
+    summary.extentsAfter = summary.predicted.extents;
+    summary.freeExtentsAfter = summary.predicted.freeExtents;
+    summary.largestFreeAfter = summary.predicted.largestFree;
+  } else {
+    const after = await collectFiles(fs, roots);
+    summary.extentsAfter = after.reduce((a, f) => a + f.fragments, 0);
+    const finalRuns = await freeRuns(fs);
+    summary.freeExtentsAfter = finalRuns.length;
+    summary.largestFreeAfter = finalRuns.reduce((a, r) => Math.max(a, r.length), 0);
+  }
   summary.seconds = (Date.now() - t0) / 1000;
   return summary;
 }

@@ -86,6 +86,7 @@ export function register(program: Command, ctx: CliContext): void {
         `free extents: ${summary.freeExtentsBefore} -> ${summary.freeExtentsAfter}; largest free extent: ${summary.largestFreeBefore} -> ${summary.largestFreeAfter} blocks`,
         `moved ${summary.bytesMoved} bytes in ${summary.seconds.toFixed(2)} s${summary.stoppedBy !== 'done' ? ` (stopped by ${summary.stoppedBy}; run again to continue)` : ''}`,
       );
+      if (opts.dryRun) lines.push(`predicted result: ${summary.predicted.extents} extent(s), ${summary.predicted.freeExtents} free extent(s), largest free extent ${summary.predicted.largestFree} blocks`);
       for (const e of summary.errors) lines.push(`skipped ${e.path}: ${e.code}: ${e.message}`);
       await write(ctx.io.stdout, lines.join('\n') + '\n');
     });
