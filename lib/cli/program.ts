@@ -1,7 +1,7 @@
 /**
  * The `ext4kit` program: the root command, its global options, and every
  * subcommand. Each command lives in `commands/<name>.ts` and exports
- * `register(program, ctx)`; add new ones to COMMANDS.
+ * `register(program, ctx)`; add new ones to COMMANDS (name → loader).
  *
  * Exit status: 0 success; 1 an operation failed (printed as
  * "ext4kit: CODE: message" on stderr); 2 usage error (unknown command or
@@ -9,30 +9,52 @@
  */
 import { Command, CommanderError } from 'commander';
 import { describeError, packageVersion, type CliContext, type CliIO } from './util.js';
-import * as info from './commands/info.js';
-import * as ls from './commands/ls.js';
-import * as cat from './commands/cat.js';
-import * as stat from './commands/stat.js';
-import * as extents from './commands/extents.js';
-import * as replay from './commands/replay.js';
-import * as free from './commands/free.js';
-import * as map from './commands/map.js';
-import * as allocate from './commands/allocate.js';
-import * as movedata from './commands/movedata.js';
-import * as frag from './commands/frag.js';
-import * as freefrag from './commands/freefrag.js';
-import * as draw from './commands/draw.js';
-import * as defrag from './commands/defrag.js';
-import * as check from './commands/check.js';
 
 export interface CommandModule {
   register(program: Command, ctx: CliContext): void;
 }
 
-/** Registered in this order (which is also the order `--help` lists them). */
-export const COMMANDS: readonly CommandModule[] = [info, ls, cat, stat, extents, replay, free, map, allocate, movedata, frag, freefrag, draw, defrag, check];
+/**
+ * Every command, in the order `--help` lists them, each loaded on demand: a run registers only
+ * the command it names (in the bundle, esbuild evaluates a dynamically imported module only when
+ * it is imported, so `ext4kit info` does not pay for defrag's or check's modules).
+ */
+export const COMMANDS: Readonly<Record<string, () => Promise<CommandModule>>> = {
+  info: () => import('./commands/info.js'),
+  ls: () => import('./commands/ls.js'),
+  cat: () => import('./commands/cat.js'),
+  stat: () => import('./commands/stat.js'),
+  extents: () => import('./commands/extents.js'),
+  replay: () => import('./commands/replay.js'),
+  free: () => import('./commands/free.js'),
+  map: () => import('./commands/map.js'),
+  allocate: () => import('./commands/allocate.js'),
+  movedata: () => import('./commands/movedata.js'),
+  frag: () => import('./commands/frag.js'),
+  freefrag: () => import('./commands/freefrag.js'),
+  draw: () => import('./commands/draw.js'),
+  defrag: () => import('./commands/defrag.js'),
+  check: () => import('./commands/check.js'),
+};
 
-export function createProgram(io: CliIO): Command {
+/**
+ * The command `argv` runs: its first word, since no global option takes a value. Anything else
+ * (no command, `help`, an unknown word) needs every command registered (for the listing, or
+ * commander's "did you mean").
+ */
+function namedCommand(argv: readonly string[]): string | null {
+  const w = argv.find((a) => !a.startsWith('-'));
+  return w !== undefined && Object.hasOwn(COMMANDS, w) ? w : null;
+}
+
+/** The program with every command registered, or only `only`. */
+export async function createProgram(io: CliIO, only: string | null = null): Promise<Command> {
+  const names = only === null ? Object.keys(COMMANDS) : [only];
+  const modules = await Promise.all(names.map((n) => COMMANDS[n]!()));
+  return buildProgram(io, modules);
+}
+
+function buildProgram(io: CliIO, modules: readonly CommandModule[]): Command {
   const ctx: CliContext = { io };
   const program = new Command('ext4kit');
   program
@@ -50,14 +72,14 @@ export function createProgram(io: CliIO): Command {
     })
     .exitOverride();
   // Subcommands inherit the output settings, exitOverride and showHelpAfterError set above.
-  for (const c of COMMANDS) c.register(program, ctx);
+  for (const c of modules) c.register(program, ctx);
   return program;
 }
 
 /** Run the CLI with `argv` (without "node" and the script); resolves to the exit status. */
 export async function run(argv: string[], io: CliIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
-  const program = createProgram(io);
   try {
+    const program = await createProgram(io, namedCommand(argv));
     await program.parseAsync(argv, { from: 'user' });
     return 0;
   } catch (e) {

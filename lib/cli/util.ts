@@ -4,12 +4,9 @@
  * with backpressure, and turning errors into messages and exit codes.
  * The CLI only formats what lib/ops returns; it never parses on-disk bytes.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { isExt4Error } from '../errors.js';
-import { Filesystem } from '../node.js';
+import { FileDevice, Filesystem } from '../node.js';
 
 /** Where a command writes. Tests pass their own streams; the binary uses process.stdout/stderr. */
 export interface CliIO {
@@ -33,9 +30,17 @@ export function globalOptions(cmd: Command): GlobalOptions {
   return { verify: o.verify !== false };
 }
 
+/**
+ * Metadata-sized reads (a block plus the cache's read-ahead) are done synchronously: a one-shot
+ * command reading hundreds of scattered bitmap blocks otherwise spends more on thread-pool round
+ * trips than on the reads. Bulk data reads (cat) stay asynchronous.
+ */
+const CLI_SYNC_READ_MAX = 256 * 1024;
+
 /** Open IMAGE read-only with the global options. */
 export async function openFs(image: string, cmd: Command): Promise<Filesystem> {
-  return Filesystem.open(image, { write: false, verifyChecksums: globalOptions(cmd).verify });
+  const device = await FileDevice.open(image, { write: false, syncReadMax: CLI_SYNC_READ_MAX });
+  return Filesystem.open(device, { write: false, verifyChecksums: globalOptions(cmd).verify, closeDevice: true });
 }
 
 /** Open IMAGE read-only, run fn, always close; fs warnings go to stderr. */
@@ -76,6 +81,23 @@ function drained(out: NodeJS.WritableStream): Promise<void> {
 /** Print a value as JSON (2-space indented, trailing newline). */
 export async function printJson(ctx: CliContext, value: unknown): Promise<void> {
   await write(ctx.io.stdout, JSON.stringify(value, null, 2) + '\n');
+}
+
+/**
+ * Print an array as printJson would (JSON.stringify(list, null, 2)), serialised and written
+ * a slice at a time: a whole 1 TiB disk has hundreds of thousands of free extents, and one
+ * multi-megabyte string (then its copy into a Buffer) costs more than the scan that found them.
+ * Each slice goes through the native serializer (a hand-written encoder runs interpreted in a
+ * fresh process and loses); its "[\n" and "\n]" are cut and the pieces joined with ",\n".
+ */
+export async function printJsonArray(ctx: CliContext, list: readonly unknown[]): Promise<void> {
+  const slice = 4096;
+  if (list.length <= slice) return printJson(ctx, list);
+  for (let i = 0; i < list.length; i += slice) {
+    const s = JSON.stringify(list.slice(i, i + slice), null, 2);
+    const last = i + slice >= list.length;
+    await write(ctx.io.stdout, (i === 0 ? '[\n' : ',\n') + s.slice(2, -2) + (last ? '\n]\n' : ''));
+  }
 }
 
 /**
@@ -148,26 +170,4 @@ export function usageError(cmd: Command, message: string): never {
   cmd.error(`error: ${message}`, { exitCode: 2, code: 'ext4kit.usage' });
 }
 
-/** Set by scripts/bundle-cli.mjs (esbuild define) in dist/cli.js; undefined when run from source. */
-declare const __EXT4KIT_VERSION__: string | undefined;
-
-/** ext4kit's version: baked into the bundle, else read from the package.json above this module. */
-export function packageVersion(): string {
-  if (typeof __EXT4KIT_VERSION__ === 'string') return __EXT4KIT_VERSION__;
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const p = join(dir, 'package.json');
-    if (existsSync(p)) {
-      try {
-        const pkg = JSON.parse(readFileSync(p, 'utf8')) as { name?: string; version?: string };
-        if (pkg.name === 'ext4kit' && pkg.version) return pkg.version;
-      } catch {
-        // not ours
-      }
-    }
-    const up = dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  return 'unknown';
-}
+export { packageVersion } from './version.js';

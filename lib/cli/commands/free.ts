@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError, type Command } from 'commander';
 import { getFreeBlocks } from '../../ops/free.js';
-import { printJson, table, withFs, write, type CliContext } from '../util.js';
+import { printJsonArray, table, withFs, write, type CliContext } from '../util.js';
 
 /** Parse a byte count: decimal or 0x hex, optionally with a binary suffix K, M, G, T (e.g. 4G). */
 export function parseBytes(value: string): number {
@@ -48,7 +48,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--json', 'print a JSON array of {start, len} in bytes')
     .action(async (image: string, opts: { start?: number; end?: number; count?: number; json?: boolean }, cmd: Command) => {
       const list = await withFs(image, cmd, ctx, (fs) => getFreeBlocks(fs, { start: opts.start, end: opts.end, count: opts.count }));
-      if (opts.json) return printJson(ctx, list);
+      if (opts.json) return printJsonArray(ctx, list);
       if (list.length === 0) return write(ctx.io.stdout, 'no free extents in the range\n');
       const rows = [['start', 'end', 'length', 'size']];
       let total = 0;
