@@ -1,12 +1,29 @@
 /**
  * Inodes of a volume: where inode n lives in its group's inode table, reading and validating
  * it, and the per-inode checksum seed (extent, directory and xattr blocks are checksummed with it).
+ * `readInodeBatch` reads many inodes at once: the table blocks they live in, coalesced into a few
+ * large reads (the inodes of one directory are usually neighbours in one table), instead of one
+ * cached block read per inode.
  */
 import { Ext4Error } from '../errors.js';
 import { inodeSeed } from './checksum.js';
 import { groupOfInode, inodeTableBlocks } from './geometry.js';
+import type { GroupDesc } from './group-desc.js';
 import { parseInode, type Inode } from './inode.js';
+import type { Superblock } from './superblock.js';
 import type { Volume } from './volume.js';
+
+/** Where inode `ino` lives given its group's descriptor (the caller checked 1 ≤ ino ≤ s_inodes_count). */
+function locate(sb: Readonly<Superblock>, gd: GroupDesc, ino: number, bs: number): { block: number; offset: number } {
+  const byte = ((ino - 1) % sb.s_inodes_per_group) * sb.s_inode_size;
+  const block = gd.inodeTable + Math.floor(byte / bs);
+  if (block >= gd.inodeTable + inodeTableBlocks(sb)) throw new Ext4Error('EFSCORRUPTED', `inode ${ino} outside its table`);
+  return { block, offset: byte % bs };
+}
+
+function checkIno(sb: Readonly<Superblock>, ino: number): void {
+  if (!Number.isInteger(ino) || ino < 1 || ino > sb.s_inodes_count) throw new Ext4Error('EINVAL', `inode ${ino} does not exist (inodes count ${sb.s_inodes_count})`);
+}
 
 export class InodeStore {
   constructor(private readonly vol: Volume) {}
@@ -14,14 +31,8 @@ export class InodeStore {
   /** Where inode `ino` lives: block and byte offset within it. */
   async inodeLocation(ino: number): Promise<{ block: number; offset: number }> {
     const sb = this.vol.sb;
-    if (!Number.isInteger(ino) || ino < 1 || ino > sb.s_inodes_count) throw new Ext4Error('EINVAL', `inode ${ino} does not exist (inodes count ${sb.s_inodes_count})`);
-    const gd = await this.vol.group(groupOfInode(sb, ino));
-    const index = (ino - 1) % sb.s_inodes_per_group;
-    const byte = index * sb.s_inode_size;
-    const bs = this.vol.blockSize;
-    const block = gd.inodeTable + Math.floor(byte / bs);
-    if (block >= gd.inodeTable + inodeTableBlocks(sb)) throw new Ext4Error('EFSCORRUPTED', `inode ${ino} outside its table`);
-    return { block, offset: byte % bs };
+    checkIno(sb, ino);
+    return locate(sb, await this.vol.group(groupOfInode(sb, ino)), ino, this.vol.blockSize);
   }
 
   async readInode(ino: number): Promise<Inode> {
@@ -35,4 +46,103 @@ export class InodeStore {
   inodeCsumSeed(inode: Inode): number | null {
     return this.vol.sb.hasMetadataCsum ? inodeSeed(this.vol.fsSeed, inode.ino, inode.generation) : null;
   }
+}
+
+/** What a batch read needs (Filesystem provides it). */
+export interface InodeBatchSource {
+  readonly sb: Readonly<Superblock>;
+  readonly blockSize: number;
+  readonly fsSeed: number;
+  readonly verify: boolean;
+  group(g: number): Promise<GroupDesc>;
+  /** Blocks [n, n+count) as the filesystem currently sees them (one direct read). */
+  readDataBlocks(n: number, count: number): Promise<Uint8Array>;
+}
+
+export interface InodeBatchOptions {
+  /** Largest single read in bytes (default 4 MiB). */
+  readBytes?: number;
+  /** Unwanted table blocks a read may span to join two runs (default 16: a syscall costs more than 64 KiB). */
+  gapBlocks?: number;
+}
+
+/** Inodes read by readInodeBatch, parsed when asked for (so they can die young). */
+export interface InodeBatch {
+  readonly length: number;
+  /** Inode `inos[i]`, or the error `readInode` would have thrown for it. */
+  get(i: number): Inode;
+}
+
+/**
+ * Read inodes `inos`: the table blocks they live in, in coalesced runs (sorted by block, joined
+ * across small gaps, at most `readBytes` each). Each inode is parsed and verified only when `get`
+ * asks for it, so a caller walking the list in its own order fails exactly where one-by-one reads
+ * would, and keeps only the inodes it wants. Holds the runs' bytes until dropped.
+ */
+export async function readInodeBatch(src: InodeBatchSource, inos: readonly number[], opts: InodeBatchOptions = {}): Promise<InodeBatch> {
+  const sb = src.sb;
+  const bs = src.blockSize;
+  const n = inos.length;
+  const errors: (Error | undefined)[] = new Array(n);
+  const buf: (Uint8Array | undefined)[] = new Array(n);
+  const at = new Float64Array(n);
+  const loc: { block: number; offset: number; i: number }[] = [];
+  const groups = new Map<number, GroupDesc | Error>();
+  for (let i = 0; i < n; i++) {
+    const ino = inos[i]!;
+    try {
+      checkIno(sb, ino);
+      const g = groupOfInode(sb, ino);
+      let gd = groups.get(g);
+      if (gd === undefined) {
+        gd = await src.group(g).catch(asError);
+        groups.set(g, gd);
+      }
+      if (gd instanceof Error) throw gd;
+      const l = locate(sb, gd, ino, bs);
+      loc.push({ block: l.block, offset: l.offset, i });
+    } catch (e) {
+      errors[i] = asError(e);
+    }
+  }
+  loc.sort((a, b) => a.block - b.block);
+  const maxBlocks = Math.max(1, Math.floor((opts.readBytes ?? 4 << 20) / bs));
+  const gap = opts.gapBlocks ?? 16;
+  for (let s = 0; s < loc.length; ) {
+    const first = loc[s]!.block;
+    let e = s + 1;
+    let last = first;
+    while (e < loc.length && loc[e]!.block - last <= gap && loc[e]!.block - first < maxBlocks) last = loc[e++]!.block;
+    let bytes: Uint8Array | Error;
+    try {
+      bytes = await src.readDataBlocks(first, last - first + 1);
+    } catch (err) {
+      bytes = asError(err);
+    }
+    for (let k = s; k < e; k++) {
+      const l = loc[k]!;
+      if (bytes instanceof Error) errors[l.i] = bytes;
+      else {
+        buf[l.i] = bytes;
+        at[l.i] = (l.block - first) * bs + l.offset;
+      }
+    }
+    s = e;
+  }
+  const parseOpts = { fsSeed: src.fsSeed, verifyChecksum: src.verify };
+  return {
+    length: n,
+    get(i: number): Inode {
+      const err = errors[i];
+      if (err) throw err;
+      const b = buf[i];
+      if (!b) throw new Ext4Error('EINVAL', `inode batch: no slot ${i}`);
+      const o = at[i]!;
+      return parseInode(sb, inos[i]!, b.subarray(o, o + sb.s_inode_size), parseOpts);
+    },
+  };
+}
+
+function asError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
 }

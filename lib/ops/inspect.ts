@@ -23,6 +23,7 @@ import { RO_COMPAT, STATE } from '../ext4/superblock.js';
 import { clusterRatio } from '../ext4/geometry.js';
 import type { Extent } from '../ext4/extents.js';
 import { INODE_FLAGS, type FileType, type Inode, type Timestamp } from '../ext4/inode.js';
+import { readInodeBatch } from '../ext4/inode-store.js';
 
 // ---------------------------------------------------------------- info
 
@@ -172,6 +173,13 @@ async function readTarget(fs: Filesystem, inode: Inode): Promise<string> {
 }
 
 async function entryFor(fs: Filesystem, path: string, inode: Inode): Promise<ListEntry> {
+  const e = entryFields(path, inode);
+  if (e.type === 'symlink') e.target = await readTarget(fs, inode);
+  return e;
+}
+
+/** Everything of a row but a symlink's target (which needs a read). */
+function entryFields(path: string, inode: Inode): ListEntry {
   const type = typeOf(inode, path);
   const e: ListEntry = {
     path,
@@ -185,16 +193,15 @@ async function entryFor(fs: Filesystem, path: string, inode: Inode): Promise<Lis
     gid: inode.gid,
     mtime: inode.mtime.sec,
   };
-  if (type === 'symlink') e.target = await readTarget(fs, inode);
   if (type === 'chardev' || type === 'blockdev') e.rdev = decodeRdev(inode);
   return e;
 }
 
-/** Read the inode a directory entry points at, refusing entries that point nowhere sensible. */
-async function entryInode(fs: Filesystem, dirIno: number, ino: number, path: string): Promise<Inode> {
+/** Read the inode a directory entry points at (`read` reads it), refusing entries that point nowhere sensible. */
+function entryInode(fs: Filesystem, dirIno: number, ino: number, path: string, read: () => Inode): Inode {
   if (ino < 1 || ino > fs.sb.s_inodes_count)
     throw new Ext4Error('EFSCORRUPTED', `${path}: directory entry points at inode ${ino}, outside 1..${fs.sb.s_inodes_count}`, { structure: `directory ${dirIno}` });
-  const inode = await fs.readInode(ino);
+  const inode = read();
   if (inode.mode === 0 && inode.linksCount === 0)
     throw new Ext4Error('EFSCORRUPTED', `${path}: directory entry points at unused inode ${ino}`, { structure: `directory ${dirIno}` });
   return inode;
@@ -227,7 +234,7 @@ export async function list(fs: Filesystem, path = '/', opts: ListOptions = {}): 
   const visited = new Set<number>([top.ino]);
   // Pre-order walk with an explicit stack of directory listings (depth is bounded by the
   // visited set, never by the JS stack): emit a row, and if it is a directory, list it next.
-  type Frame = { rows: { row: ListEntry; inode: Inode }[]; next: number };
+  type Frame = { rows: { row: ListEntry; inode: Inode | null }[]; next: number };
   const stack: Frame[] = [{ rows: await listDir(fs, topPath, top), next: 0 }];
   while (stack.length) {
     const f = stack[stack.length - 1]!;
@@ -237,25 +244,41 @@ export async function list(fs: Filesystem, path = '/', opts: ListOptions = {}): 
       continue;
     }
     out.push(item.row);
-    if (opts.recursive && item.row.type === 'dir') {
-      if (visited.has(item.inode.ino))
-        throw new Ext4Error('EFSCORRUPTED', `${item.row.path}: directory inode ${item.inode.ino} is reachable twice (hard-linked directory or a cycle)`, { structure: `inode ${item.inode.ino}` });
-      visited.add(item.inode.ino);
+    if (opts.recursive && item.inode) {
+      const ino = item.inode.ino;
+      if (visited.has(ino)) throw new Ext4Error('EFSCORRUPTED', `${item.row.path}: directory inode ${ino} is reachable twice (hard-linked directory or a cycle)`, { structure: `inode ${ino}` });
+      visited.add(ino);
       stack.push({ rows: await listDir(fs, item.row.path, item.inode), next: 0 });
     }
   }
   return out;
 }
 
-/** One directory's entries (without '.' and '..'), sorted by name bytes. */
-async function listDir(fs: Filesystem, dirPath: string, dir: Inode): Promise<{ row: ListEntry; inode: Inode }[]> {
+/** Entries whose inodes are read in one batch: bounds the table bytes held at once. */
+const LIST_BATCH = 16384;
+
+/**
+ * One directory's entries (without '.' and '..'), sorted by name bytes, with the inode kept only
+ * for subdirectories (what the walk descends into: 10,000 parsed inodes held to the end would make
+ * the listing mostly garbage-collector work). The inodes are read in batches (the table blocks they
+ * live in, in a few large reads: readInodeBatch) and checked in name order, so errors come out as
+ * with one read per entry.
+ */
+async function listDir(fs: Filesystem, dirPath: string, dir: Inode): Promise<{ row: ListEntry; inode: Inode | null }[]> {
   const ents = (await fs.readdirRaw(dir)).filter((e) => !isDotOrDotDot(e.name));
   ents.sort((a, b) => compareBytes(a.name, b.name));
-  const rows: { row: ListEntry; inode: Inode }[] = [];
-  for (const ent of ents) {
-    const p = joinPath(dirPath, decodeName(ent.name));
-    const inode = await entryInode(fs, dir.ino, ent.ino, p);
-    rows.push({ row: await entryFor(fs, p, inode), inode });
+  const rows: { row: ListEntry; inode: Inode | null }[] = new Array(ents.length);
+  for (let s = 0; s < ents.length; s += LIST_BATCH) {
+    const chunk = ents.slice(s, s + LIST_BATCH);
+    const batch = await readInodeBatch(fs, chunk.map((e) => e.ino));
+    for (let i = 0; i < chunk.length; i++) {
+      const ent = chunk[i]!;
+      const p = joinPath(dirPath, decodeName(ent.name));
+      const inode = entryInode(fs, dir.ino, ent.ino, p, () => batch.get(i));
+      const row = entryFields(p, inode);
+      if (row.type === 'symlink') row.target = await readTarget(fs, inode);
+      rows[s + i] = { row, inode: row.type === 'dir' ? inode : null };
+    }
   }
   return rows;
 }
@@ -375,6 +398,12 @@ export interface FileContents {
   size: number;
   /** The bytes, in order, in chunks of at most `chunkBytes` (one chunk in memory at a time). */
   chunks: AsyncGenerator<Uint8Array>;
+  /**
+   * Hand the bytes to `sink` in order, in chunks of at most `chunkBytes`, reading the next chunk
+   * while the sink takes the current one (two buffers, reused: no allocation per chunk). A chunk
+   * is only valid until the promise `sink` returned for it settles. Returns the bytes copied.
+   */
+  copyTo(sink: (chunk: Uint8Array) => Promise<void>): Promise<number>;
 }
 
 /**
@@ -383,11 +412,42 @@ export interface FileContents {
  * (ENOENT, EISDIR, EINVAL for devices, fifos, sockets) are thrown here,
  * before any byte is produced.
  */
-export async function cat(fs: Filesystem, path: string, chunkBytes?: number): Promise<FileContents> {
+export async function cat(fs: Filesystem, path: string, chunkBytes = CAT_CHUNK): Promise<FileContents> {
   const inode = await fs.resolve(normalizePath(path), { followLast: true });
   const p = normalizePath(path);
   const type = typeOf(inode, p);
   if (type === 'dir') throw new Ext4Error('EISDIR', `${p}: is a directory`);
   if (type !== 'file') throw new Ext4Error('EINVAL', `${p}: not a regular file (${type})`);
-  return { ino: inode.ino, size: inode.size, chunks: fs.stream(inode, chunkBytes) };
+  return { ino: inode.ino, size: inode.size, chunks: fs.stream(inode, chunkBytes), copyTo: (sink) => copyFile(fs, inode, chunkBytes, sink) };
+}
+
+/** cat's chunk: large aligned reads (1 MiB: larger buffers cost page faults, file-reader.ts DATA_READ_CHUNK). */
+const CAT_CHUNK = 1 << 20;
+
+async function copyFile(fs: Filesystem, inode: Inode, chunkBytes: number, sink: (chunk: Uint8Array) => Promise<void>): Promise<number> {
+  const size = inode.size;
+  if (size === 0) return 0;
+  const map = await fs.fileMap(inode);
+  const bs = fs.blockSize;
+  const chunk = Math.max(bs, Math.floor(chunkBytes / bs) * bs);
+  const bufs = [new Uint8Array(Math.min(chunk, size)), size > chunk ? new Uint8Array(chunk) : new Uint8Array(0)];
+  // The sink's promise for each buffer: a buffer is refilled only once the sink is done with it.
+  const taken: (Promise<void> | null)[] = [null, null];
+  let copied = 0;
+  try {
+    for (let pos = 0, k = 0; pos < size; pos += chunk, k ^= 1) {
+      if (taken[k]) await taken[k];
+      const buf = bufs[k]!;
+      const n = await fs.readInto(inode, pos, buf.subarray(0, Math.min(chunk, size - pos)), map);
+      const p = sink(buf.subarray(0, n));
+      p.catch(() => undefined); // awaited below (or before the buffer's next use): never unhandled
+      taken[k] = p;
+      copied += n;
+    }
+  } finally {
+    // On a read error, let the sink finish with what it holds before the error goes up.
+    await Promise.allSettled(taken.filter((p) => p !== null));
+  }
+  for (const p of taken) if (p) await p;
+  return copied;
 }

@@ -1,0 +1,174 @@
+/**
+ * bench/cold-read — `ext4kit ls -R --json` and `ext4kit cat` as users run them: a fresh process
+ * each time, next to debugfs in the same run, medians of --runs (≥ 5) runs, node's own start-up
+ * (`node -e 0`, measured in the same run) subtracted from ext4kit's figures; the warm in-process
+ * figures (list(), cat().copyTo) are printed beside them.
+ *
+ *   npx tsx bench/cold-read.ts [--runs 7] [--cli dist/cli.js] [--before OLD_CLI.js] [--keep]
+ *
+ * Images (built once into a temp dir with mkfs.ext4 -d): a 10,000-entry directory (/dir10k, empty
+ * files) and a 256 MiB file (/f, pseudo-random bytes, fixed seed). The CLI is bundled from this
+ * tree into the temp dir (scripts/bundle-cli.mjs) unless --cli names one; --before adds a second
+ * bundle (e.g. one built from an older tree) to the same table.
+ * Output of `cat` goes to /dev/null (a file: node writes synchronously) and to a pipe (read and
+ * dropped by this process); `ls` to /dev/null. Targets (issue 10): ls ≤ 1.5× `debugfs -R 'ls -l'`,
+ * cat ≤ 1.1× `debugfs -R 'cat'`, both in work time (node start-up subtracted).
+ * The machine's load average is printed with the figures: on a shared machine they are noisy.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as nodefs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Filesystem } from '../lib/node.js';
+import { cat, list } from '../lib/ops/inspect.js';
+import { bundleCli } from '../scripts/bundle-cli.mjs';
+
+const args = process.argv.slice(2);
+const opt = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
+const RUNS = Math.max(5, Number(opt('--runs')) || 7);
+const KEEP = args.includes('--keep');
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+function sh(cmd: string, a: string[]): void {
+  const r = spawnSync(cmd, a, { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${cmd} ${a.join(' ')} failed (${r.status}): ${r.stderr}`);
+}
+
+/** Wall time of one fresh process, stdout to /dev/null or to a pipe this process drains (and hashes). */
+function runOnce(cmd: string, a: string[], out: 'null' | 'pipe'): Promise<{ ms: number; sha?: string; bytes: number }> {
+  return new Promise((resolve, reject) => {
+    const devnull = out === 'null' ? nodefs.openSync('/dev/null', 'w') : null;
+    const t = process.hrtime.bigint();
+    const child = spawn(cmd, a, { stdio: ['ignore', devnull ?? 'pipe', 'pipe'] });
+    const h = out === 'pipe' ? crypto.createHash('sha256') : null;
+    let bytes = 0;
+    child.stdout?.on('data', (d: Buffer) => {
+      bytes += d.length;
+      h!.update(d);
+    });
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const ms = Number(process.hrtime.bigint() - t) / 1e6;
+      if (devnull !== null) nodefs.closeSync(devnull);
+      if (code !== 0) reject(new Error(`${cmd} ${a.join(' ')}: exit ${code}: ${err}`));
+      else resolve({ ms, bytes, ...(h ? { sha: h.digest('hex') } : {}) });
+    });
+  });
+}
+
+async function fresh(cmd: string, a: string[], out: 'null' | 'pipe'): Promise<{ ms: number; all: number[]; sha?: string }> {
+  await runOnce(cmd, a, out); // page cache, not counted
+  const all: number[] = [];
+  let sha: string | undefined;
+  for (let i = 0; i < RUNS; i++) {
+    const r = await runOnce(cmd, a, out);
+    all.push(r.ms);
+    sha = r.sha;
+  }
+  return { ms: median(all), all, sha };
+}
+
+async function warm(fn: () => Promise<unknown>): Promise<number> {
+  await fn();
+  const all: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const t = process.hrtime.bigint();
+    await fn();
+    all.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  return median(all);
+}
+
+function buildImages(dir: string): { img10k: string; img256: string; sha256: string } {
+  const t10k = path.join(dir, 'tree10k');
+  nodefs.mkdirSync(path.join(t10k, 'dir10k'), { recursive: true });
+  for (let i = 0; i < 10000; i++) nodefs.writeFileSync(path.join(t10k, 'dir10k', `f${String(i).padStart(5, '0')}`), '');
+  const img10k = path.join(dir, 'dir10k.img');
+  sh('mkfs.ext4', ['-q', '-F', '-N', '20000', '-E', 'root_owner=0:0', '-d', t10k, img10k, '200M']);
+  const t256 = path.join(dir, 'tree256');
+  nodefs.mkdirSync(t256);
+  // 256 MiB of pseudo-random bytes from a fixed seed (AES-256-CTR keystream of a fixed key).
+  const fd = nodefs.openSync(path.join(t256, 'f'), 'w');
+  const whole = crypto.createHash('sha256');
+  const key = crypto.createHash('sha256').update('ext4kit bench/cold-read').digest();
+  const ctr = crypto.createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
+  const zeros = Buffer.alloc(1 << 20);
+  for (let m = 0; m < 256; m++) {
+    const block = ctr.update(zeros);
+    nodefs.writeSync(fd, block);
+    whole.update(block);
+  }
+  nodefs.closeSync(fd);
+  const img256 = path.join(dir, 'f256.img');
+  sh('mkfs.ext4', ['-q', '-F', '-d', t256, img256, '400M']);
+  return { img10k, img256, sha256: whole.digest('hex') };
+}
+
+const fmt = (ms: number) => `${ms.toFixed(0).padStart(6)} ms`;
+
+async function main(): Promise<void> {
+  const dir = nodefs.mkdtempSync(path.join(os.tmpdir(), 'ext4kit-cold-read-'));
+  try {
+    const { img10k, img256, sha256 } = buildImages(dir);
+    const clis: [string, string][] = [['ext4kit', opt('--cli') ? path.resolve(opt('--cli')!) : await bundleCli({ outfile: path.join(dir, 'cli.js') })]];
+    if (opt('--before')) clis.unshift(['ext4kit (before)', path.resolve(opt('--before')!)]);
+    console.log(`bench/cold-read: ${RUNS} runs per figure, medians; load average at start ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+
+    const nodeStart = await fresh(process.execPath, ['-e', '0'], 'null');
+    console.log(`node start-up (node -e 0): ${fmt(nodeStart.ms)} — subtracted from every ext4kit figure below ("work")`);
+    const rows: string[][] = [['work', 'tool', 'wall', 'work', 'vs reference']];
+    const add = (work: string, tool: string, wall: number, net: number, ref?: number) =>
+      rows.push([work, tool, fmt(wall), fmt(net), ref === undefined ? '' : `${(net / ref).toFixed(2)}×`]);
+
+    // ls -R --json of 10,000 entries
+    const dfsLs = await fresh('debugfs', ['-R', 'ls -l /dir10k', img10k], 'null');
+    add('ls 10,000 entries', "debugfs -R 'ls -l' > /dev/null", dfsLs.ms, dfsLs.ms);
+    for (const [name, cli] of clis) {
+      const version = await fresh(process.execPath, [cli, '--version'], 'null');
+      add('start-up', `${name} --version`, version.ms, version.ms - nodeStart.ms);
+      const r = await fresh(process.execPath, [cli, 'ls', img10k, '/dir10k', '-R', '--json'], 'pipe');
+      add('ls 10,000 entries', `${name} ls -R --json | (pipe)`, r.ms, r.ms - nodeStart.ms, dfsLs.ms);
+    }
+    // cat of 256 MiB
+    for (const out of ['null', 'pipe'] as const) {
+      const where = out === 'null' ? '> /dev/null' : '| (pipe)';
+      const d = await fresh('debugfs', ['-R', 'cat /f', img256], out);
+      if (out === 'pipe' && d.sha !== sha256) throw new Error('debugfs cat: wrong bytes');
+      add('cat 256 MiB', `debugfs -R 'cat' ${where}`, d.ms, d.ms);
+      for (const [name, cli] of clis) {
+        const r = await fresh(process.execPath, [cli, 'cat', img256, '/f'], out);
+        if (out === 'pipe' && r.sha !== sha256) throw new Error(`${name} cat: wrong bytes`);
+        add('cat 256 MiB', `${name} cat ${where}`, r.ms, r.ms - nodeStart.ms, d.ms);
+      }
+    }
+
+    // Warm, in-process (this tree's library): what the figures above cost without a fresh process.
+    const fs10k = await Filesystem.open(img10k);
+    const fs256 = await Filesystem.open(img256);
+    try {
+      const lsWarm = await warm(async () => JSON.stringify(await list(fs10k, '/dir10k', { recursive: true }), null, 2));
+      add('ls 10,000 entries', 'ext4kit list() + JSON, warm in-process', lsWarm, lsWarm);
+      const catWarm = await warm(async () => (await cat(fs256, '/f')).copyTo(async () => undefined));
+      add('cat 256 MiB', 'ext4kit cat().copyTo, warm in-process', catWarm, catWarm);
+    } finally {
+      await fs10k.close();
+      await fs256.close();
+    }
+
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    for (const r of rows) console.log(r.map((c, i) => (i >= 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  '));
+    console.log(`load average at end ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  } finally {
+    if (KEEP) console.log(`kept ${dir}`);
+    else nodefs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,135 @@
+/**
+ * lib/ext4/inode-store.ts readInodeBatch (what `ls` reads a directory's inodes with): the same
+ * inodes, the same errors at the same positions as one readInode per number, in few large
+ * coalesced reads; a corrupt slot fails only when asked for.
+ */
+import { copyFileSync, openSync, readSync, writeSync, closeSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Filesystem } from '../../lib/node.js';
+import { isExt4Error } from '../../lib/errors.js';
+import { readInodeBatch, type InodeBatchSource } from '../../lib/ext4/inode-store.js';
+import type { Inode } from '../../lib/ext4/inode.js';
+import { getImage } from '../helpers/images.js';
+import { tmpPath } from '../helpers/tmp.js';
+
+function counting(fs: Filesystem): { src: InodeBatchSource; reads: { n: number; count: number }[] } {
+  const reads: { n: number; count: number }[] = [];
+  const src: InodeBatchSource = {
+    sb: fs.sb,
+    blockSize: fs.blockSize,
+    fsSeed: fs.fsSeed,
+    verify: fs.verify,
+    group: (g) => fs.group(g),
+    readDataBlocks: (n, count) => {
+      reads.push({ n, count });
+      return fs.readDataBlocks(n, count);
+    },
+  };
+  return { src, reads };
+}
+
+function outcome(f: () => Inode): { raw: string } | { code: string } {
+  try {
+    return { raw: Buffer.from(f().raw).toString('hex') };
+  } catch (e) {
+    if (!isExt4Error(e)) throw e;
+    return { code: e.code };
+  }
+}
+
+describe.each(['ext4-4k', 'ext2', 'ext4-noflexbg'])('readInodeBatch on %s', (name) => {
+  let fs: Filesystem;
+  beforeAll(async () => {
+    fs = await Filesystem.open(getImage(name).image);
+  });
+  afterAll(async () => {
+    await fs?.close();
+  });
+
+  it('gives what readInode gives, inode by inode, whatever the order (errors included)', async () => {
+    const count = fs.sb.s_inodes_count;
+    // Every inode in a scrambled order, some twice, plus numbers that do not exist.
+    const inos: number[] = [];
+    for (let i = 0; i < count; i++) inos.push(1 + ((i * 7919) % count));
+    inos.push(2, 2, 0, count + 1, -3, 1.5, 11);
+    const batch = await readInodeBatch(fs, inos);
+    expect(batch.length).toBe(inos.length);
+    for (let i = 0; i < inos.length; i++) {
+      let want: ReturnType<typeof outcome>;
+      try {
+        want = { raw: Buffer.from((await fs.readInode(inos[i]!)).raw).toString('hex') };
+      } catch (e) {
+        if (!isExt4Error(e)) throw e;
+        want = { code: e.code };
+      }
+      expect(outcome(() => batch.get(i)), `inode ${inos[i]}`).toEqual(want);
+    }
+    expect(outcome(() => batch.get(inos.length - 5))).toEqual({ code: 'EINVAL' }); // ino 0
+  });
+
+  it('reads the table blocks in a few coalesced runs, never one read per inode', async () => {
+    const { src, reads } = counting(fs);
+    const ipg = fs.sb.s_inodes_per_group;
+    const inos = Array.from({ length: Math.min(ipg, 2000) }, (_, i) => i + 1).reverse();
+    const batch = await readInodeBatch(src, inos);
+    for (let i = 0; i < inos.length; i++) expect(batch.get(i).ino).toBe(inos[i]);
+    // One group's slots are one contiguous table: one read for all of them.
+    expect(reads.length).toBe(1);
+    expect(reads[0]!.count).toBe(Math.ceil((inos.length * fs.sb.s_inode_size) / fs.blockSize));
+    // With a small read limit, the same blocks in reads of at most that size, none read twice.
+    const small = counting(fs);
+    await readInodeBatch(small.src, inos, { readBytes: 4 * fs.blockSize });
+    expect(small.reads.every((r) => r.count <= 4)).toBe(true);
+    expect(small.reads.reduce((s, r) => s + r.count, 0)).toBe(reads[0]!.count);
+    // Far-apart inodes (other groups) are separate reads, not one read spanning the gap.
+    if (fs.sb.groupCount > 1) {
+      const far = counting(fs);
+      await readInodeBatch(far.src, [1, ipg + 1, 2, ipg + 2]);
+      if (!(await adjacentTables(fs))) expect(far.reads).toHaveLength(2);
+      else expect(far.reads.reduce((s, r) => s + r.count, 0)).toBeLessThanOrEqual(2 + 16);
+    }
+  });
+});
+
+/** flex_bg puts the tables of a flex group next to each other (then a gap-bridging read is fine). */
+async function adjacentTables(fs: Filesystem): Promise<boolean> {
+  const a = await fs.group(0);
+  const b = await fs.group(1);
+  return Math.abs(b.inodeTable - a.inodeTable) <= 16 + Math.ceil((fs.sb.s_inodes_per_group * fs.sb.s_inode_size) / fs.blockSize);
+}
+
+describe('readInodeBatch with a corrupt inode', () => {
+  it('reports the bad checksum for that inode only, when it is asked for', async () => {
+    const img = tmpPath('batch-bad.img');
+    copyFileSync(getImage('ext4-4k').image, img);
+    let victim = 0;
+    {
+      const fs = await Filesystem.open(img);
+      try {
+        const root = await fs.readInode(2);
+        const ents = (await fs.readdirRaw(root)).filter((e) => e.ino > 11);
+        victim = ents[0]!.ino;
+        const { block, offset } = await fs.inodeLocation(victim);
+        const fd = openSync(img, 'r+');
+        const b = Buffer.alloc(1);
+        const at = block * fs.blockSize + offset + 0x10; // i_links_count: covered by the checksum
+        readSync(fd, b, 0, 1, at);
+        b[0] = b[0]! ^ 0x40;
+        writeSync(fd, b, 0, 1, at);
+        closeSync(fd);
+      } finally {
+        await fs.close();
+      }
+    }
+    const fs = await Filesystem.open(img);
+    try {
+      const batch = await readInodeBatch(fs, [2, victim, victim + 1]);
+      expect(batch.get(0).ino).toBe(2);
+      expect(batch.get(2).ino).toBe(victim + 1);
+      expect(outcome(() => batch.get(1))).toEqual({ code: 'EFSBADCRC' });
+      await expect(fs.readInode(victim)).rejects.toMatchObject({ code: 'EFSBADCRC' });
+    } finally {
+      await fs.close();
+    }
+  });
+});
