@@ -17,9 +17,10 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildOnce, CACHE_ROOT, touchUsed } from './images.js';
-import { parseFilefrag, type FiemapExtent } from './kernel-images.js';
+import { kernelCacheKey, parseFilefrag, type FiemapExtent } from './kernel-images.js';
+import { mulberry32 } from '../../lib/io/prng.js';
 import { tmpPath } from './tmp.js';
-import { canLoopMount, copySparse, expectE2fsckClean, mkfs, run, skipReason, withLoopMountSync } from './tools.js';
+import { canLoopMount, copySparse, expectE2fsckClean, mkfs, run, sha256File, skipReason, withLoopMountSync } from './tools.js';
 import { prngBytes } from './tree.js';
 
 const BLOCK = 4096;
@@ -195,21 +196,6 @@ function listFiles(mp: string): string[] {
   return out.sort();
 }
 
-function sha256Of(p: string): string {
-  const h = crypto.createHash('sha256');
-  const fd = fs.openSync(p, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(4 * MiB);
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n <= 0) break;
-      h.update(buf.subarray(0, n));
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return h.digest('hex');
-}
 
 /** filefrag -v over `rels` in batches; returns the extents of each. */
 function filefragAll(mp: string, rels: string[]): Map<string, FiemapExtent[]> {
@@ -243,7 +229,7 @@ export function measureFragImage(img: string, opts: { hash?: boolean; maps?: boo
       return rels.map((rel): FragFileStats => {
         const size = fs.statSync(path.join(mp, rel)).size;
         const f: FragFileStats = { path: `/${rel}`, size, extents: countExtents(maps.get(rel)!, bs), ideal: idealExtents(size) };
-        if (opts.hash) f.sha256 = sha256Of(path.join(mp, rel));
+        if (opts.hash) f.sha256 = sha256File(path.join(mp, rel));
         if (opts.maps) f.runs = physicalRuns(maps.get(rel)!);
         return f;
       });
@@ -281,17 +267,6 @@ export interface FragPlan {
   finalBytes: number;
 }
 
-/** mulberry32: small, fast, deterministic. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const POOL_BYTES = 8 * MiB;
 const DIRS = ['', 'a', 'b', 'b/c', 'd'];
@@ -304,7 +279,7 @@ const DIRS = ['', 'a', 'b', 'b/c', 'd'];
  * are deleted, phase 2 (half new files, half appends to survivors) fills up to the budget.
  */
 export function fragPlan(o: Required<FragImageOptions>, dataBudget: number): FragPlan {
-  const r = rng(o.seed * 2654435761 + Math.round(o.fill * 1000) * 97 + o.sizeMiB);
+  const r = mulberry32(o.seed * 2654435761 + Math.round(o.fill * 1000) * 97 + o.sizeMiB);
   const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
   const maxFile = Math.min(128 * MiB, Math.max(256 * 1024, Math.floor((o.sizeMiB * MiB) / 16)));
   const drawSize = () => {
@@ -413,23 +388,7 @@ function executePlan(mp: string, plan: FragPlan, pool: Buffer): void {
   run('sync', ['-f', mp]);
 }
 
-const VERSION = 'frag-v1';
-let keyBase: string | null = null;
-function fragKey(name: string): string {
-  if (!keyBase) {
-    const h = crypto.createHash('sha256').update(VERSION);
-    try {
-      h.update(fs.readFileSync(new URL('./frag-images.ts', import.meta.url)));
-    } catch {
-      /* compiled elsewhere */
-    }
-    h.update(run('uname', ['-r']).stdout);
-    const v = run('mkfs.ext4', ['-V'], { okStatus: true });
-    h.update(v.stdout + v.stderr);
-    keyBase = h.digest('hex');
-  }
-  return crypto.createHash('sha256').update(keyBase).update(name).digest('hex').slice(0, 16);
-}
+const fragKey = kernelCacheKey('frag-v1', new URL('./frag-images.ts', import.meta.url));
 
 type Cached = Omit<FragImage, 'image'>;
 

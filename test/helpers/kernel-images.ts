@@ -89,23 +89,29 @@ function describe(mp: string, rel: string, blockSize: number, hash = true): Kern
 // ---------------------------------------------------------------------------------------------
 // caching
 
-const VERSION = 'kernel-v1';
-let keyBase: string | null = null;
-function kernelKey(name: string): string {
-  if (!keyBase) {
-    const h = crypto.createHash('sha256').update(VERSION);
-    try {
-      h.update(fs.readFileSync(new URL('./kernel-images.ts', import.meta.url)));
-    } catch {
-      /* compiled elsewhere */
+/**
+ * Cache keys for images the kernel builds: `version`, the builder's own source, the kernel release
+ * and the mkfs version (a change to any of them rebuilds).
+ */
+export function kernelCacheKey(version: string, builder: URL): (name: string) => string {
+  let keyBase: string | null = null;
+  return (name) => {
+    if (!keyBase) {
+      const h = crypto.createHash('sha256').update(version);
+      try {
+        h.update(fs.readFileSync(builder));
+      } catch {
+        /* compiled elsewhere */
+      }
+      h.update(run('uname', ['-r']).stdout);
+      const v = run('mkfs.ext4', ['-V'], { okStatus: true });
+      h.update(v.stdout + v.stderr);
+      keyBase = h.digest('hex');
     }
-    h.update(run('uname', ['-r']).stdout);
-    const v = run('mkfs.ext4', ['-V'], { okStatus: true });
-    h.update(v.stdout + v.stderr);
-    keyBase = h.digest('hex');
-  }
-  return crypto.createHash('sha256').update(keyBase).update(name).digest('hex').slice(0, 16);
+    return crypto.createHash('sha256').update(keyBase).update(name).digest('hex').slice(0, 16);
+  };
 }
+const kernelKey = kernelCacheKey('kernel-v1', new URL('./kernel-images.ts', import.meta.url));
 
 function cached<T extends object>(name: string, build: (dir: string) => T): (T & { image: string }) | null {
   if (!canLoopMount()) return null;

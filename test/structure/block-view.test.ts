@@ -5,10 +5,10 @@
  * Only the modules that own a layer touch its map.
  */
 import { describe, expect, it } from 'vitest';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { LIB, listTs } from '../helpers/lib-sources.js';
 
-const LIB = path.resolve(import.meta.dirname, '../../lib');
 const OWNERS = new Set(['ext4/block-view.ts', 'ext4/volume.ts', 'ext4/write-session.ts', 'ext4/filesystem.ts', 'ext4/internals.ts', 'ext4/commit.ts', 'ext4/transaction.ts']);
 const PATTERNS: [RegExp, string][] = [
   [/\.blocks\.get\([^)]*\)\s*\?\?/, 'a transaction image or the fs by hand (use tx.readBlock)'],
@@ -16,9 +16,6 @@ const PATTERNS: [RegExp, string][] = [
   [/\.overlay\??\.(get|has)\(/, 'the replay overlay by hand (use the block view)'],
 ];
 
-function listTs(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? listTs(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : []));
-}
 
 export function layerBypasses(files: { rel: string; text: string }[]): string[] {
   const bad: string[] = [];

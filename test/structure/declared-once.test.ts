@@ -4,11 +4,11 @@
  * DataView, Buffer integer methods, hand-assembled bytes or hex slice offsets. Checked on the source
  * text; the allowlist is short and says why each entry is not a structure.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { LIB, ROOT, listTs } from '../helpers/lib-sources.js';
 import { describe, expect, it } from 'vitest';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
 
 /** Raw byte-offset decoding, each with what it looks like in code. */
 export const RAW_DECODING: readonly { name: string; re: RegExp }[] = [
@@ -33,15 +33,6 @@ const ALLOWED: readonly { file: string; line: RegExp; why: string }[] = [
   },
 ];
 
-function listTs(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...listTs(p));
-    else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) out.push(p);
-  }
-  return out;
-}
 
 /** Code without comments (a comment may quote an offset). */
 function stripComments(src: string): string {
@@ -76,7 +67,7 @@ describe('every on-disk structure is declared once', () => {
   it('lib decodes through the declarations (outside lib/codec and the allowlist)', () => {
     const found: string[] = [];
     const used = new Set<number>();
-    for (const file of listTs(path.join(ROOT, 'lib'))) {
+    for (const file of listTs(LIB)) {
       const rel = path.relative(ROOT, file).split(path.sep).join('/');
       if (rel.startsWith('lib/codec/')) continue;
       for (const hit of rawDecodingIn(readFileSync(file, 'utf8'))) {

@@ -5,22 +5,12 @@
  * nothing of ext4), and only lib/io, lib/node.ts and lib/cli touch Node built-ins.
  */
 import { describe, expect, it } from 'vitest';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import path from 'node:path';
+import { LIB, ROOT, listTs } from '../helpers/lib-sources.js';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const LIB = path.join(ROOT, 'lib');
 
-function listTs(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...listTs(p));
-    else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) out.push(p);
-  }
-  return out;
-}
 
 /** Every module specifier of a file: import / export … from, side-effect imports, import(). */
 export function specifiers(src: string): string[] {

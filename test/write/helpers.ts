@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'vitest';
 import { isExt4Error } from '../../lib/errors.js';
+import { mulberry32 as prng } from '../../lib/io/prng.js';
 import { debugfs, dumpe2fsGroups, dumpe2fsHeader, E2FSPROGS_TOOLS, e2fsckClean, haveTools, mkfs, sha256File } from '../helpers/tools.js';
 import { tmpDir, tmpPath } from '../helpers/tmp.js';
 
@@ -36,16 +37,7 @@ export const CONFIGS: ImageConfig[] = [
   { label: '4k no journal (^has_journal)', blockSize: 4096, sizeMiB: 48, mkfsOpts: ['-g', '2048', '-O', '^has_journal'] },
 ];
 
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng };
 
 export function bytes(n: number, seed: number): Uint8Array {
   const r = prng(seed);
