@@ -235,7 +235,7 @@ export async function deleteInode(tx: Transaction, inode: Inode): Promise<void> 
 function transactionBudget(fs: Filesystem): number {
   const j = internals(fs).journal;
   if (!j) return Infinity;
-  return Math.floor(j.logCapacity() / 4) - 64;
+  return j.maxTransactionBlocks() - 64;
 }
 
 /**

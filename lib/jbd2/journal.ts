@@ -24,7 +24,7 @@
 import { Ext4Error } from '../errors.js';
 import type { JournalIO } from './device.js';
 import { JINCOMPAT, JSB_SIZE, parseJournalSuperblock, refreshJournalSuperblock, serializeJournalSuperblock, type JournalSuperblock } from './format.js';
-import { buildTransaction, logSpaceNeeded } from './log-writer.js';
+import { buildTransaction, logCapacity, logSpaceNeeded } from './log-writer.js';
 
 export type CommitStep = 'data' | 'log' | 'commit' | 'checkpoint' | 'done';
 
@@ -134,7 +134,7 @@ export class Journal {
 
   /** Usable log blocks (excluding the fast-commit area). */
   logCapacity(): number {
-    return this.lastLogBlock() - this.jsb.s_first;
+    return logCapacity(this.jsb);
   }
 
   /** The largest transaction (log blocks) commit() accepts: a quarter of the log, like the kernel's limit. */

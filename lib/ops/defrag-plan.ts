@@ -21,7 +21,7 @@
  */
 import { Ext4Error } from '../errors.js';
 import type { Extent } from '../ext4/extents.js';
-import { fragmentCount } from '../ext4/extent-map.js';
+import { fragmentCount, mappedBlocks, physicalRuns } from '../ext4/extent-map.js';
 import { layOut } from './move-batch.js';
 
 export interface Run {
@@ -167,20 +167,14 @@ export class FreeIndex {
   }
 }
 
-/** Physical runs of a file, merged, sorted by address. */
-function physicalRuns(extents: readonly Extent[]): Run[] {
-  const rs = extents.map((e) => ({ start: e.physical, length: e.length })).sort((a, b) => a.start - b.start);
-  const out: Run[] = [];
-  for (const r of rs) {
-    const last = out[out.length - 1];
-    if (last && last.start + last.length === r.start) last.length += r.length;
-    else out.push({ ...r });
-  }
-  return out;
-}
-
-function blocksOf(extents: readonly Extent[]): number {
-  return extents.reduce((a, e) => a + e.length, 0);
+/** How many free extents the model would have after moving `length` blocks from `from` to `to` (the model is left as it was). */
+function freeExtentsAfterMove(free: FreeIndex, from: number, to: number, length: number): number {
+  free.take(to, length);
+  free.give(from, length);
+  const n = free.count;
+  free.take(from, length);
+  free.give(to, length);
+  return n;
 }
 
 /** The logical ranges that sit on physical blocks [start, start+length) of a file. */
@@ -198,7 +192,7 @@ export function planDefrag(filesIn: readonly PlanFile[], freeIn: readonly Run[],
   const files = filesIn.map((f) => f.extents.map((e) => ({ ...e })));
   const trees = filesIn.map((f) => f.treeBlocks.slice());
   const steps: PlanStep[] = [];
-  const ideal = (i: number): boolean => fragmentCount(files[i]!) <= Math.max(1, Math.ceil(blocksOf(files[i]!) / opts.idealExtentBlocks));
+  const ideal = (i: number): boolean => fragmentCount(files[i]!) <= Math.max(1, Math.ceil(mappedBlocks(files[i]!) / opts.idealExtentBlocks));
   const contiguous = (i: number): boolean => physicalRuns(files[i]!).length === 1;
   const measure = (): PlanPrediction => ({
     extents: files.reduce((a, x) => a + fragmentCount(x), 0),
@@ -236,7 +230,7 @@ export function planDefrag(filesIn: readonly PlanFile[], freeIn: readonly Run[],
   const moveWhole = (i: number, phase: PlanStep['phase'], start: number, reserved?: Run): void => {
     const x = files[i]!;
     const lb = x[0]!.logical, end = x[x.length - 1]!.logical + x[x.length - 1]!.length;
-    move(i, phase, lb, end - lb, [{ start, length: blocksOf(x) }], reserved);
+    move(i, phase, lb, end - lb, [{ start, length: mappedBlocks(x) }], reserved);
   };
 
   /** Move physical blocks [start, start+length) of file i into free space (best fit, else split over the largest runs). */
@@ -309,12 +303,12 @@ export function planDefrag(filesIn: readonly PlanFile[], freeIn: readonly Run[],
   try {
   const visits = new Map<number, number>();
   const wanted = (i: number): boolean => !opts.only || opts.only.has(i);
-  const queue = files.map((_, i) => i).filter((i) => wanted(i) && !ideal(i)).sort((a, b) => blocksOf(files[a]!) - blocksOf(files[b]!));
+  const queue = files.map((_, i) => i).filter((i) => wanted(i) && !ideal(i)).sort((a, b) => mappedBlocks(files[a]!) - mappedBlocks(files[b]!));
   for (let q = 0; q < queue.length; q++) {
     const i = queue[q]!;
     if (ideal(i)) continue;
     visits.set(i, (visits.get(i) ?? 0) + 1);
-    const n = blocksOf(files[i]!);
+    const n = mappedBlocks(files[i]!);
     const fit = free.bestFit(n);
     if (fit) {
       moveWhole(i, 'defrag', fit.start);
@@ -331,7 +325,7 @@ export function planDefrag(filesIn: readonly PlanFile[], freeIn: readonly Run[],
     }
     const owners = [...w.owners.entries()].sort((a, b) => a[1].reduce((s, r) => s + r.length, 0) - b[1].reduce((s, r) => s + r.length, 0));
     for (const [o, pieces] of owners) {
-      const whole = blocksOf(files[o]!);
+      const whole = mappedBlocks(files[o]!);
       const fitWhole = o !== i && contiguous(o) ? free.bestFit(whole) : null;
       if (fitWhole) { moveWhole(o, 'evict', fitWhole.start, window); continue; }
       for (const p of pieces.sort((a, b) => a.length - b.length)) evictPiece(o, p.start, p.length, window);
@@ -353,13 +347,7 @@ export function planDefrag(filesIn: readonly PlanFile[], freeIn: readonly Run[],
         const at = physicalRuns(files[i]!)[0]!;
         const hole = free.bestFit(at.length, at.start);
         if (!hole) continue;
-        const c0 = free.count;
-        free.take(hole.start, at.length);
-        free.give(at.start, at.length);
-        const c1 = free.count;
-        free.take(at.start, at.length);
-        free.give(hole.start, at.length);
-        if (c1 >= c0) continue;
+        if (freeExtentsAfterMove(free, at.start, hole.start, at.length) >= free.count) continue;
         moveWhole(i, 'compact', hole.start);
         moved++;
       }
@@ -369,13 +357,7 @@ export function planDefrag(filesIn: readonly PlanFile[], freeIn: readonly Run[],
         const at = physicalRuns(files[i]!)[0]!;
         const low = free.firstFit(at.length, at.start);
         if (low) {
-          const c0 = free.count;
-          free.take(low.start, at.length);
-          free.give(at.start, at.length);
-          const c1 = free.count;
-          free.take(at.start, at.length);
-          free.give(low.start, at.length);
-          if (c1 <= c0) { moveWhole(i, 'compact', low.start); moved++; continue; }
+          if (freeExtentsAfterMove(free, at.start, low.start, at.length) <= free.count) { moveWhole(i, 'compact', low.start); moved++; continue; }
         }
         const gap = free.runs.find((r) => r.start + r.length === at.start);
         if (!gap || Math.ceil(at.length / gap.length) > 8) continue;

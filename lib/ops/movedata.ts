@@ -203,7 +203,7 @@ const MAX_STEP_EXTENTS = 8192;
 /** Most metadata blocks one transaction may log (the journal's quarter), or Infinity without a journal. */
 function journalTransactionLimit(fs: Filesystem): number {
   const j = internals(fs).journal;
-  return j ? Math.floor(j.logCapacity() / 4) : Infinity;
+  return j ? j.maxTransactionBlocks() : Infinity;
 }
 
 async function run(fs: Filesystem, dataRef: FileRef, spaceRef: FileRef, opts: MoveDataOptions, copy: boolean, token: FreshnessToken | null): Promise<void> {
