@@ -76,6 +76,7 @@ export interface DefragSummary {
   plan: PlannedMove[];
   /** What the plan predicts (the last round's plan when moves had to be replanned). */
   predicted: { extents: number; freeExtents: number; largestFree: number };
+  /** Moves the last round could not make (earlier rounds' failures were planned again). */
   errors: { path: string; code: string; message: string }[];
 }
 
@@ -232,6 +233,9 @@ export async function defrag(fs: Filesystem, opts: DefragOptions = {}): Promise<
     });
     summary.plan.push(...planned);
     if (opts.dryRun) break;
+    // A failed move ends the round and the rest is planned again from the disk: what is reported
+    // is what the last round could not do, not a move a later round made after all.
+    summary.errors = [];
     let failed = false;
     for (let i = 0, n = 0; i < plan.steps.length && !failed; i += n) {
       if (!budgetLeft()) break;
