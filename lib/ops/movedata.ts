@@ -37,7 +37,7 @@ import { findExtent, type Extent } from '../ext4/extents.js';
 import { isExtentMapped, type Inode } from '../ext4/inode.js';
 import { resolveTarget, type FileRef } from './target.js';
 import { internals } from '../ext4/internals.js';
-import { copyRuns } from './move-batch.js';
+import { copyRuns } from './copy-runs.js';
 
 export interface MoveDataOptions {
   /** Byte offset (block-aligned). */
