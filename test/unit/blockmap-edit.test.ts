@@ -27,6 +27,7 @@ import { walkBlockMap, NDIR_BLOCKS } from '../../lib/ext4/blockmap.js';
 import { isExt4Error } from '../../lib/errors.js';
 import type { Extent } from '../../lib/ext4/extents.js';
 import { mulberry32 } from '../../lib/io/prng.js';
+import { mergedExtents as merged } from '../helpers/extents.js';
 
 const META_FIRST = 10_000_000;
 
@@ -39,17 +40,6 @@ function extentsOf(model: readonly number[]): Extent[] {
     if (last && last.logical + last.length === lb && last.physical + last.length === p) last.length++;
     else out.push({ logical: lb, physical: p, length: 1, unwritten: false });
   });
-  return out;
-}
-
-/** Adjacent extents joined (the walk caps extents at 32,768 blocks; the model does not). */
-function merged(list: readonly Extent[]): Extent[] {
-  const out: Extent[] = [];
-  for (const e of list) {
-    const last = out[out.length - 1];
-    if (last && last.logical + last.length === e.logical && last.physical + last.length === e.physical) last.length += e.length;
-    else out.push({ ...e });
-  }
   return out;
 }
 

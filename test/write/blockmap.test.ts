@@ -21,6 +21,7 @@ import type { Extent } from '../../lib/ext4/extents.js';
 import { debugfsFull, expectE2fsckClean, mkfs, quoteDebugfs, run, sha256File, splitDebugfsOutput, withLoopMount, type FsKind } from '../helpers/tools.js';
 import { tmpDir, tmpPath } from '../helpers/tmp.js';
 import { CAN_MOUNT, codeOf, HAVE_E2FSPROGS, LOOP_SKIP, pattern } from '../ops/helpers.js';
+import { mergedExtents as merged } from '../helpers/extents.js';
 
 const K = 1024;
 if (LOOP_SKIP) console.log(`test/write/blockmap.test.ts: kernel read-back skipped: ${LOOP_SKIP}`);
@@ -77,16 +78,6 @@ function debugfsBlocks(raw: string): { extents: Extent[]; indirect: number[] } {
     for (let b = lo; b <= hi; b++) indirect.push(b);
   }
   return { extents, indirect };
-}
-
-function merged(list: readonly Extent[]): Extent[] {
-  const out: Extent[] = [];
-  for (const e of list) {
-    const last = out[out.length - 1];
-    if (last && last.logical + last.length === e.logical && last.physical + last.length === e.physical) last.length += e.length;
-    else out.push({ ...e });
-  }
-  return out;
 }
 
 /**
