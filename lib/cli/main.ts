@@ -3,23 +3,30 @@
  * scripts/bundle-cli.mjs; in a checkout: `node --import tsx lib/cli/main.ts`).
  * The program itself is built in program.ts so tests can run it in-process.
  *
- * program.ts is imported dynamically: in the bundle, esbuild then evaluates the
- * commands, the filesystem code and commander only when a command runs, so a
- * bare `--version` costs node's start-up and the parse of the file, nothing more.
+ * A fresh process is mostly start-up, so this file loads next to nothing: the bundle is split
+ * (scripts/bundle-cli.mjs) and everything else is imported dynamically — `--version` runs
+ * here, `info` (fast-path.ts) loads its command and the filesystem code but not commander, and
+ * the other commands commander and their own module. process.stdout is created only by a
+ * command that streams (output.ts).
  */
+import module from 'node:module';
 import { packageVersion } from './version.js';
+import { fastCommand } from './fast-path.js';
+import { processIO, writeStdoutSync } from './output.js';
 
-// A closed pipe on stdout (`ext4kit cat … | head`) is not an error: stop quietly.
-process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-  throw e;
-});
+// Node ≥ 22.1 can keep V8's compiled code on disk (in the OS temp dir) for the next process, as
+// tsc and npm do; NODE_DISABLE_COMPILE_CACHE=1 turns it off. Node 20 has no such cache.
+(module as { enableCompileCache?: () => unknown }).enableCompileCache?.();
 
 const argv = process.argv.slice(2);
 if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
   // What commander prints for .version(): the version and a newline.
-  process.stdout.write(packageVersion() + '\n');
+  writeStdoutSync(packageVersion() + '\n');
 } else {
-  const { run } = await import('./program.js');
-  process.exitCode = await run(argv);
+  const fast = fastCommand(argv);
+  if (fast) process.exitCode = await fast();
+  else {
+    const { run } = await import('./program.js');
+    process.exitCode = await run(argv, processIO());
+  }
 }

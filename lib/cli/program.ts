@@ -8,7 +8,7 @@
  * option, missing argument).
  */
 import { Command, CommanderError } from 'commander';
-import { describeError, packageVersion, type CliContext, type CliIO } from './util.js';
+import { packageVersion, reportError, type CliContext, type CliIO } from './util.js';
 
 export interface CommandModule {
   register(program: Command, ctx: CliContext): void;
@@ -88,9 +88,6 @@ export async function run(argv: string[], io: CliIO = { stdout: process.stdout, 
       // (it has already printed the message, or the help for a bare `ext4kit`).
       return e.exitCode === 0 ? 0 : 2;
     }
-    if ((e as NodeJS.ErrnoException).code === 'EPIPE') return 0; // the reader went away (`| head`)
-    const d = describeError(e);
-    io.stderr.write(d.message + '\n');
-    return d.exitCode;
+    return reportError(e, io);
   }
 }

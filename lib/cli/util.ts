@@ -1,50 +1,26 @@
 /**
- * Shared helpers for the `ext4kit` commands: where output goes, opening the
- * image with the global options, JSON and table printing, streaming bytes
- * with backpressure, and turning errors into messages and exit codes.
+ * Shared helpers for the `ext4kit` commands: opening the image as a Filesystem with the global
+ * options, JSON and table printing, streaming bytes with backpressure, and (context.ts, re-exported)
+ * where output goes and turning errors into messages and exit codes.
  * The CLI only formats what lib/ops returns; it never parses on-disk bytes.
  */
+import { hostname } from 'node:os';
 import type { Command } from 'commander';
-import { isExt4Error } from '../errors.js';
-import { FileDevice, Filesystem } from '../node.js';
+import type { FileDevice } from '../io/file-device.js';
+// The module itself, not lib/node.ts: that one re-exports the whole library (the defragmenter
+// included). Commands that need no Filesystem (info) import context.ts instead of this module.
+import { Filesystem } from '../ext4/filesystem.js';
+import { globalOptions, jsonText, openDevice, write, type CliContext, type GlobalOptions } from './context.js';
 
-/** Where a command writes. Tests pass their own streams; the binary uses process.stdout/stderr. */
-export interface CliIO {
-  stdout: NodeJS.WritableStream;
-  stderr: NodeJS.WritableStream;
-}
-
-/** What every command's register() receives besides the program. */
-export interface CliContext {
-  io: CliIO;
-}
-
-/** Options on the root program, visible to every command. */
-export interface GlobalOptions {
-  /** false with --no-verify: ignore metadata checksum mismatches. */
-  verify: boolean;
-}
-
-export function globalOptions(cmd: Command): GlobalOptions {
-  const o = cmd.optsWithGlobals<{ verify?: boolean }>();
-  return { verify: o.verify !== false };
-}
-
-/**
- * Metadata-sized reads (a block plus the cache's read-ahead) are done synchronously: a one-shot
- * command reading hundreds of scattered bitmap blocks otherwise spends more on thread-pool round
- * trips than on the reads. Bulk data reads (cat) stay asynchronous.
- */
-const CLI_SYNC_READ_MAX = 256 * 1024;
-
-/** Open IMAGE read-only with the global options. */
-export async function openFs(image: string, cmd: Command): Promise<Filesystem> {
-  const device = await FileDevice.open(image, { write: false, syncReadMax: CLI_SYNC_READ_MAX });
-  return Filesystem.open(device, { write: false, verifyChecksums: globalOptions(cmd).verify, closeDevice: true });
+/** Open IMAGE (or a device from openDevice, which the filesystem then closes) read-only with the global options. */
+export async function openFs(image: string | FileDevice, cmd: Command | GlobalOptions): Promise<Filesystem> {
+  const device = typeof image === 'string' ? await openDevice(image) : image;
+  // The hostname is what ext4kit/node's Filesystem would give (only MMP on a write open uses it).
+  return Filesystem.open(device, { write: false, verifyChecksums: globalOptions(cmd).verify, closeDevice: true, platform: { hostname: () => hostname() } });
 }
 
 /** Open IMAGE read-only, run fn, always close; fs warnings go to stderr. */
-export async function withFs<T>(image: string, cmd: Command, ctx: CliContext, fn: (fs: Filesystem) => Promise<T>): Promise<T> {
+export async function withFs<T>(image: string | FileDevice, cmd: Command | GlobalOptions, ctx: CliContext, fn: (fs: Filesystem) => Promise<T>): Promise<T> {
   const fs = await openFs(image, cmd);
   try {
     return await fn(fs);
@@ -54,33 +30,9 @@ export async function withFs<T>(image: string, cmd: Command, ctx: CliContext, fn
   }
 }
 
-/** Write a string, waiting for 'drain' if the stream asks for it. */
-export async function write(out: NodeJS.WritableStream, s: string | Uint8Array): Promise<void> {
-  if (out.write(s)) return;
-  await drained(out);
-}
-
-function drained(out: NodeJS.WritableStream): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const done = (err?: unknown) => {
-      out.removeListener('drain', onDrain);
-      out.removeListener('error', onError);
-      out.removeListener('close', onClose);
-      if (err) reject(err);
-      else resolve();
-    };
-    const onDrain = () => done();
-    const onError = (e: unknown) => done(e);
-    const onClose = () => done(Object.assign(new Error('output closed'), { code: 'EPIPE' }));
-    out.on('drain', onDrain);
-    out.on('error', onError);
-    out.on('close', onClose);
-  });
-}
-
-/** Print a value as JSON (2-space indented, trailing newline). */
+/** Print a value as JSON (jsonText). */
 export async function printJson(ctx: CliContext, value: unknown): Promise<void> {
-  await write(ctx.io.stdout, JSON.stringify(value, null, 2) + '\n');
+  await write(ctx.io.stdout, jsonText(value));
 }
 
 /**
@@ -114,21 +66,6 @@ export async function pipeChunks(chunks: AsyncIterable<Uint8Array>, out: NodeJS.
   return n;
 }
 
-/** Align columns: each row is an array of cells; `right` lists right-aligned column indexes. Last column is never padded. */
-export function table(rows: string[][], right: number[] = []): string {
-  if (rows.length === 0) return '';
-  const widths: number[] = [];
-  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
-  return rows
-    .map((r) =>
-      r
-        .map((c, i) => (i === r.length - 1 ? c : right.includes(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
-        .join(' ')
-        .trimEnd(),
-    )
-    .join('\n') + '\n';
-}
-
 /** `ls -l` permission string, e.g. "drwxr-xr-x", "-rwsr-xr-T". */
 export function modeString(type: string, mode: number): string {
   const t = { file: '-', dir: 'd', symlink: 'l', chardev: 'c', blockdev: 'b', fifo: 'p', socket: 's' }[type] ?? '?';
@@ -156,18 +93,10 @@ export function escapeName(s: string): string {
   return s.replace(/[\x00-\x1f\x7f\\]/g, (c) => (c === '\\' ? '\\\\' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
 }
 
-/** "ext4kit: CODE: message" for an error, and the exit status for it. */
-export function describeError(e: unknown): { message: string; exitCode: number } {
-  if (isExt4Error(e)) return { message: `ext4kit: ${e.code}: ${e.message}`, exitCode: 1 };
-  const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  if (e instanceof Error && typeof code === 'string' && /^E[A-Z0-9]+$/.test(code)) return { message: `ext4kit: ${code}: ${e.message}`, exitCode: 1 };
-  const detail = e instanceof Error ? (process.env.EXT4KIT_DEBUG ? (e.stack ?? e.message) : e.message) : String(e);
-  return { message: `ext4kit: internal error: ${detail} (set EXT4KIT_DEBUG=1 for a stack trace; please report this)`, exitCode: 1 };
-}
-
 /** A usage error raised by a command after commander's own parsing (exit status 2). */
 export function usageError(cmd: Command, message: string): never {
   cmd.error(`error: ${message}`, { exitCode: 2, code: 'ext4kit.usage' });
 }
 
 export { packageVersion } from './version.js';
+export * from './context.js';

@@ -1,16 +1,62 @@
 /**
  * The CRCs ext4 and jbd2 checksums are built from (e2fsprogs lib/ext2fs/crc32c.c, crc16.c).
- * crc32c here is the kernel's: Castagnoli, seeded by the
- * caller, **no final inversion** (so crc32c(~0, "123456789") = 0x1CF96D7C).
- * crc-32/crc32c computes the standard CRC (init ~seed, final ~), hence the
- * inversions around it.
+ * crc32c here is the kernel's: Castagnoli (reflected 0x82F63B78), seeded by the caller,
+ * **no final inversion** (so crc32c(~0, "123456789") = 0x1CF96D7C, inverted: 0xE3069283).
+ * Table-driven, eight bytes per step ("slicing-by-8"); the tables are built on first use, and a
+ * [start, end) range is hashed in place (no subarray per call: descriptors, inodes and
+ * directory blocks hash two or three ranges of a buffer each).
  */
-import CRC32C from 'crc-32/crc32c.js';
 
-/** Kernel-style crc32c(seed, data): no pre/post inversion of its own. */
+let tables: Int32Array | undefined;
+
+/** T0..T7 (256 entries each): T0 is the byte table, Tk[n] = T0[T(k-1)[n] & 0xff] ^ T(k-1)[n] >>> 8. */
+function crcTables(): Int32Array {
+  const t = new Int32Array(8 * 256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+    t[n] = c;
+  }
+  for (let n = 0; n < 256; n++) {
+    let c = t[n]!;
+    for (let k = 1; k < 8; k++) {
+      c = t[c & 0xff]! ^ (c >>> 8);
+      t[k * 256 + n] = c;
+    }
+  }
+  return (tables = t);
+}
+
+/** Kernel-style crc32c(seed, data[start..end)): no pre/post inversion of its own. */
 export function crc32c(seed: number, data: Uint8Array, start = 0, end = data.length): number {
-  const slice = start === 0 && end === data.length ? data : data.subarray(start, end);
-  return ~CRC32C.buf(slice, ~seed) >>> 0;
+  const t = tables ?? crcTables();
+  let c = seed | 0;
+  let i = start;
+  if (end > data.length) end = data.length;
+  for (const stop = end - 7; i < stop; i += 8) {
+    c ^= data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24);
+    c =
+      t[1792 + (c & 0xff)]! ^ t[1536 + ((c >>> 8) & 0xff)]! ^ t[1280 + ((c >>> 16) & 0xff)]! ^ t[1024 + (c >>> 24)]! ^
+      t[768 + data[i + 4]!]! ^ t[512 + data[i + 5]!]! ^ t[256 + data[i + 6]!]! ^ t[data[i + 7]!]!;
+  }
+  for (; i < end; i++) c = t[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
+  return c >>> 0;
+}
+
+/** crc32c over `n` zero bytes (a checksum field hashed as zero), without a buffer. */
+export function crc32cZeros(seed: number, n: number): number {
+  const t = tables ?? crcTables();
+  let c = seed | 0;
+  for (let i = 0; i < n; i++) c = t[c & 0xff]! ^ (c >>> 8);
+  return c >>> 0;
+}
+
+/** crc32c over the 4 little-endian bytes of `n` (a group or inode number in a seed), without a buffer. */
+export function crc32cLe32(seed: number, n: number): number {
+  const t = tables ?? crcTables();
+  let c = seed | 0;
+  for (let k = 0; k < 32; k += 8) c = t[(c ^ (n >>> k)) & 0xff]! ^ (c >>> 8);
+  return c >>> 0;
 }
 
 const ZERO4 = new Uint8Array(4);
@@ -43,24 +89,27 @@ export function be32(n: number): Uint8Array {
 /** crc32c over data with the 4 bytes at `skip` treated as zero. */
 export function crc32cSkipping(seed: number, data: Uint8Array, skip: number, skipLen = 4): number {
   let c = crc32c(seed, data, 0, skip);
-  c = crc32c(c, ZERO4.subarray(0, skipLen));
+  c = crc32cZeros(c, skipLen);
   return crc32c(c, data, skip + skipLen, data.length);
 }
 
-// CRC-16/ARC (reflected 0xA001), used by the gdt_csum (uninit_bg) descriptor checksum.
-const CRC16_TABLE = (() => {
+// CRC-16/ARC (reflected 0xA001), used by the gdt_csum (uninit_bg) descriptor checksum; table built on first use.
+let crc16Table: Uint16Array | undefined;
+
+function crc16Tables(): Uint16Array {
   const t = new Uint16Array(256);
   for (let i = 0; i < 256; i++) {
     let c = i;
     for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xa001 : c >>> 1;
     t[i] = c;
   }
-  return t;
-})();
+  return (crc16Table = t);
+}
 
 export function crc16(seed: number, data: Uint8Array, start = 0, end = data.length): number {
+  const t = crc16Table ?? crc16Tables();
   let c = seed & 0xffff;
-  for (let i = start; i < end; i++) c = (c >>> 8) ^ CRC16_TABLE[(c ^ data[i]!) & 0xff]!;
+  for (let i = start; i < end; i++) c = (c >>> 8) ^ t[(c ^ data[i]!) & 0xff]!;
   return c;
 }
 

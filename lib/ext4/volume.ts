@@ -40,9 +40,25 @@ export class Volume {
     this.view = new ImageLayer(journal, () => this.overlay);
   }
 
-  /** Classic GDT: one contiguous read at open (fast even for 1 TiB: 128 blocks). meta_bg: on demand. */
+  /**
+   * Classic GDT: all descriptor blocks in one contiguous read (128 blocks for 1 TiB), done when
+   * the first descriptor is asked for rather than at open — `info` needs none. Nothing is
+   * checked by this read (each descriptor is validated when parsed), so deferring it is sound.
+   * meta_bg: each block on demand.
+   */
   async loadDescriptorBlocks(): Promise<void> {
-    if (!(this.sb.s_feature_incompat & INCOMPAT.META_BG)) await this.cache.getBlocks(descriptorBlockLocation(this.sb, 0), descBlockCount(this.sb));
+    if (this.#descPrefetch === undefined) this.#descPrefetch = this.sb.s_feature_incompat & INCOMPAT.META_BG ? null : 'wanted';
+  }
+  #descPrefetch: 'wanted' | Promise<void> | null | undefined;
+
+  /** The deferred GDT read of loadDescriptorBlocks, started once (concurrent callers share it). */
+  #descriptorBlocks(): Promise<void> | null {
+    if (this.#descPrefetch === 'wanted') {
+      this.#descPrefetch = this.cache.getBlocks(descriptorBlockLocation(this.sb, 0), descBlockCount(this.sb)).then(() => {
+        this.#descPrefetch = null; // done: later lookups need not wait on it
+      });
+    }
+    return this.#descPrefetch ?? null;
   }
 
   // ---------------------------------------------------------------- blocks
@@ -95,10 +111,12 @@ export class Volume {
     if (!Number.isInteger(g) || g < 0 || g >= this.sb.groupCount) throw new Ext4Error('EINVAL', `group ${g} does not exist`);
     const cached = this.groupDescs.get(g);
     if (cached) return cached;
+    const gdt = this.#descriptorBlocks();
+    if (gdt) await gdt;
     const per = descPerBlock(this.sb);
     const block = await this.readBlock(descriptorBlockLocation(this.sb, Math.floor(g / per)));
     const off = (g % per) * this.sb.descSize;
-    const gd = parseGroupDesc(this.sb, g, block.subarray(off, off + this.sb.descSize));
+    const gd = parseGroupDesc(this.sb, g, block, off);
     checkGroupDesc(this.sb, gd, this.fsSeed, this.verify);
     this.groupDescs.set(g, gd);
     return gd;
@@ -114,6 +132,8 @@ export class Volume {
     const size = this.sb.descSize;
     first = Math.max(0, first);
     end = Math.min(this.sb.groupCount, end);
+    const gdt = first < end ? this.#descriptorBlocks() : null;
+    if (gdt) await gdt;
     for (let g = first; g < end; ) {
       const bi = Math.floor(g / per);
       const stop = Math.min(end, (bi + 1) * per);
@@ -124,7 +144,7 @@ export class Volume {
         for (; h < stop; h++) {
           if (this.groupDescs.has(h)) continue;
           const off = (h % per) * size;
-          const gd = parseGroupDesc(this.sb, h, block.subarray(off, off + size));
+          const gd = parseGroupDesc(this.sb, h, block, off);
           checkGroupDesc(this.sb, gd, this.fsSeed, this.verify);
           this.groupDescs.set(h, gd);
         }

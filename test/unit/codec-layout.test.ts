@@ -5,7 +5,7 @@
  *   decoders fall back to closures. Simulated with a vm context whose code generation from strings
  *   is off, running the codec bundled by esbuild for the browser (so `buffer` is the npm package).
  * Every declared struct of lib is decoded both ways on random bytes (fixed seed) and must agree;
- * encoding in the sandbox (npm `buffer` + buffer-layout) must give the same bytes as under Node.
+ * encoding in the sandbox must give the same bytes as under Node.
  */
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -114,6 +114,47 @@ describe('codec', () => {
         expect(Array.from(one), `${d.name} set`).toEqual(Array.from(enc));
       }
     }
+  });
+
+  it('encodes every declared struct as Node\'s Buffer writers would, and refuses values that do not fit', () => {
+    // An independent reference: each field written with Buffer#writeUInt*LE/BE (64-bit as two words).
+    const rand = mulberry32(0xc0de);
+    for (const d of declaredStructs()) {
+      const value: Record<string, unknown> = {};
+      const want = Buffer.alloc(d.size + 1);
+      for (const row of d.rows) {
+        const [field, off, type] = row;
+        const at = off + 1;
+        const u32 = () => Math.floor(rand() * 2 ** 32);
+        if (type === 'bytes') {
+          const v = Uint8Array.from({ length: row[3] }, () => Math.floor(rand() * 256));
+          value[field] = v;
+          want.set(v, at);
+        } else if (type === 'u64' || type === 'u64be') {
+          const hi = Math.floor(rand() * 2 ** 21), lo = u32();
+          value[field] = hi * 2 ** 32 + lo;
+          if (type === 'u64') { want.writeUInt32LE(lo, at); want.writeUInt32LE(hi, at + 4); } else { want.writeUInt32BE(hi, at); want.writeUInt32BE(lo, at + 4); }
+        } else {
+          const bits = { u8: 8, u16: 16, u32: 32, u16be: 16, u32be: 32 }[type];
+          const v = Math.floor(rand() * 2 ** bits);
+          value[field] = v;
+          if (type === 'u8') want.writeUInt8(v, at);
+          else if (type === 'u16') want.writeUInt16LE(v, at);
+          else if (type === 'u32') want.writeUInt32LE(v, at);
+          else if (type === 'u16be') want.writeUInt16BE(v, at);
+          else want.writeUInt32BE(v, at);
+        }
+      }
+      const got = new Uint8Array(d.size + 1);
+      d.struct.encode(value, got, 1);
+      expect(Array.from(got), d.name).toEqual(Array.from(want));
+      expect(plain(d.struct.decode(got, 1) as Record<string, unknown>), d.name).toEqual(plain(value));
+    }
+    const s = declaredStructs().find((d) => d.name === 'inode extra')!.struct as unknown as { set(b: Uint8Array, f: string, v: unknown): void };
+    const slot = new Uint8Array(0x100);
+    expect(() => s.set(slot, 'i_extra_isize', 0x10000)).toThrow(RangeError);
+    expect(() => s.set(slot, 'i_extra_isize', -1)).toThrow(RangeError);
+    expect(Array.from(slot.subarray(0x80, 0x82)), 'a refused value writes nothing').toEqual([0, 0]);
   });
 
   it('get/set check the field against the buffer, not the whole struct', () => {
