@@ -2,16 +2,19 @@
  * bench/cold-read — `ext4kit ls -R --json` and `ext4kit cat` as users run them: a fresh process
  * each time, next to debugfs in the same run, medians of --runs (≥ 5) runs, node's own start-up
  * (`node -e 0`, measured in the same run) subtracted from ext4kit's figures; the warm in-process
- * figures (list(), cat().copyTo) are printed beside them.
+ * figures (listBatches() + JSON as `ls --json` does it, cat().copyTo) are printed beside them. The ls
+ * figures come from interleaved rounds (node -e 0, debugfs, each CLI's --version and ls, one run of
+ * each per round), so load drift during the bench hits every figure alike; every CLI must print
+ * the same ls bytes.
  *
- *   npx tsx bench/cold-read.ts [--runs 7] [--cli dist/cli.js] [--before OLD_CLI.js] [--keep]
+ *   npx tsx bench/cold-read.ts [--runs 7] [--cli dist/cli.js] [--before OLD_CLI.js] [--only ls|cat] [--keep]
  *
  * Images (built once into a temp dir with mkfs.ext4 -d): a 10,000-entry directory (/dir10k, empty
  * files) and a 256 MiB file (/f, pseudo-random bytes, fixed seed). The CLI is bundled from this
  * tree into the temp dir (scripts/bundle-cli.mjs) unless --cli names one; --before adds a second
  * bundle (e.g. one built from an older tree) to the same table.
  * Output of `cat` goes to /dev/null (a file: node writes synchronously) and to a pipe (read and
- * dropped by this process); `ls` to /dev/null. Targets (issue 10): ls ≤ 1.5× `debugfs -R 'ls -l'`,
+ * dropped by this process); `ls` to a pipe. Targets (issue 10): ls ≤ 1.5× `debugfs -R 'ls -l'`,
  * cat ≤ 1.1× `debugfs -R 'cat'`, both in work time (node start-up subtracted).
  * The machine's load average is printed with the figures: on a shared machine they are noisy.
  */
@@ -21,13 +24,19 @@ import * as nodefs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Filesystem } from '../lib/node.js';
-import { cat, list } from '../lib/ops/inspect.js';
+import { cat, listBatches } from '../lib/ops/inspect.js';
+import { JsonArrayText } from '../lib/cli/commands/ls.js';
 import { bundleCli } from '../scripts/bundle-cli.mjs';
 
 const args = process.argv.slice(2);
 const opt = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
 const RUNS = Math.max(5, Number(opt('--runs')) || 7);
 const KEEP = args.includes('--keep');
+/** --only ls / --only cat: one half of the bench (the other's image is not built). */
+const ONLY = opt('--only');
+if (ONLY !== undefined && ONLY !== 'ls' && ONLY !== 'cat') throw new Error(`--only ls|cat, not ${ONLY}`);
+const doLs = ONLY !== 'cat';
+const doCat = ONLY !== 'ls';
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -75,6 +84,24 @@ async function fresh(cmd: string, a: string[], out: 'null' | 'pipe'): Promise<{ 
   return { ms: median(all), all, sha };
 }
 
+/**
+ * Fresh processes run in rounds: each round runs every case once, in order, so a change in the
+ * machine's load during the bench shifts every figure alike (a shared machine's load drifts over a
+ * minute; back-to-back series of one tool each would carry the drift into the ratios).
+ */
+async function freshInterleaved(cases: { cmd: string; args: string[]; out: 'null' | 'pipe' }[]): Promise<{ ms: number; sha?: string }[]> {
+  for (const c of cases) await runOnce(c.cmd, c.args, c.out); // page cache, not counted
+  const all: number[][] = cases.map(() => []);
+  const sha: (string | undefined)[] = cases.map(() => undefined);
+  for (let i = 0; i < RUNS; i++)
+    for (let k = 0; k < cases.length; k++) {
+      const r = await runOnce(cases[k]!.cmd, cases[k]!.args, cases[k]!.out);
+      all[k]!.push(r.ms);
+      sha[k] = r.sha;
+    }
+  return cases.map((_, k) => ({ ms: median(all[k]!), ...(sha[k] ? { sha: sha[k] } : {}) }));
+}
+
 async function warm(fn: () => Promise<unknown>): Promise<number> {
   await fn();
   const all: number[] = [];
@@ -87,11 +114,21 @@ async function warm(fn: () => Promise<unknown>): Promise<number> {
 }
 
 function buildImages(dir: string): { img10k: string; img256: string; sha256: string } {
+  const img10k = doLs ? buildDir10k(dir) : '';
+  if (!doCat) return { img10k, img256: '', sha256: '' };
+  return { img10k, ...buildFile256(dir) };
+}
+
+function buildDir10k(dir: string): string {
   const t10k = path.join(dir, 'tree10k');
   nodefs.mkdirSync(path.join(t10k, 'dir10k'), { recursive: true });
   for (let i = 0; i < 10000; i++) nodefs.writeFileSync(path.join(t10k, 'dir10k', `f${String(i).padStart(5, '0')}`), '');
   const img10k = path.join(dir, 'dir10k.img');
   sh('mkfs.ext4', ['-q', '-F', '-N', '20000', '-E', 'root_owner=0:0', '-d', t10k, img10k, '200M']);
+  return img10k;
+}
+
+function buildFile256(dir: string): { img256: string; sha256: string } {
   const t256 = path.join(dir, 'tree256');
   nodefs.mkdirSync(t256);
   // 256 MiB of pseudo-random bytes from a fixed seed (AES-256-CTR keystream of a fixed key).
@@ -108,7 +145,7 @@ function buildImages(dir: string): { img10k: string; img256: string; sha256: str
   nodefs.closeSync(fd);
   const img256 = path.join(dir, 'f256.img');
   sh('mkfs.ext4', ['-q', '-F', '-d', t256, img256, '400M']);
-  return { img10k, img256, sha256: whole.digest('hex') };
+  return { img256, sha256: whole.digest('hex') };
 }
 
 const fmt = (ms: number) => `${ms.toFixed(0).padStart(6)} ms`;
@@ -128,16 +165,31 @@ async function main(): Promise<void> {
       rows.push([work, tool, fmt(wall), fmt(net), ref === undefined ? '' : `${(net / ref).toFixed(2)}×`]);
 
     // ls -R --json of 10,000 entries
-    const dfsLs = await fresh('debugfs', ['-R', 'ls -l /dir10k', img10k], 'null');
-    add('ls 10,000 entries', "debugfs -R 'ls -l' > /dev/null", dfsLs.ms, dfsLs.ms);
-    for (const [name, cli] of clis) {
-      const version = await fresh(process.execPath, [cli, '--version'], 'null');
-      add('start-up', `${name} --version`, version.ms, version.ms - nodeStart.ms);
-      const r = await fresh(process.execPath, [cli, 'ls', img10k, '/dir10k', '-R', '--json'], 'pipe');
-      add('ls 10,000 entries', `${name} ls -R --json | (pipe)`, r.ms, r.ms - nodeStart.ms, dfsLs.ms);
+    if (doLs) {
+      // Interleaved rounds: node start-up, debugfs, and each CLI's --version and ls, once per round.
+      const cases = [
+        { cmd: process.execPath, args: ['-e', '0'], out: 'null' as const },
+        { cmd: 'debugfs', args: ['-R', 'ls -l /dir10k', img10k], out: 'null' as const },
+        ...clis.flatMap(([, cli]) => [
+          { cmd: process.execPath, args: [cli, '--version'], out: 'null' as const },
+          { cmd: process.execPath, args: [cli, 'ls', img10k, '/dir10k', '-R', '--json'], out: 'pipe' as const },
+        ]),
+      ];
+      const [node0, dfsLs, ...perCli] = await freshInterleaved(cases);
+      console.log(`ls rounds: node start-up ${fmt(node0!.ms)} in the same rounds (subtracted from the ls figures)`);
+      add('ls 10,000 entries', "debugfs -R 'ls -l' > /dev/null", dfsLs!.ms, dfsLs!.ms);
+      clis.forEach(([name], i) => {
+        const version = perCli[2 * i]!;
+        const ls = perCli[2 * i + 1]!;
+        add('start-up', `${name} --version`, version.ms, version.ms - node0!.ms);
+        add('ls 10,000 entries', `${name} ls -R --json | (pipe)`, ls.ms, ls.ms - node0!.ms, dfsLs!.ms);
+      });
+      // Every CLI prints the same bytes.
+      const shas = new Set(clis.map((_, i) => perCli[2 * i + 1]!.sha));
+      if (shas.size !== 1) throw new Error('the CLIs printed different ls -R --json output');
     }
     // cat of 256 MiB
-    for (const out of ['null', 'pipe'] as const) {
+    for (const out of doCat ? (['null', 'pipe'] as const) : []) {
       const where = out === 'null' ? '> /dev/null' : '| (pipe)';
       const d = await fresh('debugfs', ['-R', 'cat /f', img256], out);
       if (out === 'pipe' && d.sha !== sha256) throw new Error('debugfs cat: wrong bytes');
@@ -150,16 +202,28 @@ async function main(): Promise<void> {
     }
 
     // Warm, in-process (this tree's library): what the figures above cost without a fresh process.
-    const fs10k = await Filesystem.open(img10k);
-    const fs256 = await Filesystem.open(img256);
-    try {
-      const lsWarm = await warm(async () => JSON.stringify(await list(fs10k, '/dir10k', { recursive: true }), null, 2));
-      add('ls 10,000 entries', 'ext4kit list() + JSON, warm in-process', lsWarm, lsWarm);
-      const catWarm = await warm(async () => (await cat(fs256, '/f')).copyTo(async () => undefined));
-      add('cat 256 MiB', 'ext4kit cat().copyTo, warm in-process', catWarm, catWarm);
-    } finally {
-      await fs10k.close();
-      await fs256.close();
+    if (doLs) {
+      const fs10k = await Filesystem.open(img10k);
+      try {
+        // What `ls -R --json` does: rows in pieces, each stringified as it comes, the text joined.
+        const lsWarm = await warm(async () => {
+          const text = new JsonArrayText();
+          for await (const rows of listBatches(fs10k, '/dir10k', { recursive: true })) text.add(rows);
+          return text.finish();
+        });
+        add('ls 10,000 entries', 'ext4kit listBatches() + JSON, warm in-process', lsWarm, lsWarm);
+      } finally {
+        await fs10k.close();
+      }
+    }
+    if (doCat) {
+      const fs256 = await Filesystem.open(img256);
+      try {
+        const catWarm = await warm(async () => (await cat(fs256, '/f')).copyTo(async () => undefined));
+        add('cat 256 MiB', 'ext4kit cat().copyTo, warm in-process', catWarm, catWarm);
+      } finally {
+        await fs256.close();
+      }
     }
 
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));

@@ -135,41 +135,51 @@ interface WalkOptions {
 }
 
 /**
- * Walk the entries tiling buf[start, end). Returns the entries and the offset
- * where the walk stopped (end, or `tailAt` when a tail was found there).
+ * What a walk hands to its visitor for each entry (unused ones included): the entry's offset in
+ * the buffer, its fields, and where its name's bytes are (buf[offset + 8, offset + 8 + nameLen)).
  */
-function walk(buf: Uint8Array, start: number, end: number, o: WalkOptions): { entries: DirEntry[]; tailOffset: number } {
-  const entries: DirEntry[] = [];
+export type DirEntryVisitor = (offset: number, inode: number, recLen: number, nameLen: number, fileType: number) => void;
+
+/**
+ * Walk the entries tiling buf[start, end), validating each one, handing each to `visit` (no object
+ * per entry: a listing of a large directory calls this for every block). Returns the offset where
+ * the walk stopped: end, or `tailAt` when a checksum tail was found there.
+ */
+function walkEntries(buf: Uint8Array, start: number, end: number, o: WalkOptions, visit: DirEntryVisitor): number {
   const base = o.offsetBase ?? 0;
   let off = start;
   // Each iteration advances by rec_len >= 8, so at most (end-start)/8 iterations.
   while (off < end) {
-    if (off === o.tailAt && isTailAt(buf, off)) return { entries, tailOffset: off };
+    if (off === o.tailAt && isTailAt(buf, off)) return off;
     if (off + DIRENT_HEADER_SIZE > end) {
       throw corrupt(`${end - off} bytes left at the end, too few for a directory entry`, o.where, base + off);
     }
     const h = DirEntryLayout.decode(buf, off);
+    const inode = h.inode;
     const recLen = decodeRecLen(h.rec_len, o.recLenBlockSize);
     const nameLen = h.name_len;
     if (recLen < DIRENT_HEADER_SIZE) throw corrupt(`rec_len ${recLen} is smaller than 8`, o.where, base + off);
     if (recLen % 4 !== 0) throw corrupt(`rec_len ${recLen} is not a multiple of 4`, o.where, base + off);
     if (nameLen + DIRENT_HEADER_SIZE > recLen) throw corrupt(`name_len ${nameLen} does not fit rec_len ${recLen}`, o.where, base + off);
     if (off + recLen > end) throw corrupt(`rec_len ${recLen} runs past the end of the block (${end - off} bytes left)`, o.where, base + off);
-    if (h.inode !== 0 && nameLen === 0) throw corrupt(`entry for inode ${h.inode} has an empty name`, o.where, base + off);
-    if (o.inodesCount !== undefined && h.inode > o.inodesCount) {
-      throw corrupt(`inode ${h.inode} is beyond s_inodes_count ${o.inodesCount}`, o.where, base + off);
+    if (inode !== 0 && nameLen === 0) throw corrupt(`entry for inode ${inode} has an empty name`, o.where, base + off);
+    if (o.inodesCount !== undefined && inode > o.inodesCount) {
+      throw corrupt(`inode ${inode} is beyond s_inodes_count ${o.inodesCount}`, o.where, base + off);
     }
-    entries.push({
-      inode: h.inode,
-      recLen,
-      nameLen,
-      fileType: o.hasFiletype ? h.file_type : 0,
-      name: buf.slice(off + DIRENT_HEADER_SIZE, off + DIRENT_HEADER_SIZE + nameLen),
-      offset: base + off,
-    });
+    visit(off, inode, recLen, nameLen, o.hasFiletype ? h.file_type : 0);
     off += recLen;
   }
-  return { entries, tailOffset: -1 };
+  return -1;
+}
+
+/** walkEntries collecting DirEntry objects (names copied out of the buffer). */
+function walk(buf: Uint8Array, start: number, end: number, o: WalkOptions): { entries: DirEntry[]; tailOffset: number } {
+  const entries: DirEntry[] = [];
+  const base = o.offsetBase ?? 0;
+  const tailOffset = walkEntries(buf, start, end, o, (off, inode, recLen, nameLen, fileType) => {
+    entries.push({ inode, recLen, nameLen, fileType, name: buf.slice(off + DIRENT_HEADER_SIZE, off + DIRENT_HEADER_SIZE + nameLen), offset: base + off });
+  });
+  return { entries, tailOffset };
 }
 
 /** crc32c of a leaf block as stored in its tail: seed, bytes [0, blockSize − 12). */
@@ -196,36 +206,45 @@ export function findDirTail(block: Uint8Array, blockSize = block.length): number
 }
 
 /**
- * Parse a linear directory block or htree leaf. Validates every entry
- * (including unused ones) and, with `csum`, the checksum tail.
+ * Validate a linear directory block or htree leaf: every entry (unused ones included, each handed
+ * to `visit` in order, names left in the block) and, with `csum`, the checksum tail (checked after
+ * the entries, so a block both malformed and mis-summed reports the malformed entry). Returns the
+ * tail's offset, or -1 without one.
  */
-export function readDirBlock(block: Uint8Array, opts: DirBlockOptions): ParsedDirBlock {
+export function scanDirBlock(block: Uint8Array, opts: DirBlockOptions, visit: DirEntryVisitor): number {
   const bs = opts.blockSize;
   if (block.length !== bs) {
     throw new Ext4Error('EINVAL', `directory block buffer is ${block.length} bytes, block size is ${bs}`, { structure: 'directory block', location: opts.where });
   }
   if (bs < 1024 || bs % 4 !== 0) throw new Ext4Error('EINVAL', `bad block size ${bs}`);
   const top = bs - DIR_TAIL_SIZE;
-  const { entries, tailOffset } = walk(block, 0, bs, {
-    recLenBlockSize: bs,
-    hasFiletype: opts.hasFiletype,
-    where: opts.where,
-    inodesCount: opts.inodesCount,
-    tailAt: top,
-  });
-  const tail = tailOffset === top ? { offset: top, checksum: DirEntryTailLayout.decode(block, top).det_checksum } : null;
+  const tailOffset = walkEntries(block, 0, bs, { recLenBlockSize: bs, hasFiletype: opts.hasFiletype, where: opts.where, inodesCount: opts.inodesCount, tailAt: top }, visit);
   if (opts.csum && opts.verify !== false) {
-    if (!tail) {
+    if (tailOffset !== top) {
       throw new Ext4Error('EFSBADCRC', 'no checksum tail (entries do not stop at block size − 12)', { structure: 'directory block', location: opts.where });
     }
+    const stored = DirEntryTailLayout.get(block, 'det_checksum', top);
     const computed = dirBlockChecksum(block, opts.csum.seed);
-    if (computed !== tail.checksum) {
-      throw new Ext4Error('EFSBADCRC', `directory block checksum mismatch (stored 0x${tail.checksum.toString(16)}, computed 0x${computed.toString(16)})`, {
+    if (computed !== stored) {
+      throw new Ext4Error('EFSBADCRC', `directory block checksum mismatch (stored 0x${stored.toString(16)}, computed 0x${computed.toString(16)})`, {
         structure: 'directory block',
         location: opts.where,
       });
     }
   }
+  return tailOffset === top ? top : -1;
+}
+
+/**
+ * Parse a linear directory block or htree leaf. Validates every entry
+ * (including unused ones) and, with `csum`, the checksum tail.
+ */
+export function readDirBlock(block: Uint8Array, opts: DirBlockOptions): ParsedDirBlock {
+  const entries: DirEntry[] = [];
+  const top = scanDirBlock(block, opts, (off, inode, recLen, nameLen, fileType) => {
+    entries.push({ inode, recLen, nameLen, fileType, name: block.slice(off + DIRENT_HEADER_SIZE, off + DIRENT_HEADER_SIZE + nameLen), offset: off });
+  });
+  const tail = top >= 0 ? { offset: top, checksum: DirEntryTailLayout.get(block, 'det_checksum', top) } : null;
   return { entries, tail };
 }
 

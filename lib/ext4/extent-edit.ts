@@ -23,7 +23,7 @@
 import { Ext4Error, type Location } from '../errors.js';
 import { bytesEqual } from './bytes.js';
 import {
-  ENTRY_SIZE, MAX_EXTENT_DEPTH, extentBlockChecksum, nodeCapacity, readHeader, readIndexEntry, readLeafEntry, writeTailChecksum,
+  MAX_EXTENT_DEPTH, extentBlockChecksum, nodeCapacity, readHeader, readIndexEntry, readLeafEntry, writeTailChecksum,
   writeHeader, writeIndexEntry, writeLeafEntry, type Extent,
 } from './extents.js';
 import { ROOT_CAPACITY, effectiveMax, shapeProblem, type LevelStat } from './extent-tree.js';

@@ -10,7 +10,7 @@
  */
 import { Ext4Error } from '../errors.js';
 import {
-  ENTRY_SIZE, extentBlockChecksum, nodeCapacity, writeHeader, writeTailChecksum, writeIndexEntry, writeLeafEntry, MAX_EXTENT_DEPTH, type Extent,
+  extentBlockChecksum, nodeCapacity, writeHeader, writeTailChecksum, writeIndexEntry, writeLeafEntry, MAX_EXTENT_DEPTH, type Extent,
 } from './extents.js';
 import { bytesEqual } from './bytes.js';
 

@@ -9,16 +9,21 @@ import { Ext4Error } from '../errors.js';
 import { inodeSeed } from './checksum.js';
 import { groupOfInode, inodeTableBlocks } from './geometry.js';
 import type { GroupDesc } from './group-desc.js';
-import { parseInode, type Inode } from './inode.js';
+import { inodeSummary, parseInode, type Inode, type InodeSummary } from './inode.js';
 import type { Superblock } from './superblock.js';
 import type { Volume } from './volume.js';
 
 /** Where inode `ino` lives given its group's descriptor (the caller checked 1 ≤ ino ≤ s_inodes_count). */
 function locate(sb: Readonly<Superblock>, gd: GroupDesc, ino: number, bs: number): { block: number; offset: number } {
-  const byte = ((ino - 1) % sb.s_inodes_per_group) * sb.s_inode_size;
+  const byte = tableByte(sb, ino);
   const block = gd.inodeTable + Math.floor(byte / bs);
   if (block >= gd.inodeTable + inodeTableBlocks(sb)) throw new Ext4Error('EFSCORRUPTED', `inode ${ino} outside its table`);
   return { block, offset: byte % bs };
+}
+
+/** Byte offset of inode `ino`'s slot in its group's inode table. */
+function tableByte(sb: Readonly<Superblock>, ino: number): number {
+  return ((ino - 1) % sb.s_inodes_per_group) * sb.s_inode_size;
 }
 
 function checkIno(sb: Readonly<Superblock>, ino: number): void {
@@ -71,22 +76,27 @@ export interface InodeBatch {
   readonly length: number;
   /** Inode `inos[i]`, or the error `readInode` would have thrown for it. */
   get(i: number): Inode;
+  /**
+   * The listing fields of inode `inos[i]` (inodeSummary: the same checks as `get`, the same
+   * errors, read in place, no Inode object), written into `into` when given (no object at all).
+   */
+  summary(i: number, into?: InodeSummary): InodeSummary;
 }
 
 /**
  * Read inodes `inos`: the table blocks they live in, in coalesced runs (sorted by block, joined
  * across small gaps, at most `readBytes` each). Each inode is parsed and verified only when `get`
- * asks for it, so a caller walking the list in its own order fails exactly where one-by-one reads
- * would, and keeps only the inodes it wants. Holds the runs' bytes until dropped.
+ * (or `summary`) asks for it, so a caller walking the list in its own order fails exactly where
+ * one-by-one reads would, and keeps only the inodes it wants. Holds the runs' bytes until dropped.
+ * Per inode it keeps two numbers (its run and its byte offset there): no object per inode.
  */
 export async function readInodeBatch(src: InodeBatchSource, inos: readonly number[], opts: InodeBatchOptions = {}): Promise<InodeBatch> {
   const sb = src.sb;
   const bs = src.blockSize;
   const n = inos.length;
-  const errors: (Error | undefined)[] = new Array(n);
-  const buf: (Uint8Array | undefined)[] = new Array(n);
-  const at = new Float64Array(n);
-  const loc: { block: number; offset: number; i: number }[] = [];
+  const errors = new Map<number, Error>();
+  /** Table block of inode i (-1: failed before a read, see errors). */
+  const block = new Float64Array(n);
   const groups = new Map<number, GroupDesc | Error>();
   for (let i = 0; i < n; i++) {
     const ino = inos[i]!;
@@ -99,46 +109,66 @@ export async function readInodeBatch(src: InodeBatchSource, inos: readonly numbe
         groups.set(g, gd);
       }
       if (gd instanceof Error) throw gd;
-      const l = locate(sb, gd, ino, bs);
-      loc.push({ block: l.block, offset: l.offset, i });
+      block[i] = locate(sb, gd, ino, bs).block;
     } catch (e) {
-      errors[i] = asError(e);
+      errors.set(i, asError(e));
+      block[i] = -1;
     }
   }
-  loc.sort((a, b) => a.block - b.block);
+  // The distinct blocks, ascending (a numeric typed-array sort), cut into runs.
+  const sorted = block.slice().sort();
   const maxBlocks = Math.max(1, Math.floor((opts.readBytes ?? 4 << 20) / bs));
   const gap = opts.gapBlocks ?? 16;
-  for (let s = 0; s < loc.length; ) {
-    const first = loc[s]!.block;
-    let e = s + 1;
+  const runFirst: number[] = [];
+  const runBytes: (Uint8Array | Error)[] = [];
+  let s = 0;
+  while (s < n && sorted[s]! < 0) s++;
+  while (s < n) {
+    const first = sorted[s]!;
     let last = first;
-    while (e < loc.length && loc[e]!.block - last <= gap && loc[e]!.block - first < maxBlocks) last = loc[e++]!.block;
+    let e = s + 1;
+    while (e < n && sorted[e]! - last <= gap && sorted[e]! - first < maxBlocks) last = sorted[e++]!;
     let bytes: Uint8Array | Error;
     try {
       bytes = await src.readDataBlocks(first, last - first + 1);
     } catch (err) {
       bytes = asError(err);
     }
-    for (let k = s; k < e; k++) {
-      const l = loc[k]!;
-      if (bytes instanceof Error) errors[l.i] = bytes;
-      else {
-        buf[l.i] = bytes;
-        at[l.i] = (l.block - first) * bs + l.offset;
-      }
-    }
+    runFirst.push(first);
+    runBytes.push(bytes);
     s = e;
   }
+  /** The run holding table block b (runs are ascending and every located block is in one). */
+  const runOf = (b: number): number => {
+    let lo = 0;
+    let hi = runFirst.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (runFirst[mid]! <= b) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  };
   const parseOpts = { fsSeed: src.fsSeed, verifyChecksum: src.verify };
+  /** The run bytes holding inode i (throwing its error, if any); its offset there is slotOffset(i). */
+  const runBytesOf = (i: number): Uint8Array => {
+    const err = errors.get(i);
+    if (err) throw err;
+    if (!(i >= 0 && i < n)) throw new Ext4Error('EINVAL', `inode batch: no slot ${i}`);
+    const bytes = runBytes[runOf(block[i]!)]!;
+    if (bytes instanceof Error) throw bytes;
+    return bytes;
+  };
+  const slotOffset = (i: number): number => (block[i]! - runFirst[runOf(block[i]!)]!) * bs + (tableByte(sb, inos[i]!) % bs);
   return {
     length: n,
     get(i: number): Inode {
-      const err = errors[i];
-      if (err) throw err;
-      const b = buf[i];
-      if (!b) throw new Ext4Error('EINVAL', `inode batch: no slot ${i}`);
-      const o = at[i]!;
-      return parseInode(sb, inos[i]!, b.subarray(o, o + sb.s_inode_size), parseOpts);
+      const bytes = runBytesOf(i);
+      const off = slotOffset(i);
+      return parseInode(sb, inos[i]!, bytes.subarray(off, off + sb.s_inode_size), parseOpts);
+    },
+    summary(i: number, into?: InodeSummary): InodeSummary {
+      return inodeSummary(sb, inos[i]!, runBytesOf(i), slotOffset(i), parseOpts, into);
     },
   };
 }

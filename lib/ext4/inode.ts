@@ -112,10 +112,13 @@ export interface Inode {
 
 /** Decode a (base, extra) pair as in ext4-format.md §6.3. */
 export function decodeTime(base: number, extra: number | undefined): Timestamp {
-  const s = base | 0; // signed 32-bit
-  if (extra === undefined) return { sec: s, nsec: 0 };
-  const epoch = extra & 3;
-  return { sec: s + epoch * 2 ** 32, nsec: extra >>> 2 };
+  if (extra === undefined) return { sec: base | 0, nsec: 0 };
+  return { sec: timeSeconds(base, extra), nsec: extra >>> 2 };
+}
+
+/** The seconds of a (base, extra) pair: signed 32-bit base plus the extra's two epoch bits × 2^32. */
+export function timeSeconds(base: number, extra: number): number {
+  return (base | 0) + (extra & 3) * 2 ** 32;
 }
 
 export function encodeTime(t: Timestamp): { base: number; extra: number } {
@@ -134,25 +137,26 @@ export function extraCovers(extraIsize: number, field: keyof Extra & string): bo
   return EXTRA_START + extraIsize >= InodeExtraLayout.offsetOf(field) + InodeExtraLayout.sizeOf(field);
 }
 
+const CSUM_LO = InodeBaseLayout.offsetOf('i_checksum_lo');
+const CSUM_HI = InodeExtraLayout.offsetOf('i_checksum_hi');
+
 export function inodeChecksum(raw: Uint8Array, ino: number, generation: number, fsSeedValue: number, inodeSize: number): { lo: number; hi: number | null } {
-  const seed = inodeSeed(fsSeedValue, ino, generation);
-  const loOff = InodeBaseLayout.offsetOf('i_checksum_lo');
-  let c = crc32c(seed, raw, 0, loOff);
-  c = crc32c(c, new Uint8Array(2));
-  let hasHi = false;
-  if (inodeSize > 128) {
-    hasHi = extraCovers(InodeExtraLayout.get(raw, 'i_extra_isize'), 'i_checksum_hi');
-  }
-  if (hasHi) {
-    // Both checksum halves are hashed as zero (ext4_inode_csum).
-    const hiOff = InodeExtraLayout.offsetOf('i_checksum_hi');
-    c = crc32c(c, raw, loOff + 2, hiOff);
-    c = crc32c(c, new Uint8Array(2));
-    c = crc32c(c, raw, hiOff + 2, inodeSize);
-  } else {
-    c = crc32c(c, raw, loOff + 2, inodeSize);
-  }
+  const hasHi = inodeSize > 128 && extraCovers(InodeExtraLayout.get(raw, 'i_extra_isize'), 'i_checksum_hi');
+  const c = inodeChecksumAt(raw, 0, ino, generation, fsSeedValue, inodeSize, hasHi);
   return { lo: c & 0xffff, hi: hasHi ? c >>> 16 : null };
+}
+
+/** A copy of the slot with both checksum halves zeroed: one crc32c call over it (ext4_inode_csum hashes them as zero). */
+let csumScratch = new Uint8Array(256);
+
+/** The 32-bit inode checksum of the slot at bytes[off, off + inodeSize). */
+function inodeChecksumAt(bytes: Uint8Array, off: number, ino: number, generation: number, fsSeedValue: number, inodeSize: number, hasHi: boolean): number {
+  if (csumScratch.length !== inodeSize) csumScratch = new Uint8Array(inodeSize);
+  const slot = csumScratch;
+  slot.set(bytes.subarray(off, off + inodeSize));
+  slot.fill(0, CSUM_LO, CSUM_LO + 2);
+  if (hasHi) slot.fill(0, CSUM_HI, CSUM_HI + 2);
+  return crc32c(inodeSeed(fsSeedValue, ino, generation), slot);
 }
 
 export interface ParseInodeOptions {
@@ -160,20 +164,92 @@ export interface ParseInodeOptions {
   verifyChecksum: boolean;
 }
 
+function inodeWhere(sb: Superblock, ino: number): { structure: string; location: Location } {
+  return { structure: `inode ${ino}`, location: { kind: 'group', group: Math.floor((ino - 1) / sb.s_inodes_per_group) } };
+}
+
+/**
+ * The checks every read of an inode makes, on the slot at bytes[off, off + s_inode_size) in place:
+ * i_extra_isize fits the slot (EFSCORRUPTED), the checksum matches under metadata_csum
+ * (EFSBADCRC; an all-zero slot, a never-used inode, has none). Returns i_extra_isize (0 for
+ * 128-byte inodes).
+ */
+export function verifyInodeSlot(sb: Superblock, ino: number, bytes: Uint8Array, off: number, opts: ParseInodeOptions): number {
+  const extraIsize = sb.s_inode_size > 128 ? InodeExtraLayout.get(bytes, 'i_extra_isize', off) : 0;
+  const hi = () => InodeExtraLayout.get(bytes, 'i_checksum_hi', off);
+  return checkSlot(sb, ino, bytes, off, opts, extraIsize, InodeBaseLayout.get(bytes, 'i_generation', off), InodeBaseLayout.get(bytes, 'i_checksum_lo', off), hi);
+}
+
+/** verifyInodeSlot on fields the caller decoded (`checksumHi` is read only if i_extra_isize covers it). */
+function checkSlot(sb: Superblock, ino: number, bytes: Uint8Array, off: number, opts: ParseInodeOptions, extraIsize: number, generation: number, checksumLo: number, checksumHi: () => number): number {
+  if (extraIsize > sb.s_inode_size - 128 || extraIsize % 4 !== 0)
+    throw new Ext4Error('EFSCORRUPTED', `i_extra_isize ${extraIsize} does not fit a ${sb.s_inode_size}-byte inode`, inodeWhere(sb, ino));
+  if (opts.verifyChecksum && sb.hasMetadataCsum) {
+    const hasHi = extraCovers(extraIsize, 'i_checksum_hi');
+    const c = inodeChecksumAt(bytes, off, ino, generation, opts.fsSeed, sb.s_inode_size, hasHi);
+    const hi = hasHi ? checksumHi() : 0;
+    const ok = (c & 0xffff) === checksumLo && (!hasHi || c >>> 16 === hi);
+    if (!ok && !isAllZero(bytes, off, off + sb.s_inode_size))
+      throw new Ext4Error('EFSBADCRC', `inode checksum mismatch (stored 0x${(hi * 65536 + checksumLo).toString(16)})`, inodeWhere(sb, ino));
+  }
+  return extraIsize;
+}
+
+/** i_size, refusing what no file can be (beyond 2^53). */
+function inodeSize(sb: Superblock, ino: number, lo: number, high: number): number {
+  const size = lo + high * 2 ** 32;
+  if (!Number.isSafeInteger(size)) throw new Ext4Error('EFSCORRUPTED', `i_size ${size} is impossible`, inodeWhere(sb, ino));
+  return size;
+}
+
+/** What a directory listing shows of an inode (ls -l's columns). */
+export interface InodeSummary {
+  mode: number;
+  type: FileType | null;
+  uid: number;
+  gid: number;
+  size: number;
+  linksCount: number;
+  /** i_mtime seconds with the extra epoch bits when i_extra_isize covers them (decodeTime). */
+  mtime: number;
+}
+
+/**
+ * The listing fields of the inode in the slot at bytes[off, …), read in place after the same
+ * checks parseInode makes (verifyInodeSlot, i_size): a listing of 10,000 files parses no
+ * Inode objects and copies no slots. Same values as parseInode's fields.
+ */
+export function inodeSummary(sb: Superblock, ino: number, bytes: Uint8Array, off: number, opts: ParseInodeOptions, into?: InodeSummary): InodeSummary {
+  // Two generated decodes rather than a dozen single-field reads (each a few map lookups).
+  const base = InodeBaseLayout.decode(bytes, off);
+  const extra = sb.s_inode_size >= EXTRA_END ? InodeExtraLayout.decode(bytes, off) : null;
+  const rawExtraIsize = sb.s_inode_size <= 128 ? 0 : extra ? extra.i_extra_isize : InodeExtraLayout.get(bytes, 'i_extra_isize', off);
+  const hi = () => (extra ? extra.i_checksum_hi : InodeExtraLayout.get(bytes, 'i_checksum_hi', off));
+  const extraIsize = checkSlot(sb, ino, bytes, off, opts, rawExtraIsize, base.i_generation, base.i_checksum_lo, hi);
+  const size = inodeSize(sb, ino, base.i_size_lo, base.i_size_high);
+  const mtimeExtra = extraCovers(extraIsize, 'i_mtime_extra') ? (extra ? extra.i_mtime_extra : InodeExtraLayout.get(bytes, 'i_mtime_extra', off)) : null;
+  const s = into ?? { mode: 0, type: null, uid: 0, gid: 0, size: 0, linksCount: 0, mtime: 0 };
+  s.mode = base.i_mode;
+  s.type = fileTypeOfMode(base.i_mode);
+  s.uid = base.i_uid + base.i_uid_high * 65536;
+  s.gid = base.i_gid + base.i_gid_high * 65536;
+  s.size = size;
+  s.linksCount = base.i_links_count;
+  s.mtime = mtimeExtra === null ? base.i_mtime | 0 : timeSeconds(base.i_mtime, mtimeExtra);
+  return s;
+}
+
 /**
  * Parse inode `ino` from its raw slot. Throws EFSBADCRC on checksum mismatch
  * (metadata_csum) and EFSCORRUPTED on impossible fields, naming the inode.
  */
 export function parseInode(sb: Superblock, ino: number, slot: Uint8Array, opts: ParseInodeOptions): Inode {
-  const where = { structure: `inode ${ino}`, location: { kind: 'group', group: Math.floor((ino - 1) / sb.s_inodes_per_group) } satisfies Location };
   const raw = slot.slice(0, sb.s_inode_size);
   const base = InodeBaseLayout.decode(raw);
-  let extraIsize = 0;
+  const rawExtraIsize = sb.s_inode_size > 128 ? InodeExtraLayout.get(raw, 'i_extra_isize') : 0;
+  const extraIsize = checkSlot(sb, ino, raw, 0, opts, rawExtraIsize, base.i_generation, base.i_checksum_lo, () => InodeExtraLayout.get(raw, 'i_checksum_hi'));
   const extra: Extra = { i_extra_isize: 0, i_checksum_hi: 0, i_ctime_extra: 0, i_mtime_extra: 0, i_atime_extra: 0, i_crtime: 0, i_crtime_extra: 0, i_version_hi: 0, i_projid: 0 };
   if (sb.s_inode_size > 128) {
-    extraIsize = InodeExtraLayout.get(raw, 'i_extra_isize');
-    if (extraIsize > sb.s_inode_size - 128 || extraIsize % 4 !== 0)
-      throw new Ext4Error('EFSCORRUPTED', `i_extra_isize ${extraIsize} does not fit a ${sb.s_inode_size}-byte inode`, where);
     if (EXTRA_START + extraIsize >= EXTRA_END) Object.assign(extra, InodeExtraLayout.decode(raw));
     else {
       // Fields past i_extra_isize read as zero.
@@ -183,19 +259,10 @@ export function parseInode(sb: Superblock, ino: number, slot: Uint8Array, opts: 
     }
     extra.i_extra_isize = extraIsize;
   }
-  if (opts.verifyChecksum && sb.hasMetadataCsum) {
-    const c = inodeChecksum(raw, ino, base.i_generation, opts.fsSeed, sb.s_inode_size);
-    const okLo = c.lo === base.i_checksum_lo;
-    const okHi = c.hi === null || c.hi === extra.i_checksum_hi;
-    // An all-zero slot (never-used inode) has no checksum; only look for that on a mismatch.
-    if ((!okLo || !okHi) && !isAllZero(raw))
-      throw new Ext4Error('EFSBADCRC', `inode checksum mismatch (stored 0x${(extra.i_checksum_hi * 65536 + base.i_checksum_lo).toString(16)})`, where);
-  }
   const hugeFs = (sb.s_feature_ro_compat & RO_COMPAT.HUGE_FILE) !== 0;
   const blocksRaw = base.i_blocks_lo + (hugeFs ? base.i_blocks_hi * 2 ** 32 : 0);
   const blocks512 = hugeFs && base.i_flags & INODE_FLAGS.HUGE_FILE ? blocksRaw * (sb.blockSize / 512) : blocksRaw;
-  const size = base.i_size_lo + base.i_size_high * 2 ** 32;
-  if (!Number.isSafeInteger(size)) throw new Ext4Error('EFSCORRUPTED', `i_size ${size} is impossible`, where);
+  const size = inodeSize(sb, ino, base.i_size_lo, base.i_size_high);
   const has = (field: keyof Extra & string) => extraCovers(extraIsize, field);
   return {
     ino,
@@ -249,8 +316,8 @@ export function serializeInode(sb: Superblock, inode: Inode, fsSeedValue: number
   return raw;
 }
 
-function isAllZero(b: Uint8Array): boolean {
-  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
+function isAllZero(b: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (b[i] !== 0) return false;
   return true;
 }
 

@@ -13,82 +13,24 @@
  *   stored with the extra epoch bits);
  * - `type` is one of file, dir, symlink, chardev, blockdev, fifo, socket.
  */
+import { fsInfo, type FsInfo } from './fs-info.js';
 import { Buffer } from 'buffer'; // Node's built-in under Node, the npm package in a browser bundle
 import { le32 } from '../codec/layout.js';
 import { Ext4Error } from '../errors.js';
 import type { Filesystem, FileMap } from '../ext4/filesystem.js';
 import { decodeName } from '../ext4/bytes.js';
-import { featureNames } from '../ext4/features.js';
-import { RO_COMPAT, STATE } from '../ext4/superblock.js';
-import { clusterRatio } from '../ext4/geometry.js';
 import type { Extent } from '../ext4/extents.js';
-import { INODE_FLAGS, type FileType, type Inode, type Timestamp } from '../ext4/inode.js';
-import { readInodeBatch } from '../ext4/inode-store.js';
+import { INODE_FLAGS, type FileType, type Inode, type InodeSummary, type Timestamp } from '../ext4/inode.js';
+import { readInodeBatch, type InodeBatch } from '../ext4/inode-store.js';
+import { readEntryTable, type EntryTable } from '../ext4/dir-reader.js';
 
 // ---------------------------------------------------------------- info
 
-export interface FsInfo {
-  blockSize: number;
-  blocksCount: number;
-  /** Free blocks as recorded in the superblock (what dumpe2fs -h prints). */
-  freeBlocks: number;
-  /** Blocks reserved for root (s_r_blocks_count). */
-  reservedBlocks: number;
-  /** First data block (1 for 1 KiB blocks, else 0). */
-  firstBlock: number;
-  blocksPerGroup: number;
-  /** bigalloc only (dumpe2fs's "Cluster size"): bytes per cluster, the allocation unit. */
-  clusterSize?: number;
-  /** bigalloc only (dumpe2fs's "Clusters per group"): bits of each block bitmap. */
-  clustersPerGroup?: number;
-  inodesPerGroup: number;
-  /** Number of block groups. */
-  groups: number;
-  inodeSize: number;
-  inodesCount: number;
-  /** Free inodes as recorded in the superblock. */
-  freeInodes: number;
-  /** Feature names as dumpe2fs prints them, in its order (compat, incompat, ro_compat; by bit). */
-  features: string[];
-  /** Filesystem UUID, lowercase 8-4-4-4-12 (all zeros if none is set). */
-  uuid: string;
-  /** Volume label (s_volume_name up to its first NUL), '' if none. */
-  label: string;
-  /** dumpe2fs's "Filesystem state": 'clean' | 'not clean', followed by ' with errors' if ERROR_FS is set. */
-  state: string;
-}
+export { formatUuid, fsStateName, type FsInfo } from './fs-info.js';
 
-export function formatUuid(b: Uint8Array): string {
-  const h = Array.from(b.subarray(0, 16), (x) => x.toString(16).padStart(2, '0')).join('');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
-}
-
-/** e2p print_fs_state: " clean" / " not clean", then " with errors". */
-export function fsStateName(state: number): string {
-  return (state & STATE.VALID_FS ? 'clean' : 'not clean') + (state & STATE.ERROR_FS ? ' with errors' : '');
-}
-
+/** The superblock summary of an open filesystem (fs-info.ts: the same from a probed superblock). */
 export function info(fs: Filesystem): FsInfo {
-  const sb = fs.sb;
-  const nul = sb.s_volume_name.indexOf(0);
-  return {
-    blockSize: sb.blockSize,
-    blocksCount: sb.blocksCount,
-    freeBlocks: sb.freeBlocksCount,
-    reservedBlocks: sb.rBlocksCount,
-    firstBlock: sb.s_first_data_block,
-    blocksPerGroup: sb.s_blocks_per_group,
-    ...(sb.s_feature_ro_compat & RO_COMPAT.BIGALLOC ? { clusterSize: sb.blockSize * clusterRatio(sb), clustersPerGroup: sb.s_clusters_per_group } : {}),
-    inodesPerGroup: sb.s_inodes_per_group,
-    groups: sb.groupCount,
-    inodeSize: sb.s_inode_size,
-    inodesCount: sb.s_inodes_count,
-    freeInodes: sb.s_free_inodes_count,
-    features: featureNames(sb),
-    uuid: formatUuid(sb.s_uuid),
-    label: decodeName(sb.s_volume_name.subarray(0, nul < 0 ? sb.s_volume_name.length : nul)),
-    state: fsStateName(sb.s_state),
-  };
+  return fsInfo(fs.sb);
 }
 
 // ---------------------------------------------------------------- list
@@ -151,8 +93,12 @@ function baseName(path: string): string {
 }
 
 function typeOf(inode: Inode, where: string): FileType {
-  if (inode.type === null) throw new Ext4Error('EFSCORRUPTED', `${where}: inode ${inode.ino} has an invalid file type (i_mode 0o${inode.mode.toString(8)})`, { structure: `inode ${inode.ino}` });
+  if (inode.type === null) throw invalidType(where, inode.ino, inode.mode);
   return inode.type;
+}
+
+function invalidType(path: string, ino: number, mode: number): Ext4Error {
+  return new Ext4Error('EFSCORRUPTED', `${path}: inode ${ino} has an invalid file type (i_mode 0o${mode.toString(8)})`, { structure: `inode ${ino}` });
 }
 
 /**
@@ -197,16 +143,6 @@ function entryFields(path: string, inode: Inode): ListEntry {
   return e;
 }
 
-/** Read the inode a directory entry points at (`read` reads it), refusing entries that point nowhere sensible. */
-function entryInode(fs: Filesystem, dirIno: number, ino: number, path: string, read: () => Inode): Inode {
-  if (ino < 1 || ino > fs.sb.s_inodes_count)
-    throw new Ext4Error('EFSCORRUPTED', `${path}: directory entry points at inode ${ino}, outside 1..${fs.sb.s_inodes_count}`, { structure: `directory ${dirIno}` });
-  const inode = read();
-  if (inode.mode === 0 && inode.linksCount === 0)
-    throw new Ext4Error('EFSCORRUPTED', `${path}: directory entry points at unused inode ${ino}`, { structure: `directory ${dirIno}` });
-  return inode;
-}
-
 /**
  * Resolve a user path without following a final symlink — except when the
  * path ends in '/', which (as in POSIX) names a directory: the symlink is
@@ -227,64 +163,136 @@ async function resolveForInspect(fs: Filesystem, path: string): Promise<Inode> {
  * (a hard-linked directory, or a cycle) is corruption (EFSCORRUPTED).
  */
 export async function list(fs: Filesystem, path = '/', opts: ListOptions = {}): Promise<ListEntry[]> {
+  const out: ListEntry[] = [];
+  for await (const rows of listBatches(fs, path, opts)) for (const r of rows) out.push(r);
+  return out;
+}
+
+/** Rows per piece listBatches yields (a piece is stringified and dropped while it is young). */
+const LIST_ROWS = 1024;
+
+/**
+ * list() in pieces: the same rows in the same order, at most `batchRows` at a time, so a caller
+ * that prints them as they come holds one piece of rows, not the whole listing (10,000 rows held
+ * to the end made a listing mostly garbage-collector work). An error ends the walk where list()
+ * would have thrown it; pieces before it have been yielded.
+ */
+export async function* listBatches(fs: Filesystem, path = '/', opts: ListOptions & { batchRows?: number } = {}): AsyncGenerator<ListEntry[]> {
   const top = await resolveForInspect(fs, path);
   const topPath = normalizePath(path);
-  if (top.type !== 'dir') return [await entryFor(fs, topPath, top)];
-  const out: ListEntry[] = [];
+  if (top.type !== 'dir') {
+    yield [await entryFor(fs, topPath, top)];
+    return;
+  }
+  const per = Math.max(1, opts.batchRows ?? LIST_ROWS);
+  const recursive = opts.recursive === true;
   const visited = new Set<number>([top.ino]);
-  // Pre-order walk with an explicit stack of directory listings (depth is bounded by the
-  // visited set, never by the JS stack): emit a row, and if it is a directory, list it next.
-  type Frame = { rows: { row: ListEntry; inode: Inode | null }[]; next: number };
-  const stack: Frame[] = [{ rows: await listDir(fs, topPath, top), next: 0 }];
+  // Pre-order walk with an explicit stack of open directories (depth is bounded by the visited
+  // set, never by the JS stack): emit a row, and if it is a directory, list it next. Rows are made
+  // synchronously; only a symlink's target and a new batch of inodes wait for a read.
+  const stack: DirCursor[] = [await openDir(fs, topPath, top)];
+  let rows: ListEntry[] = [];
+  const summary: InodeSummary = { mode: 0, type: null, uid: 0, gid: 0, size: 0, linksCount: 0, mtime: 0 };
   while (stack.length) {
-    const f = stack[stack.length - 1]!;
-    const item = f.rows[f.next++];
-    if (!item) {
+    const d = stack[stack.length - 1]!;
+    if (d.k >= d.order.length) {
       stack.pop();
       continue;
     }
-    out.push(item.row);
-    if (opts.recursive && item.inode) {
-      const ino = item.inode.ino;
-      if (visited.has(ino)) throw new Ext4Error('EFSCORRUPTED', `${item.row.path}: directory inode ${ino} is reachable twice (hard-linked directory or a cycle)`, { structure: `inode ${ino}` });
-      visited.add(ino);
-      stack.push({ rows: await listDir(fs, item.row.path, item.inode), next: 0 });
+    if (d.batch === null || d.k - d.batchStart >= LIST_BATCH) await nextInodeBatch(fs, d);
+    const batch = d.batch!;
+    const i = d.order[d.k]!;
+    const j = d.k++ - d.batchStart;
+    const n = d.table.name[i]!;
+    const p = joinPath(d.path, n);
+    const ino = d.table.ino[i]!;
+    if (ino < 1 || ino > fs.sb.s_inodes_count)
+      throw new Ext4Error('EFSCORRUPTED', `${p}: directory entry points at inode ${ino}, outside 1..${fs.sb.s_inodes_count}`, { structure: `directory ${d.ino}` });
+    const s = batch.summary(j, summary);
+    if (s.mode === 0 && s.linksCount === 0) throw new Ext4Error('EFSCORRUPTED', `${p}: directory entry points at unused inode ${ino}`, { structure: `directory ${d.ino}` });
+    const type = s.type;
+    if (type === null) throw invalidType(p, ino, s.mode);
+    const row: ListEntry = {
+      path: p,
+      name: n.indexOf('/') < 0 ? n : baseName(p),
+      ino,
+      type,
+      mode: s.mode & 0o7777,
+      size: s.size,
+      nlink: s.linksCount,
+      uid: s.uid,
+      gid: s.gid,
+      mtime: s.mtime,
+    };
+    let sub: Inode | null = null;
+    if (type === 'chardev' || type === 'blockdev') row.rdev = decodeRdev(batch.get(j));
+    else if (type === 'symlink') row.target = await readTarget(fs, batch.get(j));
+    else if (type === 'dir' && recursive) sub = batch.get(j);
+    rows.push(row);
+    if (rows.length >= per) {
+      yield rows;
+      rows = [];
+    }
+    if (sub) {
+      if (visited.has(sub.ino)) throw new Ext4Error('EFSCORRUPTED', `${p}: directory inode ${sub.ino} is reachable twice (hard-linked directory or a cycle)`, { structure: `inode ${sub.ino}` });
+      visited.add(sub.ino);
+      stack.push(await openDir(fs, p, sub));
     }
   }
-  return out;
+  if (rows.length) yield rows;
 }
 
 /** Entries whose inodes are read in one batch: bounds the table bytes held at once. */
 const LIST_BATCH = 16384;
 
-/**
- * One directory's entries (without '.' and '..'), sorted by name bytes, with the inode kept only
- * for subdirectories (what the walk descends into: 10,000 parsed inodes held to the end would make
- * the listing mostly garbage-collector work). The inodes are read in batches (the table blocks they
- * live in, in a few large reads: readInodeBatch) and checked in name order, so errors come out as
- * with one read per entry.
- */
-async function listDir(fs: Filesystem, dirPath: string, dir: Inode): Promise<{ row: ListEntry; inode: Inode | null }[]> {
-  const ents = (await fs.readdirRaw(dir)).filter((e) => !isDotOrDotDot(e.name));
-  ents.sort((a, b) => compareBytes(a.name, b.name));
-  const rows: { row: ListEntry; inode: Inode | null }[] = new Array(ents.length);
-  for (let s = 0; s < ents.length; s += LIST_BATCH) {
-    const chunk = ents.slice(s, s + LIST_BATCH);
-    const batch = await readInodeBatch(fs, chunk.map((e) => e.ino));
-    for (let i = 0; i < chunk.length; i++) {
-      const ent = chunk[i]!;
-      const p = joinPath(dirPath, decodeName(ent.name));
-      const inode = entryInode(fs, dir.ino, ent.ino, p, () => batch.get(i));
-      const row = entryFields(p, inode);
-      if (row.type === 'symlink') row.target = await readTarget(fs, inode);
-      rows[s + i] = { row, inode: row.type === 'dir' ? inode : null };
-    }
-  }
-  return rows;
+/** One directory being listed: its entries, their name order, the position in it, the inodes read for the current stretch of it. */
+interface DirCursor {
+  path: string;
+  ino: number;
+  table: EntryTable;
+  order: number[];
+  k: number;
+  batch: InodeBatch | null;
+  batchStart: number;
 }
 
-function isDotOrDotDot(n: Uint8Array): boolean {
-  return (n.length === 1 && n[0] === 0x2e) || (n.length === 2 && n[0] === 0x2e && n[1] === 0x2e);
+/**
+ * Open a directory for listing: its entries (without '.' and '..', readEntryTable: its blocks in a
+ * few large reads), sorted by name bytes. The inodes are read in batches (the table blocks they live
+ * in, in a few large reads: readInodeBatch) and checked in name order, so errors come out as with one
+ * read per entry. A row needs only the listing fields of its inode (read in place, inodeSummary); a
+ * whole Inode is parsed only for what needs more: subdirectories (to descend), symlinks (the target),
+ * devices (the device number).
+ */
+async function openDir(fs: Filesystem, path: string, dir: Inode): Promise<DirCursor> {
+  const table = await readEntryTable(fs, dir);
+  return { path, ino: dir.ino, table, order: sortedByName(table), k: 0, batch: null, batchStart: 0 };
+}
+
+/** Read the inodes of the cursor's next LIST_BATCH entries (name order). */
+async function nextInodeBatch(fs: Filesystem, d: DirCursor): Promise<void> {
+  d.batch = null; // drop the previous batch's table bytes before reading the next
+  d.batchStart = d.k;
+  const end = Math.min(d.order.length, d.k + LIST_BATCH);
+  const inos = new Array<number>(end - d.k);
+  for (let k = d.k; k < end; k++) inos[k - d.k] = d.table.ino[d.order[k]!]!;
+  d.batch = await readInodeBatch(fs, inos);
+}
+
+/** Indexes of the table's entries in name-byte order (stable: equal names keep their on-disk order). */
+function sortedByName(t: EntryTable): number[] {
+  const order = new Array<number>(t.length);
+  for (let i = 0; i < t.length; i++) order[i] = i;
+  if (t.ascii) {
+    // ASCII strings compare as their bytes do.
+    const names = t.name;
+    order.sort((a, b) => {
+      const x = names[a]!;
+      const y = names[b]!;
+      return x < y ? -1 : x > y ? 1 : 0;
+    });
+  } else order.sort((a, b) => compareBytes(t.nameBytes(a), t.nameBytes(b)));
+  return order;
 }
 
 // ---------------------------------------------------------------- stat

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Filesystem } from '../../lib/node.js';
 import { isExt4Error } from '../../lib/errors.js';
 import { readInodeBatch, type InodeBatchSource } from '../../lib/ext4/inode-store.js';
-import type { Inode } from '../../lib/ext4/inode.js';
+import type { Inode, InodeSummary } from '../../lib/ext4/inode.js';
 import { getImage } from '../helpers/images.js';
 import { tmpPath } from '../helpers/tmp.js';
 
@@ -37,7 +37,7 @@ function outcome(f: () => Inode): { raw: string } | { code: string } {
   }
 }
 
-describe.each(['ext4-4k', 'ext2', 'ext4-noflexbg'])('readInodeBatch on %s', (name) => {
+describe.each(['ext4-4k', 'ext2', 'ext4-noflexbg', 'ext4-inode128'])('readInodeBatch on %s', (name) => {
   let fs: Filesystem;
   beforeAll(async () => {
     fs = await Filesystem.open(getImage(name).image);
@@ -65,6 +65,38 @@ describe.each(['ext4-4k', 'ext2', 'ext4-noflexbg'])('readInodeBatch on %s', (nam
       expect(outcome(() => batch.get(i)), `inode ${inos[i]}`).toEqual(want);
     }
     expect(outcome(() => batch.get(inos.length - 5))).toEqual({ code: 'EINVAL' }); // ino 0
+  });
+
+  it('summary(i) gives the fields get(i) parses (in place, into a reused object), or the same error', async () => {
+    const count = fs.sb.s_inodes_count;
+    const inos: number[] = [];
+    for (let i = 0; i < count; i++) inos.push(1 + ((i * 7919) % count));
+    inos.push(0, count + 1);
+    const batch = await readInodeBatch(fs, inos);
+    const reused = { mode: -1, type: null, uid: -1, gid: -1, size: -1, linksCount: -1, mtime: -1 } as InodeSummary;
+    let used = 0;
+    for (let i = 0; i < inos.length; i++) {
+      let want: object;
+      try {
+        const x = batch.get(i);
+        want = { mode: x.mode, type: x.type, uid: x.uid, gid: x.gid, size: x.size, linksCount: x.linksCount, mtime: x.mtime.sec };
+        if (x.mode !== 0) used++;
+      } catch (e) {
+        if (!isExt4Error(e)) throw e;
+        want = { code: e.code };
+      }
+      let got: object;
+      try {
+        const s = batch.summary(i, reused);
+        expect(s).toBe(reused);
+        got = { ...s };
+      } catch (e) {
+        if (!isExt4Error(e)) throw e;
+        got = { code: e.code };
+      }
+      expect(got, `inode ${inos[i]}`).toEqual(want);
+    }
+    expect(used).toBeGreaterThan(100);
   });
 
   it('reads the table blocks in a few coalesced runs, never one read per inode', async () => {
@@ -127,6 +159,8 @@ describe('readInodeBatch with a corrupt inode', () => {
       expect(batch.get(0).ino).toBe(2);
       expect(batch.get(2).ino).toBe(victim + 1);
       expect(outcome(() => batch.get(1))).toEqual({ code: 'EFSBADCRC' });
+      expect(() => batch.summary(1)).toThrow(expect.objectContaining({ code: 'EFSBADCRC' }));
+      expect(batch.summary(2).linksCount).toBe(batch.get(2).linksCount);
       await expect(fs.readInode(victim)).rejects.toMatchObject({ code: 'EFSBADCRC' });
     } finally {
       await fs.close();

@@ -1,6 +1,6 @@
 /** `ext4kit ls IMAGE [PATH] [-R] [--json]`: list a directory like `ls -l` (never follows symlinks). */
 import type { Command } from 'commander';
-import { list, type ListEntry } from '../../ops/inspect.js';
+import { list, listBatches, type ListEntry } from '../../ops/inspect.js';
 import { escapeName, formatTime, modeString, table, withFs, write, type CliContext } from '../util.js';
 
 export function register(program: Command, ctx: CliContext): void {
@@ -17,8 +17,16 @@ export function register(program: Command, ctx: CliContext): void {
         'With -R the name column is the full path. Names are decoded as UTF-8 (invalid bytes show as U+FFFD).',
     )
     .action(async (image: string, path: string, opts: { recursive?: boolean; json?: boolean }, cmd: Command) => {
+      if (opts.json) {
+        // Rows are stringified piece by piece as the walk yields them (none held to the end); the
+        // text is written once, after the walk succeeded (an error prints nothing on stdout).
+        const text = new JsonArrayText();
+        await withFs(image, cmd, ctx, async (fs) => {
+          for await (const rows of listBatches(fs, path, { recursive: !!opts.recursive })) text.add(rows);
+        });
+        return write(ctx.io.stdout, text.finish());
+      }
       const entries = await withFs(image, cmd, ctx, (fs) => list(fs, path, { recursive: !!opts.recursive }));
-      if (opts.json) return writeJsonArray(ctx.io.stdout, entries);
       await write(ctx.io.stdout, formatList(entries, !!opts.recursive));
     });
 }
@@ -38,17 +46,21 @@ export function formatList(entries: ListEntry[], fullPaths: boolean): string {
 }
 
 /**
- * `JSON.stringify(rows, null, 2) + '\n'`, byte for byte, without ever holding the whole listing as
- * one string: rows are stringified in slices (a slice's elements sit at the same depth, so they
- * come out indented exactly as in the whole array) and written one slice at a time.
+ * `JSON.stringify(rows, null, 2) + '\n'`, byte for byte, for rows handed over in pieces: each piece
+ * is stringified when it comes (its elements sit at the same depth as in the whole array, so they
+ * come out indented exactly as there) and only its text is kept.
  */
-export async function writeJsonArray(out: NodeJS.WritableStream, rows: readonly unknown[], sliceRows = 256): Promise<void> {
-  if (rows.length === 0) return write(out, '[]\n');
-  for (let i = 0; i < rows.length; i += sliceRows) {
-    const text = JSON.stringify(rows.slice(i, i + sliceRows), null, 2);
-    // "[\n" + elements + "\n]": keep the brackets of the first and last slice only.
-    const body = text.slice(2, text.length - 2);
-    const last = i + sliceRows >= rows.length;
-    await write(out, (i === 0 ? '[\n' : '') + body + (last ? '\n]\n' : ',\n'));
+export class JsonArrayText {
+  private readonly parts: string[] = [];
+
+  add(rows: readonly unknown[]): void {
+    if (rows.length === 0) return;
+    const text = JSON.stringify(rows, null, 2);
+    // "[\n" + elements + "\n]": keep the elements; finish() puts the brackets and commas back.
+    this.parts.push(text.slice(2, text.length - 2));
+  }
+
+  finish(): string {
+    return this.parts.length === 0 ? '[]\n' : `[\n${this.parts.join(',\n')}\n]\n`;
   }
 }
