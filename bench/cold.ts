@@ -3,13 +3,17 @@
  * CLI, node's own start-up (`node -e 0`, same run) subtracted, next to the reference tools and
  * to the warm in-process figures.
  *
- *   npx tsx bench/cold.ts [--runs 7] [--image PATH] [--cli LABEL=PATH]...
+ *   npx tsx bench/cold.ts [--runs 7] [--image PATH]... [--cli LABEL=PATH]...
  *
- * Image: the 1 TiB sparse test image (test/helpers/tib-image.ts, built once and cached), or
- * --image. Commands: `--version`, `info --json` (target ≤ 50 ms of work), `free --json` over
- * the whole filesystem (target ≤ 0.1× e2freefrag's work), vs `e2freefrag` and `dumpe2fs -h`.
+ * Images: the two 1 TiB sparse test images (test/helpers/tib-image.ts, built once and cached):
+ * "punched" (1,312 free runs in a few groups) and "fragmented" (~240,000 free runs over 70 % of
+ * the disk: ~5,800 bitmaps to read, the issue's case); or each --image. Commands: `--version`,
+ * `info --json` (target ≤ 50 ms of work), `free --json` over the whole filesystem (target ≤ 0.1×
+ * e2freefrag's work), vs `e2freefrag` and `dumpe2fs -h`.
  * Every figure is a median of --runs (≥ 5) runs, the commands interleaved round-robin so that
- * the shared machine's load drifts over all of them alike; the load average is printed.
+ * the shared machine's load drifts over all of them alike; the load average is printed. With
+ * `perf stat` available, CPU time (task-clock) is printed too: on a loaded machine it is the
+ * steadier measure (node's start-up CPU is subtracted likewise).
  * --cli adds other bundles (e.g. an earlier build: `--cli before=/tmp/cli-before.js`) to the
  * same run; the current tree is bundled as "now".
  */
@@ -21,12 +25,12 @@ import { bundleCli } from '../scripts/bundle-cli.mjs';
 import { Filesystem } from '../lib/node.js';
 import { getFreeBlocks } from '../lib/ops/free.js';
 import { info } from '../lib/ops/inspect.js';
-import { tibImage } from '../test/helpers/tib-image.js';
+import { tibFragmentedImage, tibImage } from '../test/helpers/tib-image.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string): string[] => args.flatMap((a, i) => (a === `--${name}` && args[i + 1] !== undefined ? [args[i + 1]!] : []));
 const RUNS = Math.max(5, Number(opt('runs')[0] ?? 7));
-const image = opt('image')[0] ?? tibImage();
+const images: [string, string][] = opt('image').length > 0 ? opt('image').map((p, i) => [`image${i + 1}`, p]) : [['punched', tibImage()], ['fragmented', tibFragmentedImage()]];
 
 const work = fs.mkdtempSync(join(os.tmpdir(), 'ext4kit-bench-cold-'));
 // Beside a package.json saying "module", as dist/cli.js is (else node sniffs the format first).
@@ -44,60 +48,84 @@ interface Job {
   cmd: string;
   args: string[];
   times: number[];
+  /** CPU time (task-clock: user + system, all threads) when perf is available. */
+  cpu: number[];
 }
+// On a shared machine wall time swings with the load; CPU time much less: take both when `perf stat` works.
+const PERF = spawnSync('perf', ['stat', '-x,', '-e', 'task-clock', '--', 'true']).status === 0;
 const jobs: Job[] = [];
-const job = (name: string, cmd: string, a: string[]) => jobs.push({ name, cmd, args: a, times: [] });
+const job = (name: string, cmd: string, a: string[]) => jobs.push({ name, cmd, args: a, times: [], cpu: [] });
 job('node -e 0', process.execPath, ['-e', '0']);
-for (const [label, bin] of clis) {
-  job(`${label}: --version`, process.execPath, [bin, '--version']);
-  job(`${label}: info --json`, process.execPath, [bin, 'info', image, '--json']);
-  job(`${label}: free --json`, process.execPath, [bin, 'free', image, '--json']);
+for (const [label, bin] of clis) job(`${label}: --version`, process.execPath, [bin, '--version']);
+for (const [im, image] of images) {
+  for (const [label, bin] of clis) {
+    job(`${label}: info --json ${im}`, process.execPath, [bin, 'info', image, '--json']);
+    job(`${label}: free --json ${im}`, process.execPath, [bin, 'free', image, '--json']);
+  }
+  job(`e2freefrag ${im}`, 'e2freefrag', [image]);
+  job(`dumpe2fs -h ${im}`, 'dumpe2fs', ['-h', image]);
 }
-job('e2freefrag', 'e2freefrag', [image]);
-job('dumpe2fs -h', 'dumpe2fs', ['-h', image]);
 
-let freeRuns = 0;
+const freeRuns = new Map<string, number>();
 for (let r = 0; r < RUNS + 1; r++) {
   for (const j of jobs) {
     const t = performance.now();
-    const p = spawnSync(j.cmd, j.args, { maxBuffer: 1 << 30, env: { ...process.env, LANG: 'C' } });
+    const [cmd, a] = PERF ? ['perf', ['stat', '-x,', '-e', 'task-clock', '--', j.cmd, ...j.args]] : [j.cmd, j.args];
+    const p = spawnSync(cmd, a, { maxBuffer: 1 << 30, env: { ...process.env, LANG: 'C' } });
     const ms = performance.now() - t;
     if (p.status !== 0) throw new Error(`${j.name} failed (${p.status}): ${p.stderr}`);
-    if (j.name === 'now: free --json') freeRuns = (JSON.parse(p.stdout.toString('utf8')) as unknown[]).length;
+    const clock = PERF ? /^([\d.]+),msec,task-clock/m.exec(p.stderr.toString('utf8')) : null;
+    if (clock && r > 0) j.cpu.push(Number(clock[1]));
+    const m = /^now: free --json (.*)$/.exec(j.name);
+    if (m && r === 0) freeRuns.set(m[1]!, (JSON.parse(p.stdout.toString('utf8')) as unknown[]).length);
     if (r > 0) j.times.push(ms); // the first round warms the page cache
   }
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const node0 = median(jobs[0]!.times);
-const work_ = (name: string) => median(jobs.find((j) => j.name === name)!.times) - (name.startsWith('e2freefrag') || name.startsWith('dumpe2fs') ? 0 : node0);
+const isRef = (name: string) => name.startsWith('e2freefrag') || name.startsWith('dumpe2fs');
+const work_ = (name: string) => median(jobs.find((j) => j.name === name)!.times) - (isRef(name) ? 0 : node0);
+const cpu0 = PERF ? median(jobs[0]!.cpu) : 0;
+/** Median CPU time of a job, node's own start-up CPU subtracted (ext4kit jobs). */
+const cpu_ = (name: string) => (PERF ? median(jobs.find((j) => j.name === name)!.cpu) - (isRef(name) ? 0 : cpu0) : NaN);
 
 // Warm, in-process (what the README used to quote).
-const fsw = await Filesystem.open(image);
-const warm: { free: number[]; info: number[] } = { free: [], info: [] };
-for (let r = 0; r < RUNS + 1; r++) {
-  let t = performance.now();
-  await getFreeBlocks(fsw);
-  warm.free.push(performance.now() - t);
-  t = performance.now();
-  info(fsw);
-  warm.info.push(performance.now() - t);
+const warm = new Map<string, { free: number[]; info: number[]; firstFree: number }>();
+for (const [im, image] of images) {
+  const fsw = await Filesystem.open(image);
+  const w = { free: [] as number[], info: [] as number[], firstFree: 0 };
+  for (let r = 0; r < RUNS + 1; r++) {
+    let t = performance.now();
+    await getFreeBlocks(fsw);
+    w.free.push(performance.now() - t);
+    t = performance.now();
+    info(fsw);
+    w.info.push(performance.now() - t);
+  }
+  await fsw.close();
+  w.firstFree = w.free.shift()!;
+  w.info.shift();
+  warm.set(im, w);
 }
-await fsw.close();
-const firstFree = warm.free.shift()!;
-warm.info.shift();
 
 const f = (ms: number) => `${ms.toFixed(1)} ms`;
-console.log(`image ${image} (${freeRuns} free extents); ${RUNS} runs each, medians; load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${os.cpus().length} CPUs`);
-console.log(`node start-up (node -e 0): ${f(node0)} — subtracted from every ext4kit figure below`);
-const rows: string[][] = [['command', 'work (fresh process)', 'reference', 'ratio', 'target']];
-const ff = work_('e2freefrag'), dh = work_('dumpe2fs -h');
-for (const [label] of clis) {
-  rows.push([`${label}: --version`, f(work_(`${label}: --version`)), '', '', 'small']);
-  rows.push([`${label}: info --json`, f(work_(`${label}: info --json`)), `dumpe2fs -h ${f(dh)}`, (work_(`${label}: info --json`) / dh).toFixed(2) + '×', '≤ 50 ms']);
-  rows.push([`${label}: free --json`, f(work_(`${label}: free --json`)), `e2freefrag ${f(ff)}`, (work_(`${label}: free --json`) / ff).toFixed(3) + '×', '≤ 0.1×']);
+console.log(`${RUNS} runs each, medians; load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${os.cpus().length} CPUs`);
+for (const [im, image] of images) console.log(`image ${im}: ${image} (${freeRuns.get(im) ?? '?'} free extents)`);
+console.log(`node start-up (node -e 0): ${f(node0)} wall${PERF ? `, ${f(cpu0)} CPU` : ''} — subtracted from every ext4kit figure below`);
+const rows: string[][] = [['command', 'work (fresh process)', 'reference', 'ratio', 'target', ...(PERF ? ['CPU work', 'CPU reference', 'CPU ratio'] : [])]];
+const cpuCols = (name: string, ref: string) => (PERF ? [f(cpu_(name)), ref ? f(cpu_(ref)) : '', ref ? (cpu_(name) / cpu_(ref)).toFixed(3) + '×' : ''] : []);
+for (const [label] of clis) rows.push([`${label}: --version`, f(work_(`${label}: --version`)), '', '', 'small', ...cpuCols(`${label}: --version`, '')]);
+for (const [im] of images) {
+  const ff = work_(`e2freefrag ${im}`), dh = work_(`dumpe2fs -h ${im}`);
+  for (const [label] of clis) {
+    const i = work_(`${label}: info --json ${im}`), fr = work_(`${label}: free --json ${im}`);
+    rows.push([`${label}: info --json (${im})`, f(i), `dumpe2fs -h ${f(dh)}`, (i / dh).toFixed(2) + '×', '≤ 50 ms', ...cpuCols(`${label}: info --json ${im}`, `dumpe2fs -h ${im}`)]);
+    rows.push([`${label}: free --json (${im})`, f(fr), `e2freefrag ${f(ff)}`, (fr / ff).toFixed(3) + '×', '≤ 0.1×', ...cpuCols(`${label}: free --json ${im}`, `e2freefrag ${im}`)]);
+  }
+  const w = warm.get(im)!;
+  rows.push([`warm in-process getFreeBlocks (${im})`, f(median(w.free)), '', '', `first call ${f(w.firstFree)}`, ...(PERF ? ['', '', ''] : [])]);
+  rows.push([`warm in-process info (${im})`, f(median(w.info)), '', '', '', ...(PERF ? ['', '', ''] : [])]);
 }
-rows.push(['warm in-process getFreeBlocks', f(median(warm.free)), '', '', `first call ${f(firstFree)}`]);
-rows.push(['warm in-process info', f(median(warm.info)), '', '', '']);
 const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
 for (const r of rows) console.log(r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd());
 fs.rmSync(work, { recursive: true, force: true });

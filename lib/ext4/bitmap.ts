@@ -3,6 +3,7 @@
  * bitmap of a BLOCK_UNINIT group computed from the geometry rather than read
  * (as the kernel's ext4_init_block_bitmap and e2fsprogs do).
  */
+import { Ext4Error } from '../errors.js';
 import { crc32c } from './checksum.js';
 import { bitOfBlock, blocksInGroup, clustersInGroup, groupFirstBlock, groupFixedMetadata, inodeTableBlocks, type Geometry } from './geometry.js';
 import type { GroupDesc } from './group-desc.js';
@@ -31,6 +32,13 @@ export function inodeBitmapChecksum(bm: Uint8Array, fsSeed: number, inodesPerGro
 /** Compare a computed checksum with the stored one, honouring the 16-bit storage of 32-byte descriptors. */
 export function bitmapChecksumMatches(computed: number, stored: number, descSize: number, hiPresent: boolean): boolean {
   return hiPresent && descSize >= 64 ? computed === stored : (computed & 0xffff) === (stored & 0xffff);
+}
+
+/** Throw EFSBADCRC unless `bm` (group gd's block bitmap as read) matches its descriptor's checksum (metadata_csum). */
+export function verifyBlockBitmap(sb: { descSize: number; s_clusters_per_group: number }, fsSeed: number, gd: GroupDesc, bm: Uint8Array): void {
+  const c = blockBitmapChecksum(bm, fsSeed, sb.s_clusters_per_group);
+  if (!bitmapChecksumMatches(c, gd.blockBitmapCsum, sb.descSize, sb.descSize >= 0x3a))
+    throw new Ext4Error('EFSBADCRC', `block bitmap checksum mismatch`, { structure: 'block bitmap', location: { kind: 'group', group: gd.group, block: gd.blockBitmap } });
 }
 
 /**
@@ -79,37 +87,54 @@ const POPCOUNT = (() => {
 })();
 
 /** Index of the lowest set bit of a non-zero 32-bit value. */
-function ctz(x: number): number {
+export function ctz(x: number): number {
   return 31 - Math.clz32(x & -x);
+}
+
+/** Little-endian host: a bitmap's on-disk 32-bit words read directly through an Int32Array view. */
+const HOST_LE = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
+/** The bitmap as 32-bit words, bit i = bit i%32 of word i/32 (bit i%8 of byte i/8 on disk: little-endian words). */
+export function bitmapWords(bm: Uint8Array): Int32Array {
+  const n = bm.byteLength >>> 2;
+  if (HOST_LE && (bm.byteOffset & 3) === 0) return new Int32Array(bm.buffer, bm.byteOffset, n);
+  // Unaligned or big-endian host: an aligned, host-order copy.
+  const out = new Int32Array(n);
+  const dv = new DataView(bm.buffer, bm.byteOffset, bm.byteLength);
+  for (let w = 0; w < n; w++) out[w] = dv.getUint32(w << 2, true);
+  return out;
 }
 
 /**
  * Maximal runs of clear bits in [from, to) of a bitmap: calls fn(start, len).
- * A 32-bit word at a time (bit i is bit i%8 of byte i/8, as on disk — read
- * little-endian); the hot path of every free-space scan.
+ * A 32-bit word at a time, words all set or all clear passed over whole;
+ * the hot path of every free-space scan.
  */
 export function forEachFreeRun(bm: Uint8Array, from: number, to: number, fn: (start: number, len: number) => void): void {
-  const dv = new DataView(bm.buffer, bm.byteOffset, bm.byteLength);
-  const words = bm.byteLength >>> 2;
-  to = Math.min(to, words * 32);
-  const word = (w: number) => dv.getUint32(w << 2, true);
-  /** First bit ≥ i (and < to) whose value is `want`, else `to`. */
-  const next = (i: number, want: 0 | 1): number => {
-    if (i >= to) return to;
-    let w = i >>> 5;
-    let bits = (want ? word(w) : ~word(w)) & (~0 << (i & 31));
-    while (bits === 0) {
-      w++;
-      if (w << 5 >= to) return to;
-      bits = want ? word(w) : ~word(w);
-    }
-    return Math.min(to, (w << 5) + ctz(bits));
-  };
+  const words = bitmapWords(bm);
+  const nw = words.length;
+  to = Math.min(to, nw * 32);
   let i = from;
   while (i < to) {
-    const st = next(i, 0);
-    if (st >= to) break;
-    const e = next(st, 1);
+    // First clear bit ≥ i.
+    let w = i >>> 5;
+    let x = ~words[w]! & (-1 << (i & 31));
+    while (x === 0) {
+      if (++w >= nw || w << 5 >= to) return;
+      x = ~words[w]!;
+    }
+    const st = (w << 5) + ctz(x);
+    if (st >= to) return;
+    // First set bit after it.
+    x = words[w]! & (-1 << (st & 31));
+    while (x === 0) {
+      if (++w >= nw || w << 5 >= to) {
+        fn(st, to - st);
+        return;
+      }
+      x = words[w]!;
+    }
+    const e = Math.min(to, (w << 5) + ctz(x));
     fn(st, e - st);
     i = e;
   }

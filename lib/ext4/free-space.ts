@@ -1,13 +1,15 @@
 /**
  * Free-space scanning over block bitmaps: maximal free runs in a block range,
  * merged across group boundaries. Shared by the allocator (a transaction's
- * view) and by getFreeBlocks, fsmap and the reports (the committed view).
- * With bigalloc a bitmap bit is a cluster: runs are whole clusters (then
- * clipped to the range asked for).
+ * view: scanFreeWith over its bitmaps or FreeRuns index) and by getFreeBlocks,
+ * fsmap and the reports (the committed view: lib/ops/free.ts reads bitmaps in
+ * bulk and appends their runs to a RunTable with appendFreeRuns). With
+ * bigalloc a bitmap bit is a cluster: runs are whole clusters (then clipped
+ * to the range asked for).
  */
 import type { Superblock } from './superblock.js';
 import type { GroupDesc } from './group-desc.js';
-import { forEachFreeRun } from './bitmap.js';
+import { bitmapWords, ctz, forEachFreeRun } from './bitmap.js';
 import { blocksInGroup, clusterRatio, clustersInGroup, groupFirstBlock, groupOfBlock } from './geometry.js';
 
 /**
@@ -125,6 +127,159 @@ export interface FreeScanSource {
 }
 
 /**
+ * Free runs (blocks) found in ascending order, each merged into the last
+ * when they touch: two growable typed arrays, no object per run (a whole
+ * disk can have hundreds of thousands). Runs [0, n) are start[i], len[i].
+ */
+export class RunTable {
+  start = new Float64Array(4096);
+  len = new Float64Array(4096);
+  n = 0;
+
+  /** Add a run after the last one (merged with it when it starts where the last ends). */
+  push(start: number, length: number): void {
+    const n = this.n;
+    if (n > 0 && this.start[n - 1]! + this.len[n - 1]! === start) this.len[n - 1] = this.len[n - 1]! + length;
+    else {
+      if (n === this.start.length) this.grow();
+      this.start[n] = start;
+      this.len[n] = length;
+      this.n = n + 1;
+    }
+  }
+
+  grow(): void {
+    const s = new Float64Array(this.start.length * 2), l = new Float64Array(this.start.length * 2);
+    s.set(this.start);
+    l.set(this.len);
+    this.start = s;
+    this.len = l;
+  }
+
+  /** Forget runs [0, k): the rest move to the front. */
+  drop(k: number): void {
+    this.start.copyWithin(0, k, this.n);
+    this.len.copyWithin(0, k, this.n);
+    this.n -= k;
+  }
+}
+
+/**
+ * The free runs of bits [from, to) of a block bitmap with one bit per block,
+ * as blocks `base + bit`, appended to `out` (merged with its last run when
+ * they touch). The bulk scanner's hot loop: words all set or all clear are
+ * passed over whole, and runs go straight into the table, no call per run.
+ * Returns the number of free bits seen.
+ */
+export function appendFreeRuns(bm: Uint8Array, from: number, to: number, base: number, out: RunTable): number {
+  const words = bitmapWords(bm);
+  const nw = words.length;
+  to = Math.min(to, nw * 32);
+  let starts = out.start, lens = out.len, n = out.n;
+  let free = 0;
+  let i = from;
+  while (i < to) {
+    let w = i >>> 5;
+    let x = ~words[w]! & (-1 << (i & 31));
+    while (x === 0 && ++w < nw && w << 5 < to) x = ~words[w]!;
+    if (x === 0) break;
+    const st = (w << 5) + ctz(x);
+    if (st >= to) break;
+    x = words[w]! & (-1 << (st & 31));
+    while (x === 0 && ++w < nw && w << 5 < to) x = words[w]!;
+    const e = x === 0 ? to : Math.min(to, (w << 5) + ctz(x));
+    const s = base + st, l = e - st;
+    free += l;
+    if (n > 0 && starts[n - 1]! + lens[n - 1]! === s) lens[n - 1] = lens[n - 1]! + l;
+    else {
+      if (n === starts.length) {
+        out.n = n;
+        out.grow();
+        starts = out.start;
+        lens = out.len;
+      }
+      starts[n] = s;
+      lens[n] = l;
+      n++;
+    }
+    i = e;
+  }
+  out.n = n;
+  return free;
+}
+
+/**
+ * Free runs (blocks) reported group by group in ascending order, merged into
+ * maximal runs across group boundaries before `fn` sees them; fn returns
+ * false to stop (then `stopped` is true and later runs are dropped).
+ */
+export class FreeRunMerger {
+  private runStart = -1;
+  private runLen = 0;
+  stopped = false;
+  constructor(private readonly fn: (start: number, length: number) => boolean | void) {}
+
+  add(start: number, length: number): void {
+    if (this.stopped) return;
+    if (this.runLen > 0 && this.runStart + this.runLen === start) this.runLen += length;
+    else {
+      this.flush();
+      this.runStart = start;
+      this.runLen = length;
+    }
+  }
+
+  /** Hand the pending run to fn. */
+  flush(): void {
+    if (this.runLen > 0 && !this.stopped && this.fn(this.runStart, this.runLen) === false) this.stopped = true;
+    this.runLen = 0;
+    this.runStart = -1;
+  }
+
+  /** A group's scanned range ended at block `end`: a run continues into the next group only if it reaches it. */
+  endGroup(end: number): void {
+    if (this.runLen > 0 && this.runStart + this.runLen !== end) this.flush();
+  }
+}
+
+/**
+ * What a scan needs of group g's bitmap, from its descriptor alone:
+ * 'full' (bg_free_blocks_count 0: nothing to report), 'free' (every
+ * cluster free: the whole group is one run) or 'bitmap'. The count is in
+ * clusters, like the bitmap's bits.
+ */
+export function groupFreeKind(sb: Superblock, g: number, gd: GroupDesc): 'full' | 'free' | 'bitmap' {
+  if (gd.freeBlocks === 0) return 'full';
+  return gd.freeBlocks >= clustersInGroup(sb, g) ? 'free' : 'bitmap';
+}
+
+/**
+ * The free runs of group g's blocks [first+lo, first+hi) into `out`, from its
+ * bitmap (bits are clusters: each free run of clusters is clipped back to
+ * blocks). Returns the free clusters seen in bits [lo/ratio, ceil(hi/ratio)).
+ */
+export function groupBitmapRuns(sb: Superblock, g: number, bits: Uint8Array | FreeRuns, lo: number, hi: number, out: FreeRunMerger): number {
+  const first = groupFirstBlock(sb, g);
+  const ratio = clusterRatio(sb);
+  const cLo = Math.floor(lo / ratio), cHi = Math.ceil(hi / ratio);
+  let free = 0;
+  const visit =
+    ratio === 1
+      ? (s: number, l: number) => {
+          free += l;
+          out.add(first + s, l);
+        }
+      : (s: number, l: number) => {
+          free += l;
+          const b0 = Math.max(lo, s * ratio), b1 = Math.min(hi, (s + l) * ratio);
+          if (b1 > b0) out.add(first + b0, b1 - b0);
+        };
+  if (bits instanceof FreeRuns) bits.forEach(cLo, cHi, visit);
+  else forEachFreeRun(bits, cLo, cHi, visit);
+  return free;
+}
+
+/**
  * Free runs (blocks) in [from, to), merged across group boundaries,
  * ascending; fn returns false to stop. A group whose descriptor says it is
  * full is skipped and one that is entirely free is reported without its
@@ -134,52 +289,25 @@ export async function scanFreeWith(sb: Superblock, src: FreeScanSource, from: nu
   from = Math.max(from, sb.s_first_data_block);
   to = Math.min(to, sb.blocksCount);
   if (from >= to) return;
-  let runStart = -1, runLen = 0;
-  let stop = false;
-  const flush = () => {
-    if (runLen > 0 && !stop && fn(runStart, runLen) === false) stop = true;
-    runLen = 0;
-    runStart = -1;
-  };
-  const add = (abs: number, l: number) => {
-    if (stop) return;
-    if (runLen > 0 && runStart + runLen === abs) runLen += l;
-    else {
-      flush();
-      runStart = abs;
-      runLen = l;
-    }
-  };
-  const ratio = clusterRatio(sb);
+  const out = new FreeRunMerger(fn);
   const gEnd = Math.min(sb.groupCount, groupOfBlock(sb, to - 1) + 1);
-  for (let g = groupOfBlock(sb, from); g < gEnd && !stop; g++) {
+  for (let g = groupOfBlock(sb, from); g < gEnd && !out.stopped; g++) {
     await src.beforeGroup?.(g, gEnd);
     const first = groupFirstBlock(sb, g);
     const gd = await src.group(g);
     const n = blocksInGroup(sb, g);
     const lo = Math.max(0, from - first), hi = Math.min(n, to - first);
-    // The descriptor's free count is in clusters (bg_free_blocks_count), like the bitmap's bits.
-    if (gd.freeBlocks === 0) {
-      flush();
+    const kind = groupFreeKind(sb, g, gd);
+    if (kind === 'full') {
+      out.flush();
       continue;
     }
-    if (gd.freeBlocks >= clustersInGroup(sb, g)) add(first + lo, hi - lo);
-    else {
-      // Bits [lo/ratio, ceil(hi/ratio)) cover blocks [lo, hi); each free run of clusters, clipped back to them.
-      const cLo = Math.floor(lo / ratio), cHi = Math.ceil(hi / ratio);
-      const clip = (s: number, l: number) => {
-        const b0 = Math.max(lo, s * ratio), b1 = Math.min(hi, (s + l) * ratio);
-        if (b1 > b0) add(first + b0, b1 - b0);
-      };
-      if (src.runs) (await src.runs(g)).forEach(cLo, cHi, clip);
-      else forEachFreeRun(await src.bitmap(g), cLo, cHi, clip);
-    }
-    // A run continues into the next group only if it reaches this group's end.
-    if (runLen > 0 && runStart + runLen !== first + hi) flush();
+    if (kind === 'free') out.add(first + lo, hi - lo);
+    else groupBitmapRuns(sb, g, src.runs ? await src.runs(g) : await src.bitmap(g), lo, hi, out);
+    out.endGroup(first + hi);
   }
-  flush();
+  out.flush();
 }
-
 
 export interface FreeRun {
   start: number;
