@@ -45,17 +45,17 @@ export interface MoveDataOptions {
   /** Byte length (block-aligned). */
   len: number;
   /**
-   * Most extents of either file handled per transaction. Default: 64 at
-   * first, doubled (up to 8192) after each step that logged less than an
-   * eighth of what the journal takes in one transaction, so a fragmented
-   * file moves in a few large transactions, and never one the journal
-   * refuses (E2BIG halves it again).
+   * Most extents of either file handled per transaction. Default: what the
+   * journal's per-transaction limit surely holds (firstStepExtents: at least
+   * 64), doubled (up to 8192) after each step that logged less than an
+   * eighth of that limit, so a fragmented file moves in one or a few large
+   * transactions, and never one the journal refuses (E2BIG halves it again).
    */
   stepExtents?: number;
   /**
-   * Most bytes copied per transaction (default 256 MiB: the copy streams through two 8 MiB
-   * buffers, so a step costs no memory, and each step costs two flushes; 64 MiB steps made
-   * bench/ops' 256 MiB move ~15 % slower).
+   * Most bytes copied per transaction (default 256 MiB: the copy streams through a few 1 MiB
+   * buffers (copy-runs.ts), so a step costs no memory, and each step costs a drain of the copy
+   * pipeline and two flushes; 64 MiB steps made bench/ops' 256 MiB move ~15 % slower).
    */
   stepBytes?: number;
 }
@@ -200,6 +200,23 @@ async function stepTx(fs: Filesystem, tx: Transaction, data: Inode, space: Inode
 
 const MAX_STEP_EXTENTS = 8192;
 
+/**
+ * The first step's extent count, from the journal's per-transaction limit
+ * (`txLimit` blocks): an extent moved logs at most about two blocks (the
+ * bitmap of the group it is freed from and that group's descriptor block,
+ * when every extent lies in another group) plus its share of the two trees'
+ * leaves, so a quarter of the limit per extent, less a margin for the
+ * inodes, the tree roots' paths and new tree blocks, stays under it. Each
+ * step costs a pipeline drain and two flushes: a 256 MiB move of 257 extents
+ * made in steps of 64, 128 and 65 extents spent ~0.4 s of its 2.1 s between
+ * steps (bench/ops, loaded machine). At least 64 (the old fixed start), at
+ * most MAX_STEP_EXTENTS.
+ */
+export function firstStepExtents(txLimit: number): number {
+  if (!Number.isFinite(txLimit)) return MAX_STEP_EXTENTS;
+  return Math.min(MAX_STEP_EXTENTS, Math.max(64, Math.floor((txLimit - 64) / 4)));
+}
+
 /** Most metadata blocks one transaction may log (the journal's quarter), or Infinity without a journal. */
 function journalTransactionLimit(fs: Filesystem): number {
   const j = internals(fs).journal;
@@ -216,12 +233,12 @@ async function run(fs: Filesystem, dataRef: FileRef, spaceRef: FileRef, opts: Mo
   if (dataIno === spaceIno) throw new Ext4Error('EINVAL', 'data and space are the same file');
   const end = (opts.from + opts.len) / bs;
   let lb = opts.from / bs;
-  let maxExt = opts.stepExtents ?? 64;
+  const txLimit = journalTransactionLimit(fs);
+  let maxExt = opts.stepExtents ?? firstStepExtents(txLimit);
   // Local extent edits make a step's log grow with the extents it moves, not with the trees'
   // sizes: what one step logged says whether twice as many extents still fit in the journal's
   // per-transaction limit (a quarter of the log) with room to spare.
   let grow = opts.stepExtents === undefined && !token;
-  const txLimit = journalTransactionLimit(fs);
   const maxBlocks = Math.max(1, Math.floor((opts.stepBytes ?? 256 * 1024 * 1024) / bs));
   if (token && end - lb > maxBlocks) throw new Ext4Error('EINVAL', 'exchangeData is atomic: its range must fit one step');
   while (lb < end) {
