@@ -10,6 +10,7 @@ import { Filesystem } from '../../lib/node.js';
 import { defrag } from '../../lib/ops/defrag.js';
 import { planDefrag, FreeIndex } from '../../lib/ops/defrag-plan.js';
 import type { Extent } from '../../lib/ext4/extents.js';
+import { fragmentedBlocks, fragmentedModel, replay } from './plan-model.js';
 import { fragImage, fragImageSkipReason, measureFragImage, meetsTargets } from '../helpers/frag-images.js';
 import { expectE2fsckClean, oracleGate, sha256File } from '../helpers/tools.js';
 import { cliInProcess as cli } from '../cli/helpers.js';
@@ -49,9 +50,53 @@ describe('defrag planner on a model', () => {
     }
     expect(idx.count).toBe(plan.predicted.freeExtents);
     expect(plan.predicted.freeBlocks).toBe(7);
-    // Compacted toward the start: the free space ends the area, in one run.
-    expect(plan.predicted.freeExtents).toBe(1);
-    expect(idx.runs[0]).toEqual({ start: 21, length: 7 });
+    // Compacted toward the start: the free space ends the area, the largest run holds most of it.
+    expect(plan.predicted.freeExtents).toBeLessThanOrEqual(2);
+    expect(idx.runs[idx.runs.length - 1]).toEqual({ start: 22, length: 6 });
+  });
+
+  // Interleaved writers, a third deleted, more appends (plan-model.ts): the plan meets the targets
+  // and rewrites each fragmented file about once (the greedy planner, which compacts after making
+  // files contiguous, copied 1.5-3.1x), and the executor's rules hold at every step.
+  for (const fill of [0.5, 0.7, 0.9]) {
+    it(`${fill * 100} % full synthetic models: targets met, each byte moved about once`, () => {
+      for (const seed of [1, 2, 3]) for (const blocks of [4096, 16384]) {
+        const m = fragmentedModel(seed, blocks, fill);
+        const plan = planDefrag(m.files, m.free, m.bounds, { idealExtentBlocks: 32768, wholeFs: true });
+        const where = `seed ${seed}, ${blocks} blocks`;
+        expect(plan.complete, where).toBe(true);
+        expect(plan.skipped, where).toEqual([]);
+        const { moved } = replay(m, plan);
+        expect(plan.predicted.extents, where).toBe(m.files.length);
+        expect(plan.predicted.freeExtents, where).toBeLessThanOrEqual(50);
+        expect(2 * plan.predicted.largestFree, where).toBeGreaterThanOrEqual(plan.predicted.freeBlocks);
+        expect(moved, where).toBeLessThanOrEqual(1.8 * fragmentedBlocks(m));
+        // Nothing left to do: planning again from the result moves nothing.
+        const again = planDefrag(m.files.map((f, i) => ({ ...f, extents: plan.after[i]!, treeBlocks: [] })), replay(m, plan).free.runs, m.bounds, { idealExtentBlocks: 32768, wholeFs: true });
+        expect(again.steps, where).toEqual([]);
+      }
+    });
+  }
+
+  it('contiguous files stay where the free space allows it', () => {
+    // 0..9 unmovable; X contiguous at 10..13; Y fragmented (14, 16, 18); Z contiguous far up (40..43).
+    const files = [
+      { ino: 12, path: '/x', extents: [ext(0, 10, 4)], treeBlocks: [] },
+      { ino: 13, path: '/y', extents: [ext(0, 14, 1), ext(1, 16, 1), ext(2, 18, 1)], treeBlocks: [] },
+      { ino: 14, path: '/z', extents: [ext(0, 40, 4)], treeBlocks: [] },
+    ];
+    const free = [{ start: 15, length: 1 }, { start: 17, length: 1 }, { start: 19, length: 21 }, { start: 44, length: 20 }];
+    const m = { files, free, bounds: { first: 0, end: 64 } };
+    const plan = planDefrag(files, free, m.bounds, { idealExtentBlocks: 32768, wholeFs: true });
+    replay(m, plan);
+    expect(plan.steps.some((s) => s.file === 0), 'x stays').toBe(false);
+    // Y's place (14..16, packed after X) holds its own pieces: out, then in (moveFiles refuses a
+    // target on the file's own blocks).
+    expect(plan.steps.filter((s) => s.file === 1).reduce((a, s) => a + s.length, 0), 'y moves at most twice').toBeLessThanOrEqual(6);
+    expect(plan.after[1]).toEqual([ext(0, 14, 3)]);
+    // Z splits the free space in runs of 23 and 20 blocks: the larger holds half of the 43, so Z stays.
+    expect(plan.steps.some((s) => s.file === 2), 'z stays').toBe(false);
+    expect(plan.predicted).toMatchObject({ extents: 3, freeExtents: 2, largestFree: 23 });
   });
 });
 
@@ -72,6 +117,9 @@ describe.skipIf(!!why)('defrag on kernel-fragmented full images', () => {
       const t = meetsTargets(after);
       console.log(`fill ${fill}: extents ${im.extents} -> ${after.extents} (ideal ${after.idealExtents}), free extents ${im.freeExtents} -> ${after.freeExtents}, largest free ${im.largestFreeBlocks} -> ${after.largestFreeBlocks} of ${after.freeBlocks}, moved ${s.bytesMoved} bytes in ${s.moves} moves, ${s.seconds} s`);
       expect(t.why).toEqual([]);
+      // Each fragmented file rewritten about once (the greedy planner copied 2.4-2.9x on these).
+      const fragmented = im.perFile.filter((f) => f.extents > 1).reduce((a, f) => a + Math.ceil(f.size / im.blockSize) * im.blockSize, 0);
+      expect(s.bytesMoved).toBeLessThanOrEqual(1.8 * fragmented);
     }, 180_000);
   }
 

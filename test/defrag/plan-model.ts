@@ -1,0 +1,130 @@
+/**
+ * Synthetic models for the defrag planner (lib/ops/defrag-plan.ts): a space fragmented the way
+ * test/helpers/frag-images.ts fragments a kernel image — several writers appending small chunks in
+ * turn through a next-fit allocator, a third of the files deleted, more appends into the holes —
+ * and a replay that checks a plan against the rules the executor (moveFiles) enforces.
+ */
+import { expect } from 'vitest';
+import { FreeIndex, type Plan, type PlanFile, type Run } from '../../lib/ops/defrag-plan.js';
+import { layOut } from '../../lib/ops/move-batch.js';
+import { fragmentCount, mappedBlocks, mergeAdjacent } from '../../lib/ext4/extent-map.js';
+import type { Extent } from '../../lib/ext4/extents.js';
+import { mulberry32 } from '../../lib/io/prng.js';
+
+export interface Model {
+  files: PlanFile[];
+  free: Run[];
+  bounds: { first: number; end: number };
+}
+
+/**
+ * `blocks` blocks, the first `reserved` unmovable (plus a few unmovable islands, like directory
+ * blocks), filled to `fill` by `writers` interleaved appenders; files with more than four extents
+ * get a tree block, as the kernel gives them.
+ */
+export function fragmentedModel(seed: number, blocks: number, fill: number, writers = 4, reserved = 64): Model {
+  const rnd = mulberry32(seed);
+  const int = (lo: number, hi: number): number => lo + Math.floor(rnd() * (hi - lo + 1));
+  const owner = new Int32Array(blocks).fill(-1); // -1 free, -2 unmovable, else file index
+  for (let b = 0; b < reserved; b++) owner[b] = -2;
+  for (let k = 0; k < 4; k++) owner[int(reserved, blocks - 1)] = -2;
+  const files: { extents: Extent[]; size: number; target: number; alive: boolean }[] = [];
+  let cursor = reserved;
+  let used = blocks - owner.filter((o) => o === -1).length;
+  /** Next-fit: the first free blocks from the cursor, possibly in several pieces. */
+  const alloc = (n: number, who: number): Run[] => {
+    const out: Run[] = [];
+    for (let scanned = 0; n > 0 && scanned < blocks; scanned++) {
+      if (cursor >= blocks) cursor = reserved;
+      if (owner[cursor] === -1) {
+        owner[cursor] = who;
+        const last = out[out.length - 1];
+        if (last && last.start + last.length === cursor) last.length++;
+        else out.push({ start: cursor, length: 1 });
+        n--;
+        used++;
+      }
+      cursor++;
+    }
+    return out;
+  };
+  const active: number[] = [];
+  const append = (limit: number): void => {
+    while (used < limit) {
+      while (active.length < writers) {
+        files.push({ extents: [], size: 0, target: int(4, 300), alive: true });
+        active.push(files.length - 1);
+      }
+      const w = int(0, active.length - 1);
+      const i = active[w]!;
+      const f = files[i]!;
+      const got = alloc(Math.min(int(1, 24), f.target - f.size, limit - used), i);
+      if (!got.length) return;
+      for (const r of got) {
+        f.extents.push({ logical: f.size, physical: r.start, length: r.length, unwritten: false });
+        f.size += r.length;
+      }
+      if (f.size >= f.target) active.splice(w, 1);
+    }
+  };
+  append(Math.floor(blocks * fill * 0.8));
+  for (let i = 0; i < files.length; i++) {
+    if (active.includes(i) || rnd() >= 1 / 3) continue;
+    files[i]!.alive = false;
+    for (const e of files[i]!.extents) for (let b = e.physical; b < e.physical + e.length; b++) (owner[b] = -1), used--;
+  }
+  cursor = reserved;
+  append(Math.floor(blocks * fill));
+  const out: PlanFile[] = [];
+  files.forEach((f, i) => {
+    if (!f.alive || !f.size) return;
+    const extents = mergeAdjacent(f.extents);
+    const treeBlocks = extents.length > 4 ? alloc(1, i).map((r) => r.start) : [];
+    out.push({ ino: 12 + i, path: `/f${i}`, extents, treeBlocks });
+  });
+  const free: Run[] = [];
+  for (let b = 0; b < blocks; b++) {
+    if (owner[b] !== -1) continue;
+    const last = free[free.length - 1];
+    if (last && last.start + last.length === b) last.length++;
+    else free.push({ start: b, length: 1 });
+  }
+  return { files: out, free, bounds: { first: 0, end: blocks } };
+}
+
+/**
+ * Replay a plan on a fresh copy of the model's free space, as the executor runs it: every target
+ * is free when its step runs and is none of the file's own blocks (moveFiles refuses that), each
+ * step starts from the map the previous steps left (its `expect`), the blocks it gives up and the
+ * tree blocks a collapsing tree frees go back. Returns the blocks copied and the free index at the end.
+ */
+export function replay(m: Model, plan: Plan): { moved: number; free: FreeIndex } {
+  const idx = new FreeIndex(m.free);
+  const maps = m.files.map((f) => f.extents);
+  const trees = m.files.map((f) => f.treeBlocks.slice());
+  let moved = 0;
+  for (const s of plan.steps) {
+    expect(s.expect, `step on file ${s.file} starts from its current map`).toEqual(maps[s.file]);
+    const { newExtents, freed } = layOut(s.expect, s.logical, s.length, s.target);
+    for (const t of s.target) {
+      expect(idx.isFree(t.start, t.length), `target ${t.start}+${t.length} of file ${s.file} is free`).toBe(true);
+      idx.take(t.start, t.length);
+      moved += t.length;
+    }
+    for (const f of freed) idx.give(f.physical, f.length);
+    maps[s.file] = newExtents;
+    if (newExtents.length <= 4 && trees[s.file]!.length) {
+      for (const b of trees[s.file]!) if (b >= 0) idx.give(b, 1);
+      trees[s.file] = [];
+    }
+  }
+  expect(maps).toEqual(plan.after);
+  expect({ freeExtents: idx.count, largestFree: idx.largest, freeBlocks: idx.total }).toEqual({ freeExtents: plan.predicted.freeExtents, largestFree: plan.predicted.largestFree, freeBlocks: plan.predicted.freeBlocks });
+  expect(plan.predicted.extents).toBe(maps.reduce((a, x) => a + fragmentCount(x), 0));
+  return { moved, free: idx };
+}
+
+/** Blocks of the files that are not ideal (more than one extent for files under 128 MiB). */
+export function fragmentedBlocks(m: Model): number {
+  return m.files.filter((f) => fragmentCount(f.extents) > 1).reduce((a, f) => a + mappedBlocks(f.extents), 0);
+}
