@@ -41,6 +41,7 @@ export type { FileRef } from './ops/target.js';
 // Built on them
 export { openFile, FileHandle, type FileStat, type PwriteOptions } from './ops/file.js';
 export { defrag, type DefragOptions, type DefragProgress, type DefragSummary, type PlannedMove } from './ops/defrag.js';
+export { moveFiles, type FileMove, type BlockRange, type MoveResult, type MoveFilesOptions } from './ops/move-batch.js';
 export {
   fragReport,
   formatFragReport,

@@ -1,7 +1,8 @@
 /**
  * The defragmenter, built on the proposal's calls: getFreeBlocks (the free-extent index) and
  * moves that reserve exact target blocks and copy into them (moveFiles, lib/ops/move-batch.ts:
- * many small files per transaction, each move atomic).
+ * each move atomic; the plan's moves run in dependency waves (lib/ops/move-schedule.ts), many per
+ * transaction, so a plan that is a chain in list order costs a commit per wave, not per move).
  *
  * Whole-filesystem mode plans globally on an in-memory model (lib/ops/defrag-plan.ts): every
  * fragmented file made contiguous — into a free run when one fits, else into a window it
@@ -63,6 +64,8 @@ export interface DefragSummary {
   filesMoved: number;
   /** Moves made (a file may move twice: made contiguous, then compacted). */
   moves: number;
+  /** Transactions committed (each costs two flushes: many moves share one, by dependency). */
+  transactions: number;
   filesSkipped: number;
   extentsBefore: number;
   extentsAfter: number;
@@ -167,8 +170,12 @@ async function assertSpaceConsistent(fs: Filesystem): Promise<void> {
 
 /** 128 MiB: a larger file is ideal at one extent per 128 MiB (what e4defrag and filefrag accept). */
 const IDEAL_EXTENT_BYTES = 128 * 1024 * 1024;
-/** Steps handed to moveFiles per call (the budget is checked between calls). */
-const STEPS_PER_CALL = 512;
+/**
+ * Steps handed to moveFiles per call: it orders them by dependency into waves and packs each
+ * wave into transactions (a quarter of the journal each), so the more it sees the fewer
+ * transactions; the time budget is checked before each transaction.
+ */
+const STEPS_PER_CALL = 16384;
 /** Plan/execute rounds at most (a round ends at a failed move or an unpredictable tree block). */
 const MAX_ROUNDS = 200;
 
@@ -190,6 +197,7 @@ export async function defrag(fs: Filesystem, opts: DefragOptions = {}): Promise<
     files: files.length,
     filesMoved: 0,
     moves: 0,
+    transactions: 0,
     filesSkipped: 0,
     extentsBefore: files.reduce((a, f) => a + f.fragments, 0),
     extentsAfter: 0,
@@ -240,22 +248,28 @@ export async function defrag(fs: Filesystem, opts: DefragOptions = {}): Promise<
     for (let i = 0, n = 0; i < plan.steps.length && !failed; i += n) {
       if (!budgetLeft()) break;
       // Under a byte budget, hand over only the steps that budget still allows (the last one may
-      // cross it, as a single move always could); under a time budget, small batches.
+      // cross it, as a single move always could). moveFiles keeps a file's steps in order.
       n = 0;
       let bytes = 0;
-      const cap = opts.maxSeconds !== undefined ? 16 : STEPS_PER_CALL;
-      // One step per file per call: moveFiles checks a whole transaction's moves before remapping
-      // any, so a second move of the same file in one transaction would start from a stale map.
-      const inCall = new Set<number>();
-      while (i + n < plan.steps.length && n < cap && !inCall.has(plan.steps[i + n]!.file) && (opts.maxBytes === undefined || summary.bytesMoved + bytes < opts.maxBytes)) {
-        inCall.add(plan.steps[i + n]!.file);
+      while (i + n < plan.steps.length && n < STEPS_PER_CALL && (opts.maxBytes === undefined || summary.bytesMoved + bytes < opts.maxBytes)) {
         bytes += plan.steps[i + n]!.target.reduce((a, r) => a + r.length, 0) * fs.blockSize;
         n++;
       }
       const batch = plan.steps.slice(i, i + n);
-      opts.onProgress?.({ phase: batch[0]!.phase === 'compact' ? 'compact' : 'defrag', done: i, total: plan.steps.length, path: files[batch[0]!.file]!.path, bytesMoved: summary.bytesMoved });
-      const moves: FileMove[] = batch.map((st) => ({ ino: files[st.file]!.ino, logical: st.logical, length: st.length, target: st.target, expect: st.expect }));
-      const results = await moveFiles(fs, moves);
+      const progress = (done: number, step: number, bytesMoved: number): void =>
+        opts.onProgress?.({ phase: batch[step]!.phase === 'compact' ? 'compact' : 'defrag', done, total: plan.steps.length, path: files[batch[step]!.file]!.path, bytesMoved });
+      progress(i, 0, summary.bytesMoved);
+      const moves: FileMove[] = batch.map((st) => ({ ino: files[st.file]!.ino, logicalBlock: st.logical, lengthBlocks: st.length, target: st.target.map((r) => ({ startBlock: r.start, lengthBlocks: r.length })), expect: st.expect }));
+      let committed = 0, committedBytes = 0;
+      const results = await moveFiles(fs, moves, {
+        onCommit: (done) => {
+          summary.transactions++;
+          committed += done.length;
+          committedBytes += done.reduce((a, r) => a + r.bytes, 0);
+          progress(i + committed, Math.min(committed, n - 1), summary.bytesMoved + committedBytes);
+        },
+        stop: opts.maxSeconds === undefined ? undefined : () => !budgetLeft(),
+      });
       results.forEach((r, k) => {
         if (r.moved) {
           summary.moves++;

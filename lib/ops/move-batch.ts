@@ -21,11 +21,19 @@
  * in the bitmaps, then the inodes, then the frees): a crash can only leak
  * the new blocks, which e2fsck reclaims.
  *
+ * The moves run in waves (lib/ops/move-schedule.ts), not in list order: a
+ * move waits only for the earlier moves it depends on — those freeing blocks
+ * it takes (freed blocks are reusable once their freeing transaction
+ * committed), an earlier move of the same file, a move whose blocks it
+ * touches at all — so a plan that is a chain in list order still packs its
+ * independent moves together: one transaction per chunk of a wave, not one
+ * per move. A file's moves keep their order.
+ *
  * A move whose file changed since it was planned (`expect`), whose target is
  * not free, or that is invalid fails alone (its result carries the error);
- * the others go on. A target that reuses blocks freed earlier in the batch
- * starts a new transaction (freed blocks are reusable once their freeing
- * transaction committed), and so does a second move of the same file.
+ * the others go on and meet their own checks as they would in list order (a
+ * move planned on a failed one's result fails ESTALE or ENOSPC by itself; on
+ * a rerun, where the failed one had been done already, it succeeds).
  */
 import { Ext4Error, isExt4Error } from '../errors.js';
 import type { Filesystem } from '../ext4/filesystem.js';
@@ -40,24 +48,47 @@ import type { FileMap } from '../ext4/file-map.js';
 import { groupOfBlock } from '../ext4/geometry.js';
 import { internals } from '../ext4/internals.js';
 import { copyRuns, type Copy } from './copy-runs.js';
+import { ROOT_CAPACITY } from '../ext4/extent-tree.js';
+import { scheduleMoves, type BlockRun, type MoveFootprint } from './move-schedule.js';
+
+/** A run of physical blocks. */
+export interface BlockRange {
+  startBlock: number;
+  lengthBlocks: number;
+}
 
 export interface FileMove {
   /** The file's inode (a regular, extent-mapped file). */
   ino: number;
   /**
-   * Where its mapped blocks go, in logical order (blocks): the runs' total
-   * must equal the blocks mapped in the range. Holes stay holes, unwritten
-   * blocks stay unwritten. Every block must be free now.
+   * Where its mapped blocks go, in logical order: the runs' total must equal
+   * the blocks mapped in the range. Holes stay holes, unwritten blocks stay
+   * unwritten. Every block must be free when the move runs (blocks an
+   * earlier move of the same call frees are fine: it runs after that one).
    */
-  target: readonly { start: number; length: number }[];
-  /** Logical range moved, in blocks (default: [0, ceil(size / blockSize))). */
-  logical?: number;
-  length?: number;
+  target: readonly BlockRange[];
+  /** First logical block moved (default 0). */
+  logicalBlock?: number;
+  /** Logical blocks moved (default: to ceil(size / blockSize)). */
+  lengthBlocks?: number;
   /**
    * The file's extents in the range as the planner saw them: if the map
    * differs now, the move fails with ESTALE and nothing of it is done.
    */
   expect?: readonly Extent[];
+}
+
+/** A FileMove in the units the code below works in (runs as {start, length}, like layOut's). */
+interface Move {
+  ino: number;
+  target: readonly { start: number; length: number }[];
+  logical?: number;
+  length?: number;
+  expect?: readonly Extent[];
+}
+
+function toMove(m: FileMove): Move {
+  return { ino: m.ino, target: m.target.map((r) => ({ start: r.startBlock, length: r.lengthBlocks })), logical: m.logicalBlock, length: m.lengthBlocks, expect: m.expect };
 }
 
 export interface MoveResult {
@@ -74,8 +105,10 @@ export interface MoveFilesOptions {
   maxFiles?: number;
   /** Most bytes copied per transaction (default 256 MiB: what a crash can make redo). */
   maxBytes?: number;
-  /** After each committed transaction: the results so far for its moves. */
+  /** After each committed transaction: the results of its moves (in the order they ran). */
   onCommit?(done: readonly MoveResult[]): void;
+  /** Asked before each transaction: true stops (the moves not made yet are returned unmoved, without an error). */
+  stop?(): boolean;
 }
 
 /** A move's plan, once checked against the transaction's view. */
@@ -85,12 +118,14 @@ interface Checked {
   newExtents: Extent[];
   freed: Extent[];
   copies: Copy[];
+  /** Targets taken for this file in this transaction (its earlier moves' too). */
   runs: { start: number; length: number }[];
 }
 
 /** Failure of one move inside a transaction (the transaction is retried without it). */
 class MoveFailed extends Error {
-  constructor(readonly index: number, override readonly cause: Ext4Error) {
+  /** index: the move; position: where it runs in the schedule (-1: found after the checks). */
+  constructor(readonly index: number, override readonly cause: Ext4Error, readonly position: number) {
     super(cause.message);
   }
 }
@@ -139,18 +174,27 @@ function sameExtents(a: readonly Extent[], b: readonly Extent[]): boolean {
   return a.every((e, i) => e.logical === b[i]!.logical && e.physical === b[i]!.physical && e.length === b[i]!.length && !!e.unwritten === !!b[i]!.unwritten);
 }
 
-/** Check one move against the transaction's view and reserve its target (nothing is marked if it fails). */
-async function checkAndReserve(tx: Transaction, m: FileMove): Promise<Checked> {
+/**
+ * Check one move against the transaction's view and reserve its target (nothing is marked if it
+ * fails). `prior`: this file's earlier move in the same transaction — this one starts from the
+ * map that one leaves, and the file is remapped once, from its committed map to the last result.
+ */
+async function checkAndReserve(tx: Transaction, m: Move, prior?: Checked): Promise<Checked> {
   const fs = tx.fs;
-  const inode = await tx.readInode(m.ino);
-  assertMutableRegularFile(inode, fs.sb, 'file');
-  const map = await txFileMap(tx, inode);
+  const inode = prior?.inode ?? (await tx.readInode(m.ino));
+  if (!prior) assertMutableRegularFile(inode, fs.sb, 'file');
+  const map = prior?.map ?? (await txFileMap(tx, inode));
+  const current = prior?.newExtents ?? map.extents;
   const lb = m.logical ?? 0;
   const n = m.length ?? Math.ceil(inode.size / fs.blockSize) - lb;
   if (!Number.isSafeInteger(lb) || !Number.isSafeInteger(n) || lb < 0 || n < 0) throw new Ext4Error('EINVAL', `bad range ${lb}+${n}`);
-  if (m.expect && !sameExtents(mappedIn(map.extents, lb, n), mappedIn(m.expect, lb, n)))
+  if (m.expect && !sameExtents(mappedIn(current, lb, n), mappedIn(m.expect, lb, n)))
     throw new Ext4Error('ESTALE', `inode ${m.ino}'s map changed since the move was planned`, { structure: `inode ${m.ino}`, location: { kind: 'inode', ino: m.ino } });
-  const plan = layOut(map.extents, lb, n, m.target);
+  const plan = layOut(current, lb, n, m.target);
+  // Blocks placed by the earlier move are not copied yet and were free at the last commit: moving
+  // them again waits for the next transaction.
+  if (prior && plan.freed.some((f) => prior.runs.some((r) => overlaps({ start: f.physical, length: f.length }, r))))
+    throw new Ext4Error('EBUSY', `inode ${m.ino}: moves blocks its earlier move placed in this transaction`);
   // Every target run must be free as of this transaction, and not freed by it (a freed block is
   // reusable only once the freeing transaction is durable): checked before any bit is set.
   for (const r of m.target) {
@@ -159,13 +203,15 @@ async function checkAndReserve(tx: Transaction, m: FileMove): Promise<Checked> {
     if (got.length !== 1 || got[0]!.start !== r.start || got[0]!.length < r.length) throw new Ext4Error('ENOSPC', `target ${r.start}+${r.length} is not free`, { location: { kind: 'block', block: r.start } });
   }
   await markAllocated(tx, m.target);
-  return { inode, map, ...plan, runs: [...m.target] };
+  return { inode, map, ...plan, runs: [...(prior?.runs ?? []), ...m.target] };
 }
 
-/** Log blocks a transaction will need at most, beyond its blocks so far: bitmaps and descriptors its frees touch, superblock, journal overhead. */
-function estimate(tx: Transaction, bs: number): number {
-  const groups = new Set<number>();
-  for (const f of tx.pendingFree) groups.add(groupOfBlock(tx.fs.sb, f.start)), groups.add(groupOfBlock(tx.fs.sb, f.start + f.length - 1));
+/**
+ * Log blocks a transaction will need at most, beyond its blocks so far: bitmaps and descriptors
+ * its frees touch (`groups`: the groups of the frees queued so far, kept by the caller — a scan of
+ * every pending free per move made a large transaction quadratic), superblock, journal overhead.
+ */
+function estimate(tx: Transaction, bs: number, groups: ReadonlySet<number>): number {
   // (descriptor blocks are folded in at finalise: one per touched group at most)
   const blocks = tx.blocks.size + tx.groups.size + 2 * groups.size + 2;
   // descriptor blocks (tags of 16 bytes at most) and the commit block
@@ -176,66 +222,142 @@ function estimate(tx: Transaction, bs: number): number {
 const PER_FILE_SLACK = 8;
 
 /**
- * Move files' blocks to their targets (see the module comment). Returns one
- * result per move, in order. Throws only for what is not one file's
- * business (corruption, I/O, a read-only filesystem).
+ * What each move frees and takes, for the scheduler: read from the file's
+ * map now and carried through the file's earlier moves of this call (a
+ * superset where unsure: every block the file maps in the range, all its
+ * tree blocks, what the planner expected). A move whose footprint is wrong
+ * here (the file changed meanwhile) fails its own checks in its transaction.
  */
-export async function moveFiles(fs: Filesystem, moves: readonly FileMove[], opts: MoveFilesOptions = {}): Promise<MoveResult[]> {
+async function footprints(fs: Filesystem, moves: readonly Move[]): Promise<MoveFootprint[]> {
+  const bs = fs.blockSize;
+  const sim = new Map<number, { extents: readonly Extent[]; tree: number[]; size: number } | null>();
+  const out: MoveFootprint[] = [];
+  for (const m of moves) {
+    let f = sim.get(m.ino);
+    if (f === undefined) {
+      try {
+        const inode = await fs.readInode(m.ino);
+        const map = await fs.fileMap(inode);
+        f = { extents: map.extents, tree: [...map.metadataBlocks], size: inode.size };
+      } catch (e) {
+        if (!isExt4Error(e) || !PER_FILE.has(e.code)) throw e;
+        f = null; // fails its own check
+      }
+      sim.set(m.ino, f);
+    }
+    const target = m.target.map((r) => ({ start: r.start, length: r.length }));
+    if (!f) {
+      out.push({ file: m.ino, frees: [], target });
+      continue;
+    }
+    const lb = m.logical ?? 0;
+    const n = m.length ?? Math.ceil(f.size / bs) - lb;
+    const frees: BlockRun[] = [];
+    const range = Number.isSafeInteger(lb) && Number.isSafeInteger(n) && n >= 0;
+    for (const e of range ? mappedIn(f.extents, lb, n) : f.extents) frees.push({ start: e.physical, length: e.length });
+    for (const e of range ? mappedIn(m.expect ?? [], lb, n) : (m.expect ?? [])) frees.push({ start: e.physical, length: e.length });
+    let allocates = false;
+    try {
+      const next = layOut(f.extents, lb, n, m.target).newExtents;
+      let tree = f.tree;
+      if (next.length <= ROOT_CAPACITY) {
+        // the extents fit the inode again: the tree collapses, its blocks are freed
+        for (const b of tree) if (b >= 0) frees.push({ start: b, length: 1 });
+        tree = [];
+      } else if (!tree.length) {
+        // more extents than the inode holds: a tree block where the allocator puts it (a file
+        // with a tree already is taken to fit its leaves, as the planner does; a leaf split onto
+        // a later move's target makes that move fail ENOSPC, and it is planned again)
+        allocates = true;
+        tree = [-1];
+      }
+      sim.set(m.ino, { extents: next, tree, size: f.size });
+    } catch {
+      // refused by its own check (layOut again): changes nothing
+    }
+    out.push({ file: m.ino, frees, target, allocates });
+  }
+  return out;
+}
+
+/**
+ * Move files' blocks to their targets (see the module comment). Returns one
+ * result per move, in the order given. Throws only for what is not one
+ * file's business (corruption, I/O, a read-only filesystem).
+ */
+export async function moveFiles(fs: Filesystem, fileMoves: readonly FileMove[], opts: MoveFilesOptions = {}): Promise<MoveResult[]> {
   if (fs.readOnly) throw new Ext4Error('EROFS', 'the filesystem is open read-only');
+  const moves = fileMoves.map(toMove);
   const bs = fs.blockSize;
   const results: MoveResult[] = moves.map((m) => ({ ino: m.ino, moved: false, bytes: 0 }));
   const journal = internals(fs).journal;
   let limit = journal ? journal.maxTransactionBlocks() : Infinity;
   let maxFiles = opts.maxFiles ?? 4096;
   const maxBytes = opts.maxBytes ?? 256 * 1024 * 1024;
+  const schedule = scheduleMoves(await footprints(fs, moves));
+  const order = schedule.waves.flat();
   const failed = new Set<number>();
-  let i = 0;
-  while (i < moves.length) {
-    if (failed.has(i)) {
-      i++;
+  // positions a transaction must end before (a move found to take blocks its transaction frees)
+  const cuts = new Set<number>();
+  let p = 0;
+  while (p < order.length) {
+    const first = order[p]!;
+    if (failed.has(first)) {
+      p++;
       continue;
     }
-    let end = i;
+    if (opts.stop?.()) break;
+    const wave = schedule.wave[first]!;
+    let end = p;
+    const ran: number[] = [];
     try {
       end = await fs.transact(async (tx) => {
         const copies: Copy[] = [];
         const taken: { index: number; c: Checked }[] = [];
-        const inos = new Set<number>();
+        /** Each file's latest move in this transaction (its map is written once, at the end). */
+        const last = new Map<number, { index: number; c: Checked }>();
+        const firstOf = new Map<number, number>();
+        const freeGroups = new Set<number>();
         let copyBlocks = 0;
-        let j = i;
+        let q = p;
         // 1. check and reserve every target first: a tree block allocated for one file must not
         //    land on a later file's target
-        for (; j < moves.length && taken.length < maxFiles; j++) {
+        for (; q < order.length && taken.length < maxFiles; q++) {
+          const j = order[q]!;
+          if (schedule.wave[j] !== wave) break; // the next wave needs this one committed
           if (failed.has(j)) continue;
+          if (q > p && cuts.has(q)) break;
           const m = moves[j]!;
-          if (taken.length && (estimate(tx, bs) + PER_FILE_SLACK + (m.expect?.length ?? 0) > limit || copyBlocks * bs >= maxBytes)) break;
-          if (taken.length && m.target.some((r) => tx.pendingFree.some((p) => overlaps(p, r)))) break; // reuses this batch's frees: next transaction
-          // A file moved twice: its second move is checked and remapped from the map its first
-          // one writes, so it goes in the next transaction (else the second remap, built from the
-          // old map, would undo the first while its old blocks are freed).
-          if (inos.has(m.ino)) break;
+          if (taken.length && (estimate(tx, bs, freeGroups) + PER_FILE_SLACK + (m.expect?.length ?? 0) > limit || copyBlocks * bs >= maxBytes)) break;
+          // (a wave takes no block it frees; kept as a guard)
+          if (taken.length && m.target.some((r) => tx.pendingFree.some((x) => overlaps(x, r)))) break;
           let c: Checked;
           try {
-            c = await checkAndReserve(tx, m);
+            c = await checkAndReserve(tx, m, last.get(m.ino)?.c);
           } catch (e) {
-            if (isExt4Error(e) && (PER_FILE.has(e.code) || e.code === 'EBUSY')) throw new MoveFailed(j, e);
+            if (isExt4Error(e) && (PER_FILE.has(e.code) || e.code === 'EBUSY')) throw new MoveFailed(j, e, q);
             throw e;
           }
           // the frees are queued now so that the estimate and later targets see them
-          for (const f of c.freed) tx.free(f.physical, f.length);
+          for (const f of c.freed) {
+            tx.free(f.physical, f.length);
+            freeGroups.add(groupOfBlock(fs.sb, f.physical)).add(groupOfBlock(fs.sb, f.physical + f.length - 1));
+          }
           taken.push({ index: j, c });
-          inos.add(m.ino);
+          if (!last.has(m.ino)) firstOf.set(m.ino, j);
+          last.set(m.ino, { index: j, c });
           copies.push(...c.copies);
           copyBlocks += c.copies.reduce((a, x) => a + x.length, 0);
         }
-        // 2. the new maps
-        for (const { index, c } of taken) {
+        // 2. the new maps, one rewrite per file (a failure is its first move's here)
+        for (const [ino, { c }] of last) {
+          const index = firstOf.get(ino)!;
           try {
             await remapInode(tx, c.inode, c.map, c.newExtents);
             touch(tx, c.inode);
             await tx.writeInode(c.inode);
           } catch (e) {
-            if (isExt4Error(e) && PER_FILE.has(e.code)) throw new MoveFailed(index, e);
+            if (isExt4Error(e) && PER_FILE.has(e.code)) throw new MoveFailed(index, e, -1);
             throw e;
           }
         }
@@ -243,16 +365,22 @@ export async function moveFiles(fs: Filesystem, moves: readonly FileMove[], opts
         if (copies.length) produceOrderedData(tx, () => copyRuns(fs, copies));
         for (const { index, c } of taken) {
           results[index] = { ino: moves[index]!.ino, moved: true, bytes: c.copies.reduce((a, x) => a + x.length, 0) * bs };
+          ran.push(index);
         }
-        return j;
+        return q;
       });
-      opts.onCommit?.(results.slice(i, end));
-      i = end;
+      opts.onCommit?.(ran.map((j) => results[j]!));
+      p = end;
     } catch (e) {
       // results[] of a transaction that did not commit must not say "moved"
-      for (let k = i; k < moves.length; k++) if (!failed.has(k)) results[k] = { ino: moves[k]!.ino, moved: false, bytes: 0 };
+      for (const j of ran) results[j] = { ino: moves[j]!.ino, moved: false, bytes: 0 };
       if (e instanceof MoveFailed) {
-        if (e.cause.code === 'EBUSY' && e.index !== i) continue; // (cannot happen: the batch breaks first)
+        if (e.cause.code === 'EBUSY' && e.position > p) {
+          // its target is freed by an earlier move of this transaction (the footprint missed it):
+          // it starts the next one
+          cuts.add(e.position);
+          continue;
+        }
         failed.add(e.index);
         results[e.index] = { ino: moves[e.index]!.ino, moved: false, bytes: 0, error: e.cause };
         continue;
@@ -260,12 +388,12 @@ export async function moveFiles(fs: Filesystem, moves: readonly FileMove[], opts
       if (isExt4Error(e) && e.code === 'E2BIG') {
         // the estimate was short for these trees: fewer files per transaction
         if (maxFiles > 1) {
-          maxFiles = Math.max(1, Math.min(maxFiles, end - i || maxFiles) >> 1);
+          maxFiles = Math.max(1, Math.min(maxFiles, end - p || maxFiles) >> 1);
           limit = Math.floor(limit * 0.75);
           continue;
         }
-        failed.add(i);
-        results[i] = { ino: moves[i]!.ino, moved: false, bytes: 0, error: e };
+        failed.add(first);
+        results[first] = { ino: moves[first]!.ino, moved: false, bytes: 0, error: e };
         continue;
       }
       throw e;

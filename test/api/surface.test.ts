@@ -58,6 +58,7 @@ const CORE_VALUES = [
   'isExt4Error',
   'list',
   'movedata',
+  'moveFiles',
   'openFile',
   'replayImage',
   'startExchange',

@@ -69,13 +69,13 @@ describe.skipIf(!HAVE_E2FSPROGS)('crash points of moveFiles (a batch of small fi
       base.fill(0x5a, p * K, (p + 3 * N) * K);
       for (const [i, path] of paths.entries()) {
         const n = oldMaps[i]!.reduce((a, e) => a + e.length, 0);
-        moves.push({ ino: (await planFs.resolve(path)).ino, target: [{ start: p, length: n }], expect: oldMaps[i]! });
+        moves.push({ ino: (await planFs.resolve(path)).ino, target: [{ startBlock: p, lengthBlocks: n }], expect: oldMaps[i]! });
         p += n;
       }
     } finally {
       await planFs.close();
     }
-    const newMaps = moves.map((m) => [{ logical: 0, physical: m.target[0]!.start, length: m.target[0]!.length, unwritten: false }] as Extent[]);
+    const newMaps = moves.map((m) => [{ logical: 0, physical: m.target[0]!.startBlock, length: m.target[0]!.lengthBlocks, unwritten: false }] as Extent[]);
 
     // Record the batch: 10 files per transaction (3 transactions), then close (checkpoint).
     const rec = new RecordingDevice(new MemoryDevice(base.slice()), { granularity: K });

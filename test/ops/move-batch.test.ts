@@ -12,6 +12,10 @@ import { internals } from '../../lib/ext4/internals.js';
 import { getFreeBlocks } from '../../lib/ops/free.js';
 import { moveFiles, layOut, type FileMove } from '../../lib/ops/move-batch.js';
 import type { Extent } from '../../lib/ext4/extents.js';
+import { Filesystem as CoreFilesystem } from '../../lib/ext4/filesystem.js';
+import { MemoryDevice } from '../../lib/io/memory-device.js';
+import { RecordingDevice } from '../../lib/io/recording-device.js';
+import * as nodefs from 'node:fs';
 import { cleanupImages, extentsOf, HAVE_E2FSPROGS, makeImage, mergeExtents, pattern, verify, type SourceFiles } from './helpers.js';
 
 const BS = 4096;
@@ -38,6 +42,9 @@ async function commitsDuring<T>(f: Filesystem, fn: () => Promise<T>): Promise<{ 
   }
 }
 
+/** FileMove targets as layOut's runs. */
+const asRuns = (t: FileMove['target']) => t.map((r) => ({ start: r.startBlock, length: r.lengthBlocks }));
+
 /** Lay every file, in order, into the highest free run, packed (the last blocks of the fs). */
 async function packedPlan(f: Filesystem, paths: string[], split = false): Promise<{ moves: FileMove[]; expected: Map<string, Extent[]> }> {
   const runs = await getFreeBlocks(f);
@@ -52,7 +59,7 @@ async function packedPlan(f: Filesystem, paths: string[], split = false): Promis
     // split: a two-block-or-more file goes into two runs with a one-block gap (a chosen layout, not only "contiguous")
     const target = split && n >= 2 ? [{ start: p, length: 1 }, { start: p + 2, length: n - 1 }] : [{ start: p, length: n }];
     p += n + (split && n >= 2 ? 1 : 0);
-    moves.push({ ino: ino.ino, target, expect: ext });
+    moves.push({ ino: ino.ino, target: target.map((r) => ({ startBlock: r.start, lengthBlocks: r.length })), expect: ext });
     expected.set(path, layOut(ext, 0, Math.ceil(ino.size / BS), target).newExtents);
   }
   return { moves, expected };
@@ -98,7 +105,7 @@ describe.skipIf(!HAVE_E2FSPROGS)('moveFiles: a batch of small files', () => {
       want.set('/d/f3', await extentsOf(f, '/d/f3'));
       // taken: f5's target is f6's current first block
       const f6 = await extentsOf(f, '/d/f6');
-      plan.moves[5]!.target = [{ start: f6[0]!.physical, length: plan.moves[5]!.target[0]!.length }];
+      plan.moves[5]!.target = [{ startBlock: f6[0]!.physical, lengthBlocks: plan.moves[5]!.target[0]!.lengthBlocks }];
       plan.moves[5]!.expect = undefined;
       want.set('/d/f5', await extentsOf(f, '/d/f5'));
       // chain: the last move goes onto f0's old blocks, freed by the first move of this call
@@ -110,16 +117,18 @@ describe.skipIf(!HAVE_E2FSPROGS)('moveFiles: a batch of small files', () => {
       const runs = await getFreeBlocks(f);
       // f0 is one block: put holey's first block there, the rest into a low free run
       const low = runs.find((r) => r.len / BS >= lastBlocks)!;
-      last.target = [{ start: f0[0]!.physical, length: 1 }, { start: low.start / BS, length: lastBlocks - 1 }];
+      last.target = [{ startBlock: f0[0]!.physical, lengthBlocks: 1 }, { startBlock: low.start / BS, lengthBlocks: lastBlocks - 1 }];
       plan.moves.push(last);
-      want.set('/holey', layOut(lastExt, 0, Math.ceil(holey.size / BS), last.target).newExtents);
+      want.set('/holey', layOut(lastExt, 0, Math.ceil(holey.size / BS), asRuns(last.target)).newExtents);
       const { value: results, commits } = await commitsDuring(f, () => moveFiles(f, plan.moves, { maxFiles: 8 }));
       expect(results[3]!.error?.code).toBe('ESTALE');
       expect(results[5]!.error?.code).toBe('ENOSPC');
       expect(results.filter((r) => !r.moved).map((r) => r.ino)).toEqual([plan.moves[3]!.ino, plan.moves[5]!.ino]);
-      // 39 moves, 8 per transaction: 5 transactions; the chained last one needs its own only if it
-      // would share one with f0's move (it does not: f0 moves in the first)
-      expect(commits).toBe(5);
+      // 39 moves, 8 per transaction: the first wave (37 that move) in 5 transactions, then a
+      // second wave of two: the last move goes onto f0's freed block, and f6 keeps its place
+      // after f5, whose (failing) target is on f6's block (moves sharing any block keep their
+      // order, so each ends as it would in list order)
+      expect(commits).toBe(6);
       for (const p of paths) expect(mergeExtents(await extentsOf(f, p)), p).toEqual(mergeExtents(want.get(p)!));
     } finally {
       await f.close();
@@ -137,8 +146,8 @@ describe.skipIf(!HAVE_E2FSPROGS)('moveFiles: a batch of small files', () => {
       const runs = await getFreeBlocks(f);
       const far = runs[runs.length - 1]!.start / BS + 100;
       const moves: FileMove[] = [
-        { ino: (await f.resolve('/a')).ino, target: [{ start: far, length: 2 }], expect: a },
-        { ino: (await f.resolve('/b')).ino, target: [{ start: a[0]!.physical, length: 2 }], expect: b },
+        { ino: (await f.resolve('/a')).ino, target: [{ startBlock: far, lengthBlocks: 2 }], expect: a },
+        { ino: (await f.resolve('/b')).ino, target: [{ startBlock: a[0]!.physical, lengthBlocks: 2 }], expect: b },
       ];
       want = new Map([
         ['/a', [{ logical: 0, physical: far, length: 2, unwritten: false }]],
@@ -154,6 +163,71 @@ describe.skipIf(!HAVE_E2FSPROGS)('moveFiles: a batch of small files', () => {
     await verify(img, { '/a': { content: src.a!, extents: want.get('/a')! }, '/b': { content: src.b!, extents: want.get('/b')! } }, 'chained moves');
   });
 
+  it('a plan that is a chain in list order (each file into the block the one before freed) runs in two transactions, a few flushes, not one per move', async () => {
+    // a0, b0, a1, b1, …: a_k leaves for a free run, b_k takes a_k's old block. In list order every
+    // b_k must wait for a_k's commit (a freed block is reusable only then): 21 transactions and
+    // two flushes each. By dependency: all a_k, then all b_k.
+    const N = 20;
+    const src: SourceFiles = {};
+    for (let k = 0; k < N; k++) (src[`a${k}`] = pattern(BS - 7 * k, 300 + k), (src[`b${k}`] = pattern(BS - 11 * k, 400 + k)));
+    const img = makeImage('mb-waves', src, { sizeMiB: 16 });
+    const mem = new MemoryDevice(new Uint8Array(nodefs.readFileSync(img)));
+    const rec = new RecordingDevice(mem);
+    const f = await CoreFilesystem.open(rec, { write: true });
+    const want = new Map<string, Extent[]>();
+    let flushes = 0;
+    try {
+      const runs = await getFreeBlocks(f);
+      const far = runs[runs.length - 1]!.start / BS + 64;
+      const moves: FileMove[] = [];
+      for (let k = 0; k < N; k++) {
+        const a = await extentsOf(f, `/a${k}`), b = await extentsOf(f, `/b${k}`);
+        expect(a.length === 1 && a[0]!.length === 1 && b[0]!.length === 1).toBe(true);
+        moves.push({ ino: (await f.resolve(`/a${k}`)).ino, target: [{ startBlock: far + k, lengthBlocks: 1 }], expect: a });
+        moves.push({ ino: (await f.resolve(`/b${k}`)).ino, target: [{ startBlock: a[0]!.physical, lengthBlocks: 1 }], expect: b });
+        want.set(`/a${k}`, [{ logical: 0, physical: far + k, length: 1, unwritten: false }]);
+        want.set(`/b${k}`, [{ logical: 0, physical: a[0]!.physical, length: 1, unwritten: false }]);
+      }
+      const before = rec.log.filter((r) => r.kind === 'flush').length;
+      const { value: results, commits } = await commitsDuring(f, () => moveFiles(f, moves));
+      flushes = rec.log.filter((r) => r.kind === 'flush').length - before;
+      expect(results.filter((r) => !r.moved)).toEqual([]);
+      expect(commits).toBe(2);
+      for (const [p, e] of want) expect(mergeExtents(await extentsOf(f, p)), p).toEqual(e);
+    } finally {
+      await f.close();
+    }
+    // two transactions: a log flush and a commit flush each (and the write session's once)
+    expect(flushes).toBeLessThanOrEqual(6);
+    nodefs.writeFileSync(img, mem.data);
+    await verify(img, Object.fromEntries([...want].map(([p, e]) => [p, { content: src[p.slice(1)]!, extents: e }])), 'a chain of moves by waves');
+  });
+
+  it('stop() is asked before each transaction: the moves not made are returned unmoved, without an error', async () => {
+    const src: SourceFiles = { a: pattern(2 * BS, 11), b: pattern(2 * BS, 12) };
+    const img = makeImage('mb-stop', src, { sizeMiB: 16 });
+    const f = await Filesystem.open(img, { write: true });
+    let want: Map<string, Extent[]>;
+    try {
+      const a = await extentsOf(f, '/a'), b = await extentsOf(f, '/b');
+      const runs = await getFreeBlocks(f);
+      const far = runs[runs.length - 1]!.start / BS + 100;
+      // two waves (b goes where a was): stopped after the first transaction
+      const moves: FileMove[] = [
+        { ino: (await f.resolve('/a')).ino, target: [{ startBlock: far, lengthBlocks: 2 }], expect: a },
+        { ino: (await f.resolve('/b')).ino, target: [{ startBlock: a[0]!.physical, lengthBlocks: 2 }], expect: b },
+      ];
+      let asked = 0, committed = 0;
+      const results = await moveFiles(f, moves, { stop: () => asked++ > 0, onCommit: () => void committed++ });
+      expect(results).toEqual([{ ino: moves[0]!.ino, moved: true, bytes: 2 * BS }, { ino: moves[1]!.ino, moved: false, bytes: 0 }]);
+      expect(committed).toBe(1);
+      want = new Map([['/a', [{ logical: 0, physical: far, length: 2, unwritten: false }]], ['/b', b]]);
+    } finally {
+      await f.close();
+    }
+    await verify(img, { '/a': { content: src.a!, extents: want.get('/a')! }, '/b': { content: src.b!, extents: want.get('/b')! } }, 'stopped moves');
+  });
+
   it('the same file moved twice in one call: the second move starts a new transaction and builds on the first', async () => {
     const src: SourceFiles = { a: pattern(3 * BS, 5) };
     const img = makeImage('mb-twice', src, { sizeMiB: 16 });
@@ -164,8 +238,8 @@ describe.skipIf(!HAVE_E2FSPROGS)('moveFiles: a batch of small files', () => {
       const runs = await getFreeBlocks(f);
       const at = runs[runs.length - 1]!.start / BS;
       const moves: FileMove[] = [
-        { ino, target: [{ start: at + 10, length: 3 }] },
-        { ino, target: [{ start: at + 20, length: 3 }] },
+        { ino, target: [{ startBlock: at + 10, lengthBlocks: 3 }] },
+        { ino, target: [{ startBlock: at + 20, lengthBlocks: 3 }] },
       ];
       want = [{ logical: 0, physical: at + 20, length: 3, unwritten: false }];
       const { value: results, commits } = await commitsDuring(f, () => moveFiles(f, moves));
@@ -176,6 +250,45 @@ describe.skipIf(!HAVE_E2FSPROGS)('moveFiles: a batch of small files', () => {
       await f.close();
     }
     await verify(img, { '/a': { content: src.a!, extents: want } }, 'a file moved twice');
+  });
+
+  it('pieces of one file to disjoint places: one transaction, applied in order; a failed piece fails alone', async () => {
+    const src: SourceFiles = { a: pattern(6 * BS - 5, 8), b: pattern(4 * BS, 9) };
+    const img = makeImage('mb-pieces', src, { sizeMiB: 16 });
+    const f = await Filesystem.open(img, { write: true });
+    let wantA: Extent[], wantB: Extent[];
+    try {
+      const a = await extentsOf(f, '/a'), b = await extentsOf(f, '/b');
+      const ia = (await f.resolve('/a')).ino, ib = (await f.resolve('/b')).ino;
+      const runs = await getFreeBlocks(f);
+      const at = runs[runs.length - 1]!.start / BS;
+      const a0 = a[0]!.physical, b0 = b[0]!.physical;
+      // a: [0,2) → at+10, [4,6) → at+20, [2,4) → at+30 (each piece planned from the map the one
+      // before leaves); b: [0,2) with a stale plan, then [2,4) planned on it
+      const aAfter1: Extent[] = [{ logical: 0, physical: at + 10, length: 2, unwritten: false }, { logical: 2, physical: a0 + 2, length: 4, unwritten: false }];
+      const aAfter2: Extent[] = [aAfter1[0]!, { logical: 2, physical: a0 + 2, length: 2, unwritten: false }, { logical: 4, physical: at + 20, length: 2, unwritten: false }];
+      const moves: FileMove[] = [
+        { ino: ia, logicalBlock: 0, lengthBlocks: 2, target: [{ startBlock: at + 10, lengthBlocks: 2 }], expect: a },
+        { ino: ib, logicalBlock: 0, lengthBlocks: 2, target: [{ startBlock: at + 40, lengthBlocks: 2 }], expect: [{ logical: 0, physical: b0 + 100, length: 4, unwritten: false }] },
+        { ino: ia, logicalBlock: 4, lengthBlocks: 2, target: [{ startBlock: at + 20, lengthBlocks: 2 }], expect: aAfter1 },
+        { ino: ib, logicalBlock: 2, lengthBlocks: 2, target: [{ startBlock: at + 50, lengthBlocks: 2 }], expect: [{ logical: 0, physical: at + 40, length: 2, unwritten: false }, { logical: 2, physical: b0 + 2, length: 2, unwritten: false }] },
+        { ino: ia, logicalBlock: 2, lengthBlocks: 2, target: [{ startBlock: at + 30, lengthBlocks: 2 }], expect: aAfter2 },
+      ];
+      wantA = [{ logical: 0, physical: at + 10, length: 2, unwritten: false }, { logical: 2, physical: at + 30, length: 2, unwritten: false }, { logical: 4, physical: at + 20, length: 2, unwritten: false }];
+      // b's second piece checks only its own range, which the failed first piece left as it was:
+      // it moves, as it would in list order
+      wantB = [{ logical: 0, physical: b0, length: 2, unwritten: false }, { logical: 2, physical: at + 50, length: 2, unwritten: false }];
+      const { value: results, commits } = await commitsDuring(f, () => moveFiles(f, moves));
+      expect(results.map((r) => r.moved)).toEqual([true, false, true, true, true]);
+      expect(results[1]!.error?.code).toBe('ESTALE');
+      expect(results.reduce((x, r) => x + r.bytes, 0)).toBe(8 * BS);
+      expect(commits).toBe(1);
+      expect(mergeExtents(await extentsOf(f, '/a'))).toEqual(wantA);
+      expect(mergeExtents(await extentsOf(f, '/b'))).toEqual(mergeExtents(wantB));
+    } finally {
+      await f.close();
+    }
+    await verify(img, { '/a': { content: src.a!, extents: wantA }, '/b': { content: src.b!, extents: wantB } }, 'pieces of a file in one transaction');
   });
 
   it('layOut refuses a target of the wrong size, overlapping itself or the file', () => {

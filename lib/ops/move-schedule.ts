@@ -1,0 +1,162 @@
+/**
+ * The order moves run in: a plan is a sequence of moves (each frees its
+ * file's old blocks and takes target blocks), and running it one transaction
+ * per dependency boundary, in plan order, makes a chain of transactions
+ * whenever each move reuses what the one before freed. This scheduler keeps
+ * only the orders that matter and groups the rest into waves:
+ *
+ * move j runs in a later wave than an earlier move i when any block either
+ * one frees or takes is one the other frees or takes (j's target on blocks i
+ * frees is the real case: a block freed in a transaction is reusable only
+ * once it committed, else a crash before the commit leaves i's file reading
+ * j's data; the other overlaps cannot occur in a valid plan and are kept to
+ * stay on the safe side). Moves of the same file on disjoint blocks (pieces
+ * of one file evicted one after the other) may share a wave, in plan order:
+ * the executor applies them in order, each from the map the one before
+ * leaves. A move that may allocate blocks nobody planned (an extent-tree
+ * block: the allocator picks it) runs no earlier than every move before it,
+ * so it cannot take their targets first.
+ *
+ * Moves of one wave touch disjoint blocks, so any order of them that keeps
+ * each file's moves in plan order — and any split of a wave into
+ * transactions — ends in the state the sequential plan ends in; the wave
+ * count is the longest chain of block dependencies, never more than the
+ * transactions the sequential order needs.
+ * Pure: no I/O; blocks are numbers.
+ */
+
+export interface BlockRun {
+  start: number;
+  length: number;
+}
+
+export interface MoveFootprint {
+  /** Which file it moves (any id: equal ids keep their order). */
+  file: number;
+  /** Blocks the move may free (its source runs, tree blocks): a superset is fine. */
+  frees: readonly BlockRun[];
+  /** Blocks it takes. */
+  target: readonly BlockRun[];
+  /** It may allocate blocks outside its target (an extent-tree block). */
+  allocates?: boolean;
+}
+
+/** Why move j waits for move i. */
+export type DependencyKind = 'file' | 'frees' | 'blocks' | 'allocates';
+
+export interface Schedule {
+  /** Wave of each move (0-based), by the move's index. */
+  wave: number[];
+  /** Move indices per wave, each in plan order (keep it for a file's moves). */
+  waves: number[][];
+  /** Direct predecessors of each move (enough that their closure holds every dependency). */
+  after: { move: number; kind: DependencyKind }[][];
+}
+
+interface Segment {
+  start: number;
+  end: number;
+  /** The last move (in plan order) that freed or took these blocks. */
+  move: number;
+}
+
+/** Blocks → the last move that touched them: sorted, disjoint segments. */
+class LastTouch {
+  private segs: Segment[] = [];
+  /** First segment ending after b. */
+  private at(b: number): number {
+    let lo = 0, hi = this.segs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.segs[mid]!.end <= b) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+  /** Moves that last touched any block of [start, end). */
+  touching(start: number, end: number, out: Set<number>): void {
+    for (let k = this.at(start); k < this.segs.length && this.segs[k]!.start < end; k++) out.add(this.segs[k]!.move);
+  }
+  /** [start, end) was last touched by `move`. */
+  assign(start: number, end: number, move: number): void {
+    const k = this.at(start);
+    let e = k;
+    const repl: Segment[] = [];
+    while (e < this.segs.length && this.segs[e]!.start < end) e++;
+    const first = this.segs[k], last = this.segs[e - 1];
+    if (first && first.start < start && e > k) repl.push({ start: first.start, end: start, move: first.move });
+    repl.push({ start, end, move });
+    if (last && last.end > end && e > k) repl.push({ start: end, end: last.end, move: last.move });
+    this.segs.splice(k, e - k, ...repl);
+  }
+}
+
+function overlapsAny(a: readonly BlockRun[], b: readonly BlockRun[]): boolean {
+  for (const x of a) for (const y of b) if (x.start < y.start + y.length && y.start < x.start + x.length) return true;
+  return false;
+}
+
+/** Waves of moves, as early as their dependencies allow (see the module comment). */
+export function scheduleMoves(moves: readonly MoveFootprint[]): Schedule {
+  const wave: number[] = [];
+  const after: { move: number; kind: DependencyKind }[][] = [];
+  const touch = new LastTouch();
+  const lastOfFile = new Map<number, number>();
+  let maxWave = -1;
+  let lastMove = -1;
+  for (let j = 0; j < moves.length; j++) {
+    const m = moves[j]!;
+    const runs = [...m.frees, ...m.target].filter((r) => r.length > 0);
+    const near = new Set<number>();
+    for (const r of runs) touch.touching(r.start, r.start + r.length, near);
+    const deps = new Map<number, DependencyKind>();
+    let w = 0;
+    // sharing blocks: a later wave
+    for (const i of near) {
+      deps.set(i, overlapsAny(m.target, moves[i]!.frees) ? 'frees' : 'blocks');
+      w = Math.max(w, wave[i]! + 1);
+    }
+    // the same file on other blocks: the same wave will do, after it (the executor applies a
+    // file's moves of one transaction in order, each from the map the one before leaves)
+    const prev = lastOfFile.get(m.file);
+    if (prev !== undefined) {
+      deps.set(prev, 'file');
+      w = Math.max(w, wave[prev]!);
+    }
+    if (m.allocates && lastMove >= 0) {
+      // no earlier than every earlier move: their targets are reserved before its tree block is placed
+      if (!deps.has(lastMove)) deps.set(lastMove, 'allocates');
+      w = Math.max(w, maxWave);
+    }
+    wave.push(w);
+    after.push([...deps].map(([move, kind]) => ({ move, kind })));
+    for (const r of runs) touch.assign(r.start, r.start + r.length, j);
+    lastOfFile.set(m.file, j);
+    maxWave = Math.max(maxWave, w);
+    lastMove = j;
+  }
+  const waves: number[][] = Array.from({ length: maxWave + 1 }, () => []);
+  for (let j = 0; j < moves.length; j++) waves[wave[j]!]!.push(j);
+  return { wave, waves, after };
+}
+
+/**
+ * Transactions the plain sequential order needs: a new one wherever a move
+ * takes blocks freed earlier in the current one, or moves a file again (what
+ * moveFiles did before waves; the bound the waves are checked against).
+ */
+export function sequentialTransactions(moves: readonly MoveFootprint[]): number {
+  let count = 0;
+  let frees: BlockRun[] = [];
+  let files = new Set<number>();
+  for (const m of moves) {
+    if (count === 0 || files.has(m.file) || overlapsAny(m.target, frees)) {
+      count++;
+      frees = [];
+      files = new Set();
+    }
+    frees.push(...m.frees);
+    files.add(m.file);
+  }
+  return count;
+}
