@@ -3,12 +3,18 @@
  * (test/helpers/frag-images.ts: interleaved appends by 4 writers, a third deleted, more appends, at
  * 50/70/90 % fill), in one run. Needs root + loop devices (e4defrag works only when mounted).
  *
- *   npx tsx bench/defrag.ts [--sizes 256,1024] [--fills 50,70,90] [--big] [--runs 1]
- *                           [--runner tsx|dist] [--seed 1]
+ *   npx tsx bench/defrag.ts [--sizes 256,1024] [--fills 50,70,90] [--big] [--runs 5]
+ *                           [--runner bundle|tsx|dist] [--seed 1]
  *
- * ext4kit runs as a fresh process, `node --import tsx lib/cli/main.ts defrag --json IMG` (the
- * current source; the figure includes tsx's transform, ~0.3–0.5 s) or with `--runner dist`
- * `node dist/cli.js defrag --json IMG` (the bundle, as users run it: rebuild it first).
+ * ext4kit runs as a fresh process, as users run it: by default `node CLI defrag --json IMG` with
+ * CLI the bundle of THIS tree (scripts/bundle-cli.mjs into the work dir; dist/ untouched); with
+ * `--runner tsx` `node --import tsx lib/cli/main.ts …` (adds tsx's transform, ~0.3–0.5 s), with
+ * `--runner dist` dist/cli.js (rebuild it first). Node's own start-up (`node -e 0`, median of 5,
+ * same run) is printed and subtracted in the "work" column; ext4kit's own JSON summary (moves,
+ * bytes it moved, its predicted result) is printed after the table.
+ * --big adds 4096 MiB images: built by the kernel in ~0.5–1.5 min each (the first time; then
+ * cached, 2.3–3.8 GB of disk each), a few minutes per fill level for both tools: without --runs
+ * they run once (5 runs, medians, below 4 GiB).
  * e4defrag runs on the loop-mounted copy; its wall includes `sync -f` so its writes are on disk
  * like ours. Both under /usr/bin/time for wall and peak RSS (e4defrag's is the tool's own RSS: the
  * kernel does its moves). Each run starts from a fresh sparse copy of the cached image, which is in
@@ -19,7 +25,8 @@
  * extent, blocks moved (new blocks of each file outside its old ones), `e2fsck -fn` after each,
  * every file's sha256 read through the kernel against what the builder wrote, and whether the
  * issue's targets are met (extents ≤ 1.1 × ideal, ≤ 50 free extents, largest free ≥ half).
- * With --runs N > 1, wall and RSS are medians of N runs (layout from the first run).
+ * With --runs N > 1, wall and RSS are medians of N runs, the tools interleaved (layout, content
+ * and fsck from the first run).
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -27,6 +34,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { blocksMoved, ensureBuilt, measureFragImage, meetsTargets, type FragStats } from '../test/helpers/frag-images.js';
 import { copySparse, e2fsckClean, run, withLoopMountSync } from '../test/helpers/tools.js';
+import { bundleThisCli, freshRounds, NODE_START } from './fresh.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string): string | undefined => {
@@ -36,8 +44,9 @@ const opt = (name: string): string | undefined => {
 const list = (v: string | undefined, def: number[]) => (v ? v.split(',').map(Number) : def);
 const SIZES = list(opt('sizes'), [256, 1024]).concat(args.includes('--big') ? [4096] : []);
 const FILLS = list(opt('fills'), [50, 70, 90]);
-const RUNS = Math.max(1, Number(opt('runs') ?? 1));
-const RUNNER = opt('runner') ?? 'tsx';
+/** Runs per image: --runs, else 5 (medians), 1 from 4 GiB up (minutes per run). */
+const runsFor = (sizeMiB: number) => Math.max(1, Number(opt('runs') ?? (sizeMiB >= 4096 ? 1 : 5)));
+const RUNNER = opt('runner') ?? 'bundle';
 const SEED = Number(opt('seed') ?? 1);
 const ROOT = path.resolve(new URL('..', import.meta.url).pathname);
 
@@ -55,7 +64,11 @@ function timed(cmd: string, argv: string[]): { wall: number; rssKiB: number; std
   return { wall: wall!, rssKiB: rss!, stdout: r.stdout, stderr: r.stderr, status: r.status ?? -1 };
 }
 
+/** The bundled CLI of this tree (runner 'bundle'), set in main. */
+let bundled = '';
+
 function ext4kitArgv(img: string): [string, string[]] {
+  if (RUNNER === 'bundle') return [process.execPath, [bundled, 'defrag', '--json', img]];
   if (RUNNER === 'dist') return [process.execPath, [path.join(ROOT, 'dist/cli.js'), 'defrag', '--json', img]];
   return [process.execPath, ['--import', 'tsx', path.join(ROOT, 'lib/cli/main.ts'), 'defrag', '--json', img]];
 }
@@ -64,6 +77,8 @@ interface Row {
   image: string;
   tool: string;
   wall: string;
+  /** wall − node's start-up, for ext4kit (a node process); e4defrag's wall. */
+  work: string;
   rssMiB: string;
   extents: string;
   freeExt: number;
@@ -103,20 +118,22 @@ function benchImage(sizeMiB: number, fillPct: number, work: string): Row[] {
   console.error(`[${built.name}] image ready (${((Date.now() - t0) / 1000).toFixed(1)} s here; built in ${info.buildSeconds.toFixed(1)} s): ${info.files} files, fill ${(info.fill * 100).toFixed(1)} %, ${info.extents} extents (ideal ${info.idealExtents}), ${info.freeExtents} free extents, largest ${((info.largestFreeBlocks * bs) / 2 ** 20).toFixed(1)} MiB`);
   const before = measureFragImage(original, { maps: true });
   const name = `${sizeMiB} MiB ${fillPct} %`;
-  const rows: Row[] = [{ image: name, tool: 'before', wall: '-', rssMiB: '-', ...describe(before, bs), movedMiB: '-', e2fsck: e2fsckClean(original).ok ? 'clean' : 'NOT CLEAN', content: '-', targets: meetsTargets(before).ok ? 'met' : 'no', exit: '-' }];
+  const rows: Row[] = [{ image: name, tool: 'before', wall: '-', work: '-', rssMiB: '-', ...describe(before, bs), movedMiB: '-', e2fsck: e2fsckClean(original).ok ? 'clean' : 'NOT CLEAN', content: '-', targets: meetsTargets(before).ok ? 'met' : 'no', exit: '-' }];
 
-  const tools: { tool: string; once: (img: string) => { wall: number; rssKiB: number; note: string } }[] = [
+  const tools: { tool: string; node: boolean; once: (img: string) => { wall: number; rssKiB: number; note: string; summary?: string } }[] = [
     {
       tool: `ext4kit (${RUNNER})`,
+      node: true,
       once: (img) => {
         const [cmd, argv] = ext4kitArgv(img);
         const r = timed(cmd, argv);
         if (r.status !== 0) return { wall: r.wall, rssKiB: r.rssKiB, note: `exit ${r.status}: ${r.stderr.trim().split('\n').pop()}` };
-        return { wall: r.wall, rssKiB: r.rssKiB, note: '' };
+        return { wall: r.wall, rssKiB: r.rssKiB, note: '', summary: summarize(r.stdout) };
       },
     },
     {
       tool: 'e4defrag',
+      node: false,
       once: (img) =>
         withLoopMountSync(img, (mp) => {
           const r = timed('sh', ['-c', 'e4defrag "$1" >/dev/null; s=$?; sync -f "$1"; exit $s', 'sh', mp]);
@@ -125,27 +142,27 @@ function benchImage(sizeMiB: number, fillPct: number, work: string): Row[] {
         }),
     },
   ];
-  for (const t of tools) {
-    const walls: number[] = [];
-    const rss: number[] = [];
-    let after: FragStats | null = null;
-    let fsck = '';
-    let note = '';
-    for (let i = 0; i < RUNS; i++) {
+  // runs interleaved (ext4kit, e4defrag, ext4kit, …) so the shared machine's load drifts over both alike
+  const acc = tools.map(() => ({ walls: [] as number[], rss: [] as number[], after: null as FragStats | null, fsck: '', note: '' }));
+  const RUNS = runsFor(sizeMiB);
+  for (let i = 0; i < RUNS; i++) {
+    tools.forEach((t, k) => {
+      const m = acc[k]!;
       const img = path.join(work, `${built.name}-${t.tool.split(' ')[0]}.img`);
       copySparse(original, img);
       run('sync', []);
       const r = t.once(img);
-      walls.push(r.wall);
-      rss.push(r.rssKiB);
+      m.walls.push(r.wall);
+      m.rss.push(r.rssKiB);
       if (i === 0) {
-        note = r.note;
+        m.note = r.note;
+        if (r.summary) notes.push(`${name} ${t.tool}: its own summary: ${r.summary}`);
         const f = e2fsckClean(img);
-        fsck = f.ok ? 'clean' : 'NOT CLEAN';
+        m.fsck = f.ok ? 'clean' : 'NOT CLEAN';
         if (!f.ok) notes.push(`${name} ${t.tool}: e2fsck -fn: ${f.problems.slice(0, 4).join(' | ')}`);
         if (r.note) notes.push(`${name} ${t.tool}: ${r.note}`);
-        after = measureFragImage(img, { hash: true, maps: true });
-        if (!f.ok || contentOk(after, info.expectedSha256) !== 'same') {
+        m.after = measureFragImage(img, { hash: true, maps: true });
+        if (!f.ok || contentOk(m.after, info.expectedSha256) !== 'same') {
           // keep the evidence: the input is the cached original, this is the output
           const keep = path.join(os.tmpdir(), `ext4kit-bench-defrag-failed-${built.name}-${t.tool.split(' ')[0]}.img`);
           copySparse(img, keep);
@@ -153,13 +170,17 @@ function benchImage(sizeMiB: number, fillPct: number, work: string): Row[] {
         }
       }
       fs.rmSync(img, { force: true });
-    }
-    const a = after!;
+    });
+  }
+  tools.forEach((t, k) => {
+    const { walls, rss, fsck, note } = acc[k]!;
+    const a = acc[k]!.after!;
     const tm = meetsTargets(a);
     rows.push({
       image: name,
       tool: t.tool,
       wall: `${median(walls).toFixed(2)}${RUNS > 1 ? ` (med of ${RUNS})` : ''}`,
+      work: (median(walls) - (t.node ? nodeStartS : 0)).toFixed(2),
       rssMiB: (median(rss) / 1024).toFixed(0),
       ...describe(a, bs),
       movedMiB: ((blocksMoved(before.perFile, a.perFile) * bs) / 2 ** 20).toFixed(1),
@@ -169,17 +190,39 @@ function benchImage(sizeMiB: number, fillPct: number, work: string): Row[] {
       exit: note ? note.split(':')[0]! : '0',
     });
     if (!tm.ok) notes.push(`${name} ${t.tool}: targets not met: ${tm.why.join('; ')}`);
-  }
+  });
   return rows;
 }
 
-function main(): void {
+/** ext4kit defrag --json's summary, the figures worth printing (its own view, next to the kernel's). */
+function summarize(stdout: string): string {
+  try {
+    const j = JSON.parse(stdout) as Record<string, unknown> & { predicted?: Record<string, unknown>; errors?: unknown[] };
+    const mb = (n: unknown) => (typeof n === 'number' ? `${(n / 1e6).toFixed(0)} MB` : '?');
+    return `moves ${j.moves}, files moved ${j.filesMoved}, bytesMoved ${mb(j.bytesMoved)}, its time ${typeof j.seconds === 'number' ? j.seconds.toFixed(2) : '?'} s, extents ${j.extentsBefore} -> ${j.extentsAfter}, free extents ${j.freeExtentsBefore} -> ${j.freeExtentsAfter}, largest free ${j.largestFreeBefore} -> ${j.largestFreeAfter} blocks, predicted ${JSON.stringify(j.predicted ?? null)}, stopped by ${j.stoppedBy}, ${j.errors?.length ?? 0} error(s)`;
+  } catch {
+    return `(not JSON: ${stdout.slice(0, 200)})`;
+  }
+}
+
+/** Node's start-up in seconds (median of 5 `node -e 0`), measured in main. */
+let nodeStartS = 0;
+
+async function main(): Promise<void> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ext4kit-bench-defrag-'));
   const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-  console.log(`bench/defrag ${new Date().toISOString()} kernel ${os.release()}, ${os.cpus().length} CPUs, load ${load}; runner ${RUNNER}; runs ${RUNS}; seed ${SEED}`);
+  if (RUNNER === 'bundle') bundled = await bundleThisCli(work);
+  nodeStartS = freshRounds([NODE_START], 5).nodeStart / 1000;
+  console.log(`bench/defrag ${new Date().toISOString()} kernel ${os.release()}, ${os.cpus().length} CPUs, load ${load}; runner ${RUNNER}; runs ${opt('runs') ?? '5 (1 from 4 GiB up)'}; seed ${SEED}; node start-up ${(nodeStartS * 1000).toFixed(0)} ms (subtracted from ext4kit's wall in "work")`);
   const rows: Row[] = [];
   try {
-    for (const size of SIZES) for (const fill of FILLS) rows.push(...benchImage(size, fill, work));
+    for (const size of SIZES)
+      for (const fill of FILLS) {
+        const r = benchImage(size, fill, work);
+        // as each image completes (a 4 GiB run takes minutes): the table comes at the end
+        for (const x of r) console.error(`  ${x.image} ${x.tool}: extents ${x.extents}, free ${x.freeExt}, largest/free ${x.largestOfFreeMiB} MiB, wall ${x.wall} s, RSS ${x.rssMiB} MiB, moved ${x.movedMiB} MiB, fsck ${x.e2fsck}, content ${x.content}, targets ${x.targets}`);
+        rows.push(...r);
+      }
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
@@ -189,4 +232,4 @@ function main(): void {
   console.log(`load at end ${end}. extents: merged runs, one per started 128 MiB (FIEMAP via a ro loop mount); moved: new blocks of each file outside its old ones; e4defrag's RSS is the tool's only (the kernel moves the data).`);
 }
 
-main();
+await main();

@@ -16,6 +16,11 @@
  *    transaction logged. Target: no E2BIG.
  * Both images are built by bench/extent-scale.ts (mkfs -d, then one
  * transaction of ours) in a temporary directory; e2fsck -fn checks them after.
+ * Both are also timed as users run them: a FRESH `ext4kit allocate` /
+ * `ext4kit movedata` process (the CLI of this tree, bundled into the work
+ * dir) on a fresh copy of the image each run, medians of --runs (≥ 5), node's
+ * start-up (`node -e 0`, same rounds) subtracted; the insert next to
+ * `debugfs -w -R "fallocate"` of the same block (e2fsprogs, no journal).
  */
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,6 +33,7 @@ import type { Transaction } from '../lib/ext4/transaction.js';
 import { allocate } from '../lib/ops/allocate.js';
 import { movedata } from '../lib/ops/movedata.js';
 import { buildScaleImage, patternBlock, sh } from './extent-scale.js';
+import { bundleThisCli, freshRounds, loadavg, NODE_START, type FreshJob } from './fresh.js';
 
 const args = process.argv.slice(2);
 const num = (name: string, def: number) => {
@@ -147,7 +153,27 @@ export async function checkPattern(img: string, ino: number, blocks: number): Pr
   }
 }
 
+/** The middle hole of `path` (logical block), as measureInsert picks it. */
+async function middleHole(img: string, path: string): Promise<number> {
+  const f = await CoreFilesystem.open(await FileDevice.open(img), { closeDevice: true });
+  try {
+    const ex = (await f.fileMap(await f.resolve(path))).extents;
+    const mid = ex[ex.length >> 1]!;
+    return mid.logical + mid.length;
+  } finally {
+    await f.close();
+  }
+}
+
+/** Fresh-process rounds of `jobs` (each with a fresh copy of `template` made before it, untimed), printed. */
+function freshTable(title: string, jobs: FreshJob[], runs: number): void {
+  const r = freshRounds([NODE_START, ...jobs], runs);
+  console.log(`  ${title} — fresh processes, medians of ${runs}, node start-up ${r.nodeStart.toFixed(1)} ms subtracted from ext4kit's (load ${loadavg()}):`);
+  for (const j of jobs) console.log(`    ${j.name.padEnd(48)} ${r.work(j.name).toFixed(1).padStart(8)} ms${j.node ? ` (whole process ${r.wall[j.name]!.toFixed(1)} ms)` : ' (whole process)'}`);
+}
+
 async function main(): Promise<void> {
+  const RUNS = Math.max(5, num('runs', 5));
   const N = num('extents', 100_000);
   const M = num('move-extents', 50_000);
   const BS = num('block-size', 4096);
@@ -158,6 +184,19 @@ async function main(): Promise<void> {
     let t = performance.now();
     const inos = await buildScaleImage(a, { sizeMiB: Math.ceil((2.2 * N * BS) / 2 ** 20) + 64, blockSize: BS, files: [{ name: 'big', extents: N, layout: 'sparse' }] });
     console.log(`  built a ${N}-extent file in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    const cli = await bundleThisCli(work);
+    {
+      const tpl = join(work, 'insert-template.img'), run = join(work, 'insert-run.img');
+      sh('cp', ['--sparse=always', a, tpl]);
+      const hole = await middleHole(tpl, '/big');
+      const copy = () => void sh('cp', ['--sparse=always', tpl, run]);
+      freshTable(`one insert into the ${N}-extent file`, [
+        { name: 'ext4kit allocate 1 block into the middle hole', cmd: process.execPath, args: [cli, 'allocate', run, '/big', '--offset', String(hole * BS), '--len', String(BS)], node: true, before: copy },
+        { name: 'debugfs -w fallocate of the same block', cmd: 'debugfs', args: ['-w', '-R', `fallocate /big ${hole} ${hole}`, run], before: copy },
+      ], RUNS);
+      fs.rmSync(tpl);
+      fs.rmSync(run, { force: true });
+    }
     const c = await measureInsert(a, inos.get('big')!);
     console.log(`  one insert (allocate 1 block into a hole mid-file), depth ${c.depth}, ${c.ms.toFixed(0)} ms:`);
     console.log(`    in place: ${c.treeBlocks} extent-tree block(s) + ${c.inodeTable} inode-table block = ${c.treeBlocks + c.inodeTable} (target ≤ depth + 2 = ${c.depth + 2}) ${c.treeBlocks + c.inodeTable <= c.depth + 2 ? 'MET' : 'MISS'}`);
@@ -173,6 +212,15 @@ async function main(): Promise<void> {
       files: [{ name: 'data', extents: M, layout: 'dense', pattern: true }, { name: 'space', extents: M, layout: 'contiguous' }],
     });
     console.log(`  built a ${M}-extent data file and a contiguous donor in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    {
+      const tpl = join(work, 'move-template.img'), run = join(work, 'move-run.img');
+      sh('cp', ['--sparse=always', b, tpl]);
+      freshTable(`movedata of the ${M}-extent file`, [
+        { name: `ext4kit movedata (${M} extents, one call)`, cmd: process.execPath, args: [cli, 'movedata', run, '/data', '/space', '--from', '0', '--len', String(M * BS)], node: true, before: () => void sh('cp', ['--sparse=always', tpl, run]) },
+      ], RUNS);
+      fs.rmSync(tpl);
+      fs.rmSync(run, { force: true });
+    }
     const m = await measureMove(b, mi.get('data')!, mi.get('space')!, M);
     console.log(`  movedata of the ${M}-extent file in one call: ${(m.ms / 1000).toFixed(2)} s, ${m.transactions} transactions, ${m.e2big} E2BIG retries (target 0) ${m.e2big === 0 ? 'MET' : 'MISS'}, worst ${m.worstLogged} blocks logged, ${m.extentsAfter} extent(s) after`);
     await checkPattern(b, mi.get('data')!, M);

@@ -17,6 +17,10 @@
  * Transactions/s, MiB/s of metadata logged (journal copies of whole blocks),
  * MiB/s of file data copied; lazy = checkpoint when the log fills or at close
  * (close included in "incl. close"), each = checkpoint after every commit.
+ * Then the same calls as users run them, one FRESH `ext4kit` process each (the
+ * CLI of this tree bundled into the work dir; node's start-up, `node -e 0`,
+ * measured in the same rounds and subtracted), next to debugfs's `fallocate`
+ * (e2fsprogs, no journal) on the same fresh copy, medians of --runs.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, openSync, writeSync, closeSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,6 +29,7 @@ import { join } from 'node:path';
 import { Filesystem } from '../lib/node.js';
 import { allocate, ALLOC_CONTIGUOUS, ALLOC_FIXED_LEN } from '../lib/ops/allocate.js';
 import { movedata } from '../lib/ops/movedata.js';
+import { bundleThisCli, freshRounds, NODE_START, type FreshJob } from './fresh.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, def: number) => {
@@ -136,6 +141,33 @@ function report(label: string, samples: Sample[]): void {
   );
 }
 
+/** The calls above as whole processes, each on its own fresh copy of the image (copy not timed). */
+async function freshProcesses(): Promise<void> {
+  const cli = await bundleThisCli(work);
+  const node = (name: string, img: string, a: string[], before?: () => void): FreshJob => ({ name, cmd: process.execPath, args: [cli, ...a], node: true, before });
+  const copy = (name: string) => {
+    const p = join(work, `fresh-${name}.img`);
+    return { p, before: () => sh('cp', ['--sparse=always', base, p]) };
+  };
+  const a1 = copy('a1'), d1 = copy('d1'), mv = copy('mv'), run = copy('run'), drun = copy('drun');
+  const jobs: FreshJob[] = [
+    NODE_START,
+    node('ext4kit allocate 1 block', a1.p, ['allocate', a1.p, '/small', '--offset', '0', '--len', String(BS)], a1.before),
+    { name: 'debugfs -w fallocate 1 block', cmd: 'debugfs', args: ['-w', '-R', 'fallocate /small 0 0', d1.p], before: d1.before },
+    node(`ext4kit movedata ${FRAG}-extent file`, mv.p, ['movedata', mv.p, '/frag', '/space', '--from', '0', '--len', String(FRAG_LEN)], () => {
+      mv.before();
+      // the donor, untimed: one contiguous run, as in the in-process figure
+      sh(process.execPath, [cli, 'allocate', mv.p, '/space', '--offset', '0', '--len', String(FRAG_LEN), '--contiguous', '--fixed-len']);
+    }),
+    node('ext4kit allocate 1,000,000 blocks, one run', run.p, ['allocate', run.p, '/run', '--offset', '0', '--len', String(MILLION * BS), '--contiguous', '--fixed-len'], run.before),
+    { name: 'debugfs -w fallocate 1,000,000 blocks', cmd: 'debugfs', args: ['-w', '-R', `fallocate /run 0 ${MILLION - 1}`, drun.p], before: drun.before },
+  ];
+  const r = freshRounds(jobs, RUNS);
+  console.log(`fresh processes (medians of ${RUNS}; node start-up ${r.nodeStart.toFixed(1)} ms, same rounds, subtracted from ext4kit's; debugfs writes without a journal):`);
+  for (const j of jobs.slice(1)) console.log(`  ${j.name.padEnd(44)} ${r.work(j.name).toFixed(1).padStart(8)} ms${j.node ? ` (whole process ${r.wall[j.name]!.toFixed(1)} ms)` : ' (whole process)'}`);
+  for (const c of [a1, d1, mv, run, drun]) rmSync(c.p, { force: true });
+}
+
 async function main(): Promise<void> {
   const t0 = now();
   makeImage();
@@ -183,7 +215,8 @@ async function main(): Promise<void> {
       `${median(one.map((s) => s.secs * 1000)).toFixed(1)} ms (${median(one.map((s) => s.secsClose * 1000)).toFixed(1)} ms incl. close), ` +
       `${one[0]!.metadataBlocks} blocks logged — ${(perPiece * MILLION / median(one.map((s) => s.secsClose))).toFixed(0)}x faster than the extrapolated piecewise loop`,
   );
-  console.log(`done in ${((now() - t0) / 1000).toFixed(1)} s`);
+  await freshProcesses();
+  console.log(`done in ${((now() - t0) / 1000).toFixed(1)} s (load average ${loadavg().map((x) => x.toFixed(1)).join(' ')})`);
 }
 
 main()

@@ -1,7 +1,12 @@
 /**
  * bench/ops — the proposal's calls against the obvious baselines.
  *
- *   npx tsx bench/ops.ts [--runs 3] [--move-mib 256] [--skip-mount] [--only free|move|allocate]
+ *   npx tsx bench/ops.ts [--runs 5] [--move-mib 256] [--skip-mount] [--only free|move|allocate]
+ *
+ * Each call is timed both as users run it — a FRESH `ext4kit …` process per run (the CLI of this
+ * tree, bundled into the work dir; node's own start-up, `node -e 0`, measured in the same rounds
+ * and subtracted) — and warm in-process (the library call, open to close). The reference tool runs
+ * in the same rounds. The load average is printed at the start and the end.
  *
  * 1. movedata throughput on a fragmented file (256 chunks of 1 MiB interleaved
  *    with another file) into a contiguous donor, vs a raw read+write copy of
@@ -10,16 +15,19 @@
  *    And fresh-process: a whole `ext4kit movedata` process (bundled CLI, node
  *    start-up subtracted) vs `dd bs=1M conv=fsync` copying as many bytes
  *    inside a copy of the image, medians of ≥ 5 runs.
- * 2. getFreeBlocks over a whole 1 TiB sparse `mkfs.ext4` image (open +
- *    scan + close) vs `e2freefrag` on it. Target: ≥ 10× faster.
- * 3. allocate 4 GiB as one contiguous run (open + allocate + close) vs
+ * 2. getFreeBlocks over a whole 1 TiB sparse `mkfs.ext4` image: `ext4kit free
+ *    --json` fresh process, and open + scan + close in-process, vs `e2freefrag`
+ *    on it. Target: ≤ 0.1× e2freefrag (fresh process, work).
+ * 3. allocate 4 GiB as one contiguous run: `ext4kit allocate --contiguous
+ *    --fixed-len` fresh process, and open + allocate + close in-process, vs
  *    `fallocate -l 4G` on the loop-mounted image (+ sync), and the extent
  *    counts each leaves (debugfs ex after unmounting).
- * 4. The reverse-map scan (buildReverseMap) and a whole fsmap on the 1 TiB image.
+ * 4. The reverse-map scan (buildReverseMap) and a whole fsmap on the 1 TiB
+ *    image; `ext4kit map --json` as a fresh process.
  *
- * Every figure is the median of --runs runs (each on a fresh copy where the
- * run changes the image); the first in-process run of the scans (cold JIT) is
- * reported separately. Needs root for drop_caches and the loop mount
+ * Every figure is the median of --runs (≥ 5) runs (each on a fresh copy where
+ * the run changes the image); the first in-process run of the scans (cold JIT)
+ * is reported separately. Needs root for drop_caches and the loop mount
  * (skipped with a note otherwise).
  */
 import { spawnSync } from 'node:child_process';
@@ -32,13 +40,14 @@ import { allocate, ALLOC_CONTIGUOUS, ALLOC_FIXED_LEN } from '../lib/ops/allocate
 import { movedata } from '../lib/ops/movedata.js';
 import { openFile } from '../lib/ops/file.js';
 import { buildReverseMap, fsmap } from '../lib/ops/fsmap.js';
+import { bundleThisCli, freshRounds, loadavg, NODE_START } from './fresh.js';
 
 const args = process.argv.slice(2);
 const num = (name: string, def: number) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? Number(args[i + 1]) : def;
 };
-const RUNS = Math.max(3, num('runs', 3));
+const RUNS = Math.max(5, num('runs', 5));
 /** The scans are cheap: more runs for a steadier median. */
 const SCAN_RUNS = Math.max(RUNS, 7);
 const MOVE_MIB = num('move-mib', 256);
@@ -47,6 +56,9 @@ const SKIP_MOUNT = args.includes('--skip-mount') || !ROOT || !fs.existsSync('/de
 
 const work = fs.mkdtempSync(join(tmpdir(), 'ext4kit-bench-ops-'));
 const MiB = 1024 * 1024;
+/** The CLI of this tree, bundled once into the work dir. */
+let cliPath: Promise<string> | null = null;
+const cli = (): Promise<string> => (cliPath ??= bundleThisCli(work));
 
 function sh(cmd: string, a: string[], opts: { ok?: number[] } = {}): { out: string; status: number } {
   const r = spawnSync(cmd, a, { encoding: 'utf8', maxBuffer: 1 << 28, env: { ...process.env, LANG: 'C', LC_ALL: 'C' } });
@@ -113,7 +125,20 @@ async function benchFree(img: string): Promise<void> {
   }
   const m = /Num\. free extent: (\d+)/.exec(ff);
   const a = median(ours), b = median(theirs);
-  rows.push(['getFreeBlocks, whole 1 TiB fs (open+scan+close)', fmtMs(a), `e2freefrag ${fmtMs(b)}`, `${(b / a).toFixed(1)}× faster`, '≥ 10×', `${runs} free extents (e2freefrag: ${m?.[1] ?? '?'}); first run in process (cold JIT) ${fmtMs(cold)}`]);
+  // fresh processes: ext4kit free --json vs e2freefrag, same rounds
+  const bin = await cli();
+  let freshRuns = 0;
+  const f = freshRounds(
+    [
+      NODE_START,
+      { name: 'free', cmd: process.execPath, args: [bin, 'free', img, '--json'], node: true, stdout: 'capture', check: (o) => void (freshRuns = (JSON.parse(o.toString('utf8')) as unknown[]).length) },
+      { name: 'e2freefrag', cmd: 'e2freefrag', args: [img] },
+    ],
+    SCAN_RUNS,
+  );
+  const fa = f.work('free'), fb = f.work('e2freefrag');
+  rows.push(['ext4kit free --json, whole 1 TiB fs, FRESH process', fmtMs(fa), `e2freefrag ${fmtMs(fb)}`, `${(fa / fb).toFixed(3)}×`, '≤ 0.1×', `${freshRuns} free extents; whole process ${fmtMs(f.wall.free!)} − node start-up ${fmtMs(f.nodeStart)} (same rounds); median of ${SCAN_RUNS}`]);
+  rows.push(['getFreeBlocks, whole 1 TiB fs, warm in-process (open+scan+close)', fmtMs(a), `e2freefrag ${fmtMs(b)}`, `${(a / b).toFixed(3)}×`, '', `${runs} free extents (e2freefrag: ${m?.[1] ?? '?'}); first run in process (cold JIT) ${fmtMs(cold)}`]);
 }
 
 async function benchReverseMap(img: string): Promise<void> {
@@ -136,8 +161,11 @@ async function benchReverseMap(img: string): Promise<void> {
       await f.close();
     }
   }
-  rows.push(['reverse-map scan, 1 TiB fs (buildReverseMap)', fmtMs(median(scan)), '—', '—', '—', `${info}; cold ${fmtMs(cold)}`]);
-  rows.push(['whole fsmap, 1 TiB fs (scan + map)', fmtMs(median(whole)), '—', '—', '—', '']);
+  rows.push(['reverse-map scan, 1 TiB fs (buildReverseMap), warm in-process', fmtMs(median(scan)), '—', '—', '—', `${info}; cold ${fmtMs(cold)}`]);
+  rows.push(['whole fsmap, 1 TiB fs (scan + map), warm in-process', fmtMs(median(whole)), '—', '—', '—', '']);
+  const bin = await cli();
+  const f = freshRounds([NODE_START, { name: 'map', cmd: process.execPath, args: [bin, 'map', img, '--json'], node: true }], SCAN_RUNS);
+  rows.push(['ext4kit map --json, 1 TiB fs, FRESH process', fmtMs(f.work('map')), '—', '—', '—', `whole process ${fmtMs(f.wall.map!)} − node start-up ${fmtMs(f.nodeStart)}; output to /dev/null`]);
 }
 
 // ------------------------------------------------------------------------------- movedata
@@ -232,14 +260,14 @@ async function benchMove(): Promise<void> {
   }
   const a = median(ours), b = median(raw), c = median(calls);
   rows.push([
-    `movedata ${MOVE_MIB} MiB (${extents} extents → ${after}), the call`,
+    `movedata ${MOVE_MIB} MiB (${extents} extents → ${after}), the call, warm in-process`,
     `${fmtMs(c)} (${fmtMBs(bytes, c)})`,
     `raw copy ${fmtMs(b)} (${fmtMBs(bytes, b)})`,
     `${((b / c) * 100).toFixed(0)} % of raw`,
     '≥ 85 %',
     `${steps} transactions; caches dropped before each phase; raw = same extents, 8 MiB reused buffer, one fdatasync`,
   ]);
-  rows.push([`movedata ${MOVE_MIB} MiB, open+call+close`, `${fmtMs(a)} (${fmtMBs(bytes, a)})`, `raw copy ${fmtMs(b)}`, `${((b / a) * 100).toFixed(0)} % of raw`, '', 'includes journal open/replay check and the close-time checkpoint']);
+  rows.push([`movedata ${MOVE_MIB} MiB, open+call+close, warm in-process`, `${fmtMs(a)} (${fmtMBs(bytes, a)})`, `raw copy ${fmtMs(b)}`, `${((b / a) * 100).toFixed(0)} % of raw`, '', 'includes journal open/replay check and the close-time checkpoint']);
   await benchMoveFresh(template);
 }
 
@@ -257,9 +285,7 @@ function processMs(cmd: string, a: string[]): number {
  * start-up (`node -e 0`) measured in the same run and subtracted from ours.
  */
 async function benchMoveFresh(template: string): Promise<void> {
-  const { bundleCli } = (await import('../scripts/bundle-cli.mjs')) as { bundleCli(o: { outfile: string }): Promise<unknown> };
-  const cli = join(work, 'cli.js');
-  await bundleCli({ outfile: cli });
+  const bin = await cli();
   const runs = Math.max(5, RUNS);
   const bytes = MOVE_MIB * MiB;
   const ours: number[] = [], dd: number[] = [], node: number[] = [];
@@ -282,7 +308,7 @@ async function benchMoveFresh(template: string): Promise<void> {
     // dd's copy lands in the donor's blocks (space's bytes are undefined by contract): harmless for movedata below
     dd.push(processMs('dd', [`if=${img}`, `of=${img}`, 'bs=1M', `count=${MOVE_MIB}`, `skip=${src}`, `seek=${dst}`, 'iflag=skip_bytes', 'oflag=seek_bytes', 'conv=notrunc,fsync', 'status=none']));
     dropCaches();
-    ours.push(processMs('node', [cli, 'movedata', img, '/data', '/space', '--from', '0', '--len', String(bytes)]));
+    ours.push(processMs('node', [bin, 'movedata', img, '/data', '/space', '--from', '0', '--len', String(bytes)]));
     if (i === 0) {
       const ck = sh('e2fsck', ['-fn', img], { ok: [0, 1, 4] });
       if (ck.status !== 0) console.error(`warning: e2fsck after the movedata process exited ${ck.status}:\n${ck.out}`);
@@ -291,7 +317,7 @@ async function benchMoveFresh(template: string): Promise<void> {
   }
   const n = median(node), a = median(ours) - n, b = median(dd);
   rows.push([
-    `movedata ${MOVE_MIB} MiB, fresh process`,
+    `ext4kit movedata ${MOVE_MIB} MiB, FRESH process`,
     `${fmtMs(a)} (${fmtMBs(bytes, a)}); whole process ${fmtMs(median(ours))}`,
     `dd bs=1M conv=fsync ${fmtMs(b)} (${fmtMBs(bytes, b)})`,
     `${((b / a) * 100).toFixed(0)} % of dd`,
@@ -347,6 +373,7 @@ async function benchAllocate(): Promise<void> {
   let kernel = '(skipped: needs root and loop devices)';
   let ratio = '—';
   let kernelExt = '';
+  let kernelMs: number | null = null;
   if (!SKIP_MOUNT) {
     const times: number[] = [];
     let kext = 0;
@@ -374,12 +401,42 @@ async function benchAllocate(): Promise<void> {
       fs.rmSync(img, { force: true });
     }
     const b = median(times);
+    kernelMs = b;
     kernel = `fallocate -l 4G + sync ${fmtMs(b)}`;
-    ratio = `${(b / median(ours)).toFixed(1)}× (call alone ${(b / median(oursCall)).toFixed(1)}×)`;
+    ratio = `${(b / median(ours)).toFixed(1)}× (kernel / ours; call alone ${(b / median(oursCall)).toFixed(1)}×)`;
     kernelExt = `; kernel: ${Math.floor(kext / 1000)} extents in ${kext % 1000} physical runs`;
   }
+  // fresh processes: `ext4kit allocate` on a fresh copy each run (the copy is not timed)
+  const bin = await cli();
+  const img = join(work, 'alloc-fresh.img');
+  const f = freshRounds(
+    [
+      NODE_START,
+      {
+        name: 'allocate',
+        cmd: process.execPath,
+        args: [bin, 'allocate', img, '/big', '--offset', '0', '--len', String(len), '--contiguous', '--fixed-len'],
+        node: true,
+        before: () => sh('cp', ['--sparse=always', template, img]),
+      },
+    ],
+    RUNS,
+  );
+  const freshExt = extentCount(img, '/big');
+  const ck = sh('e2fsck', ['-fn', img], { ok: [0, 1, 4] });
+  if (ck.status !== 0) console.error(`warning: e2fsck after the allocate process exited ${ck.status}:\n${ck.out}`);
+  fs.rmSync(img, { force: true });
+  const fa = f.work('allocate');
   rows.push([
-    'allocate 4 GiB CONTIGUOUS|FIXED_LEN (open+call+close)',
+    'ext4kit allocate 4 GiB --contiguous --fixed-len, FRESH process',
+    fmtMs(fa),
+    kernel,
+    kernelMs === null ? '—' : `${(kernelMs / fa).toFixed(1)}× (kernel / ours)`,
+    '—',
+    `whole process ${fmtMs(f.wall.allocate!)} − node start-up ${fmtMs(f.nodeStart)}; ${Math.floor(freshExt / 1000)} extents in ${freshExt % 1000} physical run(s)`,
+  ]);
+  rows.push([
+    'allocate 4 GiB CONTIGUOUS|FIXED_LEN (open+call+close), warm in-process',
     `${fmtMs(median(ours))} (call ${fmtMs(median(oursCall))})`,
     kernel,
     ratio,
@@ -391,7 +448,7 @@ async function benchAllocate(): Promise<void> {
 // ------------------------------------------------------------------------------- main
 
 try {
-  console.log(`bench/ops: ${RUNS} runs each, work dir ${work}${SKIP_MOUNT ? ' (kernel comparison skipped: needs root and loop devices)' : ''}`);
+  console.log(`bench/ops: ${RUNS} runs each, work dir ${work}${SKIP_MOUNT ? ' (kernel comparison skipped: needs root and loop devices)' : ''}; load average ${loadavg()}`);
   const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : null;
   if (!only || only === 'free') {
     const big = await bigImage();
@@ -403,6 +460,7 @@ try {
   if (!only || only === 'allocate') await benchAllocate();
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   for (const r of rows) console.log(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  '));
+  console.log(`load average at end ${loadavg()}; FRESH = a whole \`ext4kit\` process of this tree's bundled CLI, node's start-up subtracted; ratios are ext4kit / reference unless labelled`);
 } finally {
   fs.rmSync(work, { recursive: true, force: true });
 }

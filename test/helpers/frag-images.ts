@@ -430,7 +430,11 @@ export function ensureBuilt(opts: FragImageOptions): { name: string; original: s
       const budget = Math.floor(o.fill * cap.blocks * cap.blockSize) - usedNow - margin;
       if (budget <= 0) throw new Error(`fragImage ${name}: metadata alone fills ${usedNow} of ${cap.blocks * cap.blockSize} bytes`);
       const plan = fragPlan(o, budget);
-      withLoopMountSync(img, (mp) => executePlan(mp, plan, pool));
+      // nobarrier: an fdatasync still forces writeback, so mballoc allocates exactly when it would
+      // otherwise (the fragmentation is the same), but jbd2 skips the cache flush each sync would
+      // send through the loop device to the backing file: ~10x faster builds (a 4 GiB image at
+      // 90 % in about a minute instead of 15). Nothing here needs the image durable mid-build.
+      withLoopMountSync(img, (mp) => executePlan(mp, plan, pool), { options: ['nobarrier'] });
       expectE2fsckClean(img, `frag image ${name}`);
       const stats = measureFragImage(img, { hash: true });
       const expected = planSha256(plan, pool);
