@@ -25,7 +25,8 @@ export type ErrorCode =
   | 'EIO'
   | 'ENAMETOOLONG'
   | 'ENOMEM'
-  | 'E2BIG';
+  | 'E2BIG'
+  | 'ENOTEMPTY' | 'EMLINK' | 'EXDEV'; // namespace operations (lib/ops/namespace.ts)
 
 /** Where a problem is. Block numbers are filesystem blocks unless the kind says otherwise. */
 export type Location =

@@ -1,0 +1,560 @@
+/**
+ * Adding and removing directory entries inside a transaction, by the
+ * kernel's rules (fs/ext4/namei.c):
+ *
+ * - linear directories: a new entry goes into the first block with room —
+ *   the slack after a live entry's minimal rec_len (which is split off) or
+ *   an unused entry (ext4_find_dest_de / ext4_insert_dentry); else a block
+ *   is appended (ext4_append). A one-block directory that is full on a
+ *   dir_index filesystem becomes indexed instead (make_indexed_dir);
+ * - htree directories: the leaf is found by hash (dx_probe); a full leaf
+ *   is split in hash order, by size (do_split), and the new block inserted
+ *   after the probed slot (dx_insert_block), with the collision bit when the
+ *   split falls inside a run of equal hashes; a full index node is split,
+ *   a full root pushes its slots down into a new node (one more level, up
+ *   to 2 index levels, 3 with large_dir — ext4_dx_add_entry);
+ * - removal merges the entry into the previous one's rec_len, or marks it
+ *   unused when it is first in its block (ext4_generic_delete_entry);
+ *   htree leaves are never merged (neither does the kernel).
+ *
+ * Checksums (dirent tails, dx tails) are refreshed for every block an edit
+ * touched before it returns. The directory inode is written (size, map,
+ * INDEX flag) by every call that changes it. Inline-data, encrypted and
+ * casefolded directories are refused (EOPNOTSUPP).
+ */
+import { Ext4Error, type Location } from '../errors.js';
+import type { Transaction } from './transaction.js';
+import type { FileMap } from './file-map.js';
+import { COMPAT, INCOMPAT, S_FLAGS } from './superblock.js';
+import { INODE_FLAGS, hasInlineData, isExtentMapped, type Inode } from './inode.js';
+import { findExtent, type Extent } from './extents.js';
+import {
+  DirEntryLayout, DIRENT_HEADER_SIZE, DIR_TAIL_SIZE, EXT4_NAME_LEN, FileType, dirRecLen, encodeRecLen, makeDirBlock,
+  readDirBlock, setDirBlockChecksum, type DirEntry, type NewDirEntry,
+} from './directory.js';
+import {
+  DxCountLimitLayout, DxEntryLayout, DxRootInfoLayout, DxTailLayout, DX_ENTRY_SIZE, DX_NODE_COUNT_OFFSET, DX_ROOT_COUNT_OFFSET,
+  DX_ROOT_INFO_OFFSET, classifyDirBlock, dxNodeLimit, dxRootLimit, htreeLookup, maxIndirectLevels, parseDxNode, parseDxRoot,
+  setDxChecksum, type DxIndexBlock,
+} from './htree.js';
+import { dirHash } from './dirhash.js';
+import { hashSeedWords } from './hash-seed.js';
+import { bytesEqual } from './bytes.js';
+import { allocateBlocks } from './alloc.js';
+import { blockMapExclude, remapInode, setSize, txFileMap } from './remap.js';
+import { groupFirstBlock, groupOfInode } from './geometry.js';
+
+/** A live entry found by name: where it is and what it names. */
+export interface FoundEntry {
+  ino: number;
+  fileType: number;
+  /** Logical directory block and byte offset of the entry. */
+  block: number;
+  offset: number;
+}
+
+const DOT = new Uint8Array([0x2e]);
+const DOTDOT = new Uint8Array([0x2e, 0x2e]);
+const isDots = (n: Uint8Array) => bytesEqual(n, DOT) || bytesEqual(n, DOTDOT);
+
+/** dirent file_type for an inode mode's type (FileType in directory.ts). */
+export function direntType(type: Inode['type']): number {
+  switch (type) {
+    case 'file': return FileType.REG_FILE;
+    case 'dir': return FileType.DIR;
+    case 'chardev': return FileType.CHRDEV;
+    case 'blockdev': return FileType.BLKDEV;
+    case 'fifo': return FileType.FIFO;
+    case 'socket': return FileType.SOCK;
+    case 'symlink': return FileType.SYMLINK;
+    default: return FileType.UNKNOWN;
+  }
+}
+
+/** One directory being edited in one transaction: its map and the blocks touched so far. */
+class DirEdit {
+  readonly bs: number;
+  readonly csumSeed: number | null;
+  readonly hasFiletype: boolean;
+  map!: FileMap;
+  /** Logical blocks changed, with their kind (their checksums are refreshed at the end). */
+  readonly dirty = new Map<number, 'leaf' | 'dx'>();
+  inodeChanged = false;
+
+  constructor(readonly tx: Transaction, readonly dir: Inode) {
+    const fs = tx.fs;
+    this.bs = fs.blockSize;
+    this.csumSeed = fs.inodeCsumSeed(dir);
+    this.hasFiletype = (fs.sb.s_feature_incompat & INCOMPAT.FILETYPE) !== 0;
+  }
+
+  static async open(tx: Transaction, dir: Inode): Promise<DirEdit> {
+    const where = { structure: `directory ${dir.ino}`, location: { kind: 'inode', ino: dir.ino } satisfies Location };
+    if (dir.type !== 'dir') throw new Ext4Error('ENOTDIR', `inode ${dir.ino} is not a directory`, where);
+    if (hasInlineData(dir)) throw new Ext4Error('EOPNOTSUPP', `directory ${dir.ino} keeps its entries inline (inline_data): not supported yet`, where);
+    if (dir.flags & (INODE_FLAGS.ENCRYPT | INODE_FLAGS.CASEFOLD)) throw new Ext4Error('EOPNOTSUPP', `directory ${dir.ino} is encrypted or casefolded: not supported yet`, where);
+    if (dir.size % tx.fs.blockSize !== 0 || dir.size === 0) throw new Ext4Error('EFSCORRUPTED', `directory size ${dir.size} is not a positive multiple of the block size`, where);
+    const e = new DirEdit(tx, dir);
+    e.map = await txFileMap(tx, dir);
+    return e;
+  }
+
+  get nblocks(): number {
+    return this.dir.size / this.bs;
+  }
+
+  get indexed(): boolean {
+    return (this.dir.flags & INODE_FLAGS.INDEX) !== 0 && (this.tx.fs.sb.s_feature_compat & COMPAT.DIR_INDEX) !== 0;
+  }
+
+  where(lb: number): Location {
+    return { kind: 'directory-block', dir: this.dir.ino, block: lb };
+  }
+
+  phys(lb: number): number {
+    const { extent } = findExtent(this.map.extents, lb);
+    if (!extent || extent.unwritten || lb >= this.nblocks)
+      throw new Ext4Error('EFSCORRUPTED', `directory block ${lb} is not mapped`, { structure: `directory ${this.dir.ino}`, location: this.where(lb) });
+    return extent.physical + (lb - extent.logical);
+  }
+
+  read(lb: number): Promise<Uint8Array> {
+    return this.tx.readBlock(this.phys(lb));
+  }
+
+  async write(lb: number, kind: 'leaf' | 'dx'): Promise<Uint8Array> {
+    const b = await this.tx.block(this.phys(lb));
+    this.dirty.set(lb, kind);
+    return b;
+  }
+
+  parseLeaf(lb: number, blk: Uint8Array): DirEntry[] {
+    const fs = this.tx.fs;
+    return readDirBlock(blk, {
+      blockSize: this.bs, hasFiletype: this.hasFiletype, csum: this.csumSeed === null ? null : { seed: this.csumSeed },
+      verify: fs.verify && !this.dirty.has(lb), where: this.where(lb), inodesCount: fs.sb.s_inodes_count,
+    }).entries;
+  }
+
+  /** End of the entry area of a leaf (before the checksum tail). */
+  get leafEnd(): number {
+    return this.csumSeed === null ? this.bs : this.bs - DIR_TAIL_SIZE;
+  }
+
+  /** Append a block to the directory (ext4_append): allocated near its last block, mapped, size grown. */
+  async append(image: Uint8Array): Promise<number> {
+    const tx = this.tx, fs = tx.fs;
+    const lb = this.nblocks;
+    const last = this.map.extents[this.map.extents.length - 1];
+    const goal = last ? last.physical + last.length : groupFirstBlock(fs.sb, groupOfInode(fs.sb, this.dir.ino));
+    const exclude = isExtentMapped(this.dir) ? undefined : blockMapExclude(fs.sb);
+    const [run] = await allocateBlocks(tx, { goal, length: 1, ...(exclude ? { exclude } : {}) });
+    const add: Extent = { logical: lb, physical: run!.start, length: 1, unwritten: false };
+    await remapInode(tx, this.dir, this.map, [...this.map.extents, add]);
+    setSize(tx, this.dir, this.dir.size + this.bs);
+    this.inodeChanged = true;
+    this.map = await txFileMap(tx, this.dir);
+    tx.setBlock(run!.start, image);
+    return lb;
+  }
+
+  /** Refresh the checksums of every touched block and write the inode if it changed. */
+  async finish(): Promise<void> {
+    if (this.csumSeed !== null) {
+      for (const [lb, kind] of this.dirty) {
+        const b = await this.tx.block(this.phys(lb));
+        if (kind === 'leaf') setDirBlockChecksum(b, this.csumSeed);
+        else setDxChecksum(b, this.csumSeed, this.bs);
+      }
+    }
+    if (this.inodeChanged) await this.tx.writeInode(this.dir);
+  }
+
+  hashOf(name: Uint8Array, version: number): { hash: number; minor: number } {
+    const sb = this.tx.fs.sb;
+    return dirHash(name, version, hashSeedWords(sb.s_hash_seed), !(sb.s_flags & S_FLAGS.UNSIGNED_HASH));
+  }
+
+  emptyLeaf(entries: readonly NewDirEntry[] = []): Uint8Array {
+    return makeDirBlock(entries, { blockSize: this.bs, hasFiletype: this.hasFiletype, csum: this.csumSeed === null ? null : { seed: this.csumSeed } });
+  }
+}
+
+function checkName(name: Uint8Array): void {
+  if (name.length === 0) throw new Ext4Error('ENOENT', 'empty name');
+  if (name.length > EXT4_NAME_LEN) throw new Ext4Error('ENAMETOOLONG', `name of ${name.length} bytes (at most ${EXT4_NAME_LEN})`);
+  if (name.includes(0x2f) || name.includes(0)) throw new Ext4Error('EINVAL', 'a name cannot contain "/" or NUL');
+}
+
+/**
+ * Put the entry into `blk` if it has room (ext4_find_dest_de +
+ * ext4_insert_dentry): an unused entry big enough, or a live one whose
+ * rec_len exceeds its minimum by enough, split. EEXIST if the name is in the
+ * block. Returns whether it was inserted.
+ */
+function insertIntoLeaf(d: DirEdit, lb: number, blk: Uint8Array, entries: readonly DirEntry[], name: Uint8Array, ino: number, ft: number, dst: () => Promise<Uint8Array>): Promise<boolean> | boolean {
+  const need = dirRecLen(name.length);
+  let slot: DirEntry | null = null;
+  for (const e of entries) {
+    if (e.inode !== 0 && e.nameLen === name.length && bytesEqual(e.name, name))
+      throw new Ext4Error('EEXIST', 'an entry with this name exists', { structure: `directory ${d.dir.ino}`, location: d.where(lb) });
+    const used = e.inode ? dirRecLen(e.nameLen) : 0;
+    if (!slot && e.recLen - used >= need) slot = e;
+  }
+  if (!slot) return false;
+  const s = slot;
+  return dst().then((w) => {
+    let off = s.offset, rec = s.recLen;
+    if (s.inode !== 0) {
+      const used = dirRecLen(s.nameLen);
+      DirEntryLayout.set(w, 'rec_len', encodeRecLen(used, d.bs), s.offset);
+      off += used;
+      rec -= used;
+    }
+    writeEntry(d, w, off, rec, name, ino, ft);
+    return true;
+  });
+}
+
+function writeEntry(d: DirEdit, w: Uint8Array, off: number, rec: number, name: Uint8Array, ino: number, ft: number): void {
+  DirEntryLayout.encode({ inode: ino, rec_len: encodeRecLen(rec, d.bs), name_len: name.length, file_type: d.hasFiletype ? ft : 0 }, w, off);
+  w.set(name, off + DIRENT_HEADER_SIZE);
+  w.fill(0, off + DIRENT_HEADER_SIZE + name.length, off + rec);
+}
+
+interface Live {
+  name: Uint8Array;
+  ino: number;
+  ft: number;
+  hash: number;
+  minor: number;
+}
+
+/**
+ * Split a full leaf's live entries (sorted by hash) the way do_split does:
+ * from the top, move entries to the new block while less than half a
+ * block's worth has been moved; if that took everything but the first,
+ * split by count. Returns the split index, the new block's lowest hash and
+ * whether the split falls inside a run of equal hashes (the slot then gets
+ * bit 0, the collision continuation).
+ */
+function splitPoint(sorted: readonly Live[], bs: number): { split: number; hash2: number; continued: boolean } {
+  const count = sorted.length;
+  let size = 0, move = 0, i = count - 1;
+  for (; i >= 0; i--) {
+    const s = dirRecLen(sorted[i]!.name.length);
+    if (size + s / 2 > bs / 2) break;
+    size += s;
+    move++;
+  }
+  const split = i > 0 ? count - move : Math.floor(count / 2);
+  const hash2 = sorted[split]!.hash;
+  return { split, hash2, continued: hash2 === sorted[split - 1]!.hash };
+}
+
+const asNew = (l: Live): NewDirEntry => ({ inode: l.ino, name: l.name, fileType: l.ft });
+
+/**
+ * Sort live entries by hash and build the two halves of a split; the new
+ * entry goes into the half its hash belongs to.
+ */
+function splitLeaves(d: DirEdit, live: Live[], add: Live): { low: Uint8Array; high: Uint8Array; hash: number } {
+  live.sort((a, b) => a.hash - b.hash);
+  const { split, hash2, continued } = splitPoint(live, d.bs);
+  const low = live.slice(0, split), high = live.slice(split);
+  (add.hash >= hash2 ? high : low).push(add);
+  const mk = (l: Live[]) => {
+    try {
+      return d.emptyLeaf(l.map(asNew));
+    } catch (e) {
+      throw new Ext4Error('EFSCORRUPTED', `leaf split left a half that does not fit a block (${(e as Error).message})`, { structure: `directory ${d.dir.ino}` });
+    }
+  };
+  return { low: mk(low), high: mk(high), hash: (hash2 | (continued ? 1 : 0)) >>> 0 };
+}
+
+// ---------------------------------------------------------------------------------------------- index blocks
+
+interface Frame {
+  lb: number;
+  countOffset: number;
+  /** Slot the probe went through. */
+  at: number;
+}
+
+function dxCount(b: Uint8Array, off: number): { limit: number; count: number } {
+  return DxCountLimitLayout.decode(b, off);
+}
+
+/** A dx node image holding `slots` (raw 8-byte entries; slot 0's hash is overlaid by count/limit). */
+function makeDxNode(d: DirEdit, slots: Uint8Array): Uint8Array {
+  const b = new Uint8Array(d.bs);
+  // The fake dirent spanning the block (inode 0, name_len 0) that makes it an empty leaf to old readers.
+  DirEntryLayout.encode({ inode: 0, rec_len: encodeRecLen(d.bs, d.bs), name_len: 0, file_type: 0 }, b, 0);
+  b.set(slots, DX_NODE_COUNT_OFFSET);
+  const limit = dxNodeLimit(d.bs, d.csumSeed !== null);
+  DxCountLimitLayout.encode({ limit, count: slots.length / DX_ENTRY_SIZE }, b, DX_NODE_COUNT_OFFSET);
+  if (d.csumSeed !== null) DxTailLayout.encode({ dt_reserved: 0, dt_checksum: 0 }, b, DX_NODE_COUNT_OFFSET + limit * DX_ENTRY_SIZE);
+  return b;
+}
+
+/**
+ * Insert slot (hash → block) after frames[level].at (dx_insert_block),
+ * splitting full index blocks upwards and pushing a full root down a level.
+ */
+async function insertSlot(d: DirEdit, frames: Frame[], level: number, hash: number, block: number): Promise<void> {
+  const f = frames[level]!;
+  const w = await d.write(f.lb, 'dx');
+  const { limit, count } = dxCount(w, f.countOffset);
+  if (count < limit) {
+    const at = f.countOffset + (f.at + 1) * DX_ENTRY_SIZE;
+    w.copyWithin(at + DX_ENTRY_SIZE, at, f.countOffset + count * DX_ENTRY_SIZE);
+    DxEntryLayout.encode({ hash, block }, w, at);
+    DxCountLimitLayout.encode({ limit, count: count + 1 }, w, f.countOffset);
+    return;
+  }
+  if (level > 0) {
+    // Split the node in half by count; the upper half's first hash goes to the parent.
+    const c1 = count >>> 1;
+    const upper = w.slice(f.countOffset + c1 * DX_ENTRY_SIZE, f.countOffset + count * DX_ENTRY_SIZE);
+    const hash2 = DxEntryLayout.get(upper, 'hash', 0);
+    const nb = await d.append(makeDxNode(d, upper));
+    d.dirty.set(nb, 'dx');
+    w.fill(0, f.countOffset + c1 * DX_ENTRY_SIZE, f.countOffset + count * DX_ENTRY_SIZE);
+    DxCountLimitLayout.encode({ limit, count: c1 }, w, f.countOffset);
+    const depth = frames.length;
+    await insertSlot(d, frames, level - 1, hash2, nb);
+    // (a root that grew a level pushed every frame below it down by one)
+    const lvl = level + frames.length - depth;
+    if (f.at >= c1) frames[lvl] = { lb: nb, countOffset: DX_NODE_COUNT_OFFSET, at: f.at - c1 };
+    return insertSlot(d, frames, lvl, hash, block);
+  }
+  // The root is full: its slots move to a new node, the root keeps one slot pointing there.
+  const levels = DxRootInfoLayout.get(w, 'indirect_levels', DX_ROOT_INFO_OFFSET);
+  const largeDir = (d.tx.fs.sb.s_feature_incompat & INCOMPAT.LARGEDIR) !== 0;
+  if (levels >= maxIndirectLevels(largeDir))
+    throw new Ext4Error('ENOSPC', `directory ${d.dir.ino} index is full (${levels + 1} levels${largeDir ? '' : '; large_dir allows one more'})`, { structure: `directory ${d.dir.ino}`, location: d.where(0) });
+  const slots = w.slice(f.countOffset, f.countOffset + count * DX_ENTRY_SIZE);
+  const nb = await d.append(makeDxNode(d, slots));
+  d.dirty.set(nb, 'dx');
+  w.fill(0, f.countOffset + DX_ENTRY_SIZE, f.countOffset + count * DX_ENTRY_SIZE);
+  DxCountLimitLayout.encode({ limit, count: 1 }, w, f.countOffset);
+  DxEntryLayout.set(w, 'block', nb, f.countOffset);
+  DxRootInfoLayout.set(w, 'indirect_levels', levels + 1, DX_ROOT_INFO_OFFSET);
+  frames.splice(1, 0, { lb: nb, countOffset: DX_NODE_COUNT_OFFSET, at: f.at });
+  frames[0] = { ...f, at: 0 };
+  return insertSlot(d, frames, 1, hash, block);
+}
+
+// ---------------------------------------------------------------------------------------------- adding
+
+/**
+ * Turn a full one-block directory into an indexed one (make_indexed_dir):
+ * block 0 becomes the dx root ('.' 12 bytes, '..' spanning the rest,
+ * dx_root_info with the superblock's default hash version), its entries and
+ * the new one go, split in hash order, into two new leaves.
+ */
+async function makeIndexed(d: DirEdit, blk0: Uint8Array, entries: readonly DirEntry[], add: { name: Uint8Array; ino: number; ft: number }): Promise<void> {
+  const [dot, dotdot] = entries;
+  if (!dot || !dotdot || dot.offset !== 0 || dot.recLen !== 12 || !bytesEqual(dot.name, DOT) || dotdot.offset !== 12 || !bytesEqual(dotdot.name, DOTDOT))
+    throw new Ext4Error('EFSCORRUPTED', "block 0 does not begin with '.' (12 bytes) and '..'", { structure: `directory ${d.dir.ino}`, location: d.where(0) });
+  const sb = d.tx.fs.sb;
+  const version = sb.s_def_hash_version;
+  const live: Live[] = entries.slice(2).filter((e) => e.inode !== 0).map((e) => ({ name: e.name, ino: e.inode, ft: e.fileType, ...d.hashOf(e.name, version) }));
+  const { low, high, hash } = splitLeaves(d, live, { ...add, ...d.hashOf(add.name, version) });
+  const l1 = await d.append(low);
+  const l2 = await d.append(high);
+  d.dirty.set(l1, 'leaf');
+  d.dirty.set(l2, 'leaf');
+  const root = new Uint8Array(d.bs);
+  root.set(blk0.subarray(0, 24)); // '.' and the header and name of '..'
+  DirEntryLayout.set(root, 'rec_len', encodeRecLen(d.bs - 12, d.bs), 12);
+  DxRootInfoLayout.encode({ reserved_zero: 0, hash_version: version, info_length: DxRootInfoLayout.size, indirect_levels: 0, unused_flags: 0 }, root, DX_ROOT_INFO_OFFSET);
+  const limit = dxRootLimit(d.bs, d.csumSeed !== null);
+  DxEntryLayout.encode({ hash: 0, block: l1 }, root, DX_ROOT_COUNT_OFFSET);
+  DxCountLimitLayout.encode({ limit, count: 2 }, root, DX_ROOT_COUNT_OFFSET);
+  DxEntryLayout.encode({ hash, block: l2 }, root, DX_ROOT_COUNT_OFFSET + DX_ENTRY_SIZE);
+  d.tx.setBlock(d.phys(0), root);
+  d.dirty.set(0, 'dx');
+  d.dir.flags |= INODE_FLAGS.INDEX;
+  d.dir.base.i_flags = d.dir.flags;
+  d.inodeChanged = true;
+}
+
+async function addLinear(d: DirEdit, name: Uint8Array, ino: number, ft: number): Promise<void> {
+  const dirIndex = (d.tx.fs.sb.s_feature_compat & COMPAT.DIR_INDEX) !== 0;
+  const n = d.nblocks;
+  for (let lb = 0; lb < n; lb++) {
+    const blk = await d.read(lb);
+    const entries = d.parseLeaf(lb, blk);
+    if (await insertIntoLeaf(d, lb, blk, entries, name, ino, ft, () => d.write(lb, 'leaf'))) return;
+    if (n === 1 && dirIndex) return makeIndexed(d, blk, entries, { name, ino, ft });
+  }
+  const lb = await d.append(d.emptyLeaf([{ inode: ino, name, fileType: ft }]));
+  d.dirty.set(lb, 'leaf');
+}
+
+/** dx_probe: the index path to the leaf for `hash` (each frame: the last slot whose hash ≤ it). */
+async function probe(d: DirEdit, hash: number): Promise<{ frames: Frame[]; leaf: number }> {
+  const fs = d.tx.fs;
+  const csum = d.csumSeed === null ? null : { seed: d.csumSeed };
+  const largeDir = (fs.sb.s_feature_incompat & INCOMPAT.LARGEDIR) !== 0;
+  const opts = (lb: number) => ({ blockSize: d.bs, csum, verify: fs.verify && !d.dirty.has(lb), largeDir, where: d.where(lb) });
+  const root = parseDxRoot(await d.read(0), opts(0));
+  const frames: Frame[] = [];
+  let index: DxIndexBlock = root, lb = 0;
+  for (let level = 0; ; level++) {
+    let p = 1, q = index.count - 1;
+    while (p <= q) {
+      const m = (p + q) >>> 1;
+      if (index.slots[m]!.hash > hash) q = m - 1;
+      else p = m + 1;
+    }
+    frames.push({ lb, countOffset: index.countOffset, at: p - 1 });
+    const next = index.slots[p - 1]!.block;
+    if (next === 0 || next >= d.nblocks) throw new Ext4Error('EFSCORRUPTED', `index slot points at block ${next}, outside 1..${d.nblocks - 1}`, { structure: 'dx node', location: d.where(lb) });
+    if (level === root.indirectLevels) return { frames, leaf: next };
+    lb = next;
+    index = parseDxNode(await d.read(lb), opts(lb));
+  }
+}
+
+async function addIndexed(d: DirEdit, name: Uint8Array, ino: number, ft: number): Promise<void> {
+  const version = DxRootInfoLayout.get(await d.read(0), 'hash_version', DX_ROOT_INFO_OFFSET);
+  const h = d.hashOf(name, version);
+  const { frames, leaf } = await probe(d, h.hash);
+  const blk = await d.read(leaf);
+  const entries = d.parseLeaf(leaf, blk);
+  if (await insertIntoLeaf(d, leaf, blk, entries, name, ino, ft, () => d.write(leaf, 'leaf'))) return;
+  const live: Live[] = entries.filter((e) => e.inode !== 0).map((e) => ({ name: e.name, ino: e.inode, ft: e.fileType, ...d.hashOf(e.name, version) }));
+  const { low, high, hash } = splitLeaves(d, live, { name, ino, ft, ...h });
+  (await d.write(leaf, 'leaf')).set(low);
+  const nb = await d.append(high);
+  d.dirty.set(nb, 'leaf');
+  await insertSlot(d, frames, frames.length - 1, hash, nb);
+}
+
+/**
+ * Add entry `name` → `ino` (dirent type `fileType`) to directory `dir`
+ * inside `tx`. EEXIST when the block it would go into already has the name
+ * (callers look the name up first, as the VFS does). `dir` is updated in
+ * place (size, map, INDEX flag) and written when it changes.
+ */
+export async function addDirEntry(tx: Transaction, dir: Inode, name: Uint8Array, ino: number, fileType: number): Promise<void> {
+  checkName(name);
+  if (isDots(name)) throw new Ext4Error('EEXIST', `"${name.length === 1 ? '.' : '..'}" always exists`);
+  const d = await DirEdit.open(tx, dir);
+  if (d.indexed) await addIndexed(d, name, ino, fileType);
+  else await addLinear(d, name, ino, fileType);
+  await d.finish();
+}
+
+// ---------------------------------------------------------------------------------------------- finding, removing
+
+async function find(d: DirEdit, name: Uint8Array): Promise<FoundEntry | null> {
+  const fs = d.tx.fs;
+  if (d.indexed) {
+    const hit = await htreeLookup(name, {
+      readBlock: (lb) => d.read(lb),
+      blockSize: d.bs,
+      hashSeed: hashSeedWords(fs.sb.s_hash_seed),
+      signed: !(fs.sb.s_flags & S_FLAGS.UNSIGNED_HASH),
+      hasFiletype: d.hasFiletype,
+      largeDir: (fs.sb.s_feature_incompat & INCOMPAT.LARGEDIR) !== 0,
+      csumSeed: d.csumSeed,
+      dirIno: d.dir.ino,
+      verify: fs.verify,
+      blockCount: d.nblocks,
+      inodesCount: fs.sb.s_inodes_count,
+    });
+    return hit ? { ino: hit.inode, fileType: hit.fileType, block: hit.block, offset: hit.offset } : null;
+  }
+  for (let lb = 0; lb < d.nblocks; lb++) {
+    for (const e of d.parseLeaf(lb, await d.read(lb))) {
+      if (e.inode !== 0 && e.nameLen === name.length && bytesEqual(e.name, name)) return { ino: e.inode, fileType: e.fileType, block: lb, offset: e.offset };
+    }
+  }
+  return null;
+}
+
+/** Look `name` up in `dir` as of `tx` (htree hash lookup when indexed). */
+export async function findDirEntry(tx: Transaction, dir: Inode, name: Uint8Array): Promise<FoundEntry | null> {
+  checkName(name);
+  return find(await DirEdit.open(tx, dir), name);
+}
+
+/**
+ * Remove entry `name` from `dir` inside `tx` (ext4_delete_entry): merged
+ * into the previous entry of its block, or marked unused when first in the
+ * block. Returns what it named; ENOENT when there is no such entry. '.' and
+ * '..' cannot be removed (EINVAL). The target inode is the caller's business.
+ */
+export async function removeDirEntry(tx: Transaction, dir: Inode, name: Uint8Array): Promise<FoundEntry> {
+  checkName(name);
+  if (isDots(name)) throw new Ext4Error('EINVAL', 'cannot remove "." or ".."');
+  const d = await DirEdit.open(tx, dir);
+  const hit = await find(d, name);
+  if (!hit) throw new Ext4Error('ENOENT', 'no such entry', { structure: `directory ${dir.ino}` });
+  const entries = d.parseLeaf(hit.block, await d.read(hit.block));
+  const i = entries.findIndex((e) => e.offset === hit.offset);
+  const w = await d.write(hit.block, 'leaf');
+  const e = entries[i]!;
+  if (i > 0) {
+    const prev = entries[i - 1]!;
+    DirEntryLayout.set(w, 'rec_len', encodeRecLen(prev.recLen + e.recLen, d.bs), prev.offset);
+    w.fill(0, e.offset, e.offset + DIRENT_HEADER_SIZE + e.nameLen);
+  } else DirEntryLayout.set(w, 'inode', 0, e.offset);
+  await d.finish();
+  return hit;
+}
+
+/**
+ * Point an existing entry at another inode (rename over a target; '..' of a
+ * moved directory): ext4_setent. ENOENT when there is no such entry.
+ */
+export async function setDirEntry(tx: Transaction, dir: Inode, name: Uint8Array, ino: number, fileType: number): Promise<void> {
+  const d = await DirEdit.open(tx, dir);
+  if (bytesEqual(name, DOTDOT)) {
+    // '..' is the second entry of block 0, at offset 12, in a linear block and a dx root alike.
+    const w = await d.write(0, d.indexed ? 'dx' : 'leaf');
+    if (!bytesEqual(w.subarray(12 + DIRENT_HEADER_SIZE, 12 + DIRENT_HEADER_SIZE + 2), DOTDOT) || DirEntryLayout.get(w, 'name_len', 12) !== 2)
+      throw new Ext4Error('EFSCORRUPTED', "'..' is not the second entry of block 0", { structure: `directory ${dir.ino}`, location: d.where(0) });
+    DirEntryLayout.set(w, 'inode', ino, 12);
+    if (d.hasFiletype) DirEntryLayout.set(w, 'file_type', fileType, 12);
+    await d.finish();
+    return;
+  }
+  checkName(name);
+  const hit = await find(d, name);
+  if (!hit) throw new Ext4Error('ENOENT', 'no such entry', { structure: `directory ${dir.ino}` });
+  const w = await d.write(hit.block, 'leaf');
+  DirEntryLayout.set(w, 'inode', ino, hit.offset);
+  if (d.hasFiletype) DirEntryLayout.set(w, 'file_type', fileType, hit.offset);
+  await d.finish();
+}
+
+/** Whether `dir` holds nothing but '.' and '..' (index blocks are skipped). */
+export async function isDirEmpty(tx: Transaction, dir: Inode): Promise<boolean> {
+  const d = await DirEdit.open(tx, dir);
+  for (let lb = 0; lb < d.nblocks; lb++) {
+    const blk = await d.read(lb);
+    if (d.indexed) {
+      if (lb === 0) continue;
+      const kind = classifyDirBlock(blk, d.bs);
+      if (kind === 'dx-node') continue;
+    }
+    for (const e of d.parseLeaf(lb, blk)) if (e.inode !== 0 && !isDots(e.name)) return false;
+  }
+  return true;
+}
+
+/** The first block of a new directory: '.' (12 bytes) and '..' spanning the rest (ext4_init_dot_dotdot). */
+export function newDirBlock(opts: { blockSize: number; hasFiletype: boolean; csumSeed: number | null; self: number; parent: number }): Uint8Array {
+  return makeDirBlock(
+    [
+      { inode: opts.self, name: DOT, fileType: FileType.DIR, recLen: 12 },
+      { inode: opts.parent, name: DOTDOT, fileType: FileType.DIR },
+    ],
+    { blockSize: opts.blockSize, hasFiletype: opts.hasFiletype, csum: opts.csumSeed === null ? null : { seed: opts.csumSeed } },
+  );
+}
