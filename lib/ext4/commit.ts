@@ -153,6 +153,28 @@ export async function commitJournaled(dev: BlockDevice, journal: Journal, tx: Tr
   return { tid: r.tid, metadataBlocks: r.blocks, dataBytes: r.dataBytes, revokes: r.revokes };
 }
 
+export interface UnjournaledPlan {
+  interim: Map<number, Uint8Array>;
+  /** Metadata blocks this transaction allocated (written with the interim bitmaps). */
+  fresh: Set<number>;
+  /** Block bitmaps written last. */
+  late: Set<number>;
+  /** Step 3's images. */
+  early: Map<number, Uint8Array>;
+}
+
+/**
+ * Everything commitUnjournaled reads, read (and verified: the committed bitmaps' checksums) before
+ * anything is written, so that a refusal leaves the image untouched.
+ */
+export async function planUnjournaled(tx: Transaction, interim: Map<number, Uint8Array>): Promise<UnjournaledPlan> {
+  const fresh = await freshBlocks(tx, interim);
+  const late = new Set(interim.keys());
+  for (const gd of tx.groups.values()) if (tx.blocks.has(gd.blockBitmap)) late.add(gd.blockBitmap);
+  const early = await releasingImages(tx, late);
+  return { interim, fresh, late, early };
+}
+
 /**
  * No journal: write so that a crash leaves at worst leaked blocks (which
  * e2fsck reclaims), never a block owned twice or pointed at while free:
@@ -165,26 +187,23 @@ export async function commitJournaled(dev: BlockDevice, journal: Journal, tx: Tr
  *   5. the final block bitmaps (frees) → flush
  *   6. the after-commit data → flush
  */
-export async function commitUnjournaled(dev: BlockDevice, tx: Transaction, interim: Map<number, Uint8Array>, hooks: CommitHooks = {}): Promise<CommitStats> {
+export async function commitUnjournaled(dev: BlockDevice, tx: Transaction, plan: UnjournaledPlan, hooks: CommitHooks = {}): Promise<CommitStats> {
   const bs = tx.fs.blockSize;
+  const { interim, fresh, late, early } = plan;
   const dataBytes = await writeData(dev, tx);
   await dev.flush();
   await hooks.onStep?.('data');
   // Blocks this transaction allocated (new tree or indirect blocks) go home with the bitmaps
   // that claim them, before anything points at them: a lost write must never leave an inode
   // or index pointing at a block that still holds whatever was there before.
-  const fresh = await freshBlocks(tx, interim);
   for (const [b, data] of interim) await dev.write(b * bs, data);
   for (const b of fresh) await dev.write(b * bs, tx.blocks.get(b)!);
   if (interim.size || fresh.size) await dev.flush();
-  // Every block bitmap the transaction changed goes last, also those that only
+  // Every block bitmap the transaction changed goes last (`late`), also those that only
   // release blocks (not in `interim`: their on-disk image is the pre-free
   // state): a bitmap that frees blocks must not reach the disk before the
   // metadata that stops pointing at them, or a crash leaves blocks marked free
   // while still in use — handed out again, they end up owned twice.
-  const late = new Set(interim.keys());
-  for (const gd of tx.groups.values()) if (tx.blocks.has(gd.blockBitmap)) late.add(gd.blockBitmap);
-  const early = await releasingImages(tx, late);
   for (const [b, data] of early) await dev.write(b * bs, data);
   if (early.size) await dev.flush();
   for (const [b, data] of tx.blocks) if (!late.has(b) && !fresh.has(b) && early.get(b) !== data) await dev.write(b * bs, data);

@@ -12,7 +12,7 @@ import { Ext4Error } from '../errors.js';
 import { INCOMPAT, COMPAT, STATE, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, type Superblock } from './superblock.js';
 import { Transaction, type FsWriter } from './transaction.js';
 import { applyPendingFrees } from './alloc.js';
-import { loadJournal, commitJournaled, commitUnjournaled, type JournalState, type CommitHooks, type CommitStats } from './commit.js';
+import { loadJournal, commitJournaled, commitUnjournaled, planUnjournaled, type UnjournaledPlan, type JournalState, type CommitHooks, type CommitStats } from './commit.js';
 import { JINCOMPAT, JCOMPAT, parseJournalSuperblock, refreshJournalSuperblock } from '../jbd2/format.js';
 import { journalExtents, planReplay, replayJournal, replayTargetOn, type ReplaySummary } from './journal-replay.js';
 import { MMP_SEQ_MAX, MmpSession, type MmpOptions } from './mmp.js';
@@ -306,11 +306,14 @@ export class WriteSession {
     const saved = first ? this.markSessionFlags() : null;
     const interim = new Map<number, Uint8Array>();
     let newSb: Superblock;
+    let plan: UnjournaledPlan | null = null;
     try {
       newSb = await tx.finalise(async (t) => {
         if (!this.journal) for (const gd of t.groups.values()) { const b = t.blocks.get(gd.blockBitmap); if (b) interim.set(gd.blockBitmap, b.slice()); }
         await applyPendingFrees(t);
       });
+      // What the in-place order reads (and verifies) is read before the session's first write.
+      if (!this.journal) plan = await planUnjournaled(tx, interim);
     } catch (e) {
       if (saved) Object.assign(this.sb, { s_state: saved.state, s_feature_incompat: saved.incompat });
       throw e;
@@ -319,7 +322,7 @@ export class WriteSession {
     const device = this.vol.device;
     try {
       if (saved) await this.start(saved);
-      stats = this.journal ? await commitJournaled(device, this.journal, tx, this.commitHooks) : await commitUnjournaled(device, tx, interim, this.commitHooks);
+      stats = this.journal ? await commitJournaled(device, this.journal, tx, this.commitHooks) : await commitUnjournaled(device, tx, plan!, this.commitHooks);
     } catch (e) {
       // E2BIG: refused before anything of the transaction was written.
       if (e instanceof Ext4Error && e.code === 'E2BIG') {
