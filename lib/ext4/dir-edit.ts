@@ -34,7 +34,7 @@ import {
 } from './directory.js';
 import {
   DxCountLimitLayout, DxEntryLayout, DxRootInfoLayout, DxTailLayout, DX_ENTRY_SIZE, DX_NODE_COUNT_OFFSET, DX_ROOT_COUNT_OFFSET,
-  DX_ROOT_INFO_OFFSET, classifyDirBlock, dxNodeLimit, dxRootLimit, htreeLookup, maxIndirectLevels, parseDxNode, parseDxRoot,
+  DX_ROOT_INFO_OFFSET, classifyDirBlock, dxNodeLimit, dxRootLimit, dxSlotIndex, htreeLookup, maxIndirectLevels, parseDxNode, parseDxRoot,
   setDxChecksum, type DxIndexBlock,
 } from './htree.js';
 import { dirHash } from './dirhash.js';
@@ -404,14 +404,9 @@ async function probe(d: DirEdit, hash: number): Promise<{ frames: Frame[]; leaf:
   const frames: Frame[] = [];
   let index: DxIndexBlock = root, lb = 0;
   for (let level = 0; ; level++) {
-    let p = 1, q = index.count - 1;
-    while (p <= q) {
-      const m = (p + q) >>> 1;
-      if (index.slots[m]!.hash > hash) q = m - 1;
-      else p = m + 1;
-    }
-    frames.push({ lb, countOffset: index.countOffset, at: p - 1 });
-    const next = index.slots[p - 1]!.block;
+    const at = dxSlotIndex(index, hash);
+    frames.push({ lb, countOffset: index.countOffset, at });
+    const next = index.slots[at]!.block;
     if (next === 0 || next >= d.nblocks) throw new Ext4Error('EFSCORRUPTED', `index slot points at block ${next}, outside 1..${d.nblocks - 1}`, { structure: 'dx node', location: d.where(lb) });
     if (level === root.indirectLevels) return { frames, leaf: next };
     lb = next;

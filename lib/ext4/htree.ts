@@ -214,6 +214,20 @@ function entryAt(block: Uint8Array, off: number, bs: number): DirEntry {
   return { inode: h.inode, recLen, nameLen: h.name_len, fileType: h.file_type, name: block.slice(off + 8, off + 8 + nameLen), offset: off };
 }
 
+/**
+ * The slot of an index block whose range holds `hash`: the last slot whose hash is ≤ it (slot 0
+ * covers everything below slot 1's hash), by binary search as dx_probe does.
+ */
+export function dxSlotIndex(index: DxIndexBlock, hash: number): number {
+  let p = 1, q = index.count - 1;
+  while (p <= q) {
+    const m = (p + q) >>> 1;
+    if (index.slots[m]!.hash > hash) q = m - 1;
+    else p = m + 1;
+  }
+  return p - 1;
+}
+
 /** Parse and validate block 0 of an indexed directory. */
 export function parseDxRoot(block: Uint8Array, opts: DxParseOptions): DxRoot {
   const bs = opts.blockSize;
@@ -343,15 +357,10 @@ export async function htreeLookup(name: Uint8Array, ctx: HtreeContext): Promise<
   const blockOf: number[] = [0];
   let index: DxIndexBlock = root;
   for (let level = 0; ; level++) {
-    let p = 1, q = index.count - 1;
-    while (p <= q) {
-      const m = (p + q) >>> 1;
-      if (index.slots[m]!.hash > hash) q = m - 1;
-      else p = m + 1;
-    }
-    frames.push({ index, at: p - 1 });
+    const at = dxSlotIndex(index, hash);
+    frames.push({ index, at });
     if (level === root.indirectLevels) break;
-    const nb = child(index.slots[p - 1]!, blockOf[level]!, level === 0 ? 'dx root' : 'dx node');
+    const nb = child(index.slots[at]!, blockOf[level]!, level === 0 ? 'dx root' : 'dx node');
     blockOf.push(nb);
     index = parseDxNode(await read(nb), opts(nb));
   }

@@ -27,7 +27,10 @@ import type { FsWriter as Filesystem } from './transaction.js';
 import type { FileMap } from './file-map.js';
 import { internals } from './internals.js';
 import type { Transaction } from './transaction.js';
-import { hasInlineData, isExtentMapped, type Inode } from './inode.js';
+import { INODE_FLAGS, encodeTime, fileTypeOfMode, hasInlineData, isExtentMapped, type Inode, type Timestamp } from './inode.js';
+import { INCOMPAT } from './superblock.js';
+import { writeHeader } from './extents.js';
+import { randomU32 } from './random.js';
 import { blockMapMaxBlocks } from './blockmap-edit.js';
 import type { Extent } from './extents.js';
 import { mappedIn, punch } from './extent-map.js';
@@ -60,6 +63,63 @@ class FreeRuns {
 }
 
 const hasBlocks = (map: FileMap) => map.kind === 'extents' || map.kind === 'blockmap';
+
+export interface NewInodeFields {
+  /** i_mode: type and permission bits. */
+  mode: number;
+  uid?: number;
+  gid?: number;
+  /** Flags besides EXTENTS (inherited from the parent, say). */
+  flags?: number;
+  /** atime, ctime, mtime and crtime. */
+  time: Timestamp;
+}
+
+/**
+ * Initialise a freshly allocated (zeroed) inode slot as ext4's __ext4_new_inode does: owner,
+ * times (crtime too, with the extra nanosecond/epoch bits where i_extra_isize reaches), a random
+ * generation, i_extra_isize as the superblock wants, and an empty extent root for files,
+ * directories and symlinks on an extent filesystem (devices keep their numbers in i_block; ext2/3
+ * get 15 zero pointers). Links stay 0: the caller links it or puts it on the orphan list.
+ */
+export async function initNewInode(tx: Transaction, ino: number, f: NewInodeFields): Promise<Inode> {
+  const sb = tx.fs.sb;
+  const inode = await tx.readInode(ino);
+  const t = encodeTime(f.time);
+  const b = inode.base;
+  const uid = f.uid ?? 0, gid = f.gid ?? 0;
+  b.i_mode = f.mode;
+  b.i_uid = uid & 0xffff;
+  b.i_uid_high = (uid >>> 16) & 0xffff;
+  b.i_gid = gid & 0xffff;
+  b.i_gid_high = (gid >>> 16) & 0xffff;
+  b.i_links_count = 0;
+  b.i_atime = b.i_ctime = b.i_mtime = t.base;
+  b.i_dtime = 0;
+  const type = fileTypeOfMode(f.mode);
+  const mapped = (sb.s_feature_incompat & INCOMPAT.EXTENTS) !== 0 && (type === 'dir' || type === 'file' || type === 'symlink');
+  b.i_flags = (f.flags ?? 0) | (mapped ? INODE_FLAGS.EXTENTS : 0);
+  b.i_generation = randomU32(tx.fs, `i_generation of inode ${ino}`);
+  const root = new Uint8Array(60);
+  if (mapped) writeHeader(root, { entries: 0, max: 4, depth: 0 });
+  b.i_block = root;
+  if (sb.s_inode_size > 128) {
+    const extra = Math.min(Math.max(sb.s_want_extra_isize, sb.s_min_extra_isize, 32), sb.s_inode_size - 128) & ~3;
+    inode.extraIsize = extra;
+    inode.extra.i_extra_isize = extra;
+    inode.extra.i_ctime_extra = inode.extra.i_mtime_extra = inode.extra.i_atime_extra = t.extra;
+    inode.extra.i_crtime = t.base;
+    inode.extra.i_crtime_extra = t.extra;
+  }
+  inode.mode = f.mode;
+  inode.type = type;
+  inode.uid = uid;
+  inode.gid = gid;
+  inode.flags = b.i_flags;
+  inode.generation = b.i_generation;
+  inode.atime = inode.ctime = inode.mtime = f.time;
+  return inode;
+}
 
 /**
  * The largest size a regular file may have (kernel s_maxbytes /

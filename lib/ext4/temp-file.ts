@@ -5,13 +5,10 @@
  */
 import { Ext4Error } from '../errors.js';
 import type { FsWriter as Filesystem } from './transaction.js';
-import { INCOMPAT } from './superblock.js';
-import { INODE_FLAGS, S_IFREG, encodeTime } from './inode.js';
-import { writeHeader } from './extents.js';
+import { S_IFREG } from './inode.js';
 import { allocateInode } from './alloc.js';
-import { randomU32 } from './random.js';
 import { addOrphan, removeOrphan } from './orphan.js';
-import { releaseInode } from './inode-lifecycle.js';
+import { initNewInode, releaseInode } from './inode-lifecycle.js';
 
 export interface TempFileOptions {
   /** Group to allocate the inode in (first free from there, wrapping). */
@@ -29,31 +26,8 @@ export interface TempFileOptions {
  */
 export async function createTempFile(fs: Filesystem, opts: TempFileOptions = {}): Promise<number> {
   return fs.transact(async (tx) => {
-    const sb = fs.sb;
     const ino = await allocateInode(tx, { goalGroup: opts.goalGroup ?? 0 });
-    const inode = await tx.readInode(ino); // the slot was zeroed by allocateInode
-    const t = encodeTime(fs.now());
-    const b = inode.base;
-    b.i_mode = S_IFREG | ((opts.mode ?? 0o600) & 0o7777);
-    b.i_links_count = 0;
-    b.i_atime = b.i_ctime = b.i_mtime = t.base;
-    b.i_dtime = 0;
-    const extents = (sb.s_feature_incompat & INCOMPAT.EXTENTS) !== 0;
-    b.i_flags = extents ? INODE_FLAGS.EXTENTS : 0;
-    b.i_generation = randomU32(fs, `i_generation of inode ${ino}`);
-    const root = new Uint8Array(60); // an empty block map: 15 zero pointers
-    if (extents) writeHeader(root, { entries: 0, max: 4, depth: 0 });
-    b.i_block = root;
-    if (sb.s_inode_size > 128) {
-      const extra = Math.min(Math.max(sb.s_want_extra_isize, sb.s_min_extra_isize, 32), sb.s_inode_size - 128) & ~3;
-      inode.extraIsize = extra;
-      inode.extra.i_extra_isize = extra;
-      inode.extra.i_ctime_extra = inode.extra.i_mtime_extra = inode.extra.i_atime_extra = t.extra;
-      inode.extra.i_crtime = t.base;
-      inode.extra.i_crtime_extra = t.extra;
-    }
-    inode.flags = b.i_flags;
-    inode.generation = b.i_generation;
+    const inode = await initNewInode(tx, ino, { mode: S_IFREG | ((opts.mode ?? 0o600) & 0o7777), time: fs.now() });
     await tx.writeInode(inode);
     await addOrphan(tx, ino);
     return ino;

@@ -25,13 +25,11 @@ import type { Filesystem } from '../ext4/filesystem.js';
 import type { Transaction } from '../ext4/transaction.js';
 import { COMPAT, INCOMPAT, RO_COMPAT } from '../ext4/superblock.js';
 import {
-  INODE_FLAGS, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK, encodeTime, extraCovers, fileTypeOfMode, type Inode, type Timestamp,
+  INODE_FLAGS, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK, encodeTime, extraCovers, type Inode, type Timestamp,
 } from '../ext4/inode.js';
-import { writeHeader } from '../ext4/extents.js';
 import { allocateBlocks, allocateInode } from '../ext4/alloc.js';
-import { randomU32 } from '../ext4/random.js';
 import { addOrphan, removeOrphan } from '../ext4/orphan.js';
-import { deleteInode, releaseInode } from '../ext4/inode-lifecycle.js';
+import { deleteInode, initNewInode, releaseInode } from '../ext4/inode-lifecycle.js';
 import { blockMapExclude, remapInode, setSize, txFileMap } from '../ext4/remap.js';
 import { groupFirstBlock, groupOfInode } from '../ext4/geometry.js';
 import { addDirEntry, direntType, findDirEntry, isDirEmpty, newDirBlock, removeDirEntry, setDirEntry } from '../ext4/dir-edit.js';
@@ -168,45 +166,9 @@ function inheritedFlags(parent: Inode, isDir: boolean): number {
 
 /** Allocate and initialise a new inode (links 0: the caller sets them), as ext4's __ext4_new_inode. */
 async function newInode(fs: Filesystem, tx: Transaction, parent: Inode, mode: number, opts: CreateOptions, t: Timestamp): Promise<Inode> {
-  const sb = fs.sb;
   const isDir = (mode & 0xf000) === S_IFDIR;
   const ino = await allocateInode(tx, { goalGroup: await goalGroup(fs, parent, isDir), dir: isDir });
-  const inode = await tx.readInode(ino); // zeroed by allocateInode
-  const e = encodeTime(t);
-  const b = inode.base;
-  const uid = opts.uid ?? 0, gid = opts.gid ?? 0;
-  b.i_mode = mode;
-  b.i_uid = uid & 0xffff;
-  b.i_uid_high = (uid >>> 16) & 0xffff;
-  b.i_gid = gid & 0xffff;
-  b.i_gid_high = (gid >>> 16) & 0xffff;
-  b.i_atime = b.i_ctime = b.i_mtime = e.base;
-  b.i_dtime = 0;
-  const extents = (sb.s_feature_incompat & INCOMPAT.EXTENTS) !== 0;
-  // Extent trees only for directories, files and symlinks (__ext4_new_inode); devices keep numbers in i_block.
-  const type = fileTypeOfMode(mode);
-  const mapped = extents && (type === 'dir' || type === 'file' || type === 'symlink');
-  b.i_flags = inheritedFlags(parent, isDir) | (mapped ? INODE_FLAGS.EXTENTS : 0);
-  b.i_generation = randomU32(fs, `i_generation of inode ${ino}`);
-  const root = new Uint8Array(60);
-  if (mapped) writeHeader(root, { entries: 0, max: 4, depth: 0 });
-  b.i_block = root;
-  if (sb.s_inode_size > 128) {
-    const extra = Math.min(Math.max(sb.s_want_extra_isize, sb.s_min_extra_isize, 32), sb.s_inode_size - 128) & ~3;
-    inode.extraIsize = extra;
-    inode.extra.i_extra_isize = extra;
-    inode.extra.i_ctime_extra = inode.extra.i_mtime_extra = inode.extra.i_atime_extra = e.extra;
-    inode.extra.i_crtime = e.base;
-    inode.extra.i_crtime_extra = e.extra;
-  }
-  inode.mode = mode;
-  inode.type = fileTypeOfMode(mode);
-  inode.uid = uid;
-  inode.gid = gid;
-  inode.flags = b.i_flags;
-  inode.generation = b.i_generation;
-  inode.atime = inode.ctime = inode.mtime = t;
-  return inode;
+  return initNewInode(tx, ino, { mode, uid: opts.uid, gid: opts.gid, flags: inheritedFlags(parent, isDir), time: t });
 }
 
 function checkOpenable(fs: Filesystem): void {
