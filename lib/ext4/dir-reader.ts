@@ -13,9 +13,8 @@ import { htreeLookup, classifyDirBlock } from './htree.js';
 import { hashSeedWords } from './hash-seed.js';
 import { ciLookupName } from './casefold.js';
 import { bytesEqual, concatBytes, decodeName } from './bytes.js';
-import type { FileMap } from './file-map.js';
 import type { FileReader } from './file-reader.js';
-import type { Superblock } from './superblock.js';
+import type { FsContext } from './fs-context.js';
 import type { InodeStore } from './inode-store.js';
 import type { Volume } from './volume.js';
 
@@ -314,19 +313,12 @@ export class DirReader {
 }
 
 /** What readEntryTable needs (Filesystem provides it). */
-export interface EntryTableSource {
-  readonly sb: Readonly<Superblock>;
-  readonly blockSize: number;
-  readonly fsSeed: number;
-  readonly verify: boolean;
-  fileMap(inode: Inode): Promise<FileMap>;
+export type EntryTableSource = Pick<FsContext, 'sb' | 'blockSize' | 'fsSeed' | 'verify' | 'fileMap' | 'readDataBlocks'> & {
   /** Block n as the filesystem currently sees it (checked against the filesystem's size). */
   readBlock(n: number): Promise<Uint8Array>;
-  /** Blocks [n, n+count) as the filesystem currently sees them (one direct read). */
-  readDataBlocks(n: number, count: number): Promise<Uint8Array>;
   /** Every live entry (inline directories). */
   readdirRaw(dir: Inode): Promise<DirEntry[]>;
-}
+};
 
 /**
  * The live entries of a directory in on-disk order (DirReader.scanDir's order and checks), as

@@ -11,6 +11,7 @@ import { groupOfInode, inodeTableBlocks } from './geometry.js';
 import type { GroupDesc } from './group-desc.js';
 import { inodeSummary, parseInode, type Inode, type InodeSummary } from './inode.js';
 import type { Superblock } from './superblock.js';
+import type { FsContext } from './fs-context.js';
 import type { Volume } from './volume.js';
 
 /** Where inode `ino` lives given its group's descriptor (the caller checked 1 ≤ ino ≤ s_inodes_count). */
@@ -54,15 +55,7 @@ export class InodeStore {
 }
 
 /** What a batch read needs (Filesystem provides it). */
-export interface InodeBatchSource {
-  readonly sb: Readonly<Superblock>;
-  readonly blockSize: number;
-  readonly fsSeed: number;
-  readonly verify: boolean;
-  group(g: number): Promise<GroupDesc>;
-  /** Blocks [n, n+count) as the filesystem currently sees them (one direct read). */
-  readDataBlocks(n: number, count: number): Promise<Uint8Array>;
-}
+export type InodeBatchSource = Pick<FsContext, 'sb' | 'blockSize' | 'fsSeed' | 'verify' | 'group' | 'readDataBlocks'>;
 
 export interface InodeBatchOptions {
   /** Largest single read in bytes (default 4 MiB). */
