@@ -113,23 +113,37 @@ export async function runFileCallCase(base: Uint8Array, c: FileCallCase, opts: F
     if (v === 'neither') bad.push(`${where}: ${describeBad(got, c)}`);
     if (copy) {
       fscked++;
-      const mine = scratchPath('file-call-ext4kit.img'), theirs = scratchPath('file-call-e2fsck.img');
-      nodefs.writeFileSync(mine, mem.data);
-      nodefs.writeFileSync(theirs, copy);
-      try {
-        const j = e2fsckJournalOnly(theirs);
-        expect(j.exitCode, `${where}: e2fsck -E journal_only: ${j.output}`).toBeLessThan(4);
-        expectE2fsckClean(mine, `${where} (ext4kit replay)`);
-        expectE2fsckClean(theirs, `${where} (e2fsck replay)`);
-        const dump = new Uint8Array(debugfsFiles(theirs, [c.path]).get(c.path)!.dump);
-        if (verdict(dump, c) === 'neither') bad.push(`${where} (e2fsck replay, debugfs): ${describeBad(dump, c)}`);
-      } finally {
-        nodefs.rmSync(mine, { force: true });
-        nodefs.rmSync(theirs, { force: true });
-      }
+      bad.push(...checkReplays(where, mem.data, copy, [c.path], (_, dump) => (verdict(dump, c) === 'neither' ? describeBad(dump, c) : null)));
     }
   }
   if (!states.old) bad.push(`${c.name}: no crash point keeps the old state`);
   if (!states.new) bad.push(`${c.name}: no crash point has the new state`);
   return { points: points.length, bad, states, fscked };
+}
+
+/**
+ * A crash point replayed both ways: `crashImage` by `e2fsck -E journal_only`, next to
+ * `ext4kitImage` (the same point after ext4kit's own replay). Both must be e2fsck -fn clean, and
+ * debugfs must read each path from e2fsck's replay as `judge` accepts (null) — problems returned.
+ */
+export function checkReplays(where: string, ext4kitImage: Uint8Array, crashImage: Uint8Array, paths: string[], judge: (path: string, dump: Uint8Array) => string | null): string[] {
+  const bad: string[] = [];
+  const mine = scratchPath('replay-ext4kit.img'), theirs = scratchPath('replay-e2fsck.img');
+  nodefs.writeFileSync(mine, ext4kitImage);
+  nodefs.writeFileSync(theirs, crashImage);
+  try {
+    const j = e2fsckJournalOnly(theirs);
+    expect(j.exitCode, `${where}: e2fsck -E journal_only: ${j.output}`).toBeLessThan(4);
+    expectE2fsckClean(mine, `${where} (ext4kit replay)`);
+    expectE2fsckClean(theirs, `${where} (e2fsck replay)`);
+    const dumped = debugfsFiles(theirs, paths);
+    for (const p of paths) {
+      const why = judge(p, new Uint8Array(dumped.get(p)!.dump));
+      if (why !== null) bad.push(`${where} (e2fsck replay, debugfs) ${p}: ${why}`);
+    }
+  } finally {
+    nodefs.rmSync(mine, { force: true });
+    nodefs.rmSync(theirs, { force: true });
+  }
+  return bad;
 }
