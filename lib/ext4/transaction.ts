@@ -104,6 +104,27 @@ export class Transaction implements BlockReader {
     if (length > 0) this.pendingFree.push({ start, length });
   }
 
+  /**
+   * A block this transaction both changed and freed is dead: logging its image would let the
+   * checkpoint write it over whatever reuses the block later (the kernel's jbd2_journal_forget
+   * drops a freed metadata buffer from the running transaction; the journal then revokes any
+   * older copy, see Journal.commit's `freed`).
+   */
+  private dropFreedImages(): void {
+    if (this.blocks.size === 0 || this.pendingFree.length === 0) return;
+    const runs = [...this.pendingFree].sort((a, b) => a.start - b.start);
+    for (const n of [...this.blocks.keys()]) {
+      let lo = 0, hi = runs.length - 1, hit = false;
+      while (lo <= hi) {
+        const mid = (lo + hi) >> 1, r = runs[mid]!;
+        if (n < r.start) hi = mid - 1;
+        else if (n >= r.start + r.length) lo = mid + 1;
+        else { hit = true; break; }
+      }
+      if (hit) this.blocks.delete(n);
+    }
+  }
+
   isEmpty(): boolean {
     return this.blocks.size === 0 && this.groups.size === 0 && this.data.length === 0 && this.pendingFree.length === 0 && this.freeBlocksDelta === 0 && this.freeInodesDelta === 0 && this.sbEdits.length === 0;
   }
@@ -135,6 +156,7 @@ export class Transaction implements BlockReader {
     const sbBlock = Math.floor(SUPERBLOCK_OFFSET / fs.blockSize);
     const blk = await this.block(sbBlock);
     blk.set(bytes, SUPERBLOCK_OFFSET - sbBlock * fs.blockSize);
+    this.dropFreedImages();
     this.finalised = true;
     return nsb;
   }
