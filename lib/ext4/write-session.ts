@@ -4,9 +4,10 @@
  * (and its undo when that commit is refused), the deferred journal replay of a write open,
  * commits and checkpoints, and the error state after a corruption.
  *
- * Nothing reaches the disk before the first commit: prepare() only loads and plans; the journal
- * superblock, a deferred replay and the superblock with needs_recovery are written right before
- * the first commit's own blocks (start()), or at close for a replay nobody committed after.
+ * Nothing reaches the disk before the first commit: prepare() only loads and plans; a deferred
+ * replay and the superblock with needs_recovery are written right before the first commit's own
+ * blocks (start(); the replay at close if nobody committed after), the journal superblock with
+ * that commit's log.
  */
 import { Ext4Error } from '../errors.js';
 import { INCOMPAT, COMPAT, STATE, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, type Superblock } from './superblock.js';
@@ -14,6 +15,7 @@ import { Transaction, type FsWriter } from './transaction.js';
 import { applyPendingFrees } from './alloc.js';
 import { loadJournal, commitJournaled, commitUnjournaled, planUnjournaled, type UnjournaledPlan, type JournalState, type CommitHooks, type CommitStats } from './commit.js';
 import { JINCOMPAT, JCOMPAT, parseJournalSuperblock, refreshJournalSuperblock } from '../jbd2/format.js';
+import { skipRecovery } from '../jbd2/recovery.js';
 import { journalExtents, planReplay, replayJournal, replayTargetOn, type ReplaySummary } from './journal-replay.js';
 import { MMP_SEQ_MAX, MmpSession, type MmpOptions } from './mmp.js';
 import { processOrphans } from './orphan.js';
@@ -58,6 +60,12 @@ export class WriteSession {
   private wroteOutsideSession = false;
   /** What the first commit overwrote to begin the session, to put back if that commit is refused (E2BIG). */
   private undo: { sb: Uint8Array; jsb: Uint8Array | null; state: number; incompat: number } | null = null;
+  /**
+   * The on-disk journal superblock still points at a log that must not be replayed (s_start ≠ 0
+   * without needs_recovery: the kernel discards such a log at mount): the session start writes
+   * it emptied, durable before needs_recovery is.
+   */
+  private discardLog = false;
   /** Replayed blocks not yet written home (write opens replay lazily; see prepare). */
   private pendingReplay: Map<number, Uint8Array> | null = null;
   private opQueue: Promise<unknown> = Promise.resolve();
@@ -140,8 +148,10 @@ export class WriteSession {
         journal.jsb = parseJournalSuperblock(plan.jsbBlock);
       } else if (journal.jsb.s_start !== 0) {
         // The kernel discards such a log ("Clearing recovery information on journal"); the first
-        // commit starts a new log cycle over it.
+        // commit starts a new log cycle over it, with tids past the old log's (skipRecovery).
+        journal.jsb.s_sequence = await skipRecovery(journal.io);
         journal.jsb.s_start = 0;
+        this.discardLog = true;
       }
       const jsb = journal.jsb;
       if (jsb.version < 2) throw new Ext4Error('EROFS', 'journal superblock v1 cannot be written', { structure: 'journal superblock' });
@@ -151,7 +161,7 @@ export class WriteSession {
         jsb.s_checksum_type = 4;
       }
       if (sb.is64) jsb.s_feature_incompat |= JINCOMPAT['64BIT'];
-      journal.jsb = refreshJournalSuperblock(jsb); // written by start
+      journal.jsb = refreshJournalSuperblock(jsb); // written by the first commit (or start: discardLog)
       journal.policy = this.opts.checkpoint ?? 'lazy';
       journal.onCheckpointed = (blocks) => {
         for (const [n, data] of blocks) this.vol.cache.put(n, data);
@@ -177,20 +187,25 @@ export class WriteSession {
   }
 
   /**
-   * Begin the write session on disk, right before the first commit: the journal superblock
-   * as we write it (features, checksum type), then the superblock with needs_recovery (or
-   * VALID_FS off), flushed — jbd2 needs needs_recovery durable before any commit block
-   * (jbd2.md §9.1). What is overwritten is kept to put back if that commit is refused.
+   * Begin the write session on disk, right before the first commit: the superblock with
+   * needs_recovery (or VALID_FS off), flushed — jbd2 needs needs_recovery durable before any
+   * commit block (jbd2.md §9.1). The journal superblock as we write it (features, checksum
+   * type, the new log's start) goes with the first commit's log, durable before its commit
+   * block, as the kernel writes it (jbd2_journal_commit_transaction after a mount that found the
+   * log empty): until then the on-disk one says "empty", which replays nothing whatever the
+   * superblock says. Only a log to discard is emptied first, durably, or needs_recovery would
+   * make recovery replay it. What is overwritten is kept to put back if that commit is refused.
    */
   private async start(saved: { state: number; incompat: number }): Promise<void> {
     await this.applyPendingReplay();
     const sbBefore = await this.vol.device.read(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE);
-    const jsbBefore = this.journal ? await this.journal.readBlock(0) : null;
+    const jsbBefore = this.journal && this.discardLog ? await this.journal.readBlock(0) : null;
     this.undo = { sb: sbBefore, jsb: jsbBefore, ...saved };
     this.started = true;
-    if (this.journal) {
+    if (this.journal && this.discardLog) {
       await this.journal.writeSuperblock();
       await this.vol.device.flush();
+      this.discardLog = false;
     }
     await this.vol.writeSuperblockInPlace();
   }
@@ -199,10 +214,16 @@ export class WriteSession {
   private async undoStart(): Promise<void> {
     const u = this.undo;
     if (!u) return;
-    if (u.jsb && this.journal) await this.journal.writeBlock(0, u.jsb);
     await this.vol.device.write(SUPERBLOCK_OFFSET, u.sb);
     await this.vol.device.flush();
     this.vol.cache.invalidate(Math.floor(SUPERBLOCK_OFFSET / this.vol.blockSize));
+    // The discarded log's superblock back only once needs_recovery is off again on disk (never
+    // both durable: recovery would replay that log).
+    if (u.jsb && this.journal) {
+      await this.journal.writeBlock(0, u.jsb);
+      await this.vol.device.flush();
+      this.discardLog = true;
+    }
     this.sb.s_state = u.state;
     this.sb.s_feature_incompat = u.incompat;
     this.undo = null;

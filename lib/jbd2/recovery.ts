@@ -539,6 +539,29 @@ export async function recoverJournal(j: JournalAccess): Promise<RecoveryResult> 
   };
 }
 
+/**
+ * jbd2_journal_skip_recovery(): the first tid of a new log written over a log that is discarded
+ * rather than replayed (s_start ≠ 0, but the host says no recovery is needed). The scan pass
+ * finds where that log's valid transactions end; the new log starts past them (end_transaction
+ * + 1), so that a crash before the new log's blocks are durable can never lead recovery from the
+ * new s_start into a stale transaction that carries the tid it expects. Where the scan fails the
+ * kernel takes s_sequence + 1; here the tid skips the whole log instead (every transaction takes
+ * at least one log block, so no stale tid lies that far ahead). A clean log: s_sequence.
+ */
+export async function skipRecovery(j: JournalAccess): Promise<number> {
+  const jsb = parseJournalSuperblock(await j.readBlock(0), { kind: 'journal-block', block: 0 }, { fsBlockSize: j.blockSize, journalBlocks: j.blockCount });
+  if (jsb.s_start === 0) return jsb.s_sequence;
+  const rec = new Recovery(j, jsb);
+  const info: Info = { startTransaction: jsb.s_sequence, endTransaction: 0, nrReplays: 0, nrRevokes: 0, nrRevokeHits: 0, nrEscaped: 0 };
+  let failed: unknown = null;
+  try {
+    failed = await rec.pass(info, PASS_SCAN);
+  } catch (e) {
+    failed = e; // (a PassFailure, or an unreadable log block: either way nothing of it is trusted)
+  }
+  return failed ? tidAdd(jsb.s_sequence, rec.logLen + 1) : tidAdd(info.endTransaction, 1);
+}
+
 export interface FinishedRecovery {
   /** New journal block 0 (whole block) to write after the replayed blocks are durable. */
   jsbBlock: Uint8Array;

@@ -37,7 +37,7 @@ import { findExtent, type Extent } from '../ext4/extents.js';
 import { isExtentMapped, type Inode } from '../ext4/inode.js';
 import { resolveTarget, type FileRef } from './target.js';
 import { internals } from '../ext4/internals.js';
-import { copyRuns } from './copy-runs.js';
+import { startCopy } from './copy-runs.js';
 
 export interface MoveDataOptions {
   /** Byte offset (block-aligned). */
@@ -192,9 +192,12 @@ async function stepTx(fs: Filesystem, tx: Transaction, data: Inode, space: Inode
   releaseFirst(tx, space.ino, (await txFileMap(tx, space)).metadataBlocks);
   // 2. copy D→S in place, written by the commit as ordered data once the journal has accepted
   // the step (S still belongs to space on disk until the commit block; the commit flushes
-  // the copy before it). A step refused with E2BIG has copied nothing.
-  const copies = plan.copies;
-  if (copies.length) produceOrderedData(tx, () => copyRuns(fs, copies));
+  // the copy before it). A step refused with E2BIG has copied nothing. D is read from now on,
+  // while the commit finalises the metadata and begins the session (reads change nothing).
+  if (plan.copies.length) {
+    const copy = startCopy(fs, plan.copies);
+    produceOrderedData(tx, () => copy.run());
+  }
   if (zeroed) zeroOrdered(tx, zeroed.zero);
 }
 

@@ -8,12 +8,14 @@
  *  - a copy past WRITEBACK_KICK bytes starts flushes while it copies (the device writes back
  *    while the rest is read; the commit's flush finds little left), all finished when it
  *    returns; a small copy flushes nothing (the commit flushes once);
- *  - a read error rejects the copy, nothing unhandled.
+ *  - a read error rejects the copy, nothing unhandled;
+ *  - startCopy reads ahead (COPY_DEPTH chunks, at most 4 reads in flight: libuv's pool threads)
+ *    before anything is written, and writes only when run.
  */
 import { describe, expect, it } from 'vitest';
 import type { Filesystem } from '../../lib/ext4/filesystem.js';
 import { MemoryDevice } from '../../lib/io/memory-device.js';
-import { COPY_CHUNK, COPY_DEPTH, copyChunks, copyRuns, type Copy } from '../../lib/ops/copy-runs.js';
+import { COPY_CHUNK, COPY_DEPTH, copyChunks, copyRuns, startCopy, type Copy } from '../../lib/ops/copy-runs.js';
 import { Ext4Error } from '../../lib/errors.js';
 
 const BS = 4096;
@@ -96,13 +98,13 @@ describe('copyRuns', () => {
   });
 
   it('reuses its chunk buffers across calls on one filesystem', async () => {
-    const { fs, log } = stubFs(8000);
     const per = COPY_CHUNK / BS;
+    const { fs, log } = stubFs(4000 + 3 * COPY_DEPTH * per);
     await copyRuns(fs, [{ from: 0, to: 4000, length: 3 * COPY_DEPTH * per }]);
     const used = new Set(log.filter((e) => e.op === 'write').map((e) => (e as { buffer: ArrayBufferLike }).buffer));
     expect(used.size).toBe(COPY_DEPTH);
     log.length = 0;
-    await copyRuns(fs, [{ from: 1, to: 7400, length: 2 * per + 5 }]);
+    await copyRuns(fs, [{ from: 1, to: 2000, length: 2 * per + 5 }]);
     const again = log.filter((e) => e.op === 'write').map((e) => (e as { buffer: ArrayBufferLike }).buffer);
     expect(again.length).toBe(3);
     for (const b of again) expect(used.has(b), 'a second call writes from the first call\'s buffers').toBe(true);
@@ -130,5 +132,29 @@ describe('copyRuns', () => {
     const copies = [{ from: 3, to: 5000, length: 2900 }];
     await copyRuns(fs, copies);
     expect(Buffer.compare(mem.data.subarray(5000 * BS, 7900 * BS), original.subarray(3 * BS, 2903 * BS))).toBe(0);
+  });
+
+  it('startCopy reads the first COPY_DEPTH chunks at once, 4 at a time, and writes nothing until run', async () => {
+    const per = COPY_CHUNK / BS;
+    const n = 2 * COPY_DEPTH * per;
+    const { fs, mem, log, original } = stubFs(2 * n + 16);
+    let inFlight = 0, most = 0;
+    const reads: number[] = [];
+    const read = fs.readDataBlocksInto.bind(fs);
+    (fs as { readDataBlocksInto: typeof read }).readDataBlocksInto = async (b, count, target) => {
+      reads.push(b);
+      most = Math.max(most, ++inFlight);
+      await new Promise((r) => setTimeout(r, 2));
+      await read(b, count, target);
+      inFlight--;
+    };
+    const copies = [{ from: 0, to: n + 16, length: n }];
+    const copy = startCopy(fs, copies);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(reads.length, 'chunks read before run').toBe(COPY_DEPTH);
+    expect(log.length, 'nothing written before run').toBe(0);
+    expect(await copy.run()).toBe(n * BS);
+    expect(most, 'reads in flight at once').toBe(4);
+    expect(Buffer.compare(mem.data, expected(original, copies))).toBe(0);
   });
 });
