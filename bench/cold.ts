@@ -38,8 +38,14 @@ fs.writeFileSync(join(work, 'package.json'), '{"type":"module"}\n');
 const clis: [string, string][] = [['now', await bundleCli({ outfile: join(work, 'cli.js') })]];
 for (const c of opt('cli')) {
   const [label, p] = c.includes('=') ? [c.slice(0, c.indexOf('=')), c.slice(c.indexOf('=') + 1)] : [c, c];
-  const dst = join(work, `cli-${label}.js`);
+  // A split bundle (scripts/bundle-cli.mjs): the entry and its chunks directory (<entry>-chunks) travel together.
+  const dir = join(work, `cli-${label}`);
+  fs.mkdirSync(dir);
+  fs.writeFileSync(join(dir, 'package.json'), '{"type":"module"}\n');
+  const dst = join(dir, 'cli.js');
   fs.copyFileSync(p, dst);
+  const chunks = p.replace(/\.js$/, '-chunks');
+  if (fs.existsSync(chunks)) fs.cpSync(chunks, join(dir, 'cli-chunks'), { recursive: true });
   clis.push([label, dst]);
 }
 

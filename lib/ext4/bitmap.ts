@@ -5,7 +5,8 @@
  */
 import { Ext4Error } from '../errors.js';
 import { crc32c } from './checksum.js';
-import { bitOfBlock, blocksInGroup, clustersInGroup, groupFirstBlock, groupFixedMetadata, inodeTableBlocks, type Geometry } from './geometry.js';
+import { bitOfBlock, blocksInGroup, clustersInGroup, groupFirstBlock, groupFixedMetadata, groupHasSuper, inodeTableBlocks, type Geometry } from './geometry.js';
+import { INCOMPAT } from './superblock.js';
 import type { GroupDesc } from './group-desc.js';
 
 export function testBit(bm: Uint8Array, i: number): boolean {
@@ -36,9 +37,31 @@ export function bitmapChecksumMatches(computed: number, stored: number, descSize
 
 /** Throw EFSBADCRC unless `bm` (group gd's block bitmap as read) matches its descriptor's checksum (metadata_csum). */
 export function verifyBlockBitmap(sb: { descSize: number; s_clusters_per_group: number }, fsSeed: number, gd: GroupDesc, bm: Uint8Array): void {
-  const c = blockBitmapChecksum(bm, fsSeed, sb.s_clusters_per_group);
-  if (!bitmapChecksumMatches(c, gd.blockBitmapCsum, sb.descSize, sb.descSize >= 0x3a))
-    throw new Ext4Error('EFSBADCRC', `block bitmap checksum mismatch`, { structure: 'block bitmap', location: { kind: 'group', group: gd.group, block: gd.blockBitmap } });
+  verifyBlockBitmapAt(sb, fsSeed, gd.group, gd.blockBitmap, gd.blockBitmapCsum, bm, 0);
+}
+
+/** verifyBlockBitmap for a bitmap at `offset` in a bulk read (`stored`: the descriptor's bg_block_bitmap_csum). */
+export function verifyBlockBitmapAt(sb: { descSize: number; s_clusters_per_group: number }, fsSeed: number, group: number, block: number, stored: number, buf: Uint8Array, offset: number): void {
+  const c = crc32c(fsSeed, buf, offset, offset + sb.s_clusters_per_group / 8);
+  if (!bitmapChecksumMatches(c, stored, sb.descSize, sb.descSize >= 0x3a))
+    throw new Ext4Error('EFSBADCRC', `block bitmap checksum mismatch`, { structure: 'block bitmap', location: { kind: 'group', group, block } });
+}
+
+/** The parts of a descriptor a BLOCK_UNINIT group's bitmap is computed from. */
+export type UninitGroupDesc = Pick<GroupDesc, 'group' | 'blockBitmap' | 'inodeBitmap' | 'inodeTable'>;
+
+/**
+ * Whether a BLOCK_UNINIT group's computed bitmap marks any block of the group itself (a
+ * superblock or descriptor copy, its own bitmaps or inode table; flex_bg usually puts those in
+ * the flex group's first group): when not, every block of it is free, without building the bitmap.
+ */
+export function uninitGroupHasMetadata(g: Geometry, group: number, blockBitmap: number, inodeBitmap: number, inodeTable: number): boolean {
+  // Called for thousands of groups: no object unless meta_bg may put a descriptor block here.
+  if (groupHasSuper(g, group)) return true;
+  if (g.s_feature_incompat & INCOMPAT.META_BG && groupFixedMetadata(g, group).newDescBlock >= 0) return true;
+  const first = groupFirstBlock(g, group);
+  const end = first + blocksInGroup(g, group);
+  return (blockBitmap >= first && blockBitmap < end) || (inodeBitmap >= first && inodeBitmap < end) || (inodeTable < end && inodeTable + inodeTableBlocks(g) > first);
 }
 
 /**
@@ -46,7 +69,7 @@ export function verifyBlockBitmap(sb: { descSize: number; s_clusters_per_group: 
  * copies, this group's own bitmaps and inode table when they fall inside it,
  * and the padding past the end of a short last group.
  */
-export function computeUninitBlockBitmap(g: Geometry, gd: GroupDesc): Uint8Array {
+export function computeUninitBlockBitmap(g: Geometry, gd: UninitGroupDesc): Uint8Array {
   const bm = new Uint8Array(g.blockSize);
   const first = groupFirstBlock(g, gd.group);
   const n = blocksInGroup(g, gd.group);

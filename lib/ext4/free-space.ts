@@ -3,13 +3,13 @@
  * merged across group boundaries. Shared by the allocator (a transaction's
  * view: scanFreeWith over its bitmaps or FreeRuns index) and by getFreeBlocks,
  * fsmap and the reports (the committed view: lib/ops/free.ts reads bitmaps in
- * bulk and appends their runs to a RunTable with appendFreeRuns). With
+ * bulk and appends their runs to a RunTable with appendFreeRunsAt). With
  * bigalloc a bitmap bit is a cluster: runs are whole clusters (then clipped
  * to the range asked for).
  */
 import type { Superblock } from './superblock.js';
 import type { GroupDesc } from './group-desc.js';
-import { bitmapWords, ctz, forEachFreeRun } from './bitmap.js';
+import { bitmapWords, forEachFreeRun } from './bitmap.js';
 import { blocksInGroup, clusterRatio, clustersInGroup, groupFirstBlock, groupOfBlock } from './geometry.js';
 
 /**
@@ -132,9 +132,14 @@ export interface FreeScanSource {
  * disk can have hundreds of thousands). Runs [0, n) are start[i], len[i].
  */
 export class RunTable {
-  start = new Float64Array(4096);
-  len = new Float64Array(4096);
+  start: Float64Array;
+  len: Float64Array;
   n = 0;
+
+  constructor(capacity = 4096) {
+    this.start = new Float64Array(Math.max(1, capacity));
+    this.len = new Float64Array(Math.max(1, capacity));
+  }
 
   /** Add a run after the last one (merged with it when it starts where the last ends). */
   push(start: number, length: number): void {
@@ -167,27 +172,35 @@ export class RunTable {
 /**
  * The free runs of bits [from, to) of a block bitmap with one bit per block,
  * as blocks `base + bit`, appended to `out` (merged with its last run when
- * they touch). The bulk scanner's hot loop: words all set or all clear are
- * passed over whole, and runs go straight into the table, no call per run.
- * Returns the number of free bits seen.
+ * they touch). Returns the number of free bits seen.
  */
 export function appendFreeRuns(bm: Uint8Array, from: number, to: number, base: number, out: RunTable): number {
   const words = bitmapWords(bm);
-  const nw = words.length;
+  return appendFreeRunsAt(words, 0, words.length, from, to, base, out);
+}
+
+/**
+ * appendFreeRuns over the bitmap held in words [w0, w0 + nw) of `words` (a batch of bitmaps read
+ * together, viewed once). The bulk scanner's hot loop: words all set or all clear are passed
+ * over whole, run ends found with Math.clz32, runs written straight into the table's arrays.
+ */
+export function appendFreeRunsAt(words: Int32Array, w0: number, nw: number, from: number, to: number, base: number, out: RunTable): number {
   to = Math.min(to, nw * 32);
+  // Words that hold bits below `to`.
+  const wEnd = w0 + ((to + 31) >>> 5);
   let starts = out.start, lens = out.len, n = out.n;
   let free = 0;
   let i = from;
   while (i < to) {
-    let w = i >>> 5;
+    let w = w0 + (i >>> 5);
     let x = ~words[w]! & (-1 << (i & 31));
-    while (x === 0 && ++w < nw && w << 5 < to) x = ~words[w]!;
+    while (x === 0 && ++w < wEnd) x = ~words[w]!;
     if (x === 0) break;
-    const st = (w << 5) + ctz(x);
+    const st = ((w - w0) << 5) + 31 - Math.clz32(x & -x);
     if (st >= to) break;
     x = words[w]! & (-1 << (st & 31));
-    while (x === 0 && ++w < nw && w << 5 < to) x = words[w]!;
-    const e = x === 0 ? to : Math.min(to, (w << 5) + ctz(x));
+    while (x === 0 && ++w < wEnd) x = words[w]!;
+    const e = x === 0 ? to : Math.min(to, ((w - w0) << 5) + 31 - Math.clz32(x & -x));
     const s = base + st, l = e - st;
     free += l;
     if (n > 0 && starts[n - 1]! + lens[n - 1]! === s) lens[n - 1] = lens[n - 1]! + l;

@@ -141,24 +141,27 @@ const CSUM_OFF = GroupDesc32Layout.offsetOf('bg_checksum');
 /** Scratch for the group number gdt_csum hashes (single-threaded, never held across a call). */
 const GROUP_WORD = new Uint8Array(4);
 
-/** The checksum the descriptor should carry, or null when the fs has none. */
-export function groupDescChecksum(sb: Superblock, group: number, raw: Uint8Array, fsSeed: number): number | null {
+/**
+ * The checksum the descriptor at `offset` in `raw` should carry, or null when the fs has none.
+ * The offset lets a bulk decode (group-table.ts) hash descriptors where they lie in the GDT block.
+ */
+export function groupDescChecksum(sb: Superblock, group: number, raw: Uint8Array, fsSeed: number, offset = 0): number | null {
   const size = sb.descSize;
   if (sb.hasMetadataCsum) {
     // crc32c(fsSeed, le32 group, the descriptor with bg_checksum as zeros): nothing allocated.
     let c = crc32cLe32(fsSeed, group);
-    c = crc32c(c, raw, 0, CSUM_OFF);
+    c = crc32c(c, raw, offset, offset + CSUM_OFF);
     c = crc32cZeros(c, 2);
-    c = crc32c(c, raw, CSUM_OFF + 2, size);
+    c = crc32c(c, raw, offset + CSUM_OFF + 2, offset + size);
     return c & 0xffff;
   }
   if (sb.hasGdtCsum) {
     let c = crc16(0xffff, sb.s_uuid);
     words.set(GROUP_WORD, 0, group);
     c = crc16(c, GROUP_WORD);
-    c = crc16(c, raw, 0, CSUM_OFF);
+    c = crc16(c, raw, offset, offset + CSUM_OFF);
     // ext2fs_group_desc_csum: the tail past the checksum is covered only for 64-byte descriptors
-    if (size > CSUM_OFF + 2 && sb.is64) c = crc16(c, raw, CSUM_OFF + 2, size);
+    if (size > CSUM_OFF + 2 && sb.is64) c = crc16(c, raw, offset + CSUM_OFF + 2, offset + size);
     return c;
   }
   return null;

@@ -8,32 +8,30 @@
  *
  * Computed from the bitmaps of the last committed state, under the
  * filesystem's operation lock (a consistent snapshot even while other async
- * callers write). Fast paths, so that a whole 1 TiB filesystem with hundreds
- * of thousands of free runs takes tens of milliseconds, even from a fresh
- * process: a group whose descriptor says it is full is skipped, one that is
- * entirely free is reported without reading its bitmap, a BLOCK_UNINIT
- * group's bitmap is computed from the geometry (never read); the bitmaps
- * that must be read are read in coalesced runs of neighbouring blocks
- * (flex_bg puts a flex group's bitmaps side by side), a batch of groups at a
- * time, and scanned a 32-bit word at a time. A bitmap that is read is
- * checked against its descriptor's checksum, and its free count against the
- * descriptor's (a mismatch is a warning, as mballoc's "blocks in bitmap, in
- * gd" error: the bitmap is what is reported, as e2freefrag does).
+ * callers write), as e2freefrag computes it: from every initialised group's
+ * bitmap, read and checked against its descriptor's checksum, and a
+ * BLOCK_UNINIT group's computed from the geometry; a descriptor's free count
+ * is only compared with its bitmap (a mismatch is a warning, as mballoc's
+ * "blocks in bitmap, in gd" error). So that a whole 1 TiB filesystem with
+ * hundreds of thousands of free runs takes tens of milliseconds, even from a
+ * fresh process: descriptors are decoded as columns (group-table.ts), bitmaps
+ * are read in coalesced runs of neighbouring blocks (flex_bg puts a flex
+ * group's bitmaps side by side), a batch of groups at a time, and scanned a
+ * 32-bit word at a time straight into typed arrays of runs.
  */
 import { Ext4Error } from '../errors.js';
 import type { Filesystem } from '../ext4/filesystem.js';
-import type { GroupDesc } from '../ext4/group-desc.js';
-import { blocksInGroup, clusterRatio, groupFirstBlock, groupOfBlock } from '../ext4/geometry.js';
-import { FreeRunMerger, RunTable, appendFreeRuns, groupBitmapRuns, groupFreeKind } from '../ext4/free-space.js';
-import { computeUninitBlockBitmap, verifyBlockBitmap } from '../ext4/bitmap.js';
+import type { Superblock } from '../ext4/superblock.js';
+import { blocksInGroup, clusterRatio, clustersInGroup, groupFirstBlock, groupOfBlock } from '../ext4/geometry.js';
+import { FreeRunMerger, RunTable, appendFreeRunsAt, groupBitmapRuns } from '../ext4/free-space.js';
+import { bitmapWords, computeUninitBlockBitmap, uninitGroupHasMetadata, verifyBlockBitmapAt } from '../ext4/bitmap.js';
 import { BG_FLAGS, uninitFlagsHonoured } from '../ext4/group-desc.js';
+import { loadGroupTable, type GroupTable } from '../ext4/group-table.js';
 
 /** Bitmap bytes read per batch of groups (then scanned, then the buffer is reused). */
 const BATCH_BYTES = 4 * 1024 * 1024;
 /** Largest single read: the CLI serves reads up to this size synchronously (lib/cli/util.ts). */
 const MAX_READ_BYTES = 256 * 1024;
-/** Skipped groups' bitmaps read through to join two runs (cheaper than another read call). */
-const MAX_GAP_BLOCKS = 8;
 
 export interface FreeExtent {
   /** Byte offset of the first free block. */
@@ -69,18 +67,19 @@ export interface FreeExtentTable {
 export async function getFreeExtentTable(fs: Filesystem, opts: GetFreeBlocksOptions = {}): Promise<FreeExtentTable> {
   const bs = fs.blockSize;
   const { from, to, count } = rangeOf(fs, opts);
-  const out = new RunTable();
+  // Room for ~64 runs per group up front (the fragmented 1 TiB image has ~41): a large typed array's
+  // pages cost only once written, while growing copies (and zeroes) it all again.
+  const groups = Math.ceil((to - from) / fs.sb.s_blocks_per_group) + 1;
+  const out = new RunTable(Math.min(count + 1, 1 << 20, 4096 + 64 * groups));
   // Under the operation lock: the bitmaps of one committed state, never half of a transaction's publication.
-  if (from < to && count > 0)
-    await fs.exclusive(() =>
-      scanFreeTables(fs, from, to, (t, done) => {
-        const take = Math.max(0, Math.min(done ? t.n : t.n - 1, count - out.n));
-        for (let i = 0; i < take; i++) out.push(t.start[i]! * bs, t.len[i]! * bs);
-        t.drop(take);
-        return out.n < count;
-      }),
-    );
-  return { count: out.n, start: out.start, len: out.len };
+  // The scan appends to `out` itself; it may stop once more than `count` runs are there (the last may still grow).
+  if (from < to && count > 0) await fs.exclusive(() => scanFreeTables(fs, from, to, out, () => out.n <= count));
+  const n = Math.min(out.n, count);
+  for (let i = 0; i < n; i++) {
+    out.start[i] = out.start[i]! * bs;
+    out.len[i] = out.len[i]! * bs;
+  }
+  return { count: n, start: out.start, len: out.len };
 }
 
 /** getFreeBlocks one extent at a time (bytes): same validation, range, order, count and lock. */
@@ -117,7 +116,8 @@ function rangeOf(fs: Filesystem, opts: GetFreeBlocksOptions): { from: number; to
  * callers that may race with writers hold `fs.exclusive` around it.
  */
 export async function scanFreeRuns(fs: Filesystem, from: number, to: number, fn: (start: number, length: number) => boolean | void): Promise<void> {
-  await scanFreeTables(fs, from, to, (t, done) => {
+  const t = new RunTable();
+  await scanFreeTables(fs, from, to, t, (done) => {
     const take = Math.max(0, done ? t.n : t.n - 1);
     for (let i = 0; i < take; i++) {
       if (fn(t.start[i]!, t.len[i]!) === false) return false;
@@ -128,12 +128,18 @@ export async function scanFreeRuns(fs: Filesystem, from: number, to: number, fn:
 }
 
 /**
- * The scan itself, a batch of groups at a time: the free runs found so far
- * are in the table handed to `consume` after each batch (the last may still
- * grow into the next batch unless `done`); consume takes what it wants,
- * drops it from the table, and returns false to stop.
+ * The scan itself, a batch of groups at a time: the free runs found so far are
+ * appended to `out` and `consume` is called after each batch (the last run may
+ * still grow into the next batch unless `done`); consume takes what it wants,
+ * may drop it from the table, and returns false to stop.
+ *
+ * The descriptors come as columns (group-table.ts: no object per group). A
+ * descriptor's free count is never what is reported: every initialised group's
+ * bitmap is read (and checked against its checksum), a BLOCK_UNINIT group's is
+ * computed from the geometry, and a count that disagrees with its bitmap is a
+ * warning (mballoc's "blocks in bitmap, in gd"), as e2freefrag reads bitmaps.
  */
-async function scanFreeTables(fs: Filesystem, from: number, to: number, consume: (t: RunTable, done: boolean) => boolean): Promise<void> {
+async function scanFreeTables(fs: Filesystem, from: number, to: number, out: RunTable, consume: (done: boolean) => boolean): Promise<void> {
   const sb = fs.sb;
   from = Math.max(from, sb.s_first_data_block);
   to = Math.min(to, sb.blocksCount);
@@ -142,71 +148,95 @@ async function scanFreeTables(fs: Filesystem, from: number, to: number, consume:
   const honoured = uninitFlagsHonoured(sb);
   const verify = fs.verify && sb.hasMetadataCsum;
   const oneBitPerBlock = clusterRatio(sb) === 1;
-  const out = new RunTable();
   const gFirst = groupOfBlock(sb, from), gEnd = Math.min(sb.groupCount, groupOfBlock(sb, to - 1) + 1);
-  await fs.loadGroups(gFirst, gEnd);
-  const descs: GroupDesc[] = [];
-  for (let g = gFirst; g < gEnd; g++) descs.push(await fs.group(g));
-  // Room for a batch: BATCH_BYTES, or less when the range has fewer bitmaps to read (a small
-  // range, e.g. fsmap's, must not pay for megabytes of zeroed buffer), plus read-through slack.
-  let wanted = 0;
-  for (let g = gFirst; g < gEnd; g++) {
-    const gd = descs[g - gFirst]!;
-    if (!(honoured && gd.flags & BG_FLAGS.BLOCK_UNINIT) && groupFreeKind(sb, g, gd) === 'bitmap') wanted++;
-  }
-  const buf = new Uint8Array(Math.max(bs, Math.min(BATCH_BYTES, (wanted + MAX_GAP_BLOCKS) * bs)));
-  const perBatch = Math.max(1, Math.floor(buf.length / bs) - MAX_GAP_BLOCKS);
-  // Where group g's bitmap lies in buf (byte offset), or -1 when it was not read.
-  const at = new Float64Array(gEnd - gFirst).fill(-1);
-  const mismatched: number[] = [];
+  const gt = await loadGroupTable(fs, gFirst, gEnd);
+  const ng = gEnd - gFirst;
+  const uninit = (i: number) => honoured && (gt.flags[i]! & BG_FLAGS.BLOCK_UNINIT) !== 0;
+  // Groups (table indices) whose bitmaps are read: every initialised one.
+  const toRead = new Int32Array(ng);
+  let nRead = 0;
+  for (let i = 0; i < ng; i++) if (!uninit(i)) toRead[nRead++] = i;
+  // A batch's bitmaps: BATCH_BYTES, or less when the range has fewer (fsmap's small ranges).
+  const buf = new Uint8Array(Math.max(bs, Math.min(BATCH_BYTES, nRead * bs)));
+  const perBatch = Math.max(1, Math.floor(buf.length / bs));
+  // Where group i's bitmap lies in buf (byte offset; small integers, so no double reaches crc32c).
+  const at = new Int32Array(ng);
   // The generic path (bigalloc: bits are clusters, clipped back to blocks) feeds the table through a merger.
   const merger = new FreeRunMerger((s, l) => out.push(s, l));
+  const st: BatchScan = { sb, fsSeed: fs.fsSeed, verify, honoured, oneBitPerBlock, from, to, gFirst, gt, buf, at, out, merger, mismatched: [] };
+  for (let i0 = 0, r = 0; i0 < ng; ) {
+    // The next batch: groups [i0, i1), whose bitmaps to read are toRead[r, r1).
+    const r1 = Math.min(nRead, r + perBatch);
+    const i1 = r1 < nRead ? toRead[r1]! : ng;
+    await readBitmaps(fs, gt, toRead.subarray(r, r1), buf, at);
+    scanBatch(st, i0, i1);
+    i0 = i1;
+    r = r1;
+    if (i0 < ng && !consume(false)) return warnMismatch(fs, st.mismatched);
+  }
+  consume(true);
+  warnMismatch(fs, st.mismatched);
+}
 
-  for (let g0 = gFirst; g0 < gEnd; ) {
-    // The next batch: groups [g0, g1) with at most perBatch bitmaps to read.
-    const want: GroupDesc[] = [];
-    // Bitmaps a read may pass through to join two wanted ones: initialised bitmaps of groups the
-    // descriptors let us skip (never a BLOCK_UNINIT one: its block on disk means nothing).
-    const passable = new Set<number>();
-    let g1 = g0;
-    for (; g1 < gEnd && want.length < perBatch; g1++) {
-      const gd = descs[g1 - gFirst]!;
-      if (honoured && gd.flags & BG_FLAGS.BLOCK_UNINIT) continue;
-      if (groupFreeKind(sb, g1, gd) === 'bitmap') want.push(gd);
-      else passable.add(gd.blockBitmap);
-    }
-    await readBitmaps(fs, want, passable, buf, (gd, off) => (at[gd.group - gFirst] = off));
-    for (let g = g0; g < g1; g++) {
-      const gd = descs[g - gFirst]!;
-      const first = groupFirstBlock(sb, g);
-      const n = blocksInGroup(sb, g);
-      const lo = Math.max(0, from - first), hi = Math.min(n, to - first);
-      const kind = groupFreeKind(sb, g, gd);
-      if (kind === 'full') continue;
-      if (kind === 'free') {
+/** What scanBatch works on: the scan's range and table, the batch's bitmaps, where runs go. */
+interface BatchScan {
+  sb: Superblock;
+  fsSeed: number;
+  verify: boolean;
+  honoured: boolean;
+  oneBitPerBlock: boolean;
+  /** The scanned block range [from, to). */
+  from: number;
+  to: number;
+  /** Group of table index 0. */
+  gFirst: number;
+  gt: GroupTable;
+  /** The batch's bitmaps as read, group i's at byte at[i]. */
+  buf: Uint8Array;
+  at: Int32Array;
+  out: RunTable;
+  merger: FreeRunMerger;
+  /** Groups whose bitmap's free count is not their descriptor's. */
+  mismatched: number[];
+}
+
+/**
+ * Append the free runs of table groups [i0, i1) (their bitmaps read into st.buf). A plain
+ * synchronous loop of its own: a fresh process optimises this small function mid-loop, not the
+ * whole async scan around it.
+ */
+function scanBatch(st: BatchScan, i0: number, i1: number): void {
+  const { sb, gt, buf, at, out, merger, from, to } = st;
+  const bs = sb.blockSize;
+  const words = bitmapWords(buf);
+  const wordsPerBitmap = bs >>> 2;
+  for (let i = i0; i < i1; i++) {
+    const g = st.gFirst + i;
+    const first = groupFirstBlock(sb, g);
+    const n = blocksInGroup(sb, g);
+    const lo = Math.max(0, from - first), hi = Math.min(n, to - first);
+    let free: number;
+    if (st.honoured && gt.flags[i]! & BG_FLAGS.BLOCK_UNINIT) {
+      if (!uninitGroupHasMetadata(sb, g, gt.blockBitmap[i]!, gt.inodeBitmap[i]!, gt.inodeTable[i]!)) {
+        // Nothing of the group's own is in it: all free, no bitmap to build.
         out.push(first + lo, hi - lo);
-        continue;
-      }
-      const off = at[g - gFirst]!;
-      let bm: Uint8Array;
-      if (off < 0) bm = computeUninitBlockBitmap(sb, gd);
-      else {
-        bm = buf.subarray(off, off + bs);
-        if (verify) verifyBlockBitmap(sb, fs.fsSeed, gd, bm);
-      }
-      let free: number;
-      if (oneBitPerBlock) free = appendFreeRuns(bm, lo, hi, first, out);
-      else {
-        free = groupBitmapRuns(sb, g, bm, lo, hi, merger);
+        free = clustersInGroup(sb, g);
+      } else {
+        const gd = { group: g, blockBitmap: gt.blockBitmap[i]!, inodeBitmap: gt.inodeBitmap[i]!, inodeTable: gt.inodeTable[i]! };
+        free = groupBitmapRuns(sb, g, computeUninitBlockBitmap(sb, gd), lo, hi, merger);
         merger.flush();
       }
-      if (lo === 0 && hi === n && free !== gd.freeBlocks) mismatched.push(g);
+    } else {
+      const off = at[i]!;
+      if (st.verify) verifyBlockBitmapAt(sb, st.fsSeed, g, gt.blockBitmap[i]!, gt.blockBitmapCsum[i]!, buf, off);
+      if (st.oneBitPerBlock) free = appendFreeRunsAt(words, off >>> 2, wordsPerBitmap, lo, hi, first, out);
+      else {
+        free = groupBitmapRuns(sb, g, buf.subarray(off, off + bs), lo, hi, merger);
+        merger.flush();
+      }
     }
-    g0 = g1;
-    if (g0 < gEnd && !consume(out, false)) return warnMismatch(fs, mismatched);
+    if (lo === 0 && hi === n && free !== gt.freeClusters[i]) st.mismatched.push(g);
   }
-  consume(out, true);
-  warnMismatch(fs, mismatched);
 }
 
 /** A bitmap whose free count is not its descriptor's: mballoc's "blocks in bitmap, in gd" error, as a warning. */
@@ -217,37 +247,36 @@ function warnMismatch(fs: Filesystem, groups: number[]): void {
 }
 
 /**
- * Read the block bitmaps of `groups` into `buf` (room for all of them), in
- * as few reads as their placement allows: sorted by block, neighbours joined
- * up to MAX_READ_BYTES, also across up to MAX_GAP_BLOCKS blocks that are all
- * `passable`. Each read goes through the block view, so a bitmap the
- * journal or a replay holds newer than the disk reads as the filesystem sees it.
+ * Read the block bitmaps of table groups `which` into `buf` (room for all of them), in as few
+ * reads as their placement allows: by block, neighbours joined up to MAX_READ_BYTES (flex_bg puts
+ * a flex group's bitmaps side by side). Nothing else is read: not even the block of a
+ * BLOCK_UNINIT group lying between two (it means nothing). Each read goes through the block view,
+ * so a bitmap the journal or a replay holds newer than the disk reads as the filesystem sees it.
  */
-async function readBitmaps(fs: Filesystem, groups: GroupDesc[], passable: ReadonlySet<number>, buf: Uint8Array, placed: (gd: GroupDesc, offset: number) => void): Promise<void> {
-  if (groups.length === 0) return;
+async function readBitmaps(fs: Filesystem, gt: GroupTable, which: Int32Array, buf: Uint8Array, at: Int32Array): Promise<void> {
+  if (which.length === 0) return;
   const bs = fs.blockSize;
-  const sorted = groups.slice().sort((a, b) => a.blockBitmap - b.blockBitmap);
-  const maxRun = MAX_READ_BYTES / bs;
-  const joinable = (prev: number, next: number) => {
-    if (next - prev > MAX_GAP_BLOCKS + 1) return false;
-    for (let b = prev + 1; b < next; b++) if (!passable.has(b)) return false;
-    return true;
-  };
-  let pos = 0;
-  for (let i = 0; i < sorted.length; ) {
-    const startBlock = sorted[i]!.blockBitmap;
-    let j = i + 1;
-    while (j < sorted.length) {
-      const b = sorted[j]!.blockBitmap;
-      // Room for this run so far and one block for each bitmap still to place.
-      const room = pos + (b - startBlock + 1 + sorted.length - j - 1) * bs <= buf.length;
-      if (!room || b - startBlock + 1 > maxRun || !joinable(sorted[j - 1]!.blockBitmap, b)) break;
-      j++;
+  const block = gt.blockBitmap;
+  let order = which;
+  for (let k = 1; k < which.length; k++)
+    if (block[which[k]!]! <= block[which[k - 1]!]!) {
+      order = which.slice().sort((a, b) => block[a]! - block[b]!);
+      break;
     }
-    const blocks = sorted[j - 1]!.blockBitmap - startBlock + 1;
-    await fs.readDataBlocksInto(startBlock, blocks, buf.subarray(pos, pos + blocks * bs));
-    for (let k = i; k < j; k++) placed(sorted[k]!, pos + (sorted[k]!.blockBitmap - startBlock) * bs);
-    pos += blocks * bs;
-    i = j;
+  const maxRun = MAX_READ_BYTES / bs;
+  // All reads of the batch issued, then awaited together: a synchronous device (the CLI's) reads
+  // each at once, without a trip through the event loop per read; an asynchronous one overlaps them.
+  const reads: Promise<void>[] = [];
+  let pos = 0;
+  for (let k = 0; k < order.length; ) {
+    const b0 = block[order[k]!]!;
+    let j = k + 1;
+    while (j < order.length && j - k < maxRun && block[order[j]!]! === b0 + (j - k)) j++;
+    const nb = j - k;
+    reads.push(fs.readDataBlocksInto(b0, nb, buf.subarray(pos, pos + nb * bs)));
+    for (let m = k; m < j; m++) at[order[m]!] = pos + (m - k) * bs;
+    pos += nb * bs;
+    k = j;
   }
+  await Promise.all(reads);
 }

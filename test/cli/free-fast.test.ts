@@ -1,0 +1,59 @@
+/**
+ * `free IMAGE [--json]` without commander (lib/cli/commands/free-output.ts runFast, what the fast
+ * path calls) prints byte for byte what the commander path prints (`--start 0` keeps argv off
+ * the fast path), and a bad image prints nothing on stdout: the error comes before any output.
+ */
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { freeExtentsJson, runFast } from '../../lib/cli/commands/free-output.js';
+import { mulberry32 } from '../../lib/io/prng.js';
+import { getImage } from '../helpers/images.js';
+import { tmpPath } from '../helpers/tmp.js';
+import { cli } from './helpers.js';
+import * as fs from 'node:fs';
+
+function sink(): { stream: NodeJS.WritableStream; text: () => string } {
+  const parts: Buffer[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      parts.push(Buffer.from(chunk));
+      cb();
+    },
+  });
+  return { stream, text: () => Buffer.concat(parts).toString('utf8') };
+}
+
+describe('freeExtentsJson', () => {
+  it('is JSON.stringify(list, null, 2) + "\\n" byte for byte: digit-count edges, values past 10^8 and 10^16, random values, the empty list', () => {
+    const edges = [0, 1, 9, 10, 99, 100, 4096, 99_999_999, 1e8, 1e8 + 1, 123_456_789, 2 ** 31 - 1, 2 ** 31, 2 ** 32, 2 ** 40, 999_999_999_999_999, 1e16, 2 ** 53 - 1];
+    const rnd = mulberry32(11);
+    const values = [...edges, ...Array.from({ length: 2000 }, () => Math.floor(rnd() * 2 ** Math.floor(rnd() * 53)))];
+    const list = values.map((v, i) => ({ start: v, len: values[(i * 7) % values.length]! }));
+    const t = { count: list.length, start: Float64Array.from(list, (e) => e.start), len: Float64Array.from(list, (e) => e.len) };
+    expect(Buffer.from(freeExtentsJson(t)).toString('latin1')).toBe(JSON.stringify(list, null, 2) + '\n');
+    expect(Buffer.from(freeExtentsJson({ count: 0, start: new Float64Array(0), len: new Float64Array(0) })).toString('latin1')).toBe('[]\n');
+  });
+});
+
+describe('free without commander', () => {
+  for (const name of ['ext4-4k-groups', 'ext4-1k'] as const) {
+    it(`${name}: --json and the table equal the commander path's output`, async () => {
+      const img = getImage(name).image;
+      for (const json of [true, false]) {
+        const err = sink();
+        const out = await runFast([img], new Set(json ? ['--json'] : []), { verify: true }, { io: { stdout: sink().stream, stderr: err.stream } });
+        const want = await cli(['free', img, '--start', '0', ...(json ? ['--json'] : [])]);
+        expect(want.status, want.stderr).toBe(0);
+        expect(Buffer.from(typeof out === 'string' ? Buffer.from(out, 'utf8') : out).equals(want.stdout), `json=${json}`).toBe(true);
+        expect(err.text()).toBe('');
+      }
+    });
+  }
+
+  it('a file that is not a filesystem is an error before any output', async () => {
+    const bad = tmpPath('free-fast-not-fs.img');
+    fs.writeFileSync(bad, new Uint8Array(1 << 20));
+    const e = await runFast([bad], new Set(['--json']), { verify: true }, { io: { stdout: sink().stream, stderr: sink().stream } }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(Error);
+  });
+});
