@@ -5,8 +5,8 @@
  *
  * A fresh process is mostly start-up, so this file loads next to nothing: the bundle is split
  * (scripts/bundle-cli.mjs) and everything else is imported dynamically — `--version` runs
- * here, `info` (fast-path.ts) loads its command and the filesystem code but not commander, and
- * the other commands commander and their own module. process.stdout is created only by a
+ * here, `info` and `ls` (fast-path.ts) load their command and the filesystem code but not
+ * commander, and the other commands commander and their own module. process.stdout is created only by a
  * command that streams (output.ts).
  */
 import module from 'node:module';

@@ -34,16 +34,16 @@ export function processIO(): CliIO {
 }
 
 /**
- * Write `text` to fd 1 now. A closed pipe ends the process as processStdout's rule does; a
- * non-blocking fd 1 that is full (EAGAIN: a parent made it non-blocking) hands the rest to
- * process.stdout, which waits for the reader.
+ * Write `text` (a string, or UTF-8 bytes) to fd 1 now. A closed pipe ends the process as
+ * processStdout's rule does; a non-blocking fd 1 that is full (EAGAIN: a parent made it
+ * non-blocking) hands the rest to process.stdout, which waits for the reader.
  */
-export function writeStdoutSync(text: string): void {
+export function writeStdoutSync(text: string | Uint8Array): void {
   if (stdoutReady) {
     processStdout().write(text); // behind what is already queued there
     return;
   }
-  const b = Buffer.from(text, 'utf8');
+  const b = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
   for (let off = 0; off < b.length; ) {
     try {
       off += writeSync(1, b, off, b.length - off);

@@ -2,11 +2,13 @@
  * The fresh-process start-up of the `ext4kit` binary (lib/cli/main.ts, fast-path.ts, output.ts,
  * scripts/bundle-cli.mjs):
  * - `info` runs without commander and reads nothing but the superblock, with the same output
- *   and the same errors as through commander (cliInProcess runs program.ts's `run`);
+ *   and the same errors as through commander (cliInProcess runs program.ts's `run`); `ls` runs
+ *   without commander too (its outputs: test/cli/ls-fast-path.test.ts);
  * - when the journal needs recovery, `info` shows the replayed superblock (the kernel's view:
  *   dumpe2fs -h after `e2fsck -E journal_only`), not the stale one on disk;
  * - what each command loads from the split bundle: `--version` only the entry, `info` neither
- *   commander nor the Filesystem class, a listing both (recorded by module loader hooks).
+ *   commander nor the Filesystem class, `ls` the Filesystem class only, `stat` both (recorded by
+ *   module loader hooks).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -28,6 +30,12 @@ describe('fastCommand: which argv skips commander', () => {
     [['info', '--json', 'img']],
     [['--no-verify', 'info', 'img']],
     [['info', 'img', '--no-verify', '--json']],
+    [['ls', 'img']],
+    [['ls', 'img', '/a/b']],
+    [['ls', '-R', 'img', '--json']],
+    [['ls', 'img', '/', '--recursive', '--no-verify']],
+    [['free', 'img']],
+    [['free', 'img', '--json']],
   ])('%j runs without commander', (argv) => {
     expect(fastCommand(argv)).toBeTypeOf('function');
   });
@@ -43,7 +51,13 @@ describe('fastCommand: which argv skips commander', () => {
     [['info', '-', '--json']],
     [['--json', 'info', 'img']],
     [['help', 'info']],
-    [['ls', 'img']],
+    [['ls']],
+    [['ls', 'img', '/', 'x']],
+    [['ls', 'img', '-R', '--recursive']],
+    [['ls', 'img', '-Rx']],
+    [['ls', 'img', '-l']],
+    [['free', 'img', '--count', '5']],
+    [['free', 'img', '--start', '0', '--json']],
     [['infos', 'img']],
     [['info', 'img', '--jsonx']],
   ])('%j goes through commander', (argv) => {
@@ -190,8 +204,14 @@ export async function load(url, context, next) {
     expect(l.bytes).toBeLessThan(100 * 1024);
   });
 
-  it('ls loads both (the markers work)', async () => {
-    const l = await loaded(['ls', getImage('ext4-4k').image, '/']);
+  it('ls loads the filesystem code but not commander', async () => {
+    const l = await loaded(['ls', getImage('ext4-4k').image, '/links', '-R', '--json']);
+    expect(COMMANDER.test(l.text), `commander in ${l.files.join(' ')}`).toBe(false);
+    expect(FILESYSTEM.test(l.text), `the Filesystem class in ${l.files.join(' ')}`).toBe(true);
+  });
+
+  it('stat loads both (the markers work)', async () => {
+    const l = await loaded(['stat', getImage('ext4-4k').image, '/']);
     expect(COMMANDER.test(l.text), `commander in ${l.files.join(' ')}`).toBe(true);
     expect(FILESYSTEM.test(l.text), `the Filesystem class in ${l.files.join(' ')}`).toBe(true);
   });

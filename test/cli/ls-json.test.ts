@@ -1,7 +1,8 @@
 /**
  * `ls --json` stringifies its rows piece by piece as the walk yields them (JsonArrayText) instead of
- * one JSON.stringify of the whole listing: the text must be exactly JSON.stringify(rows, null, 2) +
- * '\n' however the rows are cut into pieces.
+ * one JSON.stringify of the whole listing, encoding each piece into one byte buffer as it comes: the
+ * bytes must be exactly the UTF-8 of JSON.stringify(rows, null, 2) + '\n' however the rows are cut
+ * into pieces (and however often the buffer grows).
  */
 import { describe, expect, it } from 'vitest';
 import { JsonArrayText } from '../../lib/cli/commands/ls.js';
@@ -13,7 +14,7 @@ function inPieces(rows: unknown[], per: number, emptyPieces = false): string {
     t.add(rows.slice(i, i + per));
   }
   if (emptyPieces) t.add([]);
-  return t.finish();
+  return new TextDecoder().decode(t.finish());
 }
 
 describe('JsonArrayText', () => {
