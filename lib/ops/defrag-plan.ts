@@ -43,8 +43,13 @@ export interface PlanFile {
   path: string;
   /** Mapped extents within the file's size, sorted by logical block. */
   extents: Extent[];
-  /** Its extent-tree blocks (none when the tree fits in the inode). */
+  /** Its extent-tree blocks (none when the tree fits in the inode), or its indirect blocks. */
   treeBlocks: number[];
+  /**
+   * Block-mapped (ext2/ext3): its indirect blocks stay where they are whatever moves (a block map
+   * is positional), so they neither collapse nor grow.
+   */
+  blockMapped?: boolean;
 }
 
 /**
@@ -62,6 +67,11 @@ export interface PlanStep {
   expect: Extent[];
   fragmentsBefore: number;
   fragmentsAfter: number;
+  /**
+   * Where the file's new extent-tree leaf goes when this step makes a tree-less file outgrow the
+   * inode: the allocator's pick, predicted (see Model.growTree); the executor checks it.
+   */
+  treeBlock?: number;
 }
 
 export interface PlanPrediction {
@@ -80,9 +90,9 @@ export interface Plan {
   before: PlanPrediction;
   predicted: PlanPrediction;
   /**
-   * False when planning stopped after a step whose file outgrows the inode's four extent slots:
-   * the new tree block goes where the allocator puts it, which the model cannot know, so the
-   * caller executes the steps and plans again from the disk (the dry run plans on, ignoring it).
+   * False when planning stopped after a step whose file outgrows the inode's four extent slots
+   * by more than one leaf holds (leafExtents): the model does not predict where such a tree goes,
+   * so the caller executes the steps and plans again from the disk (the dry run plans on).
    */
   complete: boolean;
 }
@@ -95,8 +105,14 @@ export interface PlanOptions {
   only?: ReadonlySet<number>;
   /** Whether windows may be made and other files moved (whole-filesystem mode). */
   wholeFs: boolean;
-  /** Stop at the first step that allocates an extent-tree block (see Plan.complete). */
+  /** Stop at the first step that allocates an extent-tree block it cannot predict (see Plan.complete). */
   stopAtTreeGrowth?: boolean;
+  /**
+   * Most extents a tree of one leaf is built with (the block's entries less one: remap's rebuild
+   * then makes a single leaf); 0 predicts no tree block. A tree-less file that grows to more than
+   * four extents and at most this many gets its leaf predicted (Model.growTree).
+   */
+  leafExtents?: number;
 }
 
 /** Extents the inode holds itself (i_block); one more needs a tree block (ext4_ext_grow_indepth). */
@@ -202,16 +218,23 @@ function rangesOnPhysical(extents: readonly Extent[], start: number, length: num
 class Model {
   readonly files: Extent[][];
   readonly trees: number[][];
+  /** Files whose map is a block map (their indirect blocks never move). */
+  readonly blockMapped: boolean[];
   readonly free: FreeIndex;
   readonly steps: PlanStep[] = [];
   /** Called for every range given back to the free index (the collector tracks its targets with it). */
   onRelease: ((start: number, length: number) => void) | null = null;
   /** Called for every range a step takes from the free index. */
   onTake: ((start: number, length: number) => void) | null = null;
-  constructor(filesIn: readonly PlanFile[], freeIn: readonly Run[], private readonly stopAtTreeGrowth: boolean) {
+  /** A window whose free blocks are held out of the index while it is emptied (planGreedy). */
+  held: Run | null = null;
+  /** Tree leaves placed so far (a copy of the free runs taken before one is stale). */
+  leavesPlaced = 0;
+  constructor(filesIn: readonly PlanFile[], freeIn: readonly Run[], private readonly stopAtTreeGrowth: boolean, private readonly leafExtents = 0) {
     this.free = new FreeIndex(freeIn);
     this.files = filesIn.map((f) => f.extents.map((e) => ({ ...e })));
     this.trees = filesIn.map((f) => f.treeBlocks.slice());
+    this.blockMapped = filesIn.map((f) => !!f.blockMapped);
   }
   private release(start: number, length: number): void {
     if (length <= 0) return;
@@ -229,6 +252,10 @@ class Model {
       this.free.take(r.start, r.length);
       this.onTake?.(r.start, r.length);
     }
+    // The leaf is placed while the step's own old blocks are still held (the executor frees them
+    // at the end of the transaction: the allocator never hands them out in it).
+    const tree = this.trees[i]!;
+    const treeBlock = !this.blockMapped[i] && newExtents.length > ROOT_EXTENTS && !tree.length && newExtents.length <= this.leafExtents ? this.growTree(newExtents[0]!.physical) : undefined;
     for (const f of freed) {
       const s = f.physical, e = f.physical + f.length;
       if (!reserved) { this.release(s, f.length); continue; }
@@ -237,17 +264,47 @@ class Model {
       if (e > we) this.release(Math.max(s, we), e - Math.max(s, we));
     }
     this.files[i] = newExtents;
-    this.steps.push({ file: i, phase, logical, length, target, expect, fragmentsBefore: fragmentCount(expect), fragmentsAfter: fragmentCount(newExtents) });
+    this.steps.push({ file: i, phase, logical, length, target, expect, fragmentsBefore: fragmentCount(expect), fragmentsAfter: fragmentCount(newExtents), ...(treeBlock === undefined ? {} : { treeBlock }) });
     // The tree collapses into the inode when the extents fit there again (remap → rebuild), freeing
-    // its blocks; growing out of the inode allocates one somewhere we cannot predict.
-    const tree = this.trees[i]!;
-    if (newExtents.length <= ROOT_EXTENTS && tree.length) {
+    // its blocks; growing out of the inode allocates a leaf (predicted above when one leaf holds
+    // the extents; a larger tree somewhere we do not predict).
+    if (this.blockMapped[i]) {
+      // indirect blocks stay
+    } else if (newExtents.length <= ROOT_EXTENTS && tree.length) {
       this.trees[i] = [];
       for (const b of tree) if (b >= 0) this.release(b, 1);
+    } else if (treeBlock !== undefined) {
+      this.trees[i] = [treeBlock];
     } else if (newExtents.length > ROOT_EXTENTS && !tree.length) {
       this.trees[i] = [-1];
       if (this.stopAtTreeGrowth) throw new TreeGrowth();
     }
+  }
+  /**
+   * The block remapInode gives a new one-leaf tree: the allocator's first free block at or after
+   * the goal (the file's first extent's block), wrapping to the start — as of the step, which the
+   * executor makes exact by running the moves that touch [goal, leaf] in plan order around it
+   * (FileMove.treeBlock; move-schedule.ts `span`). Taken from the free index here.
+   */
+  private growTree(goal: number): number | undefined {
+    const runs = this.free.runs;
+    let lo = 0, hi = runs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (runs[mid]!.start + runs[mid]!.length <= goal) lo = mid + 1;
+      else hi = mid;
+    }
+    const r = runs[lo] ?? runs[0];
+    if (!r) return undefined;
+    const b = runs[lo] ? Math.max(goal, r.start) : r.start;
+    // A window being emptied (the greedy planner) holds free blocks the model keeps out of the
+    // index but the disk has free: the allocator may pick one of those first.
+    const h = this.held;
+    if (h && (b >= goal ? h.start <= b && h.start + h.length > goal : h.start <= b || h.start + h.length > goal)) return undefined;
+    this.free.take(b, 1);
+    this.onTake?.(b, 1);
+    this.leavesPlaced++;
+    return b;
   }
   /** The whole file to one run at `start`. */
   moveWhole(i: number, phase: PlanStep['phase'], start: number, reserved?: Run): void {
@@ -304,32 +361,49 @@ class NoPlan extends Error {}
  * small free extents, the highest anchors move too (the fewest that meet the targets).
  */
 function finalLayout(files: readonly Extent[][], trees: readonly number[][], free: readonly Run[], ideal: (i: number) => boolean): Map<number, Run> | null {
-  const anchors = files.map((_, i) => i).filter(ideal).sort((a, b) => lastBlock(files[b]!) - lastBlock(files[a]!));
+  const last = files.map(lastBlock);
+  const blocks = files.map(mappedBlocks);
+  /** A file's blocks that become space when it moves (a file made contiguous needs no tree: Model.move frees it). */
+  const spaceOf = (i: number): Run[] => {
+    const out = physicalRuns(files[i]!);
+    if (blocks[i]! <= ROOT_EXTENTS * EXT_INIT_MAX_LEN) for (const b of trees[i]!) if (b >= 0) out.push({ start: b, length: 1 });
+    return out;
+  };
+  const anchors = files.map((_, i) => i).filter(ideal).sort((a, b) => last[b]! - last[a]!);
+  const byLast = files.map((_, i) => i).sort((a, b) => last[a]! - last[b]!);
+  // the space every attempt starts from: the free runs and the files that are not ideal
+  const base: Run[] = free.map((r) => ({ ...r }));
+  files.forEach((_, i) => { if (!ideal(i)) base.push(...spaceOf(i)); });
+  const tried = new Map<number, Map<number, Run> | null>();
   const attempt = (k: number): Map<number, Run> | null => {
+    if (tried.has(k)) return tried.get(k)!;
     const moving = new Set(anchors.slice(0, k));
-    files.forEach((_, i) => { if (!ideal(i)) moving.add(i); });
-    const space: Run[] = free.map((r) => ({ ...r }));
-    for (const i of moving) {
-      for (const r of physicalRuns(files[i]!)) space.push({ ...r });
-      // a file made contiguous needs no tree: its blocks are freed by the move (Model.move)
-      if (mappedBlocks(files[i]!) <= ROOT_EXTENTS * EXT_INIT_MAX_LEN) for (const b of trees[i]!) if (b >= 0) space.push({ start: b, length: 1 });
-    }
+    const space = base.map((r) => ({ ...r }));
+    for (const i of moving) space.push(...spaceOf(i));
     const left = mergeRuns(space);
-    const order = [...moving].sort((a, b) => lastBlock(files[a]!) - lastBlock(files[b]!));
+    files.forEach((_, i) => { if (!ideal(i)) moving.add(i); });
+    // first fit through a max-tree over the runs' lengths (a scan per file made this quadratic)
+    const fit = new FirstFit(left.map((r) => r.length));
     const out = new Map<number, Run>();
-    for (const i of order) {
-      const n = mappedBlocks(files[i]!);
-      const k2 = left.findIndex((r) => r.length >= n);
-      if (k2 < 0) return null;
+    let result: Map<number, Run> | null = out;
+    for (const i of byLast) {
+      if (!moving.has(i)) continue;
+      const n = blocks[i]!;
+      const k2 = fit.first(n);
+      if (k2 < 0) { result = null; break; }
       const r = left[k2]!;
       out.set(i, { start: r.start, length: n });
       r.start += n;
       r.length -= n;
-      if (!r.length) left.splice(k2, 1);
+      fit.set(k2, r.length);
     }
-    const total = left.reduce((a, r) => a + r.length, 0);
-    const largest = left.reduce((a, r) => Math.max(a, r.length), 0);
-    return left.length <= TARGET_FREE_EXTENTS && 2 * largest >= total ? out : null;
+    if (result) {
+      let count = 0, total = 0, largest = 0;
+      for (const r of left) if (r.length) (count++, (total += r.length), (largest = Math.max(largest, r.length)));
+      if (count > TARGET_FREE_EXTENTS || 2 * largest < total) result = null;
+    }
+    tried.set(k, result);
+    return result;
   };
   if (!attempt(anchors.length)) return null;
   let lo = 0, hi = anchors.length;
@@ -339,6 +413,31 @@ function finalLayout(files: readonly Extent[][], trees: readonly number[][], fre
     else lo = mid + 1;
   }
   return attempt(lo);
+}
+
+/** Leftmost slot holding at least n, over values that only change one at a time (a max segment tree). */
+class FirstFit {
+  private readonly size: number;
+  private readonly max: Float64Array;
+  constructor(values: readonly number[]) {
+    let size = 1;
+    while (size < values.length) size *= 2;
+    this.size = size;
+    this.max = new Float64Array(2 * size);
+    values.forEach((v, i) => { this.max[size + i] = v; });
+    for (let i = size - 1; i >= 1; i--) this.max[i] = Math.max(this.max[2 * i]!, this.max[2 * i + 1]!);
+  }
+  first(n: number): number {
+    if (this.max[1]! < n) return -1;
+    let i = 1;
+    while (i < this.size) i = this.max[2 * i]! >= n ? 2 * i : 2 * i + 1;
+    return i - this.size;
+  }
+  set(slot: number, v: number): void {
+    let i = this.size + slot;
+    this.max[i] = v;
+    for (i >>= 1; i >= 1; i >>= 1) this.max[i] = Math.max(this.max[2 * i]!, this.max[2 * i + 1]!);
+  }
 }
 
 const lastBlock = (x: readonly Extent[]): number => x.reduce((a, e) => Math.max(a, e.physical + e.length), 0);
@@ -382,9 +481,12 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
    * than maxRuns would be needed). The pools are taken once per place emptied (blocks freed
    * meanwhile wait for the next one) and shrink as they are handed out.
    */
-  let pools: { scratch: Run[]; later: Run[] } | null = null;
+  let pools: { scratch: Run[]; later: Run[]; leaves: number } | null = null;
   const findScratch = (n: number, victim: Run, maxRuns = Infinity): Run[] | null => {
+    // (a tree leaf placed since may sit in a pooled run: take them afresh)
+    if (pools && pools.leaves !== m.leavesPlaced) pools = null;
     pools ??= {
+      leaves: m.leavesPlaced,
       scratch: subtractRuns(m.free.runs, places.map((p) => p.run)),
       later: subtractRuns(m.free.runs, mergeRuns([{ ...victim }, ...subtractRuns([{ start: 0, length: bounds.end }], places.map((p) => p.run))])).sort((a, b) => b.start - a.start),
     };
@@ -393,7 +495,7 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
     const hand = (picks: { r: Run; k: number }[]): Run[] => {
       const out = picks.map(({ r, k }) => ({ start: r.start, length: k }));
       for (const { r, k } of picks) (r.start += k), (r.length -= k);
-      pools = { scratch: scratch.filter((r) => r.length > 0), later: later.filter((r) => r.length > 0) };
+      pools = { scratch: scratch.filter((r) => r.length > 0), later: later.filter((r) => r.length > 0), leaves: m.leavesPlaced };
       return out;
     };
     let fit: Run | null = null;
@@ -482,7 +584,7 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
  * smallest first into a free run or a window they evacuate, then compaction (see the top).
  */
 function planGreedy(filesIn: readonly PlanFile[], freeIn: readonly Run[], bounds: { first: number; end: number }, opts: PlanOptions): Plan {
-  const m = new Model(filesIn, freeIn, !!opts.stopAtTreeGrowth);
+  const m = new Model(filesIn, freeIn, !!opts.stopAtTreeGrowth, opts.leafExtents);
   const { free, files, steps } = m;
   const ideal = (i: number): boolean => fragmentCount(files[i]!) <= Math.max(1, Math.ceil(mappedBlocks(files[i]!) / opts.idealExtentBlocks));
   const contiguous = (i: number): boolean => physicalRuns(files[i]!).length === 1;
@@ -582,6 +684,7 @@ function planGreedy(filesIn: readonly PlanFile[], freeIn: readonly Run[], bounds
       const a = Math.max(r.start, window.start), b = Math.min(r.start + r.length, window.start + n);
       if (a < b) free.take(a, b - a);
     }
+    m.held = window;
     const owners = [...w.owners.entries()].sort((a, b) => a[1].reduce((s, r) => s + r.length, 0) - b[1].reduce((s, r) => s + r.length, 0));
     for (const [o, pieces] of owners) {
       const whole = mappedBlocks(files[o]!);
@@ -591,6 +694,7 @@ function planGreedy(filesIn: readonly PlanFile[], freeIn: readonly Run[], bounds
       if (o !== i && wanted(o) && !ideal(o) && (visits.get(o) ?? 0) < 3) queue.push(o);
     }
     free.give(window.start, n);
+    m.held = null;
     moveWhole(i, 'defrag', window.start);
     skipped.delete(i);
   }
@@ -647,10 +751,11 @@ export function planDefrag(filesIn: readonly PlanFile[], freeIn: readonly Run[],
   // when that finds no plan (a place holds the tree block of a file too large to set aside), once
   // more with the tree blocks left where they are (they end as free blocks of their own).
   for (const treesAsSpace of opts.wholeFs && opts.compact !== false && !opts.only ? [true, false] : []) {
-    const m = new Model(filesIn, freeIn, !!opts.stopAtTreeGrowth);
+    const m = new Model(filesIn, freeIn, !!opts.stopAtTreeGrowth, opts.leafExtents);
     const ideal = (i: number): boolean => fragmentCount(m.files[i]!) <= idealCount(m.files[i]!, opts.idealExtentBlocks);
     const before = m.measure();
-    const layout = finalLayout(m.files, treesAsSpace ? m.trees : m.trees.map(() => []), m.free.runs, ideal);
+    // (a block map's indirect blocks never become space: they stay)
+    const layout = finalLayout(m.files, m.trees.map((t, i) => (treesAsSpace && !m.blockMapped[i] ? t : [])), m.free.runs, ideal);
     if (!layout) continue;
     try {
       planCollector(m, layout, bounds);

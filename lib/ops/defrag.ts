@@ -16,7 +16,7 @@
 import { Ext4Error } from '../errors.js';
 import type { Filesystem } from '../ext4/filesystem.js';
 import { INODE_FLAGS, type Inode } from '../ext4/inode.js';
-import type { Extent } from '../ext4/extents.js';
+import { nodeCapacity, type Extent } from '../ext4/extents.js';
 import { fragmentCount } from '../ext4/extent-map.js';
 import { decodeName } from '../ext4/bytes.js';
 import { getFreeBlocks } from './free.js';
@@ -24,6 +24,7 @@ import { moveFiles, type FileMove } from './move-batch.js';
 import { planDefrag } from './defrag-plan.js';
 import { auditSpace } from './fsmap.js';
 import { checkAllocatable } from '../ext4/alloc.js';
+import { blockMapExclude } from '../ext4/remap.js';
 
 export interface DefragOptions {
   /** Only these paths (files, or directories walked recursively); default the whole filesystem. */
@@ -56,6 +57,8 @@ export interface PlannedMove {
   target: { start: number; length: number }[];
   fragmentsAfter: number;
   phase: 'defrag' | 'evict' | 'compact';
+  /** Where the file's new extent-tree leaf goes, when the move makes it outgrow the inode. */
+  treeBlock?: number;
 }
 
 export interface DefragSummary {
@@ -91,8 +94,9 @@ interface FileInfo {
   extents: Extent[];
   blocks: number;
   fragments: number;
-  /** Extent-tree blocks. */
+  /** Extent-tree blocks (indirect blocks of a block-mapped file). */
   treeBlocks: number[];
+  blockMapped: boolean;
 }
 
 interface FreeRun {
@@ -128,7 +132,11 @@ async function collectFiles(fs: Filesystem, roots: string[]): Promise<FileInfo[]
 
 async function fileInfo(fs: Filesystem, inode: Inode, path: string): Promise<FileInfo | null> {
   const bad = INODE_FLAGS.IMMUTABLE | INODE_FLAGS.APPEND | INODE_FLAGS.ENCRYPT | INODE_FLAGS.VERITY | INODE_FLAGS.INLINE_DATA | INODE_FLAGS.JOURNAL_DATA;
-  if (!(inode.flags & INODE_FLAGS.EXTENTS) || inode.flags & bad || inode.ino < fs.sb.s_first_ino || inode.size === 0) return null;
+  if (inode.flags & bad || inode.ino < fs.sb.s_first_ino || inode.size === 0) return null;
+  // A block-mapped file (ext2/ext3) moves too: remapInode rewrites its pointers in place. Not on
+  // a filesystem with blocks past its 32-bit pointers (the planner does not keep it below them).
+  const blockMapped = !(inode.flags & INODE_FLAGS.EXTENTS);
+  if (blockMapped && blockMapExclude(fs.sb)) return null;
   const map = await fs.fileMap(inode);
   const limit = Math.ceil(inode.size / fs.blockSize);
   const extents: Extent[] = [];
@@ -138,7 +146,7 @@ async function fileInfo(fs: Filesystem, inode: Inode, path: string): Promise<Fil
   }
   const blocks = extents.reduce((a, e) => a + e.length, 0);
   if (blocks === 0) return null;
-  return { path, ino: inode.ino, inode, extents, blocks, fragments: fragmentCount(extents), treeBlocks: map.metadataBlocks };
+  return { path, ino: inode.ino, inode, extents, blocks, fragments: fragmentCount(extents), treeBlocks: map.metadataBlocks, blockMapped };
 }
 
 async function freeRuns(fs: Filesystem): Promise<FreeRun[]> {
@@ -191,6 +199,8 @@ export async function defrag(fs: Filesystem, opts: DefragOptions = {}): Promise<
   const roots = wholeFs ? ['/'] : opts.paths!;
   const bounds = { first: fs.sb.s_first_data_block, end: fs.sb.blocksCount };
   const idealExtentBlocks = Math.max(1, Math.floor(IDEAL_EXTENT_BYTES / fs.blockSize));
+  // a new tree of one leaf is predictable (remap's rebuild makes one leaf up to the block's entries less one)
+  const leafExtents = nodeCapacity(fs.blockSize) - 1;
   let files = await collectFiles(fs, roots);
   let runs = await freeRuns(fs);
   const summary: DefragSummary = {
@@ -227,17 +237,17 @@ export async function defrag(fs: Filesystem, opts: DefragOptions = {}): Promise<
 
   // Plan on the model, execute; a move that fails (the file changed, a concurrent writer took the
   // space) ends the round and the rest is planned again from the disk as it is now.
-  // A plan also stops where a file outgrows its inode's extent slots (the tree block lands where
-  // the allocator puts it): those steps run, then the rest is planned from the disk.
+  // A plan also stops where a file outgrows its inode's extent slots by more than a leaf (the
+  // model predicts only one-leaf trees): those steps run, then the rest is planned from the disk.
   for (let round = 0, errorRounds = 0; round < MAX_ROUNDS; round++) {
-    const plan = planDefrag(files.map((f) => ({ ino: f.ino, path: f.path, extents: f.extents, treeBlocks: f.treeBlocks })), runs, bounds, { idealExtentBlocks, compact: opts.compact, wholeFs, stopAtTreeGrowth: !opts.dryRun });
+    const plan = planDefrag(files.map((f) => ({ ino: f.ino, path: f.path, extents: f.extents, treeBlocks: f.treeBlocks, blockMapped: f.blockMapped })), runs, bounds, { idealExtentBlocks, compact: opts.compact, wholeFs, stopAtTreeGrowth: !opts.dryRun, leafExtents });
     {
       summary.predicted = { extents: plan.predicted.extents, freeExtents: plan.predicted.freeExtents, largestFree: plan.predicted.largestFree };
       summary.filesSkipped = plan.skipped.length;
     }
     const planned = plan.steps.map((st): PlannedMove => {
       const f = files[st.file]!;
-      return { path: f.path, ino: f.ino, blocks: st.target.reduce((a, r) => a + r.length, 0), fragmentsBefore: st.fragmentsBefore, target: st.target, fragmentsAfter: st.fragmentsAfter, phase: st.phase };
+      return { path: f.path, ino: f.ino, blocks: st.target.reduce((a, r) => a + r.length, 0), fragmentsBefore: st.fragmentsBefore, target: st.target, fragmentsAfter: st.fragmentsAfter, phase: st.phase, ...(st.treeBlock === undefined ? {} : { treeBlock: st.treeBlock }) };
     });
     summary.plan.push(...planned);
     if (opts.dryRun) break;
@@ -259,7 +269,7 @@ export async function defrag(fs: Filesystem, opts: DefragOptions = {}): Promise<
       const progress = (done: number, step: number, bytesMoved: number): void =>
         opts.onProgress?.({ phase: batch[step]!.phase === 'compact' ? 'compact' : 'defrag', done, total: plan.steps.length, path: files[batch[step]!.file]!.path, bytesMoved });
       progress(i, 0, summary.bytesMoved);
-      const moves: FileMove[] = batch.map((st) => ({ ino: files[st.file]!.ino, logicalBlock: st.logical, lengthBlocks: st.length, target: st.target.map((r) => ({ startBlock: r.start, lengthBlocks: r.length })), expect: st.expect }));
+      const moves: FileMove[] = batch.map((st) => ({ ino: files[st.file]!.ino, logicalBlock: st.logical, lengthBlocks: st.length, target: st.target.map((r) => ({ startBlock: r.start, lengthBlocks: r.length })), expect: st.expect, treeBlock: st.treeBlock }));
       let committed = 0, committedBytes = 0;
       const results = await moveFiles(fs, moves, {
         onCommit: (done) => {

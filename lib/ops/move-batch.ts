@@ -41,13 +41,13 @@ import type { Transaction } from '../ext4/transaction.js';
 import { findFree, markAllocated } from '../ext4/alloc.js';
 import { produceOrderedData } from '../ext4/commit.js';
 import { insert, mappedIn, punch } from '../ext4/extent-map.js';
-import { assertMutableRegularFile, remapInode, touch, txFileMap } from '../ext4/remap.js';
+import { assertMutableRegularFile, blockMapExclude, remapInode, touch, txFileMap } from '../ext4/remap.js';
 import type { Extent } from '../ext4/extents.js';
-import type { Inode } from '../ext4/inode.js';
+import { isExtentMapped, type Inode } from '../ext4/inode.js';
 import type { FileMap } from '../ext4/file-map.js';
 import { groupOfBlock } from '../ext4/geometry.js';
 import { internals } from '../ext4/internals.js';
-import { copyRuns, type Copy } from './copy-runs.js';
+import { startCopy, type Copy } from './copy-runs.js';
 import { ROOT_CAPACITY } from '../ext4/extent-tree.js';
 import { scheduleMoves, type BlockRun, type MoveFootprint } from './move-schedule.js';
 
@@ -58,7 +58,10 @@ export interface BlockRange {
 }
 
 export interface FileMove {
-  /** The file's inode (a regular, extent-mapped file). */
+  /**
+   * The file's inode: a regular file, extent-mapped or block-mapped (ext2/ext3: the pointers in
+   * its indirect blocks are rewritten in place; the indirect blocks themselves stay).
+   */
   ino: number;
   /**
    * Where its mapped blocks go, in logical order: the runs' total must equal
@@ -76,6 +79,15 @@ export interface FileMove {
    * differs now, the move fails with ESTALE and nothing of it is done.
    */
   expect?: readonly Extent[];
+  /**
+   * When the move makes a file without an extent tree outgrow its inode:
+   * the block its new leaf is expected at — the allocator's first free block
+   * from the file's first new block, as of the moves before it (the
+   * defragmenter's plan predicts it). The moves touching the blocks that
+   * search reads keep their order around this one, and the move fails with
+   * ESTALE (nothing of it done) if the leaf lands elsewhere.
+   */
+  treeBlock?: number;
 }
 
 /** A FileMove in the units the code below works in (runs as {start, length}, like layOut's). */
@@ -85,10 +97,11 @@ interface Move {
   logical?: number;
   length?: number;
   expect?: readonly Extent[];
+  treeBlock?: number;
 }
 
 function toMove(m: FileMove): Move {
-  return { ino: m.ino, target: m.target.map((r) => ({ start: r.startBlock, length: r.lengthBlocks })), logical: m.logicalBlock, length: m.lengthBlocks, expect: m.expect };
+  return { ino: m.ino, target: m.target.map((r) => ({ start: r.startBlock, length: r.lengthBlocks })), logical: m.logicalBlock, length: m.lengthBlocks, expect: m.expect, treeBlock: m.treeBlock };
 }
 
 export interface MoveResult {
@@ -120,6 +133,8 @@ interface Checked {
   copies: Copy[];
   /** Targets taken for this file in this transaction (its earlier moves' too). */
   runs: { start: number; length: number }[];
+  /** Where the new tree leaf must land (the move's treeBlock). */
+  treeBlock?: number;
 }
 
 /** Failure of one move inside a transaction (the transaction is retried without it). */
@@ -144,11 +159,16 @@ export function layOut(extents: readonly Extent[], lb: number, n: number, target
   const have = target.reduce((a, r) => a + r.length, 0);
   if (need !== have) throw new Ext4Error('EINVAL', `target holds ${have} blocks, the range maps ${need}`);
   const sorted = [...target].sort((a, b) => a.start - b.start);
-  for (let i = 0; i < sorted.length; i++) {
+  // the file's own blocks, sorted, swept against the sorted targets (a scan of every extent per
+  // target was quadratic for an eviction into hundreds of runs)
+  const own = extents.map((e) => ({ start: e.physical, length: e.length })).sort((a, b) => a.start - b.start);
+  for (let i = 0, j = 0; i < sorted.length; i++) {
     const r = sorted[i]!;
     if (!Number.isSafeInteger(r.start) || !Number.isSafeInteger(r.length) || r.length <= 0 || r.start < 0) throw new Ext4Error('EINVAL', `bad target run ${r.start}+${r.length}`);
     if (i > 0 && overlaps(sorted[i - 1]!, r)) throw new Ext4Error('EINVAL', `target runs overlap at block ${r.start}`);
-    for (const e of extents) if (overlaps({ start: e.physical, length: e.length }, r)) throw new Ext4Error('EINVAL', `target run ${r.start}+${r.length} overlaps the file's own blocks`);
+    while (j < own.length && own[j]!.start + own[j]!.length <= r.start) j++;
+    for (let k = j; k < own.length && own[k]!.start < r.start + r.length; k++)
+      if (overlaps(own[k]!, r)) throw new Ext4Error('EINVAL', `target run ${r.start}+${r.length} overlaps the file's own blocks`);
   }
   const added: Extent[] = [];
   const copies: Copy[] = [];
@@ -182,7 +202,10 @@ function sameExtents(a: readonly Extent[], b: readonly Extent[]): boolean {
 async function checkAndReserve(tx: Transaction, m: Move, prior?: Checked): Promise<Checked> {
   const fs = tx.fs;
   const inode = prior?.inode ?? (await tx.readInode(m.ino));
-  if (!prior) assertMutableRegularFile(inode, fs.sb, 'file');
+  if (!prior) assertMutableRegularFile(inode, fs.sb, 'file', { blockMapped: true });
+  // a block map's pointers are 32-bit (remap.ts blockMapExclude)
+  const exclude = isExtentMapped(inode) ? undefined : blockMapExclude(fs.sb);
+  for (const r of m.target) if (exclude?.(r.start, r.length)) throw new Ext4Error('EINVAL', `target ${r.start}+${r.length} is past what a block map can point to`, { structure: `inode ${m.ino}`, location: { kind: 'inode', ino: m.ino } });
   const map = prior?.map ?? (await txFileMap(tx, inode));
   const current = prior?.newExtents ?? map.extents;
   const lb = m.logical ?? 0;
@@ -203,7 +226,7 @@ async function checkAndReserve(tx: Transaction, m: Move, prior?: Checked): Promi
     if (got.length !== 1 || got[0]!.start !== r.start || got[0]!.length < r.length) throw new Ext4Error('ENOSPC', `target ${r.start}+${r.length} is not free`, { location: { kind: 'block', block: r.start } });
   }
   await markAllocated(tx, m.target);
-  return { inode, map, ...plan, runs: [...(prior?.runs ?? []), ...m.target] };
+  return { inode, map, ...plan, runs: [...(prior?.runs ?? []), ...m.target], treeBlock: m.treeBlock };
 }
 
 /**
@@ -230,7 +253,8 @@ const PER_FILE_SLACK = 8;
  */
 async function footprints(fs: Filesystem, moves: readonly Move[]): Promise<MoveFootprint[]> {
   const bs = fs.blockSize;
-  const sim = new Map<number, { extents: readonly Extent[]; tree: number[]; size: number } | null>();
+  const first = fs.sb.s_first_data_block, end = fs.sb.blocksCount;
+  const sim = new Map<number, { extents: readonly Extent[]; tree: number[]; size: number; blockMapped: boolean } | null>();
   const out: MoveFootprint[] = [];
   for (const m of moves) {
     let f = sim.get(m.ino);
@@ -238,7 +262,7 @@ async function footprints(fs: Filesystem, moves: readonly Move[]): Promise<MoveF
       try {
         const inode = await fs.readInode(m.ino);
         const map = await fs.fileMap(inode);
-        f = { extents: map.extents, tree: [...map.metadataBlocks], size: inode.size };
+        f = { extents: map.extents, tree: [...map.metadataBlocks], size: inode.size, blockMapped: !isExtentMapped(inode) };
       } catch (e) {
         if (!isExt4Error(e) || !PER_FILE.has(e.code)) throw e;
         f = null; // fails its own check
@@ -257,13 +281,22 @@ async function footprints(fs: Filesystem, moves: readonly Move[]): Promise<MoveF
     for (const e of range ? mappedIn(f.extents, lb, n) : f.extents) frees.push({ start: e.physical, length: e.length });
     for (const e of range ? mappedIn(m.expect ?? [], lb, n) : (m.expect ?? [])) frees.push({ start: e.physical, length: e.length });
     let allocates = false;
+    let span: BlockRun[] | undefined;
     try {
       const next = layOut(f.extents, lb, n, m.target).newExtents;
       let tree = f.tree;
-      if (next.length <= ROOT_CAPACITY) {
+      if (f.blockMapped) {
+        // a block map is positional: the same logical blocks keep the same indirect blocks
+      } else if (next.length <= ROOT_CAPACITY) {
         // the extents fit the inode again: the tree collapses, its blocks are freed
         for (const b of tree) if (b >= 0) frees.push({ start: b, length: 1 });
         tree = [];
+      } else if (!tree.length && m.treeBlock !== undefined && Number.isSafeInteger(m.treeBlock) && m.treeBlock >= first && m.treeBlock < end) {
+        // a predicted leaf: remapInode's goal is the first new block; the allocator searches from
+        // there (wrapping) to the leaf
+        const goal = Math.min(Math.max(next[0]!.physical, first), end - 1), b = m.treeBlock;
+        span = goal <= b ? [{ start: goal, length: b - goal + 1 }] : [{ start: goal, length: end - goal }, { start: first, length: b - first + 1 }];
+        tree = [b];
       } else if (!tree.length) {
         // more extents than the inode holds: a tree block where the allocator puts it (a file
         // with a tree already is taken to fit its leaves, as the planner does; a leaf split onto
@@ -271,11 +304,11 @@ async function footprints(fs: Filesystem, moves: readonly Move[]): Promise<MoveF
         allocates = true;
         tree = [-1];
       }
-      sim.set(m.ino, { extents: next, tree, size: f.size });
+      sim.set(m.ino, { extents: next, tree, size: f.size, blockMapped: f.blockMapped });
     } catch {
       // refused by its own check (layOut again): changes nothing
     }
-    out.push({ file: m.ino, frees, target, allocates });
+    out.push({ file: m.ino, frees, target, allocates, span });
   }
   return out;
 }
@@ -349,11 +382,16 @@ export async function moveFiles(fs: Filesystem, fileMoves: readonly FileMove[], 
           copies.push(...c.copies);
           copyBlocks += c.copies.reduce((a, x) => a + x.length, 0);
         }
+        // the copy's reads begin now, while the maps are rewritten and the commit is prepared
+        // (nothing is written until the commit runs it: a transaction that fails has only read)
+        const copy = copies.length ? startCopy(fs, copies) : null;
         // 2. the new maps, one rewrite per file (a failure is its first move's here)
         for (const [ino, { c }] of last) {
           const index = firstOf.get(ino)!;
           try {
             await remapInode(tx, c.inode, c.map, c.newExtents);
+            if (c.treeBlock !== undefined && !(await txFileMap(tx, c.inode)).metadataBlocks.includes(c.treeBlock))
+              throw new Ext4Error('ESTALE', `inode ${ino}: its extent-tree leaf did not land on block ${c.treeBlock} as planned`, { structure: `inode ${ino}`, location: { kind: 'inode', ino } });
             touch(tx, c.inode);
             await tx.writeInode(c.inode);
           } catch (e) {
@@ -362,7 +400,7 @@ export async function moveFiles(fs: Filesystem, fileMoves: readonly FileMove[], 
           }
         }
         // 3. the copy, written by the commit as ordered data once the journal accepted the size
-        if (copies.length) produceOrderedData(tx, () => copyRuns(fs, copies));
+        if (copy) produceOrderedData(tx, () => copy.run());
         for (const { index, c } of taken) {
           results[index] = { ino: moves[index]!.ino, moved: true, bytes: c.copies.reduce((a, x) => a + x.length, 0) * bs };
           ran.push(index);

@@ -15,7 +15,11 @@
  * the executor applies them in order, each from the map the one before
  * leaves. A move that may allocate blocks nobody planned (an extent-tree
  * block: the allocator picks it) runs no earlier than every move before it,
- * so it cannot take their targets first.
+ * so it cannot take their targets first. A move whose tree block was
+ * predicted (the allocator's first free block from a goal) declares the
+ * blocks that search reads (`span`): the moves touching them keep their plan
+ * order around it, in other waves, as do its file's other moves, so the
+ * search meets the state the prediction saw.
  *
  * Moves of one wave touch disjoint blocks, so any order of them that keeps
  * each file's moves in plan order — and any split of a wave into
@@ -39,6 +43,12 @@ export interface MoveFootprint {
   target: readonly BlockRun[];
   /** It may allocate blocks outside its target (an extent-tree block). */
   allocates?: boolean;
+  /**
+   * Blocks whose state its own allocation depends on (from the allocator's goal to the block it
+   * is predicted to take): ordered like blocks it frees or takes, and its file's moves before and
+   * after it run in other waves (a file's moves of one transaction are remapped as one).
+   */
+  span?: readonly BlockRun[];
 }
 
 /** Why move j waits for move i. */
@@ -102,11 +112,13 @@ export function scheduleMoves(moves: readonly MoveFootprint[]): Schedule {
   const after: { move: number; kind: DependencyKind }[][] = [];
   const touch = new LastTouch();
   const lastOfFile = new Map<number, number>();
+  /** Files whose last move so far had a span: their next move goes to a later wave. */
+  const spanned = new Set<number>();
   let maxWave = -1;
   let lastMove = -1;
   for (let j = 0; j < moves.length; j++) {
     const m = moves[j]!;
-    const runs = [...m.frees, ...m.target].filter((r) => r.length > 0);
+    const runs = [...m.frees, ...m.target, ...(m.span ?? [])].filter((r) => r.length > 0);
     const near = new Set<number>();
     for (const r of runs) touch.touching(r.start, r.start + r.length, near);
     const deps = new Map<number, DependencyKind>();
@@ -121,7 +133,7 @@ export function scheduleMoves(moves: readonly MoveFootprint[]): Schedule {
     const prev = lastOfFile.get(m.file);
     if (prev !== undefined) {
       deps.set(prev, 'file');
-      w = Math.max(w, wave[prev]!);
+      w = Math.max(w, wave[prev]! + (m.span || spanned.has(m.file) ? 1 : 0));
     }
     if (m.allocates && lastMove >= 0) {
       // no earlier than every earlier move: their targets are reserved before its tree block is placed
@@ -132,6 +144,8 @@ export function scheduleMoves(moves: readonly MoveFootprint[]): Schedule {
     after.push([...deps].map(([move, kind]) => ({ move, kind })));
     for (const r of runs) touch.assign(r.start, r.start + r.length, j);
     lastOfFile.set(m.file, j);
+    if (m.span) spanned.add(m.file);
+    else spanned.delete(m.file);
     maxWave = Math.max(maxWave, w);
     lastMove = j;
   }

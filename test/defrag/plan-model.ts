@@ -5,7 +5,7 @@
  * and a replay that checks a plan against the rules the executor (moveFiles) enforces.
  */
 import { expect } from 'vitest';
-import { FreeIndex, type Plan, type PlanFile, type Run } from '../../lib/ops/defrag-plan.js';
+import { FreeIndex, planDefrag, type Plan, type PlanFile, type PlanOptions, type Run } from '../../lib/ops/defrag-plan.js';
 import { layOut } from '../../lib/ops/move-batch.js';
 import { fragmentCount, mappedBlocks, mergeAdjacent } from '../../lib/ext4/extent-map.js';
 import type { Extent } from '../../lib/ext4/extents.js';
@@ -93,16 +93,29 @@ export function fragmentedModel(seed: number, blocks: number, fill: number, writ
 }
 
 /**
+ * The block remapInode's allocator gives a new tree leaf: the first free block at or after the
+ * goal (the file's first extent's block), wrapping — computed here on the free index alone.
+ */
+function allocatorPick(idx: FreeIndex, goal: number): number {
+  const r = idx.runs.find((x) => x.start + x.length > goal);
+  return r ? Math.max(goal, r.start) : idx.runs[0]!.start;
+}
+
+/**
  * Replay a plan on a fresh copy of the model's free space, as the executor runs it: every target
  * is free when its step runs and is none of the file's own blocks (moveFiles refuses that), each
  * step starts from the map the previous steps left (its `expect`), the blocks it gives up and the
- * tree blocks a collapsing tree frees go back. Returns the blocks copied and the free index at the end.
+ * tree blocks a collapsing tree frees go back. A file outgrowing the inode gets its leaf where
+ * the allocator puts it (its first free block from the file's first block, the step's own old
+ * blocks still held): a step's predicted `treeBlock` must be that block. Returns the blocks copied,
+ * the free index and each file's map and tree blocks at the end, and the leaves the plan did not
+ * predict. `final`: the plan is the whole run, its prediction is checked.
  */
-export function replay(m: Model, plan: Plan): { moved: number; free: FreeIndex } {
+export function replay(m: Model, plan: Plan, final = true): { moved: number; free: FreeIndex; maps: Extent[][]; trees: number[][]; unpredicted: number } {
   const idx = new FreeIndex(m.free);
   const maps = m.files.map((f) => f.extents);
   const trees = m.files.map((f) => f.treeBlocks.slice());
-  let moved = 0;
+  let moved = 0, unpredicted = 0;
   for (const s of plan.steps) {
     expect(s.expect, `step on file ${s.file} starts from its current map`).toEqual(maps[s.file]);
     const { newExtents, freed } = layOut(s.expect, s.logical, s.length, s.target);
@@ -111,6 +124,13 @@ export function replay(m: Model, plan: Plan): { moved: number; free: FreeIndex }
       idx.take(t.start, t.length);
       moved += t.length;
     }
+    if (newExtents.length > 4 && !trees[s.file]!.length) {
+      const leaf = allocatorPick(idx, newExtents[0]!.physical);
+      if (s.treeBlock === undefined) unpredicted++;
+      else expect(s.treeBlock, `file ${s.file}'s new leaf`).toBe(leaf);
+      idx.take(leaf, 1);
+      trees[s.file] = [leaf];
+    } else expect(s.treeBlock, `step on file ${s.file} grows no tree`).toBeUndefined();
     for (const f of freed) idx.give(f.physical, f.length);
     maps[s.file] = newExtents;
     if (newExtents.length <= 4 && trees[s.file]!.length) {
@@ -119,9 +139,30 @@ export function replay(m: Model, plan: Plan): { moved: number; free: FreeIndex }
     }
   }
   expect(maps).toEqual(plan.after);
-  expect({ freeExtents: idx.count, largestFree: idx.largest, freeBlocks: idx.total }).toEqual({ freeExtents: plan.predicted.freeExtents, largestFree: plan.predicted.largestFree, freeBlocks: plan.predicted.freeBlocks });
-  expect(plan.predicted.extents).toBe(maps.reduce((a, x) => a + fragmentCount(x), 0));
-  return { moved, free: idx };
+  if (final) {
+    expect({ freeExtents: idx.count, largestFree: idx.largest, freeBlocks: idx.total }).toEqual({ freeExtents: plan.predicted.freeExtents, largestFree: plan.predicted.largestFree, freeBlocks: plan.predicted.freeBlocks });
+    expect(plan.predicted.extents).toBe(maps.reduce((a, x) => a + fragmentCount(x), 0));
+  }
+  return { moved, free: idx, maps, trees, unpredicted };
+}
+
+/**
+ * A real run on the model, as defrag() drives it: plan (stopping where a tree grows unpredicted),
+ * execute (replay: unpredicted leaves land where the allocator puts them), plan again from the
+ * result, until a plan is complete. Returns the rounds, the blocks copied in all, and the last
+ * round's plan and end state.
+ */
+export function runRounds(m: Model, opts: PlanOptions, maxRounds = 200): { rounds: number; moved: number; steps: number; last: Plan; end: Model } {
+  let cur = m, moved = 0, steps = 0;
+  for (let round = 1; ; round++) {
+    const plan = planDefrag(cur.files, cur.free, cur.bounds, { ...opts, stopAtTreeGrowth: true });
+    const r = replay(cur, plan, plan.complete);
+    moved += r.moved;
+    steps += plan.steps.length;
+    const end: Model = { files: cur.files.map((f, i) => ({ ...f, extents: r.maps[i]!, treeBlocks: r.trees[i]! })), free: r.free.runs, bounds: cur.bounds };
+    if (plan.complete || round >= maxRounds) return { rounds: round, moved, steps, last: plan, end };
+    cur = end;
+  }
 }
 
 /** Blocks of the files that are not ideal (more than one extent for files under 128 MiB). */

@@ -10,7 +10,7 @@ import { Filesystem } from '../../lib/node.js';
 import { defrag } from '../../lib/ops/defrag.js';
 import { planDefrag, FreeIndex } from '../../lib/ops/defrag-plan.js';
 import type { Extent } from '../../lib/ext4/extents.js';
-import { fragmentedBlocks, fragmentedModel, replay } from './plan-model.js';
+import { fragmentedBlocks, fragmentedModel, replay, runRounds } from './plan-model.js';
 import { fragImage, fragImageSkipReason, measureFragImage, meetsTargets } from '../helpers/frag-images.js';
 import { expectE2fsckClean, oracleGate, sha256File } from '../helpers/tools.js';
 import { cliInProcess as cli } from '../cli/helpers.js';
@@ -62,7 +62,7 @@ describe('defrag planner on a model', () => {
     it(`${fill * 100} % full synthetic models: targets met, each byte moved about once`, () => {
       for (const seed of [1, 2, 3]) for (const blocks of [4096, 16384]) {
         const m = fragmentedModel(seed, blocks, fill);
-        const plan = planDefrag(m.files, m.free, m.bounds, { idealExtentBlocks: 32768, wholeFs: true });
+        const plan = planDefrag(m.files, m.free, m.bounds, { idealExtentBlocks: 32768, wholeFs: true, leafExtents: 339 });
         const where = `seed ${seed}, ${blocks} blocks`;
         expect(plan.complete, where).toBe(true);
         expect(plan.skipped, where).toEqual([]);
@@ -77,6 +77,29 @@ describe('defrag planner on a model', () => {
       }
     });
   }
+
+  // A step that pushes a tree-less file past the inode's four extents makes remapInode allocate a
+  // leaf. Unpredicted, the real run stopped there, executed, and planned afresh from the disk: on
+  // the 4 GiB 90 % image 115 rounds copied 4.7x what the dry run planned. The model now places the
+  // leaf where the allocator will (replay checks the block), so one plan runs to the end.
+  it('a file outgrowing its inode: the leaf is predicted, the real run is the dry run (one round)', () => {
+    let leaves = 0;
+    // models (writers, fill, seed, blocks) whose plans grow trees
+    for (const [writers, fill, seed, blocks] of [[4, 0.9, 5, 4096], [8, 0.9, 1, 4096], [8, 0.95, 2, 16384], [8, 0.95, 5, 16384]] as const) {
+      const m = fragmentedModel(seed, blocks, fill, writers);
+      const where = `${writers} writers, ${fill}, seed ${seed}, ${blocks} blocks`;
+      const opts = { idealExtentBlocks: 32768, wholeFs: true, leafExtents: 339 };
+      const dry = planDefrag(m.files, m.free, m.bounds, opts);
+      const run = runRounds(m, opts);
+      expect(run.rounds, where).toBe(1);
+      expect(run.steps, where).toBe(dry.steps.length);
+      expect(run.moved, where).toBe(replay(m, dry).moved);
+      expect(run.last.predicted, where).toEqual(dry.predicted);
+      expect(run.last.skipped, where).toEqual([]);
+      leaves += dry.steps.filter((s) => s.treeBlock !== undefined).length;
+    }
+    expect(leaves, 'the models grow trees').toBeGreaterThan(0);
+  });
 
   it('contiguous files stay where the free space allows it', () => {
     // 0..9 unmovable; X contiguous at 10..13; Y fragmented (14, 16, 18); Z contiguous far up (40..43).
@@ -122,6 +145,26 @@ describe.skipIf(!!why)('defrag on kernel-fragmented full images', () => {
       expect(s.bytesMoved).toBeLessThanOrEqual(1.8 * fragmented);
     }, 180_000);
   }
+
+  it('32 MiB 90 %, seed 1 (files outgrow their inodes): the real run makes the dry run\'s moves in one round', async () => {
+    const im = fragImage({ sizeMiB: 32, fill: 0.9, seed: 1 })!;
+    const fs = await Filesystem.open(im.image, { write: true });
+    const dry = await defrag(fs, { dryRun: true });
+    expect(dry.plan.filter((p) => p.treeBlock !== undefined).length, 'the plan grows trees').toBeGreaterThan(0);
+    const s = await defrag(fs);
+    await fs.close();
+    expect(s.errors).toEqual([]);
+    // one round: exactly the planned moves (a replan would append a second round's), copying what was planned
+    expect(s.plan).toEqual(dry.plan);
+    expect(s.moves).toBe(dry.plan.length);
+    expect(s.bytesMoved).toBe(dry.plan.reduce((a, p) => a + p.blocks, 0) * im.blockSize);
+    expect({ extents: s.extentsAfter, freeExtents: s.freeExtentsAfter, largestFree: s.largestFreeAfter }).toEqual(dry.predicted);
+    expectE2fsckClean(im.image, 'after defrag');
+    const after = measureFragImage(im.image, { hash: true, maps: true });
+    for (const f of after.perFile) expect(f.sha256, f.path).toBe(im.expectedSha256[f.path]);
+    expect(after.perFile.length).toBe(Object.keys(im.expectedSha256).length);
+    expect(meetsTargets(after).why).toEqual([]);
+  }, 180_000);
 
   it('the CLI: --dry-run prints the plan and its predicted result, changes nothing; the real run ends there', async () => {
     const im = fragImage({ sizeMiB: 32, fill: 0.7, seed: 3 })!;

@@ -194,4 +194,17 @@ describe('move schedule (block model)', () => {
     // and within its wave it comes after them (plan order)
     expect(s.waves[1]).toEqual([1, 2]);
   });
+
+  it('a move with a predicted tree leaf: moves touching its search span keep their order in other waves, its file\'s other moves too', () => {
+    // move 2 grows file 3's tree: the allocator searches 50..60 (goal 50, predicted leaf 60)
+    const moves: MoveFootprint[] = [
+      { file: 1, frees: [{ start: 55, length: 1 }], target: [{ start: 100, length: 1 }] }, // frees a block in the span: before
+      { file: 3, frees: [{ start: 3, length: 1 }], target: [{ start: 300, length: 1 }] }, // same file, disjoint blocks
+      { file: 3, frees: [{ start: 4, length: 1 }], target: [{ start: 50, length: 1 }], span: [{ start: 50, length: 11 }] },
+      { file: 4, frees: [{ start: 5, length: 1 }], target: [{ start: 58, length: 1 }] }, // takes a block in the span: after
+      { file: 3, frees: [{ start: 6, length: 1 }], target: [{ start: 600, length: 1 }] }, // same file, after
+      { file: 5, frees: [{ start: 7, length: 1 }], target: [{ start: 700, length: 1 }] }, // unrelated: first wave
+    ];
+    expect(scheduleMoves(moves).wave).toEqual([0, 0, 1, 2, 2, 0]);
+  });
 });
