@@ -26,7 +26,8 @@ export type ErrorCode =
   | 'ENAMETOOLONG'
   | 'ENOMEM'
   | 'E2BIG'
-  | 'ENOTEMPTY' | 'EMLINK' | 'EXDEV'; // namespace operations (lib/ops/namespace.ts)
+  | 'ENOTEMPTY' | 'EMLINK' | 'EXDEV' // namespace operations (lib/ops/namespace.ts)
+  | 'ENODATA' | 'ERANGE' | 'EACCES'; // xattrs (lib/ops/attrs.ts): no such attribute; name too long or empty; a default ACL on a non-directory
 
 /** Where a problem is. Block numbers are filesystem blocks unless the kind says otherwise. */
 export type Location =

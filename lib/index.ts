@@ -83,3 +83,25 @@ export {
 export { info, list, stat, extents, type FsInfo, type ListEntry, type ListOptions, type StatResult, type XattrView, type DeviceNumber, type MappingKind } from './ops/inspect.js';
 export { replayImage } from './ops/replay.js';
 export { checkFilesystem, type CheckReport, type CheckProblem } from './ops/check.js';
+
+// Namespace writes (one transaction each; the …Tx forms batch many in one fs.transact), attributes, whole files
+export {
+  createFile, mkdir, symlink, mknod, unlink, rmdir, link, rename, removeTree, holdInode,
+  createFileTx, mkdirTx, symlinkTx, mknodTx, unlinkTx, rmdirTx, linkTx, renameTx, lookupTx,
+  type CreateOptions, type CreateFileOptions, type MknodOptions, type SpecialType, type RenameOptions, type RemoveTreeOptions, type RemoveTreeProgress,
+} from './ops/namespace.js';
+export {
+  chmod, chown, utimes, getXattr, listXattrs, setXattr, removeXattr,
+  chmodTx, chownTx, utimesTx, getXattrTx, listXattrsTx, setXattrTx, removeXattrTx,
+  type AttrOptions, type TimeArg, type SetXattrOptions,
+} from './ops/attrs.js';
+export { writeFile, appendFile, writeFileTx, type WriteFileOptions, type WriteFileData } from './ops/write-file.js';
+export { importTree, type ImportOptions } from './ops/import-tree.js';
+export { exportTree } from './ops/export-tree.js';
+export type { TreeEntry, TreeEntryType, TreeXattr, TreeSummary } from './ops/tree-entry.js';
+
+// node:fs/promises over an image
+export {
+  Volume, VolumePromises, VolumeFileHandle, VolumeError, Stats, BigIntStats, Dirent as VolumeDirent,
+  type VolumeOptions, type WriteData, type PathArg, type OpenFlags, type Encoding,
+} from './ops/fs-volume.js';

@@ -35,6 +35,17 @@ export const COMMANDS: Readonly<Record<string, () => Promise<CommandModule>>> = 
   draw: () => import('./commands/draw.js'),
   defrag: () => import('./commands/defrag.js'),
   check: () => import('./commands/check.js'),
+  import: () => import('./commands/import.js'),
+  export: () => import('./commands/export.js'),
+  cp: () => import('./commands/cp.js'),
+  mkdir: () => import('./commands/mkdir.js'),
+  rm: () => import('./commands/rm.js'),
+  mv: () => import('./commands/mv.js'),
+  ln: () => import('./commands/ln.js'),
+  chmod: () => import('./commands/chmod.js'),
+  chown: () => import('./commands/chown.js'),
+  touch: () => import('./commands/touch.js'),
+  xattr: () => import('./commands/xattr.js'),
 };
 
 /**

@@ -24,7 +24,7 @@ import {
 } from './bitmap.js';
 import { blocksInGroup, clustersInGroup, flexGroupSize, groupFirstBlock, groupOfBlock } from './geometry.js';
 import { checkGroupTables, describeFixed, firstUnmarkedFixed, fixedMetadataExtents, FixedIndex, type FixedExtent, type GroupTables } from './fixed-metadata.js';
-import { InodeBaseLayout } from './inode.js';
+import { INODE_FLAGS, InodeBaseLayout } from './inode.js';
 import type { Run } from './extent-map.js';
 import { FreeRuns, findFreeIn, scanFreeWith, splitAround } from './free-space.js';
 export { scanFreeWith, type FreeScanSource } from './free-space.js';
@@ -262,6 +262,9 @@ export async function findFree(tx: Transaction, opts: FindOptions): Promise<Run[
 async function markRuns(tx: Transaction, runs: readonly Run[], allocate: boolean): Promise<void> {
   const sb = tx.fs.sb;
   const { index } = await allocGuard(tx.fs);
+  // Bitmap checksums once per group touched, after all the runs (a finalise frees thousands of
+  // runs in a few groups: one crc of the bitmap each, not one per run).
+  const touched = new Map<number, { gd: GroupDesc; bm: Uint8Array }>();
   for (const r of runs) {
     let b = r.start;
     const end = r.start + r.length;
@@ -294,10 +297,11 @@ async function markRuns(tx: Transaction, runs: readonly Run[], allocate: boolean
       if (allocate && gd.freeBlocks < n) throw new Ext4Error('EFSCORRUPTED', `group ${g} free count ${gd.freeBlocks} below allocation`, { structure: 'group descriptor', location: { kind: 'group', group: g } });
       gd.freeBlocks += allocate ? -n : n;
       tx.freeBlocksDelta += allocate ? -n : n;
-      refreshBlockBitmapCsum(tx, gd, bm);
+      touched.set(g, { gd, bm });
       b = stop;
     }
   }
+  for (const { gd, bm } of touched.values()) refreshBlockBitmapCsum(tx, gd, bm);
 }
 
 /** Mark runs allocated. */
@@ -438,3 +442,192 @@ export async function freeInode(tx: Transaction, ino: number, wasDir: boolean): 
   if (sb.hasMetadataCsum) gd.inodeBitmapCsum = inodeBitmapChecksum(bm, fs.fsSeed, sb.s_inodes_per_group);
 }
 
+
+// ---------------------------------------------------------------------------------------------- inode goals (ialloc.c)
+
+/** A group descriptor as of `tx` without taking a private copy (a copy would be written back). */
+async function peekGroup(tx: Transaction, g: number): Promise<GroupDesc> {
+  return tx.groups.get(g) ?? tx.fs.group(g);
+}
+
+/**
+ * The kernel's in-memory i_last_alloc_group, per open filesystem and parent
+ * directory: where the last inode created under that directory went (reset
+ * at every open, as it is at every mount).
+ */
+const lastAllocGroup = new WeakMap<object, Map<number, number>>();
+
+function lastAllocOf(tx: Transaction, dir: number): number | undefined {
+  return lastAllocGroup.get(tx.fs)?.get(dir);
+}
+
+/** Remember where an inode under `dir` went (__ext4_new_inode's got_group). */
+export function noteInodeGroup(tx: Transaction, dir: number, group: number): void {
+  let m = lastAllocGroup.get(tx.fs);
+  if (!m) lastAllocGroup.set(tx.fs, (m = new Map()));
+  m.set(dir, group);
+}
+
+interface OrlovStats {
+  freeInodes: number;
+  freeBlocks: number;
+  usedDirs: number;
+}
+
+/** get_orlov_stats: the sums over flex group `fg` (or group `fg` without flex_bg). */
+async function orlovStats(tx: Transaction, fg: number, flex: number): Promise<OrlovStats> {
+  const s: OrlovStats = { freeInodes: 0, freeBlocks: 0, usedDirs: 0 };
+  const n = tx.fs.sb.groupCount;
+  for (let g = fg * flex; g < Math.min(n, (fg + 1) * flex); g++) {
+    const gd = await peekGroup(tx, g);
+    s.freeInodes += gd.freeInodes;
+    s.freeBlocks += gd.freeBlocks;
+    s.usedDirs += gd.usedDirs;
+  }
+  return s;
+}
+
+/** What the inode goal needs to know about the new inode. */
+export interface InodeGoalRequest {
+  /** The parent directory's inode number and flags (TOPDIR). */
+  parent: { ino: number; flags: number };
+  dir: boolean;
+  /** half_md4 of the new entry's name with the filesystem's seed: where Orlov starts looking for a top-level directory. */
+  nameHash?: number;
+}
+
+const ROOT_INO = 2;
+
+/**
+ * find_group_orlov (fs/ext4/ialloc.c). A directory under the root (or a
+ * TOPDIR one) goes to the (flex) group with the fewest directories among
+ * those with at least the average free inodes and blocks, the search
+ * starting at the name's hash, so top-level directories spread out; deeper
+ * directories (and files whose parent's flex group is full) stay near the
+ * parent unless its (flex) group already holds too many directories or too
+ * little room. Inodes are packed at the start of the chosen flex group.
+ */
+async function findGroupOrlov(tx: Transaction, req: InodeGoalRequest): Promise<number> {
+  const sb = tx.fs.sb;
+  const real = sb.groupCount;
+  const flex = flexGroupSize(sb);
+  const ipg = sb.s_inodes_per_group;
+  const ngroups = Math.ceil(real / flex);
+  let parentGroup = Math.floor(Math.floor((req.parent.ino - 1) / ipg) / flex);
+  let freei = 0, freeb = 0, ndirs = 0;
+  for (let g = 0; g < real; g++) {
+    const gd = await peekGroup(tx, g);
+    freei += gd.freeInodes;
+    freeb += gd.freeBlocks;
+    ndirs += gd.usedDirs;
+  }
+  const avefreei = Math.floor(freei / ngroups);
+  const avefreeb = Math.floor(freeb / ngroups);
+  const packInFlex = async (fg: number): Promise<number | null> => {
+    if (flex === 1) return fg;
+    for (let i = 0; i < flex && fg * flex + i < real; i++) if ((await peekGroup(tx, fg * flex + i)).freeInodes) return fg * flex + i;
+    return null;
+  };
+  if (req.dir && (req.parent.ino === ROOT_INO || req.parent.flags & INODE_FLAGS.TOPDIR)) {
+    let bestNdir = ipg, grp = -1;
+    const start = req.nameHash !== undefined ? (req.nameHash >>> 0) % ngroups : parentGroup;
+    for (let i = 0; i < ngroups; i++) {
+      const g = (start + i) % ngroups;
+      const st = await orlovStats(tx, g, flex);
+      if (!st.freeInodes || st.usedDirs >= bestNdir || st.freeInodes < avefreei || st.freeBlocks < avefreeb) continue;
+      grp = g;
+      bestNdir = st.usedDirs;
+    }
+    if (grp >= 0) {
+      const got = await packInFlex(grp);
+      if (got !== null) return got;
+    }
+  } else {
+    const maxDirs = Math.floor(ndirs / ngroups) + Math.floor((ipg * flex) / 16);
+    const minInodes = Math.max(1, avefreei - Math.floor((ipg * flex) / 4));
+    const minBlocks = avefreeb - Math.floor((sb.s_blocks_per_group * flex) / 4);
+    const last = lastAllocOf(tx, req.parent.ino);
+    if (last !== undefined) parentGroup = Math.floor(last / flex);
+    for (let i = 0; i < ngroups; i++) {
+      const g = (parentGroup + i) % ngroups;
+      const st = await orlovStats(tx, g, flex);
+      if (st.usedDirs >= maxDirs || st.freeInodes < minInodes || st.freeBlocks < minBlocks) continue;
+      const got = await packInFlex(g);
+      if (got !== null) return got;
+      break;
+    }
+  }
+  // fallback: the first group from the parent's with at least the average free inodes, then any.
+  const pg = Math.floor((req.parent.ino - 1) / ipg);
+  for (const ave of [Math.floor(freei / real), 0]) {
+    for (let i = 0; i < real; i++) {
+      const g = (pg + i) % real;
+      const f = (await peekGroup(tx, g)).freeInodes;
+      if (f && f >= ave) return g;
+    }
+  }
+  return pg;
+}
+
+/**
+ * find_group_other: a file goes into its parent's flex group (the first of
+ * its groups with a free inode), else the last group used under that parent,
+ * else Orlov's search; without flex_bg the parent's group if it has free
+ * inodes and blocks, else a quadratic hash from it, else any group with a
+ * free inode.
+ */
+async function findGroupOther(tx: Transaction, req: InodeGoalRequest): Promise<number> {
+  const sb = tx.fs.sb;
+  const n = sb.groupCount;
+  const flex = flexGroupSize(sb);
+  const pg = Math.floor((req.parent.ino - 1) / sb.s_inodes_per_group);
+  if (flex > 1) {
+    const tries = [pg];
+    const last = lastAllocOf(tx, req.parent.ino);
+    if (last !== undefined) tries.push(last);
+    for (const t of tries) {
+      const first = t - (t % flex);
+      for (let g = first; g < Math.min(n, first + flex); g++) if ((await peekGroup(tx, g)).freeInodes) return g;
+    }
+    return findGroupOrlov(tx, { ...req, dir: false });
+  }
+  const ok = async (g: number, blocks: boolean) => {
+    const gd = await peekGroup(tx, g);
+    return gd.freeInodes > 0 && (!blocks || gd.freeBlocks > 0);
+  };
+  if (await ok(pg, true)) return pg;
+  let g = (pg + req.parent.ino) % n;
+  for (let i = 1; i < n; i <<= 1) {
+    g += i;
+    if (g >= n) g -= n;
+    if (await ok(g, true)) return g;
+  }
+  g = pg;
+  for (let i = 0; i < n; i++) {
+    if (++g >= n) g = 0;
+    if (await ok(g, false)) return g;
+  }
+  return pg;
+}
+
+/** The group a new inode should go to, as __ext4_new_inode chooses it (Orlov for directories). */
+export function inodeGoalGroup(tx: Transaction, req: InodeGoalRequest): Promise<number> {
+  return req.dir ? findGroupOrlov(tx, req) : findGroupOther(tx, req);
+}
+
+/**
+ * ext4_inode_to_goal_block: the first block of the inode's group — with
+ * flex groups of 4 or more, of its flex group, a regular file starting one
+ * group further in (the flex group's first group is kept for directories).
+ * (The kernel adds a per-process colour only without delalloc.)
+ */
+export function inodeGoalBlock(sb: Filesystem['sb'], ino: number, regular: boolean): number {
+  let g = Math.floor((ino - 1) / sb.s_inodes_per_group);
+  const flex = flexGroupSize(sb);
+  if (flex >= 4) {
+    g -= g % flex;
+    if (regular) g++;
+  }
+  if (g >= sb.groupCount) g = 0;
+  return groupFirstBlock(sb, g);
+}

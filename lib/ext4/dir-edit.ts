@@ -19,8 +19,10 @@
  *
  * Checksums (dirent tails, dx tails) are refreshed for every block an edit
  * touched before it returns. The directory inode is written (size, map,
- * INDEX flag) by every call that changes it. Inline-data, encrypted and
- * casefolded directories are refused (EOPNOTSUPP).
+ * INDEX flag) by every call that changes it. Inline-data directories are
+ * edited in the inode (inline-data-dir.ts) and moved to a block when they
+ * outgrow it, as ext4_try_add_inline_entry / ext4_convert_inline_dir do.
+ * Encrypted and casefolded directories are refused (EOPNOTSUPP).
  */
 import { Ext4Error, type Location } from '../errors.js';
 import type { Transaction } from './transaction.js';
@@ -43,6 +45,7 @@ import { bytesEqual } from './bytes.js';
 import { allocateBlocks } from './alloc.js';
 import { blockMapExclude, remapInode, setSize, txFileMap } from './remap.js';
 import { groupFirstBlock, groupOfInode } from './geometry.js';
+import { convertInlineDir, inlineAdd, inlineDotDot, inlineEntries, inlineFind, inlineRemove, inlineSet } from './inline-data-dir.js';
 
 /** A live entry found by name: where it is and what it names. */
 export interface FoundEntry {
@@ -71,6 +74,39 @@ export function direntType(type: Inode['type']): number {
   }
 }
 
+/**
+ * Directory blocks this transaction has verified (checksum, entry shapes) or written itself: a
+ * leaf is checked once per transaction, as the kernel checks a buffer once (buffer_verified),
+ * not at every lookup and insert of a bulk import.
+ */
+const verified = new WeakMap<Transaction, Set<number>>();
+
+function verifiedBlocks(tx: Transaction): Set<number> {
+  let s = verified.get(tx);
+  if (!s) verified.set(tx, (s = new Set()));
+  return s;
+}
+
+/**
+ * Directory maps read in this transaction, for maps held wholly in the inode (no tree or
+ * indirect blocks): while i_block, the flags and the size are unchanged, so is the map. Saves
+ * walking the map again at every lookup and insert. Read-only to users.
+ */
+const maps = new WeakMap<Transaction, Map<number, { iblock: Uint8Array; flags: number; size: number; map: FileMap }>>();
+
+function cachedMap(tx: Transaction, dir: Inode): FileMap | null {
+  const c = maps.get(tx)?.get(dir.ino);
+  return c && c.size === dir.size && c.flags === dir.flags && bytesEqual(c.iblock, dir.base.i_block) ? c.map : null;
+}
+
+function rememberMap(tx: Transaction, dir: Inode, map: FileMap): FileMap {
+  let m = maps.get(tx);
+  if (!m) maps.set(tx, (m = new Map()));
+  if (map.metadataBlocks.length === 0) m.set(dir.ino, { iblock: dir.base.i_block.slice(), flags: dir.flags, size: dir.size, map });
+  else m.delete(dir.ino);
+  return map;
+}
+
 /** One directory being edited in one transaction: its map and the blocks touched so far. */
 class DirEdit {
   readonly bs: number;
@@ -95,7 +131,7 @@ class DirEdit {
     if (dir.flags & (INODE_FLAGS.ENCRYPT | INODE_FLAGS.CASEFOLD)) throw new Ext4Error('EOPNOTSUPP', `directory ${dir.ino} is encrypted or casefolded: not supported yet`, where);
     if (dir.size % tx.fs.blockSize !== 0 || dir.size === 0) throw new Ext4Error('EFSCORRUPTED', `directory size ${dir.size} is not a positive multiple of the block size`, where);
     const e = new DirEdit(tx, dir);
-    e.map = await txFileMap(tx, dir);
+    e.map = cachedMap(tx, dir) ?? rememberMap(tx, dir, await txFileMap(tx, dir));
     return e;
   }
 
@@ -123,17 +159,23 @@ class DirEdit {
   }
 
   async write(lb: number, kind: 'leaf' | 'dx'): Promise<Uint8Array> {
-    const b = await this.tx.block(this.phys(lb));
+    const phys = this.phys(lb);
+    const b = await this.tx.block(phys);
     this.dirty.set(lb, kind);
+    verifiedBlocks(this.tx).add(phys);
     return b;
   }
 
   parseLeaf(lb: number, blk: Uint8Array): DirEntry[] {
     const fs = this.tx.fs;
-    return readDirBlock(blk, {
+    const seen = verifiedBlocks(this.tx);
+    const phys = this.phys(lb);
+    const entries = readDirBlock(blk, {
       blockSize: this.bs, hasFiletype: this.hasFiletype, csum: this.csumSeed === null ? null : { seed: this.csumSeed },
-      verify: fs.verify && !this.dirty.has(lb), where: this.where(lb), inodesCount: fs.sb.s_inodes_count,
+      verify: fs.verify && !this.dirty.has(lb) && !seen.has(phys), where: this.where(lb), inodesCount: fs.sb.s_inodes_count,
     }).entries;
+    seen.add(phys);
+    return entries;
   }
 
   /** End of the entry area of a leaf (before the checksum tail). */
@@ -153,8 +195,9 @@ class DirEdit {
     await remapInode(tx, this.dir, this.map, [...this.map.extents, add]);
     setSize(tx, this.dir, this.dir.size + this.bs);
     this.inodeChanged = true;
-    this.map = await txFileMap(tx, this.dir);
+    this.map = rememberMap(tx, this.dir, await txFileMap(tx, this.dir));
     tx.setBlock(run!.start, image);
+    verifiedBlocks(tx).add(run!.start);
     return lb;
   }
 
@@ -438,6 +481,11 @@ async function addIndexed(d: DirEdit, name: Uint8Array, ino: number, ft: number)
 export async function addDirEntry(tx: Transaction, dir: Inode, name: Uint8Array, ino: number, fileType: number): Promise<void> {
   checkName(name);
   if (isDots(name)) throw new Ext4Error('EEXIST', `"${name.length === 1 ? '.' : '..'}" always exists`);
+  if (hasInlineData(dir)) {
+    refuseSpecial(dir);
+    if (await inlineAdd(tx, dir, name, ino, fileType)) return;
+    await convertInlineDir(tx, dir);
+  }
   const d = await DirEdit.open(tx, dir);
   if (d.indexed) await addIndexed(d, name, ino, fileType);
   else await addLinear(d, name, ino, fileType);
@@ -461,6 +509,7 @@ async function find(d: DirEdit, name: Uint8Array): Promise<FoundEntry | null> {
       verify: fs.verify,
       blockCount: d.nblocks,
       inodesCount: fs.sb.s_inodes_count,
+      parseLeaf: (lb, blk) => d.parseLeaf(lb, blk),
     });
     return hit ? { ino: hit.inode, fileType: hit.fileType, block: hit.block, offset: hit.offset } : null;
   }
@@ -475,6 +524,11 @@ async function find(d: DirEdit, name: Uint8Array): Promise<FoundEntry | null> {
 /** Look `name` up in `dir` as of `tx` (htree hash lookup when indexed). */
 export async function findDirEntry(tx: Transaction, dir: Inode, name: Uint8Array): Promise<FoundEntry | null> {
   checkName(name);
+  if (hasInlineData(dir) && dir.type === 'dir') {
+    refuseSpecial(dir);
+    const hit = inlineFind(tx, dir, name);
+    return hit ? { ino: hit.ino, fileType: hit.fileType, block: -1, offset: -1 } : null;
+  }
   return find(await DirEdit.open(tx, dir), name);
 }
 
@@ -487,6 +541,12 @@ export async function findDirEntry(tx: Transaction, dir: Inode, name: Uint8Array
 export async function removeDirEntry(tx: Transaction, dir: Inode, name: Uint8Array): Promise<FoundEntry> {
   checkName(name);
   if (isDots(name)) throw new Ext4Error('EINVAL', 'cannot remove "." or ".."');
+  if (hasInlineData(dir) && dir.type === 'dir') {
+    refuseSpecial(dir);
+    const hit = await inlineRemove(tx, dir, name);
+    if (!hit) throw new Ext4Error('ENOENT', 'no such entry', { structure: `directory ${dir.ino}` });
+    return { ino: hit.ino, fileType: hit.fileType, block: -1, offset: -1 };
+  }
   const d = await DirEdit.open(tx, dir);
   const hit = await find(d, name);
   if (!hit) throw new Ext4Error('ENOENT', 'no such entry', { structure: `directory ${dir.ino}` });
@@ -508,6 +568,12 @@ export async function removeDirEntry(tx: Transaction, dir: Inode, name: Uint8Arr
  * moved directory): ext4_setent. ENOENT when there is no such entry.
  */
 export async function setDirEntry(tx: Transaction, dir: Inode, name: Uint8Array, ino: number, fileType: number): Promise<void> {
+  if (hasInlineData(dir) && dir.type === 'dir') {
+    refuseSpecial(dir);
+    if (!bytesEqual(name, DOTDOT)) checkName(name);
+    if (!(await inlineSet(tx, dir, name, ino, fileType))) throw new Ext4Error('ENOENT', 'no such entry', { structure: `directory ${dir.ino}` });
+    return;
+  }
   const d = await DirEdit.open(tx, dir);
   if (bytesEqual(name, DOTDOT)) {
     // '..' is the second entry of block 0, at offset 12, in a linear block and a dx root alike.
@@ -530,6 +596,7 @@ export async function setDirEntry(tx: Transaction, dir: Inode, name: Uint8Array,
 
 /** Whether `dir` holds nothing but '.' and '..' (index blocks are skipped). */
 export async function isDirEmpty(tx: Transaction, dir: Inode): Promise<boolean> {
+  if (hasInlineData(dir) && dir.type === 'dir') return inlineEntries(tx, dir).length === 0;
   const d = await DirEdit.open(tx, dir);
   for (let lb = 0; lb < d.nblocks; lb++) {
     const blk = await d.read(lb);
@@ -541,6 +608,42 @@ export async function isDirEmpty(tx: Transaction, dir: Inode): Promise<boolean> 
     for (const e of d.parseLeaf(lb, blk)) if (e.inode !== 0 && !isDots(e.name)) return false;
   }
   return true;
+}
+
+/** The inode '..' names, as of `tx` (block 0 at offset 12 — a linear block and a dx root alike — or the inline header). */
+export async function dotDotOf(tx: Transaction, dir: Inode): Promise<number> {
+  if (dir.type !== 'dir') throw new Ext4Error('ENOTDIR', `inode ${dir.ino} is not a directory`);
+  if (hasInlineData(dir)) return inlineDotDot(dir);
+  const d = await DirEdit.open(tx, dir);
+  const b = await d.read(0);
+  if (DirEntryLayout.get(b, 'name_len', 12) !== 2 || !bytesEqual(b.subarray(12 + DIRENT_HEADER_SIZE, 12 + DIRENT_HEADER_SIZE + 2), DOTDOT))
+    throw new Ext4Error('EFSCORRUPTED', "'..' is not the second entry of block 0", { structure: `directory ${dir.ino}`, location: d.where(0) });
+  return DirEntryLayout.get(b, 'inode', 12);
+}
+
+/** A live entry as listDirEntries gives it. */
+export interface ListedEntry {
+  name: Uint8Array;
+  ino: number;
+  fileType: number;
+}
+
+/** Every live entry of `dir` as of `tx`, '.' and '..' left out (index blocks skipped). */
+export async function listDirEntries(tx: Transaction, dir: Inode): Promise<ListedEntry[]> {
+  if (hasInlineData(dir) && dir.type === 'dir') return inlineEntries(tx, dir);
+  const d = await DirEdit.open(tx, dir);
+  const out: ListedEntry[] = [];
+  for (let lb = 0; lb < d.nblocks; lb++) {
+    const blk = await d.read(lb);
+    if (d.indexed && (lb === 0 || classifyDirBlock(blk, d.bs) === 'dx-node')) continue;
+    for (const e of d.parseLeaf(lb, blk)) if (e.inode !== 0 && !isDots(e.name)) out.push({ name: e.name.slice(), ino: e.inode, fileType: e.fileType });
+  }
+  return out;
+}
+
+function refuseSpecial(dir: Inode): void {
+  if (dir.flags & (INODE_FLAGS.ENCRYPT | INODE_FLAGS.CASEFOLD))
+    throw new Ext4Error('EOPNOTSUPP', `directory ${dir.ino} is encrypted or casefolded: not supported yet`, { structure: `directory ${dir.ino}`, location: { kind: 'inode', ino: dir.ino } });
 }
 
 /** The first block of a new directory: '.' (12 bytes) and '..' spanning the rest (ext4_init_dot_dotdot). */

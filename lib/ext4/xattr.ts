@@ -61,6 +61,8 @@ export interface XattrEntry {
   value: Uint8Array | null;
   valueInode: number;
   valueSize: number;
+  /** The stored e_hash (kept as is when an editor rewrites an area without touching the entry). */
+  hash: number;
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: false });
@@ -84,7 +86,7 @@ function parseEntries(buf: Uint8Array, entriesStart: number, valueBase: number, 
       value = buf.slice(vs, vs + e.e_value_size);
     }
     const prefix = PREFIXES[e.e_name_index] ?? `unknown${e.e_name_index}.`;
-    out.push({ name: prefix + decoder.decode(suffix), index: e.e_name_index, suffix, value, valueInode: e.e_value_inum, valueSize: e.e_value_size });
+    out.push({ name: prefix + decoder.decode(suffix), index: e.e_name_index, suffix, value, valueInode: e.e_value_inum, valueSize: e.e_value_size, hash: e.e_hash });
     off = (nameEnd + 3) & ~3;
   }
   return out;

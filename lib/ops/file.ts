@@ -127,7 +127,8 @@ async function loadForWrite(tx: Transaction, ino: number): Promise<Inode> {
   return inode;
 }
 
-async function pwriteTx(tx: Transaction, ino: number, data: Uint8Array, position: number, atomic: boolean): Promise<void> {
+/** FileHandle.pwrite's body inside a caller's transaction (write-file.ts appends with it). */
+export async function pwriteTx(tx: Transaction, ino: number, data: Uint8Array, position: number, atomic: boolean): Promise<void> {
   const fs = tx.fs;
   const bs = fs.blockSize;
   const inode = await loadForWrite(tx, ino);

@@ -1,10 +1,17 @@
 /**
  * Namespace operations on an open filesystem: create a regular file, a
  * symlink (fast or slow), a fifo, socket or device node, mkdir, unlink,
- * rmdir, link, rename (within and across directories). Each is one journaled transaction (an unlink
- * or rmdir of something large: the entry removed and the inode put on the
- * orphan list in one, its blocks freed in journal-sized steps after — a crash
- * leaves the orphan for the next open, Linux or e2fsck to finish).
+ * rmdir, link, rename (within and across directories, noReplace, exchange),
+ * and rm -r (removeTree). Each exists in two forms: `op(fs, …)` runs one
+ * journaled transaction; `opTx(tx, …)` runs inside a caller's
+ * `fs.transact`, so many operations can share one commit (path lookups see
+ * the transaction's own earlier changes: lookupTx).
+ *
+ * An unlink or rmdir of something large (or of an inode held open:
+ * holdInode) removes the entry and puts the inode on the orphan list in one
+ * transaction; its blocks are freed in journal-sized steps after it (or at
+ * the last release) — a crash leaves the orphan for the next open, Linux or
+ * e2fsck to finish.
  *
  * Counts as the kernel keeps them (fs/ext4/namei.c, ialloc.c): the new
  * inode and its group's free-inode / used-dirs counts (alloc.ts), the
@@ -13,26 +20,35 @@
  * indexed parent past 65,000 links stays at 1, as ext4_inc_count does);
  * ctime of the inode whose links change, mtime and ctime of each changed
  * directory. Times come from `opts.now` or the filesystem clock (fs.now).
+ * New inodes go where __ext4_new_inode puts them (alloc.ts inodeGoalGroup:
+ * Orlov for directories), their blocks near blockGoal.
  *
  * Paths are absolute inside the image (a leading '/' optional); the parent
  * is resolved following symlinks, the last component never followed.
  * Errors: ENOENT, EEXIST, ENOTDIR, EISDIR, ENOTEMPTY, ENAMETOOLONG, EMLINK,
- * ENOSPC, EINVAL, EBUSY (removing the root).
+ * ENOSPC, EINVAL, EBUSY (removing the root), ELOOP.
  */
 import { Ext4Error } from '../errors.js';
 import { le32 } from '../codec/layout.js';
 import type { Filesystem } from '../ext4/filesystem.js';
-import type { Transaction } from '../ext4/transaction.js';
+import type { FsWriter, Transaction } from '../ext4/transaction.js';
 import { COMPAT, INCOMPAT, RO_COMPAT } from '../ext4/superblock.js';
 import {
-  INODE_FLAGS, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK, encodeTime, extraCovers, type Inode, type Timestamp,
+  INODE_FLAGS, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK, encodeTime, extraCovers, hasInlineData, type Inode, type Timestamp,
 } from '../ext4/inode.js';
-import { allocateBlocks, allocateInode } from '../ext4/alloc.js';
+import { allocateBlocks, allocateInode, inodeGoalBlock, inodeGoalGroup, noteInodeGroup } from '../ext4/alloc.js';
 import { addOrphan, removeOrphan } from '../ext4/orphan.js';
 import { deleteInode, initNewInode, releaseInode } from '../ext4/inode-lifecycle.js';
 import { blockMapExclude, remapInode, setSize, txFileMap } from '../ext4/remap.js';
-import { groupFirstBlock, groupOfInode } from '../ext4/geometry.js';
-import { addDirEntry, direntType, findDirEntry, isDirEmpty, newDirBlock, removeDirEntry, setDirEntry } from '../ext4/dir-edit.js';
+import { findExtent } from '../ext4/extents.js';
+import { groupOfBlock } from '../ext4/geometry.js';
+import { dirHash } from '../ext4/dirhash.js';
+import { hashSeedWords } from '../ext4/hash-seed.js';
+import { internals } from '../ext4/internals.js';
+import {
+  addDirEntry, direntType, dotDotOf, findDirEntry, isDirEmpty, listDirEntries, newDirBlock, removeDirEntry, setDirEntry,
+} from '../ext4/dir-edit.js';
+import { canInline, initInlineDir, readInlineData } from '../ext4/inline-data.js';
 import { bytesEqual, decodeName } from '../ext4/bytes.js';
 
 /** The kernel's EXT4_LINK_MAX. */
@@ -40,6 +56,8 @@ export const LINK_MAX = 65000;
 /** Blocks an inode may own and still be freed inside the transaction that unlinks it. */
 const INLINE_DELETE_BLOCKS = 2048;
 const ROOT_INO = 2;
+/** The kernel's MAXSYMLINKS. */
+const MAX_SYMLINK_HOPS = 40;
 
 export interface CreateOptions {
   /** Permission bits (default 0o644 for files, 0o755 for directories). */
@@ -55,19 +73,44 @@ export interface CreateFileOptions extends CreateOptions {
   exclusive?: boolean;
 }
 
+export interface RenameOptions {
+  now?: Timestamp;
+  /** RENAME_NOREPLACE: EEXIST when `to` exists. */
+  noReplace?: boolean;
+  /** RENAME_EXCHANGE: swap the two names (both must exist; directories swap their '..'). */
+  exchange?: boolean;
+}
+
+type PathArg = string | Uint8Array;
+
+/**
+ * A name inside a directory known by its inode number: what bulk callers (importTree) pass
+ * instead of a path, so that a create does not walk the path from the root again. The
+ * directory must still be in use (ENOENT otherwise) and be the one meant: a freed inode number
+ * may be reused by a later mkdir.
+ */
+export interface InDir {
+  dir: number;
+  name: PathArg;
+}
+
+/** Where a new name goes: an absolute path, or a name in a directory given by inode. */
+export type NewName = PathArg | InDir;
+
 // ---------------------------------------------------------------------------------------------- paths
 
 const enc = new TextEncoder();
+const toBytes = (p: PathArg) => (typeof p === 'string' ? enc.encode(p) : p);
 
 /** Split a path into its parent path and last component (trailing slashes dropped). */
-function splitLast(path: string | Uint8Array): { parent: Uint8Array; name: Uint8Array } {
-  let p = typeof path === 'string' ? enc.encode(path) : path;
+function splitLast(path: PathArg): { parent: Uint8Array; name: Uint8Array } {
+  let p = toBytes(path);
   let end = p.length;
   while (end > 0 && p[end - 1] === 0x2f) end--;
   p = p.subarray(0, end);
   const slash = p.lastIndexOf(0x2f);
   const name = p.subarray(slash + 1);
-  const parent = slash < 0 ? new Uint8Array([0x2f]) : slash === 0 ? new Uint8Array([0x2f]) : p.subarray(0, slash);
+  const parent = slash <= 0 ? new Uint8Array([0x2f]) : p.subarray(0, slash);
   if (name.length === 0) throw new Ext4Error('EBUSY', 'the root directory cannot be created, removed or renamed');
   if (name.length > 255) throw new Ext4Error('ENAMETOOLONG', `${decodeName(name.subarray(0, 64))}…: name longer than 255 bytes`);
   return { parent, name };
@@ -76,17 +119,93 @@ function splitLast(path: string | Uint8Array): { parent: Uint8Array; name: Uint8
 const isDot = (n: Uint8Array) => n.length === 1 && n[0] === 0x2e;
 const isDotDot = (n: Uint8Array) => n.length === 2 && n[0] === 0x2e && n[1] === 0x2e;
 
+function components(p: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let start = 0;
+  for (let i = 0; i <= p.length; i++) {
+    if (i === p.length || p[i] === 0x2f) {
+      if (i > start) out.push(p.subarray(start, i));
+      start = i + 1;
+    }
+  }
+  return out;
+}
+
+/** A symlink's target as of `tx` (fast: in i_block; inline_data; else its first block). */
+async function readlinkTx(tx: Transaction, inode: Inode): Promise<Uint8Array> {
+  const fs = tx.fs;
+  if (inode.size === 0 || inode.size > fs.blockSize) throw new Ext4Error('EFSCORRUPTED', `symlink size ${inode.size} is invalid`, { structure: `inode ${inode.ino}`, location: { kind: 'inode', ino: inode.ino } });
+  if (inode.flags & INODE_FLAGS.ENCRYPT) throw new Ext4Error('EOPNOTSUPP', `symlink ${inode.ino} is encrypted`);
+  if (hasInlineData(inode)) return (await readInlineData(tx, inode)).subarray(0, inode.size);
+  if (fs.isFastSymlink(inode)) return inode.base.i_block.slice(0, inode.size);
+  const map = await txFileMap(tx, inode);
+  const { extent } = findExtent(map.extents, 0);
+  if (!extent || extent.unwritten) throw new Ext4Error('EFSCORRUPTED', `symlink ${inode.ino} has no block 0`, { structure: `inode ${inode.ino}`, location: { kind: 'inode', ino: inode.ino } });
+  return (await tx.readBlock(extent.physical)).slice(0, inode.size);
+}
+
+/**
+ * Resolve `path` to its inode as of `tx` (the transaction's own changes
+ * included), following symlinks in every component and, unless
+ * `followLast: false`, in the last one; '.' and '..' as the kernel walks
+ * them; at most 40 symlinks (ELOOP).
+ */
+export async function lookupTx(tx: Transaction, path: PathArg, opts: { followLast?: boolean } = {}): Promise<Inode> {
+  let hops = 0;
+  const walk = async (start: Inode, p: Uint8Array, followLast: boolean): Promise<Inode> => {
+    let cur = p[0] === 0x2f ? await tx.readInode(ROOT_INO) : start;
+    const parts = components(p);
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i]!;
+      if (cur.type !== 'dir') throw new Ext4Error('ENOTDIR', `${decodeName(part)}: a path component is not a directory`);
+      if (isDot(part)) continue;
+      let ino: number;
+      if (isDotDot(part)) ino = await dotDotOf(tx, cur);
+      else {
+        if (part.length > 255) throw new Ext4Error('ENAMETOOLONG', `${decodeName(part.subarray(0, 64))}…: name longer than 255 bytes`);
+        const hit = await findDirEntry(tx, cur, part);
+        if (!hit) throw new Ext4Error('ENOENT', `${decodeName(p)}: no such file or directory`);
+        ino = hit.ino;
+      }
+      const next = await tx.readInode(ino);
+      if (next.mode === 0 || next.type === null)
+        throw new Ext4Error('EFSCORRUPTED', `directory entry ${decodeName(part)} points at inode ${ino}, which is not in use`, { structure: `directory ${cur.ino}`, location: { kind: 'inode', ino: cur.ino } });
+      if (next.type === 'symlink' && (i < parts.length - 1 || followLast)) {
+        if (++hops > MAX_SYMLINK_HOPS) throw new Ext4Error('ELOOP', `${decodeName(p)}: too many levels of symbolic links`);
+        cur = await walk(cur, await readlinkTx(tx, next), true);
+      } else cur = next;
+    }
+    return cur;
+  };
+  const p = toBytes(path);
+  return walk(await tx.readInode(ROOT_INO), p, opts.followLast !== false);
+}
+
 /** The parent directory of `path` as of `tx` (symlinks in the parent path followed). */
-async function parentOf(fs: Filesystem, tx: Transaction, path: string | Uint8Array): Promise<{ dir: Inode; name: Uint8Array }> {
+async function parentOf(tx: Transaction, path: NewName): Promise<{ dir: Inode; name: Uint8Array }> {
+  if (typeof path === 'object' && !(path instanceof Uint8Array)) return inDir(tx, path);
   const { parent, name } = splitLast(path);
-  const p = await fs.resolve(parent, { followLast: true });
-  if (p.type !== 'dir') throw new Ext4Error('ENOTDIR', `${decodeName(parent)}: not a directory`);
-  return { dir: await tx.readInode(p.ino), name };
+  const dir = await lookupTx(tx, parent, { followLast: true });
+  if (dir.type !== 'dir') throw new Ext4Error('ENOTDIR', `${decodeName(parent)}: not a directory`);
+  return { dir, name };
+}
+
+/** An InDir checked: the name one component, the directory a directory in use. */
+async function inDir(tx: Transaction, at: InDir): Promise<{ dir: Inode; name: Uint8Array }> {
+  const name = toBytes(at.name);
+  if (name.length === 0) throw new Ext4Error('ENOENT', 'empty name');
+  if (name.includes(0x2f)) throw new Ext4Error('EINVAL', `${decodeName(name)}: a name cannot contain "/"`);
+  if (name.length > 255) throw new Ext4Error('ENAMETOOLONG', `${decodeName(name.subarray(0, 64))}…: name longer than 255 bytes`);
+  if (!Number.isInteger(at.dir) || at.dir < 1 || at.dir > tx.fs.sb.s_inodes_count) throw new Ext4Error('EINVAL', `inode number ${at.dir} out of range`);
+  const dir = await tx.readInode(at.dir);
+  if (dir.mode === 0 || dir.linksCount === 0) throw new Ext4Error('ENOENT', `directory inode ${at.dir} is not in use`);
+  if (dir.type !== 'dir') throw new Ext4Error('ENOTDIR', `inode ${at.dir} is not a directory`);
+  return { dir, name };
 }
 
 // ---------------------------------------------------------------------------------------------- inodes
 
-function nowOf(fs: Filesystem, opts: { now?: Timestamp }): Timestamp {
+function nowOf(fs: FsWriter, opts: { now?: Timestamp }): Timestamp {
   return opts.now ?? fs.now();
 }
 
@@ -118,44 +237,22 @@ function setLinks(inode: Inode, n: number): void {
  * going past LINK_MAX, or already at 1 ("many", dir_nlink), reads 1. (Without
  * dir_nlink, dirLinkMax refuses before LINK_MAX is reached.)
  */
-function incDirLinks(dir: Inode): void {
+export function incDirLinks(dir: Inode): void {
   let n = dir.linksCount + 1;
   if (dir.flags & INODE_FLAGS.INDEX && (n > LINK_MAX || n === 2)) n = 1;
   setLinks(dir, n);
 }
 
 /** ext4_dec_count for a parent losing a subdirectory: a directory at 1 ("many") or 2 stays. */
-function decDirLinks(dir: Inode): void {
+export function decDirLinks(dir: Inode): void {
   if (dir.linksCount > 2) setLinks(dir, dir.linksCount - 1);
 }
 
-const dirNlink = (fs: Filesystem) => (fs.sb.s_feature_ro_compat & RO_COMPAT.DIR_NLINK) !== 0;
+const dirNlink = (fs: FsWriter) => (fs.sb.s_feature_ro_compat & RO_COMPAT.DIR_NLINK) !== 0;
 
 /** EXT4_DIR_LINK_MAX: a parent that cannot take one more subdirectory. */
-function dirLinkMax(fs: Filesystem, dir: Inode): boolean {
+function dirLinkMax(fs: FsWriter, dir: Inode): boolean {
   return (!(dir.flags & INODE_FLAGS.INDEX) || !dirNlink(fs)) && dir.linksCount >= LINK_MAX;
-}
-
-/**
- * Group for a new inode: a file's parent group (find_group_other); a new
- * directory under the root goes to the group with the most free inodes
- * among those with at least the average free blocks (a simple Orlov spread),
- * deeper ones to their parent's group.
- */
-async function goalGroup(fs: Filesystem, parent: Inode, isDir: boolean): Promise<number> {
-  const pg = groupOfInode(fs.sb, parent.ino);
-  if (!isDir || parent.ino !== ROOT_INO) return pg;
-  const n = fs.sb.groupCount;
-  const avgBlocks = fs.sb.freeBlocksCount / n;
-  let best = pg, bestFree = -1;
-  for (let g = 0; g < n; g++) {
-    const gd = await fs.group(g);
-    if (gd.freeBlocks >= avgBlocks && gd.freeInodes > bestFree) {
-      best = g;
-      bestFree = gd.freeInodes;
-    }
-  }
-  return best;
 }
 
 /** Flags a new inode takes from its parent (ext4_mask_flags; those our writer supports). */
@@ -165,95 +262,218 @@ function inheritedFlags(parent: Inode, isDir: boolean): number {
 }
 
 /** Allocate and initialise a new inode (links 0: the caller sets them), as ext4's __ext4_new_inode. */
-async function newInode(fs: Filesystem, tx: Transaction, parent: Inode, mode: number, opts: CreateOptions, t: Timestamp): Promise<Inode> {
+async function newInode(tx: Transaction, parent: Inode, name: Uint8Array, mode: number, opts: CreateOptions, t: Timestamp): Promise<Inode> {
+  const sb = tx.fs.sb;
   const isDir = (mode & 0xf000) === S_IFDIR;
-  const ino = await allocateInode(tx, { goalGroup: await goalGroup(fs, parent, isDir), dir: isDir });
+  // Orlov starts a top-level directory's search at half_md4(name) with the fs seed (signed, as find_group_orlov sets it).
+  const nameHash = isDir ? dirHash(name, 1, hashSeedWords(sb.s_hash_seed), true).hash : undefined;
+  const goalGroup = await inodeGoalGroup(tx, { parent: { ino: parent.ino, flags: parent.flags }, dir: isDir, ...(nameHash !== undefined ? { nameHash } : {}) });
+  // __ext4_new_inode's got_group: the parent remembers the group chosen (i_last_alloc_group).
+  noteInodeGroup(tx, parent.ino, goalGroup);
+  const ino = await allocateInode(tx, { goalGroup, dir: isDir });
   return initNewInode(tx, ino, { mode, uid: opts.uid, gid: opts.gid, flags: inheritedFlags(parent, isDir), time: t });
 }
 
-function checkOpenable(fs: Filesystem): void {
+/**
+ * The goal block for a file's data at `logical` (default: past its last
+ * block): ext4_ext_find_goal — next to the mapped block nearest before it —
+ * else ext4_inode_to_goal_block (the inode's (flex) group, a regular file one
+ * group in).
+ */
+export async function blockGoal(tx: Transaction, inode: Inode, logical?: number): Promise<number> {
+  if (!hasInlineData(inode) && inode.blocks512 > 0) {
+    const map = await txFileMap(tx, inode);
+    let best: { physical: number; logical: number; length: number } | null = null;
+    for (const e of map.extents) if (logical === undefined || e.logical <= logical) best = e;
+    if (best) {
+      const at = logical === undefined ? best.logical + best.length : logical;
+      const g = best.physical + (at - best.logical);
+      if (g < tx.fs.sb.blocksCount) return g;
+    }
+  }
+  return inodeGoalBlock(tx.fs.sb, inode.ino, inode.type === 'file');
+}
+
+function checkWritable(fs: FsWriter): void {
   if (fs.readOnly) throw new Ext4Error('EROFS', 'the filesystem is open read-only');
 }
 
-/** Free an inode that lost its last link: now if small, else via the orphan list after the commit. */
-async function dropInode(tx: Transaction, inode: Inode): Promise<number | null> {
+// ---------------------------------------------------------------------------------------------- open inodes, orphans
+
+/** Open-inode registry per filesystem: inode → number of holders. */
+const holds = new WeakMap<object, Map<number, number>>();
+
+function isHeld(fs: object, ino: number): boolean {
+  return (holds.get(fs)?.get(ino) ?? 0) > 0;
+}
+
+/**
+ * Hold inode `ino` open (a file handle): while held, unlinking its last name
+ * keeps the inode (links 0, on the orphan list) instead of freeing it, as
+ * the kernel keeps an open file. The returned `release` drops the hold; the
+ * last release of an inode with no links frees it (its blocks in
+ * journal-sized steps, off the orphan list in the last one). If the process
+ * stops first, the next write open frees it (processOrphans), as Linux and
+ * e2fsck do.
+ */
+export function holdInode(fs: Filesystem, ino: number): () => Promise<void> {
+  let m = holds.get(fs);
+  if (!m) holds.set(fs, (m = new Map()));
+  m.set(ino, (m.get(ino) ?? 0) + 1);
+  let released = false;
+  return async () => {
+    if (released) return;
+    released = true;
+    const n = (m.get(ino) ?? 1) - 1;
+    if (n > 0) {
+      m.set(ino, n);
+      return;
+    }
+    m.delete(ino);
+    if (fs.readOnly) return;
+    const inode = await fs.readInode(ino);
+    // Links 0 while held: the unlink put it on the orphan list and left it to us.
+    if (inode.linksCount === 0 && inode.mode !== 0) await finishOrphan(fs, ino);
+  };
+}
+
+/** Orphans a transaction left for after its commit (large or held inodes that lost their last link). */
+const deferred = new WeakMap<Transaction, number[]>();
+
+/**
+ * An inode that lost its last link: freed now if small and not held open,
+ * else written with links 0 and put on the orphan list (freed after the
+ * commit by finishRemovals, at the last release, or at the next open).
+ */
+async function dropInode(tx: Transaction, inode: Inode, bulk = false): Promise<void> {
   setLinks(inode, 0);
+  const held = isHeld(tx.fs, inode.ino);
   const blocks = inode.blocks512 / (tx.fs.blockSize / 512);
-  if (blocks <= INLINE_DELETE_BLOCKS) {
-    await deleteInode(tx, inode);
-    return null;
-  }
+  if (!held && (blocks <= INLINE_DELETE_BLOCKS || (bulk && (await cheapToFree(tx, inode))))) return deleteInode(tx, inode);
   await tx.writeInode(inode);
   await addOrphan(tx, inode.ino);
+  if (!held) {
+    let list = deferred.get(tx);
+    if (!list) deferred.set(tx, (list = []));
+    list.push(inode.ino);
+  }
+}
+
+/** Groups a large inode's free may touch, at most, to be freed inside removeTree's step (bitmaps and descriptors). */
+const BULK_DELETE_GROUPS = 8;
+
+/**
+ * Whether freeing `inode` costs a step only a few blocks: a map held in the inode (no tree or
+ * indirect blocks to free) over at most BULK_DELETE_GROUPS groups — a large but contiguous file,
+ * which the kernel also frees inside the unlink's transaction.
+ */
+async function cheapToFree(tx: Transaction, inode: Inode): Promise<boolean> {
+  if (hasInlineData(inode) || inode.fileAcl) return false;
+  const map = await txFileMap(tx, inode);
+  if (map.metadataBlocks.length > 0) return false;
+  const groups = new Set<number>();
+  for (const e of map.extents) {
+    for (let g = groupOfBlock(tx.fs.sb, e.physical), last = groupOfBlock(tx.fs.sb, e.physical + e.length - 1); g <= last; g++) {
+      groups.add(g);
+      if (groups.size > BULK_DELETE_GROUPS) return false;
+    }
+  }
+  return true;
+}
+
+async function finishOrphan(fs: Filesystem, ino: number): Promise<void> {
+  await releaseInode(fs, ino, (tx) => removeOrphan(tx, ino));
+}
+
+/**
+ * Free what the …Tx removals in `tx` left on the orphan list (large inodes
+ * whose last link went): call after the `fs.transact` that ran them has
+ * returned. Skipping it is safe — the next write open frees them.
+ */
+export async function finishRemovals(fs: Filesystem, tx: Transaction): Promise<void> {
+  const list = deferred.get(tx);
+  deferred.delete(tx);
+  for (const ino of list ?? []) if (!isHeld(fs, ino)) await finishOrphan(fs, ino);
+}
+
+/** Run `fn` as one transaction, then free what it left on the orphan list. */
+async function runOp<T>(fs: Filesystem, fn: (tx: Transaction) => Promise<T>): Promise<T> {
+  checkWritable(fs);
+  let txUsed: Transaction | null = null;
+  const out = await fs.transact((tx) => {
+    txUsed = tx;
+    return fn(tx);
+  });
+  if (txUsed) await finishRemovals(fs, txUsed);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------- creating
+
+/**
+ * Create a regular file (open(O_CREAT)) inside `tx`: returns its inode
+ * number. With `exclusive`, EEXIST when the name exists; otherwise an
+ * existing regular file's inode is returned unchanged (EISDIR for a directory).
+ */
+export async function createFileTx(tx: Transaction, path: NewName, opts: CreateFileOptions = {}): Promise<number> {
+  const fs = tx.fs;
+  const { dir, name } = await parentOf(tx, path);
+  if (isDot(name) || isDotDot(name)) throw new Ext4Error(opts.exclusive ? 'EEXIST' : 'EISDIR', `${decodeName(name)}: is a directory`);
+  const old = await findDirEntry(tx, dir, name);
+  if (old) {
+    if (opts.exclusive) throw new Ext4Error('EEXIST', `${decodeName(name)}: file exists`);
+    const inode = await tx.readInode(old.ino);
+    if (inode.type === 'dir') throw new Ext4Error('EISDIR', `${decodeName(name)}: is a directory`);
+    return old.ino;
+  }
+  const t = nowOf(fs, opts);
+  const inode = await newInode(tx, dir, name, S_IFREG | ((opts.mode ?? 0o644) & 0o7777), opts, t);
+  setLinks(inode, 1);
+  await tx.writeInode(inode);
+  await addDirEntry(tx, dir, name, inode.ino, direntType('file'));
+  stamp(dir, t, { mtime: true });
+  await tx.writeInode(dir);
   return inode.ino;
 }
 
-async function finishOrphan(fs: Filesystem, ino: number | null): Promise<void> {
-  if (ino !== null) await releaseInode(fs, ino, (tx) => removeOrphan(tx, ino));
-}
-
-// ---------------------------------------------------------------------------------------------- operations
-
-/**
- * Create a regular file (open(O_CREAT)): returns its inode number. With
- * `exclusive`, EEXIST when the name exists; otherwise an existing regular
- * file's inode is returned unchanged (EISDIR for a directory).
- */
-export async function createFile(fs: Filesystem, path: string | Uint8Array, opts: CreateFileOptions = {}): Promise<number> {
-  checkOpenable(fs);
-  return fs.transact(async (tx) => {
-    const { dir, name } = await parentOf(fs, tx, path);
-    if (isDot(name) || isDotDot(name)) throw new Ext4Error(opts.exclusive ? 'EEXIST' : 'EISDIR', `${decodeName(name)}: is a directory`);
-    const old = await findDirEntry(tx, dir, name);
-    if (old) {
-      if (opts.exclusive) throw new Ext4Error('EEXIST', `${decodeName(name)}: file exists`);
-      const inode = await tx.readInode(old.ino);
-      if (inode.type === 'dir') throw new Ext4Error('EISDIR', `${decodeName(name)}: is a directory`);
-      return old.ino;
-    }
-    const t = nowOf(fs, opts);
-    const inode = await newInode(fs, tx, dir, S_IFREG | ((opts.mode ?? 0o644) & 0o7777), opts, t);
-    setLinks(inode, 1);
-    await tx.writeInode(inode);
-    await addDirEntry(tx, dir, name, inode.ino, direntType('file'));
-    stamp(dir, t, { mtime: true });
-    await tx.writeInode(dir);
-    return inode.ino;
-  });
+/** createFileTx in its own transaction. */
+export function createFile(fs: Filesystem, path: PathArg, opts: CreateFileOptions = {}): Promise<number> {
+  return runOp(fs, (tx) => createFileTx(tx, path, opts));
 }
 
 /**
  * A new non-directory inode named `path` (links 1), `init` filling in its
  * content inside the same transaction. EEXIST when the name exists.
  */
-async function createNode(fs: Filesystem, path: string | Uint8Array, mode: number, opts: CreateOptions, init: (tx: Transaction, inode: Inode) => Promise<void>): Promise<number> {
-  checkOpenable(fs);
-  return fs.transact(async (tx) => {
-    const { dir, name } = await parentOf(fs, tx, path);
-    if (isDot(name) || isDotDot(name) || (await findDirEntry(tx, dir, name))) throw new Ext4Error('EEXIST', `${decodeName(name)}: file exists`);
-    const t = nowOf(fs, opts);
-    const inode = await newInode(fs, tx, dir, mode, opts, t);
-    setLinks(inode, 1);
-    await init(tx, inode);
-    await tx.writeInode(inode);
-    await addDirEntry(tx, dir, name, inode.ino, direntType(inode.type));
-    stamp(dir, t, { mtime: true });
-    await tx.writeInode(dir);
-    return inode.ino;
-  });
+async function createNodeTx(tx: Transaction, path: NewName, mode: number, opts: CreateOptions, init: (inode: Inode) => Promise<void> | void): Promise<number> {
+  const { dir, name } = await parentOf(tx, path);
+  if (isDot(name) || isDotDot(name) || (await findDirEntry(tx, dir, name))) throw new Ext4Error('EEXIST', `${decodeName(name)}: file exists`);
+  const t = nowOf(tx.fs, opts);
+  const inode = await newInode(tx, dir, name, mode, opts, t);
+  setLinks(inode, 1);
+  await init(inode);
+  await tx.writeInode(inode);
+  await addDirEntry(tx, dir, name, inode.ino, direntType(inode.type));
+  stamp(dir, t, { mtime: true });
+  await tx.writeInode(dir);
+  return inode.ino;
 }
 
+/** Target bytes a fast symlink can hold (i_block less the NUL ext4_symlink counts). */
+const FAST_SYMLINK_MAX = 60;
+
 /**
- * symlink(2): `path` → `target`. Up to 59 bytes the target sits in i_block
- * (a fast symlink, without the extents flag: ext4_symlink); longer ones get
- * a block holding the target and a NUL, journaled with the inode. ENAMETOOLONG
- * when target + NUL exceed a block. Returns the inode number.
+ * symlink(2) inside `tx`: `path` → `target`. Up to 59 bytes the target sits
+ * in i_block (a fast symlink, without the extents flag: ext4_symlink);
+ * longer ones get a block holding the target and a NUL, journaled with the
+ * inode. ENAMETOOLONG when target + NUL exceed a block. Returns the inode number.
  */
-export async function symlink(fs: Filesystem, target: string | Uint8Array, path: string | Uint8Array, opts: CreateOptions = {}): Promise<number> {
-  const bytes = typeof target === 'string' ? enc.encode(target) : target;
+export async function symlinkTx(tx: Transaction, target: PathArg, path: NewName, opts: CreateOptions = {}): Promise<number> {
+  const fs = tx.fs;
+  const bytes = toBytes(target);
   if (bytes.length === 0) throw new Ext4Error('ENOENT', 'empty symlink target');
   if (bytes.length + 1 > fs.blockSize) throw new Ext4Error('ENAMETOOLONG', `symlink target of ${bytes.length} bytes (at most ${fs.blockSize - 1})`);
-  return createNode(fs, path, S_IFLNK | ((opts.mode ?? 0o777) & 0o7777), opts, async (tx, inode) => {
+  return createNodeTx(tx, path, S_IFLNK | ((opts.mode ?? 0o777) & 0o7777), opts, async (inode) => {
     if (bytes.length < FAST_SYMLINK_MAX) {
       inode.flags &= ~INODE_FLAGS.EXTENTS;
       inode.base.i_flags = inode.flags;
@@ -261,9 +481,8 @@ export async function symlink(fs: Filesystem, target: string | Uint8Array, path:
       iblock.set(bytes);
       inode.base.i_block = iblock;
     } else {
-      const sb = fs.sb;
-      const exclude = inode.flags & INODE_FLAGS.EXTENTS ? undefined : blockMapExclude(sb);
-      const [run] = await allocateBlocks(tx, { goal: groupFirstBlock(sb, groupOfInode(sb, inode.ino)), length: 1, ...(exclude ? { exclude } : {}) });
+      const exclude = inode.flags & INODE_FLAGS.EXTENTS ? undefined : blockMapExclude(fs.sb);
+      const [run] = await allocateBlocks(tx, { goal: await blockGoal(tx, inode), length: 1, ...(exclude ? { exclude } : {}) });
       const blk = new Uint8Array(fs.blockSize);
       blk.set(bytes);
       tx.setBlock(run!.start, blk);
@@ -273,8 +492,10 @@ export async function symlink(fs: Filesystem, target: string | Uint8Array, path:
   });
 }
 
-/** Target bytes a fast symlink can hold (i_block less the NUL ext4_symlink counts). */
-const FAST_SYMLINK_MAX = 60;
+/** symlinkTx in its own transaction. */
+export function symlink(fs: Filesystem, target: PathArg, path: PathArg, opts: CreateOptions = {}): Promise<number> {
+  return runOp(fs, (tx) => symlinkTx(tx, target, path, opts));
+}
 
 export type SpecialType = 'fifo' | 'socket' | 'chardev' | 'blockdev';
 
@@ -286,15 +507,16 @@ export interface MknodOptions extends CreateOptions {
 const SPECIAL_MODE: Record<SpecialType, number> = { fifo: S_IFIFO, socket: S_IFSOCK, chardev: S_IFCHR, blockdev: S_IFBLK };
 
 /**
- * mknod(2): a fifo, socket or device node. A device number goes into
- * i_block as ext4_do_update_inode stores it: old_encode_dev (major and minor
- * below 256) in i_block[0], else new_encode_dev in i_block[1].
+ * mknod(2) inside `tx`: a fifo, socket or device node. A device number goes
+ * into i_block as ext4_do_update_inode stores it: old_encode_dev (major and
+ * minor below 256) in i_block[0], else new_encode_dev in i_block[1].
  */
-export async function mknod(fs: Filesystem, path: string | Uint8Array, type: SpecialType, opts: MknodOptions = {}): Promise<number> {
+export async function mknodTx(tx: Transaction, path: NewName, type: SpecialType, opts: MknodOptions = {}): Promise<number> {
   const { major, minor } = opts.rdev ?? { major: 0, minor: 0 };
   if (!Number.isInteger(major) || !Number.isInteger(minor) || major < 0 || minor < 0 || major >= 4096 || minor >= 1 << 20)
     throw new Ext4Error('EINVAL', `device number ${major}:${minor} out of range (major < 4096, minor < 2^20)`);
-  return createNode(fs, path, SPECIAL_MODE[type] | ((opts.mode ?? 0o644) & 0o7777), opts, async (_tx, inode) => {
+  if (!(type in SPECIAL_MODE)) throw new Ext4Error('EINVAL', `${String(type)}: not a special file type`);
+  return createNodeTx(tx, path, SPECIAL_MODE[type] | ((opts.mode ?? 0o644) & 0o7777), opts, (inode) => {
     const iblock = new Uint8Array(60);
     if (type === 'chardev' || type === 'blockdev') {
       if (major < 256 && minor < 256) le32.set(iblock, 0, (major << 8) | minor);
@@ -304,18 +526,29 @@ export async function mknod(fs: Filesystem, path: string | Uint8Array, type: Spe
   });
 }
 
-/** mkdir(2): a new directory with '.' and '..' in one block. Returns its inode number. */
-export async function mkdir(fs: Filesystem, path: string | Uint8Array, opts: CreateOptions = {}): Promise<number> {
-  checkOpenable(fs);
-  return fs.transact(async (tx) => {
-    const { dir, name } = await parentOf(fs, tx, path);
-    if (isDot(name) || isDotDot(name) || (await findDirEntry(tx, dir, name))) throw new Ext4Error('EEXIST', `${decodeName(name)}: file exists`);
-    if (dirLinkMax(fs, dir)) throw new Ext4Error('EMLINK', `directory ${dir.ino} has ${dir.linksCount} links (at most ${LINK_MAX} without dir_nlink on an indexed directory)`);
-    const t = nowOf(fs, opts);
-    const inode = await newInode(fs, tx, dir, S_IFDIR | ((opts.mode ?? 0o755) & 0o7777), opts, t);
-    const sb = fs.sb;
+/** mknodTx in its own transaction. */
+export function mknod(fs: Filesystem, path: PathArg, type: SpecialType, opts: MknodOptions = {}): Promise<number> {
+  return runOp(fs, (tx) => mknodTx(tx, path, type, opts));
+}
+
+/**
+ * mkdir(2) inside `tx`: a new directory with '.' and '..' — inline in the
+ * inode on an inline_data filesystem (ext4_init_inline_dir), else in one
+ * block near its goal (ext4_init_new_dir). Returns its inode number.
+ */
+export async function mkdirTx(tx: Transaction, path: NewName, opts: CreateOptions = {}): Promise<number> {
+  const fs = tx.fs;
+  const { dir, name } = await parentOf(tx, path);
+  if (isDot(name) || isDotDot(name) || (await findDirEntry(tx, dir, name))) throw new Ext4Error('EEXIST', `${decodeName(name)}: file exists`);
+  if (dirLinkMax(fs, dir)) throw new Ext4Error('EMLINK', `directory ${dir.ino} has ${dir.linksCount} links (at most ${LINK_MAX} without dir_nlink on an indexed directory)`);
+  const t = nowOf(fs, opts);
+  const inode = await newInode(tx, dir, name, S_IFDIR | ((opts.mode ?? 0o755) & 0o7777), opts, t);
+  const sb = fs.sb;
+  setLinks(inode, 2);
+  if (canInline(fs, inode)) await initInlineDir(tx, inode, dir.ino);
+  else {
     const exclude = inode.flags & INODE_FLAGS.EXTENTS ? undefined : blockMapExclude(sb);
-    const [run] = await allocateBlocks(tx, { goal: groupFirstBlock(sb, groupOfInode(sb, inode.ino)), length: 1, ...(exclude ? { exclude } : {}) });
+    const [run] = await allocateBlocks(tx, { goal: await blockGoal(tx, inode), length: 1, ...(exclude ? { exclude } : {}) });
     tx.setBlock(run!.start, newDirBlock({
       blockSize: fs.blockSize,
       hasFiletype: (sb.s_feature_incompat & INCOMPAT.FILETYPE) !== 0,
@@ -323,178 +556,384 @@ export async function mkdir(fs: Filesystem, path: string | Uint8Array, opts: Cre
       self: inode.ino,
       parent: dir.ino,
     }));
-    setLinks(inode, 2);
     await remapInode(tx, inode, await txFileMap(tx, inode), [{ logical: 0, physical: run!.start, length: 1, unwritten: false }]);
     setSize(tx, inode, fs.blockSize);
-    await tx.writeInode(inode);
-    await addDirEntry(tx, dir, name, inode.ino, direntType('dir'));
-    incDirLinks(dir);
-    stamp(dir, t, { mtime: true });
-    await tx.writeInode(dir);
-    return inode.ino;
-  });
+  }
+  await tx.writeInode(inode);
+  await addDirEntry(tx, dir, name, inode.ino, direntType('dir'));
+  incDirLinks(dir);
+  stamp(dir, t, { mtime: true });
+  await tx.writeInode(dir);
+  return inode.ino;
 }
 
-/** unlink(2): remove a name of a non-directory; the inode is freed with its last link. */
-export async function unlink(fs: Filesystem, path: string | Uint8Array, opts: { now?: Timestamp } = {}): Promise<void> {
-  checkOpenable(fs);
-  const orphan = await fs.transact(async (tx) => {
-    const { dir, name } = await parentOf(fs, tx, path);
-    if (isDot(name) || isDotDot(name)) throw new Ext4Error('EISDIR', `${decodeName(name)}: is a directory`);
-    const hit = await findDirEntry(tx, dir, name);
-    if (!hit) throw new Ext4Error('ENOENT', `${decodeName(name)}: no such file or directory`);
-    const target = await tx.readInode(hit.ino);
-    if (target.type === 'dir') throw new Ext4Error('EISDIR', `${decodeName(name)}: is a directory (use rmdir)`);
-    if (target.linksCount === 0) throw new Ext4Error('EFSCORRUPTED', `inode ${hit.ino} has an entry but no links`, { structure: `inode ${hit.ino}` });
-    const t = nowOf(fs, opts);
-    await removeDirEntry(tx, dir, name);
-    stamp(dir, t, { mtime: true });
-    await tx.writeInode(dir);
-    stamp(target, t);
-    if (target.linksCount > 1) {
-      setLinks(target, target.linksCount - 1);
-      await tx.writeInode(target);
-      return null;
-    }
-    return dropInode(tx, target);
-  });
-  await finishOrphan(fs, orphan);
+/** mkdirTx in its own transaction. */
+export function mkdir(fs: Filesystem, path: PathArg, opts: CreateOptions = {}): Promise<number> {
+  return runOp(fs, (tx) => mkdirTx(tx, path, opts));
 }
 
-/** rmdir(2): remove an empty directory. */
-export async function rmdir(fs: Filesystem, path: string | Uint8Array, opts: { now?: Timestamp } = {}): Promise<void> {
-  checkOpenable(fs);
-  const orphan = await fs.transact(async (tx) => {
-    const { dir, name } = await parentOf(fs, tx, path);
-    if (isDot(name)) throw new Ext4Error('EINVAL', '"." cannot be removed');
-    if (isDotDot(name)) throw new Ext4Error('ENOTEMPTY', '".." cannot be removed');
-    const hit = await findDirEntry(tx, dir, name);
-    if (!hit) throw new Ext4Error('ENOENT', `${decodeName(name)}: no such file or directory`);
-    if (hit.ino === ROOT_INO) throw new Ext4Error('EBUSY', 'the root directory cannot be removed');
-    const target = await tx.readInode(hit.ino);
-    if (target.type !== 'dir') throw new Ext4Error('ENOTDIR', `${decodeName(name)}: not a directory`);
-    if (!(await isDirEmpty(tx, target))) throw new Ext4Error('ENOTEMPTY', `${decodeName(name)}: directory not empty`);
-    const t = nowOf(fs, opts);
-    await removeDirEntry(tx, dir, name);
-    decDirLinks(dir);
-    stamp(dir, t, { mtime: true });
-    await tx.writeInode(dir);
-    stamp(target, t);
-    // The kernel empties it (i_size 0) before eviction frees its blocks.
-    return dropInode(tx, target);
-  });
-  await finishOrphan(fs, orphan);
+// ---------------------------------------------------------------------------------------------- removing
+
+/** Remove the entry `name` → `target` (a non-directory) from `dir`: the target loses a link. */
+async function unlinkEntry(tx: Transaction, dir: Inode, name: Uint8Array, target: Inode, t: Timestamp, bulk = false): Promise<void> {
+  if (target.linksCount === 0) throw new Ext4Error('EFSCORRUPTED', `inode ${target.ino} has an entry but no links`, { structure: `inode ${target.ino}`, location: { kind: 'inode', ino: target.ino } });
+  await removeDirEntry(tx, dir, name);
+  stamp(dir, t, { mtime: true });
+  await tx.writeInode(dir);
+  await dropLink(tx, target, t, bulk);
 }
 
-/** link(2): a new name for an existing non-directory (the last component of `existing` not followed). */
-export async function link(fs: Filesystem, existing: string | Uint8Array, newPath: string | Uint8Array, opts: { now?: Timestamp } = {}): Promise<void> {
-  checkOpenable(fs);
-  await fs.transact(async (tx) => {
-    // linkat's order: the old path, the new parent, the new name, then vfs_link's checks.
-    const src = await fs.resolve(existing, { followLast: false });
-    const target = await tx.readInode(src.ino);
-    const { dir, name } = await parentOf(fs, tx, newPath);
-    if (isDot(name) || isDotDot(name) || (await findDirEntry(tx, dir, name))) throw new Ext4Error('EEXIST', `${decodeName(name)}: file exists`);
-    if (target.type === 'dir') throw new Ext4Error('EPERM', 'hard links to directories are not allowed');
-    if (target.linksCount >= LINK_MAX) throw new Ext4Error('EMLINK', `inode ${target.ino} has ${target.linksCount} links`);
-    const t = nowOf(fs, opts);
-    await addDirEntry(tx, dir, name, target.ino, direntType(target.type));
-    stamp(dir, t, { mtime: true });
-    await tx.writeInode(dir);
-    setLinks(target, target.linksCount + 1);
-    stamp(target, t);
+/** A non-directory loses one name: links − 1, or dropped with its last. */
+async function dropLink(tx: Transaction, target: Inode, t: Timestamp, bulk: boolean): Promise<void> {
+  if (target.linksCount === 0) throw new Ext4Error('EFSCORRUPTED', `inode ${target.ino} has an entry but no links`, { structure: `inode ${target.ino}`, location: { kind: 'inode', ino: target.ino } });
+  stamp(target, t);
+  if (target.linksCount > 1) {
+    setLinks(target, target.linksCount - 1);
     await tx.writeInode(target);
-  });
+  } else await dropInode(tx, target, bulk);
 }
 
-/**
- * rename(2). An existing `to` is replaced: a non-directory by a
- * non-directory, an empty directory by a directory (EISDIR, ENOTDIR,
- * ENOTEMPTY as rename(2)); its inode loses the link. With `noReplace`,
- * EEXIST instead. A directory moved to another parent gets its '..'
- * rewritten and the parents' link counts moved (EMLINK when the new parent
- * is full); moving a directory under itself is EINVAL. One transaction: a
- * crash leaves the old namespace or the new one.
- */
-export async function rename(fs: Filesystem, from: string | Uint8Array, to: string | Uint8Array, opts: { now?: Timestamp; noReplace?: boolean } = {}): Promise<void> {
-  checkOpenable(fs);
-  const orphan = await fs.transact(async (tx) => {
-    const a = await parentOf(fs, tx, from);
-    const b = await parentOf(fs, tx, to);
-    const same = a.dir.ino === b.dir.ino;
-    const oldDir = a.dir;
-    const newDir = same ? a.dir : b.dir;
-    for (const n of [a.name, b.name]) if (isDot(n) || isDotDot(n)) throw new Ext4Error('EBUSY', '"." and ".." cannot be renamed');
-    const src = await findDirEntry(tx, oldDir, a.name);
-    if (!src) throw new Ext4Error('ENOENT', `${decodeName(a.name)}: no such file or directory`);
-    if (same && bytesEqual(a.name, b.name)) return null;
-    const moving = await tx.readInode(src.ino);
-    const movingDir = moving.type === 'dir';
-    const dst = await findDirEntry(tx, newDir, b.name);
-    if (dst && opts.noReplace) throw new Ext4Error('EEXIST', `${decodeName(b.name)}: file exists`);
-    if (!same) {
-      // do_renameat2's trap: the source may not be an ancestor of the new parent (EINVAL), the
-      // target not one of the old parent (ENOTEMPTY) — checked before the types.
-      if (movingDir && (await ancestors(fs, newDir.ino)).has(moving.ino)) throw new Ext4Error('EINVAL', 'cannot move a directory under itself');
-      if (dst && (await ancestors(fs, oldDir.ino)).has(dst.ino)) throw new Ext4Error('ENOTEMPTY', `${decodeName(b.name)}: directory not empty (an ancestor of the source)`);
-    }
-    const t = nowOf(fs, opts);
-    let orphanIno: number | null = null;
-    let victimDir = false;
-    if (dst) {
-      if (dst.ino === src.ino) return null; // two links to one inode: rename(2) does nothing
-      const victim = await tx.readInode(dst.ino);
-      victimDir = victim.type === 'dir';
-      if (movingDir && !victimDir) throw new Ext4Error('ENOTDIR', `${decodeName(b.name)}: not a directory`);
-      if (!movingDir && victimDir) throw new Ext4Error('EISDIR', `${decodeName(b.name)}: is a directory`);
-      if (victimDir && !(await isDirEmpty(tx, victim))) throw new Ext4Error('ENOTEMPTY', `${decodeName(b.name)}: directory not empty`);
-      await setDirEntry(tx, newDir, b.name, moving.ino, direntType(moving.type));
-      await removeDirEntry(tx, oldDir, a.name);
-      stamp(victim, t);
-      if (victimDir || victim.linksCount <= 1) orphanIno = await dropInode(tx, victim);
-      else {
-        setLinks(victim, victim.linksCount - 1);
-        await tx.writeInode(victim);
-      }
-    } else {
-      if (movingDir && !same && dirLinkMax(fs, newDir)) throw new Ext4Error('EMLINK', `directory ${newDir.ino} has ${newDir.linksCount} links`);
-      await addDirEntry(tx, newDir, b.name, moving.ino, direntType(moving.type));
-      await removeDirEntry(tx, oldDir, a.name);
-    }
-    // Subdirectory counts (links = 2 + subdirectories): the old parent loses one when a directory
-    // leaves it or a directory victim goes; the new parent gains one unless it lost the victim.
-    if (movingDir && !same) {
-      await setDirEntry(tx, await tx.readInode(moving.ino), DOTDOT, newDir.ino, direntType('dir'));
-      decDirLinks(oldDir);
-      if (!victimDir) incDirLinks(newDir);
-    } else if (victimDir) decDirLinks(newDir);
-    stamp(oldDir, t, { mtime: true });
-    await tx.writeInode(oldDir);
-    if (!same) {
-      stamp(newDir, t, { mtime: true });
-      await tx.writeInode(newDir);
-    }
-    const m = await tx.readInode(moving.ino);
-    stamp(m, t);
-    await tx.writeInode(m);
-    return orphanIno;
-  });
-  await finishOrphan(fs, orphan);
+/** Remove the entry `name` → `target` (an empty directory) from `dir`. */
+async function rmdirEntry(tx: Transaction, dir: Inode, name: Uint8Array, target: Inode, t: Timestamp): Promise<void> {
+  await removeDirEntry(tx, dir, name);
+  decDirLinks(dir);
+  stamp(dir, t, { mtime: true });
+  await tx.writeInode(dir);
+  stamp(target, t);
+  await dropInode(tx, target);
 }
+
+/** unlink(2) inside `tx`: remove a name of a non-directory; the inode is freed with its last link. */
+export async function unlinkTx(tx: Transaction, path: PathArg, opts: { now?: Timestamp } = {}): Promise<void> {
+  const { dir, name } = await parentOf(tx, path);
+  if (isDot(name) || isDotDot(name)) throw new Ext4Error('EISDIR', `${decodeName(name)}: is a directory`);
+  const hit = await findDirEntry(tx, dir, name);
+  if (!hit) throw new Ext4Error('ENOENT', `${decodeName(name)}: no such file or directory`);
+  const target = await tx.readInode(hit.ino);
+  if (target.type === 'dir') throw new Ext4Error('EISDIR', `${decodeName(name)}: is a directory (use rmdir)`);
+  await unlinkEntry(tx, dir, name, target, nowOf(tx.fs, opts));
+}
+
+/** unlinkTx in its own transaction (a large inode's blocks freed in steps after it). */
+export function unlink(fs: Filesystem, path: PathArg, opts: { now?: Timestamp } = {}): Promise<void> {
+  return runOp(fs, (tx) => unlinkTx(tx, path, opts));
+}
+
+/** rmdir(2) inside `tx`: remove an empty directory. */
+export async function rmdirTx(tx: Transaction, path: PathArg, opts: { now?: Timestamp } = {}): Promise<void> {
+  const { dir, name } = await parentOf(tx, path);
+  if (isDot(name)) throw new Ext4Error('EINVAL', '"." cannot be removed');
+  if (isDotDot(name)) throw new Ext4Error('ENOTEMPTY', '".." cannot be removed');
+  const hit = await findDirEntry(tx, dir, name);
+  if (!hit) throw new Ext4Error('ENOENT', `${decodeName(name)}: no such file or directory`);
+  if (hit.ino === ROOT_INO) throw new Ext4Error('EBUSY', 'the root directory cannot be removed');
+  const target = await tx.readInode(hit.ino);
+  if (target.type !== 'dir') throw new Ext4Error('ENOTDIR', `${decodeName(name)}: not a directory`);
+  if (!(await isDirEmpty(tx, target))) throw new Ext4Error('ENOTEMPTY', `${decodeName(name)}: directory not empty`);
+  await rmdirEntry(tx, dir, name, target, nowOf(tx.fs, opts));
+}
+
+/** rmdirTx in its own transaction. */
+export function rmdir(fs: Filesystem, path: PathArg, opts: { now?: Timestamp } = {}): Promise<void> {
+  return runOp(fs, (tx) => rmdirTx(tx, path, opts));
+}
+
+/** link(2) inside `tx`: a new name for an existing non-directory (the last component of `existing` not followed). */
+export async function linkTx(tx: Transaction, existing: PathArg, newPath: NewName, opts: { now?: Timestamp } = {}): Promise<void> {
+  // linkat's order: the old path, the new parent, the new name, then vfs_link's checks.
+  const target = await lookupTx(tx, existing, { followLast: false });
+  const { dir, name } = await parentOf(tx, newPath);
+  if (isDot(name) || isDotDot(name) || (await findDirEntry(tx, dir, name))) throw new Ext4Error('EEXIST', `${decodeName(name)}: file exists`);
+  if (target.type === 'dir') throw new Ext4Error('EPERM', 'hard links to directories are not allowed');
+  if (target.linksCount >= LINK_MAX) throw new Ext4Error('EMLINK', `inode ${target.ino} has ${target.linksCount} links`);
+  if (target.linksCount === 0) throw new Ext4Error('ENOENT', `inode ${target.ino} has no links left`);
+  const t = nowOf(tx.fs, opts);
+  await addDirEntry(tx, dir, name, target.ino, direntType(target.type));
+  stamp(dir, t, { mtime: true });
+  await tx.writeInode(dir);
+  const fresh = await tx.readInode(target.ino);
+  setLinks(fresh, fresh.linksCount + 1);
+  stamp(fresh, t);
+  await tx.writeInode(fresh);
+}
+
+/** linkTx in its own transaction. */
+export function link(fs: Filesystem, existing: PathArg, newPath: PathArg, opts: { now?: Timestamp } = {}): Promise<void> {
+  return runOp(fs, (tx) => linkTx(tx, existing, newPath, opts));
+}
+
+// ---------------------------------------------------------------------------------------------- rename
 
 const DOTDOT = new Uint8Array([0x2e, 0x2e]);
 
-/** Directory `dir` and every directory above it up to the root (walking '..'). */
-async function ancestors(fs: Filesystem, dir: number): Promise<Set<number>> {
+/** Directory `dir` and every directory above it up to the root (walking '..' as of `tx`). */
+async function ancestors(tx: Transaction, dir: number): Promise<Set<number>> {
   const out = new Set<number>([dir]);
   for (let cur = dir; cur !== ROOT_INO; ) {
-    const up = await fs.lookup(await fs.readInode(cur), DOTDOT);
-    if (!up) throw new Ext4Error('EFSCORRUPTED', `directory ${cur} has no '..'`, { structure: `directory ${cur}` });
-    if (out.has(up.ino) && up.ino !== ROOT_INO) throw new Ext4Error('EFSCORRUPTED', `'..' entries loop above directory ${dir}`, { structure: `directory ${cur}` });
-    out.add(up.ino);
-    cur = up.ino;
+    const up = await dotDotOf(tx, await tx.readInode(cur));
+    if (out.has(up) && up !== ROOT_INO) throw new Ext4Error('EFSCORRUPTED', `'..' entries loop above directory ${dir}`, { structure: `directory ${cur}`, location: { kind: 'inode', ino: cur } });
+    out.add(up);
+    cur = up;
   }
   return out;
+}
+
+/**
+ * rename(2) / renameat2 inside `tx`. An existing `to` is replaced: a
+ * non-directory by a non-directory, an empty directory by a directory
+ * (EISDIR, ENOTDIR, ENOTEMPTY as rename(2)); its inode loses the link. With
+ * `noReplace`, EEXIST instead. With `exchange` both names must exist (ENOENT)
+ * and swap (ext4_cross_rename: a directory that changes parent gets its '..'
+ * rewritten, the parents' link counts follow). A directory moved to another
+ * parent gets its '..' rewritten and the parents' link counts moved (EMLINK
+ * when the new parent is full); moving a directory under itself is EINVAL.
+ */
+export async function renameTx(tx: Transaction, from: PathArg, to: PathArg, opts: RenameOptions = {}): Promise<void> {
+  const fs = tx.fs;
+  if (opts.exchange && opts.noReplace) throw new Ext4Error('EINVAL', 'exchange and noReplace cannot be combined');
+  const a = await parentOf(tx, from);
+  const b = await parentOf(tx, to);
+  const same = a.dir.ino === b.dir.ino;
+  const oldDir = a.dir;
+  const newDir = same ? a.dir : b.dir;
+  for (const n of [a.name, b.name]) if (isDot(n) || isDotDot(n)) throw new Ext4Error('EBUSY', '"." and ".." cannot be renamed');
+  const src = await findDirEntry(tx, oldDir, a.name);
+  if (!src) throw new Ext4Error('ENOENT', `${decodeName(a.name)}: no such file or directory`);
+  const dst = await findDirEntry(tx, newDir, b.name);
+  if (opts.exchange && !dst) throw new Ext4Error('ENOENT', `${decodeName(b.name)}: no such file or directory`);
+  if (dst && opts.noReplace) throw new Ext4Error('EEXIST', `${decodeName(b.name)}: file exists`);
+  if (same && bytesEqual(a.name, b.name)) return;
+  const moving = await tx.readInode(src.ino);
+  const movingDir = moving.type === 'dir';
+  if (!same) {
+    // do_renameat2's trap: the source may not be an ancestor of the new parent (EINVAL), the
+    // target not one of the old parent (ENOTEMPTY; EINVAL when exchanging) — before the types.
+    if (movingDir && (await ancestors(tx, newDir.ino)).has(moving.ino)) throw new Ext4Error('EINVAL', 'cannot move a directory under itself');
+    if (dst && (await ancestors(tx, oldDir.ino)).has(dst.ino))
+      throw new Ext4Error(opts.exchange ? 'EINVAL' : 'ENOTEMPTY', `${decodeName(b.name)}: ${opts.exchange ? 'cannot move a directory under itself' : 'directory not empty (an ancestor of the source)'}`);
+  }
+  if (dst && dst.ino === src.ino) return; // two links to one inode: rename(2) does nothing
+  const t = nowOf(fs, opts);
+  if (opts.exchange) return exchangeEntries(tx, { dir: oldDir, name: a.name, inode: moving }, { dir: newDir, name: b.name, inode: await tx.readInode(dst!.ino) }, same, t);
+  let victimDir = false;
+  if (dst) {
+    const victim = await tx.readInode(dst.ino);
+    victimDir = victim.type === 'dir';
+    if (movingDir && !victimDir) throw new Ext4Error('ENOTDIR', `${decodeName(b.name)}: not a directory`);
+    if (!movingDir && victimDir) throw new Ext4Error('EISDIR', `${decodeName(b.name)}: is a directory`);
+    if (victimDir && !(await isDirEmpty(tx, victim))) throw new Ext4Error('ENOTEMPTY', `${decodeName(b.name)}: directory not empty`);
+    await setDirEntry(tx, newDir, b.name, moving.ino, direntType(moving.type));
+    await removeDirEntry(tx, oldDir, a.name);
+    stamp(victim, t);
+    if (victimDir || victim.linksCount <= 1) await dropInode(tx, victim);
+    else {
+      setLinks(victim, victim.linksCount - 1);
+      await tx.writeInode(victim);
+    }
+  } else {
+    if (movingDir && !same && dirLinkMax(fs, newDir)) throw new Ext4Error('EMLINK', `directory ${newDir.ino} has ${newDir.linksCount} links`);
+    await addDirEntry(tx, newDir, b.name, moving.ino, direntType(moving.type));
+    await removeDirEntry(tx, oldDir, a.name);
+  }
+  // Subdirectory counts (links = 2 + subdirectories): the old parent loses one when a directory
+  // leaves it or a directory victim goes; the new parent gains one unless it lost the victim.
+  if (movingDir && !same) {
+    await setDirEntry(tx, await tx.readInode(moving.ino), DOTDOT, newDir.ino, direntType('dir'));
+    decDirLinks(oldDir);
+    if (!victimDir) incDirLinks(newDir);
+  } else if (victimDir) decDirLinks(newDir);
+  stamp(oldDir, t, { mtime: true });
+  await tx.writeInode(oldDir);
+  if (!same) {
+    stamp(newDir, t, { mtime: true });
+    await tx.writeInode(newDir);
+  }
+  const m = await tx.readInode(moving.ino);
+  stamp(m, t);
+  await tx.writeInode(m);
+}
+
+interface Side {
+  dir: Inode;
+  name: Uint8Array;
+  inode: Inode;
+}
+
+/** RENAME_EXCHANGE (ext4_cross_rename): each name points at the other inode. */
+async function exchangeEntries(tx: Transaction, a: Side, b: Side, same: boolean, t: Timestamp): Promise<void> {
+  const fs = tx.fs;
+  const aDir = a.inode.type === 'dir', bDir = b.inode.type === 'dir';
+  // vfs_rename's EMLINK: a directory arriving in a parent that gets no directory back.
+  if (!same && aDir && !bDir && dirLinkMax(fs, b.dir)) throw new Ext4Error('EMLINK', `directory ${b.dir.ino} has ${b.dir.linksCount} links`);
+  if (!same && bDir && !aDir && dirLinkMax(fs, a.dir)) throw new Ext4Error('EMLINK', `directory ${a.dir.ino} has ${a.dir.linksCount} links`);
+  await setDirEntry(tx, a.dir, a.name, b.inode.ino, direntType(b.inode.type));
+  const bParent = same ? a.dir : b.dir;
+  await setDirEntry(tx, bParent, b.name, a.inode.ino, direntType(a.inode.type));
+  if (!same) {
+    if (aDir) await setDirEntry(tx, await tx.readInode(a.inode.ino), DOTDOT, b.dir.ino, direntType('dir'));
+    if (bDir) await setDirEntry(tx, await tx.readInode(b.inode.ino), DOTDOT, a.dir.ino, direntType('dir'));
+    // ext4_update_dir_count: a parent that traded a directory for a non-directory loses a link, the other gains one.
+    if (aDir && !bDir) {
+      decDirLinks(a.dir);
+      incDirLinks(b.dir);
+    } else if (bDir && !aDir) {
+      incDirLinks(a.dir);
+      decDirLinks(b.dir);
+    }
+  }
+  stamp(a.dir, t, { mtime: true });
+  await tx.writeInode(a.dir);
+  if (!same) {
+    stamp(b.dir, t, { mtime: true });
+    await tx.writeInode(b.dir);
+  }
+  for (const ino of [a.inode.ino, b.inode.ino]) {
+    const m = await tx.readInode(ino);
+    stamp(m, t);
+    await tx.writeInode(m);
+  }
+}
+
+/** renameTx in its own transaction: a crash leaves the old namespace or the new one. */
+export function rename(fs: Filesystem, from: PathArg, to: PathArg, opts: RenameOptions = {}): Promise<void> {
+  return runOp(fs, (tx) => renameTx(tx, from, to, opts));
+}
+
+// ---------------------------------------------------------------------------------------------- rm -r
+
+export interface RemoveTreeProgress {
+  /** Names removed so far (entries of every kind, the top one included). */
+  removed: number;
+  /** Transactions committed so far. */
+  steps: number;
+}
+
+export interface RemoveTreeOptions {
+  now?: Timestamp;
+  onProgress?: (p: RemoveTreeProgress) => void;
+  /** Entries per transaction at most (default from the journal's size; tests make it small). */
+  stepEntries?: number;
+}
+
+/**
+ * Blocks one step may touch: half the journal's per-commit limit, less room for one more
+ * entry's worst case (as importTree batches); 4096 without a journal.
+ */
+function stepBlockBudget(fs: Filesystem): number {
+  const j = internals(fs).journal;
+  return j ? Math.max(16, Math.floor(j.maxTransactionBlocks() / 2) - 64) : 4096;
+}
+
+/**
+ * rm -r: remove `path` and, for a directory, everything under it, depth
+ * first, in transactions that each fit the journal. Each step removes whole
+ * entries with their inodes (a file's inode freed with its last link in the
+ * same transaction; a large one put on the orphan list there and freed in
+ * steps after it), and a directory in the step that removes the last of its entries — so a crash at any
+ * point leaves a consistent filesystem where every visible name is whole,
+ * and at most orphans that the next open (or e2fsck, or Linux) frees.
+ * Returns the number of names removed. The root cannot be removed (EBUSY).
+ */
+export async function removeTree(fs: Filesystem, path: PathArg, opts: RemoveTreeOptions = {}): Promise<number> {
+  checkWritable(fs);
+  const top = splitLast(path);
+  const progress: RemoveTreeProgress = { removed: 0, steps: 0 };
+  const budget = stepBlockBudget(fs);
+  const maxEntries = opts.stepEntries ?? Infinity;
+  for (;;) {
+    let done = false;
+    let txUsed: Transaction | null = null;
+    await fs.transact(async (tx) => {
+      txUsed = tx;
+      done = await removeStep(tx, top, { budget, maxEntries, now: nowOf(fs, opts) }, progress);
+    });
+    if (txUsed) await finishRemovals(fs, txUsed);
+    progress.steps++;
+    opts.onProgress?.({ ...progress });
+    if (done) return progress.removed;
+  }
+}
+
+/**
+ * One step of removeTree: walk down from the top to a directory, removing
+ * entries (post-order) until the step's budget is used. Returns true once
+ * the top name itself is gone.
+ */
+async function removeStep(tx: Transaction, top: { parent: Uint8Array; name: Uint8Array }, lim: { budget: number; maxEntries: number; now: Timestamp }, progress: RemoveTreeProgress): Promise<boolean> {
+  const parent = await lookupTx(tx, top.parent, { followLast: true });
+  if (parent.type !== 'dir') throw new Ext4Error('ENOTDIR', `${decodeName(top.parent)}: not a directory`);
+  if (isDot(top.name) || isDotDot(top.name)) throw new Ext4Error('EINVAL', '"." and ".." cannot be removed');
+  const hit = await findDirEntry(tx, parent, top.name);
+  if (!hit) {
+    if (progress.removed === 0) throw new Ext4Error('ENOENT', `${decodeName(top.name)}: no such file or directory`);
+    return true;
+  }
+  if (hit.ino === ROOT_INO) throw new Ext4Error('EBUSY', 'the root directory cannot be removed');
+  let count = 0;
+  // Frees touch their bitmaps and descriptors only at finalise: two blocks per group they touch
+  // (counted as they come; many frees share a group).
+  const freeGroups = new Set<number>();
+  let freesSeen = 0;
+  const full = () => {
+    const sb = tx.fs.sb;
+    for (; freesSeen < tx.pendingFree.length; freesSeen++) {
+      const f = tx.pendingFree[freesSeen]!;
+      for (let g = groupOfBlock(sb, f.start), last = groupOfBlock(sb, f.start + f.length - 1); g <= last; g++) freeGroups.add(g);
+    }
+    return count >= lim.maxEntries || tx.blocks.size + tx.groups.size + 2 * freeGroups.size >= lim.budget;
+  };
+  /**
+   * Empty `dir` (post-order) as far as the budget goes; true when every entry's inode went — then
+   * the caller removes `dir` in this same step, without its entries ever being edited out (its
+   * blocks are freed with it: one transaction, so no state in between is ever on disk). When the
+   * budget ends first, the names whose inodes went are removed from `dir` (one inode write) and
+   * false is returned.
+   */
+  const empty = async (dir: Inode, depth: number): Promise<boolean> => {
+    if (depth > 4096) throw new Ext4Error('EFSCORRUPTED', `directories nested more than 4096 deep under ${decodeName(top.name)}`);
+    const gone: { name: Uint8Array; dir: boolean }[] = [];
+    let complete = true;
+    for (const e of await listDirEntries(tx, dir)) {
+      if (full()) {
+        complete = false;
+        break;
+      }
+      const child = await tx.readInode(e.ino);
+      if (child.type === 'dir') {
+        if (!(await empty(child, depth + 1))) {
+          complete = false;
+          break;
+        }
+        const c = await tx.readInode(e.ino);
+        stamp(c, lim.now);
+        await dropInode(tx, c);
+      } else await dropLink(tx, child, lim.now, true);
+      gone.push({ name: e.name, dir: child.type === 'dir' });
+      count++;
+      progress.removed++;
+    }
+    if (complete) return true;
+    if (gone.length) {
+      const d = await tx.readInode(dir.ino);
+      for (const g of gone) {
+        await removeDirEntry(tx, d, g.name);
+        if (g.dir) decDirLinks(d);
+      }
+      stamp(d, lim.now, { mtime: true });
+      await tx.writeInode(d);
+    }
+    return false;
+  };
+  const target = await tx.readInode(hit.ino);
+  if (target.type !== 'dir') {
+    await unlinkEntry(tx, parent, top.name, target, lim.now, true);
+    progress.removed++;
+    return true;
+  }
+  if (!(await empty(target, 0))) return false;
+  await rmdirEntry(tx, await tx.readInode(parent.ino), top.name, await tx.readInode(hit.ino), lim.now);
+  progress.removed++;
+  return true;
 }
 
 /** Whether the filesystem hashes directories (dir_index): new multi-block directories become htrees. */

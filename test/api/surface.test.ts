@@ -63,6 +63,52 @@ const CORE_VALUES = [
   'replayImage',
   'startExchange',
   'stat',
+  // issue 11: namespace writes, attributes, whole files, trees, and the node:fs-shaped Volume
+  'appendFile',
+  'BigIntStats',
+  'chmod',
+  'chmodTx',
+  'chown',
+  'chownTx',
+  'createFile',
+  'createFileTx',
+  'exportTree',
+  'getXattr',
+  'getXattrTx',
+  'holdInode',
+  'importTree',
+  'link',
+  'linkTx',
+  'listXattrs',
+  'listXattrsTx',
+  'lookupTx',
+  'mkdir',
+  'mkdirTx',
+  'mknod',
+  'mknodTx',
+  'removeTree',
+  'removeXattr',
+  'removeXattrTx',
+  'rename',
+  'renameTx',
+  'rmdir',
+  'rmdirTx',
+  'setXattr',
+  'setXattrTx',
+  'Stats',
+  'symlink',
+  'symlinkTx',
+  'unlink',
+  'unlinkTx',
+  'utimes',
+  'utimesTx',
+  'Volume',
+  'VolumeDirent',
+  'VolumeError',
+  'VolumeFileHandle',
+  'VolumePromises',
+  'writeFile',
+  'writeFileTx',
 ];
 
 describe('what each entry point exports', () => {
@@ -92,6 +138,10 @@ describe('what each entry point exports', () => {
     expect(core).not.toHaveProperty('FileDevice');
     // opening by path is Node's; the core takes a BlockDevice
     expect(node.Filesystem.prototype).toBeInstanceOf(core.Filesystem);
+    // the same for the Volume, which adds Node streams
+    expect(node.Volume.prototype).toBeInstanceOf(core.Volume);
+    expect(node.Volume.prototype).toHaveProperty('createReadStream');
+    expect(core.Volume.prototype).not.toHaveProperty('createReadStream');
   });
 });
 
@@ -128,6 +178,23 @@ describe('types scripts rely on', () => {
     expectTypeOf<StatResult>().toHaveProperty('size').toBeNumber();
     expectTypeOf<FileStat>().toHaveProperty('size').toBeNumber();
     expectTypeOf<OpenOptions>().toHaveProperty('platform');
+  });
+});
+
+describe('the Volume: node:fs/promises shapes', () => {
+  it('stat overloads, errors with errno/syscall/path, handles', () => {
+    type P = core.VolumePromises;
+    const plain = (p: P) => p.stat('/x');
+    const big = (p: P) => p.lstat('/x', { bigint: true });
+    expectTypeOf<Awaited<ReturnType<typeof plain>>>().toEqualTypeOf<core.Stats>();
+    expectTypeOf<Awaited<ReturnType<typeof big>>>().toEqualTypeOf<core.BigIntStats>();
+    expectTypeOf<core.BigIntStats['mtimeNs']>().toEqualTypeOf<bigint>();
+    expectTypeOf<core.VolumeError['errno']>().toBeNumber();
+    expectTypeOf<core.VolumeError['syscall']>().toBeString();
+    expectTypeOf<core.VolumeError>().toMatchTypeOf<Ext4Error>();
+    expectTypeOf<Awaited<ReturnType<P['open']>>>().toEqualTypeOf<core.VolumeFileHandle>();
+    expectTypeOf<core.VolumeFileHandle>().toHaveProperty(Symbol.asyncDispose);
+    expectTypeOf<core.Volume>().toHaveProperty(Symbol.asyncDispose);
   });
 });
 

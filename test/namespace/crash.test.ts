@@ -1,8 +1,9 @@
 /**
  * Crash points of namespace operations: creates that turn a one-block
  * directory into an htree (make_indexed_dir) and split its leaves, a rename
- * of a file and of a directory across parents, an unlink, an rmdir,
- * a slow and a fast symlink, a fifo — recorded on one open (1 KiB blocks,
+ * of a file and of a directory across parents, an exchange of a directory
+ * and a file across parents, an unlink, an rmdir, a slow and a fast
+ * symlink, a fifo — recorded on one open (1 KiB blocks,
  * metadata_csum, writes torn at 1 KiB).
  * Every operation is one transaction, so every crash point (each write
  * prefix, plus seeded sets of lost unflushed writes) must replay (ext4kit's
@@ -57,6 +58,8 @@ describe.skipIf(!HAVE_E2FSPROGS)('namespace crash points', () => {
       ops.push(() => rename(f, `/h/${name(3)}`, '/y/moved'));
       ops.push(() => mkdir(f, '/h/sub'));
       ops.push(() => rename(f, '/h/sub', '/y/sub'));
+      ops.push(() => mkdir(f, '/h/xd'));
+      ops.push(() => rename(f, '/h/xd', '/y/moved', { exchange: true })); // a directory and a file swap parents
       ops.push(() => unlink(f, `/h/${name(5)}`));
       ops.push(() => rmdir(f, '/y/sub'));
       ops.push(() => symlink(f, `${'t/'.repeat(100)}end`, '/y/slow-link'));

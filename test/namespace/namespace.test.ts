@@ -18,10 +18,10 @@ import { createFile, link, mkdir, mknod, rename, rmdir, symlink, unlink } from '
 import { splitDev } from '../helpers/tree.js';
 import { INODE_FLAGS } from '../../lib/ext4/inode.js';
 import { DxCountLimitLayout, DxRootInfoLayout, DX_ROOT_COUNT_OFFSET, DX_ROOT_INFO_OFFSET } from '../../lib/ext4/htree.js';
-import { debugfs, expectE2fsckClean, mkfs, oracleGate, withLoopMount, type FsKind } from '../helpers/tools.js';
-import { tmpDir } from '../helpers/tmp.js';
-import { CAN_MOUNT, HAVE_E2FSPROGS, LOOP_SKIP, cleanupImages, codeOf, pattern, scratchPath } from '../ops/helpers.js';
+import { debugfs, expectE2fsckClean, oracleGate, withLoopMount, type FsKind } from '../helpers/tools.js';
+import { CAN_MOUNT, HAVE_E2FSPROGS, LOOP_SKIP, cleanupImages, codeOf, pattern } from '../ops/helpers.js';
 import { mulberry32 } from '../../lib/io/prng.js';
+import { entryNames, makeNsImage, withWritableAt } from './helpers.js';
 
 afterAll(() => cleanupImages());
 
@@ -45,30 +45,12 @@ const CONFIGS: Config[] = [
 const NOW = { sec: 1_750_000_000, nsec: 123_456_789 };
 
 function makeImage(c: Config, name: string): string {
-  const src = tmpDir('ns-src');
-  nodefs.writeFileSync(path.join(src, 'hello'), pattern(3000, 7));
-  nodefs.mkdirSync(path.join(src, 'etc'));
-  const img = scratchPath(`ns-${name}-${c.kind}-${c.bs}-${c.opts.join('')}.img`);
-  mkfs(c.kind, img, (c.bs === 65536 ? 96 : 24) * 1024 * 1024, ['-b', String(c.bs), ...c.opts], src);
-  nodefs.rmSync(src, { recursive: true, force: true });
-  return img;
+  return makeNsImage({ name: `ns-${name}-${c.kind}-${c.bs}-${c.opts.join('')}`, kind: c.kind, blockSize: c.bs, sizeMiB: c.bs === 65536 ? 96 : 24, mkfsOpts: c.opts, tree: { hello: pattern(3000, 7), 'etc/': null } });
 }
 
-async function withFs<T>(img: string, fn: (fs: CoreFilesystem) => Promise<T>): Promise<T> {
-  const fs = await Filesystem.open(img, { write: true, now: NOW });
-  try {
-    return await fn(fs);
-  } finally {
-    await fs.close();
-  }
-}
+const withFs = <T>(img: string, fn: (fs: CoreFilesystem) => Promise<T>) => withWritableAt(img, NOW, fn);
 
-/** Names (without '.' and '..') of a directory through ext4kit. */
-async function names(fs: CoreFilesystem, dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const e of fs.readdir(dir)) if (e.name !== '.' && e.name !== '..') out.push(e.name);
-  return out.sort();
-}
+const names = entryNames;
 
 const enc = new TextEncoder();
 

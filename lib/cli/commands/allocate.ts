@@ -5,21 +5,10 @@
  * hole; prints the number of bytes allocated. One journaled transaction.
  */
 import type { Command } from 'commander';
-import { Filesystem } from '../../node.js';
 import { allocate, ALLOC_CONTIGUOUS, ALLOC_FIXED_LEN, ALLOC_FIXED_START } from '../../ops/allocate.js';
-import { globalOptions, printJson, write, type CliContext } from '../util.js';
+import { printJson, write, type CliContext } from '../util.js';
+import { withWritable } from '../write-open.js';
 import { parseBytes } from './free.js';
-
-/** Open IMAGE read-write, run fn, always close (which marks the filesystem clean); warnings to stderr. */
-export async function withWritableFs<T>(image: string, cmd: Command, ctx: CliContext, fn: (fs: Filesystem) => Promise<T>): Promise<T> {
-  const fs = await Filesystem.open(image, { write: true, verifyChecksums: globalOptions(cmd).verify });
-  try {
-    return await fn(fs);
-  } finally {
-    await fs.close();
-    for (const w of fs.warnings) ctx.io.stderr.write(`ext4kit: warning: ${w}\n`);
-  }
-}
 
 interface AllocateCliOptions {
   offset: number;
@@ -46,7 +35,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--json', 'print {"allocated": bytes}')
     .action(async (image: string, path: string, opts: AllocateCliOptions, cmd: Command) => {
       const flags = (opts.fixedStart ? ALLOC_FIXED_START : 0) | (opts.fixedLen ? ALLOC_FIXED_LEN : 0) | (opts.contiguous ? ALLOC_CONTIGUOUS : 0);
-      const bytes = await withWritableFs(image, cmd, ctx, (fs) => allocate(fs, path, { offset: opts.offset, len: opts.len, goal: opts.goal, flags }));
+      const bytes = await withWritable(image, cmd, ctx, (fs) => allocate(fs, path, { offset: opts.offset, len: opts.len, goal: opts.goal, flags }), undefined, { syncReads: false });
       if (opts.json) return printJson(ctx, { allocated: bytes });
       await write(ctx.io.stdout, `${bytes}\n`);
     });

@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { movedata } from '../../ops/movedata.js';
 import { printJson, write, type CliContext } from '../util.js';
 import { parseBytes } from './free.js';
-import { withWritableFs } from './allocate.js';
+import { withWritable } from '../write-open.js';
 
 export function register(program: Command, ctx: CliContext): void {
   program
@@ -22,7 +22,7 @@ export function register(program: Command, ctx: CliContext): void {
     .requiredOption('--len <bytes>', 'length (block-aligned)', parseBytes)
     .option('--json', 'print {"moved": bytes}')
     .action(async (image: string, dataPath: string, spacePath: string, opts: { from: number; len: number; json?: boolean }, cmd: Command) => {
-      await withWritableFs(image, cmd, ctx, (fs) => movedata(fs, dataPath, spacePath, { from: opts.from, len: opts.len }));
+      await withWritable(image, cmd, ctx, (fs) => movedata(fs, dataPath, spacePath, { from: opts.from, len: opts.len }), undefined, { syncReads: false });
       if (opts.json) return printJson(ctx, { moved: opts.len });
       await write(ctx.io.stdout, `moved ${opts.len} bytes\n`);
     });

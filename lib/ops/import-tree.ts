@@ -1,0 +1,508 @@
+/**
+ * Import a whole tree (a stream of TreeEntry: a host directory, a tar
+ * archive, another image) into an image under `at`.
+ *
+ * Batching: entries are applied inside one transaction until it holds about
+ * half of what the journal takes in one commit (a quarter of the log, the
+ * kernel's limit: jbd2 refuses bigger ones with E2BIG), or 64 MiB of file
+ * data, so a 20,000-file tree costs tens of commits, not 20,000. The
+ * source is read inside the transaction (nothing reaches the disk before
+ * the commit). A large file continues into the next transactions, 64 MiB
+ * at a time; its blocks are asked for where its last extent ended, so a
+ * file written in one go is one extent whenever a free run allows it.
+ *
+ * Content: all-zero blocks become holes (as `mkfs.ext4 -d` does), so sparse
+ * files stay sparse. Times: atime and mtime as given (nanoseconds where the
+ * inode has room), directories' at the end (their entries would move
+ * mtime); ctime and crtime are the filesystem clock (SOURCE_DATE_EPOCH /
+ * `now`): with a fixed clock the same tree gives the same image bytes.
+ *
+ * A crash leaves a consistent filesystem with a prefix of the tree (the
+ * committed batches): the import is not one atomic operation.
+ */
+import { Ext4Error } from '../errors.js';
+import type { Filesystem } from '../ext4/filesystem.js';
+import type { Transaction } from '../ext4/transaction.js';
+import type { Inode, Timestamp } from '../ext4/inode.js';
+import type { Extent } from '../ext4/extents.js';
+import { internals } from '../ext4/internals.js';
+import { allocateBlocks } from '../ext4/alloc.js';
+import { blockMapExclude, remapInode, setSize, txFileMap } from '../ext4/remap.js';
+import { isExtentMapped } from '../ext4/inode.js';
+import { findDirEntry } from '../ext4/dir-edit.js';
+import { blockGoal, createFileTx, linkTx, lookupTx, mkdirTx, mknodTx, symlinkTx } from './namespace.js';
+import { chmodTx, chownTx, setXattrTx, utimesTx } from './attrs.js';
+import { countEntry, emptySummary, type TreeEntry, type TreeSummary } from './tree-entry.js';
+
+export interface ImportOptions {
+  /** Directory of the image the tree's root becomes (default '/'; created with its parents when missing). */
+  at?: string;
+  /** Owner of every entry instead of the tree's own. */
+  owner?: { uid: number; gid: number };
+  /** Permission bits of every entry but symlinks instead of the tree's own (directories also get x where r is set). */
+  mode?: number;
+  /** ctime of everything written (default: the filesystem clock). */
+  now?: Timestamp;
+  /** Called after each entry. */
+  onProgress?(s: Readonly<TreeSummary>): void;
+}
+
+const ROOT_INO = 2;
+/** File data one transaction carries at most (held in memory until its commit). */
+const BATCH_DATA_BYTES = 64 * 1024 * 1024;
+/** Entries one transaction takes at most without a journal (bounds memory and the commit's work). */
+const BATCH_ENTRIES_NO_JOURNAL = 8192;
+
+/**
+ * Import `entries` under `opts.at`. Existing directories are merged into;
+ * any other existing name is EEXIST. Returns what was imported.
+ */
+export async function importTree(fs: Filesystem, entries: AsyncIterable<TreeEntry> | Iterable<TreeEntry>, opts: ImportOptions = {}): Promise<TreeSummary> {
+  if (fs.readOnly) throw new Ext4Error('EROFS', 'the filesystem is open read-only');
+  const at = normalizeDir(opts.at ?? '/');
+  const run = new ImportRun(fs, at, opts);
+  await run.ensureAt();
+  const it = (Symbol.asyncIterator in entries ? (entries as AsyncIterable<TreeEntry>)[Symbol.asyncIterator]() : toAsync(entries as Iterable<TreeEntry>));
+  let done = false;
+  while (!done || run.file) {
+    await fs.transact(async (tx) => {
+      const budget = new Budget(tx);
+      const fill = async () => {
+        if (run.file) {
+          await run.continueFile(tx, budget);
+          if (run.file) return;
+        }
+        while (!budget.full()) {
+          const r = await it.next();
+          if (r.done) {
+            done = true;
+            return;
+          }
+          await run.apply(tx, r.value, budget);
+          if (run.file) return;
+        }
+      };
+      await fill();
+      run.data.queue(tx);
+    });
+    run.summary.transactions++;
+  }
+  await run.finishDirectories();
+  return run.summary;
+}
+
+function toAsync<T>(it: Iterable<T>): AsyncIterator<T> {
+  const i = it[Symbol.iterator]();
+  return { next: async () => i.next() };
+}
+
+/** '/a/b' from 'a/b/', '/a//b' …; '/' for the root. */
+function normalizeDir(p: string): string {
+  const parts = p.split('/').filter((s) => s !== '' && s !== '.');
+  if (parts.includes('..')) throw new Ext4Error('EINVAL', `${p}: '..' is not allowed in the target path`);
+  return '/' + parts.join('/');
+}
+
+/** An entry's tree path checked ('', or names without '.', '..' or empty parts). */
+function checkTreePath(p: string): string {
+  const parts = p.split('/').filter((s) => s !== '' && s !== '.');
+  if (parts.includes('..')) throw new Ext4Error('EINVAL', `${p}: '..' in a tree path (refused: it would leave the import directory)`);
+  return parts.join('/');
+}
+
+/** How full the current transaction is. */
+class Budget {
+  readonly tx: Transaction;
+  readonly limit: number;
+  dataBytes = 0;
+  entries = 0;
+  constructor(tx: Transaction) {
+    this.tx = tx;
+    const journal = internals(tx.fs).journal;
+    // Half of the commit limit (descriptor and revoke blocks, the superblock and the GDT blocks
+    // come on top of tx.blocks); room left for one more entry's worst case (an htree split at
+    // three levels, an xattr block, extent tree blocks).
+    this.limit = journal ? Math.max(16, Math.floor(journal.maxTransactionBlocks() / 2) - 48) : Infinity;
+  }
+  metadataBlocks(): number {
+    return this.tx.blocks.size + this.tx.groups.size;
+  }
+  full(): boolean {
+    if (this.dataBytes >= BATCH_DATA_BYTES) return true;
+    if (this.limit === Infinity) return this.entries >= BATCH_ENTRIES_NO_JOURNAL;
+    return this.metadataBlocks() >= this.limit;
+  }
+  /** Data bytes this transaction may still take. */
+  dataRoom(): number {
+    return Math.max(0, BATCH_DATA_BYTES - this.dataBytes);
+  }
+}
+
+/** Largest ordered-data write the gatherer builds. */
+const GATHER_MAX_BYTES = 8 * 1024 * 1024;
+/** Pieces from this size up are written as they are. */
+const GATHER_PIECE_BYTES = 256 * 1024;
+
+/**
+ * A transaction's file data, coalesced: files written one after the other get
+ * neighbouring blocks, and one device write per run of them (not one per
+ * file) is what makes thousands of small files cheap.
+ */
+class DataGather {
+  #pieces: { block: number; data: Uint8Array }[] = [];
+  /** `data` from `block` on; a last partial block is zero-filled here (copied once, with its neighbours). */
+  add(block: number, data: Uint8Array): void {
+    this.#pieces.push({ block, data });
+  }
+  /** Hand the gathered data to the transaction (ordered: written before its commit). */
+  queue(tx: Transaction): void {
+    const bs = tx.fs.blockSize;
+    const list = this.#pieces.sort((a, b) => a.block - b.block);
+    this.#pieces = [];
+    const span = (k: number) => Math.ceil(list[k]!.data.length / bs) * bs;
+    const small = (k: number) => list[k]!.data.length < GATHER_PIECE_BYTES;
+    for (let i = 0; i < list.length; ) {
+      let j = i + 1, bytes = span(i);
+      // Only small pieces are copied together; a large one is a write of its own already.
+      if (small(i)) while (j < list.length && small(j) && list[j]!.block === list[j - 1]!.block + span(j - 1) / bs && bytes + span(j) <= GATHER_MAX_BYTES) bytes += span(j++);
+      if (j === i + 1 && list[i]!.data.length === bytes) tx.writeData(list[i]!.block, list[i]!.data);
+      else {
+        const buf = new Uint8Array(bytes); // zeroed: the tails of partial blocks
+        let off = 0;
+        for (let k = i; k < j; k++) {
+          buf.set(list[k]!.data, off);
+          off += span(k);
+        }
+        tx.writeData(list[i]!.block, buf);
+      }
+      i = j;
+    }
+  }
+}
+
+/** A regular file being written across transactions. */
+interface OpenFile {
+  ino: number;
+  path: string;
+  entry: TreeEntry;
+  size: number;
+  /** Bytes consumed so far. */
+  offset: number;
+  extents: Extent[];
+  source: AsyncIterator<Uint8Array> | null;
+  /** Bytes taken from the source but not yet written (a partial block). */
+  carry: Uint8Array | null;
+}
+
+class ImportRun {
+  readonly fs: Filesystem;
+  readonly at: string;
+  readonly opts: ImportOptions;
+  readonly summary = emptySummary();
+  file: OpenFile | null = null;
+  readonly data = new DataGather();
+  /**
+   * Tree paths of the directories made or met so far, with their inodes (a tar may name a file
+   * before, or without, its directory): entries are created by (directory inode, name), not by
+   * walking their path from the root again.
+   */
+  readonly knownDirs = new Map<string, number>();
+  /** Directory times, applied once nothing more is added to them. */
+  readonly dirTimes: { ino: number; atime: Timestamp; mtime: Timestamp }[] = [];
+
+  constructor(fs: Filesystem, at: string, opts: ImportOptions) {
+    this.fs = fs;
+    this.at = at;
+    this.opts = opts;
+  }
+
+  imagePath(rel: string): string {
+    return rel === '' ? this.at : this.at === '/' ? `/${rel}` : `${this.at}/${rel}`;
+  }
+
+  /** Create `at` and its parents (mode 0755) when missing. */
+  async ensureAt(): Promise<void> {
+    if (this.at === '/') {
+      this.knownDirs.set('', ROOT_INO);
+      return;
+    }
+    await this.fs.transact(async (tx) => {
+      let p = '';
+      let ino = ROOT_INO;
+      for (const name of this.at.slice(1).split('/')) {
+        p += '/' + name;
+        ino = (await this.mkdirOrReuse(tx, p, { mode: 0o755, now: this.opts.now })).ino;
+      }
+      this.knownDirs.set('', ino);
+    });
+  }
+
+  /** mkdirOrReuse for `name` in directory `parent` (`path` is its image path, for a symlink to follow). */
+  async mkdirOrReuseIn(tx: Transaction, parent: number, name: string, path: string, o: { mode?: number; uid?: number; gid?: number; now?: Timestamp }): Promise<{ ino: number; created: boolean }> {
+    const hit = await findDirEntry(tx, await tx.readInode(parent), new TextEncoder().encode(name));
+    if (!hit) return { ino: await mkdirTx(tx, { dir: parent, name }, o), created: true };
+    const old = await tx.readInode(hit.ino);
+    // A symlink to a directory is merged into, as mkdir -p / tar do: resolved by path.
+    if (old.type === 'symlink') return this.mkdirOrReuse(tx, path, o);
+    if (old.type !== 'dir') throw new Ext4Error('ENOTDIR', `${path}: exists and is not a directory`);
+    return { ino: old.ino, created: false };
+  }
+
+  /** mkdir, or the existing directory (ENOTDIR when the name is something else). */
+  async mkdirOrReuse(tx: Transaction, path: string, o: { mode?: number; uid?: number; gid?: number; now?: Timestamp }): Promise<{ ino: number; created: boolean }> {
+    const old = await lookupTx(tx, path, { followLast: true }).catch((e: unknown) => {
+      if ((e as { code?: string }).code === 'ENOENT') return null;
+      throw e;
+    });
+    if (old) {
+      if (old.type !== 'dir') throw new Ext4Error('ENOTDIR', `${path}: exists and is not a directory`);
+      return { ino: old.ino, created: false };
+    }
+    return { ino: await mkdirTx(tx, path, o), created: true };
+  }
+
+  mode(e: TreeEntry): number {
+    const m = this.opts.mode;
+    if (m === undefined || e.type === 'symlink') return e.mode & 0o7777;
+    if (e.type === 'dir') return (m | ((m & 0o444) >> 2)) & 0o7777;
+    return m & 0o7777;
+  }
+
+  async apply(tx: Transaction, raw: TreeEntry, budget: Budget): Promise<void> {
+    const rel = checkTreePath(raw.path);
+    const e = raw;
+    const path = this.imagePath(rel);
+    const uid = this.opts.owner?.uid ?? e.uid;
+    const gid = this.opts.owner?.gid ?? e.gid;
+    const create = { mode: this.mode(e), uid, gid, now: this.opts.now };
+    const tnow = this.opts.now ? { now: this.opts.now } : {};
+    budget.entries++;
+    countEntry(this.summary, e);
+    await this.ensureParents(tx, rel);
+    const slash = rel.lastIndexOf('/');
+    const at = { dir: this.knownDirs.get(slash < 0 ? '' : rel.slice(0, slash))!, name: rel.slice(slash + 1) };
+    let ino: number;
+    switch (e.type) {
+      case 'dir': {
+        const r = rel === '' ? { ino: (await lookupTx(tx, path, { followLast: true })).ino, created: false } : await this.mkdirOrReuseIn(tx, at.dir, at.name, path, create);
+        ino = r.ino;
+        this.knownDirs.set(rel, ino);
+        if (!r.created) await this.adopt(tx, ino, create);
+        await this.xattrs(tx, ino, e);
+        if (e.mtime) this.dirTimes.push({ ino, atime: e.atime ?? e.mtime, mtime: e.mtime });
+        this.progress();
+        return;
+      }
+      case 'file': {
+        ino = await createFileTx(tx, at, { ...create, exclusive: true });
+        await this.xattrs(tx, ino, e);
+        const size = e.size ?? (e.data instanceof Uint8Array ? e.data.length : 0);
+        this.file = {
+          ino, path, entry: e, size, offset: 0, extents: [], carry: null,
+          source: e.data === undefined ? null : e.data instanceof Uint8Array ? oneChunk(e.data) : e.data[Symbol.asyncIterator](),
+        };
+        await this.continueFile(tx, budget);
+        return;
+      }
+      case 'symlink': {
+        if (e.target === undefined) throw new Ext4Error('EINVAL', `${rel}: symlink without a target`);
+        ino = await symlinkTx(tx, e.target, at, create);
+        break;
+      }
+      case 'hardlink': {
+        if (e.target === undefined) throw new Ext4Error('EINVAL', `${rel}: hard link without a target`);
+        const target = typeof e.target === 'string' ? e.target : new TextDecoder().decode(e.target);
+        await linkTx(tx, this.imagePath(checkTreePath(target)), at, tnow);
+        this.progress();
+        return;
+      }
+      case 'fifo': case 'socket': case 'chardev': case 'blockdev':
+        ino = await mknodTx(tx, at, e.type, { ...create, rdev: e.rdev });
+        break;
+      default:
+        throw new Ext4Error('EINVAL', `${rel}: unknown entry type ${String(e.type)}`);
+    }
+    await this.xattrs(tx, ino, e);
+    if (e.mtime) await utimesTx(tx, ino, e.atime ?? e.mtime, e.mtime, tnow);
+    this.progress();
+  }
+
+  /** Make the missing directories above `rel` (mode 0755, root-owned unless --owner), as tar does. */
+  async ensureParents(tx: Transaction, rel: string): Promise<void> {
+    const slash = rel.lastIndexOf('/');
+    const parent = slash < 0 ? '' : rel.slice(0, slash);
+    if (this.knownDirs.has(parent)) return;
+    await this.ensureParents(tx, parent);
+    const up = parent.lastIndexOf('/');
+    const r = await this.mkdirOrReuseIn(tx, this.knownDirs.get(up < 0 ? '' : parent.slice(0, up))!, parent.slice(up + 1), this.imagePath(parent), {
+      mode: 0o755, uid: this.opts.owner?.uid ?? 0, gid: this.opts.owner?.gid ?? 0, now: this.opts.now,
+    });
+    this.knownDirs.set(parent, r.ino);
+  }
+
+  /** An existing directory (the import root, or one merged into) takes the entry's mode and owner. */
+  async adopt(tx: Transaction, ino: number, c: { mode: number; uid: number; gid: number }): Promise<void> {
+    const now = this.opts.now ? { now: this.opts.now } : {};
+    await chownTx(tx, ino, c.uid, c.gid, now);
+    await chmodTx(tx, ino, c.mode, now);
+  }
+
+  async xattrs(tx: Transaction, ino: number, e: TreeEntry): Promise<void> {
+    for (const x of e.xattrs ?? []) await setXattrTx(tx, ino, x.name, x.value, this.opts.now ? { now: this.opts.now } : {});
+  }
+
+  progress(): void {
+    this.opts.onProgress?.(this.summary);
+  }
+
+  /**
+   * Write as much of the open file as this transaction takes: block-aligned
+   * pieces from the source, all-zero blocks skipped (holes), the rest
+   * allocated from where the file's last extent ends.
+   */
+  async continueFile(tx: Transaction, budget: Budget): Promise<void> {
+    const f = this.file!;
+    const bs = this.fs.blockSize;
+    const inode = await tx.readInode(f.ino);
+    const extents = f.extents;
+    let wrote = false;
+    while (f.offset < f.size) {
+      const room = budget.dataRoom();
+      if (room < bs || (wrote && budget.full())) break;
+      const piece = await this.take(f, Math.min(Math.floor(room / bs) * bs, 8 * 1024 * 1024));
+      const blocks = Math.ceil(piece.length / bs);
+      const firstLogical = f.offset / bs;
+      // Runs of non-zero blocks of this piece.
+      let b = 0;
+      while (b < blocks) {
+        if (isZeroBlock(piece, b * bs, bs)) { b++; continue; }
+        let end = b + 1;
+        while (end < blocks && !isZeroBlock(piece, end * bs, bs)) end++;
+        await this.place(tx, inode, extents, piece, b, end, firstLogical);
+        b = end;
+      }
+      budget.dataBytes += blocks * bs;
+      f.offset += piece.length;
+      wrote = true;
+    }
+    if (wrote) {
+      // The size rides on the inode write remapInode does.
+      setSize(tx, inode, f.offset);
+      await remapInode(tx, inode, await txFileMap(tx, inode), extents);
+    }
+    if (f.offset >= f.size) {
+      if (f.carry?.length || (await hasMore(f.source))) throw new Ext4Error('EINVAL', `${f.path}: the source has more than ${f.size} bytes`);
+      this.file = null;
+      const e = f.entry;
+      if (e.mtime) await utimesTx(tx, f.ino, e.atime ?? e.mtime, e.mtime, this.opts.now ? { now: this.opts.now } : {});
+      this.progress();
+    }
+  }
+
+  /** Allocate blocks for piece blocks [from, to) and queue their data (ordered: written before the commit). */
+  async place(tx: Transaction, inode: Inode, extents: Extent[], piece: Uint8Array, from: number, to: number, firstLogical: number): Promise<void> {
+    const bs = this.fs.blockSize;
+    let b = from;
+    while (b < to) {
+      const last = extents[extents.length - 1];
+      const goal = last ? last.physical + last.length : await blockGoal(tx, inode);
+      const exclude = isExtentMapped(inode) ? undefined : blockMapExclude(this.fs.sb);
+      const runs = await allocateBlocks(tx, { goal, length: to - b, partial: true, ...(exclude ? { exclude } : {}) });
+      for (const r of runs) {
+        const logical = firstLogical + b;
+        this.data.add(r.start, piece.subarray(b * bs, (b + r.length) * bs));
+        const prev = extents[extents.length - 1];
+        if (prev && prev.logical + prev.length === logical && prev.physical + prev.length === r.start) prev.length += r.length;
+        else extents.push({ logical, physical: r.start, length: r.length, unwritten: false });
+        b += r.length;
+      }
+    }
+  }
+
+  /**
+   * The next piece of the open file's source, at most `max` bytes: whole blocks, or the file's
+   * last bytes. A source chunk of a block or more is used as it is (no copy: TreeEntry.data
+   * chunks are not reused); smaller or misaligned ones are gathered into up to 1 MiB.
+   */
+  async take(f: OpenFile, max: number): Promise<Uint8Array> {
+    const bs = this.fs.blockSize;
+    const left = f.size - f.offset;
+    const next = async (): Promise<Uint8Array> => {
+      if (f.carry) {
+        const c = f.carry;
+        f.carry = null;
+        return c;
+      }
+      for (;;) {
+        const r = f.source ? await f.source.next() : { done: true as const, value: undefined };
+        if (r.done) throw new Ext4Error('EINVAL', `${f.path}: the source ended after ${f.offset} of ${f.size} bytes`);
+        if (r.value.length) return r.value;
+      }
+    };
+    const first = await next();
+    if (first.length >= Math.min(max, left) || first.length >= bs) {
+      const n = first.length >= Math.min(max, left) ? Math.min(max, left) : Math.floor(first.length / bs) * bs;
+      if (first.length > n) f.carry = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const n = Math.min(max, left, 1024 * 1024);
+    const out = new Uint8Array(n);
+    let got = 0;
+    for (let c: Uint8Array | null = first; ; c = null) {
+      const chunk = c ?? (await next());
+      const k = Math.min(chunk.length, n - got);
+      out.set(chunk.subarray(0, k), got);
+      got += k;
+      if (k < chunk.length) f.carry = chunk.subarray(k);
+      if (got === n) return out;
+    }
+  }
+
+  /** Directory times, last (adding entries set their mtime), in journal-sized transactions. */
+  async finishDirectories(): Promise<void> {
+    let i = 0;
+    const list = this.dirTimes;
+    while (i < list.length) {
+      await this.fs.transact(async (tx) => {
+        const budget = new Budget(tx);
+        for (; i < list.length && !budget.full(); i++, budget.entries++) {
+          const d = list[i]!;
+          await utimesTx(tx, d.ino, d.atime, d.mtime, this.opts.now ? { now: this.opts.now } : {});
+        }
+      });
+      this.summary.transactions++;
+    }
+  }
+}
+
+/** Whether a source yields any more bytes (empty chunks skipped). */
+async function hasMore(source: AsyncIterator<Uint8Array> | null): Promise<boolean> {
+  if (!source) return false;
+  for (;;) {
+    const r = await source.next();
+    if (r.done) return false;
+    if (r.value.length) return true;
+  }
+}
+
+async function* oneChunkGen(b: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield b;
+}
+
+function oneChunk(b: Uint8Array): AsyncIterator<Uint8Array> {
+  return oneChunkGen(b);
+}
+
+/** Whether piece[off, off+len) (clipped to the piece) is all zeros. */
+function isZeroBlock(piece: Uint8Array, off: number, len: number): boolean {
+  const end = Math.min(piece.length, off + len);
+  // Data blocks rarely start or end with zeros: answer those without a word view (one allocation per block otherwise).
+  if (end > off && (piece[off] !== 0 || piece[end - 1] !== 0)) return false;
+  let i = off;
+  while (i < end && ((piece.byteOffset + i) & 3) !== 0) if (piece[i++] !== 0) return false;
+  // 4 bytes at a time from the first aligned byte.
+  const words = new Uint32Array(piece.buffer, piece.byteOffset + i, (end - i) >>> 2);
+  for (let w = 0; w < words.length; w++) if (words[w] !== 0) return false;
+  for (i += words.length * 4; i < end; i++) if (piece[i] !== 0) return false;
+  return true;
+}

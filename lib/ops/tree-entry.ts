@@ -1,0 +1,75 @@
+/**
+ * A whole tree as a stream of entries: what `importTree` consumes and
+ * `exportTree` produces, whatever holds the tree on the other side (a host
+ * directory, a tar archive, another image). Platform-free: the readers and
+ * writers of host directories and tar archives live in lib/cli.
+ *
+ * Order: a directory comes before anything inside it (pre-order); a
+ * 'hardlink' entry comes after the entry it links to.
+ */
+import type { FileType, Timestamp } from '../ext4/inode.js';
+
+export type TreeEntryType = FileType | 'hardlink';
+
+export interface TreeXattr {
+  /** Full name with its namespace, e.g. "user.comment", "security.selinux". */
+  name: string;
+  value: Uint8Array;
+}
+
+export interface TreeEntry {
+  /** Path relative to the tree's root, '/'-separated, no leading '/'; '' is the root itself. */
+  path: string;
+  type: TreeEntryType;
+  /** Permission bits (st_mode & 0o7777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  atime?: Timestamp;
+  mtime?: Timestamp;
+  xattrs?: readonly TreeXattr[];
+  /** Regular file: its length in bytes. */
+  size?: number;
+  /**
+   * Regular file: its bytes in order (`size` of them). Consumed before the next entry is asked
+   * for; a chunk once yielded is not reused by the producer (the importer keeps it until its commit).
+   */
+  data?: Uint8Array | AsyncIterable<Uint8Array>;
+  /** Symlink: its target. Hard link: the tree path of the earlier entry it is another name of. */
+  target?: string | Uint8Array;
+  /** Character and block devices. */
+  rdev?: { major: number; minor: number };
+}
+
+/** Counts of what a tree import or export handled. */
+export interface TreeSummary {
+  entries: number;
+  files: number;
+  dirs: number;
+  symlinks: number;
+  /** fifos, sockets, character and block devices */
+  special: number;
+  hardlinks: number;
+  xattrs: number;
+  /** File bytes (holes included). */
+  bytes: number;
+  /** Committed transactions (import only). */
+  transactions: number;
+}
+
+export function emptySummary(): TreeSummary {
+  return { entries: 0, files: 0, dirs: 0, symlinks: 0, special: 0, hardlinks: 0, xattrs: 0, bytes: 0, transactions: 0 };
+}
+
+/** Count one entry into a summary. */
+export function countEntry(s: TreeSummary, e: TreeEntry): void {
+  s.entries++;
+  s.xattrs += e.xattrs?.length ?? 0;
+  switch (e.type) {
+    case 'file': s.files++; s.bytes += e.size ?? 0; break;
+    case 'dir': s.dirs++; break;
+    case 'symlink': s.symlinks++; break;
+    case 'hardlink': s.hardlinks++; break;
+    default: s.special++;
+  }
+}
