@@ -198,7 +198,7 @@ export class VolumePromises {
     if (!creating) throw new Ext4Error('ENOENT', `${pathText(path)}: no such file or directory`);
     if (hasTrailingSlash(imagePath(path))) throw new Ext4Error('EISDIR', `${pathText(path)}: a file name cannot end with '/'`);
     const at = excl ? imagePath(path) : await this.#creationPath(path);
-    return ns.createFile(this.#fs, at, { exclusive: true, ...(await this.#newOwner(at, this.#mode(mode, 0o666), false)) });
+    return ns.createFile(this.#fs, at, { exclusive: true, mode: this.#mode(mode, 0o666) });
   }
 
   async readFile(path: PathArg | VolumeFileHandle, opts?: { encoding?: Encoding; flag?: OpenFlags } | Encoding): Promise<Buffer | string> {
@@ -246,25 +246,10 @@ export class VolumePromises {
     const bytes = isBytesLike(data) ? bytesOf(data, encoding) : chunksOf(data, encoding);
     const mode = this.#mode(o.mode, 0o666);
     await asSyscall('open', path, undefined, async () => {
-      const owner = await this.#newOwner(target, mode, false);
+      const owner = { mode };
       if (fl & O_APPEND) await appendData(this.#fs, target, bytes, owner);
       else await writeData(this.#fs, target, bytes, { ...owner, flag: 'w' });
     });
-  }
-
-  /**
-   * Mode and group of a new inode at `at`: in a set-group-ID directory the group is the
-   * directory's and a new directory keeps the bit (inode_init_owner); elsewhere the creator's.
-   */
-  async #newOwner(at: string | Uint8Array, mode: number, dir: boolean): Promise<{ mode: number; gid?: number }> {
-    let parent: Inode;
-    try {
-      parent = await this.#parentDir(at);
-    } catch {
-      return { mode }; // the operation itself reports the missing parent
-    }
-    if (!(parent.mode & 0o2000)) return { mode };
-    return { mode: dir ? mode | 0o2000 : mode, gid: parent.gid };
   }
 
   /** The directory a new name would go in (ENOENT / ENOTDIR as open(2) reports them). */
@@ -302,7 +287,7 @@ export class VolumePromises {
         // libuv opens (creates) the destination with the source's mode, the copy then fails
         // (EISDIR), and it unlinks the destination path — a dangling symlink's new target stays.
         // An existing destination (a symlink's target too) was truncated and given the source's mode first.
-        if (!to) await ns.createFile(this.#fs, at, { exclusive: true, ...(await this.#newOwner(at, from.mode & 0o7777, false)) });
+        if (!to) await ns.createFile(this.#fs, at, { exclusive: true, mode: from.mode & 0o7777 });
         else {
           await new VolumeFileHandle({ fs: this.#fs, ino: to.ino, flags: O_RDWR, fd: -1 }).truncate(0);
           await chmodPath(this.#fs, at, from.mode & 0o7777);
@@ -315,7 +300,7 @@ export class VolumePromises {
           ? await this.#fs.exclusive(async () => this.#fs.read(await this.#fs.readInode(from.ino), 0, Number.MAX_SAFE_INTEGER))
           : new VolumeFileHandle({ fs: this.#fs, ino: from.ino, flags: 0, fd: -1 }).chunks({ start: 0 });
       // libuv creates the copy with the source's mode (then fchmods an existing one to it).
-      await writeData(this.#fs, at, data, await this.#newOwner(at, from.mode & 0o7777, false));
+      await writeData(this.#fs, at, data, { mode: from.mode & 0o7777 });
       if (to) await chmodPath(this.#fs, at, from.mode & 0o7777);
     });
   }
@@ -328,7 +313,7 @@ export class VolumePromises {
     const mode = this.#mode(o.mode, 0o777) & 0o1777;
     if (!o.recursive) {
       await asSyscall('mkdir', path, undefined, async () => {
-        await ns.mkdir(this.#fs, imagePath(path), await this.#newOwner(imagePath(path), mode, true));
+        await ns.mkdir(this.#fs, imagePath(path), { mode });
       });
       return undefined;
     }
@@ -348,7 +333,7 @@ export class VolumePromises {
           if (i === parts.length) throw new Ext4Error('ENOENT', `${prefix}: dangling symbolic link`);
           throw new VolumeError('ENOTDIR', 'mkdir', prefix);
         }
-        await ns.mkdir(this.#fs, prefix, await this.#newOwner(prefix, mode, true));
+        await ns.mkdir(this.#fs, prefix, { mode });
         first ??= prefix;
       }
       return first;
@@ -443,7 +428,7 @@ export class VolumePromises {
   /** symlink(target, path): `type` ('file', 'dir', 'junction') only matters on Windows. */
   async symlink(target: PathArg, path: PathArg, _type?: string | null): Promise<void> {
     await asSyscall('symlink', target, path, async () => {
-      await ns.symlink(this.#fs, target, imagePath(path), await this.#newOwner(imagePath(path), 0o777, false));
+      await ns.symlink(this.#fs, target, imagePath(path), { mode: 0o777 });
     });
   }
 

@@ -51,6 +51,8 @@ import {
 import { canInline, initInlineDir, readInlineData } from '../ext4/inline-data.js';
 import { bytesEqual, decodeName } from '../ext4/bytes.js';
 
+/** The set-group-ID bit of a mode. */
+const S_ISGID = 0o2000;
 /** The kernel's EXT4_LINK_MAX. */
 export const LINK_MAX = 65000;
 /** Blocks an inode may own and still be freed inside the transaction that unlinks it. */
@@ -271,7 +273,11 @@ async function newInode(tx: Transaction, parent: Inode, name: Uint8Array, mode: 
   // __ext4_new_inode's got_group: the parent remembers the group chosen (i_last_alloc_group).
   noteInodeGroup(tx, parent.ino, goalGroup);
   const ino = await allocateInode(tx, { goalGroup, dir: isDir });
-  return initNewInode(tx, ino, { mode, uid: opts.uid, gid: opts.gid, flags: inheritedFlags(parent, isDir), time: t });
+  // inode_init_owner: in a set-group-ID directory a new inode takes the directory's group (unless
+  // the caller names one) and a new directory keeps the bit.
+  const sgid = (parent.mode & S_ISGID) !== 0;
+  const gid = opts.gid ?? (sgid ? parent.gid : undefined);
+  return initNewInode(tx, ino, { mode: sgid && isDir ? mode | S_ISGID : mode, uid: opts.uid, gid, flags: inheritedFlags(parent, isDir), time: t });
 }
 
 /**

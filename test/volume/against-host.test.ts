@@ -140,6 +140,16 @@ const CASES: Step[] = [
   ['chmod', async (p, a) => [await p.chmod(a('/copy'), 0o4711), await p.stat(a('/copy'))]],
   ['chmod via symlink', async (p, a) => [await p.symlink('copy', a('/lc')), await p.chmod(a('/lc'), 0o600), await p.stat(a('/copy')), await p.lstat(a('/lc'))]],
   ['chmod missing', (p, a) => p.chmod(a('/nope15'), 0o600)],
+  // inode_init_owner: in a set-group-ID directory new inodes take its group, new directories the bit.
+  ['set-group-ID directory', async (p, a) => {
+    await p.mkdir(a('/sg'));
+    await p.chown(a('/sg'), 0, 1234);
+    await p.chmod(a('/sg'), 0o2775);
+    await p.writeFile(a('/sg/f'), 'x');
+    await p.mkdir(a('/sg/d'));
+    await p.symlink('f', a('/sg/l'));
+    return [await p.stat(a('/sg/f')), await p.stat(a('/sg/d')), await p.lstat(a('/sg/l'))].map((s) => [s.gid, s.mode]);
+  }],
   ['chown', async (p, a) => [await p.chown(a('/copy'), 1234, 5678), await p.stat(a('/copy'))]],
   ['lchown', async (p, a) => [await p.lchown(a('/lc'), 42, 43), await p.lstat(a('/lc')), await p.stat(a('/lc'))]],
   ['chown missing', (p, a) => p.chown(a('/nope16'), 1, 1)],
