@@ -182,7 +182,8 @@ export async function convertInlineDir(tx: Transaction, dir: Inode): Promise<voi
   body.set(a.iblock.subarray(INLINE_DOTDOT_SIZE));
   body.set(a.value, MIN_INLINE_SIZE - INLINE_DOTDOT_SIZE);
   blk.set(body, 24);
-  // ext4_update_final_de: the chain's last entry takes the rest of the block.
+  // ext4_update_final_de: the chain's last entry takes the rest of the block. (The chain's rec_lens
+  // were validated by parseInlineDir in areas(), so this walk is bounded and stays in the body.)
   const end = csum === null ? bs : bs - DIR_TAIL_SIZE;
   let off = 24, last = 24;
   while (off < 24 + body.length) {

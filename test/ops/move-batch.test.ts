@@ -136,19 +136,25 @@ describe.skipIf(!HAVE_E2FSPROGS)('moveFiles: a batch of small files', () => {
     await verify(img, Object.fromEntries(paths.map((p) => [p, { content: src[p.slice(1)]!, extents: want.get(p)! }])), 'moveFiles in batches');
   });
 
+  /** /a to a run past the last free start, /b into /a's old blocks: two waves, each with `expect`. */
+  async function chainMoves(f: Filesystem): Promise<{ a: Extent[]; b: Extent[]; far: number; moves: FileMove[] }> {
+    const a = await extentsOf(f, '/a'), b = await extentsOf(f, '/b');
+    const runs = await getFreeBlocks(f);
+    const far = runs[runs.length - 1]!.start / BS + 100;
+    const moves: FileMove[] = [
+      { ino: (await f.resolve('/a')).ino, target: [{ startBlock: far, lengthBlocks: 2 }], expect: a },
+      { ino: (await f.resolve('/b')).ino, target: [{ startBlock: a[0]!.physical, lengthBlocks: 2 }], expect: b },
+    ];
+    return { a, b, far, moves };
+  }
+
   it('a target on blocks freed in the same batch starts a new transaction', async () => {
     const src: SourceFiles = { a: pattern(2 * BS, 1), b: pattern(2 * BS, 2) };
     const img = makeImage('mb-chain', src, { sizeMiB: 16 });
     const f = await Filesystem.open(img, { write: true });
     let want: Map<string, Extent[]>;
     try {
-      const a = await extentsOf(f, '/a'), b = await extentsOf(f, '/b');
-      const runs = await getFreeBlocks(f);
-      const far = runs[runs.length - 1]!.start / BS + 100;
-      const moves: FileMove[] = [
-        { ino: (await f.resolve('/a')).ino, target: [{ startBlock: far, lengthBlocks: 2 }], expect: a },
-        { ino: (await f.resolve('/b')).ino, target: [{ startBlock: a[0]!.physical, lengthBlocks: 2 }], expect: b },
-      ];
+      const { a, far, moves } = await chainMoves(f);
       want = new Map([
         ['/a', [{ logical: 0, physical: far, length: 2, unwritten: false }]],
         ['/b', [{ logical: 0, physical: a[0]!.physical, length: 2, unwritten: false }]],
@@ -209,14 +215,8 @@ describe.skipIf(!HAVE_E2FSPROGS)('moveFiles: a batch of small files', () => {
     const f = await Filesystem.open(img, { write: true });
     let want: Map<string, Extent[]>;
     try {
-      const a = await extentsOf(f, '/a'), b = await extentsOf(f, '/b');
-      const runs = await getFreeBlocks(f);
-      const far = runs[runs.length - 1]!.start / BS + 100;
       // two waves (b goes where a was): stopped after the first transaction
-      const moves: FileMove[] = [
-        { ino: (await f.resolve('/a')).ino, target: [{ startBlock: far, lengthBlocks: 2 }], expect: a },
-        { ino: (await f.resolve('/b')).ino, target: [{ startBlock: a[0]!.physical, lengthBlocks: 2 }], expect: b },
-      ];
+      const { b, far, moves } = await chainMoves(f);
       let asked = 0, committed = 0;
       const results = await moveFiles(f, moves, { stop: () => asked++ > 0, onCommit: () => void committed++ });
       expect(results).toEqual([{ ino: moves[0]!.ino, moved: true, bytes: 2 * BS }, { ino: moves[1]!.ino, moved: false, bytes: 0 }]);
