@@ -7,7 +7,8 @@ import * as nodeFs from 'node:fs';
 import type { Command } from 'commander';
 import { exportTree } from '../../ops/export-tree.js';
 import { countEntry, emptySummary, type TreeEntry } from '../../ops/tree-entry.js';
-import { writeHostTree, writeTar } from '../host-tree.js';
+import { writeHostTree } from '../host-tree.js';
+import { writeTar } from '../tar-tree.js';
 import { printJson, withFs, write, type CliContext } from '../util.js';
 import { summaryLine } from '../progress.js';
 
