@@ -5,9 +5,13 @@
  * same stream), a second name of an inode as a 'hardlink' entry after the
  * first. File data is read lazily while the consumer iterates `data`
  * (holes read as zeros; writers turn all-zero blocks back into holes).
+ * A file with holes also carries `sparse`: where its data is and a reader of
+ * just those bytes, so a tar writer stores a sparse member (as GNU tar
+ * --sparse does) without reading the holes.
  */
 import { Ext4Error } from '../errors.js';
 import type { Filesystem } from '../ext4/filesystem.js';
+import type { FileMap } from '../ext4/file-map.js';
 import type { Inode } from '../ext4/inode.js';
 import { decodeRdev } from './inspect.js';
 import type { TreeEntry, TreeXattr } from './tree-entry.js';
@@ -15,12 +19,33 @@ import type { TreeEntry, TreeXattr } from './tree-entry.js';
 /** Chunk size of file data (a multiple of every block size). */
 const EXPORT_CHUNK = 1024 * 1024;
 
+/** Bytes [offset, offset + length) of a file that hold data. */
+export interface DataRun {
+  offset: number;
+  length: number;
+}
+
+/**
+ * A regular file with holes: its data runs (mapped, written extents, in
+ * order, clipped to i_size; holes and unwritten extents are not runs) and
+ * the runs' bytes, concatenated, read on demand.
+ */
+export interface SparseFile {
+  runs: readonly DataRun[];
+  data(): AsyncIterable<Uint8Array>;
+}
+
+/** A TreeEntry as exportTree gives it: files with holes say where their data is. */
+export interface ExportedEntry extends TreeEntry {
+  sparse?: SparseFile;
+}
+
 /**
  * The tree under `path` (followed if a symlink). The root entry has path ''
  * when `path` is a directory; a non-directory is one entry named by its last
  * component.
  */
-export async function* exportTree(fs: Filesystem, path = '/'): AsyncGenerator<TreeEntry> {
+export async function* exportTree(fs: Filesystem, path = '/'): AsyncGenerator<ExportedEntry> {
   const root = await fs.resolve(path, { followLast: true });
   const seen = new Map<number, string>();
   if (root.type !== 'dir') {
@@ -66,7 +91,7 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length - b.length;
 }
 
-async function entryOf(fs: Filesystem, inode: Inode, path: string, seen: Map<number, string>): Promise<TreeEntry> {
+async function entryOf(fs: Filesystem, inode: Inode, path: string, seen: Map<number, string>): Promise<ExportedEntry> {
   const type = inode.type;
   if (type === null) throw new Ext4Error('EFSCORRUPTED', `${path || '/'}: inode ${inode.ino} has an invalid file type`, { structure: `inode ${inode.ino}` });
   const base = { path, mode: inode.mode & 0o7777, uid: inode.uid, gid: inode.gid, atime: inode.atime, mtime: inode.mtime };
@@ -80,11 +105,43 @@ async function entryOf(fs: Filesystem, inode: Inode, path: string, seen: Map<num
     if (x.name === 'system.data') continue; // inline data's own attribute, not a user-visible one
     if (x.value) xattrs.push({ name: x.name, value: x.value });
   }
-  const e: TreeEntry = { ...base, type, xattrs };
+  const e: ExportedEntry = { ...base, type, xattrs };
   if (type === 'file') {
     e.size = inode.size;
-    e.data = fs.stream(inode, EXPORT_CHUNK);
+    if (inode.size === 0) e.data = new Uint8Array(0);
+    else {
+      const map = await fs.fileMap(inode);
+      e.data = readRuns(fs, inode, map, [{ offset: 0, length: inode.size }]);
+      const runs = dataRuns(map, fs.blockSize, inode.size);
+      const inRuns = runs.reduce((n, r) => n + r.length, 0);
+      if (inRuns < inode.size) e.sparse = { runs, data: () => readRuns(fs, inode, map, runs) };
+    }
   } else if (type === 'symlink') e.target = await fs.readlink(inode);
   else if (type === 'chardev' || type === 'blockdev') e.rdev = decodeRdev(inode);
   return e;
+}
+
+/** Where a file's data is, from its map (inline files are all data). */
+function dataRuns(map: FileMap, blockSize: number, size: number): DataRun[] {
+  if (map.kind === 'inline') return [{ offset: 0, length: size }];
+  const runs: DataRun[] = [];
+  for (const x of map.extents) {
+    if (x.unwritten) continue; // reads as zeros: a hole to the reader (and to SEEK_DATA)
+    const offset = x.logical * blockSize;
+    if (offset >= size) break;
+    const end = Math.min(size, (x.logical + x.length) * blockSize);
+    const last = runs[runs.length - 1];
+    if (last && last.offset + last.length === offset) last.length = end - last.offset;
+    else runs.push({ offset, length: end - offset });
+  }
+  return runs;
+}
+
+/** The bytes of `runs` in order, in chunks of at most EXPORT_CHUNK (fresh arrays). */
+async function* readRuns(fs: Filesystem, inode: Inode, map: FileMap, runs: readonly DataRun[]): AsyncGenerator<Uint8Array> {
+  for (const r of runs) {
+    for (let at = r.offset; at < r.offset + r.length; at += EXPORT_CHUNK) {
+      yield await fs.read(inode, at, Math.min(EXPORT_CHUNK, r.offset + r.length - at), map);
+    }
+  }
 }

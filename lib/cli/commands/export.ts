@@ -1,7 +1,9 @@
 /**
  * `ext4kit export IMAGE PATH DIR|TAR`: a tree of the image to a host
  * directory (created when missing) or a tar archive (a name ending in .tar,
- * or - for stdout), with what `import` keeps (ops/export-tree.ts).
+ * or - for stdout), with what `import` keeps (ops/export-tree.ts). Tar: pax,
+ * files with holes as GNU sparse 1.0 members, xattrs as GNU tar's
+ * SCHILY.xattr records; sockets skipped with a warning (../tar-tree.ts).
  */
 import * as nodeFs from 'node:fs';
 import type { Command } from 'commander';
