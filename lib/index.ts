@@ -97,7 +97,7 @@ export {
 } from './ops/attrs.js';
 export { writeFile, appendFile, writeFileTx, type WriteFileOptions, type WriteFileData } from './ops/write-file.js';
 export { importTree, type ImportOptions } from './ops/import-tree.js';
-export { exportTree } from './ops/export-tree.js';
+export { exportTree, type ExportedEntry, type SparseFile, type DataRun } from './ops/export-tree.js';
 export type { TreeEntry, TreeEntryType, TreeXattr, TreeSummary } from './ops/tree-entry.js';
 
 // node:fs/promises over an image
