@@ -17,6 +17,8 @@
  * dropped by this process); `ls` to a pipe. Targets (issue 10): ls ≤ 1.5× `debugfs -R 'ls -l'`,
  * cat ≤ 1.1× `debugfs -R 'cat'`, both in work time (node start-up subtracted).
  * The machine's load average is printed with the figures: on a shared machine they are noisy.
+ * `ls` is reported twice per CLI: a user's first run (empty V8 code cache: compile, then write
+ * the cache) and a later run (cache in place) — lib/cli/code-cache.ts.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
@@ -49,11 +51,11 @@ function sh(cmd: string, a: string[]): void {
 }
 
 /** Wall time of one fresh process, stdout to /dev/null or to a pipe this process drains (and hashes). */
-function runOnce(cmd: string, a: string[], out: 'null' | 'pipe'): Promise<{ ms: number; sha?: string; bytes: number }> {
+function runOnce(cmd: string, a: string[], out: 'null' | 'pipe', env?: Record<string, string>): Promise<{ ms: number; sha?: string; bytes: number }> {
   return new Promise((resolve, reject) => {
     const devnull = out === 'null' ? nodefs.openSync('/dev/null', 'w') : null;
     const t = process.hrtime.bigint();
-    const child = spawn(cmd, a, { stdio: ['ignore', devnull ?? 'pipe', 'pipe'] });
+    const child = spawn(cmd, a, { stdio: ['ignore', devnull ?? 'pipe', 'pipe'], env: { ...process.env, ...env } });
     const h = out === 'pipe' ? crypto.createHash('sha256') : null;
     let bytes = 0;
     child.stdout?.on('data', (d: Buffer) => {
@@ -89,13 +91,26 @@ async function fresh(cmd: string, a: string[], out: 'null' | 'pipe'): Promise<{ 
  * machine's load during the bench shifts every figure alike (a shared machine's load drifts over a
  * minute; back-to-back series of one tool each would carry the drift into the ratios).
  */
-async function freshInterleaved(cases: { cmd: string; args: string[]; out: 'null' | 'pipe' }[]): Promise<{ ms: number; sha?: string }[]> {
-  for (const c of cases) await runOnce(c.cmd, c.args, c.out); // page cache, not counted
+interface FreshCase {
+  cmd: string;
+  args: string[];
+  out: 'null' | 'pipe';
+  env?: Record<string, string>;
+  /** Run before each run of this case, not timed (e.g. empty the code cache). */
+  before?: () => void;
+}
+
+async function freshInterleaved(cases: FreshCase[]): Promise<{ ms: number; sha?: string }[]> {
+  for (const c of cases) {
+    c.before?.();
+    await runOnce(c.cmd, c.args, c.out, c.env); // page cache (and the code cache), not counted
+  }
   const all: number[][] = cases.map(() => []);
   const sha: (string | undefined)[] = cases.map(() => undefined);
   for (let i = 0; i < RUNS; i++)
     for (let k = 0; k < cases.length; k++) {
-      const r = await runOnce(cases[k]!.cmd, cases[k]!.args, cases[k]!.out);
+      cases[k]!.before?.();
+      const r = await runOnce(cases[k]!.cmd, cases[k]!.args, cases[k]!.out, cases[k]!.env);
       all[k]!.push(r.ms);
       sha[k] = r.sha;
     }
@@ -167,25 +182,34 @@ async function main(): Promise<void> {
     // ls -R --json of 10,000 entries
     if (doLs) {
       // Interleaved rounds: node start-up, debugfs, and each CLI's --version and ls, once per round.
-      const cases = [
-        { cmd: process.execPath, args: ['-e', '0'], out: 'null' as const },
-        { cmd: 'debugfs', args: ['-R', 'ls -l /dir10k', img10k], out: 'null' as const },
-        ...clis.flatMap(([, cli]) => [
-          { cmd: process.execPath, args: [cli, '--version'], out: 'null' as const },
-          { cmd: process.execPath, args: [cli, 'ls', img10k, '/dir10k', '-R', '--json'], out: 'pipe' as const },
-        ]),
+      // A CLI with a code cache (lib/cli/code-cache.ts; a bundle without one ignores the
+      // variables) is run twice per round: as a user's first run (an empty cache directory each
+      // time: it compiles, then writes the cache) and as every later run (the cache in place).
+      const lsArgs = (cli: string) => [cli, 'ls', img10k, '/dir10k', '-R', '--json'];
+      const cases: FreshCase[] = [
+        { cmd: process.execPath, args: ['-e', '0'], out: 'null' },
+        { cmd: 'debugfs', args: ['-R', 'ls -l /dir10k', img10k], out: 'null' },
+        ...clis.flatMap(([, cli], i): FreshCase[] => {
+          const home = path.join(dir, `code-cache-${i}`);
+          const firstHome = path.join(dir, `code-cache-first-${i}`);
+          return [
+            { cmd: process.execPath, args: [cli, '--version'], out: 'null' },
+            { cmd: process.execPath, args: lsArgs(cli), out: 'pipe', env: { XDG_CACHE_HOME: firstHome, EXT4KIT_CODE_CACHE: '' }, before: () => nodefs.rmSync(firstHome, { recursive: true, force: true }) },
+            { cmd: process.execPath, args: lsArgs(cli), out: 'pipe', env: { XDG_CACHE_HOME: home, EXT4KIT_CODE_CACHE: '' } },
+          ];
+        }),
       ];
       const [node0, dfsLs, ...perCli] = await freshInterleaved(cases);
       console.log(`ls rounds: node start-up ${fmt(node0!.ms)} in the same rounds (subtracted from the ls figures)`);
       add('ls 10,000 entries', "debugfs -R 'ls -l' > /dev/null", dfsLs!.ms, dfsLs!.ms);
       clis.forEach(([name], i) => {
-        const version = perCli[2 * i]!;
-        const ls = perCli[2 * i + 1]!;
+        const [version, first, cached] = perCli.slice(3 * i, 3 * i + 3) as [{ ms: number }, { ms: number }, { ms: number }];
         add('start-up', `${name} --version`, version.ms, version.ms - node0!.ms);
-        add('ls 10,000 entries', `${name} ls -R --json | (pipe)`, ls.ms, ls.ms - node0!.ms, dfsLs!.ms);
+        add('ls 10,000 entries', `${name} ls -R --json | (pipe), first run (empty code cache)`, first.ms, first.ms - node0!.ms, dfsLs!.ms);
+        add('ls 10,000 entries', `${name} ls -R --json | (pipe), code cache in place`, cached.ms, cached.ms - node0!.ms, dfsLs!.ms);
       });
-      // Every CLI prints the same bytes.
-      const shas = new Set(clis.map((_, i) => perCli[2 * i + 1]!.sha));
+      // Every CLI prints the same bytes, with or without its cache.
+      const shas = new Set(perCli.filter((_, k) => k % 3 !== 0).map((r) => r.sha));
       if (shas.size !== 1) throw new Error('the CLIs printed different ls -R --json output');
     }
     // cat of 256 MiB

@@ -30,7 +30,8 @@
  * external. The package version is baked in (__EXT4KIT_VERSION__).
  */
 import { build } from 'esbuild';
-import { chmod, readFile, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -51,11 +52,79 @@ const builtinsViaRequire = {
   setup(b) {
     b.onResolve({ filter: /^[a-z_:/]+$/ }, (a) => {
       if (a.kind === 'require-call' || !BUILTINS.has(a.path.replace(/^node:/, ''))) return undefined;
-      return { path: a.path, namespace: 'node-builtin' };
+      // One wrapper per importing module (`node:fs|<importer>`), so it lands in its importer's
+      // chunk: a wrapper shared by several chunks would be a chunk of its own, one more file for
+      // every command to load (require() of a built-in is cached, so the copies cost nothing).
+      return { path: `${a.path}|${a.importer}`, namespace: 'node-builtin' };
     });
-    b.onLoad({ filter: /.*/, namespace: 'node-builtin' }, (a) => ({ contents: `module.exports = require(${JSON.stringify(a.path)});`, loader: 'js' }));
+    b.onLoad({ filter: /.*/, namespace: 'node-builtin' }, (a) => ({ contents: `module.exports = require(${JSON.stringify(a.path.slice(0, a.path.indexOf('|')))});`, loader: 'js' }));
   },
 };
+
+/** The commands main.ts runs without commander (lib/cli/fast-path.ts), and their modules. */
+// `info` is not among them: it reads a superblock and its ES module chunks are small; as a script
+// it would carry the Filesystem code its journal-recovery case imports (a larger first run, and
+// callgrind counted no gain with the cache in place).
+const FAST_COMMANDS = { ls: 'commands/ls.ts', free: 'commands/free-output.ts' };
+
+/**
+ * Each fast command as one self-contained CommonJS script, `<entry>-chunks/fast-<cmd>-<hash>.cjs`,
+ * exporting `run(args)` (fast-path.ts runFastModule with the command's module): main.ts runs it
+ * through lib/cli/code-cache.ts, which keeps V8's compiled code for the next process (Node 20
+ * has no compile cache for ES modules). One script per command, so each caches just its own
+ * code. The name's hash (of the text) keys the cache. Returns {command: path relative to outdir}.
+ */
+async function bundleFastScripts({ outdir, entry, version, minify, logLevel }) {
+  const cli = join(root, 'lib', 'cli');
+  const result = await build({
+    absWorkingDir: root,
+    entryPoints: Object.keys(FAST_COMMANDS).map((c) => ({ in: `ext4kit-fast:${c}`, out: `fast-${c}` })),
+    outdir: join(outdir, `${entry}-chunks`),
+    bundle: true,
+    write: false,
+    minifyWhitespace: minify,
+    minifySyntax: minify,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    // code-cache.ts reads the script as latin1 (no UTF-8 decoding): ASCII only, checked below.
+    charset: 'ascii',
+    legalComments: 'none',
+    define: { __EXT4KIT_VERSION__: JSON.stringify(version) },
+    logLevel,
+    // version.ts reads import.meta.url only when __EXT4KIT_VERSION__ is not defined (from source).
+    logOverride: { 'empty-import-meta': 'silent' },
+    plugins: [
+      {
+        name: 'ext4kit-fast-entries',
+        setup(b) {
+          b.onResolve({ filter: /^ext4kit-fast:/ }, (a) => ({ path: a.path.slice('ext4kit-fast:'.length), namespace: 'ext4kit-fast' }));
+          b.onLoad({ filter: /.*/, namespace: 'ext4kit-fast' }, (a) => ({
+            resolveDir: cli,
+            loader: 'js',
+            contents: [
+              `import * as mod from ${JSON.stringify(join(cli, FAST_COMMANDS[a.path]))};`,
+              `import { runFastModule } from ${JSON.stringify(join(cli, 'fast-path.ts'))};`,
+              'export function run(args) { return runFastModule(args, mod); }',
+            ].join('\n'),
+          }));
+        },
+      },
+    ],
+  });
+  if (result.errors.length) throw new Error(`esbuild failed: ${result.errors.map((e) => e.text).join('; ')}`);
+  const scripts = {};
+  for (const f of result.outputFiles) {
+    const command = basename(f.path).replace(/^fast-/, '').replace(/\.js$/, '');
+    // code-cache.ts runs the script through vm.Script, which has no dynamic import().
+    if (/\bimport\(/.test(f.text)) throw new Error(`bundle-cli: the fast script of ${command} still has a dynamic import()`);
+    if (f.contents.some((b) => b > 0x7f)) throw new Error(`bundle-cli: the fast script of ${command} is not ASCII`);
+    const name = `fast-${command}-${createHash('sha256').update(f.contents).digest('hex').slice(0, 16)}.cjs`;
+    await writeFile(join(outdir, `${entry}-chunks`, name), f.contents);
+    scripts[command] = `./${entry}-chunks/${name}`;
+  }
+  return scripts;
+}
 
 export async function bundleCli({ outfile = join(root, 'dist', 'cli.js'), sourcemap = false, minify = true, logLevel = 'warning' } = {}) {
   const { version } = JSON.parse(await readFile(join(root, 'package.json'), 'utf8'));
@@ -63,6 +132,8 @@ export async function bundleCli({ outfile = join(root, 'dist', 'cli.js'), source
   const entry = basename(outfile).replace(/\.js$/, '');
   // Chunk names carry a content hash: drop the previous build's so none is left stale.
   await rm(join(outdir, `${entry}-chunks`), { recursive: true, force: true });
+  await mkdir(join(outdir, `${entry}-chunks`), { recursive: true });
+  const fastScripts = await bundleFastScripts({ outdir, entry, version, minify, logLevel });
   const result = await build({
     absWorkingDir: root,
     entryPoints: { [entry]: join(root, 'lib', 'cli', 'main.ts') },
@@ -78,7 +149,7 @@ export async function bundleCli({ outfile = join(root, 'dist', 'cli.js'), source
     sourcemap,
     legalComments: 'none',
     plugins: [builtinsViaRequire],
-    define: { __EXT4KIT_VERSION__: JSON.stringify(version) },
+    define: { __EXT4KIT_VERSION__: JSON.stringify(version), __EXT4KIT_FAST_SCRIPTS__: JSON.stringify(JSON.stringify(fastScripts)) },
     logLevel,
     banner: {
       js: [

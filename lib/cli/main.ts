@@ -5,17 +5,28 @@
  *
  * A fresh process is mostly start-up, so this file loads next to nothing: the bundle is split
  * (scripts/bundle-cli.mjs) and everything else is imported dynamically — `--version` runs
- * here, `info` and `ls` (fast-path.ts) load their command and the filesystem code but not
- * commander, and the other commands commander and their own module. process.stdout is created only by a
- * command that streams (output.ts).
+ * here; `info`, `ls` and `free` (fast-path.ts) run without commander — in the bundle `ls` and
+ * `free` from their own script with a V8 code cache (code-cache.ts); the other commands load
+ * commander and their own module. process.stdout is created only by a command that streams
+ * (output.ts).
  */
 import module from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { packageVersion } from './version.js';
-import { fastCommand } from './fast-path.js';
+import { parseFast, runFastModule } from './fast-path.js';
+import { runCached } from './code-cache.js';
+import { loadFastModule } from './fast-modules.js';
 import { processIO, writeStdoutSync } from './output.js';
 
+/**
+ * Set by scripts/bundle-cli.mjs: JSON of {command: its script, relative to this file} (a string:
+ * an object define would become a module of its own for every run to load); undefined from source.
+ */
+declare const __EXT4KIT_FAST_SCRIPTS__: string | undefined;
+
 // Node ≥ 22.1 can keep V8's compiled code on disk (in the OS temp dir) for the next process, as
-// tsc and npm do; NODE_DISABLE_COMPILE_CACHE=1 turns it off. Node 20 has no such cache.
+// tsc and npm do; NODE_DISABLE_COMPILE_CACHE=1 turns it off. Node 20 has no such cache for ES
+// modules (the fast commands' scripts have their own: code-cache.ts).
 (module as { enableCompileCache?: () => unknown }).enableCompileCache?.();
 
 const argv = process.argv.slice(2);
@@ -23,9 +34,13 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
   // What commander prints for .version(): the version and a newline.
   writeStdoutSync(packageVersion() + '\n');
 } else {
-  const fast = fastCommand(argv);
-  if (fast) process.exitCode = await fast();
-  else {
+  const fast = parseFast(argv);
+  const script = fast && typeof __EXT4KIT_FAST_SCRIPTS__ === 'string' ? (JSON.parse(__EXT4KIT_FAST_SCRIPTS__) as Partial<Record<string, string>>)[fast.command] : undefined;
+  if (fast && script !== undefined) {
+    process.exitCode = await runCached<typeof fast, number>(fileURLToPath(new URL(script, import.meta.url)), fast);
+  } else if (fast) {
+    process.exitCode = await runFastModule(fast, await loadFastModule(fast.command));
+  } else {
     const { run } = await import('./program.js');
     process.exitCode = await run(argv, processIO());
   }

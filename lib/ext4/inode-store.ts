@@ -16,10 +16,14 @@ import type { Volume } from './volume.js';
 
 /** Where inode `ino` lives given its group's descriptor (the caller checked 1 ≤ ino ≤ s_inodes_count). */
 function locate(sb: Readonly<Superblock>, gd: GroupDesc, ino: number, bs: number): { block: number; offset: number } {
-  const byte = tableByte(sb, ino);
-  const block = gd.inodeTable + Math.floor(byte / bs);
+  return { block: locateBlock(sb, gd, ino, bs), offset: tableByte(sb, ino) % bs };
+}
+
+/** The table block of inode `ino` (locate without an object: readInodeBatch calls it per inode). */
+function locateBlock(sb: Readonly<Superblock>, gd: GroupDesc, ino: number, bs: number): number {
+  const block = gd.inodeTable + Math.floor(tableByte(sb, ino) / bs);
   if (block >= gd.inodeTable + inodeTableBlocks(sb)) throw new Ext4Error('EFSCORRUPTED', `inode ${ino} outside its table`);
-  return { block, offset: byte % bs };
+  return block;
 }
 
 /** Byte offset of inode `ino`'s slot in its group's inode table. */
@@ -102,7 +106,7 @@ export async function readInodeBatch(src: InodeBatchSource, inos: readonly numbe
         groups.set(g, gd);
       }
       if (gd instanceof Error) throw gd;
-      block[i] = locate(sb, gd, ino, bs).block;
+      block[i] = locateBlock(sb, gd, ino, bs);
     } catch (e) {
       errors.set(i, asError(e));
       block[i] = -1;
@@ -131,8 +135,16 @@ export async function readInodeBatch(src: InodeBatchSource, inos: readonly numbe
     runBytes.push(bytes);
     s = e;
   }
-  /** The run holding table block b (runs are ascending and every located block is in one). */
-  const runOf = (b: number): number => {
+  // Each inode's run and byte offset there, found once in one pass (a listing asks per inode).
+  const run = new Int32Array(n);
+  const slot = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const b = block[i]!;
+    if (b < 0) {
+      run[i] = -1;
+      continue;
+    }
+    // The run holding table block b (runs are ascending and every located block is in one).
     let lo = 0;
     let hi = runFirst.length - 1;
     while (lo < hi) {
@@ -140,28 +152,28 @@ export async function readInodeBatch(src: InodeBatchSource, inos: readonly numbe
       if (runFirst[mid]! <= b) lo = mid;
       else hi = mid - 1;
     }
-    return lo;
-  };
+    run[i] = lo;
+    slot[i] = (b - runFirst[lo]!) * bs + (tableByte(sb, inos[i]!) % bs);
+  }
   const parseOpts = { fsSeed: src.fsSeed, verifyChecksum: src.verify };
-  /** The run bytes holding inode i (throwing its error, if any); its offset there is slotOffset(i). */
+  /** The run bytes holding inode i (throwing its error, if any); its offset there is slot[i]. */
   const runBytesOf = (i: number): Uint8Array => {
-    const err = errors.get(i);
-    if (err) throw err;
     if (!(i >= 0 && i < n)) throw new Ext4Error('EINVAL', `inode batch: no slot ${i}`);
-    const bytes = runBytes[runOf(block[i]!)]!;
+    const r = run[i]!;
+    if (r < 0) throw errors.get(i)!;
+    const bytes = runBytes[r]!;
     if (bytes instanceof Error) throw bytes;
     return bytes;
   };
-  const slotOffset = (i: number): number => (block[i]! - runFirst[runOf(block[i]!)]!) * bs + (tableByte(sb, inos[i]!) % bs);
   return {
     length: n,
     get(i: number): Inode {
       const bytes = runBytesOf(i);
-      const off = slotOffset(i);
+      const off = slot[i]!;
       return parseInode(sb, inos[i]!, bytes.subarray(off, off + sb.s_inode_size), parseOpts);
     },
     summary(i: number, into?: InodeSummary): InodeSummary {
-      return inodeSummary(sb, inos[i]!, runBytesOf(i), slotOffset(i), parseOpts, into);
+      return inodeSummary(sb, inos[i]!, runBytesOf(i), slot[i]!, parseOpts, into);
     },
   };
 }

@@ -6,16 +6,20 @@
  *   without commander too (its outputs: test/cli/ls-fast-path.test.ts);
  * - when the journal needs recovery, `info` shows the replayed superblock (the kernel's view:
  *   dumpe2fs -h after `e2fsck -E journal_only`), not the stale one on disk;
- * - what each command loads from the split bundle: `--version` only the entry, `info` neither
- *   commander nor the Filesystem class, `ls` the Filesystem class only, `stat` both (recorded by
- *   module loader hooks).
+ * - what each command loads from the split bundle: `--version` only the entry; `info` neither
+ *   commander nor the Filesystem class; `ls` and `free` only the entry as ES modules, then their
+ *   own CommonJS script (no commander in it); `stat` commander and the Filesystem class (recorded
+ *   by module loader hooks);
+ * - the fast scripts' V8 code cache: written by the first run (dropping other builds' caches of
+ *   the same command), used as is by the next, replaced when damaged, never written where others
+ *   can write, never failing a command.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { fastCommand } from '../../lib/cli/fast-path.js';
+import { parseFast } from '../../lib/cli/fast-path.js';
 import { COMPAT, INCOMPAT, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, SuperblockLayout, parseSuperblock, serializeSuperblock } from '../../lib/ext4/superblock.js';
 import { getImage } from '../helpers/images.js';
 import { tmpDir, tmpPath } from '../helpers/tmp.js';
@@ -37,7 +41,7 @@ describe('fastCommand: which argv skips commander', () => {
     [['free', 'img']],
     [['free', 'img', '--json']],
   ])('%j runs without commander', (argv) => {
-    expect(fastCommand(argv)).toBeTypeOf('function');
+    expect(parseFast(argv)).not.toBeNull();
   });
 
   it.each([
@@ -61,7 +65,7 @@ describe('fastCommand: which argv skips commander', () => {
     [['infos', 'img']],
     [['info', 'img', '--jsonx']],
   ])('%j goes through commander', (argv) => {
-    expect(fastCommand(argv)).toBeNull();
+    expect(parseFast(argv)).toBeNull();
   });
 });
 
@@ -190,6 +194,17 @@ export async function load(url, context, next) {
   const COMMANDER = /node:child_process/;
   const FILESYSTEM = /\bFilesystem ?= ?class\b|\bclass Filesystem\b/;
 
+  /** The fast command scripts of the bundle (code-cache.ts runs them; the module hooks do not see them). */
+  function fastScripts(): Map<string, string> {
+    const dir = path.join(bundleDir, 'cli-chunks');
+    return new Map(
+      fs
+        .readdirSync(dir)
+        .filter((f) => /^fast-\w+-[0-9a-f]{16}\.cjs$/.test(f))
+        .map((f) => [f.split('-')[1]!, fs.readFileSync(path.join(dir, f), 'utf8')]),
+    );
+  }
+
   it('--version loads the entry and the small shared runtime only', async () => {
     const l = await loaded(['--version']);
     expect(l.files[0]).toBe('cli.js');
@@ -204,15 +219,87 @@ export async function load(url, context, next) {
     expect(l.bytes).toBeLessThan(100 * 1024);
   });
 
-  it('ls loads the filesystem code but not commander', async () => {
-    const l = await loaded(['ls', getImage('ext4-4k').image, '/links', '-R', '--json']);
-    expect(COMMANDER.test(l.text), `commander in ${l.files.join(' ')}`).toBe(false);
-    expect(FILESYSTEM.test(l.text), `the Filesystem class in ${l.files.join(' ')}`).toBe(true);
+  it('ls and free run from their own script: as ES modules only the entry, never commander', async () => {
+    const scripts = fastScripts();
+    expect([...scripts.keys()].sort()).toEqual(['free', 'ls']);
+    for (const [command, text] of scripts) {
+      expect(COMMANDER.test(text), `commander in the ${command} script`).toBe(false);
+      expect(/\bimport\(/.test(text), `a dynamic import in the ${command} script (vm.Script has none)`).toBe(false);
+    }
+    expect(FILESYSTEM.test(scripts.get('ls')!)).toBe(true);
+    for (const args of [['ls', getImage('ext4-4k').image, '/links', '-R', '--json'], ['free', getImage('ext4-4k').image]]) {
+      const l = await loaded(args);
+      expect(COMMANDER.test(l.text) || FILESYSTEM.test(l.text), `${args[0]}: ${l.files.join(' ')}`).toBe(false);
+      expect(l.bytes, `${args[0]}: ${l.files.join(' ')}`).toBeLessThan(24 * 1024);
+    }
   });
 
   it('stat loads both (the markers work)', async () => {
     const l = await loaded(['stat', getImage('ext4-4k').image, '/']);
     expect(COMMANDER.test(l.text), `commander in ${l.files.join(' ')}`).toBe(true);
     expect(FILESYSTEM.test(l.text), `the Filesystem class in ${l.files.join(' ')}`).toBe(true);
+  });
+});
+
+describe('the fast scripts keep V8 code for the next process (code-cache.ts)', () => {
+  /** Run the bundled binary with its code cache under `cacheHome` (XDG_CACHE_HOME). */
+  async function run(args: string[], env: Record<string, string>): Promise<CliResult> {
+    const bin = await cliBundle();
+    const r = spawnSync(process.execPath, [bin, ...args], { cwd: path.dirname(bin), env: { ...process.env, LANG: 'C', EXT4KIT_CODE_CACHE: '', ...env }, maxBuffer: 1 << 28 });
+    return { status: r.status ?? 128, stdout: r.stdout, stderr: r.stderr.toString('utf8') };
+  }
+  const stamp = (f: string) => {
+    const st = fs.statSync(f);
+    return `${st.ino}:${st.mtimeMs}:${st.size}`;
+  };
+
+  it('the first run writes the cache, the next uses it as is, a damaged one is replaced; the output never changes', async () => {
+    const home = tmpDir('code-cache-home');
+    const args = ['ls', getImage('ext4-4k').image, '/links', '-R', '--json'];
+    const plain = await run(args, { EXT4KIT_CODE_CACHE: '0', XDG_CACHE_HOME: home });
+    expect(plain.status, plain.stderr).toBe(0);
+    expect(fs.existsSync(path.join(home, 'ext4kit')), 'EXT4KIT_CODE_CACHE=0 writes nothing').toBe(false);
+
+    // Caches of another build: the ls one goes when this build's ls cache is written, free's stays.
+    const dir = path.join(home, 'ext4kit');
+    fs.mkdirSync(dir, { mode: 0o700 });
+    const stale = (command: string) => `fast-${command}-0123456789abcdef.cjs-${process.version}-${process.arch}.v8`;
+    for (const command of ['ls', 'free']) fs.writeFileSync(path.join(dir, stale(command)), 'old');
+
+    const first = await run(args, { XDG_CACHE_HOME: home });
+    const files = fs.readdirSync(dir).filter((f) => f !== stale('free'));
+    expect(files).toEqual([expect.stringMatching(new RegExp(`^fast-ls-[0-9a-f]{16}\\.cjs-${process.version.replace(/\./g, '\\.')}-${process.arch}\\.v8$`))]);
+    expect(fs.existsSync(path.join(dir, stale('free')))).toBe(true);
+    const cache = path.join(dir, files[0]!);
+    expect(fs.statSync(dir).mode & 0o777).toBe(0o700);
+    expect(fs.statSync(cache).mode & 0o777).toBe(0o600);
+    const before = stamp(cache);
+
+    const second = await run(args, { XDG_CACHE_HOME: home });
+    // Accepted by V8: not rewritten (code-cache.ts rewrites only a missing or rejected cache).
+    expect(stamp(cache)).toBe(before);
+
+    fs.writeFileSync(cache, Buffer.alloc(4096, 0x5a));
+    const damaged = await run(args, { XDG_CACHE_HOME: home });
+    expect(fs.readFileSync(cache).equals(Buffer.alloc(4096, 0x5a)), 'a rejected cache is replaced').toBe(false);
+    expect(fs.readdirSync(dir), 'no temporary file left').toHaveLength(2);
+
+    for (const r of [first, second, damaged]) expect({ status: r.status, stderr: r.stderr, same: r.stdout.equals(plain.stdout) }).toEqual({ status: 0, stderr: '', same: true });
+  });
+
+  it('a cache directory that cannot be made, or that others may write to, is not used and fails nothing', async () => {
+    const args = ['free', getImage('ext4-4k').image, '--json'];
+    const plain = await run(args, { EXT4KIT_CODE_CACHE: '0' });
+    expect(plain.status, plain.stderr).toBe(0);
+    const notADir = tmpPath('code-cache-file');
+    fs.writeFileSync(notADir, 'x');
+    const shared = tmpDir('code-cache-shared');
+    fs.mkdirSync(path.join(shared, 'ext4kit'), { mode: 0o777 });
+    fs.chmodSync(path.join(shared, 'ext4kit'), 0o777);
+    for (const home of [notADir, shared]) {
+      const r = await run(args, { XDG_CACHE_HOME: home });
+      expect({ status: r.status, stderr: r.stderr, same: r.stdout.equals(plain.stdout) }).toEqual({ status: 0, stderr: '', same: true });
+    }
+    expect(fs.readdirSync(path.join(shared, 'ext4kit')), 'nothing written where others can write').toEqual([]);
   });
 });

@@ -140,9 +140,14 @@ describe('npm package (pack → install → use)', () => {
     expect(tarballFiles).toContain('package/dist/index.d.ts');
     expect(tarballFiles).toContain('package/dist/cli.js');
     const stray = tarballFiles.filter(
-      (f) => !/^package\/(package\.json|README\.md|LICENSE)$/.test(f) && !/^package\/dist\/.+\.(js|d\.ts)$/.test(f),
+      (f) =>
+        !/^package\/(package\.json|README\.md|LICENSE)$/.test(f) &&
+        !/^package\/dist\/.+\.(js|d\.ts)$/.test(f) &&
+        // The fast commands' CommonJS scripts (lib/cli/code-cache.ts).
+        !/^package\/dist\/cli-chunks\/fast-(ls|free)-[0-9a-f]{16}\.cjs$/.test(f),
     );
-    expect(stray, 'files in the tarball besides dist/*.js, dist/*.d.ts, package.json, README').toEqual([]);
+    expect(stray, 'files in the tarball besides dist/*.js, dist/*.d.ts, the fast scripts, package.json, README').toEqual([]);
+    expect(tarballFiles.filter((f) => f.endsWith('.cjs'))).toHaveLength(2);
     // Every emitted module has its declaration file (the cli bundle and its chunks excepted).
     const js = tarballFiles.filter((f) => f.startsWith('package/dist/') && f.endsWith('.js') && f !== 'package/dist/cli.js' && !f.startsWith('package/dist/cli-chunks/'));
     expect(js.length).toBeGreaterThan(10);
@@ -244,6 +249,15 @@ try {
 
   it('npx ext4kit cat IMG /hello.txt prints the file (a command loading the filesystem chunks)', () => {
     expect(sh('npx', ['--offline', 'ext4kit', 'cat', image, '/hello.txt'], project)).toBe(HELLO);
+  });
+
+  it('npx ext4kit ls IMG --json lists the image, with and without its code cache', () => {
+    const cacheHome = tmpDir('package-xdg-cache');
+    const first = sh('npx', ['--offline', 'ext4kit', 'ls', image, '--json'], project, { XDG_CACHE_HOME: cacheHome });
+    expect((JSON.parse(first) as { name: string }[]).map((e) => e.name)).toContain('hello.txt');
+    // The first run kept V8's code of the ls script for the next one, which prints the same.
+    expect(fs.readdirSync(path.join(cacheHome, 'ext4kit'))).toEqual([expect.stringMatching(/^fast-ls-[0-9a-f]{16}\.cjs-v.+\.v8$/)]);
+    expect(sh('npx', ['--offline', 'ext4kit', 'ls', image, '--json'], project, { XDG_CACHE_HOME: cacheHome })).toBe(first);
   });
 
   it('npx ext4kit info IMG --json matches dumpe2fs', () => {
