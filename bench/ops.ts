@@ -8,13 +8,13 @@
  * and subtracted) — and warm in-process (the library call, open to close). The reference tool runs
  * in the same rounds. The load average is printed at the start and the end.
  *
- * 1. movedata throughput on a fragmented file (256 chunks of 1 MiB interleaved
- *    with another file) into a contiguous donor, vs a raw read+write copy of
- *    the same bytes (same extents, same 8 MiB chunks, same image file, one
- *    fdatasync), caches dropped before each timed phase. Target: ≥ 85 %.
- *    And fresh-process: a whole `ext4kit movedata` process (bundled CLI, node
- *    start-up subtracted) vs `dd bs=1M conv=fsync` copying as many bytes
- *    inside a copy of the image, medians of ≥ 5 runs.
+ * 1. movedata of MOVE_MIB MiB into a contiguous donor, from two sources: `strided` (1 MiB chunks
+ *    interleaved with another file: MOVE_MIB extents 2 MiB apart) and `contiguous` (one physical
+ *    run). Warm in-process vs a raw read+write copy of the same extents (8 MiB chunks, one
+ *    fdatasync), caches dropped before each timed phase. Fresh-process: a whole `ext4kit movedata`
+ *    process vs `dd bs=1M conv=fsync` copying as many bytes sequentially inside a copy of the image
+ *    (the same work only for the contiguous source) and vs a raw copy process of the same extents
+ *    to the same destination (the like-for-like reference for the strided source). Target ≥ 85 %.
  * 2. getFreeBlocks over a whole 1 TiB sparse `mkfs.ext4` image: `ext4kit free
  *    --json` fresh process, and open + scan + close in-process, vs `e2freefrag`
  *    on it. Target: ≤ 0.1× e2freefrag (fresh process, work).
@@ -170,8 +170,16 @@ async function benchReverseMap(img: string): Promise<void> {
 
 // ------------------------------------------------------------------------------- movedata
 
-async function moveTemplate(): Promise<string> {
-  const img = join(work, 'move-template.img');
+/**
+ * The source layouts: `strided` — the data file written 1 MiB at a time interleaved with a filler
+ * file, so its MOVE_MIB extents lie 2 MiB apart (a fragmented file, what movedata is for);
+ * `contiguous` — the data file written in one go (one physical run), where dd's sequential read
+ * is the same work as ours. Each template has the donor /space allocated as one contiguous run.
+ */
+type MoveLayout = 'strided' | 'contiguous';
+
+async function moveTemplate(layout: MoveLayout): Promise<string> {
+  const img = join(work, `move-template-${layout}.img`);
   const src = join(work, 'src');
   fs.mkdirSync(src, { recursive: true });
   for (const n of ['data', 'filler', 'space']) fs.writeFileSync(join(src, n), '');
@@ -182,53 +190,69 @@ async function moveTemplate(): Promise<string> {
   try {
     const d = await openFile(f, '/data'), g = await openFile(f, '/filler');
     const chunk = new Uint8Array(MiB);
-    for (let i = 0; i < MOVE_MIB; i++) {
+    const fill = (i: number) => {
       for (let j = 0; j < chunk.length; j += 4096) chunk[j] = (i * 7 + j) & 0xff;
       chunk.fill(i & 0xff, 1, 64);
-      await d.pwrite(chunk, i * MiB);
-      await g.pwrite(chunk, i * MiB);
+    };
+    if (layout === 'strided') {
+      for (let i = 0; i < MOVE_MIB; i++) {
+        fill(i);
+        await d.pwrite(chunk, i * MiB);
+        await g.pwrite(chunk, i * MiB);
+      }
+    } else {
+      for (let i = 0; i < MOVE_MIB; i++) (fill(i), await d.pwrite(chunk, i * MiB));
+      for (let i = 0; i < MOVE_MIB; i++) (fill(i), await g.pwrite(chunk, i * MiB));
     }
+    await allocate(f, '/space', { offset: 0, len: MOVE_MIB * MiB, flags: ALLOC_CONTIGUOUS | ALLOC_FIXED_LEN });
   } finally {
     await f.close();
   }
   return img;
 }
 
+/** The data file's extents and the donor's first block in an image made by moveTemplate. */
+async function moveGeometry(img: string): Promise<{ data: { physical: number; length: number; logical: number }[]; runs: number; donor: number }> {
+  const f = await Filesystem.open(img);
+  try {
+    const data = (await f.fileMap(await f.resolve('/data'))).extents;
+    const donor = (await f.fileMap(await f.resolve('/space'))).extents;
+    let runs = 0;
+    data.forEach((e, i) => { if (i === 0 || data[i - 1]!.physical + data[i - 1]!.length !== e.physical) runs++; });
+    return { data, runs, donor: donor[0]!.physical };
+  } finally {
+    await f.close();
+  }
+}
+
 async function benchMove(): Promise<void> {
-  const template = await moveTemplate();
+  for (const layout of ['strided', 'contiguous'] as const) {
+    const template = await moveTemplate(layout);
+    await benchMoveWarm(template, layout);
+    await benchMoveFresh(template, layout);
+  }
+}
+
+async function benchMoveWarm(template: string, layout: MoveLayout): Promise<void> {
   const bytes = MOVE_MIB * MiB;
   const ours: number[] = [], raw: number[] = [], calls: number[] = [];
-  let extents = 0, after = 0, steps = 0;
+  const geo = await moveGeometry(template);
+  let after = 0, steps = 0;
   for (let i = 0; i < RUNS; i++) {
     const img = join(work, 'move.img');
     sh('cp', ['--sparse=always', template, img]);
-    // the donor: one contiguous run
-    let donor: { physical: number; length: number }[] = [];
-    let dataExt: { physical: number; length: number; logical: number }[] = [];
-    {
-      const f = await Filesystem.open(img, { write: true });
-      try {
-        await allocate(f, '/space', { offset: 0, len: bytes, flags: ALLOC_CONTIGUOUS | ALLOC_FIXED_LEN });
-        donor = (await f.fileMap(await f.resolve('/space'))).extents;
-        dataExt = (await f.fileMap(await f.resolve('/data'))).extents;
-        extents = dataExt.length;
-      } finally {
-        await f.close();
-      }
-    }
     const bs = 4096;
-    const donorStart = donor[0]!.physical;
     // raw baseline: the same bytes, same extents, same 8 MiB chunks, into the donor's blocks, one fdatasync
     dropCaches();
     const r = await timed(async () => {
       const fh = await fs.promises.open(img, 'r+');
       try {
         const buf = new Uint8Array(8 * MiB);
-        for (const e of dataExt) {
+        for (const e of geo.data) {
           for (let off = 0; off < e.length * bs; off += buf.length) {
             const n = Math.min(buf.length, e.length * bs - off);
             await fh.read(buf, 0, n, e.physical * bs + off);
-            await fh.write(buf, 0, n, (donorStart + e.logical) * bs + off);
+            await fh.write(buf, 0, n, (geo.donor + e.logical) * bs + off);
           }
         }
         await fh.datasync();
@@ -260,69 +284,94 @@ async function benchMove(): Promise<void> {
   }
   const a = median(ours), b = median(raw), c = median(calls);
   rows.push([
-    `movedata ${MOVE_MIB} MiB (${extents} extents → ${after}), the call, warm in-process`,
+    `movedata ${MOVE_MIB} MiB, ${layout} source (${geo.data.length} extents in ${geo.runs} run(s) → ${after}), the call, warm in-process`,
     `${fmtMs(c)} (${fmtMBs(bytes, c)})`,
     `raw copy ${fmtMs(b)} (${fmtMBs(bytes, b)})`,
     `${((b / c) * 100).toFixed(0)} % of raw`,
     '≥ 85 %',
     `${steps} transactions; caches dropped before each phase; raw = same extents, 8 MiB reused buffer, one fdatasync`,
   ]);
-  rows.push([`movedata ${MOVE_MIB} MiB, open+call+close, warm in-process`, `${fmtMs(a)} (${fmtMBs(bytes, a)})`, `raw copy ${fmtMs(b)}`, `${((b / a) * 100).toFixed(0)} % of raw`, '', 'includes journal open/replay check and the close-time checkpoint']);
-  await benchMoveFresh(template);
-}
-
-/** Wall time of a whole process (ms). */
-function processMs(cmd: string, a: string[]): number {
-  const t = performance.now();
-  sh(cmd, a);
-  return performance.now() - t;
+  rows.push([`movedata ${MOVE_MIB} MiB, ${layout} source, open+call+close, warm in-process`, `${fmtMs(a)} (${fmtMBs(bytes, a)})`, `raw copy ${fmtMs(b)}`, `${((b / a) * 100).toFixed(0)} % of raw`, '', 'includes journal open/replay check and the close-time checkpoint']);
 }
 
 /**
- * What a user sees: a whole `ext4kit movedata` process (the bundled CLI of this tree, fresh node)
- * vs `dd bs=1M conv=fsync` copying the same number of bytes inside a copy of the same image (from
- * the data file's first block into the donor's run), caches dropped before each, node's own
- * start-up (`node -e 0`) measured in the same run and subtracted from ours.
+ * A raw copy as a C tool would make it, in its own process: the data file's extents (a JSON list
+ * of [byte offset, byte length, destination byte offset]) read and written 1 MiB at a time (dd's
+ * bs=1M) with synchronous pread/pwrite, one fdatasync. The reference for a strided source, which
+ * dd (one sequential read) cannot be.
  */
-async function benchMoveFresh(template: string): Promise<void> {
+const RAW_COPY = `
+const fs = require('node:fs');
+const [img, list] = process.argv.slice(2);
+const fd = fs.openSync(img, 'r+');
+const buf = Buffer.allocUnsafe(1 << 20);
+for (const [from, len, to] of JSON.parse(fs.readFileSync(list, 'utf8')))
+  for (let off = 0; off < len; off += buf.length) {
+    const n = Math.min(buf.length, len - off);
+    fs.readSync(fd, buf, 0, n, from + off);
+    fs.writeSync(fd, buf, 0, n, to + off);
+  }
+fs.fdatasyncSync(fd);
+fs.closeSync(fd);
+`;
+
+/**
+ * What a user sees: a whole `ext4kit movedata` process (the bundled CLI of this tree, fresh node,
+ * node's own start-up `node -e 0` subtracted) against, in the same rounds (freshRounds, medians):
+ * `dd bs=1M conv=fsync` copying as many bytes from the data file's first block into the donor
+ * (one sequential read: the same work as ours only for the contiguous source), and a raw copy of
+ * the same extents to the same destination (RAW_COPY, node start-up subtracted too). Each run on
+ * a fresh copy of the template, caches dropped before each.
+ */
+async function benchMoveFresh(template: string, layout: MoveLayout): Promise<void> {
   const bin = await cli();
   const runs = Math.max(5, RUNS);
   const bytes = MOVE_MIB * MiB;
-  const ours: number[] = [], dd: number[] = [], node: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const img = join(work, 'move-fresh.img');
-    sh('cp', ['--sparse=always', template, img]);
-    let src = 0, dst = 0;
-    {
-      const f = await Filesystem.open(img, { write: true });
-      try {
-        await allocate(f, '/space', { offset: 0, len: bytes, flags: ALLOC_CONTIGUOUS | ALLOC_FIXED_LEN });
-        dst = (await f.fileMap(await f.resolve('/space'))).extents[0]!.physical * 4096;
-        src = (await f.fileMap(await f.resolve('/data'))).extents[0]!.physical * 4096;
-      } finally {
-        await f.close();
-      }
-    }
-    node.push(processMs('node', ['-e', '0']));
+  const geo = await moveGeometry(template);
+  const bs = 4096;
+  const list = join(work, 'raw-copy.json');
+  fs.writeFileSync(list, JSON.stringify(geo.data.map((e) => [e.physical * bs, e.length * bs, (geo.donor + e.logical) * bs])));
+  const script = join(work, 'raw-copy.cjs');
+  fs.writeFileSync(script, RAW_COPY);
+  const img = (name: string) => join(work, `move-fresh-${name}.img`);
+  const fresh = (name: string) => () => {
+    sh('cp', ['--sparse=always', template, img(name)]);
     dropCaches();
-    // dd's copy lands in the donor's blocks (space's bytes are undefined by contract): harmless for movedata below
-    dd.push(processMs('dd', [`if=${img}`, `of=${img}`, 'bs=1M', `count=${MOVE_MIB}`, `skip=${src}`, `seek=${dst}`, 'iflag=skip_bytes', 'oflag=seek_bytes', 'conv=notrunc,fsync', 'status=none']));
-    dropCaches();
-    ours.push(processMs('node', [bin, 'movedata', img, '/data', '/space', '--from', '0', '--len', String(bytes)]));
-    if (i === 0) {
-      const ck = sh('e2fsck', ['-fn', img], { ok: [0, 1, 4] });
-      if (ck.status !== 0) console.error(`warning: e2fsck after the movedata process exited ${ck.status}:\n${ck.out}`);
-    }
-    fs.rmSync(img, { force: true });
-  }
-  const n = median(node), a = median(ours) - n, b = median(dd);
+  };
+  const src = geo.data[0]!.physical * bs, dst = geo.donor * bs;
+  let checked = false;
+  const f = freshRounds(
+    [
+      NODE_START,
+      { name: 'dd', cmd: 'dd', args: [`if=${img('dd')}`, `of=${img('dd')}`, 'bs=1M', `count=${MOVE_MIB}`, `skip=${src}`, `seek=${dst}`, 'iflag=skip_bytes', 'oflag=seek_bytes', 'conv=notrunc,fsync', 'status=none'], before: fresh('dd') },
+      { name: 'raw', cmd: process.execPath, args: [script, img('raw'), list], node: true, before: fresh('raw') },
+      {
+        name: 'movedata',
+        cmd: process.execPath,
+        args: [bin, 'movedata', img('ours'), '/data', '/space', '--from', '0', '--len', String(bytes)],
+        node: true,
+        before: () => {
+          if (!checked && fs.existsSync(img('ours'))) {
+            checked = true;
+            const ck = sh('e2fsck', ['-fn', img('ours')], { ok: [0, 1, 4] });
+            if (ck.status !== 0) console.error(`warning: e2fsck after the movedata process exited ${ck.status}:\n${ck.out}`);
+          }
+          fresh('ours')();
+        },
+      },
+    ],
+    runs,
+  );
+  for (const n of ['dd', 'raw', 'ours']) fs.rmSync(img(n), { force: true });
+  const a = f.work('movedata'), dd = f.work('dd'), raw = f.work('raw');
+  const same = layout === 'contiguous' ? 'same work' : 'NOT the same work: dd reads one sequential run';
   rows.push([
-    `ext4kit movedata ${MOVE_MIB} MiB, FRESH process`,
-    `${fmtMs(a)} (${fmtMBs(bytes, a)}); whole process ${fmtMs(median(ours))}`,
-    `dd bs=1M conv=fsync ${fmtMs(b)} (${fmtMBs(bytes, b)})`,
-    `${((b / a) * 100).toFixed(0)} % of dd`,
+    `ext4kit movedata ${MOVE_MIB} MiB, ${layout} source (${geo.data.length} extents, ${geo.runs} run(s)), FRESH process`,
+    `${fmtMs(a)} (${fmtMBs(bytes, a)}); whole process ${fmtMs(f.wall.movedata!)}`,
+    `dd bs=1M conv=fsync ${fmtMs(dd)} (${fmtMBs(bytes, dd)}); raw copy of the same extents ${fmtMs(raw)}`,
+    `${((dd / a) * 100).toFixed(0)} % of dd (${same}); ${((raw / a) * 100).toFixed(0)} % of raw`,
     '≥ 85 %',
-    `median of ${runs}; node start-up ${fmtMs(n)} subtracted from ours (not from dd's); bundled CLI of this tree; caches dropped before each`,
+    `median of ${runs}, round-robin; node start-up ${fmtMs(f.nodeStart)} subtracted from ours and raw's (not from dd's); bundled CLI of this tree; caches dropped before each; load ${loadavg()}`,
   ]);
 }
 

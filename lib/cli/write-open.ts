@@ -21,14 +21,16 @@ const SYNC_READ_MAX = 256 * 1024;
  * close; warnings to stderr. Opens the device and the Filesystem class directly rather than through
  * ext4kit/node, which would load the whole library into a one-call process.
  */
-export async function withWritable<T>(image: string, cmd: Command, ctx: CliContext, fn: (fs: Filesystem) => Promise<T>, now?: Timestamp, opts: { syncReads?: boolean } = {}): Promise<T> {
+export async function withWritable<T>(image: string, cmd: Command, ctx: CliContext, fn: (fs: Filesystem) => Promise<T>, now?: Timestamp, opts: { syncReads?: boolean; readOnly?: boolean } = {}): Promise<T> {
   // movedata/allocate keep every read async: a cold synchronous read on the main thread would hold
-  // back the copy's early reads (copy-runs.ts startCopy).
-  const device = await FileDevice.open(image, { write: true, ...(opts.syncReads === false ? {} : { syncReadMax: SYNC_READ_MAX }) });
+  // back the copy's early reads (copy-runs.ts startCopy). `readOnly` (defrag --dry-run) opens the
+  // same lean way without write access.
+  const write = !opts.readOnly;
+  const device = await FileDevice.open(image, { write, ...(opts.syncReads === false ? {} : { syncReadMax: SYNC_READ_MAX }) });
   // (the hostname, as ext4kit/node's Filesystem gives it: the MMP block of a write open names it)
   let fs: Filesystem;
   try {
-    fs = await Filesystem.open(device, { write: true, verifyChecksums: globalOptions(cmd).verify, closeDevice: true, platform: { hostname: () => hostname() }, ...(now ? { now } : {}) });
+    fs = await Filesystem.open(device, { write, verifyChecksums: globalOptions(cmd).verify, closeDevice: true, platform: { hostname: () => hostname() }, ...(now ? { now } : {}) });
   } catch (e) {
     await device.close();
     throw e;

@@ -43,7 +43,7 @@ export class JournalState extends Journal {
 /** Load the internal journal: journal block n is logical block n of inode `jino` (mapped by `map`). */
 export async function loadJournal(device: BlockDevice, blockSize: number, map: readonly Extent[], jino: number): Promise<JournalState> {
   const io = journalOnInode(device, blockSize, map, jino);
-  const home: HomeBlocks = { writeBlock: (b, data) => device.write(b * blockSize, data) };
+  const home: HomeBlocks = { writeBlock: (b, data) => device.write(b * blockSize, data), writeBlocks: (b, data) => device.write(b * blockSize, data) };
   return new JournalState(io, home, parseJournalSuperblock(await io.readBlock(0)), map);
 }
 

@@ -14,6 +14,12 @@ import type { JournalAccess } from './recovery.js';
 export interface JournalIO extends JournalAccess {
   readBlock(journalBlock: number): Promise<Uint8Array>;
   writeBlock(journalBlock: number, data: Uint8Array): Promise<void>;
+  /**
+   * Write consecutive journal blocks from `firstJournalBlock` (`data`: whole blocks), as few device
+   * writes as the placement allows (one per physically contiguous stretch). Optional: without it
+   * the journal writes block by block.
+   */
+  writeBlocks?(firstJournalBlock: number, data: Uint8Array): Promise<void>;
   flush(): Promise<void>;
 }
 
@@ -40,6 +46,18 @@ export function journalOnDevice(device: BlockDevice, placement: JournalPlacement
     writeBlock: async (n, data) => {
       if (data.length !== blockSize) throw new Ext4Error('EINVAL', `journal block ${n}: ${data.length} bytes written, block size is ${blockSize}`, { structure: 'journal', location: { kind: 'journal-block', block: n } });
       await device.write(at(n), data);
+    },
+    writeBlocks: async (first, data) => {
+      const n = data.length / blockSize;
+      if (!Number.isInteger(n) || n < 1) throw new Ext4Error('EINVAL', `journal blocks from ${first}: ${data.length} bytes written, not whole blocks of ${blockSize}`, { structure: 'journal', location: { kind: 'journal-block', block: first } });
+      // one device write per stretch whose physical blocks follow each other (the journal inode's extents)
+      for (let i = 0; i < n; ) {
+        const start = at(first + i);
+        let k = 1;
+        while (i + k < n && at(first + i + k) === start + k * blockSize) k++;
+        await device.write(start, data.subarray(i * blockSize, (i + k) * blockSize));
+        i += k;
+      }
     },
     flush: () => device.flush(),
   };

@@ -36,6 +36,32 @@ export interface CommitHooks {
 /** Where checkpointed blocks go: the filesystem, addressed in its blocks. */
 export interface HomeBlocks {
   writeBlock(fsBlock: number, data: Uint8Array): Promise<void>;
+  /** Write consecutive blocks from `fsBlock` (`data`: whole blocks) in one device write. Optional: else block by block. */
+  writeBlocks?(fsBlock: number, data: Uint8Array): Promise<void>;
+}
+
+/** Most blocks gathered into one write (a checkpoint's or a log's run; bounds the copy buffer). */
+const MAX_RUN_BLOCKS = 256;
+
+/**
+ * Blocks (number → image) in runs of consecutive numbers, each run's images concatenated: a
+ * transaction's log and a checkpoint's home blocks go out as a few large writes rather than one
+ * awaited write per block (an `rm -r` made 2,655 pwrite64 calls, strace).
+ */
+function consecutiveRuns(blocks: readonly { block: number; data: Uint8Array }[], blockSize: number): { block: number; data: Uint8Array }[] {
+  const out: { block: number; data: Uint8Array }[] = [];
+  for (let i = 0; i < blocks.length; ) {
+    let k = 1;
+    while (i + k < blocks.length && k < MAX_RUN_BLOCKS && blocks[i + k]!.block === blocks[i]!.block + k && blocks[i + k]!.data.length === blockSize) k++;
+    if (k === 1) out.push(blocks[i]!);
+    else {
+      const data = new Uint8Array(k * blockSize);
+      for (let j = 0; j < k; j++) data.set(blocks[i + j]!.data, j * blockSize);
+      out.push({ block: blocks[i]!.block, data });
+    }
+    i += k;
+  }
+  return out;
 }
 
 export interface JournalCommit {
@@ -198,7 +224,9 @@ export class Journal {
     let dataBytes = input.ordered ? await input.ordered() : 0;
     await hooks.onStep?.('data');
     const built = buildTransaction({ jsb, tid, startBlock: this.head, blocks, revokes, commitTime: this.commitTime(input.now) });
-    for (const w of built.writes) await this.writeBlock(w.journalBlock, w.data);
+    if (this.io.writeBlocks) {
+      for (const r of consecutiveRuns(built.writes.map((w) => ({ block: w.journalBlock, data: w.data })), this.blockSize)) await this.io.writeBlocks(r.block, r.data);
+    } else for (const w of built.writes) await this.writeBlock(w.journalBlock, w.data);
     await this.io.flush();
     await hooks.onStep?.('log');
     // 2. commit block: one aligned block-sized write after everything before it is durable
@@ -223,7 +251,11 @@ export class Journal {
    */
   async checkpoint(hooks: CommitHooks = {}): Promise<void> {
     if (!this.live) return;
-    for (const [b, data] of this.pending) await this.home.writeBlock(b, data);
+    if (this.home.writeBlocks) {
+      // in block order, adjacent blocks in one write (all of them land before the flush anyway)
+      const sorted = [...this.pending].map(([block, data]) => ({ block, data })).sort((a, b) => a.block - b.block);
+      for (const r of consecutiveRuns(sorted, this.blockSize)) await this.home.writeBlocks(r.block, r.data);
+    } else for (const [b, data] of this.pending) await this.home.writeBlock(b, data);
     await this.io.flush();
     await hooks.onStep?.('checkpoint');
     this.jsb.s_start = 0;

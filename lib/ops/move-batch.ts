@@ -40,7 +40,7 @@ import type { Filesystem } from '../ext4/filesystem.js';
 import type { Transaction } from '../ext4/transaction.js';
 import { findFree, markAllocated } from '../ext4/alloc.js';
 import { produceOrderedData } from '../ext4/commit.js';
-import { insert, mappedIn, punch } from '../ext4/extent-map.js';
+import { insert, mappedIn, normalise, punch } from '../ext4/extent-map.js';
 import { assertMutableRegularFile, blockMapExclude, remapInode, touch, txFileMap } from '../ext4/remap.js';
 import type { Extent } from '../ext4/extents.js';
 import { isExtentMapped, type Inode } from '../ext4/inode.js';
@@ -152,41 +152,83 @@ function overlaps(a: { start: number; length: number }, b: { start: number; leng
   return a.start < b.start + b.length && b.start < a.start + a.length;
 }
 
-/** Pure checks and the new map: the file's extents in the range laid onto the target runs in order. */
+/**
+ * Pure checks and the new map: the file's extents in the range laid onto the target runs in order.
+ * One pass over the extents, in logical order (the planner calls this for every step it models —
+ * an eviction moves a file piece by piece — and moveFiles again for every move's footprint: the
+ * punch-then-insert form, which sorted and copied the whole list twice per call, was most of a
+ * 90 %-full plan's CPU).
+ */
 export function layOut(extents: readonly Extent[], lb: number, n: number, target: readonly { start: number; length: number }[]): { newExtents: Extent[]; freed: Extent[]; copies: Copy[] } {
-  const parts = mappedIn(extents, lb, n);
-  const need = parts.reduce((a, e) => a + e.length, 0);
-  const have = target.reduce((a, r) => a + r.length, 0);
+  const end = lb + n;
+  let need = 0, sortedIn = true;
+  for (let i = 0; i < extents.length; i++) {
+    const e = extents[i]!;
+    if (i > 0 && extents[i - 1]!.logical >= e.logical) sortedIn = false;
+    const s = Math.max(lb, e.logical), t = Math.min(end, e.logical + e.length);
+    if (s < t) need += t - s;
+  }
+  let have = 0;
+  for (const r of target) have += r.length;
   if (need !== have) throw new Ext4Error('EINVAL', `target holds ${have} blocks, the range maps ${need}`);
   const sorted = [...target].sort((a, b) => a.start - b.start);
-  // the file's own blocks, sorted, swept against the sorted targets (a scan of every extent per
-  // target was quadratic for an eviction into hundreds of runs)
-  const own = extents.map((e) => ({ start: e.physical, length: e.length })).sort((a, b) => a.start - b.start);
-  for (let i = 0, j = 0; i < sorted.length; i++) {
+  for (let i = 0; i < sorted.length; i++) {
     const r = sorted[i]!;
     if (!Number.isSafeInteger(r.start) || !Number.isSafeInteger(r.length) || r.length <= 0 || r.start < 0) throw new Ext4Error('EINVAL', `bad target run ${r.start}+${r.length}`);
     if (i > 0 && overlaps(sorted[i - 1]!, r)) throw new Ext4Error('EINVAL', `target runs overlap at block ${r.start}`);
-    while (j < own.length && own[j]!.start + own[j]!.length <= r.start) j++;
-    for (let k = j; k < own.length && own[k]!.start < r.start + r.length; k++)
-      if (overlaps(own[k]!, r)) throw new Ext4Error('EINVAL', `target run ${r.start}+${r.length} overlaps the file's own blocks`);
   }
-  const added: Extent[] = [];
+  const ownOverlap = (r: { start: number; length: number }) => new Ext4Error('EINVAL', `target run ${r.start}+${r.length} overlaps the file's own blocks`);
+  if (sorted.length * extents.length <= 4096) {
+    // few targets (a step of the planner): a direct check, nothing sorted
+    for (const r of sorted) for (const e of extents) if (e.physical < r.start + r.length && r.start < e.physical + e.length) throw ownOverlap(r);
+  } else {
+    // the file's own blocks, sorted, swept against the sorted targets (a scan of every extent per
+    // target was quadratic for an eviction into hundreds of runs)
+    const own = extents.map((e) => ({ start: e.physical, length: e.length })).sort((a, b) => a.start - b.start);
+    for (let i = 0, j = 0; i < sorted.length; i++) {
+      const r = sorted[i]!;
+      while (j < own.length && own[j]!.start + own[j]!.length <= r.start) j++;
+      for (let k = j; k < own.length && own[k]!.start < r.start + r.length; k++) if (overlaps(own[k]!, r)) throw ownOverlap(r);
+    }
+  }
   const copies: Copy[] = [];
+  const freed: Extent[] = [];
+  const out: Extent[] = [];
   let ti = 0, toff = 0;
-  for (const p of parts) {
+  /** The mapped part p of the range onto the next target blocks, in logical order. */
+  const place = (p: Extent): void => {
     let done = 0;
     while (done < p.length) {
       const t = target[ti]!;
       const k = Math.min(p.length - done, t.length - toff);
-      added.push({ logical: p.logical + done, physical: t.start + toff, length: k, unwritten: p.unwritten });
+      out.push({ logical: p.logical + done, physical: t.start + toff, length: k, unwritten: p.unwritten });
       if (!p.unwritten) copies.push({ from: p.physical + done, to: t.start + toff, length: k });
       done += k;
       toff += k;
       if (toff === t.length) (ti++, (toff = 0));
     }
+  };
+  if (!sortedIn) {
+    // (not in logical order: the general form)
+    for (const p of mappedIn(extents, lb, n)) place(p);
+    const added = out.splice(0);
+    const { list, removed } = punch(extents, lb, n);
+    return { newExtents: insert(list, added), freed: removed, copies };
   }
-  const { list, removed } = punch(extents, lb, n);
-  return { newExtents: insert(list, added), freed: removed, copies };
+  for (const e of extents) {
+    const eEnd = e.logical + e.length;
+    if (eEnd <= lb || e.logical >= end) {
+      out.push({ ...e });
+      continue;
+    }
+    if (e.logical < lb) out.push({ ...e, length: lb - e.logical });
+    const s = Math.max(lb, e.logical), t = Math.min(end, eEnd);
+    const part = { logical: s, physical: e.physical + (s - e.logical), length: t - s, unwritten: e.unwritten };
+    freed.push(part);
+    place(part);
+    if (eEnd > end) out.push({ logical: end, physical: e.physical + (end - e.logical), length: eEnd - end, unwritten: e.unwritten });
+  }
+  return { newExtents: normalise(out), freed, copies };
 }
 
 function sameExtents(a: readonly Extent[], b: readonly Extent[]): boolean {

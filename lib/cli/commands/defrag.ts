@@ -5,11 +5,23 @@
 import type { Command } from 'commander';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import cliProgress from 'cli-progress';
-import { Filesystem } from '../../node.js';
+import type { SingleBar } from 'cli-progress';
+import type { Filesystem } from '../../ext4/filesystem.js';
 import { defrag, type DefragSummary } from '../../ops/defrag.js';
-import { drawMap } from '../../ops/draw.js';
-import { globalOptions, printJson, write, type CliContext } from '../util.js';
+import { printJson, write, type CliContext } from '../util.js';
+import { withWritable } from '../write-open.js';
+
+/**
+ * A block-map picture (--draw): loaded only when asked for. The image opens through
+ * withWritable, not ext4kit/node (the whole library), and the progress bar's module loads only
+ * on a terminal: a fresh `ext4kit defrag` process loads what it runs (module loading is a large
+ * share of a small image's wall time).
+ */
+async function drawTo(fs: Filesystem, dir: string, file: string, title: string): Promise<void> {
+  const { drawMap } = await import('../../ops/draw.js');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, file), await drawMap(fs, { title }));
+}
 
 interface Opts {
   dryRun?: boolean;
@@ -42,38 +54,35 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--draw <dir>', 'write before.svg and after.svg block-map pictures into DIR')
     .option('--no-progress', 'no progress bar even on a terminal')
     .action(async (image: string, paths: string[], opts: Opts, cmd: Command) => {
-      const fs = await Filesystem.open(image, { write: !opts.dryRun, verifyChecksums: globalOptions(cmd).verify });
-      let bar: cliProgress.SingleBar | null = null;
-      let summary: DefragSummary;
-      try {
-        if (opts.draw) {
-          mkdirSync(opts.draw, { recursive: true });
-          writeFileSync(join(opts.draw, 'before.svg'), await drawMap(fs, { title: `${image} before defrag` }));
+      let bar: SingleBar | null = null;
+      const summary: DefragSummary = await withWritable(image, cmd, ctx, async (fs) => {
+        try {
+          if (opts.draw) await drawTo(fs, opts.draw, 'before.svg', `${image} before defrag`);
+          const tty = (ctx.io.stderr as NodeJS.WriteStream).isTTY && opts.progress !== false && !opts.json;
+          if (tty) {
+            const cliProgress = (await import('cli-progress')).default;
+            bar = new cliProgress.SingleBar({ stream: ctx.io.stderr as NodeJS.WriteStream, format: '{phase} [{bar}] {value}/{total} {path}', hideCursor: true }, cliProgress.Presets.shades_classic);
+            bar.start(1, 0, { phase: 'defrag', path: '' });
+          }
+          const s = await defrag(fs, {
+            paths,
+            dryRun: opts.dryRun,
+            maxSeconds: num(opts.maxSeconds, 'max-seconds'),
+            maxBytes: num(opts.maxBytes, 'max-bytes'),
+            compact: opts.compact,
+            onProgress: (p) => {
+              if (!bar) return;
+              bar.setTotal(Math.max(1, p.total));
+              bar.update(p.done, { phase: p.phase, path: p.path });
+            },
+          });
+          (bar as SingleBar | null)?.stop();
+          if (opts.draw && !opts.dryRun) await drawTo(fs, opts.draw, 'after.svg', `${image} after defrag`);
+          return s;
+        } finally {
+          (bar as SingleBar | null)?.stop();
         }
-        const tty = (ctx.io.stderr as NodeJS.WriteStream).isTTY && opts.progress !== false && !opts.json;
-        if (tty) {
-          bar = new cliProgress.SingleBar({ stream: ctx.io.stderr as NodeJS.WriteStream, format: '{phase} [{bar}] {value}/{total} {path}', hideCursor: true }, cliProgress.Presets.shades_classic);
-          bar.start(1, 0, { phase: 'defrag', path: '' });
-        }
-        summary = await defrag(fs, {
-          paths,
-          dryRun: opts.dryRun,
-          maxSeconds: num(opts.maxSeconds, 'max-seconds'),
-          maxBytes: num(opts.maxBytes, 'max-bytes'),
-          compact: opts.compact,
-          onProgress: (p) => {
-            if (!bar) return;
-            bar.setTotal(Math.max(1, p.total));
-            bar.update(p.done, { phase: p.phase, path: p.path });
-          },
-        });
-        bar?.stop();
-        if (opts.draw && !opts.dryRun) writeFileSync(join(opts.draw, 'after.svg'), await drawMap(fs, { title: `${image} after defrag` }));
-      } finally {
-        bar?.stop();
-        await fs.close();
-        for (const w of fs.warnings) ctx.io.stderr.write(`ext4kit: warning: ${w}\n`);
-      }
+      }, undefined, { readOnly: opts.dryRun });
       if (opts.json) {
         const { plan, ...rest } = summary;
         return printJson(ctx, opts.dryRun ? { ...rest, plan } : rest);
