@@ -19,13 +19,15 @@
  *  - writeFile on an existing file: the old content or the new one, whole
  *    (size, bytes and times together); at most an orphaned temporary inode,
  *    which ext4kit's next write open, Linux at mount and e2fsck free;
- *  - writeFile creating the file: no file or the whole new one when the
- *    content fits one transaction (namespace.ts createFileTx); a content built
- *    through a temporary inode is swapped in after the name is created in its
- *    own transaction, so a crash can then leave the new name with an empty file;
+ *  - writeFile creating the file: no file or the whole new one. A content
+ *    that fits one transaction is named, mapped and sized in it (namespace.ts
+ *    createFileTx); a larger one is built in an orphaned temporary inode
+ *    first, invisible, and ONE transaction creates the name and its inode,
+ *    moves the temporary inode's map and size into it and sets its times;
  *  - appendFile: each appended chunk (a Uint8Array is one chunk; a stream in
  *    pieces of at most STREAM_BUFFER bytes) is all-or-nothing; a crash in a
- *    stream keeps a prefix of whole chunks;
+ *    stream keeps a prefix of whole chunks; a file it creates appears with its
+ *    first chunk (an empty append creates an empty file);
  *  - writeFileTx: whatever the caller's transaction does (all or nothing).
  * Block-mapped files (ext2/ext3) go the same way (indirect blocks through
  * remapInode, blocks below 2^32). On an inline_data filesystem a content
@@ -240,12 +242,15 @@ async function* chunksOf(data: WriteFileData, max: number): AsyncGenerator<Uint8
 
 /**
  * Build the content in an orphaned temporary inode (a transaction per
- * chunk), then swap its map and size with the file's in one
- * transaction; the temporary inode leaves with the old blocks.
+ * chunk), then in one transaction swap its map and size with the file's —
+ * `target` names it inside that transaction: an existing inode, or the file
+ * created there (createFileTx), so that a new name never shows an unfilled
+ * file. The temporary inode leaves with the old blocks. Returns the file's inode.
  */
-async function replaceViaTemp(fs: Filesystem, ino: number, chunks: AsyncIterable<Uint8Array>, now: Timestamp | undefined): Promise<void> {
-  const target = await fs.readInode(ino);
-  const tmp = await createTempFile(fs, { goalGroup: groupOfInode(fs.sb, ino) });
+async function replaceViaTemp(fs: Filesystem, target: { ino: number } | { create: string | Uint8Array; opts: WriteFileOptions }, chunks: AsyncIterable<Uint8Array>, now: Timestamp | undefined): Promise<number> {
+  const known = 'ino' in target ? await fs.readInode(target.ino) : null;
+  // A new file's inode goes to its directory's group or near it (find_group_other), so the temporary one starts there.
+  const tmp = await createTempFile(fs, { goalGroup: groupOfInode(fs.sb, known ? known.ino : await parentDirIno(fs, 'create' in target ? target.create : '/')) });
   let swapped = false;
   try {
     let size = 0;
@@ -255,8 +260,8 @@ async function replaceViaTemp(fs: Filesystem, ino: number, chunks: AsyncIterable
       await fs.transact(async (tx) => {
         const t = await tx.readInode(tmp);
         const map = await txFileMap(tx, t);
-        const goal = await goalOf(tx, map.extents.length ? t : target, map.extents.length ? map : EMPTY_MAP);
-        const runs = await allocateNear(tx, goal, Math.ceil(chunk.length / bs), !isExtentMapped(target) || !isExtentMapped(t));
+        const goal = await goalOf(tx, map.extents.length || !known ? t : known, map.extents.length ? map : EMPTY_MAP);
+        const runs = await allocateNear(tx, goal, Math.ceil(chunk.length / bs), (known !== null && !isExtentMapped(known)) || !isExtentMapped(t));
         const added = queueData(tx, runs, chunk, size / bs);
         await remapInode(tx, t, map, [...map.extents, ...added]);
         setSize(tx, t, size + chunk.length);
@@ -264,8 +269,9 @@ async function replaceViaTemp(fs: Filesystem, ino: number, chunks: AsyncIterable
       });
       size += chunk.length;
     }
-    await fs.transact(async (tx) => {
-      const x = await tx.readInode(ino);
+    const ino = await fs.transact(async (tx) => {
+      const xi = 'ino' in target ? target.ino : await createFileTx(tx, target.create, createOpts(target.opts));
+      const x = await tx.readInode(xi);
       if (x.type === 'file') await destroyInlineData(tx, x);
       assertMutableRegularFile(x, fs.sb, 'file', { blockMapped: true });
       const t = await tx.readInode(tmp);
@@ -279,14 +285,31 @@ async function replaceViaTemp(fs: Filesystem, ino: number, chunks: AsyncIterable
       markChanged(x, now ? toTimestamp(now) : fs.now(), { mtime: true });
       await tx.writeInode(x);
       await tx.writeInode(t);
+      return xi;
     });
     swapped = true;
+    return ino;
   } finally {
     // Before the swap it holds the partial new content, after it the old: either way it goes.
     await releaseTempFile(fs, tmp).catch((e) => {
       if (swapped) throw e;
     });
   }
+}
+
+/**
+ * The inode of the directory `path`'s last component goes in (as namespace.ts splits a path: a
+ * bare name is in '/'); ENOENT/ENOTDIR before any content is written.
+ */
+async function parentDirIno(fs: Filesystem, path: string | Uint8Array): Promise<number> {
+  const p = typeof path === 'string' ? new TextEncoder().encode(path) : path;
+  let end = p.length;
+  while (end > 0 && p[end - 1] === 0x2f) end--;
+  const slash = p.subarray(0, end).lastIndexOf(0x2f);
+  const parent = slash <= 0 ? new Uint8Array([0x2f]) : p.subarray(0, slash);
+  const dir = await fs.resolve(parent, { followLast: true });
+  if (dir.type !== 'dir') throw new Ext4Error('ENOTDIR', `${new TextDecoder().decode(parent)}: not a directory`);
+  return dir.ino;
 }
 
 /** The file's inode if `path` names one (EEXIST with 'wx', EISDIR for a directory), else null. */
@@ -306,10 +329,6 @@ async function existing(fs: Filesystem, path: string | Uint8Array, opts: WriteFi
 
 const createOpts = (opts: WriteFileOptions): CreateFileOptions => ({ exclusive: true, mode: opts.mode, uid: opts.uid, gid: opts.gid, now: opts.now });
 
-async function openOrCreate(fs: Filesystem, path: string | Uint8Array, opts: WriteFileOptions): Promise<number> {
-  return (await existing(fs, path, opts)) ?? createFile(fs, path, createOpts(opts));
-}
-
 /**
  * Replace the whole content of `path` (created if missing, mode/uid/gid
  * then used) with `data`; atomic as the header says. Returns the inode number.
@@ -317,7 +336,7 @@ async function openOrCreate(fs: Filesystem, path: string | Uint8Array, opts: Wri
 export async function writeFile(fs: Filesystem, path: string | Uint8Array, data: WriteFileData, opts: WriteFileOptions = {}): Promise<number> {
   checkWritable(fs);
   if (opts.flag === 'a') return appendFile(fs, path, data, opts);
-  let ino = await existing(fs, path, opts);
+  const ino = await existing(fs, path, opts);
   let bytes: Uint8Array | null = data instanceof Uint8Array ? data : null;
   let rest: AsyncIterator<Uint8Array> | null = null;
   if (!bytes) {
@@ -335,16 +354,15 @@ export async function writeFile(fs: Filesystem, path: string | Uint8Array, data:
     }
   }
   if (bytes) {
-    const b = bytes, known = ino;
+    const b = bytes;
     const fits = await fs.exclusive(async () => {
-      const map = known === null ? EMPTY_MAP : await fs.fileMap(await fs.readInode(known));
+      const map = ino === null ? EMPTY_MAP : await fs.fileMap(await fs.readInode(ino));
       return replaceCost(fs, map, b.length) <= txBudget(fs);
     });
     if (fits) {
       if (ino !== null) {
-        const target = ino ?? (await createFile(fs, path, createOpts(opts)));
-        await fs.transact((tx) => writeFileTx(tx, target, b, opts));
-        return target;
+        await fs.transact((tx) => writeFileTx(tx, ino, b, opts));
+        return ino;
       }
       // A new file: its name, inode and content in one transaction.
       return fs.transact(async (tx) => {
@@ -355,36 +373,44 @@ export async function writeFile(fs: Filesystem, path: string | Uint8Array, data:
     }
     rest = chunksOf(b, bufferOf(fs, opts))[Symbol.asyncIterator]();
   }
-  ino ??= await createFile(fs, path, createOpts(opts));
   const it = rest!;
-  await replaceViaTemp(fs, ino, { [Symbol.asyncIterator]: () => it }, opts.now);
-  return ino;
+  return replaceViaTemp(fs, ino !== null ? { ino } : { create: path, opts }, { [Symbol.asyncIterator]: () => it }, opts.now);
 }
 
 /**
- * Append `data` at the end of `path` (created if missing): each chunk one
- * transaction (pwrite at EOF; an empty file takes the writeFile path so its
- * blocks go to its goal). Returns the inode number.
+ * Append `data` at the end of `path`: each chunk one transaction (pwrite at
+ * EOF; an empty file takes the writeFile path so its blocks go to its goal).
+ * A missing file is created in the first chunk's transaction, so it never
+ * appears empty (an empty `data` creates it empty). Returns the inode number.
  */
 export async function appendFile(fs: Filesystem, path: string | Uint8Array, data: WriteFileData, opts: Omit<WriteFileOptions, 'flag'> = {}): Promise<number> {
   checkWritable(fs);
-  const ino = await openOrCreate(fs, path, { ...opts, flag: 'w' });
+  let ino = await existing(fs, path, { ...opts, flag: 'w' });
   for await (const chunk of chunksOf(data, bufferOf(fs, opts))) {
     if (chunk.length === 0) continue;
+    if (ino === null) {
+      ino = await fs.transact(async (tx) => {
+        const created = await createFileTx(tx, path, createOpts(opts));
+        await writeFileTx(tx, created, chunk, opts);
+        return created;
+      });
+      continue;
+    }
+    const target = ino;
     await fs.transact(async (tx) => {
-      const inode = await tx.readInode(ino);
+      const inode = await tx.readInode(target);
       // An inline file is tiny: its content and the chunk go to blocks together.
-      if (inode.type === 'file' && hasInlineData(inode)) await writeFileTx(tx, ino, concat(await inlineContent(tx, inode), chunk), opts);
-      else if (inode.size === 0 && (await txFileMap(tx, await loadRegular(tx, ino))).extents.length === 0) await writeFileTx(tx, ino, chunk, opts);
+      if (inode.type === 'file' && hasInlineData(inode)) await writeFileTx(tx, target, concat(await inlineContent(tx, inode), chunk), opts);
+      else if (inode.size === 0 && (await txFileMap(tx, await loadRegular(tx, target))).extents.length === 0) await writeFileTx(tx, target, chunk, opts);
       else {
-        await pwriteTx(tx, ino, chunk, inode.size, false);
+        await pwriteTx(tx, target, chunk, inode.size, false);
         if (opts.now) {
-          const i = await tx.readInode(ino);
+          const i = await tx.readInode(target);
           markChanged(i, toTimestamp(opts.now), { mtime: true, version: false });
           await tx.writeInode(i);
         }
       }
     });
   }
-  return ino;
+  return ino ?? createFile(fs, path, createOpts(opts));
 }

@@ -110,6 +110,24 @@ describe.skipIf(!HAVE_E2FSPROGS)('writeFile, appendFile: e2fsck after each call,
       });
       expect(free - (await freeOf())).toBe(blocksOf(streamed.length) + meta(streamed.length) - blocksOf(big.length) - meta(big.length));
 
+      // A new file through the temporary inode: one transaction names it with its content, mode,
+      // owner and times; the temporary inode leaves nothing behind. Refused before any data is
+      // written when the parent is missing or not a directory, or the name exists with 'wx'.
+      free = await freeOf();
+      model.set('/d/s2', streamed);
+      await op('a stream through a temporary inode, creating the file', async (fs) => {
+        const inodesFree = fs.sb.s_free_inodes_count;
+        const ino = await writeFile(fs, '/d/s2', streamOf(streamed, 4093), { bufferBytes: 32 * 1024, mode: 0o640, uid: 5, gid: 6, now: NOW });
+        const inode = await fs.readInode(ino);
+        expect([inode.mode & 0o7777, inode.uid, inode.gid, inode.size, inode.linksCount]).toEqual([0o640, 5, 6, streamed.length, 1]);
+        expect(inode.mtime).toEqual(NOW);
+        expect(fs.sb.s_free_inodes_count).toBe(inodesFree - 1);
+        for (const [p, code] of [['/none/x', 'ENOENT'], ['/hello/x', 'ENOTDIR'], ['/d/s2', 'EEXIST']] as const)
+          expect(await codeOf(writeFile(fs, p, streamOf(streamed, 4093), { bufferBytes: 32 * 1024, flag: 'wx' })), p).toBe(code);
+        expect(fs.sb.s_free_inodes_count).toBe(inodesFree - 1);
+      });
+      expect(free - (await freeOf())).toBe(blocksOf(streamed.length) + meta(streamed.length));
+
       model.set('/hello', concat(smaller, pattern(777, 5), pattern(c.bs * 3, 6)));
       model.set('/d/appended', concat(pattern(100, 8), pattern(20_000, 9), pattern(5, 10)));
       await op('appends: to /hello, to a new file, a stream', async (fs) => {

@@ -1,0 +1,60 @@
+/**
+ * What a crash can leave when writeFile or appendFile CREATES the file (lib/ops/write-file.ts):
+ * no name, or the name with its whole content — never an empty or partial file. Through the
+ * one-transaction path (a content that fits) and through the temporary inode (a stream longer
+ * than the buffer: several transactions build it, one names it), on ext4 (extents) and ext3
+ * (indirect blocks). Every crash point (torn 1 KiB writes, seeded lost subsets) through ext4kit's
+ * replay; a sample through e2fsck's and the kernel's (namespace-points.ts).
+ */
+import { describe, expect, it } from 'vitest';
+import * as nodefs from 'node:fs';
+import * as path from 'node:path';
+import { appendFile, writeFile } from '../../lib/ops/write-file.js';
+import { mkfs, type FsKind } from '../helpers/tools.js';
+import { tmpDir } from '../helpers/tmp.js';
+import { HAVE_E2FSPROGS, pattern, scratchPath } from '../ops/helpers.js';
+import { runNsCrashCase, type NsCrashCase } from './namespace-points.js';
+
+const K = 1024;
+const NOW = { sec: 1_750_000_000, nsec: 0 };
+
+function baseImage(kind: FsKind): Uint8Array {
+  const src = tmpDir('nswf-src');
+  nodefs.mkdirSync(path.join(src, 'd'));
+  for (let i = 0; i < 5; i++) nodefs.writeFileSync(path.join(src, 'd', `old-${i}`), pattern(700 * i, 40 + i));
+  const img = scratchPath(`nswf-${kind}.img`);
+  mkfs(kind, img, 4 * 1024 * 1024, ['-b', String(K)], src);
+  nodefs.rmSync(src, { recursive: true, force: true });
+  const bytes = new Uint8Array(nodefs.readFileSync(img));
+  nodefs.rmSync(img, { force: true });
+  return bytes;
+}
+
+async function* streamOf(data: Uint8Array, piece: number): AsyncGenerator<Uint8Array> {
+  for (let at = 0; at < data.length; at += piece) yield data.subarray(at, at + piece);
+}
+
+describe.skipIf(!HAVE_E2FSPROGS)('crash points of a writeFile that creates the file', () => {
+  it('every point shows no name or the whole content (ext4kit, e2fsck, Linux)', async () => {
+    const streamed = pattern(30 * K + 9, 4), small = pattern(12 * K + 5, 5), appended = pattern(9 * K + 1, 6);
+    const view = { dirs: ['/d'], contents: ['/d/new'] };
+    const cases: [FsKind, Omit<NsCrashCase, 'base' | 'granularity' | 'subsetsPerEpoch' | 'maxPoints' | 'e2fsckSample' | 'linuxSample'>, number][] = [
+      ['ext4', { name: 'ext4: a stream through a temporary inode', seed: 81, view, now: NOW, ops: [{ name: 'writeFile /d/new (stream)', run: (f) => writeFile(f, '/d/new', streamOf(streamed, 3001), { bufferBytes: 8 * K }) }] }, 4],
+      ['ext4', { name: 'ext4: one transaction', seed: 82, view, now: NOW, ops: [{ name: 'writeFile /d/new', run: (f) => writeFile(f, '/d/new', small) }] }, 1],
+      ['ext4', { name: 'ext4: appendFile creating the file', seed: 83, view, now: NOW, ops: [{ name: 'appendFile /d/new', run: (f) => appendFile(f, '/d/new', appended) }] }, 1],
+      ['ext3', { name: 'ext3: a stream through a temporary inode', seed: 84, view, now: NOW, ops: [{ name: 'writeFile /d/new (stream)', run: (f) => writeFile(f, '/d/new', streamOf(streamed, 3001), { bufferBytes: 8 * K }) }] }, 4],
+    ];
+    const bases = new Map<FsKind, Uint8Array>();
+    const bad: string[] = [], lines: string[] = [];
+    for (const [kind, c, minCommits] of cases) {
+      if (!bases.has(kind)) bases.set(kind, baseImage(kind));
+      const r = await runNsCrashCase({ ...c, base: bases.get(kind)!, granularity: K, subsetsPerEpoch: 1, maxPoints: 160, e2fsckSample: 3, linuxSample: 1 });
+      lines.push(`${c.name}: ${r.checked} of ${r.all} points: absent ${r.perState[0]}, whole ${r.perState[1]}; ${r.commitsPerOp[0]} transactions; e2fsck ${r.fscked}, Linux ${r.linux}`);
+      // The stream really goes through several transactions (the temporary inode), the rest through one.
+      if (r.commitsPerOp[0]! < minCommits) bad.push(`${c.name}: ${r.commitsPerOp[0]} transactions, expected at least ${minCommits}`);
+      bad.push(...r.bad);
+    }
+    console.log(lines.join('\n'));
+    expect(bad, bad.slice(0, 10).join('\n')).toEqual([]);
+  }, 120_000);
+});
