@@ -15,18 +15,34 @@
  *   sharing) is copied on write: the inode gets a new block with refcount 1
  *   and the old one loses a reference; removing the last attribute of a
  *   block drops the inode's reference (freed at 0). i_file_acl and i_blocks
- *   (one block for the xattr block, ext4-format.md §6.2) follow.
+ *   (one block for the xattr block, ext4-format.md §6.2, and each EA-inode
+ *   value's size in clusters, which the kernel charges to the owner) follow.
  *
- * Values kept in EA inodes (ea_inode) are kept as they are; changing or
- * removing one is refused (EOPNOTSUPP: their refcounts live in the EA inode).
+ * With ea_inode (ext4_xattr_set_handle's in_inode): a value whose padded
+ * size is past EXT4_XATTR_MIN_LARGE_EA_SIZE, or that fits neither the body
+ * nor the block (inline values must leave EXT4_XATTR_BLOCK_RESERVE of the
+ * block to names), goes to a new EA inode (ea-inode.ts: refcount 1, value
+ * hash in i_atime) and the entry, name only, goes to the body or the block.
+ * Shared as the kernel shares them (its mbcache): an EA inode already holding
+ * the same bytes, created or read in this open (ea-inode.ts findEaInode),
+ * takes one more reference instead of a new inode being made. Replacing or removing such a value drops a
+ * reference (freed at 0) — except for an entry of a shared block being
+ * copied, whose reference stays with the old block; the copy takes one more
+ * reference on every EA inode it names (ext4_xattr_inode_inc_ref_all).
+ *
+ * expandExtraIsize grows a small i_extra_isize (old images) when the inode is changed, as the
+ * kernel does when it dirties one; see there for what it leaves alone.
  */
 import { Ext4Error, type Location } from '../errors.js';
 import type { Transaction } from './transaction.js';
-import type { Inode } from './inode.js';
-import { COMPAT } from './superblock.js';
+import { INODE_FLAGS, type Inode } from './inode.js';
+import { COMPAT, INCOMPAT, RO_COMPAT } from './superblock.js';
 import { groupFirstBlock, groupOfInode } from './geometry.js';
-import { allocateBlocks } from './alloc.js';
-import { setIBlocks } from './remap.js';
+import { allocateBlocks, allocateInode } from './alloc.js';
+import { remapInode, setIBlocks, setSize, txFileMap } from './remap.js';
+import type { Extent } from './extents.js';
+import { initNewInode } from './inode-lifecycle.js';
+import { changeEaInodeRefs, eaBlockReserve, eaInodeCharge, eaEntryHash, eaValueHash, findEaInode, minLargeEaSize, noteEaInode, setEaInodeHash, setEaInodeRefs } from './ea-inode.js';
 import { xattrEntryHash } from './xattr-hash.js';
 import {
   XATTR_MAGIC, XattrBlockHeaderLayout, XattrEntryLayout, XattrIbodyHeaderLayout, XattrListEndLayout,
@@ -88,6 +104,23 @@ function compareEntries(a: XattrEntry, b: XattrEntry): number {
   if (a.suffix.length !== b.suffix.length) return a.suffix.length - b.suffix.length;
   for (let i = 0; i < a.suffix.length; i++) if (a.suffix[i] !== b.suffix[i]) return a.suffix[i]! - b.suffix[i]!;
   return 0;
+}
+
+/**
+ * Blocks an inode's i_blocks counts for its xattrs, as e2fsck pass 1 expects: the xattr block
+ * (a cluster), and for each value in an EA inode its size in clusters — the kernel charges
+ * them to the owner (ext4_xattr_inode_alloc_quota), whether the entry is in the body or the block.
+ */
+function xattrCharge(tx: Transaction, ibody: readonly XattrEntry[], block: readonly XattrEntry[]): number {
+  const sb = tx.fs.sb, ratio = 2 ** (sb.s_log_cluster_size - sb.s_log_block_size);
+  return (block.length ? ratio : 0) + eaInodeCharge(sb, tx.fs.blockSize, [...ibody, ...block]);
+}
+
+/** Bytes the inline values of a list take (4-aligned). */
+function valueBytes(items: readonly XattrEntry[]): number {
+  let n = 0;
+  for (const e of items) if (!e.valueInode) n += round4(e.valueSize);
+  return n;
 }
 
 /** Bytes a list of entries takes in an area: entries, the end word, the 4-aligned values. */
@@ -200,10 +233,6 @@ async function dropBlockRef(tx: Transaction, blk: XattrBlockState): Promise<void
   }
 }
 
-function refuseEaInode(e: XattrEntry | undefined, ino: number): void {
-  if (e && e.valueInode) throw new Ext4Error('EOPNOTSUPP', `inode ${ino} keeps xattr ${e.name} in EA inode ${e.valueInode}: changing it is not supported`, { structure: `inode ${ino}`, location: { kind: 'inode', ino } });
-}
-
 function sameValue(e: XattrEntry, v: Uint8Array): boolean {
   if (e.valueInode || !e.value || e.value.length !== v.length) return false;
   for (let i = 0; i < v.length; i++) if (e.value[i] !== v[i]) return false;
@@ -233,9 +262,8 @@ export async function editXattr(tx: Transaction, inode: Inode, which: string | X
   const blk = await readXattrBlock(tx, inode);
   let bl = blk?.entries ?? [];
   const inIb = ib.find((e) => sameName(e, n)), inBl = bl.find((e) => sameName(e, n));
-  refuseEaInode(inIb, inode.ino);
-  refuseEaInode(inBl, inode.ino);
   const exists = inIb !== undefined || inBl !== undefined;
+  let fresh: XattrEntry | null = null;
   const ibWithout = ib.filter((e) => !sameName(e, n)), blWithout = bl.filter((e) => !sameName(e, n));
   if (value === null) {
     if (!exists) throw new Ext4Error('ENODATA', `no xattr ${name} on inode ${inode.ino}`);
@@ -245,22 +273,52 @@ export async function editXattr(tx: Transaction, inode: Inode, which: string | X
     if (opts.flag === 'create' && exists) throw new Ext4Error('EEXIST', `xattr ${name} exists on inode ${inode.ino}`);
     if (opts.flag === 'replace' && !exists) throw new Ext4Error('ENODATA', `no xattr ${name} on inode ${inode.ino}`);
     if ((inBl && sameValue(inBl, value)) || (inIb && sameValue(inIb, value))) return false;
-    const entry: XattrEntry = { name, index: n.index, suffix: n.suffix, value: value.slice(), valueInode: 0, valueSize: value.length, hash: 0 };
-    const ibNew = [...ibWithout, entry];
-    if (cap && areaNeed(ibNew) <= cap) {
+    const ea = (fs.sb.s_feature_incompat & INCOMPAT.EA_INODE) !== 0;
+    const inline: XattrEntry = { name, index: n.index, suffix: n.suffix, value: value.slice(), valueInode: 0, valueSize: value.length, hash: 0 };
+    // Where an entry goes: the body when it fits, else the block (ext4_xattr_ibody_set, then _block_set).
+    const place = (entry: XattrEntry): 'ibody' | 'block' | null => {
+      if (cap && areaNeed([...ibWithout, entry]) <= cap) return 'ibody';
+      const blNew = [...blWithout, entry];
+      if (areaNeed(blNew) > bs - HEADER_SIZE) return null;
+      // EXT4_XATTR_BLOCK_RESERVE: an inline value must not eat the block's room for names.
+      if (ea && !entry.valueInode && entry.valueSize > 0 && bs - valueBytes(blNew) < eaBlockReserve(bs)) return null;
+      return 'block';
+    };
+    let entry = inline;
+    let where = ea && round4(value.length) > minLargeEaSize(bs) ? null : place(inline);
+    if (!where && ea && value.length > 0) {
+      // in_inode: the entry names an EA inode (placeholder number until it exists).
+      entry = { ...inline, value: null, valueInode: 1 };
+      where = place(entry);
+    }
+    if (!where) throw new Ext4Error('ENOSPC', `xattr ${name} (${value.length} bytes) does not fit in the inode or its xattr block`);
+    if (entry.valueInode) {
+      // ext4_xattr_inode_lookup_create: an EA inode holding these bytes already takes one more reference.
+      const hash = eaValueHash(fs.fsSeed, value);
+      let ino = await findEaInode(tx, value, hash, inode.ino);
+      if (ino) await changeEaInodeRefs(tx, ino, inode.ino, +1);
+      else ino = (await createEaInode(tx, inode, value)).ino;
+      entry = { ...entry, valueInode: ino, hash: eaEntryHash(n.suffix, hash) };
+    }
+    if (where === 'ibody') {
       // ext4_xattr_ibody_set first; then the block copy goes.
-      ib = ibNew;
+      ib = [...ibWithout, entry];
       bl = blWithout;
     } else {
-      const blNew = [...blWithout, entry].sort(compareEntries);
-      if (areaNeed(blNew) > bs - HEADER_SIZE) throw new Ext4Error('ENOSPC', `xattr ${name} (${value.length} bytes) does not fit in the inode or its xattr block`);
       ib = ibWithout;
-      bl = blNew;
+      bl = [...blWithout, entry].sort(compareEntries);
     }
+    fresh = entry;
   }
+  // The old value's EA inode loses this reference, unless a shared block keeps it (copied below).
+  const old = inIb ?? inBl;
+  if (old?.valueInode && !(old === inBl && blk && blk.refcount > 1)) await changeEaInodeRefs(tx, old.valueInode, inode.ino, -1);
   // Rewrite only the areas that held the name or take it now.
+  const chargedBefore = xattrCharge(tx, cap ? parseInodeXattrs(inode.raw, inode.extraIsize, inode.ino) : [], blk?.entries ?? []);
   if (cap && (inIb || ib !== ibWithout)) writeIbody(inode, cap, ib);
-  if (inBl || (bl !== blWithout && bl.length > 0)) await writeBlock(tx, inode, blk, bl);
+  if (inBl || (bl !== blWithout && bl.length > 0)) await writeBlock(tx, inode, blk, bl, fresh);
+  const chargedAfter = xattrCharge(tx, ib, inode.fileAcl ? bl : []);
+  if (chargedAfter !== chargedBefore) setIBlocks(tx, inode, inode.blocks512 / (bs / 512) - chargedBefore + chargedAfter);
   if (!(fs.sb.s_feature_compat & COMPAT.EXT_ATTR)) tx.sbEdits.push((sb) => { sb.s_feature_compat |= COMPAT.EXT_ATTR; });
   return true;
 }
@@ -282,15 +340,12 @@ function setFileAcl(inode: Inode, nr: number): void {
 }
 
 /** Give the inode a block holding `items` (none: no block), copying a shared one. */
-async function writeBlock(tx: Transaction, inode: Inode, old: XattrBlockState | null, items: readonly XattrEntry[]): Promise<void> {
+async function writeBlock(tx: Transaction, inode: Inode, old: XattrBlockState | null, items: readonly XattrEntry[], fresh: XattrEntry | null): Promise<void> {
   const fs = tx.fs;
-  const perBlock = fs.blockSize / 512;
-  const ownBlocks = inode.blocks512 / perBlock;
   if (items.length === 0) {
     if (!old) return;
     await dropBlockRef(tx, old);
     setFileAcl(inode, 0);
-    setIBlocks(tx, inode, ownBlocks - 1);
     return;
   }
   if (old && old.refcount === 1) {
@@ -301,7 +356,82 @@ async function writeBlock(tx: Transaction, inode: Inode, old: XattrBlockState | 
   const [run] = await allocateBlocks(tx, { goal: groupFirstBlock(fs.sb, groupOfInode(fs.sb, inode.ino)), length: 1 });
   const nr = run!.start;
   tx.setBlock(nr, buildBlock(tx, nr, items, 1));
+  // A copy of a shared block names its EA inodes once more (the fresh one has its reference).
+  if (old) for (const e of items) if (e.valueInode && e !== fresh) await changeEaInodeRefs(tx, e.valueInode, inode.ino, +1);
   if (old) await dropBlockRef(tx, old);
-  else setIBlocks(tx, inode, ownBlocks + 1);
   setFileAcl(inode, nr);
+}
+
+/**
+ * A new EA inode holding `value` (ext4_xattr_inode_create + _write): a regular
+ * file 0600 owned as `owner`, flagged EA_INODE, links 1, refcount 1, the value
+ * hash in i_atime; its blocks written through the journal as the kernel
+ * writes them (metadata), near the owner (goal: the inode after it).
+ */
+async function createEaInode(tx: Transaction, owner: Inode, value: Uint8Array): Promise<{ ino: number; hash: number }> {
+  const fs = tx.fs, bs = fs.blockSize;
+  const goalGroup = groupOfInode(fs.sb, Math.min(owner.ino + 1, fs.sb.s_inodes_count));
+  const ino = await allocateInode(tx, { goalGroup, dir: false });
+  const inode = await initNewInode(tx, ino, { mode: 0o100600, uid: owner.uid, gid: owner.gid, flags: INODE_FLAGS.EA_INODE, time: fs.now() });
+  inode.base.i_links_count = 1;
+  inode.linksCount = 1;
+  const hash = eaValueHash(fs.fsSeed, value);
+  setEaInodeRefs(inode, 1);
+  setEaInodeHash(inode, hash);
+  const n = Math.ceil(value.length / bs);
+  const runs = await allocateBlocks(tx, { goal: groupFirstBlock(fs.sb, groupOfInode(fs.sb, ino)), length: n });
+  const extents: Extent[] = [];
+  let lb = 0;
+  for (const r of runs) {
+    extents.push({ logical: lb, physical: r.start, length: r.length, unwritten: false });
+    for (let i = 0; i < r.length; i++, lb++) {
+      const img = new Uint8Array(bs);
+      img.set(value.subarray(lb * bs, (lb + 1) * bs));
+      tx.setBlock(r.start + i, img);
+    }
+  }
+  await remapInode(tx, inode, await txFileMap(tx, inode), extents);
+  setSize(tx, inode, value.length);
+  await tx.writeInode(inode);
+  noteEaInode(fs, hash, ino);
+  return { ino, hash };
+}
+
+/**
+ * The i_extra_isize the kernel wants for its inodes (ext4_clamp_want_extra_isize): 32 (sizeof
+ * struct ext4_inode − 128), or s_want/s_min_extra_isize when extra_isize says and they are
+ * larger — back to 32 when that does not fit the inode; 0 for 128-byte inodes.
+ */
+export function wantExtraIsize(sb: { s_inode_size: number; s_feature_ro_compat: number; s_want_extra_isize: number; s_min_extra_isize: number }): number {
+  const dflt = 32;
+  if (sb.s_inode_size <= 128) return 0;
+  let want = dflt;
+  if (sb.s_feature_ro_compat & RO_COMPAT.EXTRA_ISIZE) want = Math.max(want, sb.s_want_extra_isize, sb.s_min_extra_isize);
+  if (128 + want > sb.s_inode_size) want = dflt;
+  return want;
+}
+
+/**
+ * Grow an inode's i_extra_isize to what the kernel wants, as it does when it dirties one
+ * (ext4_try_to_expand_extra_isize → __ext4_expand_extra_isize): an inode without in-inode xattrs
+ * gets the new bytes zeroed and the larger i_extra_isize. One with in-inode xattrs is left as it
+ * is: the kernel's ext4_expand_extra_isize_ea would shift them, but the kernel this was checked
+ * against (6.x: chmod, touch and setxattr on such inodes, test/namespace/extra-isize.test.ts) does
+ * not expand them, and a smaller i_extra_isize is valid (e2fsck pass 1 asks only for 4-byte
+ * alignment and at least 4). Changes `inode` without writing it; returns whether it grew.
+ * i_extra_isize 0 counts as none (ext4_iget takes it as 32: no xattr space behind it).
+ */
+export function expandExtraIsize(tx: Transaction, inode: Inode): boolean {
+  const sb = tx.fs.sb;
+  const want = wantExtraIsize(sb);
+  const old = inode.extraIsize;
+  if (!want || old >= want || old & 3 || 128 + old > sb.s_inode_size) return false;
+  if (ibodyCapacity(tx, inode) && parseInodeXattrs(inode.raw, old, inode.ino).length) return false;
+  const raw = inode.raw.slice();
+  // Past the new fields too: a stale ibody header must not survive behind the new i_extra_isize.
+  raw.fill(0, inodeXattrStart(old), Math.min(inodeXattrStart(want) + XattrIbodyHeaderLayout.size, sb.s_inode_size));
+  inode.raw = raw;
+  inode.extraIsize = want;
+  inode.extra.i_extra_isize = want;
+  return true;
 }

@@ -29,7 +29,8 @@ import { Ext4Error } from '../errors.js';
 import type { Filesystem } from '../ext4/filesystem.js';
 import type { Transaction } from '../ext4/transaction.js';
 import { S_IFMT, extraCovers, type Inode, type Timestamp } from '../ext4/inode.js';
-import { editXattr, txXattrs, xattrName } from '../ext4/xattr-edit.js';
+import { editXattr, expandExtraIsize, txXattrs, xattrName } from '../ext4/xattr-edit.js';
+import { readEaValue } from '../ext4/ea-inode.js';
 import { lookupTx } from './namespace.js';
 import { aclChmod, aclFromDisk, aclFromXattr, aclModeBits, aclToDisk, aclToXattr } from '../ext4/posix-acl.js';
 
@@ -120,6 +121,16 @@ async function inUse(tx: Transaction, ino: number): Promise<Inode> {
   return inode;
 }
 
+/**
+ * An inode about to be changed: in use, and its i_extra_isize grown to what the kernel wants when
+ * there is room, as the kernel does each time it dirties an inode (xattr-edit.ts expandExtraIsize).
+ */
+async function forChange(tx: Transaction, ino: number): Promise<Inode> {
+  const inode = await inUse(tx, ino);
+  expandExtraIsize(tx, inode);
+  return inode;
+}
+
 const nowOf = (tx: Transaction, opts: { now?: Timestamp }) => (opts.now ? toTimestamp(opts.now) : tx.fs.now());
 
 /** One transaction acting on the inode at `path` (the last component followed unless noFollow). */
@@ -140,7 +151,7 @@ export async function chmod(fs: Filesystem, path: string | Uint8Array, mode: num
 
 export async function chmodTx(tx: Transaction, ino: number, mode: number, opts: { now?: Timestamp } = {}): Promise<void> {
   if (!Number.isInteger(mode) || mode < 0) throw new Ext4Error('EINVAL', `bad mode ${mode}`);
-  const inode = await inUse(tx, ino);
+  const inode = await forChange(tx, ino);
   const m = (inode.mode & S_IFMT) | (mode & 0o7777);
   inode.mode = inode.base.i_mode = m;
   const acl = (await txXattrs(tx, inode)).find((e) => e.name === ACL_ACCESS);
@@ -161,7 +172,7 @@ function checkId(id: number, what: string): void {
 export async function chownTx(tx: Transaction, ino: number, uid: number, gid: number, opts: { now?: Timestamp } = {}): Promise<void> {
   checkId(uid, 'uid');
   checkId(gid, 'gid');
-  const inode = await inUse(tx, ino);
+  const inode = await forChange(tx, ino);
   const b = inode.base;
   if (uid !== -1) {
     b.i_uid = uid & 0xffff;
@@ -191,7 +202,7 @@ export async function utimes(fs: Filesystem, path: string | Uint8Array, atime: T
 
 export async function utimesTx(tx: Transaction, ino: number, atime: TimeArg, mtime: TimeArg, opts: { now?: Timestamp } = {}): Promise<void> {
   const a = toTimestamp(atime), m = toTimestamp(mtime);
-  const inode = await inUse(tx, ino);
+  const inode = await forChange(tx, ino);
   setTime(inode, 'atime', a);
   setTime(inode, 'mtime', m);
   markChanged(inode, nowOf(tx, opts));
@@ -216,8 +227,8 @@ export async function getXattrTx(tx: Transaction, ino: number, name: string): Pr
   const inode = await inUse(tx, ino);
   const e = (await txXattrs(tx, inode)).find((x) => x.name === name);
   if (!e) throw new Ext4Error('ENODATA', `no xattr ${name} on inode ${ino}`);
-  if (!e.value) throw new Ext4Error('EOPNOTSUPP', `xattr ${name} of inode ${ino} lives in EA inode ${e.valueInode}: read it with getXattr`);
-  return outward(name, e.value, ino);
+  const value = e.value ?? (await readEaValue(tx, e.valueInode, ino, e.valueSize));
+  return outward(name, value, ino);
 }
 
 /** Indexes ext4 has xattr handlers for: the others (system.data of inline data) are not listed, as ext4_listxattr skips them. */
@@ -249,7 +260,7 @@ function checkUserNamespace(inode: Inode, name: string): void {
 }
 
 export async function setXattrTx(tx: Transaction, ino: number, name: string, value: Uint8Array, opts: SetXattrOptions & { now?: Timestamp } = {}): Promise<void> {
-  const inode = await inUse(tx, ino);
+  const inode = await forChange(tx, ino);
   checkUserNamespace(inode, name);
   if (isAcl(name)) return setAclTx(tx, inode, name, value, opts);
   if (!(await editXattr(tx, inode, name, value, { flag: opts.flag }))) return;
@@ -264,7 +275,7 @@ export async function removeXattr(fs: Filesystem, path: string | Uint8Array, nam
 }
 
 export async function removeXattrTx(tx: Transaction, ino: number, name: string, opts: { now?: Timestamp } = {}): Promise<void> {
-  const inode = await inUse(tx, ino);
+  const inode = await forChange(tx, ino);
   checkUserNamespace(inode, name);
   await editXattr(tx, inode, name, null);
   markChanged(inode, nowOf(tx, opts));

@@ -171,6 +171,36 @@ export class VolumeFileHandle {
     return { bytesWritten: n, buffer: data };
   }
 
+  /** readv: fill `buffers` in order from `position` (null: the file position, which advances), one read. */
+  async readv<T extends readonly Uint8Array[]>(buffers: T, position?: number | null): Promise<{ bytesRead: number; buffers: T }> {
+    this.#live('read');
+    const total = buffers.reduce((n, b) => n + b.byteLength, 0);
+    const whole = new Uint8Array(total);
+    const { bytesRead } = await this.read(whole, 0, total, position ?? null);
+    let at = 0;
+    for (const b of buffers) {
+      if (at >= bytesRead) break;
+      const n = Math.min(b.byteLength, bytesRead - at);
+      b.set(whole.subarray(at, at + n));
+      at += n;
+    }
+    return { bytesRead, buffers };
+  }
+
+  /** writev: `buffers` one after another from `position` (null: the file position), in one transaction. */
+  async writev<T extends readonly Uint8Array[]>(buffers: T, position?: number | null): Promise<{ bytesWritten: number; buffers: T }> {
+    this.#live('write');
+    const total = buffers.reduce((n, b) => n + b.byteLength, 0);
+    const whole = new Uint8Array(total);
+    let at = 0;
+    for (const b of buffers) {
+      whole.set(b, at);
+      at += b.byteLength;
+    }
+    const { bytesWritten } = await this.write(whole, 0, total, position ?? null);
+    return { bytesWritten, buffers };
+  }
+
   stat(opts: { bigint: true }): Promise<BigIntStats>;
   stat(opts?: { bigint?: false }): Promise<Stats>;
   stat(opts?: { bigint?: boolean }): Promise<Stats | BigIntStats>;

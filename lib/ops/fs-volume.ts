@@ -30,10 +30,18 @@ import {
   O_APPEND, O_CREAT, O_EXCL, O_TRUNC, O_RDWR, bytesOf, canWrite, decoded, parseFlags, VolumeFileHandle, type Encoding, type OpenFlags,
 } from './fs-handle.js';
 import type { Buffer } from 'buffer';
+import { Dir } from './fs-dir.js';
+import { statfsCounts, toStatFs, type StatFs } from './fs-statfs.js';
+import { randomBelow } from '../ext4/random.js';
+
+/** The characters glibc's mkdtemp puts in place of XXXXXX. */
+const TEMP_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
 export { VolumeError, type PathArg } from './fs-errors.js';
 export { Stats, BigIntStats, Dirent } from './fs-stats.js';
 export { VolumeFileHandle, type OpenFlags, type Encoding } from './fs-handle.js';
+export { Dir } from './fs-dir.js';
+export { StatFs } from './fs-statfs.js';
 
 export interface VolumeOptions extends OpenOptions {
   /** Bits cleared from the mode of what the Volume creates, as the process umask does (default 0o022). */
@@ -342,6 +350,11 @@ export class VolumePromises {
 
   async readdir(path: PathArg, opts?: { withFileTypes?: boolean; encoding?: Encoding; recursive?: boolean } | Encoding): Promise<(string | Buffer)[] | Dirent[]> {
     const o = typeof opts === 'object' && opts !== null ? opts : { encoding: opts };
+    return asSyscall('scandir', path, undefined, () => this.#list(path, o));
+  }
+
+  /** The entries of a directory (and below it with `recursive`), as readdir returns them. */
+  async #list(path: PathArg, o: { withFileTypes?: boolean; encoding?: Encoding; recursive?: boolean }): Promise<(string | Buffer)[] | Dirent[]> {
     const base = pathText(path);
     const out: (string | Buffer | Dirent)[] = [];
     const walk = async (dirPath: string, rel: string): Promise<void> => {
@@ -360,8 +373,54 @@ export class VolumePromises {
         if (o.recursive && e.type === 'dir') await walk(`${dirPath.replace(/\/$/, '')}/${e.name}`, name);
       }
     };
-    await asSyscall('scandir', path, undefined, () => walk(pathText(imagePath(path)), ''));
+    await walk(pathText(imagePath(path)), '');
     return out as (string | Buffer)[] | Dirent[];
+  }
+
+  /** opendir: a Dir over the directory's entries (fs-dir.ts; listed when opened). */
+  async opendir(path: PathArg, opts: { encoding?: Encoding; bufferSize?: number; recursive?: boolean } = {}): Promise<Dir> {
+    return asSyscall('opendir', path, undefined, async () => {
+      if (opts.bufferSize !== undefined && (!Number.isInteger(opts.bufferSize) || opts.bufferSize < 1))
+        throw Object.assign(new RangeError(`The value of "options.bufferSize" is out of range. It must be >= 1 && <= 4294967295. Received ${opts.bufferSize}`), { code: 'ERR_OUT_OF_RANGE' });
+      const entries = (await this.#list(path, { withFileTypes: true, recursive: opts.recursive })) as Dirent[];
+      return new Dir(pathText(path), entries);
+    });
+  }
+
+  /**
+   * mkdtemp: a new directory (mode 0700 less the umask) named `prefix` and six characters of
+   * [A-Za-z0-9], as glibc's mkdtemp draws them — here from the filesystem's random source
+   * (random.ts: reproducible when the open's clock is fixed), retried when the name exists.
+   */
+  async mkdtemp(prefix: PathArg, opts?: { encoding?: Encoding } | Encoding): Promise<string | Buffer> {
+    const enc = typeof opts === 'object' && opts !== null ? opts.encoding : opts;
+    const template = `${pathText(prefix)}XXXXXX`;
+    for (let attempt = 0; attempt < 100; attempt++) {
+      let name = pathText(prefix);
+      for (let i = 0; i < 6; i++) name += TEMP_CHARS[randomBelow(this.#fs, TEMP_CHARS.length, `mkdtemp ${template} ${attempt}.${i}`)];
+      // An error names the path tried, as glibc fills the template in place.
+      const made = await asSyscall('mkdtemp', name, undefined, async () => {
+        try {
+          await ns.mkdir(this.#fs, imagePath(name), { mode: this.#mode(0o700, 0o700) });
+          return true;
+        } catch (e) {
+          if (e instanceof Ext4Error && e.code === 'EEXIST') return false;
+          throw e;
+        }
+      });
+      if (made) return enc === 'buffer' ? decoded(bytesOf(name), 'buffer') : name;
+    }
+    throw new VolumeError('EEXIST', 'mkdtemp', template);
+  }
+
+  /** statfs(2) of the filesystem holding `path` (fs-statfs.ts: the figures ext4_statfs gives). */
+  statfs(path: PathArg, opts: { bigint: true }): Promise<StatFs<bigint>>;
+  statfs(path: PathArg, opts?: { bigint?: false }): Promise<StatFs<number>>;
+  async statfs(path: PathArg, opts: { bigint?: boolean } = {}): Promise<StatFs<number> | StatFs<bigint>> {
+    return asSyscall('statfs', path, undefined, async () => {
+      await this.#lookup(path, true);
+      return toStatFs(await statfsCounts(this.#fs), opts.bigint === true);
+    });
   }
 
   async rmdir(path: PathArg): Promise<void> {
