@@ -102,6 +102,6 @@ export type { TreeEntry, TreeEntryType, TreeXattr, TreeSummary } from './ops/tre
 
 // node:fs/promises over an image
 export {
-  Volume, VolumePromises, VolumeFileHandle, VolumeError, Stats, BigIntStats, Dirent as VolumeDirent,
+  Volume, VolumePromises, VolumeFileHandle, VolumeError, Stats, BigIntStats, Dirent as VolumeDirent, Dir as VolumeDir, StatFs,
   type VolumeOptions, type WriteData, type PathArg, type OpenFlags, type Encoding,
 } from './ops/fs-volume.js';
