@@ -28,7 +28,8 @@ import type { Extent } from '../ext4/extents.js';
 import { internals } from '../ext4/internals.js';
 import { allocateBlocks } from '../ext4/alloc.js';
 import { blockMapExclude, remapInode, setSize, txFileMap } from '../ext4/remap.js';
-import { isExtentMapped } from '../ext4/inode.js';
+import { hasInlineData, isExtentMapped } from '../ext4/inode.js';
+import type { FileMap } from '../ext4/file-map.js';
 import { findDirEntry } from '../ext4/dir-edit.js';
 import { blockGoal, createFileTx, linkTx, lookupTx, mkdirTx, mknodTx, symlinkTx } from './namespace.js';
 import { chmodTx, chownTx, setXattrTx, utimesTx } from './attrs.js';
@@ -45,10 +46,18 @@ export interface ImportOptions {
   now?: Timestamp;
   /** Called after each entry. */
   onProgress?(s: Readonly<TreeSummary>): void;
+  /** File data one transaction carries at most, held in memory until its commit (default 64 MiB). */
+  batchBytes?: number;
+  /**
+   * Called after each commit: the file data chunks handed over so far are no longer held, except
+   * `held` (the rest of a file still being written, or null), so the producer may reuse their
+   * buffers (a host directory's slabs).
+   */
+  released?(held: Uint8Array | null): void;
 }
 
 const ROOT_INO = 2;
-/** File data one transaction carries at most (held in memory until its commit). */
+/** File data one transaction carries at most by default (held in memory until its commit). */
 const BATCH_DATA_BYTES = 64 * 1024 * 1024;
 /** Entries one transaction takes at most without a journal (bounds memory and the commit's work). */
 const BATCH_ENTRIES_NO_JOURNAL = 8192;
@@ -66,7 +75,7 @@ export async function importTree(fs: Filesystem, entries: AsyncIterable<TreeEntr
   let done = false;
   while (!done || run.file) {
     await fs.transact(async (tx) => {
-      const budget = new Budget(tx);
+      const budget = new Budget(tx, opts.batchBytes);
       const fill = async () => {
         if (run.file) {
           await run.continueFile(tx, budget);
@@ -82,10 +91,18 @@ export async function importTree(fs: Filesystem, entries: AsyncIterable<TreeEntr
           if (run.file) return;
         }
       };
-      await fill();
-      run.data.queue(tx);
+      try {
+        await fill();
+      } catch (e) {
+        // No early write may still be running when the caller gets the error (and closes the device).
+        await run.data.abandon();
+        throw e;
+      }
+      await run.data.finish(tx);
     });
-    run.summary.transactions++;
+    // The session is under way (superblock, journal replay): later transactions write their data early.
+    if (run.summary.transactions++ === 0) run.data.writeEarly(fs);
+    opts.released?.(run.file?.carry ?? null);
   }
   await run.finishDirectories();
   return run.summary;
@@ -103,8 +120,12 @@ function normalizeDir(p: string): string {
   return '/' + parts.join('/');
 }
 
+/** A path that needs no cleaning: names separated by single slashes, none of them '.' or '..'. */
+const CLEAN_PATH = /^(?:(?!\.\.?(?:\/|$))[^/]+(?:\/(?!\.\.?(?:\/|$))[^/]+)*)?$/;
+
 /** An entry's tree path checked ('', or names without '.', '..' or empty parts). */
 function checkTreePath(p: string): string {
+  if (CLEAN_PATH.test(p)) return p;
   const parts = p.split('/').filter((s) => s !== '' && s !== '.');
   if (parts.includes('..')) throw new Ext4Error('EINVAL', `${p}: '..' in a tree path (refused: it would leave the import directory)`);
   return parts.join('/');
@@ -114,10 +135,13 @@ function checkTreePath(p: string): string {
 class Budget {
   readonly tx: Transaction;
   readonly limit: number;
+  readonly maxData: number;
   dataBytes = 0;
   entries = 0;
-  constructor(tx: Transaction) {
+  constructor(tx: Transaction, maxData = BATCH_DATA_BYTES) {
     this.tx = tx;
+    // At least a block: a file must progress in every transaction.
+    this.maxData = Math.max(maxData, tx.fs.blockSize);
     const journal = internals(tx.fs).journal;
     // Half of the commit limit (descriptor and revoke blocks, the superblock and the GDT blocks
     // come on top of tx.blocks); room left for one more entry's worst case (an htree split at
@@ -128,13 +152,13 @@ class Budget {
     return this.tx.blocks.size + this.tx.groups.size;
   }
   full(): boolean {
-    if (this.dataBytes >= BATCH_DATA_BYTES) return true;
+    if (this.dataBytes >= this.maxData) return true;
     if (this.limit === Infinity) return this.entries >= BATCH_ENTRIES_NO_JOURNAL;
     return this.metadataBlocks() >= this.limit;
   }
   /** Data bytes this transaction may still take. */
   dataRoom(): number {
-    return Math.max(0, BATCH_DATA_BYTES - this.dataBytes);
+    return Math.max(0, this.maxData - this.dataBytes);
   }
 }
 
@@ -146,38 +170,125 @@ const GATHER_PIECE_BYTES = 256 * 1024;
 /**
  * A transaction's file data, coalesced: files written one after the other get
  * neighbouring blocks, and one device write per run of them (not one per
- * file) is what makes thousands of small files cheap.
+ * file) is what makes thousands of small files cheap. A run whose pieces also
+ * lie one after the other in one buffer, with zeros up to each block's end
+ * (a host directory's slab, see lib/cli/host-tree.ts), is written as a view
+ * of that buffer: no copy.
+ *
+ * Early writes: once the write session has begun (the import's first commit
+ * went through), the data goes to the device while the transaction is still
+ * being filled, a few writes in flight, instead of all of it inside the
+ * commit. The blocks are new (free in the committed bitmaps, never freed by
+ * this transaction), so this is still ordered data: complete before the
+ * commit's flush and commit block; a crash or a failed transaction leaves
+ * bytes in free blocks only.
  */
 class DataGather {
   #pieces: { block: number; data: Uint8Array }[] = [];
-  /** `data` from `block` on; a last partial block is zero-filled here (copied once, with its neighbours). */
+  #bytes = 0;
+  #early: EarlyWrites | null = null;
+  /** `data` from `block` on; a last partial block is written zero-filled. */
   add(block: number, data: Uint8Array): void {
     this.#pieces.push({ block, data });
+    this.#bytes += data.length;
   }
-  /** Hand the gathered data to the transaction (ordered: written before its commit). */
-  queue(tx: Transaction): void {
-    const bs = tx.fs.blockSize;
+  /** From now on write data as it comes (see above). */
+  writeEarly(fs: Filesystem): void {
+    this.#early = new EarlyWrites(fs);
+  }
+  /** Write what is gathered when it is enough for large writes (early mode only). */
+  async maybeFlush(tx: Transaction): Promise<void> {
+    if (this.#early && this.#bytes >= EARLY_FLUSH_BYTES) await this.#emit(tx);
+  }
+  /** The rest of the transaction's data: written (early mode) or handed to the transaction as ordered data. */
+  async finish(tx: Transaction): Promise<void> {
+    await this.#emit(tx);
+    await this.#early?.drain();
+  }
+  /** Drop what is gathered and wait for the writes in flight (their errors ignored: the transaction failed anyway). */
+  async abandon(): Promise<void> {
+    this.#pieces = [];
+    this.#bytes = 0;
+    await this.#early?.drain().catch(() => undefined);
+  }
+  async #emit(tx: Transaction): Promise<void> {
+    const early = this.#early;
+    for (const w of this.#runs(tx.fs.blockSize)) {
+      if (early) await early.write(w.block, w.data);
+      else tx.writeData(w.block, w.data);
+    }
+  }
+  #runs(bs: number): { block: number; data: Uint8Array }[] {
     const list = this.#pieces.sort((a, b) => a.block - b.block);
     this.#pieces = [];
+    this.#bytes = 0;
+    const out: { block: number; data: Uint8Array }[] = [];
     const span = (k: number) => Math.ceil(list[k]!.data.length / bs) * bs;
     const small = (k: number) => list[k]!.data.length < GATHER_PIECE_BYTES;
     for (let i = 0; i < list.length; ) {
-      let j = i + 1, bytes = span(i);
+      let j = i, bytes = 0;
+      while (j < list.length && (j === i || followsInMemory(list[j - 1]!.data, span(j - 1), list[j]!.data)) && (j === i || list[j]!.block === list[j - 1]!.block + span(j - 1) / bs) && zeroTail(list[j]!.data, span(j))) bytes += span(j++);
+      if (j > i) {
+        const d = list[i]!.data;
+        out.push({ block: list[i]!.block, data: d.length === bytes ? d : new Uint8Array(d.buffer, d.byteOffset, bytes) });
+        i = j;
+        continue;
+      }
+      j = i + 1;
+      bytes = span(i);
       // Only small pieces are copied together; a large one is a write of its own already.
       if (small(i)) while (j < list.length && small(j) && list[j]!.block === list[j - 1]!.block + span(j - 1) / bs && bytes + span(j) <= GATHER_MAX_BYTES) bytes += span(j++);
-      if (j === i + 1 && list[i]!.data.length === bytes) tx.writeData(list[i]!.block, list[i]!.data);
-      else {
-        const buf = new Uint8Array(bytes); // zeroed: the tails of partial blocks
-        let off = 0;
-        for (let k = i; k < j; k++) {
-          buf.set(list[k]!.data, off);
-          off += span(k);
-        }
-        tx.writeData(list[i]!.block, buf);
+      const buf = new Uint8Array(bytes); // zeroed: the tails of partial blocks
+      let off = 0;
+      for (let k = i; k < j; k++) {
+        buf.set(list[k]!.data, off);
+        off += span(k);
       }
+      out.push({ block: list[i]!.block, data: buf });
       i = j;
     }
+    return out;
   }
+}
+
+/** Gathered data written early once it reaches this much. */
+const EARLY_FLUSH_BYTES = 4 * 1024 * 1024;
+/** Early writes in flight at most. */
+const EARLY_IN_FLIGHT = 4;
+
+/** Device writes issued without waiting for each, drained before the commit. */
+class EarlyWrites {
+  readonly #fs: Filesystem;
+  #inFlight: Promise<void>[] = [];
+  #error: unknown = null;
+  constructor(fs: Filesystem) {
+    this.#fs = fs;
+  }
+  async write(block: number, data: Uint8Array): Promise<void> {
+    // The error is kept for drain(): a rejection nobody awaits yet must not go unhandled.
+    this.#inFlight.push(this.#fs.device.write(block * this.#fs.blockSize, data).catch((e: unknown) => { this.#error ??= e; }));
+    if (this.#inFlight.length >= EARLY_IN_FLIGHT) await this.#inFlight.shift();
+    if (this.#error) throw this.#error;
+  }
+  async drain(): Promise<void> {
+    await Promise.all(this.#inFlight);
+    this.#inFlight = [];
+    const e = this.#error;
+    this.#error = null;
+    if (e) throw e;
+  }
+}
+
+/** Whether `b` starts where `a`'s `span` bytes end, in the same buffer. */
+function followsInMemory(a: Uint8Array, span: number, b: Uint8Array): boolean {
+  return a.buffer === b.buffer && a.byteOffset + span === b.byteOffset;
+}
+
+/** Whether `d`'s buffer goes on to `span` bytes past its start with zeros after `d` (its last block can be written as it lies). */
+function zeroTail(d: Uint8Array, span: number): boolean {
+  if (d.length === span) return true;
+  if (d.byteOffset + span > d.buffer.byteLength) return false;
+  return isZeroBlock(new Uint8Array(d.buffer, d.byteOffset + d.length, span - d.length), 0, span - d.length);
 }
 
 /** A regular file being written across transactions. */
@@ -384,11 +495,12 @@ class ImportRun {
       budget.dataBytes += blocks * bs;
       f.offset += piece.length;
       wrote = true;
+      await this.data.maybeFlush(tx);
     }
     if (wrote) {
       // The size rides on the inode write remapInode does.
       setSize(tx, inode, f.offset);
-      await remapInode(tx, inode, await txFileMap(tx, inode), extents);
+      await remapInode(tx, inode, blockless(inode) ?? (await txFileMap(tx, inode)), extents);
     }
     if (f.offset >= f.size) {
       if (f.carry?.length || (await hasMore(f.source))) throw new Ext4Error('EINVAL', `${f.path}: the source has more than ${f.size} bytes`);
@@ -464,7 +576,7 @@ class ImportRun {
     const list = this.dirTimes;
     while (i < list.length) {
       await this.fs.transact(async (tx) => {
-        const budget = new Budget(tx);
+        const budget = new Budget(tx, this.opts.batchBytes);
         for (; i < list.length && !budget.full(); i++, budget.entries++) {
           const d = list[i]!;
           await utimesTx(tx, d.ino, d.atime, d.mtime, this.opts.now ? { now: this.opts.now } : {});
@@ -473,6 +585,12 @@ class ImportRun {
       this.summary.transactions++;
     }
   }
+}
+
+/** The map of a file that owns no block yet (just created: no walk of its empty tree), else null. */
+function blockless(inode: Inode): FileMap | null {
+  if (inode.blocks512 !== 0 || hasInlineData(inode)) return null;
+  return isExtentMapped(inode) ? { extents: [], metadataBlocks: [], depth: 0, kind: 'extents' } : { extents: [], metadataBlocks: [], depth: -1, kind: 'blockmap' };
 }
 
 /** Whether a source yields any more bytes (empty chunks skipped). */

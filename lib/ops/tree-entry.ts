@@ -32,7 +32,8 @@ export interface TreeEntry {
   size?: number;
   /**
    * Regular file: its bytes in order (`size` of them). Consumed before the next entry is asked
-   * for; a chunk once yielded is not reused by the producer (the importer keeps it until its commit).
+   * for; a chunk once yielded is not reused by the producer (the importer keeps it until its commit)
+   * until importTree's `released` callback says so.
    */
   data?: Uint8Array | AsyncIterable<Uint8Array>;
   /** Symlink: its target. Hard link: the tree path of the earlier entry it is another name of. */

@@ -42,10 +42,12 @@ export function register(program: Command, ctx: CliContext): void {
       const isDir = source !== '-' && nodeFs.statSync(source).isDirectory();
       let total = 0;
       let entries;
+      let released: ((held: Uint8Array | null) => void) | undefined;
       if (isDir) {
-        const t = await readHostTree(source, { xattrs: opts.xattrs !== false, warn });
+        const t = await readHostTree(source, { xattrs: opts.xattrs !== false, warn, reuse: true });
         total = t.count;
         entries = t.entries;
+        released = t.recycle;
       } else {
         const input = source === '-' ? process.stdin : nodeFs.createReadStream(source, { highWaterMark: 1024 * 1024 });
         entries = readTar(input);
@@ -56,7 +58,7 @@ export function register(program: Command, ctx: CliContext): void {
       try {
         summary = await withWritable(image, cmd, ctx, (fs) =>
           importTree(fs, opts.xattrs === false ? stripXattrs(entries) : entries, {
-            at: opts.at, owner, mode: opts.mode, now: opts.now, onProgress: bar ? (s) => bar.update(s) : undefined,
+            at: opts.at, owner, mode: opts.mode, now: opts.now, onProgress: bar ? (s) => bar.update(s) : undefined, released,
           }), opts.now);
       } finally {
         bar?.stop();
