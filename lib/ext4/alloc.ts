@@ -282,14 +282,15 @@ async function markRuns(tx: Transaction, runs: readonly Run[], allocate: boolean
       const gd = await tx.group(g);
       const bm = await txBlockBitmap(tx, g, true);
       const runs = writableRuns(bm, clustersInGroup(sb, g));
-      for (let x = b; x < stop; x++) {
-        const i = x - first;
+      // Bit indices as int32 (block numbers may arrive as boxed doubles: x++ on one allocates).
+      const i0 = (b - first) | 0, i1 = (stop - first) | 0;
+      for (let i = i0; i < i1; i++) {
         if (testBit(bm, i) === allocate)
-          throw new Ext4Error('EFSCORRUPTED', `block ${x} ${allocate ? 'is already in use' : 'freed twice'}`, { structure: 'block bitmap', location: { kind: 'group', group: g } });
+          throw new Ext4Error('EFSCORRUPTED', `block ${first + i} ${allocate ? 'is already in use' : 'freed twice'}`, { structure: 'block bitmap', location: { kind: 'group', group: g } });
       }
-      for (let x = b; x < stop; x++) {
-        if (allocate) setBit(bm, x - first);
-        else clearBit(bm, x - first);
+      for (let i = i0; i < i1; i++) {
+        if (allocate) setBit(bm, i);
+        else clearBit(bm, i);
       }
       const n = stop - b;
       // (cannot fail: every bit was checked above; if it did, the index is rebuilt from the bitmap)
@@ -314,9 +315,26 @@ export async function markFree(tx: Transaction, runs: readonly Run[]): Promise<v
   await markRuns(tx, runs, false);
 }
 
-/** Apply the transaction's pending frees (Transaction.finalise hook). */
+/**
+ * Apply the transaction's pending frees (Transaction.finalise hook), sorted and adjacent runs
+ * merged first: a bulk removal frees thousands of files laid end to end, which are then a few
+ * runs to mark instead of one per file — and `tx.pendingFree` is left holding those runs (the
+ * same blocks), so what reads it after (the freed images dropped, the journal's revokes) walks
+ * a few runs too. Runs that overlap are a block freed twice (corruption).
+ */
 export async function applyPendingFrees(tx: Transaction): Promise<void> {
-  await markFree(tx, tx.pendingFree);
+  const sorted = tx.pendingFree.map((r) => ({ start: r.start, length: r.length })).sort((a, b) => a.start - b.start);
+  const runs: Run[] = [];
+  for (const r of sorted) {
+    const last = runs[runs.length - 1];
+    if (last && r.start < last.start + last.length)
+      throw new Ext4Error('EFSCORRUPTED', `block ${r.start} freed twice`, { structure: 'block bitmap', location: { kind: 'group', group: groupOfBlock(tx.fs.sb, r.start) } });
+    if (last && last.start + last.length === r.start) last.length += r.length;
+    else runs.push(r);
+  }
+  await markFree(tx, runs);
+  tx.pendingFree.length = 0;
+  for (const r of runs) tx.pendingFree.push(r);
 }
 
 /** Find and allocate; throws ENOSPC (nothing changed) unless `partial` allows fewer blocks. */
@@ -428,18 +446,26 @@ function slotInUse(sb: Filesystem['sb'], raw: Uint8Array): boolean {
 
 /** Release an inode: bitmap bit, counts, checksum (the caller clears the inode itself). */
 export async function freeInode(tx: Transaction, ino: number, wasDir: boolean): Promise<void> {
+  await freeInodes(tx, [ino], wasDir);
+}
+
+/** Release inodes (all directories or none), each group's bitmap checksummed once after its bits (bulk removals free thousands). */
+export async function freeInodes(tx: Transaction, inos: readonly number[], wereDirs: boolean): Promise<void> {
   const fs = tx.fs;
   const sb = fs.sb;
-  const g = Math.floor((ino - 1) / sb.s_inodes_per_group);
-  const i = (ino - 1) % sb.s_inodes_per_group;
-  const gd = await tx.group(g);
-  const bm = await txInodeBitmap(tx, g);
-  if (!testBit(bm, i)) throw new Ext4Error('EFSCORRUPTED', `inode ${ino} freed twice`, { structure: 'inode bitmap', location: { kind: 'group', group: g } });
-  clearBit(bm, i);
-  gd.freeInodes += 1;
-  tx.freeInodesDelta += 1;
-  if (wasDir) gd.usedDirs -= 1;
-  if (sb.hasMetadataCsum) gd.inodeBitmapCsum = inodeBitmapChecksum(bm, fs.fsSeed, sb.s_inodes_per_group);
+  const touched = new Map<number, { gd: GroupDesc; bm: Uint8Array }>();
+  for (const ino of inos) {
+    const g = Math.floor((ino - 1) / sb.s_inodes_per_group);
+    const i = (ino - 1) % sb.s_inodes_per_group;
+    let t = touched.get(g);
+    if (!t) touched.set(g, (t = { gd: await tx.group(g), bm: await txInodeBitmap(tx, g) }));
+    if (!testBit(t.bm, i)) throw new Ext4Error('EFSCORRUPTED', `inode ${ino} freed twice`, { structure: 'inode bitmap', location: { kind: 'group', group: g } });
+    clearBit(t.bm, i);
+    t.gd.freeInodes += 1;
+    tx.freeInodesDelta += 1;
+    if (wereDirs) t.gd.usedDirs -= 1;
+  }
+  if (sb.hasMetadataCsum) for (const { gd, bm } of touched.values()) gd.inodeBitmapCsum = inodeBitmapChecksum(bm, fs.fsSeed, sb.s_inodes_per_group);
 }
 
 

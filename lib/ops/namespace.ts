@@ -38,7 +38,7 @@ import {
 } from '../ext4/inode.js';
 import { allocateBlocks, allocateInode, inodeGoalBlock, inodeGoalGroup, noteInodeGroup } from '../ext4/alloc.js';
 import { addOrphan, removeOrphan } from '../ext4/orphan.js';
-import { deleteInode, initNewInode, releaseInode } from '../ext4/inode-lifecycle.js';
+import { InPlaceRemoval, deleteInode, initNewInode, releaseInode } from '../ext4/inode-lifecycle.js';
 import { blockMapExclude, remapInode, setSize, txFileMap } from '../ext4/remap.js';
 import { findExtent } from '../ext4/extents.js';
 import { groupOfBlock } from '../ext4/geometry.js';
@@ -369,21 +369,20 @@ async function dropInode(tx: Transaction, inode: Inode, bulk = false): Promise<v
 const BULK_DELETE_GROUPS = 8;
 
 /**
- * Whether freeing `inode` costs a step only a few blocks: a map held in the inode (no tree or
- * indirect blocks to free) over at most BULK_DELETE_GROUPS groups — a large but contiguous file,
- * which the kernel also frees inside the unlink's transaction.
+ * Whether freeing `inode` costs a step only a few blocks: its data and tree (or indirect) blocks
+ * over at most BULK_DELETE_GROUPS groups, whose bitmaps and descriptors are all the step logs for
+ * them (freed blocks are not logged) — as the kernel frees a file inside the unlink's transaction.
  */
 async function cheapToFree(tx: Transaction, inode: Inode): Promise<boolean> {
   if (hasInlineData(inode) || inode.fileAcl) return false;
   const map = await txFileMap(tx, inode);
-  if (map.metadataBlocks.length > 0) return false;
   const groups = new Set<number>();
-  for (const e of map.extents) {
-    for (let g = groupOfBlock(tx.fs.sb, e.physical), last = groupOfBlock(tx.fs.sb, e.physical + e.length - 1); g <= last; g++) {
-      groups.add(g);
-      if (groups.size > BULK_DELETE_GROUPS) return false;
-    }
-  }
+  const add = (first: number, last: number) => {
+    for (let g = groupOfBlock(tx.fs.sb, first), end = groupOfBlock(tx.fs.sb, last); g <= end; g++) groups.add(g);
+    return groups.size <= BULK_DELETE_GROUPS;
+  };
+  for (const e of map.extents) if (!add(e.physical, e.physical + e.length - 1)) return false;
+  for (const b of map.metadataBlocks) if (!add(b, b)) return false;
   return true;
 }
 
@@ -876,6 +875,9 @@ async function removeStep(tx: Transaction, top: { parent: Uint8Array; name: Uint
   }
   if (hit.ino === ROOT_INO) throw new Ext4Error('EBUSY', 'the root directory cannot be removed');
   let count = 0;
+  // Non-directories go in place (no Inode objects); the inodes deleted so are released from their
+  // bitmaps at the end of the step, their groups' bitmaps and descriptors counted meanwhile.
+  const inPlace = new InPlaceRemoval(tx, lim.now, BULK_DELETE_GROUPS, (ino) => isHeld(tx.fs, ino));
   // Frees touch their bitmaps and descriptors only at finalise: two blocks per group they touch
   // (counted as they come; many frees share a group).
   const freeGroups = new Set<number>();
@@ -886,7 +888,7 @@ async function removeStep(tx: Transaction, top: { parent: Uint8Array; name: Uint
       const f = tx.pendingFree[freesSeen]!;
       for (let g = groupOfBlock(sb, f.start), last = groupOfBlock(sb, f.start + f.length - 1); g <= last; g++) freeGroups.add(g);
     }
-    return count >= lim.maxEntries || tx.blocks.size + tx.groups.size + 2 * freeGroups.size >= lim.budget;
+    return count >= lim.maxEntries || tx.blocks.size + tx.groups.size + 2 * (freeGroups.size + inPlace.releasedGroups.size) >= lim.budget;
   };
   /**
    * Empty `dir` (post-order) as far as the budget goes; true when every entry's inode went — then
@@ -897,12 +899,23 @@ async function removeStep(tx: Transaction, top: { parent: Uint8Array; name: Uint
    */
   const empty = async (dir: Inode, depth: number): Promise<boolean> => {
     if (depth > 4096) throw new Ext4Error('EFSCORRUPTED', `directories nested more than 4096 deep under ${decodeName(top.name)}`);
-    const gone: { name: Uint8Array; dir: boolean }[] = [];
+    const gone: { name: Uint8Array }[] = [];
+    let goneDirs = 0;
     let complete = true;
-    for (const e of await listDirEntries(tx, dir)) {
+    // In inode order: the inode-table blocks are met once each, in disk order (the cache's
+    // read-ahead), and logged in that order.
+    for (const e of (await listDirEntries(tx, dir)).sort((a, b) => a.ino - b.ino)) {
       if (full()) {
         complete = false;
         break;
+      }
+      let dropped = inPlace.dropNow(e.ino);
+      if (dropped === undefined) dropped = await inPlace.drop(e.ino);
+      if (dropped) {
+        gone.push(e);
+        count++;
+        progress.removed++;
+        continue;
       }
       const child = await tx.readInode(e.ino);
       if (child.type === 'dir') {
@@ -914,17 +927,16 @@ async function removeStep(tx: Transaction, top: { parent: Uint8Array; name: Uint
         stamp(c, lim.now);
         await dropInode(tx, c);
       } else await dropLink(tx, child, lim.now, true);
-      gone.push({ name: e.name, dir: child.type === 'dir' });
+      gone.push(e);
+      if (child.type === 'dir') goneDirs++;
       count++;
       progress.removed++;
     }
     if (complete) return true;
     if (gone.length) {
       const d = await tx.readInode(dir.ino);
-      for (const g of gone) {
-        await removeDirEntry(tx, d, g.name);
-        if (g.dir) decDirLinks(d);
-      }
+      for (const g of gone) await removeDirEntry(tx, d, g.name);
+      for (let i = 0; i < goneDirs; i++) decDirLinks(d);
       stamp(d, lim.now, { mtime: true });
       await tx.writeInode(d);
     }
@@ -936,7 +948,9 @@ async function removeStep(tx: Transaction, top: { parent: Uint8Array; name: Uint
     progress.removed++;
     return true;
   }
-  if (!(await empty(target, 0))) return false;
+  const emptied = await empty(target, 0);
+  await inPlace.finish();
+  if (!emptied) return false;
   await rmdirEntry(tx, await tx.readInode(parent.ino), top.name, await tx.readInode(hit.ino), lim.now);
   progress.removed++;
   return true;
