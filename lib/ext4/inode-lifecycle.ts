@@ -347,7 +347,7 @@ export class InPlaceRemoval {
   async drop(ino: number): Promise<Dropped | null> {
     if (ino < this.tx.fs.sb.s_first_ino) return null; // a reserved inode named in a directory: the general path's business
     const { block, off } = this.#slot(ino) ?? (await this.#locate(ino));
-    const w = this.tx.blocks.get(block) ?? (await this.tx.block(block));
+    const w = this.tx.ownBlock(block) ?? (await this.tx.block(block));
     const now = this.#dropAt(ino, w, off, null);
     // (with the walked runs given, #dropAt always decides)
     return now !== undefined ? now : (this.#dropAt(ino, w, off, await this.#walk(ino, w, off)) ?? null);
@@ -360,7 +360,7 @@ export class InPlaceRemoval {
   dropNow(ino: number): Dropped | null | undefined {
     if (ino < this.tx.fs.sb.s_first_ino) return null;
     const at = this.#slot(ino);
-    const w = at && this.tx.blocks.get(at.block);
+    const w = at && this.tx.ownBlock(at.block);
     return w ? this.#dropAt(ino, w, at.off, null) : undefined;
   }
 
@@ -414,7 +414,7 @@ export class InPlaceRemoval {
     const tx = this.tx, fs = tx.fs, sb = fs.sb;
     const iblock = w.slice(off + I_BLOCK, off + I_BLOCK + I_BLOCK_LEN);
     const readBlock = (n: number) => {
-      const own = tx.blocks.get(n);
+      const own = tx.ownBlock(n);
       return own ? Promise.resolve(own) : fs.readDataBlocks(n, 1);
     };
     const walk = { ino, blockSize: fs.blockSize, firstDataBlock: sb.s_first_data_block, blocksCount: sb.blocksCount, readBlock };
