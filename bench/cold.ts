@@ -16,6 +16,10 @@
  * steadier measure (node's start-up CPU is subtracted likewise).
  * --cli adds other bundles (e.g. an earlier build: `--cli before=/tmp/cli-before.js`) to the
  * same run; the current tree is bundled as "now".
+ * --instructions also counts instructions under callgrind (one run each, `node -e 0`'s count
+ * subtracted): the main thread's and all threads' (V8's compiler and GC helpers). It is the one
+ * figure a machine shared with other work does not move; V8 tiers up later under valgrind, so the
+ * counts weigh unoptimised code more than a quiet machine's wall time does. Slow (~1 min a run).
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -87,6 +91,21 @@ for (let r = 0; r < RUNS + 1; r++) {
     if (r > 0) j.times.push(ms); // the first round warms the page cache
   }
 }
+/** Instructions of a process under callgrind: [main thread, all threads], or null without valgrind. */
+function instructions(cmd: string, a: string[]): [number, number] | null {
+  const dir = fs.mkdtempSync(join(os.tmpdir(), 'ext4kit-cg-'));
+  try {
+    const p = spawnSync('valgrind', ['--tool=callgrind', '--separate-threads=yes', '--smc-check=all-non-file', `--callgrind-out-file=${join(dir, 'cg.out')}`, cmd, ...a], { maxBuffer: 1 << 30 });
+    if (p.status !== 0) return null;
+    // One file per thread, cg.out-01 (the main thread), cg.out-02, …
+    const files = fs.readdirSync(dir).filter((f) => /-\d+$/.test(f)).sort();
+    const counts = files.map((f) => Number(/^totals: (\d+)/m.exec(fs.readFileSync(join(dir, f), 'utf8'))?.[1] ?? 0));
+    return counts.length === 0 ? null : [counts[0]!, counts.reduce((x, y) => x + y, 0)];
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const node0 = median(jobs[0]!.times);
 const isRef = (name: string) => name.startsWith('e2freefrag') || name.startsWith('dumpe2fs');
@@ -134,4 +153,18 @@ for (const [im] of images) {
 }
 const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
 for (const r of rows) console.log(r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd());
+
+if (args.includes('--instructions')) {
+  const base = instructions(process.execPath, ['-e', '0']);
+  if (!base) console.log('instructions: valgrind (callgrind) not available');
+  else {
+    const M = (n: number) => `${(n / 1e6).toFixed(0)} M`;
+    console.log(`instructions under callgrind (node -e 0: ${M(base[0])} main thread, ${M(base[1])} all threads, subtracted):`);
+    for (const [im, image] of images)
+      for (const [label, bin] of clis) {
+        const c = instructions(process.execPath, [bin, 'free', image, '--json']);
+        console.log(`  ${label}: free --json (${im}): ${c ? `${M(c[0] - base[0])} main thread, ${M(c[1] - base[1])} all threads` : 'failed'}`);
+      }
+  }
+}
 fs.rmSync(work, { recursive: true, force: true });

@@ -4,14 +4,15 @@
  * **no final inversion** (so crc32c(~0, "123456789") = 0x1CF96D7C, inverted: 0xE3069283).
  * Table-driven, eight bytes per step ("slicing-by-8"); the tables are built on first use, and a
  * [start, end) range is hashed in place (no subarray per call: descriptors, inodes and
- * directory blocks hash two or three ranges of a buffer each).
+ * directory blocks hash two or three ranges of a buffer each). Whole bitmaps (a 1 TiB `free`
+ * checks 23 MB of them) go 16 bytes per step from 32-bit words: crc32cWords.
  */
 
 let tables: Int32Array | undefined;
 
-/** T0..T7 (256 entries each): T0 is the byte table, Tk[n] = T0[T(k-1)[n] & 0xff] ^ T(k-1)[n] >>> 8. */
+/** T0..T15 (256 entries each): T0 is the byte table, Tk[n] = T0[T(k-1)[n] & 0xff] ^ T(k-1)[n] >>> 8. */
 function crcTables(): Int32Array {
-  const t = new Int32Array(8 * 256);
+  const t = new Int32Array(16 * 256);
   for (let n = 0; n < 256; n++) {
     let c = n;
     for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
@@ -19,7 +20,7 @@ function crcTables(): Int32Array {
   }
   for (let n = 0; n < 256; n++) {
     let c = t[n]!;
-    for (let k = 1; k < 8; k++) {
+    for (let k = 1; k < 16; k++) {
       c = t[c & 0xff]! ^ (c >>> 8);
       t[k * 256 + n] = c;
     }
@@ -40,6 +41,28 @@ export function crc32c(seed: number, data: Uint8Array, start = 0, end = data.len
       t[768 + data[i + 4]!]! ^ t[512 + data[i + 5]!]! ^ t[256 + data[i + 6]!]! ^ t[data[i + 7]!]!;
   }
   for (; i < end; i++) c = t[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
+  return c >>> 0;
+}
+
+/**
+ * crc32c(seed, the first `nbytes` bytes held by words[w0…]), each word holding 4 bytes in
+ * little-endian order (bitmapWords' view). "Slicing-by-16" from whole words: one dependent step
+ * per 16 bytes and no per-byte loads (a 1 TiB `free` checks 23 MB of bitmaps).
+ */
+export function crc32cWords(seed: number, words: Int32Array, w0: number, nbytes: number): number {
+  const t = tables ?? crcTables();
+  let c = seed | 0;
+  let i = w0;
+  for (const end = w0 + (nbytes >>> 4) * 4; i < end; i += 4) {
+    const a = c ^ words[i]!, b = words[i + 1]!, d = words[i + 2]!, e = words[i + 3]!;
+    c =
+      t[3840 + (a & 0xff)]! ^ t[3584 + ((a >>> 8) & 0xff)]! ^ t[3328 + ((a >>> 16) & 0xff)]! ^ t[3072 + (a >>> 24)]! ^
+      t[2816 + (b & 0xff)]! ^ t[2560 + ((b >>> 8) & 0xff)]! ^ t[2304 + ((b >>> 16) & 0xff)]! ^ t[2048 + (b >>> 24)]! ^
+      t[1792 + (d & 0xff)]! ^ t[1536 + ((d >>> 8) & 0xff)]! ^ t[1280 + ((d >>> 16) & 0xff)]! ^ t[1024 + (d >>> 24)]! ^
+      t[768 + (e & 0xff)]! ^ t[512 + ((e >>> 8) & 0xff)]! ^ t[256 + ((e >>> 16) & 0xff)]! ^ t[e >>> 24]!;
+  }
+  // The last < 16 bytes, a byte at a time out of their words.
+  for (let k = 0, rest = nbytes & 15; k < rest; k++) c = t[(c ^ (words[i + (k >>> 2)]! >>> ((k & 3) << 3))) & 0xff]! ^ (c >>> 8);
   return c >>> 0;
 }
 

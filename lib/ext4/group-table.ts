@@ -11,6 +11,7 @@ import { Ext4Error } from '../errors.js';
 import type { Superblock } from './superblock.js';
 import { descPerBlock, descriptorBlockLocation, inodeTableBlocks } from './geometry.js';
 import { GroupDesc32Layout, GroupDesc64Layout, checkGroupDesc, groupDescChecksum, parseGroupDesc } from './group-desc.js';
+import { crc32cLe32, crc32cWords } from '../codec/crc.js';
 
 /** Groups [first, end); column index i is group first + i. Values combined from their lo/hi halves. */
 export interface GroupTable {
@@ -89,6 +90,9 @@ function decodeInto(src: GroupTableSource, t: GroupTable, buf: Uint8Array, bufFi
   const size = sb.descSize;
   const wide = sb.is64 && size >= 64;
   const checksummed = src.verify && (sb.hasMetadataCsum || sb.hasGdtCsum);
+  // metadata_csum: crc32c(fsSeed, le32 group, the descriptor with bg_checksum as zeros), 16 bytes a step
+  // from whole words (bg_checksum zeroed in place for the sum, then put back); gdt_csum's crc16 as group() does.
+  const wordCsum = checksummed && sb.hasMetadataCsum && size % 16 === 0;
   if (!HOST_LE) {
     for (let g = t.first; g < t.end; g++) {
       const gd = parseGroupDesc(sb, g, buf, (g - bufFirst) * size);
@@ -105,6 +109,7 @@ function decodeInto(src: GroupTableSource, t: GroupTable, buf: Uint8Array, bufFi
   }
   const u32 = new Uint32Array(buf.buffer, buf.byteOffset, buf.byteLength >>> 2);
   const u16 = new Uint16Array(buf.buffer, buf.byteOffset, buf.byteLength >>> 1);
+  const i32 = new Int32Array(buf.buffer, buf.byteOffset, buf.byteLength >>> 2);
   // checkGroupDesc's bounds, hoisted.
   const lo = sb.s_first_data_block, top = sb.blocksCount, itb = inodeTableBlocks(sb);
   const maxFree = sb.s_clusters_per_group, maxFreeInodes = sb.s_inodes_per_group;
@@ -118,7 +123,12 @@ function decodeInto(src: GroupTableSource, t: GroupTable, buf: Uint8Array, bufFi
     const fb = u16[h + FB_LO]! + (wide ? u16[h + FB_HI]! * hi16 : 0);
     const fi = u16[h + FI_LO]! + (wide ? u16[h + FI_HI]! * hi16 : 0);
     let ok = bb >= lo && bb < top && bb !== 0 && ib >= lo && ib < top && ib !== 0 && it >= lo && it + itb <= top && it !== 0 && fb <= maxFree && fi <= maxFreeInodes;
-    if (ok && checksummed) ok = groupDescChecksum(sb, g, buf, src.fsSeed, off) === u16[h + CSUM]!;
+    if (ok && wordCsum) {
+      const stored = u16[h + CSUM]!;
+      u16[h + CSUM] = 0;
+      ok = (crc32cWords(crc32cLe32(src.fsSeed, g), i32, w, size) & 0xffff) === stored;
+      u16[h + CSUM] = stored;
+    } else if (ok && checksummed) ok = groupDescChecksum(sb, g, buf, src.fsSeed, off) === u16[h + CSUM]!;
     if (!ok) {
       // The slow path names the problem exactly as a single lookup would.
       checkGroupDesc(sb, parseGroupDesc(sb, g, buf, off), src.fsSeed, src.verify);

@@ -22,14 +22,14 @@
 import { Ext4Error } from '../errors.js';
 import type { Filesystem } from '../ext4/filesystem.js';
 import type { Superblock } from '../ext4/superblock.js';
-import { blocksInGroup, clusterRatio, clustersInGroup, groupFirstBlock, groupOfBlock } from '../ext4/geometry.js';
+import { blocksInGroup, clusterRatio, clustersInGroup, groupOfBlock } from '../ext4/geometry.js';
 import { FreeRunMerger, RunTable, appendFreeRunsAt, groupBitmapRuns } from '../ext4/free-space.js';
-import { bitmapWords, computeUninitBlockBitmap, uninitGroupHasMetadata, verifyBlockBitmapAt } from '../ext4/bitmap.js';
+import { bitmapWords, blockBitmapCsumError, blockBitmapCsumMatches, computeUninitBlockBitmap, uninitGroupHasMetadata } from '../ext4/bitmap.js';
 import { BG_FLAGS, uninitFlagsHonoured } from '../ext4/group-desc.js';
 import { loadGroupTable, type GroupTable } from '../ext4/group-table.js';
 
-/** Bitmap bytes read per batch of groups (then scanned, then the buffer is reused). */
-const BATCH_BYTES = 4 * 1024 * 1024;
+/** Bitmap bytes read per batch of groups (then scanned, then the buffer is reused): small enough to stay in L2 between the read, the checksum and the scan. */
+const BATCH_BYTES = 1024 * 1024;
 /** Largest single read: the CLI serves reads up to this size synchronously (lib/cli/util.ts). */
 const MAX_READ_BYTES = 256 * 1024;
 
@@ -52,20 +52,24 @@ export interface GetFreeBlocksOptions {
 export async function getFreeBlocks(fs: Filesystem, opts: GetFreeBlocksOptions = {}): Promise<FreeExtent[]> {
   const t = await getFreeExtentTable(fs, opts);
   const out: FreeExtent[] = new Array(t.count);
-  for (let i = 0; i < t.count; i++) out[i] = { start: t.start[i]!, len: t.len[i]! };
+  for (let i = 0; i < t.count; i++) out[i] = { start: t.start[i]! * t.unit, len: t.len[i]! * t.unit };
   return out;
 }
 
-/** getFreeBlocks' extents packed: extent i is [start[i], start[i] + len[i]) in bytes, i < count. */
+/** getFreeBlocks' extents packed: extent i is [start[i], start[i] + len[i]) × unit bytes (the block size), i < count. */
 export interface FreeExtentTable {
   count: number;
   start: Float64Array;
   len: Float64Array;
+  /** Bytes per unit of start and len. */
+  unit: number;
 }
 
-/** getFreeBlocks without an object per extent (the CLI prints hundreds of thousands of them). */
+/**
+ * getFreeBlocks without an object per extent (the CLI prints hundreds of thousands of them), in
+ * blocks: no pass over the table to scale it (a fresh process runs such a pass unoptimised).
+ */
 export async function getFreeExtentTable(fs: Filesystem, opts: GetFreeBlocksOptions = {}): Promise<FreeExtentTable> {
-  const bs = fs.blockSize;
   const { from, to, count } = rangeOf(fs, opts);
   // Room for ~64 runs per group up front (the fragmented 1 TiB image has ~41): a large typed array's
   // pages cost only once written, while growing copies (and zeroes) it all again.
@@ -74,12 +78,7 @@ export async function getFreeExtentTable(fs: Filesystem, opts: GetFreeBlocksOpti
   // Under the operation lock: the bitmaps of one committed state, never half of a transaction's publication.
   // The scan appends to `out` itself; it may stop once more than `count` runs are there (the last may still grow).
   if (from < to && count > 0) await fs.exclusive(() => scanFreeTables(fs, from, to, out, () => out.n <= count));
-  const n = Math.min(out.n, count);
-  for (let i = 0; i < n; i++) {
-    out.start[i] = out.start[i]! * bs;
-    out.len[i] = out.len[i]! * bs;
-  }
-  return { count: n, start: out.start, len: out.len };
+  return { count: Math.min(out.n, count), start: out.start, len: out.len, unit: fs.blockSize };
 }
 
 /** getFreeBlocks one extent at a time (bytes): same validation, range, order, count and lock. */
@@ -145,17 +144,14 @@ async function scanFreeTables(fs: Filesystem, from: number, to: number, out: Run
   to = Math.min(to, sb.blocksCount);
   if (from >= to) return;
   const bs = fs.blockSize;
-  const honoured = uninitFlagsHonoured(sb);
-  const verify = fs.verify && sb.hasMetadataCsum;
-  const oneBitPerBlock = clusterRatio(sb) === 1;
   const gFirst = groupOfBlock(sb, from), gEnd = Math.min(sb.groupCount, groupOfBlock(sb, to - 1) + 1);
   const gt = await loadGroupTable(fs, gFirst, gEnd);
   const ng = gEnd - gFirst;
-  const uninit = (i: number) => honoured && (gt.flags[i]! & BG_FLAGS.BLOCK_UNINIT) !== 0;
+  const kind = classifyGroups(sb, gt, uninitFlagsHonoured(sb));
   // Groups (table indices) whose bitmaps are read: every initialised one.
   const toRead = new Int32Array(ng);
   let nRead = 0;
-  for (let i = 0; i < ng; i++) if (!uninit(i)) toRead[nRead++] = i;
+  for (let i = 0; i < ng; i++) if (kind[i] === READ) toRead[nRead++] = i;
   // A batch's bitmaps: BATCH_BYTES, or less when the range has fewer (fsmap's small ranges).
   const buf = new Uint8Array(Math.max(bs, Math.min(BATCH_BYTES, nRead * bs)));
   const perBatch = Math.max(1, Math.floor(buf.length / bs));
@@ -163,12 +159,34 @@ async function scanFreeTables(fs: Filesystem, from: number, to: number, out: Run
   const at = new Int32Array(ng);
   // The generic path (bigalloc: bits are clusters, clipped back to blocks) feeds the table through a merger.
   const merger = new FreeRunMerger((s, l) => out.push(s, l));
-  const st: BatchScan = { sb, fsSeed: fs.fsSeed, verify, honoured, oneBitPerBlock, from, to, gFirst, gt, buf, at, out, merger, mismatched: [] };
+  const st: BatchScan = {
+    sb,
+    fsSeed: fs.fsSeed,
+    verify: fs.verify && sb.hasMetadataCsum,
+    oneBitPerBlock: clusterRatio(sb) === 1,
+    from,
+    to,
+    gFirst,
+    firstData: sb.s_first_data_block,
+    perGroup: sb.s_blocks_per_group,
+    lastGroup: sb.groupCount - 1,
+    lastGroupBlocks: blocksInGroup(sb, sb.groupCount - 1),
+    gt,
+    kind,
+    buf,
+    words: new Int32Array(0),
+    at,
+    out,
+    merger,
+    mismatched: [],
+  };
   for (let i0 = 0, r = 0; i0 < ng; ) {
     // The next batch: groups [i0, i1), whose bitmaps to read are toRead[r, r1).
     const r1 = Math.min(nRead, r + perBatch);
     const i1 = r1 < nRead ? toRead[r1]! : ng;
     await readBitmaps(fs, gt, toRead.subarray(r, r1), buf, at);
+    // A view of buf on a little-endian host; elsewhere a host-order copy of what was just read.
+    st.words = bitmapWords(buf);
     scanBatch(st, i0, i1);
     i0 = i1;
     r = r1;
@@ -178,21 +196,42 @@ async function scanFreeTables(fs: Filesystem, from: number, to: number, out: Run
   warnMismatch(fs, st.mismatched);
 }
 
+/** How a group's free space is found: its bitmap read; all free (BLOCK_UNINIT, nothing of its own inside); or computed. */
+const READ = 0, ALL_FREE = 1, COMPUTED = 2;
+
+/** The kind of each table group: BLOCK_UNINIT (when honoured) is computed, and needs no bitmap at all without metadata of its own. */
+function classifyGroups(sb: Superblock, gt: GroupTable, honoured: boolean): Uint8Array {
+  const n = gt.end - gt.first;
+  const kind = new Uint8Array(n);
+  if (!honoured) return kind;
+  const flags = gt.flags;
+  for (let i = 0; i < n; i++)
+    if (flags[i]! & BG_FLAGS.BLOCK_UNINIT)
+      kind[i] = uninitGroupHasMetadata(sb, gt.first + i, gt.blockBitmap[i]!, gt.inodeBitmap[i]!, gt.inodeTable[i]!) ? COMPUTED : ALL_FREE;
+  return kind;
+}
+
 /** What scanBatch works on: the scan's range and table, the batch's bitmaps, where runs go. */
 interface BatchScan {
   sb: Superblock;
   fsSeed: number;
   verify: boolean;
-  honoured: boolean;
   oneBitPerBlock: boolean;
   /** The scanned block range [from, to). */
   from: number;
   to: number;
   /** Group of table index 0. */
   gFirst: number;
+  /** The geometry scanBatch needs, as plain numbers: group g starts at firstData + g * perGroup. */
+  firstData: number;
+  perGroup: number;
+  lastGroup: number;
+  lastGroupBlocks: number;
   gt: GroupTable;
-  /** The batch's bitmaps as read, group i's at byte at[i]. */
+  kind: Uint8Array;
+  /** The batch's bitmaps as read, group i's at byte at[i]; `words` views the same bytes. */
   buf: Uint8Array;
+  words: Int32Array;
   at: Int32Array;
   out: RunTable;
   merger: FreeRunMerger;
@@ -202,41 +241,46 @@ interface BatchScan {
 
 /**
  * Append the free runs of table groups [i0, i1) (their bitmaps read into st.buf). A plain
- * synchronous loop of its own: a fresh process optimises this small function mid-loop, not the
- * whole async scan around it.
+ * synchronous loop of its own over numbers and typed arrays: a fresh process optimises this
+ * small function mid-loop, not the whole async scan around it.
  */
 function scanBatch(st: BatchScan, i0: number, i1: number): void {
-  const { sb, gt, buf, at, out, merger, from, to } = st;
-  const bs = sb.blockSize;
-  const words = bitmapWords(buf);
-  const wordsPerBitmap = bs >>> 2;
+  const { sb, gt, kind, words, at, out, from, to, firstData, perGroup, lastGroup, lastGroupBlocks, verify, fsSeed } = st;
+  const wordsPerBitmap = sb.blockSize >>> 2;
+  const freeClusters = gt.freeClusters;
   for (let i = i0; i < i1; i++) {
     const g = st.gFirst + i;
-    const first = groupFirstBlock(sb, g);
-    const n = blocksInGroup(sb, g);
-    const lo = Math.max(0, from - first), hi = Math.min(n, to - first);
+    const first = firstData + g * perGroup;
+    const n = g === lastGroup ? lastGroupBlocks : perGroup;
+    const lo = from > first ? from - first : 0, hi = to - first < n ? to - first : n;
+    const k = kind[i]!;
     let free: number;
-    if (st.honoured && gt.flags[i]! & BG_FLAGS.BLOCK_UNINIT) {
-      if (!uninitGroupHasMetadata(sb, g, gt.blockBitmap[i]!, gt.inodeBitmap[i]!, gt.inodeTable[i]!)) {
-        // Nothing of the group's own is in it: all free, no bitmap to build.
-        out.push(first + lo, hi - lo);
-        free = clustersInGroup(sb, g);
-      } else {
-        const gd = { group: g, blockBitmap: gt.blockBitmap[i]!, inodeBitmap: gt.inodeBitmap[i]!, inodeTable: gt.inodeTable[i]! };
-        free = groupBitmapRuns(sb, g, computeUninitBlockBitmap(sb, gd), lo, hi, merger);
-        merger.flush();
-      }
-    } else {
-      const off = at[i]!;
-      if (st.verify) verifyBlockBitmapAt(sb, st.fsSeed, g, gt.blockBitmap[i]!, gt.blockBitmapCsum[i]!, buf, off);
-      if (st.oneBitPerBlock) free = appendFreeRunsAt(words, off >>> 2, wordsPerBitmap, lo, hi, first, out);
-      else {
-        free = groupBitmapRuns(sb, g, buf.subarray(off, off + bs), lo, hi, merger);
-        merger.flush();
-      }
-    }
-    if (lo === 0 && hi === n && free !== gt.freeClusters[i]) st.mismatched.push(g);
+    if (k === ALL_FREE) {
+      out.push(first + lo, hi - lo);
+      free = clustersInGroup(sb, g);
+    } else if (k === READ && st.oneBitPerBlock) {
+      const w0 = at[i]! >>> 2;
+      if (verify && !blockBitmapCsumMatches(sb, fsSeed, gt.blockBitmapCsum[i]!, words, w0)) throw blockBitmapCsumError(g, gt.blockBitmap[i]!);
+      free = appendFreeRunsAt(words, w0, wordsPerBitmap, lo, hi, first, out);
+    } else free = scanGroupSlowly(st, i, lo, hi);
+    if (lo === 0 && hi === n && free !== freeClusters[i]) st.mismatched.push(g);
   }
+}
+
+/** A group scanBatch leaves to the generic path: a BLOCK_UNINIT group with metadata of its own inside, or bigalloc. */
+function scanGroupSlowly(st: BatchScan, i: number, lo: number, hi: number): number {
+  const { sb, gt, merger } = st;
+  const g = st.gFirst + i;
+  let bits: Uint8Array;
+  if (st.kind[i] === COMPUTED) bits = computeUninitBlockBitmap(sb, { group: g, blockBitmap: gt.blockBitmap[i]!, inodeBitmap: gt.inodeBitmap[i]!, inodeTable: gt.inodeTable[i]! });
+  else {
+    const off = st.at[i]!;
+    if (st.verify && !blockBitmapCsumMatches(sb, st.fsSeed, gt.blockBitmapCsum[i]!, st.words, off >>> 2)) throw blockBitmapCsumError(g, gt.blockBitmap[i]!);
+    bits = st.buf.subarray(off, off + sb.blockSize);
+  }
+  const free = groupBitmapRuns(sb, g, bits, lo, hi, merger);
+  merger.flush();
+  return free;
 }
 
 /** A bitmap whose free count is not its descriptor's: mballoc's "blocks in bitmap, in gd" error, as a warning. */

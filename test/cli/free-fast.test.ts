@@ -29,9 +29,14 @@ describe('freeExtentsJson', () => {
     const rnd = mulberry32(11);
     const values = [...edges, ...Array.from({ length: 2000 }, () => Math.floor(rnd() * 2 ** Math.floor(rnd() * 53)))];
     const list = values.map((v, i) => ({ start: v, len: values[(i * 7) % values.length]! }));
-    const t = { count: list.length, start: Float64Array.from(list, (e) => e.start), len: Float64Array.from(list, (e) => e.len) };
+    const t = { count: list.length, start: Float64Array.from(list, (e) => e.start), len: Float64Array.from(list, (e) => e.len), unit: 1 };
     expect(Buffer.from(freeExtentsJson(t)).toString('latin1')).toBe(JSON.stringify(list, null, 2) + '\n');
-    expect(Buffer.from(freeExtentsJson({ count: 0, start: new Float64Array(0), len: new Float64Array(0) })).toString('latin1')).toBe('[]\n');
+    // A table in blocks (what getFreeExtentTable returns): the bytes are start × unit.
+    const blocks = values.filter((v) => v * 4096 <= Number.MAX_SAFE_INTEGER);
+    const tb = { count: blocks.length, start: Float64Array.from(blocks), len: Float64Array.from(blocks, (_, i) => blocks[(i * 3) % blocks.length]!), unit: 4096 };
+    const bytes = blocks.map((b, i) => ({ start: b * 4096, len: blocks[(i * 3) % blocks.length]! * 4096 }));
+    expect(Buffer.from(freeExtentsJson(tb)).toString('latin1')).toBe(JSON.stringify(bytes, null, 2) + '\n');
+    expect(Buffer.from(freeExtentsJson({ count: 0, start: new Float64Array(0), len: new Float64Array(0), unit: 4096 })).toString('latin1')).toBe('[]\n');
   });
 });
 
