@@ -11,7 +11,9 @@
  *           checksums), '.' and '..' first, names legal, every entry names an
  *           inode in use with the right file type, each directory reached once;
  *   pass 3  every inode in use is reachable, '..' names the real parent;
- *   pass 4  link counts equal the number of names (and subdirectories);
+ *   pass 4  link counts equal the number of names (and subdirectories); an EA inode
+ *           (ea_inode) is attached through the xattr entries naming it, its refcount
+ *           equal to their number (check-ea-inode.ts);
  *   pass 5  block bitmaps equal "fixed metadata ∪ owned blocks" with no block
  *           owned twice, free and directory counts equal what was found.
  * Every loop is bounded by on-disk limits (inode counts, the directory tree is
@@ -30,12 +32,13 @@ import { COMPAT, INCOMPAT, RO_COMPAT } from '../ext4/superblock.js';
 import type { FileType as InodeType, Inode } from '../ext4/inode.js';
 import { scanInodeTables } from '../ext4/inode-scan.js';
 import { FileType } from '../ext4/directory.js';
-import { parseXattrBlock, XattrBlockHeaderLayout } from '../ext4/xattr.js';
+import { parseInodeXattrs, parseXattrBlock, XattrBlockHeaderLayout, type XattrEntry } from '../ext4/xattr.js';
 import { checkXattrBlock } from '../ext4/xattr-check.js';
 import { checkSuperblock } from './check-super.js';
 import { checkJournal } from './check-journal.js';
 import { checkInode, sizeProblems, xattrContext } from './check-inode.js';
 import { checkHtree } from './check-htree.js';
+import { EaInodeTally, eaInodeFacts, type EaInodeFacts } from './check-ea-inode.js';
 import type { CheckProblem } from './check-problem.js';
 
 export type { CheckProblem };
@@ -71,6 +74,8 @@ export async function checkFilesystem(fs: Filesystem): Promise<CheckReport> {
 interface InodeInfo {
   type: InodeType | null;
   links: number;
+  /** Set for an inode flagged EXT4_EA_INODE_FL. */
+  ea: EaInodeFacts | null;
 }
 
 async function runChecks(fs: Filesystem, t0: number, problems: CheckProblem[]): Promise<CheckReport> {
@@ -99,7 +104,8 @@ async function runChecks(fs: Filesystem, t0: number, problems: CheckProblem[]): 
   const dirsInGroup = new Map<number, number>();
   /** Owned blocks, for pass 5: [start, length, owner]. */
   const owned: { start: number; length: number; ino: number; what: string }[] = [];
-  const xattrRefs = new Map<number, { refs: number; refcount: number | null }>();
+  const xattrRefs = new Map<number, XattrBlockSeen>();
+  const eaInodes = new EaInodeTally();
   let inodesInUse = 0;
   for await (const item of scanInodeTables(fs, { which: 'all', onReadError: 'per-inode' })) {
     if (item.kind === 'group') {
@@ -127,7 +133,7 @@ async function runChecks(fs: Filesystem, t0: number, problems: CheckProblem[]): 
       // Reserved inodes: their own rules, and e2fsck's check_blocks on whatever they map.
       for (const p of await checkInode(fs, inode, null)) report(p);
     } else {
-      inUse.set(ino, { type: inode.type, links: inode.linksCount });
+      inUse.set(ino, { type: inode.type, links: inode.linksCount, ea: eaInodeFacts(inode) });
       if (inode.type === 'dir') dirsInGroup.set(g, (dirsInGroup.get(g) ?? 0) + 1);
     }
     let map: FileMap | null = null;
@@ -162,15 +168,17 @@ async function runChecks(fs: Filesystem, t0: number, problems: CheckProblem[]): 
         runs.push([e.physical, e.length]);
       }
     }
+    // values in EA inodes count in whole clusters (e2fsck's ea quota), body and block entries
+    let eaCharge = await eaInodes.body(fs, inode, bodyXattrs(fs, inode), report);
     if (inode.fileAcl) {
       runs.push([inode.fileAcl, 1]);
-      await checkXattrBlockOnce(fs, inode, xattrRefs, owned, report);
+      eaCharge += await checkXattrBlockOnce(fs, inode, xattrRefs, eaInodes, owned, report);
     }
-    const blocks = clustersOf(runs, ratio) * ratio;
+    const blocks = clustersOf(runs, ratio) * ratio + eaCharge;
     // (the bad-blocks inode lists unreadable blocks: e2fsck checks that they lie in the
     // filesystem and marks them used, not its i_blocks)
     if (map && ino !== BAD_INO && inode.blocks512 !== blocks * (bs / 512))
-      bad(1, `inode ${ino}`, 'i_blocks', `i_blocks is ${inode.blocks512} sectors, the inode owns ${blocks} block(s) (${blocks * (bs / 512)} sectors)`);
+      bad(1, `inode ${ino}`, 'i_blocks', `i_blocks is ${inode.blocks512} sectors, the inode owns ${blocks} block(s) (${blocks * (bs / 512)} sectors)${eaCharge ? `, ${eaCharge} of them for xattr values in EA inodes` : ''}`);
   }
   for (const [blk, x] of xattrRefs)
     if (x.refcount !== null && x.refcount !== x.refs) bad(1, 'xattr block', `block ${blk}`, `reference count ${x.refcount}, should be ${x.refs}`);
@@ -236,11 +244,13 @@ async function runChecks(fs: Filesystem, t0: number, problems: CheckProblem[]): 
   }
   for (const [ino, info] of inUse) {
     if (specialInodes.has(ino)) continue; // quota files and the orphan file are not in the tree
-    if (ino !== ROOT_INO && !names.has(ino)) {
+    // e2fsck pass 4 check_ea_inode: an EA inode no directory names is linked by the entries naming it
+    const viaXattrs = ino !== ROOT_INO && !names.has(ino) && eaInodes.attached(info.ea, ino, report);
+    if (ino !== ROOT_INO && !names.has(ino) && !viaXattrs) {
       bad(3, `inode ${ino}`, 'directory tree', 'in use but not reachable from the root (unattached)');
       continue;
     }
-    const want = info.type === 'dir' ? 2 + (subdirs.get(ino) ?? 0) : names.get(ino) ?? 0;
+    const want = info.type === 'dir' ? 2 + (subdirs.get(ino) ?? 0) : viaXattrs ? 1 : names.get(ino) ?? 0;
     const dirNlinkOverflow = info.type === 'dir' && info.links === 1 && sb.s_feature_ro_compat & RO_COMPAT.DIR_NLINK;
     if (info.links !== want && !dirNlinkOverflow) bad(4, `inode ${ino}`, 'i_links_count', `links count ${info.links}, should be ${want}`);
   }
@@ -362,32 +372,53 @@ function clustersOf(runs: [number, number][], ratio: number): number {
   return seen.size;
 }
 
-/** Check an xattr block the first time an inode names it; count every reference. */
+/** The in-inode xattr entries (none when the area cannot be parsed: reported by checkInode). */
+function bodyXattrs(fs: Filesystem, inode: Inode): XattrEntry[] {
+  if (fs.sb.s_inode_size <= 128) return [];
+  try {
+    return parseInodeXattrs(inode.raw, inode.extraIsize, inode.ino);
+  } catch {
+    return [];
+  }
+}
+
+/** An xattr block as pass 1 saw it: inodes naming it, its h_refcount, the blocks its EA-inode values charge each sharer. */
+interface XattrBlockSeen {
+  refs: number;
+  refcount: number | null;
+  eaCharge: number;
+}
+
+/**
+ * Check an xattr block the first time an inode names it; count every reference. Returns the
+ * blocks its EA-inode values add to the naming inode's i_blocks (the same for every sharer).
+ */
 async function checkXattrBlockOnce(
   fs: Filesystem,
   inode: Inode,
-  refs: Map<number, { refs: number; refcount: number | null }>,
+  refs: Map<number, XattrBlockSeen>,
+  eaInodes: EaInodeTally,
   owned: { start: number; length: number; ino: number; what: string }[],
   report: (p: CheckProblem) => void,
-): Promise<void> {
+): Promise<number> {
   const blk = inode.fileAcl;
   const seen = refs.get(blk);
   if (seen) {
     seen.refs++;
-    return;
+    return seen.eaCharge;
   }
-  const entry = { refs: 1, refcount: null as number | null };
+  const entry: XattrBlockSeen = { refs: 1, refcount: null, eaCharge: 0 };
   refs.set(blk, entry);
   const where = { pass: 1 as const, structure: 'xattr block', location: `block ${blk}` };
   if (blk < fs.sb.s_first_data_block || blk >= fs.sb.blocksCount) {
     report({ ...where, structure: `inode ${inode.ino}`, location: 'i_file_acl', code: 'EFSCORRUPTED', message: `xattr block ${blk} is outside the filesystem` });
-    return;
+    return 0;
   }
   owned.push({ start: blk, length: 1, ino: inode.ino, what: `inode ${inode.ino} (xattr block)` });
   const block = await fs.readBlock(blk);
   const r = checkXattrBlock(block, xattrContext(fs));
   for (const m of r.problems) report({ ...where, code: 'EFSCORRUPTED', message: `extended attribute block: ${m}` });
-  if (r.problems.length) return;
+  if (r.problems.length) return 0;
   entry.refcount = XattrBlockHeaderLayout.decode(block).h_refcount;
   try {
     parseXattrBlock(block, blk, { fsSeed: fs.sb.hasMetadataCsum ? fs.fsSeed : null, verify: fs.verify });
@@ -395,4 +426,7 @@ async function checkXattrBlockOnce(
     if (!isExt4Error(e)) throw e;
     report({ ...where, code: e.code, message: e.message });
   }
+  // the entries parse (checkXattrBlock found none wrong); a bad checksum is reported above
+  entry.eaCharge = await eaInodes.block(fs, inode, blk, parseXattrBlock(block, blk, { fsSeed: null, verify: false }), report);
+  return entry.eaCharge;
 }
