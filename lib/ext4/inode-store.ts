@@ -95,16 +95,40 @@ export async function readInodeBatch(src: InodeBatchSource, inos: readonly numbe
   /** Table block of inode i (-1: failed before a read, see errors). */
   const block = new Float64Array(n);
   const groups = new Map<number, GroupDesc | Error>();
+  // Per inode: its group (a division), its table block (one more); the descriptor is looked up
+  // again only when the group changes (a directory's inodes mostly share one). An inode that
+  // fails any check goes through checkIno/locateBlock, which throw the errors readInode would.
+  const ipg = sb.s_inodes_per_group;
+  const isz = sb.s_inode_size;
+  const tableBlocks = inodeTableBlocks(sb);
+  let curGroup = -1;
+  let curTable = -1; // the current group's inode table, or -1 if its descriptor failed
   for (let i = 0; i < n; i++) {
     const ino = inos[i]!;
+    if (ino >= 1 && ino <= sb.s_inodes_count && Number.isInteger(ino)) {
+      const g = Math.floor((ino - 1) / ipg);
+      if (g !== curGroup) {
+        let gd = groups.get(g);
+        if (gd === undefined) {
+          try {
+            gd = await src.group(g);
+          } catch (e) {
+            gd = asError(e);
+          }
+          groups.set(g, gd);
+        }
+        curGroup = g;
+        curTable = gd instanceof Error ? -1 : gd.inodeTable;
+      }
+      const rel = Math.floor((((ino - 1) % ipg) * isz) / bs);
+      if (curTable >= 0 && rel < tableBlocks) {
+        block[i] = curTable + rel;
+        continue;
+      }
+    }
     try {
       checkIno(sb, ino);
-      const g = groupOfInode(sb, ino);
-      let gd = groups.get(g);
-      if (gd === undefined) {
-        gd = await src.group(g).catch(asError);
-        groups.set(g, gd);
-      }
+      const gd = groups.get(groupOfInode(sb, ino))!;
       if (gd instanceof Error) throw gd;
       block[i] = locateBlock(sb, gd, ino, bs);
     } catch (e) {
@@ -138,6 +162,7 @@ export async function readInodeBatch(src: InodeBatchSource, inos: readonly numbe
   // Each inode's run and byte offset there, found once in one pass (a listing asks per inode).
   const run = new Int32Array(n);
   const slot = new Float64Array(n);
+  let last = 0; // the run of the previous inode: neighbours in a directory mostly share it
   for (let i = 0; i < n; i++) {
     const b = block[i]!;
     if (b < 0) {
@@ -146,14 +171,18 @@ export async function readInodeBatch(src: InodeBatchSource, inos: readonly numbe
     }
     // The run holding table block b (runs are ascending and every located block is in one).
     let lo = 0;
-    let hi = runFirst.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >>> 1;
-      if (runFirst[mid]! <= b) lo = mid;
-      else hi = mid - 1;
+    if (runFirst[last]! <= b && (last + 1 === runFirst.length || runFirst[last + 1]! > b)) lo = last;
+    else {
+      let hi = runFirst.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >>> 1;
+        if (runFirst[mid]! <= b) lo = mid;
+        else hi = mid - 1;
+      }
+      last = lo;
     }
     run[i] = lo;
-    slot[i] = (b - runFirst[lo]!) * bs + (tableByte(sb, inos[i]!) % bs);
+    slot[i] = (b - runFirst[lo]!) * bs + ((((inos[i]! - 1) % ipg) * isz) % bs);
   }
   const parseOpts = { fsSeed: src.fsSeed, verifyChecksum: src.verify };
   /** The run bytes holding inode i (throwing its error, if any); its offset there is slot[i]. */
