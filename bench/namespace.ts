@@ -27,6 +27,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { bundleThisCli, freshRounds, loadavg, NODE_START, type FreshJob } from './fresh.js';
 import { Filesystem } from '../lib/node.js';
+import { xorshift32 } from '../lib/io/prng.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: string): string => {
@@ -52,23 +53,11 @@ function sh(cmd: string, a: string[], okStatus = [0]): string {
 
 // ------------------------------------------------------------------------------------- the tree
 
-/** xorshift32 */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-}
 
 interface TreePlan { dirs: string[]; files: { path: string; size: number }[]; symlinks: [string, string][]; hardlinks: [string, string][] }
 
 function planTree(): TreePlan {
-  const r = rng(11);
+  const r = xorshift32(11);
   const dirs: string[] = [];
   for (let a = 0; a < 20; a++) for (let b = 0; b < 10; b++) dirs.push(`d${a}/s${b}`, ...(b < 3 ? [`d${a}/s${b}/t`] : []));
   const bigDirs = ['wide0', 'wide1', 'wide2'];
@@ -103,7 +92,7 @@ function buildTree(plan: TreePlan): void {
   fs.rmSync(treeDir, { recursive: true, force: true });
   const root = path.join(treeDir, 'tree');
   for (const d of plan.dirs) fs.mkdirSync(path.join(root, d), { recursive: true });
-  const r = rng(7);
+  const r = xorshift32(7);
   const pool = Buffer.alloc(4 * 2 ** 20);
   for (let i = 0; i < pool.length; i += 4) pool.writeUInt32LE((r() * 2 ** 32) >>> 0, i);
   let off = 0;

@@ -16,6 +16,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { bundleThisCli, freshRounds, loadavg, NODE_START, type FreshJob } from './fresh.js';
+import { xorshift32 } from '../lib/io/prng.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: string): string => {
@@ -35,24 +36,12 @@ function sh(cmd: string, a: string[]): string {
   return r.stdout;
 }
 
-/** xorshift32 */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-}
 
 const work = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'ext4kit-bench-rmbm-'));
 const out: Record<string, unknown> = { files: FILES, mib: MIB, runs: RUNS, blockSize: BLOCK, loadStart: loadavg() };
 try {
   const tree = path.join(work, 'tree');
-  const r = rng(17);
+  const r = xorshift32(17);
   const sizes = Array.from({ length: FILES }, () => [50_000, 200_000, 1_000_000, 3_000_000][Math.floor(r() * 4)]!);
   const scale = (MIB * 2 ** 20) / sizes.reduce((a, b) => a + b, 0);
   const chunk = Buffer.alloc(1 << 20);

@@ -2,7 +2,7 @@
  * Small seeded pseudo-random generators for reproducible tests (crash-point
  * sampling, fuzzing). Not cryptographic.
  *
- * - `mulberry32(seed)`: a one-word generator returning floats in [0, 1).
+ * - `mulberry32(seed)`, `xorshift32(seed)`: one-word generators returning floats in [0, 1).
  * - `Prng`: xoshiro128** seeded through splitmix32 (from a number or a
  *   string), with integer/float/choice/shuffle helpers and `fork()` for
  *   independent sub-streams.
@@ -18,6 +18,19 @@ export function mulberry32(seed: number): () => number {
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** xorshift32 (13, 17, 5): floats in [0, 1), deterministic in `seed` (0 counts as 1). The benches' trees are built from it. */
+export function xorshift32(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 2 ** 32;
   };
 }
 
