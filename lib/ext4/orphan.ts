@@ -26,8 +26,15 @@
  * when the fs has one and it has room, else the list, inside a caller's
  * transaction (temp-file.ts makes its temporary files orphans this way).
  *
- * Not handled (EOPNOTSUPP, e2fsck -fy handles them): orphans whose xattr
- * values live in EA inodes, EA inodes on the orphan list.
+ * EA inodes (ea_inode) on the list are released like any orphan, as e2fsck's
+ * release_orphan_inodes does: the kernel puts one there when its refcount
+ * drops to 0 and frees it at eviction, so a crash in between leaves it listed.
+ * Linux 6.18 itself refuses it at mount (ext4_orphan_get → iget without
+ * EXT4_IGET_EA_INODE: "unexpected EA_INODE flag", the fs marked with errors
+ * and the inode leaked; on the old list the rest of the list is dropped too,
+ * s_last_orphan zeroed); test/namespace/orphan-ea.test.ts shows both.
+ * Orphans owning values in EA inodes drop their references on deletion
+ * (inode-lifecycle.ts → ea-inode.ts), freeing EA inodes left at 0.
  */
 import { Ext4Error, type Location } from '../errors.js';
 import type { FsWriter as Filesystem } from './transaction.js';
@@ -39,6 +46,7 @@ import { INODE_FLAGS, type Inode } from './inode.js';
 import { groupOfInode } from './geometry.js';
 import { testBit } from './bitmap.js';
 import { releaseInode } from './inode-lifecycle.js';
+import { eaInodeRefs } from './ea-inode.js';
 
 export const ORPHAN_BLOCK_MAGIC = 0x0b10ca04;
 /** The 8-byte tail of every orphan-file block. */
@@ -171,7 +179,12 @@ async function checkOrphanInode(fs: Filesystem, ino: number, where: { structure:
   if (!testBit(bm, (ino - 1) % sb.s_inodes_per_group)) throw new Ext4Error('EFSCORRUPTED', `orphan inode ${ino} is not in use in the inode bitmap`, where);
   const inode = await fs.readInode(ino);
   if (inode.mode === 0 || inode.type === null) throw new Ext4Error('EFSCORRUPTED', `orphan inode ${ino} has an invalid mode 0${inode.mode.toString(8)}`, where);
-  if (inode.flags & INODE_FLAGS.EA_INODE) throw new Ext4Error('EOPNOTSUPP', `orphan inode ${ino} is an xattr (EA) inode: run e2fsck -fy`, where);
+  // An EA inode is put on the list when its last reference goes (ext4_xattr_inode_update_ref:
+  // refcount 0, links 0) and leaves it with its first new one, in the same handle: on the list
+  // it holds no reference. One that still counts references is named by some xattr entry, and
+  // freeing it would leave that entry dangling.
+  if (inode.flags & INODE_FLAGS.EA_INODE && eaInodeRefs(inode) !== 0)
+    throw new Ext4Error('EFSCORRUPTED', `orphan inode ${ino} is an EA inode that still has ${eaInodeRefs(inode)} reference(s): run e2fsck -fy`, where);
   return inode;
 }
 

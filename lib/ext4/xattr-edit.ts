@@ -413,12 +413,17 @@ export function wantExtraIsize(sb: { s_inode_size: number; s_feature_ro_compat: 
 
 /**
  * Grow an inode's i_extra_isize to what the kernel wants, as it does when it dirties one
- * (ext4_try_to_expand_extra_isize → __ext4_expand_extra_isize): an inode without in-inode xattrs
- * gets the new bytes zeroed and the larger i_extra_isize. One with in-inode xattrs is left as it
- * is: the kernel's ext4_expand_extra_isize_ea would shift them, but the kernel this was checked
- * against (6.x: chmod, touch and setxattr on such inodes, test/namespace/extra-isize.test.ts) does
- * not expand them, and a smaller i_extra_isize is valid (e2fsck pass 1 asks only for 4-byte
- * alignment and at least 4). Changes `inode` without writing it; returns whether it grew.
+ * (ext4_mark_inode_dirty → ext4_try_to_expand_extra_isize → __ext4_expand_extra_isize): an inode
+ * without in-inode xattrs gets the new bytes zeroed and the larger i_extra_isize. One with in-inode
+ * xattrs is left as it is: ext4_expand_extra_isize_ea would shift them, but Linux 6.18 never does
+ * here — chmod, touch, link, rename on such inodes keep 4, 16 or 28 with and without a journal,
+ * with a large one, 1k or 4k blocks, s_min_extra_isize 32, and no "Unable to expand inode" warning
+ * (so not journal credits; the exact gate was not traced: kprobes are not allowed in this sandbox).
+ * A smaller i_extra_isize is valid (e2fsck pass 1 asks only for 4-byte alignment and at least 4).
+ * Callers: every change that ends in ext4_mark_inode_dirty (attrs.ts chmod/chown/utimes, an ACL
+ * that changes the mode; namespace.ts link/rename/unlink/rmdir on targets and parents) — not the
+ * xattr edits themselves, which the kernel makes under EXT4_STATE_NO_EXPAND.
+ * Tests: test/namespace/extra-isize*.test.ts. Changes `inode` without writing it; returns whether it grew.
  * i_extra_isize 0 counts as none (ext4_iget takes it as 32: no xattr space behind it).
  */
 export function expandExtraIsize(tx: Transaction, inode: Inode): boolean {
