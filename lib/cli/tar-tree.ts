@@ -192,10 +192,20 @@ function sparseOf(meta: MemberMeta, pax: Map<string, Uint8Array>, headerName: st
 /** Zeros for holes (read-only: consumers skip all-zero blocks and never write them). */
 const ZEROS = new Uint8Array(1024 * 1024);
 
-/** A sparse member's data expanded to the whole file: zeros in the holes (importTree makes holes of them again). */
-async function* sparseData(body: BodyReader, info: SparseInfo, name: string, storedSize: number): AsyncGenerator<Uint8Array> {
-  const runs = info.runs ?? (await readSparseMap10(body, name, storedSize));
-  checkSparseMap(runs, info.realSize, name);
+/** A sparse member's data runs' bytes, concatenated (TreeEntry.sparse.data: the holes are not read). */
+async function* runsData(body: BodyReader, runs: readonly SparseRun[], name: string): AsyncGenerator<Uint8Array> {
+  for (const r of runs) {
+    for (let left = r.length; left > 0; ) {
+      const b = await body.some(left);
+      if (b.length === 0) throw badArchive(`${name}: sparse data cut short`);
+      yield b;
+      left -= b.length;
+    }
+  }
+}
+
+/** A sparse member's data expanded to the whole file: zeros in the holes (for consumers that do not read TreeEntry.sparse). */
+async function* sparseData(body: BodyReader, runs: readonly SparseRun[], realSize: number, name: string): AsyncGenerator<Uint8Array> {
   let pos = 0;
   const zeros = function* (to: number) {
     for (; pos < to; pos = Math.min(to, pos + ZEROS.length)) yield ZEROS.subarray(0, Math.min(ZEROS.length, to - pos));
@@ -210,7 +220,7 @@ async function* sparseData(body: BodyReader, info: SparseInfo, name: string, sto
       pos += b.length;
     }
   }
-  yield* zeros(info.realSize);
+  yield* zeros(realSize);
 }
 
 /** libarchive's %-escaped xattr name. */
@@ -270,8 +280,14 @@ export async function* readTar(input: Readable): AsyncGenerator<TreeEntry> {
     };
     if (type === 'file') {
       if (sparse) {
+        // The map is known before the entry is handed out (1.0 keeps it at the start of the data):
+        // the consumer reads the runs' bytes only, or (e.data) the whole file with zeros.
+        const reader = new BodyReader(body);
+        const runs = sparse.runs ?? (await readSparseMap10(reader, e.path, h.size ?? 0));
+        checkSparseMap(runs, sparse.realSize, e.path);
         e.size = sparse.realSize;
-        e.data = sparseData(new BodyReader(body), sparse, e.path, h.size ?? 0);
+        e.sparse = { runs, data: () => runsData(reader, runs, e.path) };
+        e.data = sparseData(reader, runs, sparse.realSize, e.path);
       } else {
         e.size = h.size ?? 0;
         e.data = chunksOf(body);

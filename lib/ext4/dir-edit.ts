@@ -107,6 +107,21 @@ function rememberMap(tx: Transaction, dir: Inode, map: FileMap): FileMap {
   return map;
 }
 
+/**
+ * The leaf parsed last in a transaction, with a copy of its bytes: creating a name looks it up
+ * (findDirEntry) and then inserts it (addDirEntry), both in the same leaf; while the block's bytes
+ * are unchanged its parse is too, so the second one is skipped. Entries are read-only to users.
+ */
+const lastLeaves = new WeakMap<Transaction, { phys: number; seed: number | null; image: Uint8Array; entries: readonly DirEntry[] }>();
+
+/** a equals b (same length), a word at a time when both are 4-byte aligned. */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (((a.byteOffset | b.byteOffset | a.length) & 3) !== 0) return bytesEqual(a, b);
+  const wa = new Uint32Array(a.buffer, a.byteOffset, a.length >>> 2), wb = new Uint32Array(b.buffer, b.byteOffset, b.length >>> 2);
+  for (let i = 0; i < wa.length; i++) if (wa[i] !== wb[i]) return false;
+  return true;
+}
+
 /** One directory being edited in one transaction: its map and the blocks touched so far. */
 class DirEdit {
   readonly bs: number;
@@ -166,15 +181,23 @@ class DirEdit {
     return b;
   }
 
-  parseLeaf(lb: number, blk: Uint8Array): DirEntry[] {
+  parseLeaf(lb: number, blk: Uint8Array): readonly DirEntry[] {
     const fs = this.tx.fs;
     const seen = verifiedBlocks(this.tx);
     const phys = this.phys(lb);
+    const last = lastLeaves.get(this.tx);
+    if (last && last.phys === phys && last.seed === this.csumSeed && last.image.length === blk.length && sameBytes(last.image, blk)) return last.entries;
     const entries = readDirBlock(blk, {
       blockSize: this.bs, hasFiletype: this.hasFiletype, csum: this.csumSeed === null ? null : { seed: this.csumSeed },
       verify: fs.verify && !this.dirty.has(lb) && !seen.has(phys), where: this.where(lb), inodesCount: fs.sb.s_inodes_count,
     }).entries;
     seen.add(phys);
+    if (last && last.image.length === blk.length) {
+      last.image.set(blk);
+      last.phys = phys;
+      last.seed = this.csumSeed;
+      last.entries = entries;
+    } else lastLeaves.set(this.tx, { phys, seed: this.csumSeed, image: blk.slice(), entries });
     return entries;
   }
 

@@ -201,12 +201,20 @@ export async function utimes(fs: Filesystem, path: string | Uint8Array, atime: T
 }
 
 export async function utimesTx(tx: Transaction, ino: number, atime: TimeArg, mtime: TimeArg, opts: { now?: Timestamp } = {}): Promise<void> {
-  const a = toTimestamp(atime), m = toTimestamp(mtime);
-  const inode = await forChange(tx, ino);
-  setTime(inode, 'atime', a);
-  setTime(inode, 'mtime', m);
-  markChanged(inode, nowOf(tx, opts));
+  const inode = await inUse(tx, ino);
+  setTimes(tx, inode, atime, mtime, opts);
   await tx.writeInode(inode);
+}
+
+/**
+ * utimesTx on an inode the caller holds and writes itself (a bulk importer folds it into the write
+ * it makes anyway): i_extra_isize grown as for any change, atime and mtime set, ctime = now.
+ */
+export function setTimes(tx: Transaction, inode: Inode, atime: TimeArg, mtime: TimeArg, opts: { now?: Timestamp } = {}): void {
+  expandExtraIsize(tx, inode);
+  setTime(inode, 'atime', toTimestamp(atime));
+  setTime(inode, 'mtime', toTimestamp(mtime));
+  markChanged(inode, nowOf(tx, opts));
 }
 
 // ---------------------------------------------------------------------------------------------- xattrs
@@ -260,7 +268,7 @@ function checkUserNamespace(inode: Inode, name: string): void {
 }
 
 export async function setXattrTx(tx: Transaction, ino: number, name: string, value: Uint8Array, opts: SetXattrOptions & { now?: Timestamp } = {}): Promise<void> {
-  const inode = await forChange(tx, ino);
+  const inode = await inUse(tx, ino); // not grown: the kernel sets xattrs under EXT4_STATE_NO_EXPAND
   checkUserNamespace(inode, name);
   if (isAcl(name)) return setAclTx(tx, inode, name, value, opts);
   if (!(await editXattr(tx, inode, name, value, { flag: opts.flag }))) return;
@@ -275,7 +283,7 @@ export async function removeXattr(fs: Filesystem, path: string | Uint8Array, nam
 }
 
 export async function removeXattrTx(tx: Transaction, ino: number, name: string, opts: { now?: Timestamp } = {}): Promise<void> {
-  const inode = await forChange(tx, ino);
+  const inode = await inUse(tx, ino); // not grown: the kernel removes xattrs under EXT4_STATE_NO_EXPAND
   checkUserNamespace(inode, name);
   await editXattr(tx, inode, name, null);
   markChanged(inode, nowOf(tx, opts));
@@ -284,6 +292,7 @@ export async function removeXattrTx(tx: Transaction, ino: number, name: string, 
 
 /** ext4_set_acl through the VFS (set_posix_acl → posix_acl_update_mode for the access ACL). */
 async function setAclTx(tx: Transaction, inode: Inode, name: string, value: Uint8Array, opts: { now?: Timestamp }): Promise<void> {
+  const modeBefore = inode.mode;
   const acl = aclFromXattr(value);
   let stored: Uint8Array | null = aclToDisk(acl);
   if (name === ACL_DEFAULT) {
@@ -296,6 +305,7 @@ async function setAclTx(tx: Transaction, inode: Inode, name: string, value: Uint
   const present = (await txXattrs(tx, inode)).some((e) => e.name === name);
   if (stored) await editXattr(tx, inode, name, stored);
   else if (present) await editXattr(tx, inode, name, null);
+  if (inode.mode !== modeBefore) expandExtraIsize(tx, inode); // ext4_set_acl dirties it only for a new mode
   markChanged(inode, nowOf(tx, opts));
   await tx.writeInode(inode);
 }

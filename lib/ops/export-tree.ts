@@ -14,31 +14,15 @@ import type { Filesystem } from '../ext4/filesystem.js';
 import type { FileMap } from '../ext4/file-map.js';
 import type { Inode } from '../ext4/inode.js';
 import { decodeRdev } from './inspect.js';
-import type { TreeEntry, TreeXattr } from './tree-entry.js';
+import type { DataRun, TreeEntry, TreeXattr } from './tree-entry.js';
 
 /** Chunk size of file data (a multiple of every block size). */
 const EXPORT_CHUNK = 1024 * 1024;
 
-/** Bytes [offset, offset + length) of a file that hold data. */
-export interface DataRun {
-  offset: number;
-  length: number;
-}
-
-/**
- * A regular file with holes: its data runs (mapped, written extents, in
- * order, clipped to i_size; holes and unwritten extents are not runs) and
- * the runs' bytes, concatenated, read on demand.
- */
-export interface SparseFile {
-  runs: readonly DataRun[];
-  data(): AsyncIterable<Uint8Array>;
-}
-
-/** A TreeEntry as exportTree gives it: files with holes say where their data is. */
-export interface ExportedEntry extends TreeEntry {
-  sparse?: SparseFile;
-}
+/** An entry as exportTree gives it: a regular file with holes carries `sparse` (its data runs:
+ * mapped, written extents in order, clipped to i_size; holes and unwritten extents are not runs). */
+export type ExportedEntry = TreeEntry;
+export type { DataRun, SparseFile } from './tree-entry.js';
 
 /**
  * The tree under `path` (followed if a symlink). The root entry has path ''

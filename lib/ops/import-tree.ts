@@ -12,7 +12,9 @@
  * file written in one go is one extent whenever a free run allows it.
  *
  * Content: all-zero blocks become holes (as `mkfs.ext4 -d` does), so sparse
- * files stay sparse. Times: atime and mtime as given (nanoseconds where the
+ * files stay sparse; an entry's `sparse` map (a sparse tar member) is
+ * followed: its holes are never read, zero-filled nor counted against a
+ * transaction's data. Times: atime and mtime as given (nanoseconds where the
  * inode has room), directories' at the end (their entries would move
  * mtime); ctime and crtime are the filesystem clock (SOURCE_DATE_EPOCH /
  * `now`): with a fixed clock the same tree gives the same image bytes.
@@ -31,9 +33,10 @@ import { blockMapExclude, remapInode, setSize, txFileMap } from '../ext4/remap.j
 import { hasInlineData, isExtentMapped } from '../ext4/inode.js';
 import type { FileMap } from '../ext4/file-map.js';
 import { findDirEntry } from '../ext4/dir-edit.js';
-import { blockGoal, createFileTx, linkTx, lookupTx, mkdirTx, mknodTx, symlinkTx } from './namespace.js';
-import { chmodTx, chownTx, setXattrTx, utimesTx } from './attrs.js';
-import { countEntry, emptySummary, type TreeEntry, type TreeSummary } from './tree-entry.js';
+import { blockGoal, createFileInodeTx, linkTx, lookupTx, mkdirTx, mknodTx, symlinkTx } from './namespace.js';
+import { chmodTx, chownTx, setTimes, setXattrTx, utimesTx } from './attrs.js';
+import { maxFileSize } from '../ext4/inode-lifecycle.js';
+import { countEntry, emptySummary, type DataRun, type SparseFile, type TreeEntry, type TreeSummary } from './tree-entry.js';
 
 export interface ImportOptions {
   /** Directory of the image the tree's root becomes (default '/'; created with its parents when missing). */
@@ -297,12 +300,18 @@ interface OpenFile {
   path: string;
   entry: TreeEntry;
   size: number;
-  /** Bytes consumed so far. */
+  /** File offset reached (bytes consumed, holes skipped). */
   offset: number;
+  /** Block-aligned data runs of a sparse entry (the source yields only their bytes), or null: the source is the whole file. */
+  runs: readonly DataRun[] | null;
+  /** The run `offset` is in or before. */
+  run: number;
   extents: Extent[];
   source: AsyncIterator<Uint8Array> | null;
   /** Bytes taken from the source but not yet written (a partial block). */
   carry: Uint8Array | null;
+  /** The file's Inode as last written in the current transaction (null: read it). */
+  inode: Inode | null;
 }
 
 class ImportRun {
@@ -405,12 +414,19 @@ class ImportRun {
         return;
       }
       case 'file': {
-        ino = await createFileTx(tx, at, { ...create, exclusive: true });
+        const created = await createFileInodeTx(tx, at, { ...create, exclusive: true });
+        ino = created.ino;
         await this.xattrs(tx, ino, e);
         const size = e.size ?? (e.data instanceof Uint8Array ? e.data.length : 0);
+        const bs = this.fs.blockSize;
+        // The created Inode goes on to the data path unless an xattr write made it stale.
+        const inode = e.xattrs?.length ? await tx.readInode(ino) : created;
+        // Checked before any block is taken: a sparse member may claim any size at no cost.
+        if (size > maxFileSize(inode, bs)) throw new Ext4Error('EFBIG', `${path}: ${size} bytes is past the maximum file size`);
+        const sparse = e.sparse ? alignedRuns(e.sparse, size, bs, path) : null;
         this.file = {
-          ino, path, entry: e, size, offset: 0, extents: [], carry: null,
-          source: e.data === undefined ? null : e.data instanceof Uint8Array ? oneChunk(e.data) : e.data[Symbol.asyncIterator](),
+          ino, path, entry: e, size, offset: 0, extents: [], carry: null, runs: sparse?.runs ?? null, run: 0, inode,
+          source: sparse ? sparse.data[Symbol.asyncIterator]() : e.data === undefined ? null : e.data instanceof Uint8Array ? oneChunk(e.data) : e.data[Symbol.asyncIterator](),
         };
         await this.continueFile(tx, budget);
         return;
@@ -474,13 +490,27 @@ class ImportRun {
   async continueFile(tx: Transaction, budget: Budget): Promise<void> {
     const f = this.file!;
     const bs = this.fs.blockSize;
-    const inode = await tx.readInode(f.ino);
+    const inode = f.inode ?? (await tx.readInode(f.ino));
+    f.inode = null; // the next transaction reads it again
     const extents = f.extents;
+    const started = f.offset;
     let wrote = false;
     while (f.offset < f.size) {
+      // A sparse entry: skip to the next data run (a hole costs nothing), or to the end.
+      let end = f.size;
+      if (f.runs) {
+        while (f.run < f.runs.length && f.offset >= f.runs[f.run]!.offset + f.runs[f.run]!.length) f.run++;
+        const r = f.runs[f.run];
+        if (!r) {
+          f.offset = f.size;
+          break;
+        }
+        f.offset = Math.max(f.offset, r.offset);
+        end = r.offset + r.length;
+      }
       const room = budget.dataRoom();
       if (room < bs || (wrote && budget.full())) break;
-      const piece = await this.take(f, Math.min(Math.floor(room / bs) * bs, 8 * 1024 * 1024));
+      const piece = await this.take(f, Math.min(Math.floor(room / bs) * bs, 8 * 1024 * 1024), end);
       const blocks = Math.ceil(piece.length / bs);
       const firstLogical = f.offset / bs;
       // Runs of non-zero blocks of this piece.
@@ -497,16 +527,23 @@ class ImportRun {
       wrote = true;
       await this.data.maybeFlush(tx);
     }
-    if (wrote) {
+    const finished = f.offset >= f.size;
+    if (finished && (f.carry?.length || (await hasMore(f.source)))) throw new Ext4Error('EINVAL', `${f.path}: the source has more than ${f.size} bytes`);
+    // A file finished here gets its times in the same inode write as its map and size (utimes folded in).
+    const e = f.entry;
+    const times = finished && e.mtime ? () => setTimes(tx, inode, e.atime ?? e.mtime!, e.mtime!, this.opts.now ? { now: this.opts.now } : {}) : null;
+    if (f.offset !== started) {
       // The size rides on the inode write remapInode does.
       setSize(tx, inode, f.offset);
-      await remapInode(tx, inode, blockless(inode) ?? (await txFileMap(tx, inode)), extents);
+      const map = blockless(inode) ?? (await txFileMap(tx, inode));
+      times?.();
+      await remapInode(tx, inode, map, extents);
+    } else if (times) {
+      times();
+      await tx.writeInode(inode);
     }
-    if (f.offset >= f.size) {
-      if (f.carry?.length || (await hasMore(f.source))) throw new Ext4Error('EINVAL', `${f.path}: the source has more than ${f.size} bytes`);
+    if (finished) {
       this.file = null;
-      const e = f.entry;
-      if (e.mtime) await utimesTx(tx, f.ino, e.atime ?? e.mtime, e.mtime, this.opts.now ? { now: this.opts.now } : {});
       this.progress();
     }
   }
@@ -536,9 +573,9 @@ class ImportRun {
    * last bytes. A source chunk of a block or more is used as it is (no copy: TreeEntry.data
    * chunks are not reused); smaller or misaligned ones are gathered into up to 1 MiB.
    */
-  async take(f: OpenFile, max: number): Promise<Uint8Array> {
+  async take(f: OpenFile, max: number, end: number): Promise<Uint8Array> {
     const bs = this.fs.blockSize;
-    const left = f.size - f.offset;
+    const left = end - f.offset;
     const next = async (): Promise<Uint8Array> => {
       if (f.carry) {
         const c = f.carry;
@@ -591,6 +628,69 @@ class ImportRun {
 function blockless(inode: Inode): FileMap | null {
   if (inode.blocks512 !== 0 || hasInlineData(inode)) return null;
   return isExtentMapped(inode) ? { extents: [], metadataBlocks: [], depth: 0, kind: 'extents' } : { extents: [], metadataBlocks: [], depth: -1, kind: 'blockmap' };
+}
+
+/**
+ * A sparse entry's runs widened to whole blocks (merged where they meet; the
+ * last one may end at the file's end) and its data as their bytes: the
+ * sub-block gaps inside a widened run are zeros, whole-block holes are not
+ * in it at all. The source map is checked (in order, inside the size).
+ */
+function alignedRuns(sparse: SparseFile, size: number, bs: number, path: string): { runs: DataRun[]; data: AsyncIterable<Uint8Array> } {
+  const runs: DataRun[] = [];
+  let last = 0;
+  for (const r of sparse.runs) {
+    if (!Number.isSafeInteger(r.offset) || !Number.isSafeInteger(r.length) || r.offset < last || r.length < 0 || r.offset + r.length > size) {
+      throw new Ext4Error('EINVAL', `${path}: sparse map entry ${r.offset}+${r.length} out of order or past the size ${size}`);
+    }
+    last = r.offset + r.length;
+    if (r.length === 0) continue;
+    const start = Math.floor(r.offset / bs) * bs, stop = Math.min(size, Math.ceil(last / bs) * bs);
+    const prev = runs[runs.length - 1];
+    if (prev && start <= prev.offset + prev.length) prev.length = stop - prev.offset;
+    else runs.push({ offset: start, length: stop - start });
+  }
+  return { runs, data: alignedData(sparse, runs, path) };
+}
+
+async function* alignedData(sparse: SparseFile, aligned: readonly DataRun[], path: string): AsyncGenerator<Uint8Array> {
+  const src = sparse.data()[Symbol.asyncIterator]();
+  let buf: Uint8Array = new Uint8Array(0);
+  const some = async (max: number): Promise<Uint8Array> => {
+    while (buf.length === 0) {
+      const r = await src.next();
+      if (r.done) throw new Ext4Error('EINVAL', `${path}: the sparse data ended before its map's runs`);
+      buf = r.value;
+    }
+    const out = buf.subarray(0, Math.min(max, buf.length));
+    buf = buf.subarray(out.length);
+    return out;
+  };
+  let i = 0;
+  const runs = sparse.runs;
+  for (const a of aligned) {
+    let pos = a.offset;
+    const aEnd = a.offset + a.length;
+    for (; i < runs.length && runs[i]!.offset < aEnd; i++) {
+      const r = runs[i]!;
+      if (r.length === 0) continue;
+      if (r.offset > pos) yield new Uint8Array(r.offset - pos); // under two blocks
+      for (let left = r.length; left > 0; ) {
+        const b = await some(left);
+        yield b;
+        left -= b.length;
+      }
+      pos = r.offset + r.length;
+    }
+    if (aEnd > pos) yield new Uint8Array(aEnd - pos);
+  }
+  if (buf.length) throw new Ext4Error('EINVAL', `${path}: the sparse data is longer than its map's runs`);
+  // Any more is an error too (importTree's hasMore asks this generator, which has stopped).
+  for (;;) {
+    const r = await src.next();
+    if (r.done) return;
+    if (r.value.length) throw new Ext4Error('EINVAL', `${path}: the sparse data is longer than its map's runs`);
+  }
 }
 
 /** Whether a source yields any more bytes (empty chunks skipped). */

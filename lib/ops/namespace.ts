@@ -49,6 +49,7 @@ import {
   addDirEntry, direntType, dotDotOf, findDirEntry, isDirEmpty, listDirEntries, newDirBlock, removeDirEntry, setDirEntry,
 } from '../ext4/dir-edit.js';
 import { canInline, initInlineDir, readInlineData } from '../ext4/inline-data.js';
+import { expandExtraIsize } from '../ext4/xattr-edit.js';
 import { bytesEqual, decodeName } from '../ext4/bytes.js';
 
 /** The set-group-ID bit of a mode. */
@@ -421,6 +422,14 @@ async function runOp<T>(fs: Filesystem, fn: (tx: Transaction) => Promise<T>): Pr
  * existing regular file's inode is returned unchanged (EISDIR for a directory).
  */
 export async function createFileTx(tx: Transaction, path: NewName, opts: CreateFileOptions = {}): Promise<number> {
+  return (await createFileInodeTx(tx, path, opts)).ino;
+}
+
+/**
+ * createFileTx giving the file's Inode as written (a bulk writer goes on with it instead of
+ * parsing it again; valid until something else in `tx` writes that inode).
+ */
+export async function createFileInodeTx(tx: Transaction, path: NewName, opts: CreateFileOptions = {}): Promise<Inode> {
   const fs = tx.fs;
   const { dir, name } = await parentOf(tx, path);
   if (isDot(name) || isDotDot(name)) throw new Ext4Error(opts.exclusive ? 'EEXIST' : 'EISDIR', `${decodeName(name)}: is a directory`);
@@ -429,16 +438,17 @@ export async function createFileTx(tx: Transaction, path: NewName, opts: CreateF
     if (opts.exclusive) throw new Ext4Error('EEXIST', `${decodeName(name)}: file exists`);
     const inode = await tx.readInode(old.ino);
     if (inode.type === 'dir') throw new Ext4Error('EISDIR', `${decodeName(name)}: is a directory`);
-    return old.ino;
+    return inode;
   }
   const t = nowOf(fs, opts);
   const inode = await newInode(tx, dir, name, S_IFREG | ((opts.mode ?? 0o644) & 0o7777), opts, t);
   setLinks(inode, 1);
   await tx.writeInode(inode);
   await addDirEntry(tx, dir, name, inode.ino, direntType('file'));
+  expandExtraIsize(tx, dir); // the kernel dirties the parent: ext4_try_to_expand_extra_isize
   stamp(dir, t, { mtime: true });
   await tx.writeInode(dir);
-  return inode.ino;
+  return inode;
 }
 
 /** createFileTx in its own transaction. */
@@ -459,6 +469,7 @@ async function createNodeTx(tx: Transaction, path: NewName, mode: number, opts: 
   await init(inode);
   await tx.writeInode(inode);
   await addDirEntry(tx, dir, name, inode.ino, direntType(inode.type));
+  expandExtraIsize(tx, dir);
   stamp(dir, t, { mtime: true });
   await tx.writeInode(dir);
   return inode.ino;
@@ -567,6 +578,7 @@ export async function mkdirTx(tx: Transaction, path: NewName, opts: CreateOption
   await tx.writeInode(inode);
   await addDirEntry(tx, dir, name, inode.ino, direntType('dir'));
   incDirLinks(dir);
+  expandExtraIsize(tx, dir);
   stamp(dir, t, { mtime: true });
   await tx.writeInode(dir);
   return inode.ino;
@@ -583,6 +595,7 @@ export function mkdir(fs: Filesystem, path: PathArg, opts: CreateOptions = {}): 
 async function unlinkEntry(tx: Transaction, dir: Inode, name: Uint8Array, target: Inode, t: Timestamp, bulk = false): Promise<void> {
   if (target.linksCount === 0) throw new Ext4Error('EFSCORRUPTED', `inode ${target.ino} has an entry but no links`, { structure: `inode ${target.ino}`, location: { kind: 'inode', ino: target.ino } });
   await removeDirEntry(tx, dir, name);
+  expandExtraIsize(tx, dir);
   stamp(dir, t, { mtime: true });
   await tx.writeInode(dir);
   await dropLink(tx, target, t, bulk);
@@ -591,6 +604,7 @@ async function unlinkEntry(tx: Transaction, dir: Inode, name: Uint8Array, target
 /** A non-directory loses one name: links − 1, or dropped with its last. */
 async function dropLink(tx: Transaction, target: Inode, t: Timestamp, bulk: boolean): Promise<void> {
   if (target.linksCount === 0) throw new Ext4Error('EFSCORRUPTED', `inode ${target.ino} has an entry but no links`, { structure: `inode ${target.ino}`, location: { kind: 'inode', ino: target.ino } });
+  expandExtraIsize(tx, target);
   stamp(target, t);
   if (target.linksCount > 1) {
     setLinks(target, target.linksCount - 1);
@@ -602,6 +616,7 @@ async function dropLink(tx: Transaction, target: Inode, t: Timestamp, bulk: bool
 async function rmdirEntry(tx: Transaction, dir: Inode, name: Uint8Array, target: Inode, t: Timestamp): Promise<void> {
   await removeDirEntry(tx, dir, name);
   decDirLinks(dir);
+  expandExtraIsize(tx, dir);
   stamp(dir, t, { mtime: true });
   await tx.writeInode(dir);
   stamp(target, t);
@@ -654,10 +669,12 @@ export async function linkTx(tx: Transaction, existing: PathArg, newPath: NewNam
   if (target.linksCount === 0) throw new Ext4Error('ENOENT', `inode ${target.ino} has no links left`);
   const t = nowOf(tx.fs, opts);
   await addDirEntry(tx, dir, name, target.ino, direntType(target.type));
+  expandExtraIsize(tx, dir);
   stamp(dir, t, { mtime: true });
   await tx.writeInode(dir);
   const fresh = await tx.readInode(target.ino);
   setLinks(fresh, fresh.linksCount + 1);
+  expandExtraIsize(tx, fresh);
   stamp(fresh, t);
   await tx.writeInode(fresh);
 }
@@ -729,6 +746,7 @@ export async function renameTx(tx: Transaction, from: PathArg, to: PathArg, opts
     if (victimDir && !(await isDirEmpty(tx, victim))) throw new Ext4Error('ENOTEMPTY', `${decodeName(b.name)}: directory not empty`);
     await setDirEntry(tx, newDir, b.name, moving.ino, direntType(moving.type));
     await removeDirEntry(tx, oldDir, a.name);
+    expandExtraIsize(tx, victim);
     stamp(victim, t);
     if (victimDir || victim.linksCount <= 1) await dropInode(tx, victim);
     else {
@@ -747,13 +765,16 @@ export async function renameTx(tx: Transaction, from: PathArg, to: PathArg, opts
     decDirLinks(oldDir);
     if (!victimDir) incDirLinks(newDir);
   } else if (victimDir) decDirLinks(newDir);
+  expandExtraIsize(tx, oldDir);
   stamp(oldDir, t, { mtime: true });
   await tx.writeInode(oldDir);
   if (!same) {
+    expandExtraIsize(tx, newDir);
     stamp(newDir, t, { mtime: true });
     await tx.writeInode(newDir);
   }
   const m = await tx.readInode(moving.ino);
+  expandExtraIsize(tx, m);
   stamp(m, t);
   await tx.writeInode(m);
 }
@@ -786,14 +807,17 @@ async function exchangeEntries(tx: Transaction, a: Side, b: Side, same: boolean,
       decDirLinks(b.dir);
     }
   }
+  expandExtraIsize(tx, a.dir);
   stamp(a.dir, t, { mtime: true });
   await tx.writeInode(a.dir);
   if (!same) {
+    expandExtraIsize(tx, b.dir);
     stamp(b.dir, t, { mtime: true });
     await tx.writeInode(b.dir);
   }
   for (const ino of [a.inode.ino, b.inode.ino]) {
     const m = await tx.readInode(ino);
+    expandExtraIsize(tx, m);
     stamp(m, t);
     await tx.writeInode(m);
   }
@@ -937,6 +961,7 @@ async function removeStep(tx: Transaction, top: { parent: Uint8Array; name: Uint
       const d = await tx.readInode(dir.ino);
       for (const g of gone) await removeDirEntry(tx, d, g.name);
       for (let i = 0; i < goneDirs; i++) decDirLinks(d);
+      expandExtraIsize(tx, d);
       stamp(d, lim.now, { mtime: true });
       await tx.writeInode(d);
     }

@@ -17,6 +17,22 @@ export interface TreeXattr {
   value: Uint8Array;
 }
 
+/** Bytes [offset, offset + length) of a file that hold data. */
+export interface DataRun {
+  offset: number;
+  length: number;
+}
+
+/**
+ * A regular file with holes: its data runs (in order, not overlapping, inside
+ * the file's size; everything else reads as zeros) and the runs' bytes,
+ * concatenated, read on demand.
+ */
+export interface SparseFile {
+  runs: readonly DataRun[];
+  data(): AsyncIterable<Uint8Array>;
+}
+
 export interface TreeEntry {
   /** Path relative to the tree's root, '/'-separated, no leading '/'; '' is the root itself. */
   path: string;
@@ -36,6 +52,12 @@ export interface TreeEntry {
    * until importTree's `released` callback says so.
    */
   data?: Uint8Array | AsyncIterable<Uint8Array>;
+  /**
+   * Regular file with holes (a sparse tar member, an image's file): where its data is, and just
+   * those bytes. A consumer reads either `sparse.data()` or `data` (the whole file, zeros in the
+   * holes), not both; importTree reads `sparse` and never sees the holes' zeros.
+   */
+  sparse?: SparseFile;
   /** Symlink: its target. Hard link: the tree path of the earlier entry it is another name of. */
   target?: string | Uint8Array;
   /** Character and block devices. */
