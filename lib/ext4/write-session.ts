@@ -163,8 +163,9 @@ export class WriteSession {
       if (sb.is64) jsb.s_feature_incompat |= JINCOMPAT['64BIT'];
       journal.jsb = refreshJournalSuperblock(jsb); // written by the first commit (or start: discardLog)
       journal.policy = this.opts.checkpoint ?? 'lazy';
+      // The checkpointed images are committed transactions' final images, never written again: the cache takes them as they are.
       journal.onCheckpointed = (blocks) => {
-        for (const [n, data] of blocks) this.vol.cache.put(n, data);
+        for (const [n, data] of blocks) this.vol.cache.adopt(n, data);
       };
       this.journal = journal;
       this.vol.pending = journal.pending;
@@ -352,8 +353,10 @@ export class WriteSession {
       throw e;
     }
     this.undo = null;
-    // The transaction is durable and checkpointed: publish its state.
-    for (const [n, data] of tx.blocks) this.vol.cache.put(n, data);
+    // The transaction is durable: publish its state. Its final images are handed over (the journal's
+    // pending set holds the same arrays): nothing writes into them after the commit, and the next
+    // transaction's tx.block() copies them before changing anything.
+    for (const [n, data] of tx.blocks) this.vol.cache.adopt(n, data);
     for (const gd of tx.groups.values()) this.vol.setGroupDesc(gd);
     Object.assign(this.sb, newSb);
     this.writeStats.transactions++;

@@ -3,7 +3,9 @@
  *
  * - LRU (reordering starts once the cache is half full), bounded by `maxBytes` whatever the image size. Each cached block is
  *   its own allocation (a copy out of the device read), so a retained block
- *   never pins a larger read buffer and the bound is honest.
+ *   never pins a larger read buffer and the bound is honest. (Views into the read buffer instead,
+ *   with the pinned buffers counted, measured no less CPU for an `rm -r` of 20,000 files: the
+ *   fresh read buffer's page faults dominate, not the copy.)
  * - Read-ahead: a miss reads the wanted block plus up to `readAhead`
  *   following blocks in the same device read (clipped to the device end and
  *   stopped at the first block already cached or being read), so walking
@@ -343,6 +345,21 @@ export class BlockCache {
       this.pending.delete(n + i);
       this.insert(n + i, data.slice(i * bs, (i + 1) * bs));
     }
+  }
+
+  /**
+   * Record one block the caller has just written (or a journal holds newer than the disk), taking
+   * the array itself rather than a copy: the caller hands it over and never writes into it again
+   * (a transaction's final image after its commit; the next transaction copies it out through
+   * getBlock before changing it). An array that is a view into a larger buffer is copied, so a
+   * cached block never pins more memory than its own. A read of the block in flight will not overwrite it.
+   */
+  adopt(n: number, block: Uint8Array): void {
+    const bs = this.blockSize;
+    if (block.length !== bs) throw new Ext4Error('EINVAL', `adopt: ${block.length} bytes is not one ${bs}-byte block`, { structure: this.device.name, location: { kind: 'block', block: n } });
+    this.checkBlocks(n, 1);
+    this.pending.delete(n);
+    this.insert(n, block.byteOffset === 0 && block.buffer.byteLength === bs ? block : block.slice());
   }
 
   /**

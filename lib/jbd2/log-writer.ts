@@ -14,7 +14,8 @@
  *
  * Nothing is written here. The caller writes `writes`, flushes, then writes
  * `commitBlock` (flush/FUA): the transaction is durable once the commit block
- * is on stable storage.
+ * is on stable storage. The data entries of `writes` are the input images
+ * themselves (not copies) unless escaped: they must not change until written.
  */
 import { Ext4Error, type Location } from '../errors.js';
 import {
@@ -181,9 +182,12 @@ export function buildTransaction(input: TransactionInput): BuiltTransaction {
     const data: LogBlock[] = [];
     let off = JournalHeaderLayout.size;
     chunk.forEach((blk, k) => {
-      const logged = blk.data.slice();
+      // The final image itself is logged (the caller owns it and does not change it until the
+      // commit is done); only a block that starts with the jbd2 magic is logged as an escaped copy.
+      let logged = blk.data;
       let flags = 0;
       if (needsEscape(logged)) {
+        logged = logged.slice();
         setLoggedMagic(logged, true);
         flags |= TAG_FLAG.ESCAPE;
       }

@@ -181,6 +181,27 @@ describe('BlockCache', () => {
     expect(cache.has(0) && cache.has(1)).toBe(true);
   });
 
+  it('adopt() keeps the handed-over block itself (no copy), copies a view into a larger buffer, and wins over an in-flight read', async () => {
+    const mem = new MemoryDevice(pattern(16 * BS));
+    const gated = new GatedDevice(mem);
+    const cache = new BlockCache(gated, BS, { readAhead: 3 });
+    const pending = cache.getBlock(2); // reads 2..5
+    const img = new Uint8Array(BS).fill(0x5a);
+    cache.adopt(4, img);
+    gated.reads[0]!.release();
+    await pending;
+    expect(await cache.getBlock(4)).toBe(img); // the stale read did not replace it
+    const big = new Uint8Array(3 * BS).fill(0x33);
+    cache.adopt(7, big.subarray(BS, 2 * BS));
+    const seven = await cache.getBlock(7);
+    expect(seven.buffer.byteLength).toBe(BS); // its own allocation: does not pin `big`
+    big.fill(0);
+    expect(seven.every((x) => x === 0x33)).toBe(true);
+    expect(() => cache.adopt(8, new Uint8Array(2 * BS))).toThrow(Ext4Error);
+    expect(() => cache.adopt(16, new Uint8Array(BS))).toThrow(Ext4Error);
+    expect(cache.cachedBytes).toBeLessThanOrEqual(cache.maxBlocks * BS);
+  });
+
   it('getBlocks: one device read for scattered misses, hits served from cache, fresh array', async () => {
     const { cache, counting, data } = setup(200, { readAhead: 8 });
     await cache.prefetch(10, 8); // caches 10..17
