@@ -30,6 +30,14 @@ export const DirEntryTailLayout = defineStruct('ext4_dir_entry_tail', 12, [
   ['det_checksum', 8, 'u32'],
 ] as const);
 
+/** The entry header's fields, each reader resolved once (walkEntries). */
+const ENTRY = {
+  inode: DirEntryLayout.reader('inode'),
+  recLen: DirEntryLayout.reader('rec_len'),
+  nameLen: DirEntryLayout.reader('name_len'),
+  fileType: DirEntryLayout.reader('file_type'),
+};
+
 export const DIRENT_HEADER_SIZE = 8;
 export const DIR_TAIL_SIZE = 12;
 export const FT_DIR_CSUM = 0xde;
@@ -154,10 +162,10 @@ function walkEntries(buf: Uint8Array, start: number, end: number, o: WalkOptions
     if (off + DIRENT_HEADER_SIZE > end) {
       throw corrupt(`${end - off} bytes left at the end, too few for a directory entry`, o.where, base + off);
     }
-    const h = DirEntryLayout.decode(buf, off);
-    const inode = h.inode;
-    const recLen = decodeRecLen(h.rec_len, o.recLenBlockSize);
-    const nameLen = h.name_len;
+    // Field readers, not a decode: no object per entry (a listing walks every entry of every block).
+    const inode = ENTRY.inode(buf, off);
+    const recLen = decodeRecLen(ENTRY.recLen(buf, off), o.recLenBlockSize);
+    const nameLen = ENTRY.nameLen(buf, off);
     if (recLen < DIRENT_HEADER_SIZE) throw corrupt(`rec_len ${recLen} is smaller than 8`, o.where, base + off);
     if (recLen % 4 !== 0) throw corrupt(`rec_len ${recLen} is not a multiple of 4`, o.where, base + off);
     if (nameLen + DIRENT_HEADER_SIZE > recLen) throw corrupt(`name_len ${nameLen} does not fit rec_len ${recLen}`, o.where, base + off);
@@ -166,7 +174,7 @@ function walkEntries(buf: Uint8Array, start: number, end: number, o: WalkOptions
     if (o.inodesCount !== undefined && inode > o.inodesCount) {
       throw corrupt(`inode ${inode} is beyond s_inodes_count ${o.inodesCount}`, o.where, base + off);
     }
-    visit(off, inode, recLen, nameLen, o.hasFiletype ? h.file_type : 0);
+    visit(off, inode, recLen, nameLen, o.hasFiletype ? ENTRY.fileType(buf, off) : 0);
     off += recLen;
   }
   return -1;

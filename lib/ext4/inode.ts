@@ -4,7 +4,7 @@
  * serialised back over) the raw s_inode_size slot so unknown bytes survive.
  */
 import { defineStruct, type Decoded } from '../codec/layout.js';
-import { crc32c, inodeSeed } from './checksum.js';
+import { crc32c, crc32cZeros, inodeSeed } from './checksum.js';
 import { RO_COMPAT, type Superblock } from './superblock.js';
 import { Ext4Error, type Location } from '../errors.js';
 
@@ -118,7 +118,10 @@ export function decodeTime(base: number, extra: number | undefined): Timestamp {
 
 /** The seconds of a (base, extra) pair: signed 32-bit base plus the extra's two epoch bits × 2^32. */
 export function timeSeconds(base: number, extra: number): number {
-  return (base | 0) + (extra & 3) * 2 ** 32;
+  // Without epoch bits the small-integer form: a product with 2^32 is a heap double even when it
+  // is 0 (an allocation per value, and JSON.stringify prints doubles by the slow path).
+  const epoch = extra & 3;
+  return epoch === 0 ? base | 0 : (base | 0) + epoch * 2 ** 32;
 }
 
 export function encodeTime(t: Timestamp): { base: number; extra: number } {
@@ -146,17 +149,18 @@ export function inodeChecksum(raw: Uint8Array, ino: number, generation: number, 
   return { lo: c & 0xffff, hi: hasHi ? c >>> 16 : null };
 }
 
-/** A copy of the slot with both checksum halves zeroed: one crc32c call over it (ext4_inode_csum hashes them as zero). */
-let csumScratch = new Uint8Array(256);
-
-/** The 32-bit inode checksum of the slot at bytes[off, off + inodeSize). */
+/**
+ * The 32-bit inode checksum of the slot at bytes[off, off + inodeSize), hashed in place: the
+ * ranges around the checksum halves, which ext4_inode_csum hashes as zeros (no copy of the slot).
+ */
 function inodeChecksumAt(bytes: Uint8Array, off: number, ino: number, generation: number, fsSeedValue: number, inodeSize: number, hasHi: boolean): number {
-  if (csumScratch.length !== inodeSize) csumScratch = new Uint8Array(inodeSize);
-  const slot = csumScratch;
-  slot.set(bytes.subarray(off, off + inodeSize));
-  slot.fill(0, CSUM_LO, CSUM_LO + 2);
-  if (hasHi) slot.fill(0, CSUM_HI, CSUM_HI + 2);
-  return crc32c(inodeSeed(fsSeedValue, ino, generation), slot);
+  const end = off + inodeSize;
+  let c = crc32c(inodeSeed(fsSeedValue, ino, generation), bytes, off, off + CSUM_LO);
+  c = crc32cZeros(c, 2);
+  if (!hasHi) return crc32c(c, bytes, off + CSUM_LO + 2, end);
+  c = crc32c(c, bytes, off + CSUM_LO + 2, off + CSUM_HI);
+  c = crc32cZeros(c, 2);
+  return crc32c(c, bytes, off + CSUM_HI + 2, end);
 }
 
 export interface ParseInodeOptions {
@@ -176,18 +180,17 @@ function inodeWhere(sb: Superblock, ino: number): { structure: string; location:
  */
 export function verifyInodeSlot(sb: Superblock, ino: number, bytes: Uint8Array, off: number, opts: ParseInodeOptions): number {
   const extraIsize = sb.s_inode_size > 128 ? InodeExtraLayout.get(bytes, 'i_extra_isize', off) : 0;
-  const hi = () => InodeExtraLayout.get(bytes, 'i_checksum_hi', off);
-  return checkSlot(sb, ino, bytes, off, opts, extraIsize, InodeBaseLayout.get(bytes, 'i_generation', off), InodeBaseLayout.get(bytes, 'i_checksum_lo', off), hi);
+  return checkSlot(sb, ino, bytes, off, opts, extraIsize, InodeBaseLayout.get(bytes, 'i_generation', off), InodeBaseLayout.get(bytes, 'i_checksum_lo', off));
 }
 
-/** verifyInodeSlot on fields the caller decoded (`checksumHi` is read only if i_extra_isize covers it). */
-function checkSlot(sb: Superblock, ino: number, bytes: Uint8Array, off: number, opts: ParseInodeOptions, extraIsize: number, generation: number, checksumLo: number, checksumHi: () => number): number {
+/** verifyInodeSlot on fields the caller decoded (i_checksum_hi is read only if i_extra_isize covers it). */
+function checkSlot(sb: Superblock, ino: number, bytes: Uint8Array, off: number, opts: ParseInodeOptions, extraIsize: number, generation: number, checksumLo: number): number {
   if (extraIsize > sb.s_inode_size - 128 || extraIsize % 4 !== 0)
     throw new Ext4Error('EFSCORRUPTED', `i_extra_isize ${extraIsize} does not fit a ${sb.s_inode_size}-byte inode`, inodeWhere(sb, ino));
   if (opts.verifyChecksum && sb.hasMetadataCsum) {
-    const hasHi = extraCovers(extraIsize, 'i_checksum_hi');
+    const hasHi = extraIsize >= CSUM_HI_NEEDS;
     const c = inodeChecksumAt(bytes, off, ino, generation, opts.fsSeed, sb.s_inode_size, hasHi);
-    const hi = hasHi ? checksumHi() : 0;
+    const hi = hasHi ? SUMMARY.checksumHi(bytes, off) : 0;
     const ok = (c & 0xffff) === checksumLo && (!hasHi || c >>> 16 === hi);
     if (!ok && !isAllZero(bytes, off, off + sb.s_inode_size))
       throw new Ext4Error('EFSBADCRC', `inode checksum mismatch (stored 0x${(hi * 65536 + checksumLo).toString(16)})`, inodeWhere(sb, ino));
@@ -197,6 +200,7 @@ function checkSlot(sb: Superblock, ino: number, bytes: Uint8Array, off: number, 
 
 /** i_size, refusing what no file can be (beyond 2^53). */
 function inodeSize(sb: Superblock, ino: number, lo: number, high: number): number {
+  if (high === 0) return lo; // the common case, kept a small integer (see timeSeconds)
   const size = lo + high * 2 ** 32;
   if (!Number.isSafeInteger(size)) throw new Ext4Error('EFSCORRUPTED', `i_size ${size} is impossible`, inodeWhere(sb, ino));
   return size;
@@ -220,25 +224,45 @@ export interface InodeSummary {
  * Inode objects and copies no slots. Same values as parseInode's fields.
  */
 export function inodeSummary(sb: Superblock, ino: number, bytes: Uint8Array, off: number, opts: ParseInodeOptions, into?: InodeSummary): InodeSummary {
-  // Single-field reads (one map lookup each), not decodes: a decode builds an object of every
-  // field and copies i_block, which in a fresh process cost twice as much per listed inode.
-  const B = InodeBaseLayout;
-  const rawExtraIsize = sb.s_inode_size <= 128 ? 0 : InodeExtraLayout.get(bytes, 'i_extra_isize', off);
-  const hi = () => InodeExtraLayout.get(bytes, 'i_checksum_hi', off);
-  const extraIsize = checkSlot(sb, ino, bytes, off, opts, rawExtraIsize, B.get(bytes, 'i_generation', off), B.get(bytes, 'i_checksum_lo', off), hi);
-  const size = inodeSize(sb, ino, B.get(bytes, 'i_size_lo', off), B.get(bytes, 'i_size_high', off));
-  const mtime = B.get(bytes, 'i_mtime', off);
-  const mode = B.get(bytes, 'i_mode', off);
+  // Field readers resolved once (SUMMARY), not decodes nor by-name gets: a decode builds an object
+  // of every field and copies i_block; a get looks its field up by name on every call.
+  const R = SUMMARY;
+  const rawExtraIsize = sb.s_inode_size <= 128 ? 0 : R.extraIsize(bytes, off);
+  const extraIsize = checkSlot(sb, ino, bytes, off, opts, rawExtraIsize, R.generation(bytes, off), R.checksumLo(bytes, off));
+  const size = inodeSize(sb, ino, R.sizeLo(bytes, off), R.sizeHigh(bytes, off));
+  const mtime = R.mtime(bytes, off);
+  const mode = R.mode(bytes, off);
   const s = into ?? { mode: 0, type: null, uid: 0, gid: 0, size: 0, linksCount: 0, mtime: 0 };
   s.mode = mode;
   s.type = fileTypeOfMode(mode);
-  s.uid = B.get(bytes, 'i_uid', off) + B.get(bytes, 'i_uid_high', off) * 65536;
-  s.gid = B.get(bytes, 'i_gid', off) + B.get(bytes, 'i_gid_high', off) * 65536;
+  s.uid = R.uid(bytes, off) + R.uidHigh(bytes, off) * 65536;
+  s.gid = R.gid(bytes, off) + R.gidHigh(bytes, off) * 65536;
   s.size = size;
-  s.linksCount = B.get(bytes, 'i_links_count', off);
-  s.mtime = extraCovers(extraIsize, 'i_mtime_extra') ? timeSeconds(mtime, InodeExtraLayout.get(bytes, 'i_mtime_extra', off)) : mtime | 0;
+  s.linksCount = R.linksCount(bytes, off);
+  s.mtime = extraIsize >= MTIME_EXTRA_NEEDS ? timeSeconds(mtime, R.mtimeExtra(bytes, off)) : mtime | 0;
   return s;
 }
+
+/** The fields inodeSummary reads, each reader resolved once from the declared layouts. */
+const SUMMARY = {
+  extraIsize: InodeExtraLayout.reader('i_extra_isize'),
+  checksumHi: InodeExtraLayout.reader('i_checksum_hi'),
+  generation: InodeBaseLayout.reader('i_generation'),
+  checksumLo: InodeBaseLayout.reader('i_checksum_lo'),
+  sizeLo: InodeBaseLayout.reader('i_size_lo'),
+  sizeHigh: InodeBaseLayout.reader('i_size_high'),
+  mtime: InodeBaseLayout.reader('i_mtime'),
+  mode: InodeBaseLayout.reader('i_mode'),
+  uid: InodeBaseLayout.reader('i_uid'),
+  uidHigh: InodeBaseLayout.reader('i_uid_high'),
+  gid: InodeBaseLayout.reader('i_gid'),
+  gidHigh: InodeBaseLayout.reader('i_gid_high'),
+  linksCount: InodeBaseLayout.reader('i_links_count'),
+  mtimeExtra: InodeExtraLayout.reader('i_mtime_extra'),
+};
+/** The i_extra_isize from which i_checksum_hi / i_mtime_extra are in the inode (extraCovers). */
+const CSUM_HI_NEEDS = InodeExtraLayout.offsetOf('i_checksum_hi') + InodeExtraLayout.sizeOf('i_checksum_hi') - EXTRA_START;
+const MTIME_EXTRA_NEEDS = InodeExtraLayout.offsetOf('i_mtime_extra') + InodeExtraLayout.sizeOf('i_mtime_extra') - EXTRA_START;
 
 /**
  * Parse inode `ino` from its raw slot. Throws EFSBADCRC on checksum mismatch
@@ -248,7 +272,7 @@ export function parseInode(sb: Superblock, ino: number, slot: Uint8Array, opts: 
   const raw = slot.slice(0, sb.s_inode_size);
   const base = InodeBaseLayout.decode(raw);
   const rawExtraIsize = sb.s_inode_size > 128 ? InodeExtraLayout.get(raw, 'i_extra_isize') : 0;
-  const extraIsize = checkSlot(sb, ino, raw, 0, opts, rawExtraIsize, base.i_generation, base.i_checksum_lo, () => InodeExtraLayout.get(raw, 'i_checksum_hi'));
+  const extraIsize = checkSlot(sb, ino, raw, 0, opts, rawExtraIsize, base.i_generation, base.i_checksum_lo);
   const extra: Extra = { i_extra_isize: 0, i_checksum_hi: 0, i_ctime_extra: 0, i_mtime_extra: 0, i_atime_extra: 0, i_crtime: 0, i_crtime_extra: 0, i_version_hi: 0, i_projid: 0 };
   if (sb.s_inode_size > 128) {
     if (EXTRA_START + extraIsize >= EXTRA_END) Object.assign(extra, InodeExtraLayout.decode(raw));

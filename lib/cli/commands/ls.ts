@@ -70,9 +70,12 @@ export class JsonArrayText {
   add(rows: readonly unknown[]): void {
     if (rows.length === 0) return;
     const text = JSON.stringify(rows, null, 2);
-    // "[\n" + elements + "\n]": keep the elements, with the bracket or the comma before them.
-    this.put(this.pieces++ === 0 ? '[\n' : ',\n');
-    this.put(text.slice(2, text.length - 2));
+    // "[\n" + elements + "\n]": the whole text is encoded (no sliced copy of it), then its "[" becomes
+    // the comma after the previous piece and its closing "\n]" is dropped (ASCII: 2 bytes).
+    const start = this.len;
+    this.put(text);
+    if (this.pieces++ > 0) this.buf[start] = 0x2c; // ','
+    this.len -= 2;
   }
 
   /** The whole text, UTF-8 encoded. */
