@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fsSeed, inodeSeed } from '../../lib/ext4/checksum.js';
 import { isExt4Error } from '../../lib/errors.js';
 import { oracleGate } from '../helpers/tools.js';
+import { xorshift32 } from '../../lib/io/prng.js';
 
 export function tempDir(prefix = 'ext4kit-dir-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
@@ -34,17 +35,10 @@ function probeLoopSkipReason(): string | undefined {
   return undefined;
 }
 
-/** Deterministic xorshift32 generator. */
+/** Deterministic xorshift32 generator (raw 32-bit values). */
 export function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
+  const r = xorshift32(seed);
+  return () => r() * 2 ** 32;
 }
 
 export interface SbInfo {

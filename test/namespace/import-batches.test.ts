@@ -23,26 +23,14 @@ import { expectE2fsckClean, mkfs, oracleGate, skipReason, withLoopMount } from '
 import { tmpDir, tmpPath } from '../helpers/tmp.js';
 import { prngBytes, snapshotTree } from '../helpers/tree.js';
 import { HAVE_E2FSPROGS } from '../ops/helpers.js';
+import { xorshift32 } from '../../lib/io/prng.js';
 
 const skipLoop = oracleGate(skipReason('loop'));
-
-/** xorshift32, seeded */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-}
 
 /** 300 small files in 6 directories, a 3 MiB file, a file with zero blocks inside, empty files, a hard link, a symlink. */
 function buildSource(dir: string): void {
   fs.rmSync(dir, { recursive: true, force: true });
-  const r = rng(5);
+  const r = xorshift32(5);
   for (let d = 0; d < 6; d++) fs.mkdirSync(path.join(dir, `d${d}`), { recursive: true });
   for (let i = 0; i < 300; i++) fs.writeFileSync(path.join(dir, `d${i % 6}`, `f${i}`), prngBytes(`s${i}`, i % 17 === 0 ? 0 : Math.floor(r() * 20000)));
   fs.writeFileSync(path.join(dir, 'big'), prngBytes('big', 3 * 1024 * 1024 + 5));
@@ -142,7 +130,7 @@ describe.skipIf(!HAVE_E2FSPROGS)('crash points of a batched import', () => {
     mkfs('ext4', img, 16 << 20, ['-b', '4096']);
     const base = new Uint8Array(fs.readFileSync(img));
     // In memory: files of 0..12 KiB and one of 200 KiB, in 3 directories, 32 KiB per transaction.
-    const r = rng(9);
+    const r = xorshift32(9);
     const entries: TreeEntry[] = [{ path: '', type: 'dir', mode: 0o755, uid: 0, gid: 0 }];
     const want = new Map<string, Uint8Array>();
     for (let d = 0; d < 3; d++) entries.push({ path: `d${d}`, type: 'dir', mode: 0o755, uid: 0, gid: 0 });

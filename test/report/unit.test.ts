@@ -13,18 +13,11 @@ import { tmpDir, tmpPath } from '../helpers/tmp.js';
 import { bestExtentCount, cFixed, fileRatio, fragReport, fragScore, fragTotals } from '../../lib/ops/report.js';
 import { withFs } from './helpers.js';
 import { hasInlineData } from '../../lib/ext4/inode.js';
+import { xorshift32 } from '../../lib/io/prng.js';
 
 /** Deterministic doubles covering ties, tiny, huge, negative and ordinary values. */
 function sampleDoubles(n: number): number[] {
-  let x = 0x9e3779b9;
-  const rnd = () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
+  const rnd = xorshift32(0x9e3779b9);
   const out = [0, -0, 0.5, 1.5, 2.5, -2.5, 0.125, 0.375, 12.25, 12.35, 99.995, 1e21, 1e22, 123456789.5, 5e-324, 2 ** 53 + 2, -0.3, 0.05, 0.15, 0.25, 33.45, 64.65];
   for (let i = 0; i < n; i++) {
     const kind = i % 4;
