@@ -11,12 +11,10 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import * as nodefs from 'node:fs';
 import * as path from 'node:path';
-import { Filesystem } from '../../lib/node.js';
 import { createFile, link, mkdir, mknod, rename, rmdir, unlink } from '../../lib/ops/namespace.js';
-import { parseInodeXattrs } from '../../lib/ext4/xattr.js';
 import { expectE2fsckClean, oracleGate, run, withLoopMount } from '../helpers/tools.js';
 import { CAN_MOUNT, LOOP_SKIP, cleanupImages, copyImage } from '../ops/helpers.js';
-import { makeNsImage, withWritableAt } from './helpers.js';
+import { makeNsImage, withWritableAt, extraIsizes } from './helpers.js';
 
 afterAll(() => cleanupImages());
 
@@ -35,20 +33,6 @@ libc = ctypes.CDLL(None, use_errno=True)
 if libc.renameat2(-100, b'p', -100, b'h/q', 2) != 0: raise OSError(ctypes.get_errno(), 'renameat2')
 `;
 
-async function sizes(img: string, paths: string[]): Promise<Record<string, { extra: number; ibody: string[] }>> {
-  const fs = await Filesystem.open(img);
-  try {
-    const out: Record<string, { extra: number; ibody: string[] }> = {};
-    for (const p of paths) {
-      const i = await fs.resolve(p);
-      out[p] = { extra: i.extraIsize, ibody: i.extraIsize ? parseInodeXattrs(i.raw, i.extraIsize, i.ino).map((e) => e.name) : [] };
-    }
-    return out;
-  } finally {
-    await fs.close();
-  }
-}
-
 describe.skipIf(oracleGate(CAN_MOUNT ? null : LOOP_SKIP))('i_extra_isize on link, rename, unlink, rmdir, create', () => {
   it('grows on every inode the operation dirties, as the kernel does', async () => {
     const files = ['a', 'b', 'c', 'x', 'y', 'v', 'p', 'k', 'h/q'];
@@ -63,7 +47,7 @@ describe.skipIf(oracleGate(CAN_MOUNT ? null : LOOP_SKIP))('i_extra_isize on link
       ].join('\n') + '\n',
     });
     expectE2fsckClean(base, 'the debugfs fixture');
-    for (const [p, s] of Object.entries(await sizes(base, SMALL))) expect(s.extra, p).toBe(4);
+    for (const [p, s] of Object.entries(await extraIsizes(base, SMALL))) expect(s.extra, p).toBe(4);
 
     const kernel = copyImage(base, 'extra-isize-ns-kernel'), ours = copyImage(base, 'extra-isize-ns-ours');
     await withLoopMount(kernel, (mp) => {
@@ -82,7 +66,7 @@ describe.skipIf(oracleGate(CAN_MOUNT ? null : LOOP_SKIP))('i_extra_isize on link
       await mknod(fs, '/s/ff', 'fifo');
     });
     expectE2fsckClean(ours, 'after link, rename, unlink, rmdir, exchange');
-    const k = await sizes(kernel, AFTER), o = await sizes(ours, AFTER);
+    const k = await extraIsizes(kernel, AFTER), o = await extraIsizes(ours, AFTER);
     expect(o).toEqual(k);
     // The kernel's rule, spelled out: grown where no in-inode xattrs, kept where there are, the
     // untouched inode left alone.

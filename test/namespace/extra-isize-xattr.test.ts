@@ -9,12 +9,10 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import * as nodefs from 'node:fs';
 import * as path from 'node:path';
-import { Filesystem } from '../../lib/node.js';
 import { chmod, removeXattr, setXattr } from '../../lib/ops/attrs.js';
-import { parseInodeXattrs } from '../../lib/ext4/xattr.js';
 import { expectE2fsckClean, oracleGate, run, withLoopMount } from '../helpers/tools.js';
 import { CAN_MOUNT, LOOP_SKIP, cleanupImages, copyImage } from '../ops/helpers.js';
-import { makeNsImage, withWritableAt } from './helpers.js';
+import { makeNsImage, withWritableAt, extraIsizes } from './helpers.js';
 
 afterAll(() => cleanupImages());
 
@@ -36,20 +34,6 @@ function aclXattr(entries: [number, number, number][]): Uint8Array {
 const ACL_MODE = aclXattr([[1, 6, -1], [4, 4, -1], [0x20, 0, -1]]);
 // A named user: stored in the body, mode unchanged (0644): nothing dirties the inode outside the xattr lock.
 const ACL_KEPT = aclXattr([[1, 6, -1], [2, 4, 1234], [4, 4, -1], [0x10, 4, -1], [0x20, 4, -1]]);
-
-async function sizes(img: string): Promise<Record<string, { extra: number; ibody: string[] }>> {
-  const fs = await Filesystem.open(img);
-  try {
-    const out: Record<string, { extra: number; ibody: string[] }> = {};
-    for (const f of FILES) {
-      const i = await fs.resolve(`/${f}`);
-      out[f] = { extra: i.extraIsize, ibody: i.extraIsize ? parseInodeXattrs(i.raw, i.extraIsize, i.ino).map((e) => e.name) : [] };
-    }
-    return out;
-  } finally {
-    await fs.close();
-  }
-}
 
 describe.skipIf(oracleGate(CAN_MOUNT ? null : LOOP_SKIP))('xattr changes and a small i_extra_isize', () => {
   it('setxattr and removexattr keep it as the kernel does; a later chmod grows it', async () => {
@@ -81,7 +65,7 @@ describe.skipIf(oracleGate(CAN_MOUNT ? null : LOOP_SKIP))('xattr changes and a s
     expectE2fsckClean(ours, 'after setxattr and removexattr');
     await withWritableAt(ours, NOW, (fs) => chmod(fs, '/later', 0o600));
     expectE2fsckClean(ours, 'after chmod');
-    const k = await sizes(kernel), o = await sizes(ours);
+    const k = await extraIsizes(kernel, FILES, '/'), o = await extraIsizes(ours, FILES, '/');
     expect(o).toEqual(k);
     expect(o).toEqual({
       fresh: { extra: 4, ibody: ['user.n'] }, last: { extra: 4, ibody: [] }, later: { extra: 32, ibody: [] },

@@ -8,12 +8,10 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import * as nodefs from 'node:fs';
 import * as path from 'node:path';
-import { Filesystem } from '../../lib/node.js';
 import { chmod, setXattr, utimes } from '../../lib/ops/attrs.js';
-import { parseInodeXattrs } from '../../lib/ext4/xattr.js';
 import { expectE2fsckClean, oracleGate, run, withLoopMount } from '../helpers/tools.js';
 import { CAN_MOUNT, LOOP_SKIP, cleanupImages, copyImage } from '../ops/helpers.js';
-import { makeNsImage, withWritableAt } from './helpers.js';
+import { makeNsImage, withWritableAt, extraIsizes } from './helpers.js';
 
 afterAll(() => cleanupImages());
 
@@ -24,20 +22,6 @@ const PY_GET = `
 import os, sys, json
 print(json.dumps({p: {n: os.getxattr(p, n).hex() for n in os.listxattr(p)} for p in sys.argv[1:]}))
 `;
-
-async function extraSizes(img: string): Promise<Record<string, { extra: number; ibody: string[] }>> {
-  const fs = await Filesystem.open(img);
-  try {
-    const out: Record<string, { extra: number; ibody: string[] }> = {};
-    for (const f of FILES) {
-      const i = await fs.resolve(`/${f}`);
-      out[f] = { extra: i.extraIsize, ibody: i.extraIsize ? parseInodeXattrs(i.raw, i.extraIsize, i.ino).map((e) => e.name) : [] };
-    }
-    return out;
-  } finally {
-    await fs.close();
-  }
-}
 
 describe.skipIf(oracleGate(CAN_MOUNT ? null : LOOP_SKIP))('inodes with a small i_extra_isize', () => {
   it('chmod, utimes and setxattr grow it as the kernel does and keep in-inode xattrs', async () => {
@@ -51,7 +35,7 @@ describe.skipIf(oracleGate(CAN_MOUNT ? null : LOOP_SKIP))('inodes with a small i
     ];
     run('debugfs', ['-w', '-f', '-', base], { input: script.join('\n') + '\n' });
     expectE2fsckClean(base, 'the debugfs fixture');
-    const before = await extraSizes(base);
+    const before = await extraIsizes(base, FILES, '/');
     expect(before).toEqual({
       plain: { extra: 4, ibody: [] }, zero: { extra: 0, ibody: [] }, withx: { extra: 4, ibody: ['user.a'] },
       setx: { extra: 4, ibody: ['user.a'] }, full: { extra: 4, ibody: ['user.fill'] },
@@ -67,7 +51,7 @@ describe.skipIf(oracleGate(CAN_MOUNT ? null : LOOP_SKIP))('inodes with a small i
       await setXattr(fs, '/setx', 'user.b', new TextEncoder().encode('world'));
     });
     expectE2fsckClean(ours, 'after our chmod and setxattr');
-    const k = await extraSizes(kernel), o = await extraSizes(ours);
+    const k = await extraIsizes(kernel, FILES, '/'), o = await extraIsizes(ours, FILES, '/');
     expect(o).toEqual(k);
     // Grown where the body held no xattrs, kept where it did.
     expect(o.plain!.extra).toBe(32);

@@ -10,6 +10,7 @@ import type { Timestamp } from '../../lib/ext4/inode.js';
 import { mkfs, type FsKind } from '../helpers/tools.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { scratchPath } from '../ops/helpers.js';
+import { parseInodeXattrs } from '../../lib/ext4/xattr.js';
 
 export interface NsImage {
   /** Image file name (made unique by the caller). */
@@ -53,4 +54,19 @@ export async function entryNames(fs: CoreFilesystem, dir: string): Promise<strin
   const out: string[] = [];
   for await (const e of fs.readdir(dir)) if (e.name !== '.' && e.name !== '..') out.push(e.name);
   return out.sort();
+}
+
+/** Each name's inode: its i_extra_isize and the names of the xattrs in its body (read at `prefix + name`, keyed by name). */
+export async function extraIsizes(img: string, names: readonly string[], prefix = ''): Promise<Record<string, { extra: number; ibody: string[] }>> {
+  const fs = await Filesystem.open(img);
+  try {
+    const out: Record<string, { extra: number; ibody: string[] }> = {};
+    for (const n of names) {
+      const i = await fs.resolve(prefix + n);
+      out[n] = { extra: i.extraIsize, ibody: i.extraIsize ? parseInodeXattrs(i.raw, i.extraIsize, i.ino).map((e) => e.name) : [] };
+    }
+    return out;
+  } finally {
+    await fs.close();
+  }
 }
