@@ -253,12 +253,12 @@ function checkName(name: Uint8Array): void {
 }
 
 /**
- * Put the entry into `blk` if it has room (ext4_find_dest_de +
+ * Put the entry into leaf `lb` (its parsed `entries`; `dst` gives the writable block) if it has room (ext4_find_dest_de +
  * ext4_insert_dentry): an unused entry big enough, or a live one whose
  * rec_len exceeds its minimum by enough, split. EEXIST if the name is in the
  * block. Returns whether it was inserted.
  */
-function insertIntoLeaf(d: DirEdit, lb: number, blk: Uint8Array, entries: readonly DirEntry[], name: Uint8Array, ino: number, ft: number, dst: () => Promise<Uint8Array>): Promise<boolean> | boolean {
+function insertIntoLeaf(d: DirEdit, lb: number, entries: readonly DirEntry[], name: Uint8Array, ino: number, ft: number, dst: () => Promise<Uint8Array>): Promise<boolean> | boolean {
   const need = dirRecLen(name.length);
   let slot: DirEntry | null = null;
   for (const e of entries) {
@@ -453,7 +453,7 @@ async function addLinear(d: DirEdit, name: Uint8Array, ino: number, ft: number):
   for (let lb = 0; lb < n; lb++) {
     const blk = await d.read(lb);
     const entries = d.parseLeaf(lb, blk);
-    if (await insertIntoLeaf(d, lb, blk, entries, name, ino, ft, () => d.write(lb, 'leaf'))) return;
+    if (await insertIntoLeaf(d, lb, entries, name, ino, ft, () => d.write(lb, 'leaf'))) return;
     if (n === 1 && dirIndex) return makeIndexed(d, blk, entries, { name, ino, ft });
   }
   const lb = await d.append(d.emptyLeaf([{ inode: ino, name, fileType: ft }]));
@@ -486,7 +486,7 @@ async function addIndexed(d: DirEdit, name: Uint8Array, ino: number, ft: number)
   const { frames, leaf } = await probe(d, h.hash);
   const blk = await d.read(leaf);
   const entries = d.parseLeaf(leaf, blk);
-  if (await insertIntoLeaf(d, leaf, blk, entries, name, ino, ft, () => d.write(leaf, 'leaf'))) return;
+  if (await insertIntoLeaf(d, leaf, entries, name, ino, ft, () => d.write(leaf, 'leaf'))) return;
   const live: Live[] = entries.filter((e) => e.inode !== 0).map((e) => ({ name: e.name, ino: e.inode, ft: e.fileType, ...d.hashOf(e.name, version) }));
   const { low, high, hash } = splitLeaves(d, live, { name, ino, ft, ...h });
   (await d.write(leaf, 'leaf')).set(low);
