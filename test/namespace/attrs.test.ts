@@ -9,7 +9,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import * as nodefs from 'node:fs';
 import * as path from 'node:path';
-import { Filesystem } from '../../lib/node.js';
 import type { Filesystem as CoreFilesystem } from '../../lib/ext4/filesystem.js';
 import { chmod, chown, setXattr, listXattrs, utimes } from '../../lib/ops/attrs.js';
 import { symlink } from '../../lib/ops/namespace.js';

@@ -15,7 +15,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import * as nodefs from 'node:fs';
 import * as path from 'node:path';
-import { Filesystem } from '../../lib/node.js';
 import type { Filesystem as CoreFilesystem } from '../../lib/ext4/filesystem.js';
 import { createFile, createFileTx, mkdir, rename, rmdir, symlink, unlink } from '../../lib/ops/namespace.js';
 import { writeInlineData } from '../../lib/ext4/inline-data.js';

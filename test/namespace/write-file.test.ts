@@ -11,7 +11,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import * as nodefs from 'node:fs';
 import * as path from 'node:path';
-import { Filesystem } from '../../lib/node.js';
 import type { Filesystem as CoreFilesystem } from '../../lib/ext4/filesystem.js';
 import { appendFile, writeFile, writeFileTx } from '../../lib/ops/write-file.js';
 import { createFile, mkdir } from '../../lib/ops/namespace.js';

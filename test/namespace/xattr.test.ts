@@ -12,7 +12,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import * as nodefs from 'node:fs';
 import * as path from 'node:path';
-import { Filesystem } from '../../lib/node.js';
 import type { Filesystem as CoreFilesystem } from '../../lib/ext4/filesystem.js';
 import { chmod, getXattr, listXattrs, removeXattr, setXattr } from '../../lib/ops/attrs.js';
 import { symlink } from '../../lib/ops/namespace.js';
