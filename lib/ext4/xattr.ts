@@ -67,6 +67,9 @@ export interface XattrEntry {
 
 const decoder = new TextDecoder('utf-8', { fatal: false });
 
+/** EXT4_XATTR_SIZE_MAX: the largest value the kernel accepts (in an EA inode; smaller anywhere else). */
+export const XATTR_SIZE_MAX = 1 << 24;
+
 function parseEntries(buf: Uint8Array, entriesStart: number, valueBase: number, valueEnd: number, structure: string, location: Location): XattrEntry[] {
   const out: XattrEntry[] = [];
   let off = entriesStart;
@@ -79,6 +82,10 @@ function parseEntries(buf: Uint8Array, entriesStart: number, valueBase: number, 
     if (nameEnd > buf.length) throw new Ext4Error('EFSCORRUPTED', `entry name at ${off} runs past the area`, { structure, location });
     const suffix = buf.slice(off + 16, nameEnd);
     let value: Uint8Array | null = null;
+    // The kernel's check_xattrs: no value is larger than EXT4_XATTR_SIZE_MAX (16 MiB), which also
+    // bounds what reading an EA inode's value allocates.
+    if (e.e_value_size > XATTR_SIZE_MAX)
+      throw new Ext4Error('EFSCORRUPTED', `value of entry at ${off} is ${e.e_value_size} bytes, over the ${XATTR_SIZE_MAX}-byte limit`, { structure, location });
     if (e.e_value_inum === 0) {
       const vs = valueBase + e.e_value_offs;
       if (e.e_value_size > 0 && (vs < entriesStart || vs + e.e_value_size > valueEnd))
