@@ -213,6 +213,16 @@ function nowOf(fs: FsWriter, opts: { now?: Timestamp }): Timestamp {
 }
 
 /** Set ctime (and mtime) of an inode, nanoseconds and epoch bits where i_extra_isize has room. */
+/**
+ * An existing inode this change dirties: grown to the filesystem's i_extra_isize first (the
+ * kernel's ext4_mark_inode_dirty → ext4_try_to_expand_extra_isize, so the new time's extra bits
+ * are stored), then stamped.
+ */
+function dirty(tx: Transaction, inode: Inode, t: Timestamp, opts: { mtime?: boolean; atime?: boolean } = {}): void {
+  expandExtraIsize(tx, inode);
+  stamp(inode, t, opts);
+}
+
 function stamp(inode: Inode, t: Timestamp, opts: { mtime?: boolean; atime?: boolean } = {}): void {
   const e = encodeTime(t);
   inode.base.i_ctime = e.base;
@@ -445,8 +455,7 @@ export async function createFileInodeTx(tx: Transaction, path: NewName, opts: Cr
   setLinks(inode, 1);
   await tx.writeInode(inode);
   await addDirEntry(tx, dir, name, inode.ino, direntType('file'));
-  expandExtraIsize(tx, dir); // the kernel dirties the parent: ext4_try_to_expand_extra_isize
-  stamp(dir, t, { mtime: true });
+  dirty(tx, dir, t, { mtime: true });
   await tx.writeInode(dir);
   return inode;
 }
@@ -469,8 +478,7 @@ async function createNodeTx(tx: Transaction, path: NewName, mode: number, opts: 
   await init(inode);
   await tx.writeInode(inode);
   await addDirEntry(tx, dir, name, inode.ino, direntType(inode.type));
-  expandExtraIsize(tx, dir);
-  stamp(dir, t, { mtime: true });
+  dirty(tx, dir, t, { mtime: true });
   await tx.writeInode(dir);
   return inode.ino;
 }
@@ -578,8 +586,7 @@ export async function mkdirTx(tx: Transaction, path: NewName, opts: CreateOption
   await tx.writeInode(inode);
   await addDirEntry(tx, dir, name, inode.ino, direntType('dir'));
   incDirLinks(dir);
-  expandExtraIsize(tx, dir);
-  stamp(dir, t, { mtime: true });
+  dirty(tx, dir, t, { mtime: true });
   await tx.writeInode(dir);
   return inode.ino;
 }
@@ -595,8 +602,7 @@ export function mkdir(fs: Filesystem, path: PathArg, opts: CreateOptions = {}): 
 async function unlinkEntry(tx: Transaction, dir: Inode, name: Uint8Array, target: Inode, t: Timestamp, bulk = false): Promise<void> {
   if (target.linksCount === 0) throw new Ext4Error('EFSCORRUPTED', `inode ${target.ino} has an entry but no links`, { structure: `inode ${target.ino}`, location: { kind: 'inode', ino: target.ino } });
   await removeDirEntry(tx, dir, name);
-  expandExtraIsize(tx, dir);
-  stamp(dir, t, { mtime: true });
+  dirty(tx, dir, t, { mtime: true });
   await tx.writeInode(dir);
   await dropLink(tx, target, t, bulk);
 }
@@ -604,8 +610,7 @@ async function unlinkEntry(tx: Transaction, dir: Inode, name: Uint8Array, target
 /** A non-directory loses one name: links − 1, or dropped with its last. */
 async function dropLink(tx: Transaction, target: Inode, t: Timestamp, bulk: boolean): Promise<void> {
   if (target.linksCount === 0) throw new Ext4Error('EFSCORRUPTED', `inode ${target.ino} has an entry but no links`, { structure: `inode ${target.ino}`, location: { kind: 'inode', ino: target.ino } });
-  expandExtraIsize(tx, target);
-  stamp(target, t);
+  dirty(tx, target, t);
   if (target.linksCount > 1) {
     setLinks(target, target.linksCount - 1);
     await tx.writeInode(target);
@@ -616,8 +621,7 @@ async function dropLink(tx: Transaction, target: Inode, t: Timestamp, bulk: bool
 async function rmdirEntry(tx: Transaction, dir: Inode, name: Uint8Array, target: Inode, t: Timestamp): Promise<void> {
   await removeDirEntry(tx, dir, name);
   decDirLinks(dir);
-  expandExtraIsize(tx, dir);
-  stamp(dir, t, { mtime: true });
+  dirty(tx, dir, t, { mtime: true });
   await tx.writeInode(dir);
   stamp(target, t);
   await dropInode(tx, target);
@@ -669,13 +673,11 @@ export async function linkTx(tx: Transaction, existing: PathArg, newPath: NewNam
   if (target.linksCount === 0) throw new Ext4Error('ENOENT', `inode ${target.ino} has no links left`);
   const t = nowOf(tx.fs, opts);
   await addDirEntry(tx, dir, name, target.ino, direntType(target.type));
-  expandExtraIsize(tx, dir);
-  stamp(dir, t, { mtime: true });
+  dirty(tx, dir, t, { mtime: true });
   await tx.writeInode(dir);
   const fresh = await tx.readInode(target.ino);
   setLinks(fresh, fresh.linksCount + 1);
-  expandExtraIsize(tx, fresh);
-  stamp(fresh, t);
+  dirty(tx, fresh, t);
   await tx.writeInode(fresh);
 }
 
@@ -746,8 +748,7 @@ export async function renameTx(tx: Transaction, from: PathArg, to: PathArg, opts
     if (victimDir && !(await isDirEmpty(tx, victim))) throw new Ext4Error('ENOTEMPTY', `${decodeName(b.name)}: directory not empty`);
     await setDirEntry(tx, newDir, b.name, moving.ino, direntType(moving.type));
     await removeDirEntry(tx, oldDir, a.name);
-    expandExtraIsize(tx, victim);
-    stamp(victim, t);
+    dirty(tx, victim, t);
     if (victimDir || victim.linksCount <= 1) await dropInode(tx, victim);
     else {
       setLinks(victim, victim.linksCount - 1);
@@ -765,17 +766,14 @@ export async function renameTx(tx: Transaction, from: PathArg, to: PathArg, opts
     decDirLinks(oldDir);
     if (!victimDir) incDirLinks(newDir);
   } else if (victimDir) decDirLinks(newDir);
-  expandExtraIsize(tx, oldDir);
-  stamp(oldDir, t, { mtime: true });
+  dirty(tx, oldDir, t, { mtime: true });
   await tx.writeInode(oldDir);
   if (!same) {
-    expandExtraIsize(tx, newDir);
-    stamp(newDir, t, { mtime: true });
+    dirty(tx, newDir, t, { mtime: true });
     await tx.writeInode(newDir);
   }
   const m = await tx.readInode(moving.ino);
-  expandExtraIsize(tx, m);
-  stamp(m, t);
+  dirty(tx, m, t);
   await tx.writeInode(m);
 }
 
@@ -807,18 +805,15 @@ async function exchangeEntries(tx: Transaction, a: Side, b: Side, same: boolean,
       decDirLinks(b.dir);
     }
   }
-  expandExtraIsize(tx, a.dir);
-  stamp(a.dir, t, { mtime: true });
+  dirty(tx, a.dir, t, { mtime: true });
   await tx.writeInode(a.dir);
   if (!same) {
-    expandExtraIsize(tx, b.dir);
-    stamp(b.dir, t, { mtime: true });
+    dirty(tx, b.dir, t, { mtime: true });
     await tx.writeInode(b.dir);
   }
   for (const ino of [a.inode.ino, b.inode.ino]) {
     const m = await tx.readInode(ino);
-    expandExtraIsize(tx, m);
-    stamp(m, t);
+    dirty(tx, m, t);
     await tx.writeInode(m);
   }
 }
@@ -961,8 +956,7 @@ async function removeStep(tx: Transaction, top: { parent: Uint8Array; name: Uint
       const d = await tx.readInode(dir.ino);
       for (const g of gone) await removeDirEntry(tx, d, g.name);
       for (let i = 0; i < goneDirs; i++) decDirLinks(d);
-      expandExtraIsize(tx, d);
-      stamp(d, lim.now, { mtime: true });
+      dirty(tx, d, lim.now, { mtime: true });
       await tx.writeInode(d);
     }
     return false;
