@@ -108,6 +108,35 @@ export function indexWrites(log: readonly LogRecord[]): { writes: { position: nu
   return { writes, epochStart };
 }
 
+/**
+ * The device each crash point leaves, for points visited in order of their write count: a durable
+ * image advanced to the point's epoch (every write before its last flush, each applied once)
+ * under an overlay of the epoch's writes the point keeps.
+ */
+export class CrashPointImages {
+  readonly writes: { position: number; data: Uint8Array }[];
+  readonly #epochStart: number[];
+  readonly #durable: Uint8Array;
+  #applied = 0;
+
+  constructor(base: Uint8Array, log: readonly LogRecord[]) {
+    ({ writes: this.writes, epochStart: this.#epochStart } = indexWrites(log));
+    this.#durable = base.slice();
+  }
+
+  device(cp: CrashPoint): OverlayDevice {
+    const first = cp.writes === 0 ? 0 : this.#epochStart[cp.writes - 1]!;
+    if (first < this.#applied) throw new Error(`crash points out of order: a point at ${cp.writes} writes after one past ${this.#applied}`);
+    while (this.#applied < first) {
+      const w = this.writes[this.#applied++]!;
+      this.#durable.set(w.data, w.position);
+    }
+    const dev = new OverlayDevice(this.#durable);
+    for (let j = first; j < cp.writes; j++) if (!cp.lose?.has(j)) dev.writeSync(this.writes[j]!.position, this.writes[j]!.data);
+    return dev;
+  }
+}
+
 // ------------------------------------------------------------------ images
 
 export interface BaseImage {
@@ -450,7 +479,7 @@ export interface EvaluateStats {
  */
 export async function evaluateCrashPoints(rec: Recording, o: EvaluateOptions): Promise<EvaluateStats> {
   const T = rec.commits.length;
-  const { writes, epochStart } = indexWrites(rec.log);
+  const images = new CrashPointImages(rec.base, rec.log);
   const points = crashPoints(rec.log, { random: new Prng(o.seed), subsetsPerEpoch: o.subsetsPerEpoch }).filter((p) => !o.only || o.only(p.writes));
   type Ref = { img: Uint8Array; bs: number; ranges: [number, number][]; counts: ReturnType<typeof sbCounts> };
   const refs = new Map<number, Ref>();
@@ -487,26 +516,18 @@ export async function evaluateCrashPoints(rec: Recording, o: EvaluateOptions): P
   for (let j = 0; j < nb; j++) sample.add(boundary[Math.floor((j * boundary.length) / nb)]!);
   while (sample.size < Math.min(points.length, o.sampleSize)) sample.add(rng.int(points.length));
 
-  const durable = rec.base.slice();
-  let applied = 0;
   const st: EvaluateStats = { points: points.length, checked: 0, fsckChecked: 0, perState: new Array(T + 1).fill(0), materialiseChecks: 0, refBuilds: 0, tKit: 0, tFsck: 0 };
   let sampled = 0;
   for (let i = 0; i < points.length; i++) {
     const cp: CrashPoint = points[i]!;
     const lose = cp.lose ?? new Set<number>();
-    const first = cp.writes === 0 ? 0 : epochStart[cp.writes - 1]!;
-    while (applied < first) {
-      const w = writes[applied++]!;
-      durable.set(w.data, w.position);
-    }
-    const dev = new OverlayDevice(durable);
-    for (let j = first; j < cp.writes; j++) if (!lose.has(j)) dev.writeSync(writes[j]!.position, writes[j]!.data);
+    const dev = images.device(cp);
     // Surviving commits: they must form a prefix of the transactions.
     let c = 0;
     while (c < T && rec.commits[c]! < cp.writes && !lose.has(rec.commits[c]!)) c++;
     for (let t = c; t < T; t++) if (rec.commits[t]! < cp.writes && !lose.has(rec.commits[t]!)) throw new Error(`crash point ${i}: commit ${t} survived but commit ${c} did not`);
     st.perState[c]!++;
-    const where = `${o.label}: crash point ${i} (after ${cp.writes}/${writes.length} writes, lost [${[...lose].join(',')}]), ${c}/${T} transactions committed`;
+    const where = `${o.label}: crash point ${i} (after ${cp.writes}/${images.writes.length} writes, lost [${[...lose].join(',')}]), ${c}/${T} transactions committed`;
     const crashImage = sample.has(i) ? dev.image() : null;
     if (crashImage && sampled++ % (o.materialiseEvery ?? 3) === 0) {
       if (!sameBytes(crashImage, materialise(rec.base, rec.log, cp))) throw new Error(`${where}: overlay image differs from materialise()`);

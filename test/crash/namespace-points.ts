@@ -24,7 +24,7 @@ import { Prng } from '../../lib/io/prng.js';
 import { RecordingDevice, crashPoints, materialise, type CrashPoint, type LogRecord } from '../../lib/io/recording-device.js';
 import { e2fsckJournalOnly, e2fsckClean, oracleGate, withLoopMount } from '../helpers/tools.js';
 import { CAN_MOUNT, LOOP_SKIP, scratchPath } from '../ops/helpers.js';
-import { OverlayDevice, indexWrites } from './harness.js';
+import { CrashPointImages, type OverlayDevice } from './harness.js';
 
 /** What is compared: directories listed (names and types, not recursive) and paths whose bytes count. */
 export interface NsView {
@@ -220,22 +220,13 @@ export async function runNsCrashCase(c: NsCrashCase): Promise<NsCrashResult> {
   const t1 = Date.now();
   const keys = states.map((s) => s.key);
   const { all, points } = choosePoints(log, spans, c);
-  const { writes, epochStart } = indexWrites(log);
+  const images = new CrashPointImages(c.base, log);
 
   // 1. Every chosen point through ext4kit: an overlay over an incrementally advanced durable image.
-  const durable = c.base.slice();
-  let applied = 0;
   const reached: number[] = []; // state index per point (-1: none)
   const perState = new Array<number>(states.length).fill(0);
   for (const cp of points) {
-    const lose = cp.lose ?? new Set<number>();
-    const first = cp.writes === 0 ? 0 : epochStart[cp.writes - 1]!;
-    while (applied < first) {
-      const w = writes[applied++]!;
-      durable.set(w.data, w.position);
-    }
-    const dev = new OverlayDevice(durable);
-    for (let j = first; j < cp.writes; j++) if (!lose.has(j)) dev.writeSync(writes[j]!.position, writes[j]!.data);
+    const dev = images.device(cp);
     let at = -1;
     try {
       const v = await replayView(dev, c);
@@ -302,7 +293,7 @@ export async function runNsCrashCase(c: NsCrashCase): Promise<NsCrashResult> {
   // The image after every write (the operations done, the journal checkpointed at close) is clean.
   {
     const file = scratchPath('ns-crash-final.img');
-    bad.push(...fsckProblems(`${c.name}: after all ${writes.length} writes`, materialise(c.base, log, { writes: writes.length }), file));
+    bad.push(...fsckProblems(`${c.name}: after all ${images.writes.length} writes`, materialise(c.base, log, { writes: images.writes.length }), file));
     nodefs.rmSync(file, { force: true });
   }
   if (!perState[0]) bad.push(`${c.name}: no crash point keeps the namespace before the operations`);
