@@ -10,28 +10,18 @@ import { describe, expect, it } from 'vitest';
 import * as nodefs from 'node:fs';
 import * as path from 'node:path';
 import { appendFile, writeFile } from '../../lib/ops/write-file.js';
-import { mkfs, type FsKind } from '../helpers/tools.js';
-import { tmpDir } from '../helpers/tmp.js';
-import { HAVE_E2FSPROGS, pattern, scratchPath } from '../ops/helpers.js';
+import { mkfsBytes, type FsKind } from '../helpers/tools.js';
+import { HAVE_E2FSPROGS, chunksOf, pattern } from '../ops/helpers.js';
 import { runNsCrashCase, type NsCrashCase } from './namespace-points.js';
 
 const K = 1024;
 const NOW = { sec: 1_750_000_000, nsec: 0 };
 
 function baseImage(kind: FsKind): Uint8Array {
-  const src = tmpDir('nswf-src');
-  nodefs.mkdirSync(path.join(src, 'd'));
-  for (let i = 0; i < 5; i++) nodefs.writeFileSync(path.join(src, 'd', `old-${i}`), pattern(700 * i, 40 + i));
-  const img = scratchPath(`nswf-${kind}.img`);
-  mkfs(kind, img, 4 * 1024 * 1024, ['-b', String(K)], src);
-  nodefs.rmSync(src, { recursive: true, force: true });
-  const bytes = new Uint8Array(nodefs.readFileSync(img));
-  nodefs.rmSync(img, { force: true });
-  return bytes;
-}
-
-async function* streamOf(data: Uint8Array, piece: number): AsyncGenerator<Uint8Array> {
-  for (let at = 0; at < data.length; at += piece) yield data.subarray(at, at + piece);
+  return mkfsBytes(kind, 4 * 1024 * 1024, ['-b', String(K)], (src) => {
+    nodefs.mkdirSync(path.join(src, 'd'));
+    for (let i = 0; i < 5; i++) nodefs.writeFileSync(path.join(src, 'd', `old-${i}`), pattern(700 * i, 40 + i));
+  });
 }
 
 describe.skipIf(!HAVE_E2FSPROGS)('crash points of a writeFile that creates the file', () => {
@@ -39,10 +29,10 @@ describe.skipIf(!HAVE_E2FSPROGS)('crash points of a writeFile that creates the f
     const streamed = pattern(30 * K + 9, 4), small = pattern(12 * K + 5, 5), appended = pattern(9 * K + 1, 6);
     const view = { dirs: ['/d'], contents: ['/d/new'] };
     const cases: [FsKind, Omit<NsCrashCase, 'base' | 'granularity' | 'subsetsPerEpoch' | 'maxPoints' | 'e2fsckSample' | 'linuxSample'>, number][] = [
-      ['ext4', { name: 'ext4: a stream through a temporary inode', seed: 81, view, now: NOW, ops: [{ name: 'writeFile /d/new (stream)', run: (f) => writeFile(f, '/d/new', streamOf(streamed, 3001), { bufferBytes: 8 * K }) }] }, 4],
+      ['ext4', { name: 'ext4: a stream through a temporary inode', seed: 81, view, now: NOW, ops: [{ name: 'writeFile /d/new (stream)', run: (f) => writeFile(f, '/d/new', chunksOf(streamed, 3001), { bufferBytes: 8 * K }) }] }, 4],
       ['ext4', { name: 'ext4: one transaction', seed: 82, view, now: NOW, ops: [{ name: 'writeFile /d/new', run: (f) => writeFile(f, '/d/new', small) }] }, 1],
       ['ext4', { name: 'ext4: appendFile creating the file', seed: 83, view, now: NOW, ops: [{ name: 'appendFile /d/new', run: (f) => appendFile(f, '/d/new', appended) }] }, 1],
-      ['ext3', { name: 'ext3: a stream through a temporary inode', seed: 84, view, now: NOW, ops: [{ name: 'writeFile /d/new (stream)', run: (f) => writeFile(f, '/d/new', streamOf(streamed, 3001), { bufferBytes: 8 * K }) }] }, 4],
+      ['ext3', { name: 'ext3: a stream through a temporary inode', seed: 84, view, now: NOW, ops: [{ name: 'writeFile /d/new (stream)', run: (f) => writeFile(f, '/d/new', chunksOf(streamed, 3001), { bufferBytes: 8 * K }) }] }, 4],
     ];
     const bases = new Map<FsKind, Uint8Array>();
     const bad: string[] = [], lines: string[] = [];

@@ -12,9 +12,8 @@ import { describe, expect, it } from 'vitest';
 import * as nodefs from 'node:fs';
 import * as path from 'node:path';
 import { writeFile } from '../../lib/ops/write-file.js';
-import { mkfs, type FsKind } from '../helpers/tools.js';
-import { tmpDir } from '../helpers/tmp.js';
-import { CAN_MOUNT, HAVE_E2FSPROGS, LOOP_SKIP, pattern, sameBytes, scratchPath } from '../ops/helpers.js';
+import { mkfsBytes, type FsKind } from '../helpers/tools.js';
+import { CAN_MOUNT, HAVE_E2FSPROGS, LOOP_SKIP, chunksOf, pattern, sameBytes, scratchPath } from '../ops/helpers.js';
 import { oracleGate, withLoopMount } from '../helpers/tools.js';
 import { Filesystem } from '../../lib/ext4/filesystem.js';
 import { MemoryDevice } from '../../lib/io/memory-device.js';
@@ -24,20 +23,7 @@ import { runFileCallCase, type FileCallCase } from './file-call-case.js';
 const K = 1024;
 const OLD = pattern(20 * K + 300, 1);
 
-function baseImage(kind: FsKind): Uint8Array {
-  const src = tmpDir('wf-crash-src');
-  nodefs.writeFileSync(path.join(src, 'f'), OLD);
-  const img = scratchPath(`wf-crash-${kind}.img`);
-  mkfs(kind, img, 4 * 1024 * 1024, ['-b', String(K)], src);
-  nodefs.rmSync(src, { recursive: true, force: true });
-  const bytes = new Uint8Array(nodefs.readFileSync(img));
-  nodefs.rmSync(img, { force: true });
-  return bytes;
-}
-
-async function* streamOf(data: Uint8Array, piece: number): AsyncGenerator<Uint8Array> {
-  for (let at = 0; at < data.length; at += piece) yield data.subarray(at, at + piece);
-}
+const baseImage = (kind: FsKind): Uint8Array => mkfsBytes(kind, 4 * 1024 * 1024, ['-b', String(K)], (src) => nodefs.writeFileSync(path.join(src, 'f'), OLD));
 
 /** ext4kit's replay of the first `writes` writes of `log`, read at c.path. */
 async function replayRead(base: Uint8Array, log: readonly LogRecord[], writes: number, c: FileCallCase): Promise<Uint8Array> {
@@ -93,9 +79,9 @@ describe.skipIf(!HAVE_E2FSPROGS)('crash points of writeFile', () => {
     const bigger = pattern(45 * K + 11, 2), streamed = pattern(30 * K + 9, 4);
     const cases: [FsKind, FileCallCase][] = [
       ['ext4', { name: 'ext4: bigger, one transaction', path: '/f', old: OLD, next: bigger, call: (f) => writeFile(f, '/f', bigger) }],
-      ['ext4', { name: 'ext4: a stream through a temporary inode', path: '/f', old: OLD, next: streamed, call: (f) => writeFile(f, '/f', streamOf(streamed, 3001), { bufferBytes: 8 * K }) }],
+      ['ext4', { name: 'ext4: a stream through a temporary inode', path: '/f', old: OLD, next: streamed, call: (f) => writeFile(f, '/f', chunksOf(streamed, 3001), { bufferBytes: 8 * K }) }],
       ['ext3', { name: 'ext3 (indirect blocks): bigger, one transaction', path: '/f', old: OLD, next: bigger, call: (f) => writeFile(f, '/f', bigger) }],
-      ['ext3', { name: 'ext3: a stream through a temporary inode', path: '/f', old: OLD, next: streamed, call: (f) => writeFile(f, '/f', streamOf(streamed, 3001), { bufferBytes: 8 * K }) }],
+      ['ext3', { name: 'ext3: a stream through a temporary inode', path: '/f', old: OLD, next: streamed, call: (f) => writeFile(f, '/f', chunksOf(streamed, 3001), { bufferBytes: 8 * K }) }],
     ];
     const bases = new Map<FsKind, Uint8Array>();
     const bad: string[] = [];

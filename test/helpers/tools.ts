@@ -246,6 +246,24 @@ export function mkfs(kind: FsKind, img: string, sizeBytes: number, opts: string[
   return (r.stdout + r.stderr).trim();
 }
 
+/**
+ * An image's bytes, made by `mkfs` from a scratch source tree that `fill` populates (both removed
+ * afterwards): the base image of tests that record one call on a MemoryDevice.
+ */
+export function mkfsBytes(kind: FsKind, sizeBytes: number, opts: string[], fill: (srcDir: string) => void): Uint8Array {
+  const src = tmpPath(`mkfs-src-${kind}`);
+  const img = tmpPath(`mkfs-${kind}.img`);
+  fs.mkdirSync(src, { recursive: true });
+  try {
+    fill(src);
+    mkfs(kind, img, sizeBytes, opts, src);
+    return new Uint8Array(fs.readFileSync(img));
+  } finally {
+    fs.rmSync(src, { recursive: true, force: true });
+    fs.rmSync(img, { force: true });
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // e2fsck
 

@@ -16,7 +16,7 @@ import { appendFile, writeFile, writeFileTx } from '../../lib/ops/write-file.js'
 import { createFile, mkdir } from '../../lib/ops/namespace.js';
 import { expectE2fsckClean, mkfs, oracleGate, withLoopMount, type FsKind } from '../helpers/tools.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { CAN_MOUNT, HAVE_E2FSPROGS, LOOP_SKIP, cleanupImages, codeOf, pattern, sameBytes, scratchPath } from '../ops/helpers.js';
+import { CAN_MOUNT, HAVE_E2FSPROGS, LOOP_SKIP, chunksOf, cleanupImages, codeOf, pattern, sameBytes, scratchPath } from '../ops/helpers.js';
 import { makeNsImage, withWritableAt } from './helpers.js';
 
 afterAll(() => cleanupImages());
@@ -41,10 +41,6 @@ function makeImage(c: Config): string {
 }
 
 const withFs = <T>(img: string, fn: (fs: CoreFilesystem) => Promise<T>) => withWritableAt(img, NOW, fn);
-
-async function* streamOf(data: Uint8Array, piece: number): AsyncGenerator<Uint8Array> {
-  for (let at = 0; at < data.length; at += piece) yield data.subarray(at, at + piece);
-}
 
 async function content(fs: CoreFilesystem, p: string): Promise<Uint8Array> {
   const i = await fs.resolve(p);
@@ -100,12 +96,12 @@ describe.skipIf(!HAVE_E2FSPROGS)('writeFile, appendFile: e2fsck after each call,
       expect((await freeOf()) - free).toBe(blocksOf(bigger.length) + meta(bigger.length) - blocksOf(smaller.length) - meta(smaller.length));
 
       model.set('/d/s1', big);
-      await op('a stream that fits one transaction', (fs) => writeFile(fs, '/d/s1', streamOf(big, 999)));
+      await op('a stream that fits one transaction', (fs) => writeFile(fs, '/d/s1', chunksOf(big, 999)));
       free = await freeOf();
       const streamed = pattern(200 * 1024 + 3, 4);
       model.set('/d/s1', streamed);
       await op('a stream through a temporary inode, over an existing file', async (fs) => {
-        await writeFile(fs, '/d/s1', streamOf(streamed, 4093), { bufferBytes: 32 * 1024 });
+        await writeFile(fs, '/d/s1', chunksOf(streamed, 4093), { bufferBytes: 32 * 1024 });
       });
       expect(free - (await freeOf())).toBe(blocksOf(streamed.length) + meta(streamed.length) - blocksOf(big.length) - meta(big.length));
 
@@ -116,13 +112,13 @@ describe.skipIf(!HAVE_E2FSPROGS)('writeFile, appendFile: e2fsck after each call,
       model.set('/d/s2', streamed);
       await op('a stream through a temporary inode, creating the file', async (fs) => {
         const inodesFree = fs.sb.s_free_inodes_count;
-        const ino = await writeFile(fs, '/d/s2', streamOf(streamed, 4093), { bufferBytes: 32 * 1024, mode: 0o640, uid: 5, gid: 6, now: NOW });
+        const ino = await writeFile(fs, '/d/s2', chunksOf(streamed, 4093), { bufferBytes: 32 * 1024, mode: 0o640, uid: 5, gid: 6, now: NOW });
         const inode = await fs.readInode(ino);
         expect([inode.mode & 0o7777, inode.uid, inode.gid, inode.size, inode.linksCount]).toEqual([0o640, 5, 6, streamed.length, 1]);
         expect(inode.mtime).toEqual(NOW);
         expect(fs.sb.s_free_inodes_count).toBe(inodesFree - 1);
         for (const [p, code] of [['/none/x', 'ENOENT'], ['/hello/x', 'ENOTDIR'], ['/d/s2', 'EEXIST']] as const)
-          expect(await codeOf(writeFile(fs, p, streamOf(streamed, 4093), { bufferBytes: 32 * 1024, flag: 'wx' })), p).toBe(code);
+          expect(await codeOf(writeFile(fs, p, chunksOf(streamed, 4093), { bufferBytes: 32 * 1024, flag: 'wx' })), p).toBe(code);
         expect(fs.sb.s_free_inodes_count).toBe(inodesFree - 1);
       });
       expect(free - (await freeOf())).toBe(blocksOf(streamed.length) + meta(streamed.length));
@@ -133,7 +129,7 @@ describe.skipIf(!HAVE_E2FSPROGS)('writeFile, appendFile: e2fsck after each call,
         await appendFile(fs, '/hello', pattern(777, 5));
         await appendFile(fs, '/hello', pattern(c.bs * 3, 6));
         await appendFile(fs, '/d/appended', pattern(100, 8));
-        await appendFile(fs, '/d/appended', streamOf(pattern(20_000, 9), 3000), { bufferBytes: 8192 });
+        await appendFile(fs, '/d/appended', chunksOf(pattern(20_000, 9), 3000), { bufferBytes: 8192 });
         await writeFile(fs, '/d/appended', pattern(5, 10), { flag: 'a' });
       });
 
@@ -222,7 +218,7 @@ describe.skipIf(!HAVE_E2FSPROGS)('reproducible', () => {
     for (const p of [img, copy]) {
       await withFs(p, async (fs) => {
         await writeFile(fs, '/d/new', pattern(70_000, 1), { mode: 0o640 });
-        await writeFile(fs, '/hello', streamOf(pattern(50_000, 2), 7000), { bufferBytes: 16_384 });
+        await writeFile(fs, '/hello', chunksOf(pattern(50_000, 2), 7000), { bufferBytes: 16_384 });
         await appendFile(fs, '/hello', pattern(10, 3));
         await chmod(fs, '/d/new', 0o600);
         await chown(fs, '/d/new', 10, 20);

@@ -32,6 +32,11 @@ export const HAVE_E2FSPROGS = haveTools(E2FSPROGS_TOOLS);
 export const LOOP_SKIP = HAVE_E2FSPROGS ? skipReason('loop') : 'e2fsprogs missing';
 export const CAN_MOUNT = LOOP_SKIP === null && canLoopMount();
 
+/** `data` as a stream of `piece`-byte chunks (the last one shorter): a content that is not one buffer. */
+export async function* chunksOf(data: Uint8Array, piece: number): AsyncGenerator<Uint8Array> {
+  for (let at = 0; at < data.length; at += piece) yield data.subarray(at, at + piece);
+}
+
 /** Deterministic bytes (xorshift32). */
 export function pattern(n: number, seed: number): Uint8Array {
   const out = new Uint8Array(n);
