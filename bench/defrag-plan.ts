@@ -1,0 +1,151 @@
+/**
+ * bench/defrag-plan — the defrag planner alone (lib/ops/defrag-plan.ts) on the kernel-fragmented
+ * bench images (test/helpers/frag-images.ts, the same ones bench/defrag uses): how many bytes its
+ * plan copies, in how many moves, against what must move at least, and its CPU.
+ *
+ *   npx tsx bench/defrag-plan.ts [--sizes 256,1024] [--fills 50,70,90] [--big] [--runs 5]
+ *                                [--seed 1] [--compare path/to/other-defrag-plan.ts] [--dump DIR]
+ *
+ * The model is read once per image (read-only open of the cached original, as defrag() collects
+ * it: regular files with their extents and tree blocks, getFreeBlocks); then planDefrag runs
+ * --runs times in this process (the first run is cold: module code not yet optimised; the median
+ * is printed beside it). Printed per image:
+ *  - bytes: the sum of every step's target (what the executor copies), by phase;
+ *  - floor: the blocks of the files that are not ideal (each must be rewritten once) — a plan
+ *    moving only these, each once, copies 1.00x; over it are evictions and compaction moves;
+ *  - once: blocks of moves whose data moves again later (a move that a later move undoes);
+ *  - the prediction and whether it meets the issue's targets;
+ *  - plan CPU (user+sys of this process around the call), first and median.
+ * --compare loads a second planner module (same exports) and prints its figures in the same run;
+ * --dump writes each image's planner input to DIR/<image>.json.
+ */
+import { Filesystem } from '../lib/node.js';
+import { INODE_FLAGS, type Inode } from '../lib/ext4/inode.js';
+import { nodeCapacity, type Extent } from '../lib/ext4/extents.js';
+import { fragmentCount, mappedBlocks } from '../lib/ext4/extent-map.js';
+import { decodeName } from '../lib/ext4/bytes.js';
+import { getFreeBlocks } from '../lib/ops/free.js';
+import * as current from '../lib/ops/defrag-plan.js';
+import type { Plan, PlanFile, Run } from '../lib/ops/defrag-plan.js';
+import { ensureBuilt } from '../test/helpers/frag-images.js';
+import * as nodeFs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const args = process.argv.slice(2);
+const opt = (name: string): string | undefined => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const list = (v: string | undefined, def: number[]) => (v ? v.split(',').map(Number) : def);
+const SIZES = list(opt('sizes'), [256, 1024]).concat(args.includes('--big') ? [4096] : []);
+const FILLS = list(opt('fills'), [50, 70, 90]);
+const RUNS = Math.max(1, Number(opt('runs') ?? 5));
+const SEED = Number(opt('seed') ?? 1);
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+interface Input {
+  files: PlanFile[];
+  free: Run[];
+  bounds: { first: number; end: number };
+  blockSize: number;
+  idealExtentBlocks: number;
+  leafExtents: number;
+}
+
+/** The planner's input as defrag() collects it (whole filesystem). */
+async function collect(image: string): Promise<Input> {
+  const fs = await Filesystem.open(image);
+  try {
+    const files: PlanFile[] = [];
+    const seen = new Set<number>();
+    const bad = INODE_FLAGS.IMMUTABLE | INODE_FLAGS.APPEND | INODE_FLAGS.ENCRYPT | INODE_FLAGS.VERITY | INODE_FLAGS.INLINE_DATA | INODE_FLAGS.JOURNAL_DATA;
+    const visit = async (inode: Inode, p: string): Promise<void> => {
+      if (seen.has(inode.ino)) return;
+      seen.add(inode.ino);
+      if (inode.type === 'dir') {
+        for (const e of await fs.readdirRaw(inode)) {
+          const name = decodeName(e.name);
+          if (name !== '.' && name !== '..') await visit(await fs.readInode(e.ino), p === '/' ? `/${name}` : `${p}/${name}`);
+        }
+        return;
+      }
+      if (inode.type !== 'file' || inode.flags & bad || inode.ino < fs.sb.s_first_ino || inode.size === 0) return;
+      const map = await fs.fileMap(inode);
+      const limit = Math.ceil(inode.size / fs.blockSize);
+      const extents: Extent[] = [];
+      for (const e of map.extents) {
+        if (e.logical >= limit) break;
+        extents.push({ ...e, length: Math.min(e.length, limit - e.logical) });
+      }
+      if (mappedBlocks(extents)) files.push({ ino: inode.ino, path: p, extents, treeBlocks: map.metadataBlocks, blockMapped: !(inode.flags & INODE_FLAGS.EXTENTS) });
+    };
+    await visit(await fs.resolve('/'), '/');
+    const bs = fs.blockSize;
+    const free = (await getFreeBlocks(fs)).map((r) => ({ start: r.start / bs, length: r.len / bs }));
+    return { files, free, bounds: { first: fs.sb.s_first_data_block, end: fs.sb.blocksCount }, blockSize: bs, idealExtentBlocks: Math.floor((128 << 20) / bs), leafExtents: nodeCapacity(bs) - 1 };
+  } finally {
+    await fs.close();
+  }
+}
+
+/** Blocks of moves whose logical blocks move again in a later step (copies a better order saves). */
+function movedAgain(plan: Plan): number {
+  const last = new Map<string, number>(); // file:logical block → index of its last step
+  plan.steps.forEach((s, k) => { for (let b = s.logical; b < s.logical + s.length; b++) last.set(`${s.file}:${b}`, k); });
+  let again = 0;
+  plan.steps.forEach((s, k) => {
+    for (const e of s.expect) {
+      const a = Math.max(e.logical, s.logical), b = Math.min(e.logical + e.length, s.logical + s.length);
+      for (let l = a; l < b; l++) if (last.get(`${s.file}:${l}`)! > k) again++;
+    }
+  });
+  return again;
+}
+
+type Planner = typeof current;
+
+function measure(label: string, planner: Planner, inp: Input): void {
+  const cpu: number[] = [];
+  let plan: Plan | null = null;
+  for (let r = 0; r < RUNS; r++) {
+    const c0 = process.cpuUsage();
+    plan = planner.planDefrag(inp.files, inp.free, inp.bounds, { idealExtentBlocks: inp.idealExtentBlocks, wholeFs: true, leafExtents: inp.leafExtents });
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1000);
+  }
+  const p = plan!;
+  const blocks = (ph: string) => p.steps.filter((s) => s.phase === ph).reduce((a, s) => a + s.target.reduce((x, t) => x + t.length, 0), 0);
+  const total = p.steps.reduce((a, s) => a + s.target.reduce((x, t) => x + t.length, 0), 0);
+  const ideal = (x: Extent[]) => fragmentCount(x) <= Math.max(1, Math.ceil(mappedBlocks(x) / inp.idealExtentBlocks));
+  const floor = inp.files.filter((f) => !ideal(f.extents)).reduce((a, f) => a + mappedBlocks(f.extents), 0);
+  const MB = (b: number) => ((b * inp.blockSize) / 1e6).toFixed(1);
+  const pr = p.predicted;
+  const met = pr.extents <= 1.1 * inp.files.reduce((a, f) => a + Math.max(1, Math.ceil(mappedBlocks(f.extents) / inp.idealExtentBlocks)), 0) && pr.freeExtents <= 50 && 2 * pr.largestFree >= pr.freeBlocks;
+  console.log(`  ${label.padEnd(8)} moves ${p.steps.length}, bytes ${MB(total)} MB (${(total / Math.max(1, floor)).toFixed(2)}x floor; defrag ${MB(blocks('defrag'))}, evict ${MB(blocks('evict'))}, compact ${MB(blocks('compact'))}; moved again later ${MB(movedAgain(p))}), files moved ${new Set(p.steps.map((s) => s.file)).size}, waves ${current.planWaves(inp.files, p.steps, inp.bounds)}, predicted ${pr.extents} extents / ${pr.freeExtents} free extents / largest ${pr.largestFree} of ${pr.freeBlocks}, targets ${met ? 'met' : 'NOT met'}${p.complete ? '' : ' (incomplete)'}, skipped ${p.skipped.length}; plan CPU first ${cpu[0]!.toFixed(0)} ms, median ${median(cpu).toFixed(0)} ms of ${RUNS}`);
+}
+
+async function main(): Promise<void> {
+  const other = opt('compare') ? ((await import(path.resolve(opt('compare')!))) as Planner) : null;
+  console.log(`bench/defrag-plan ${new Date().toISOString()} load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; runs ${RUNS}; seed ${SEED}`);
+  for (const size of SIZES) for (const fill of FILLS) {
+    const built = ensureBuilt({ sizeMiB: size, fill: fill / 100, seed: SEED });
+    if (!built) throw new Error('bench/defrag-plan needs root and loop devices to build the images');
+    const inp = await collect(built.original);
+    if (opt('dump')) nodeFs.writeFileSync(path.join(opt('dump')!, `${built.name}.json`), JSON.stringify(inp));
+    const ideal = (x: Extent[]) => fragmentCount(x) <= Math.max(1, Math.ceil(mappedBlocks(x) / inp.idealExtentBlocks));
+    const bad = inp.files.filter((f) => !ideal(f.extents));
+    const used = inp.files.reduce((a, f) => a + mappedBlocks(f.extents), 0);
+    const MB = (b: number) => ((b * inp.blockSize) / 1e6).toFixed(1);
+    console.log(`[${built.name}] ${inp.files.length} files (${bad.length} not ideal, ${MB(bad.reduce((a, f) => a + mappedBlocks(f.extents), 0))} MB = the floor), data ${MB(used)} MB, ${inp.files.reduce((a, f) => a + fragmentCount(f.extents), 0)} extents, ${inp.free.length} free extents, free ${MB(inp.free.reduce((a, r) => a + r.length, 0))} MB`);
+    if (other) measure('compare', other, inp);
+    measure('current', current, inp);
+  }
+  console.log(`load at end ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+}
+
+await main();
