@@ -97,6 +97,8 @@ interface FileInfo {
   /** Extent-tree blocks (indirect blocks of a block-mapped file). */
   treeBlocks: number[];
   blockMapped: boolean;
+  /** The whole map as read (past EOF too): what moveFiles' scheduler starts from. */
+  map: readonly Extent[];
 }
 
 interface FreeRun {
@@ -146,7 +148,7 @@ async function fileInfo(fs: Filesystem, inode: Inode, path: string): Promise<Fil
   }
   const blocks = extents.reduce((a, e) => a + e.length, 0);
   if (blocks === 0) return null;
-  return { path, ino: inode.ino, inode, extents, blocks, fragments: fragmentCount(extents), treeBlocks: map.metadataBlocks, blockMapped };
+  return { path, ino: inode.ino, inode, extents, blocks, fragments: fragmentCount(extents), treeBlocks: map.metadataBlocks, blockMapped, map: map.extents };
 }
 
 async function freeRuns(fs: Filesystem): Promise<FreeRun[]> {
@@ -255,6 +257,7 @@ export async function defrag(fs: Filesystem, opts: DefragOptions = {}): Promise<
     // is what the last round could not do, not a move a later round made after all.
     summary.errors = [];
     let failed = false;
+    const byIno = new Map(files.map((f) => [f.ino, f]));
     for (let i = 0, n = 0; i < plan.steps.length && !failed; i += n) {
       if (!budgetLeft()) break;
       // Under a byte budget, hand over only the steps that budget still allows (the last one may
@@ -272,6 +275,11 @@ export async function defrag(fs: Filesystem, opts: DefragOptions = {}): Promise<
       const moves: FileMove[] = batch.map((st) => ({ ino: files[st.file]!.ino, logicalBlock: st.logical, lengthBlocks: st.length, target: st.target.map((r) => ({ startBlock: r.start, lengthBlocks: r.length })), expect: st.expect, treeBlock: st.treeBlock }));
       let committed = 0, committedBytes = 0;
       const results = await moveFiles(fs, moves, {
+        // as read for this round's plan (moves of earlier calls in this round changed their files: read again)
+        known: i === 0 ? (ino) => {
+          const f = byIno.get(ino);
+          return f && { extents: f.map, treeBlocks: f.treeBlocks, size: f.inode.size, blockMapped: f.blockMapped };
+        } : undefined,
         onCommit: (done) => {
           summary.transactions++;
           committed += done.length;

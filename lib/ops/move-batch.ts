@@ -40,7 +40,7 @@ import type { Filesystem } from '../ext4/filesystem.js';
 import type { Transaction } from '../ext4/transaction.js';
 import { findFree, markAllocated } from '../ext4/alloc.js';
 import { produceOrderedData } from '../ext4/commit.js';
-import { insert, mappedIn, normalise, punch } from '../ext4/extent-map.js';
+import { insert, mappedIn, maxLen, normalise, punch } from '../ext4/extent-map.js';
 import { assertMutableRegularFile, blockMapExclude, remapInode, touch, txFileMap } from '../ext4/remap.js';
 import type { Extent } from '../ext4/extents.js';
 import { isExtentMapped, type Inode } from '../ext4/inode.js';
@@ -122,6 +122,20 @@ export interface MoveFilesOptions {
   onCommit?(done: readonly MoveResult[]): void;
   /** Asked before each transaction: true stops (the moves not made yet are returned unmoved, without an error). */
   stop?(): boolean;
+  /**
+   * The file as the caller read it in this open (the defragmenter's plan input): the scheduler
+   * starts from it instead of reading the inode and its map again. Only the schedule's tightness
+   * rests on it — every move is checked against the transaction's view when it runs.
+   */
+  known?(ino: number): KnownFile | undefined;
+}
+
+/** A file's state for the scheduler: its whole map (past EOF too), tree blocks, size. */
+export interface KnownFile {
+  extents: readonly Extent[];
+  treeBlocks: readonly number[];
+  size: number;
+  blockMapped: boolean;
 }
 
 /** A move's plan, once checked against the transaction's view. */
@@ -161,10 +175,18 @@ function overlaps(a: { start: number; length: number }, b: { start: number; leng
  */
 export function layOut(extents: readonly Extent[], lb: number, n: number, target: readonly { start: number; length: number }[]): { newExtents: Extent[]; freed: Extent[]; copies: Copy[] } {
   const end = lb + n;
-  let need = 0, sortedIn = true;
+  // one scan: the blocks the range maps, and whether the list is in normal form (strictly in
+  // logical order, no overlap, none over-long, no neighbours normalise would merge) — then the
+  // parts outside the range are kept as they are, not copied and normalised again
+  let need = 0, sortedIn = true, normal = true;
   for (let i = 0; i < extents.length; i++) {
     const e = extents[i]!;
-    if (i > 0 && extents[i - 1]!.logical >= e.logical) sortedIn = false;
+    if (e.length > maxLen(e.unwritten)) normal = false;
+    if (i > 0) {
+      const a = extents[i - 1]!;
+      if (a.logical >= e.logical) sortedIn = false;
+      else if (a.logical + a.length > e.logical || mergeable(a, e)) normal = false;
+    }
     const s = Math.max(lb, e.logical), t = Math.min(end, e.logical + e.length);
     if (s < t) need += t - s;
   }
@@ -215,6 +237,7 @@ export function layOut(extents: readonly Extent[], lb: number, n: number, target
     const { list, removed } = punch(extents, lb, n);
     return { newExtents: insert(list, added), freed: removed, copies };
   }
+  if (normal) return layOutNormal(extents, lb, end, target, copies, freed);
   for (const e of extents) {
     const eEnd = e.logical + e.length;
     if (eEnd <= lb || e.logical >= end) {
@@ -229,6 +252,59 @@ export function layOut(extents: readonly Extent[], lb: number, n: number, target
     if (eEnd > end) out.push({ logical: end, physical: e.physical + (end - e.logical), length: eEnd - end, unwritten: e.unwritten });
   }
   return { newExtents: normalise(out), freed, copies };
+}
+
+/** Whether normalise (extent-map.ts) would merge b into a: adjacent on both sides, same state, within the length limit. */
+function mergeable(a: Extent, b: Extent): boolean {
+  return a.unwritten === b.unwritten && a.logical + a.length === b.logical && a.physical + a.length === b.physical && a.length + b.length <= maxLen(b.unwritten);
+}
+
+/** Append x to a normal-form list, merged into its last extent as normalise would (a new object: the list may share the input's). */
+function pushMerged(out: Extent[], x: Extent): void {
+  const last = out[out.length - 1];
+  if (last && mergeable(last, x)) out[out.length - 1] = { ...last, length: last.length + x.length };
+  else out.push(x);
+}
+
+/**
+ * layOut of a list in normal form (checked by the caller): the extents before and after the range
+ * are taken as they are (the same objects; extents are values), only the range is rebuilt, and
+ * only its seams can merge — the result equals normalise() of the whole rebuilt list, at the cost
+ * of the range (a fragmented file evicted piece by piece rebuilt its whole map per piece, twice).
+ */
+function layOutNormal(extents: readonly Extent[], lb: number, end: number, target: readonly { start: number; length: number }[], copies: Copy[], freed: Extent[]): { newExtents: Extent[]; freed: Extent[]; copies: Copy[] } {
+  // first extent ending after lb (in normal form the ends increase)
+  let lo = 0, hi = extents.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const e = extents[mid]!;
+    if (e.logical + e.length <= lb) lo = mid + 1;
+    else hi = mid;
+  }
+  const out = extents.slice(0, lo);
+  let ti = 0, toff = 0;
+  let i = lo;
+  for (; i < extents.length && extents[i]!.logical < end; i++) {
+    const e = extents[i]!;
+    const eEnd = e.logical + e.length;
+    if (e.logical < lb) pushMerged(out, { logical: e.logical, physical: e.physical, length: lb - e.logical, unwritten: e.unwritten });
+    const s = Math.max(lb, e.logical), t = Math.min(end, eEnd);
+    freed.push({ logical: s, physical: e.physical + (s - e.logical), length: t - s, unwritten: e.unwritten });
+    for (let done = 0; done < t - s; ) {
+      const r = target[ti]!;
+      const k = Math.min(t - s - done, r.length - toff);
+      pushMerged(out, { logical: s + done, physical: r.start + toff, length: k, unwritten: e.unwritten });
+      if (!e.unwritten) copies.push({ from: e.physical + (s - e.logical) + done, to: r.start + toff, length: k });
+      done += k;
+      toff += k;
+      if (toff === r.length) (ti++, (toff = 0));
+    }
+    if (eEnd > end) pushMerged(out, { logical: end, physical: e.physical + (end - e.logical), length: eEnd - end, unwritten: e.unwritten });
+  }
+  // the seam with the rest (which, in normal form, cannot merge further)
+  if (i < extents.length) pushMerged(out, extents[i++]!);
+  for (; i < extents.length; i++) out.push(extents[i]!);
+  return { newExtents: out, freed, copies };
 }
 
 function sameExtents(a: readonly Extent[], b: readonly Extent[]): boolean {
@@ -293,14 +369,16 @@ const PER_FILE_SLACK = 8;
  * tree blocks, what the planner expected). A move whose footprint is wrong
  * here (the file changed meanwhile) fails its own checks in its transaction.
  */
-async function footprints(fs: Filesystem, moves: readonly Move[]): Promise<MoveFootprint[]> {
+async function footprints(fs: Filesystem, moves: readonly Move[], known?: (ino: number) => KnownFile | undefined): Promise<MoveFootprint[]> {
   const bs = fs.blockSize;
   const first = fs.sb.s_first_data_block, end = fs.sb.blocksCount;
   const sim = new Map<number, { extents: readonly Extent[]; tree: number[]; size: number; blockMapped: boolean } | null>();
   const out: MoveFootprint[] = [];
   for (const m of moves) {
     let f = sim.get(m.ino);
-    if (f === undefined) {
+    const k = f === undefined ? known?.(m.ino) : undefined;
+    if (k) sim.set(m.ino, (f = { extents: k.extents, tree: [...k.treeBlocks], size: k.size, blockMapped: k.blockMapped }));
+    else if (f === undefined) {
       try {
         const inode = await fs.readInode(m.ino);
         const map = await fs.fileMap(inode);
@@ -320,12 +398,19 @@ async function footprints(fs: Filesystem, moves: readonly Move[]): Promise<MoveF
     const n = m.length ?? Math.ceil(f.size / bs) - lb;
     const frees: BlockRun[] = [];
     const range = Number.isSafeInteger(lb) && Number.isSafeInteger(n) && n >= 0;
-    for (const e of range ? mappedIn(f.extents, lb, n) : f.extents) frees.push({ start: e.physical, length: e.length });
     for (const e of range ? mappedIn(m.expect ?? [], lb, n) : (m.expect ?? [])) frees.push({ start: e.physical, length: e.length });
     let allocates = false;
     let span: BlockRun[] | undefined;
+    let laid: ReturnType<typeof layOut> | null = null;
     try {
-      const next = layOut(f.extents, lb, n, m.target).newExtents;
+      laid = layOut(f.extents, lb, n, m.target);
+    } catch {
+      // refused by its own check (layOut again): changes nothing; frees all it might
+    }
+    // the blocks the range maps now (layOut's freed: the same parts, without a second pass over the map)
+    for (const e of laid && range ? laid.freed : range ? mappedIn(f.extents, lb, n) : f.extents) frees.push({ start: e.physical, length: e.length });
+    if (laid) {
+      const next = laid.newExtents;
       let tree = f.tree;
       if (f.blockMapped) {
         // a block map is positional: the same logical blocks keep the same indirect blocks
@@ -347,8 +432,6 @@ async function footprints(fs: Filesystem, moves: readonly Move[]): Promise<MoveF
         tree = [-1];
       }
       sim.set(m.ino, { extents: next, tree, size: f.size, blockMapped: f.blockMapped });
-    } catch {
-      // refused by its own check (layOut again): changes nothing
     }
     out.push({ file: m.ino, frees, target, allocates, span });
   }
@@ -369,7 +452,7 @@ export async function moveFiles(fs: Filesystem, fileMoves: readonly FileMove[], 
   let limit = journal ? journal.maxTransactionBlocks() : Infinity;
   let maxFiles = opts.maxFiles ?? 4096;
   const maxBytes = opts.maxBytes ?? 256 * 1024 * 1024;
-  const schedule = scheduleMoves(await footprints(fs, moves));
+  const schedule = scheduleMoves(await footprints(fs, moves, opts.known));
   const order = schedule.waves.flat();
   const failed = new Set<number>();
   // positions a transaction must end before (a move found to take blocks its transaction frees)
