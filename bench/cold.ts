@@ -13,7 +13,14 @@
  * Every figure is a median of --runs (≥ 5) runs, the commands interleaved round-robin so that
  * the shared machine's load drifts over all of them alike; the load average is printed. With
  * `perf stat` available, CPU time (task-clock) is printed too: on a loaded machine it is the
- * steadier measure (node's start-up CPU is subtracted likewise).
+ * steadier measure (node's start-up CPU is subtracted likewise); else, with GNU time
+ * (/usr/bin/time), user+system CPU and minor page faults (a fresh process pays for every new
+ * page it touches: on a VM ~15 µs each, 4 ms a MB).
+ * Each command's stdout goes to a file, as `ext4kit free IMG --json > out.json` does: through a
+ * pipe into this process (spawnSync) the 13 MB of `free --json` took ~115 ms more, which is
+ * spawnSync's reading (`cat` drains the same pipe in ~20 ms), not the command's work.
+ * --rt runs every command under `chrt -f 10` (root): on a machine shared with other work, the
+ * figures then come near a quiet machine's (run the bench itself under chrt too).
  * --cli adds other bundles (e.g. an earlier build: `--cli before=/tmp/cli-before.js`) to the
  * same run; the current tree is bundled as "now".
  * --instructions also counts instructions under callgrind (one run each, `node -e 0`'s count
@@ -60,11 +67,17 @@ interface Job {
   times: number[];
   /** CPU time (task-clock: user + system, all threads) when perf is available. */
   cpu: number[];
+  /** Minor page faults (GNU time). */
+  faults: number[];
 }
 // On a shared machine wall time swings with the load; CPU time much less: take both when `perf stat` works.
 const PERF = spawnSync('perf', ['stat', '-x,', '-e', 'task-clock', '--', 'true']).status === 0;
+// Else GNU time: user + system CPU (10 ms resolution) and minor page faults.
+const GNU_TIME = !PERF && spawnSync('/usr/bin/time', ['-f', '%U %S %R', 'true']).status === 0;
+const RT = args.includes('--rt');
+const sink = join(work, 'stdout');
 const jobs: Job[] = [];
-const job = (name: string, cmd: string, a: string[]) => jobs.push({ name, cmd, args: a, times: [], cpu: [] });
+const job = (name: string, cmd: string, a: string[]) => jobs.push({ name, cmd, args: a, times: [], cpu: [], faults: [] });
 job('node -e 0', process.execPath, ['-e', '0']);
 for (const [label, bin] of clis) job(`${label}: --version`, process.execPath, [bin, '--version']);
 for (const [im, image] of images) {
@@ -79,15 +92,23 @@ for (const [im, image] of images) {
 const freeRuns = new Map<string, number>();
 for (let r = 0; r < RUNS + 1; r++) {
   for (const j of jobs) {
+    let [cmd, a] = PERF ? ['perf', ['stat', '-x,', '-e', 'task-clock', '--', j.cmd, ...j.args]] : GNU_TIME ? ['/usr/bin/time', ['-f', 'EXT4KIT_TIME %U %S %R', j.cmd, ...j.args]] : [j.cmd, j.args];
+    if (RT) [cmd, a] = ['chrt', ['-f', '10', cmd, ...a]];
+    const out = fs.openSync(sink, 'w');
     const t = performance.now();
-    const [cmd, a] = PERF ? ['perf', ['stat', '-x,', '-e', 'task-clock', '--', j.cmd, ...j.args]] : [j.cmd, j.args];
-    const p = spawnSync(cmd, a, { maxBuffer: 1 << 30, env: { ...process.env, LANG: 'C' } });
+    const p = spawnSync(cmd, a, { stdio: ['ignore', out, 'pipe'], maxBuffer: 1 << 30, env: { ...process.env, LANG: 'C' } });
     const ms = performance.now() - t;
+    fs.closeSync(out);
     if (p.status !== 0) throw new Error(`${j.name} failed (${p.status}): ${p.stderr}`);
     const clock = PERF ? /^([\d.]+),msec,task-clock/m.exec(p.stderr.toString('utf8')) : null;
     if (clock && r > 0) j.cpu.push(Number(clock[1]));
+    const gt = GNU_TIME ? /^EXT4KIT_TIME ([\d.]+) ([\d.]+) (\d+)$/m.exec(p.stderr.toString('utf8')) : null;
+    if (gt && r > 0) {
+      j.cpu.push(1000 * (Number(gt[1]) + Number(gt[2])));
+      j.faults.push(Number(gt[3]));
+    }
     const m = /^now: free --json (.*)$/.exec(j.name);
-    if (m && r === 0) freeRuns.set(m[1]!, (JSON.parse(p.stdout.toString('utf8')) as unknown[]).length);
+    if (m && r === 0) freeRuns.set(m[1]!, (JSON.parse(fs.readFileSync(sink, 'utf8')) as unknown[]).length);
     if (r > 0) j.times.push(ms); // the first round warms the page cache
   }
 }
@@ -110,9 +131,13 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const node0 = median(jobs[0]!.times);
 const isRef = (name: string) => name.startsWith('e2freefrag') || name.startsWith('dumpe2fs');
 const work_ = (name: string) => median(jobs.find((j) => j.name === name)!.times) - (isRef(name) ? 0 : node0);
-const cpu0 = PERF ? median(jobs[0]!.cpu) : 0;
+const CPU = PERF || GNU_TIME;
+const cpu0 = CPU ? median(jobs[0]!.cpu) : 0;
+const faults0 = GNU_TIME ? median(jobs[0]!.faults) : 0;
 /** Median CPU time of a job, node's own start-up CPU subtracted (ext4kit jobs). */
-const cpu_ = (name: string) => (PERF ? median(jobs.find((j) => j.name === name)!.cpu) - (isRef(name) ? 0 : cpu0) : NaN);
+const cpu_ = (name: string) => (CPU ? median(jobs.find((j) => j.name === name)!.cpu) - (isRef(name) ? 0 : cpu0) : NaN);
+/** Median minor page faults of a job, node's own subtracted (ext4kit jobs). */
+const faults_ = (name: string) => median(jobs.find((j) => j.name === name)!.faults) - (isRef(name) ? 0 : faults0);
 
 // Warm, in-process (what the README used to quote).
 const warm = new Map<string, { free: number[]; info: number[]; firstFree: number }>();
@@ -136,9 +161,12 @@ for (const [im, image] of images) {
 const f = (ms: number) => `${ms.toFixed(1)} ms`;
 console.log(`${RUNS} runs each, medians; load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${os.cpus().length} CPUs`);
 for (const [im, image] of images) console.log(`image ${im}: ${image} (${freeRuns.get(im) ?? '?'} free extents)`);
-console.log(`node start-up (node -e 0): ${f(node0)} wall${PERF ? `, ${f(cpu0)} CPU` : ''} — subtracted from every ext4kit figure below`);
-const rows: string[][] = [['command', 'work (fresh process)', 'reference', 'ratio', 'target', ...(PERF ? ['CPU work', 'CPU reference', 'CPU ratio'] : [])]];
-const cpuCols = (name: string, ref: string) => (PERF ? [f(cpu_(name)), ref ? f(cpu_(ref)) : '', ref ? (cpu_(name) / cpu_(ref)).toFixed(3) + '×' : ''] : []);
+console.log(`node start-up (node -e 0): ${f(node0)} wall${CPU ? `, ${f(cpu0)} CPU` : ''}${GNU_TIME ? `, ${faults0} page faults` : ''} — subtracted from every ext4kit figure below${RT ? '; every command under chrt -f 10' : ''}`);
+const rows: string[][] = [['command', 'work (fresh process)', 'reference', 'ratio', 'target', ...(CPU ? ['CPU work', 'CPU reference', 'CPU ratio'] : []), ...(GNU_TIME ? ['page faults', 'reference'] : [])]];
+const cpuCols = (name: string, ref: string) => [
+  ...(CPU ? [f(cpu_(name)), ref ? f(cpu_(ref)) : '', ref && cpu_(ref) > 0 ? (cpu_(name) / cpu_(ref)).toFixed(3) + '×' : ''] : []),
+  ...(GNU_TIME ? [String(faults_(name)), ref ? String(faults_(ref)) : ''] : []),
+];
 for (const [label] of clis) rows.push([`${label}: --version`, f(work_(`${label}: --version`)), '', '', 'small', ...cpuCols(`${label}: --version`, '')]);
 for (const [im] of images) {
   const ff = work_(`e2freefrag ${im}`), dh = work_(`dumpe2fs -h ${im}`);
@@ -148,8 +176,9 @@ for (const [im] of images) {
     rows.push([`${label}: free --json (${im})`, f(fr), `e2freefrag ${f(ff)}`, (fr / ff).toFixed(3) + '×', '≤ 0.1×', ...cpuCols(`${label}: free --json ${im}`, `e2freefrag ${im}`)]);
   }
   const w = warm.get(im)!;
-  rows.push([`warm in-process getFreeBlocks (${im})`, f(median(w.free)), '', '', `first call ${f(w.firstFree)}`, ...(PERF ? ['', '', ''] : [])]);
-  rows.push([`warm in-process info (${im})`, f(median(w.info)), '', '', '', ...(PERF ? ['', '', ''] : [])]);
+  const blank = rows[0]!.slice(5).map(() => '');
+  rows.push([`warm in-process getFreeBlocks (${im})`, f(median(w.free)), '', '', `first call ${f(w.firstFree)}`, ...blank]);
+  rows.push([`warm in-process info (${im})`, f(median(w.info)), '', '', '', ...blank]);
 }
 const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
 for (const r of rows) console.log(r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd());

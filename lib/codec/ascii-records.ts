@@ -17,6 +17,8 @@ export interface RecordPieces {
 
 /** Digits of the longest safe integer. */
 const MAX_DIGITS = 16;
+/** Bytes of records the first fill() stops after (see fill). */
+const FIRST_FILL = 512;
 
 /** QUAD[x]: the four ASCII digits of 0 ≤ x < 10^4 (leading zeros) as a little-endian word, the first digit in the low byte. Built on first use. */
 let QUAD: Int32Array | undefined;
@@ -34,30 +36,94 @@ function wordsOf(b: Uint8Array): Int32Array {
   return w;
 }
 
+/** A column of the records' numbers. */
+export type NumberColumn = Float64Array | Uint32Array;
+
 /**
- * The n records (a[i] × unit, b[i] × unit), i < n ≥ 1, between the pieces; a and b hold safe
- * integers once scaled. Returns the bytes (a view of a buffer sized for the widest numbers).
+ * The records (a[i] × unit, b[i] × unit), i < n (n ≥ 1), between the pieces, encoded a buffer
+ * at a time: each fill() writes the next whole records from the buffer's start, so one buffer
+ * can be written out and filled again (a fresh process pays for every new page it touches — on
+ * some VMs more than for encoding the bytes that go into it). a and b hold safe integers once
+ * scaled.
  */
-export function encodeRecords(pieces: RecordPieces, n: number, a: Float64Array, b: Float64Array, unit: number): Uint8Array {
-  const { first, mid, next, last } = pieces;
-  const q = QUAD ?? quadTable();
-  const mw = wordsOf(mid), nw = wordsOf(next);
-  // Room for the widest numbers, and a word of scratch past the end.
-  const out = new Uint8Array(first.length + last.length + n * (next.length + mid.length + 2 * MAX_DIGITS) + 4);
-  const dv = new DataView(out.buffer);
-  out.set(first, 0);
-  let p = writeDecimal(dv, q, first.length, a[0]! * unit);
-  // Each constant piece as its words (the padding past it is scratch the next digits overwrite).
-  const mLen = mid.length, nLen = next.length;
-  for (let i = 0; ; ) {
-    for (let k = 0; k < mw.length; k++) dv.setInt32(p + 4 * k, mw[k]!, true);
-    p = writeDecimal(dv, q, p + mLen, b[i]! * unit);
-    if (++i === n) break;
-    for (let k = 0; k < nw.length; k++) dv.setInt32(p + 4 * k, nw[k]!, true);
-    p = writeDecimal(dv, q, p + nLen, a[i]! * unit);
+export class RecordEncoder {
+  /** The next record to encode; n + 1 once the last piece is out too. */
+  private i = 0;
+  private readonly mw: Int32Array;
+  private readonly nw: Int32Array;
+  /** The most one record takes: the piece before it, two numbers, the piece between them. */
+  private readonly maxRecord: number;
+  /** The smallest buffer fill() accepts: a record, a word of scratch past it, the last piece. */
+  readonly minBuffer: number;
+
+  constructor(
+    private readonly pieces: RecordPieces,
+    private readonly n: number,
+    private readonly a: NumberColumn,
+    private readonly b: NumberColumn,
+    private readonly unit: number,
+  ) {
+    this.mw = wordsOf(pieces.mid);
+    this.nw = wordsOf(pieces.next);
+    this.maxRecord = Math.max(pieces.first.length, pieces.next.length) + pieces.mid.length + 2 * MAX_DIGITS;
+    this.minBuffer = this.maxRecord + 4 + pieces.last.length;
   }
-  out.set(last, p);
-  return out.subarray(0, p + last.length);
+
+  /** Bytes for all of it at once: an upper bound. */
+  get totalBound(): number {
+    return this.n * this.maxRecord + 4 + this.pieces.last.length;
+  }
+
+  /** The DataView of the last buffer filled (one per buffer, not per fill). */
+  private view: DataView | undefined;
+
+  /** Encode the next whole records into `out` (≥ minBuffer bytes) from byte 0: returns how many bytes, 0 once all was encoded. */
+  fill(out: Uint8Array): number {
+    let dv = this.view;
+    if (dv === undefined || dv.buffer !== out.buffer || dv.byteOffset !== out.byteOffset || dv.byteLength !== out.byteLength) dv = this.view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+    const { n, a, b, unit, mw, nw } = this;
+    const { first, mid, next, last } = this.pieces;
+    let i = this.i;
+    if (i > n) return 0;
+    if (out.length < this.minBuffer) throw new RangeError(`a buffer of ${out.length} bytes cannot hold a record (${this.minBuffer})`);
+    const q = QUAD ?? quadTable();
+    const mLen = mid.length, nLen = next.length;
+    // A record may start while the widest one and the scratch word past it still fit. The first
+    // call stops after a few records: V8 optimises the loop mid-call, and optimised code that
+    // reaches what never ran (the code after the loop, no type feedback) falls back to the
+    // interpreter for the rest of the call — three times per 13 MB before.
+    const limit = out.length - this.maxRecord - 4 - (i === 0 ? Math.max(0, out.length - FIRST_FILL) : 0);
+    let p = 0;
+    // Each constant piece as its words (the padding past it is scratch the next digits overwrite).
+    for (; i < n && p <= limit; i++) {
+      if (i === 0) {
+        out.set(first, 0);
+        p = first.length;
+      } else {
+        for (let k = 0; k < nw.length; k++) dv.setInt32(p + 4 * k, nw[k]!, true);
+        p += nLen;
+      }
+      p = writeDecimal(dv, q, p, a[i]! * unit);
+      for (let k = 0; k < mw.length; k++) dv.setInt32(p + 4 * k, mw[k]!, true);
+      p = writeDecimal(dv, q, p + mLen, b[i]! * unit);
+    }
+    if (i === n && p + last.length <= out.length) {
+      out.set(last, p);
+      p += last.length;
+      i++;
+    }
+    this.i = i;
+    return p;
+  }
+}
+
+/** All n ≥ 1 records at once (RecordEncoder into one buffer sized for the widest numbers, each fill after the last): a view of it. */
+export function encodeRecords(pieces: RecordPieces, n: number, a: NumberColumn, b: NumberColumn, unit: number): Uint8Array {
+  const enc = new RecordEncoder(pieces, n, a, b, unit);
+  const out = new Uint8Array(enc.totalBound + enc.minBuffer);
+  let p = 0;
+  for (let k = enc.fill(out); k > 0; k = enc.fill(out.subarray(p))) p += k;
+  return out.subarray(0, p);
 }
 
 /** The decimal digits of a safe integer v ≥ 0 at byte p; returns their end (up to 3 bytes past it are scratch). Eight low digits at a time as int32. */
@@ -86,4 +152,12 @@ function writeUpTo4(dv: DataView, q: Int32Array, p: number, x: number): number {
   const k = x < 100 ? (x < 10 ? 1 : 2) : x < 1000 ? 3 : 4;
   dv.setInt32(p, q[x]! >>> ((4 - k) << 3), true);
   return p + k;
+}
+
+/**
+ * The decimal digits of a safe integer v ≥ 0 at byte p of dv (writeDecimal: four digits per
+ * store); returns their end. Up to 3 bytes past it are overwritten (scratch for what follows).
+ */
+export function putDecimal(dv: DataView, p: number, v: number): number {
+  return writeDecimal(dv, QUAD ?? quadTable(), p, v);
 }

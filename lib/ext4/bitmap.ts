@@ -19,7 +19,16 @@ export function clearBit(bm: Uint8Array, i: number): void {
   bm[i >>> 3]! &= ~(1 << (i & 7));
 }
 export function setBitRange(bm: Uint8Array, start: number, count: number): void {
-  for (let i = start; i < start + count; i++) setBit(bm, i);
+  const end = start + count;
+  let i = start;
+  while (i < end && (i & 7) !== 0) setBit(bm, i++);
+  // Whole bytes at once (an inode table's 512 blocks, a short last group's padding).
+  const whole = end & ~7;
+  if (i < whole) {
+    bm.fill(0xff, i >>> 3, whole >>> 3);
+    i = whole;
+  }
+  while (i < end) setBit(bm, i++);
 }
 
 /** Checksum of a block bitmap: covers clusters_per_group/8 bytes (stored 16 bits with 32-byte descriptors). */
@@ -82,14 +91,20 @@ export function uninitGroupHasMetadata(g: Geometry, group: number, blockBitmap: 
 /**
  * The block bitmap of a BLOCK_UNINIT group: superblock/GDT/reserved-GDT
  * copies, this group's own bitmaps and inode table when they fall inside it,
- * and the padding past the end of a short last group.
+ * and the padding past the end of a short last group. Built in `into` (a block's
+ * worth, cleared first) when given: a whole-disk scan computes hundreds of them.
  */
-export function computeUninitBlockBitmap(g: Geometry, gd: UninitGroupDesc): Uint8Array {
-  const bm = new Uint8Array(g.blockSize);
+export function computeUninitBlockBitmap(g: Geometry, gd: UninitGroupDesc, into?: Uint8Array): Uint8Array {
+  const bm = into ? into.fill(0, 0, g.blockSize).subarray(0, g.blockSize) : new Uint8Array(g.blockSize);
   const first = groupFirstBlock(g, gd.group);
   const n = blocksInGroup(g, gd.group);
+  // Blocks [b, b + count) clipped to the group, as the bits of the clusters holding them.
   const mark = (b: number, count = 1) => {
-    for (let x = b; x < b + count; x++) if (x >= first && x < first + n) setBit(bm, bitOfBlock(g, x));
+    const lo = Math.max(b, first), hi = Math.min(b + count, first + n);
+    if (lo < hi) {
+      const c0 = bitOfBlock(g, lo);
+      setBitRange(bm, c0, bitOfBlock(g, hi - 1) + 1 - c0);
+    }
   };
   const fixed = groupFixedMetadata(g, gd.group);
   if (fixed.superBlock >= 0) mark(fixed.superBlock);
@@ -98,7 +113,8 @@ export function computeUninitBlockBitmap(g: Geometry, gd: UninitGroupDesc): Uint
   mark(gd.blockBitmap);
   mark(gd.inodeBitmap);
   mark(gd.inodeTable, inodeTableBlocks(g));
-  for (let i = clustersInGroup(g, gd.group); i < g.blockSize * 8; i++) setBit(bm, i);
+  const c = clustersInGroup(g, gd.group);
+  setBitRange(bm, c, g.blockSize * 8 - c);
   return bm;
 }
 

@@ -126,19 +126,24 @@ export interface FreeScanSource {
   beforeGroup?(g: number, endGroup: number): Promise<void>;
 }
 
+/** A column of block numbers or counts: 32-bit when every block number of the filesystem fits. */
+export type BlockColumn = Float64Array | Uint32Array;
+
 /**
  * Free runs (blocks) found in ascending order, each merged into the last
  * when they touch: two growable typed arrays, no object per run (a whole
  * disk can have hundreds of thousands). Runs [0, n) are start[i], len[i].
+ * `narrow` (block numbers below 2^32, up to 16 TiB of 4 KiB blocks) keeps them
+ * as 32-bit words: half the memory, and a fresh process pays for every page.
  */
 export class RunTable {
-  start: Float64Array;
-  len: Float64Array;
+  start: BlockColumn;
+  len: BlockColumn;
   n = 0;
 
-  constructor(capacity = 4096) {
-    this.start = new Float64Array(Math.max(1, capacity));
-    this.len = new Float64Array(Math.max(1, capacity));
+  constructor(capacity = 4096, readonly narrow = false) {
+    this.start = narrow ? new Uint32Array(Math.max(1, capacity)) : new Float64Array(Math.max(1, capacity));
+    this.len = narrow ? new Uint32Array(Math.max(1, capacity)) : new Float64Array(Math.max(1, capacity));
   }
 
   /** Add a run after the last one (merged with it when it starts where the last ends). */
@@ -154,7 +159,8 @@ export class RunTable {
   }
 
   grow(): void {
-    const s = new Float64Array(this.start.length * 2), l = new Float64Array(this.start.length * 2);
+    const size = this.start.length * 2;
+    const s = this.narrow ? new Uint32Array(size) : new Float64Array(size), l = this.narrow ? new Uint32Array(size) : new Float64Array(size);
     s.set(this.start);
     l.set(this.len);
     this.start = s;
@@ -194,12 +200,22 @@ export function appendFreeRunsAt(words: Int32Array, w0: number, nw: number, from
   while (i < to) {
     let w = w0 + (i >>> 5);
     let x = ~words[w]! & (-1 << (i & 31));
-    while (x === 0 && ++w < wEnd) x = ~words[w]!;
-    if (x === 0) break;
+    if (x === 0) {
+      // Words all used: four at a time (one test per 16 bytes), then one at a time.
+      w++;
+      while (w + 4 <= wEnd && (words[w]! & words[w + 1]! & words[w + 2]! & words[w + 3]!) === -1) w += 4;
+      while (w < wEnd && (x = ~words[w]!) === 0) w++;
+      if (x === 0) break;
+    }
     const st = ((w - w0) << 5) + 31 - Math.clz32(x & -x);
     if (st >= to) break;
     x = words[w]! & (-1 << (st & 31));
-    while (x === 0 && ++w < wEnd) x = words[w]!;
+    if (x === 0) {
+      // Words all free, likewise.
+      w++;
+      while (w + 4 <= wEnd && (words[w]! | words[w + 1]! | words[w + 2]! | words[w + 3]!) === 0) w += 4;
+      while (w < wEnd && (x = words[w]!) === 0) w++;
+    }
     const e = x === 0 ? to : Math.min(to, ((w - w0) << 5) + 31 - Math.clz32(x & -x));
     const s = base + st, l = e - st;
     free += l;

@@ -21,9 +21,9 @@ export interface GroupTable {
   readonly inodeBitmap: Float64Array;
   readonly inodeTable: Float64Array;
   /** bg_free_blocks_count: free clusters (= blocks without bigalloc). */
-  readonly freeClusters: Float64Array;
+  readonly freeClusters: Uint32Array;
   readonly flags: Uint16Array;
-  readonly blockBitmapCsum: Float64Array;
+  readonly blockBitmapCsum: Uint32Array;
 }
 
 /** What loadGroupTable reads through: the filesystem's block view (journal and replay included). */
@@ -50,8 +50,13 @@ const FLAGS = w16('bg_flags');
 const BBC_LO = w16('bg_block_bitmap_csum_lo'), BBC_HI = w16('bg_block_bitmap_csum_hi');
 const CSUM = GroupDesc32Layout.offsetOf('bg_checksum') >>> 1;
 
-/** The descriptors of groups [first, end), validated, read in as few reads as their blocks allow. */
-export async function loadGroupTable(src: GroupTableSource, first: number, end: number): Promise<GroupTable> {
+/**
+ * The descriptors of groups [first, end), validated, read in as few reads as their blocks allow,
+ * a piece at a time through `scratch` (any size of at least a block; by default one of up to
+ * MAX_READ_BYTES): a fresh process pays for every new page it touches, so a caller with a buffer
+ * for later reads lends it here.
+ */
+export async function loadGroupTable(src: GroupTableSource, first: number, end: number, scratch?: Uint8Array): Promise<GroupTable> {
   const sb = src.sb;
   const n = Math.max(0, end - first);
   const t: GroupTable = {
@@ -60,32 +65,36 @@ export async function loadGroupTable(src: GroupTableSource, first: number, end: 
     blockBitmap: new Float64Array(n),
     inodeBitmap: new Float64Array(n),
     inodeTable: new Float64Array(n),
-    freeClusters: new Float64Array(n),
+    freeClusters: new Uint32Array(n),
     flags: new Uint16Array(n),
-    blockBitmapCsum: new Float64Array(n),
+    blockBitmapCsum: new Uint32Array(n),
   };
   if (n === 0) return t;
   if (first < 0 || first + n > sb.groupCount) throw new Ext4Error('EINVAL', `groups ${first}..${first + n - 1} do not exist`);
   const bs = sb.blockSize, per = descPerBlock(sb);
   const b0 = Math.floor(first / per), b1 = Math.floor((first + n - 1) / per) + 1;
-  const buf = new Uint8Array((b1 - b0) * bs);
-  // Descriptor blocks in runs of consecutive locations (the whole classic GDT is one run; meta_bg
-  // scatters them), all issued before any is awaited.
-  const reads: Promise<void>[] = [];
-  for (let b = b0; b < b1; ) {
-    const at = descriptorBlockLocation(sb, b);
-    let k = 1;
-    while (b + k < b1 && k * bs < MAX_READ_BYTES && descriptorBlockLocation(sb, b + k) === at + k) k++;
-    reads.push(src.readDataBlocksInto(at, k, buf.subarray((b - b0) * bs, (b - b0 + k) * bs)));
-    b += k;
+  const buf = scratch && scratch.length >= bs ? scratch : new Uint8Array(Math.min((b1 - b0) * bs, MAX_READ_BYTES));
+  const cap = Math.min(Math.floor(buf.length / bs), MAX_READ_BYTES / bs);
+  for (let p = b0; p < b1; p += cap) {
+    // Descriptor blocks [p, q) into buf, in runs of consecutive locations (the classic GDT is one
+    // run; meta_bg scatters them), all issued before any is awaited; then their groups decoded.
+    const q = Math.min(b1, p + cap);
+    const reads: Promise<void>[] = [];
+    for (let b = p; b < q; ) {
+      const at = descriptorBlockLocation(sb, b);
+      let k = 1;
+      while (b + k < q && descriptorBlockLocation(sb, b + k) === at + k) k++;
+      reads.push(src.readDataBlocksInto(at, k, buf.subarray((b - p) * bs, (b - p + k) * bs)));
+      b += k;
+    }
+    await Promise.all(reads);
+    decodeInto(src, t, buf, p * per, Math.max(first, p * per), Math.min(t.end, q * per));
   }
-  await Promise.all(reads);
-  decodeInto(src, t, buf, b0 * per);
   return t;
 }
 
-/** Decode and validate groups [t.first, t.end) from `buf`, the descriptor blocks from the one holding group `bufFirst`. */
-function decodeInto(src: GroupTableSource, t: GroupTable, buf: Uint8Array, bufFirst: number): void {
+/** Decode and validate groups [from, to) of t from `buf`, the descriptor blocks from the one holding group `bufFirst`. */
+function decodeInto(src: GroupTableSource, t: GroupTable, buf: Uint8Array, bufFirst: number, from: number, to: number): void {
   const sb = src.sb;
   const size = sb.descSize;
   const wide = sb.is64 && size >= 64;
@@ -94,7 +103,7 @@ function decodeInto(src: GroupTableSource, t: GroupTable, buf: Uint8Array, bufFi
   // from whole words (bg_checksum zeroed in place for the sum, then put back); gdt_csum's crc16 as group() does.
   const wordCsum = checksummed && sb.hasMetadataCsum && size % 16 === 0;
   if (!HOST_LE) {
-    for (let g = t.first; g < t.end; g++) {
+    for (let g = from; g < to; g++) {
       const gd = parseGroupDesc(sb, g, buf, (g - bufFirst) * size);
       checkGroupDesc(sb, gd, src.fsSeed, src.verify);
       const i = g - t.first;
@@ -114,7 +123,7 @@ function decodeInto(src: GroupTableSource, t: GroupTable, buf: Uint8Array, bufFi
   const lo = sb.s_first_data_block, top = sb.blocksCount, itb = inodeTableBlocks(sb);
   const maxFree = sb.s_clusters_per_group, maxFreeInodes = sb.s_inodes_per_group;
   const hi32 = wide ? 2 ** 32 : 0, hi16 = wide ? 65536 : 0;
-  for (let g = t.first; g < t.end; g++) {
+  for (let g = from; g < to; g++) {
     const off = (g - bufFirst) * size;
     const w = off >>> 2, h = off >>> 1, i = g - t.first;
     const bb = u32[w + BB_LO]! + (wide ? u32[w + BB_HI]! * hi32 : 0);

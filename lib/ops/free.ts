@@ -23,13 +23,17 @@ import { Ext4Error } from '../errors.js';
 import type { Filesystem } from '../ext4/filesystem.js';
 import type { Superblock } from '../ext4/superblock.js';
 import { blocksInGroup, clusterRatio, clustersInGroup, groupOfBlock } from '../ext4/geometry.js';
-import { FreeRunMerger, RunTable, appendFreeRunsAt, groupBitmapRuns } from '../ext4/free-space.js';
+import { FreeRunMerger, RunTable, appendFreeRunsAt, groupBitmapRuns, type BlockColumn } from '../ext4/free-space.js';
 import { bitmapWords, blockBitmapCsumError, blockBitmapCsumMatches, computeUninitBlockBitmap, uninitGroupHasMetadata } from '../ext4/bitmap.js';
 import { BG_FLAGS, uninitFlagsHonoured } from '../ext4/group-desc.js';
 import { loadGroupTable, type GroupTable } from '../ext4/group-table.js';
 
-/** Bitmap bytes read per batch of groups (then scanned, then the buffer is reused): small enough to stay in L2 between the read, the checksum and the scan. */
-const BATCH_BYTES = 1024 * 1024;
+/**
+ * Bitmap bytes read per batch of groups (then scanned, then the buffer is reused): small enough
+ * to stay in L2 between the read, the checksum and the scan, and few new pages for a fresh
+ * process to fault in (one read's worth).
+ */
+const BATCH_BYTES = 256 * 1024;
 /** Largest single read: the CLI serves reads up to this size synchronously (lib/cli/util.ts). */
 const MAX_READ_BYTES = 256 * 1024;
 
@@ -59,8 +63,8 @@ export async function getFreeBlocks(fs: Filesystem, opts: GetFreeBlocksOptions =
 /** getFreeBlocks' extents packed: extent i is [start[i], start[i] + len[i]) × unit bytes (the block size), i < count. */
 export interface FreeExtentTable {
   count: number;
-  start: Float64Array;
-  len: Float64Array;
+  start: BlockColumn;
+  len: BlockColumn;
   /** Bytes per unit of start and len. */
   unit: number;
 }
@@ -74,7 +78,7 @@ export async function getFreeExtentTable(fs: Filesystem, opts: GetFreeBlocksOpti
   // Room for ~64 runs per group up front (the fragmented 1 TiB image has ~41): a large typed array's
   // pages cost only once written, while growing copies (and zeroes) it all again.
   const groups = Math.ceil((to - from) / fs.sb.s_blocks_per_group) + 1;
-  const out = new RunTable(Math.min(count + 1, 1 << 20, 4096 + 64 * groups));
+  const out = new RunTable(Math.min(count + 1, 1 << 20, 4096 + 64 * groups), fs.sb.blocksCount < 2 ** 32);
   // Under the operation lock: the bitmaps of one committed state, never half of a transaction's publication.
   // The scan appends to `out` itself; it may stop once more than `count` runs are there (the last may still grow).
   if (from < to && count > 0) await fs.exclusive(() => scanFreeTables(fs, from, to, out, () => out.n <= count));
@@ -145,18 +149,20 @@ async function scanFreeTables(fs: Filesystem, from: number, to: number, out: Run
   if (from >= to) return;
   const bs = fs.blockSize;
   const gFirst = groupOfBlock(sb, from), gEnd = Math.min(sb.groupCount, groupOfBlock(sb, to - 1) + 1);
-  const gt = await loadGroupTable(fs, gFirst, gEnd);
   const ng = gEnd - gFirst;
+  // A batch's bitmaps: BATCH_BYTES, or less when the range has fewer groups (fsmap's small
+  // ranges); lent to loadGroupTable first (no new pages for the descriptor blocks).
+  const buf = new Uint8Array(Math.max(bs, Math.min(BATCH_BYTES, ng * bs)));
+  const gt = await loadGroupTable(fs, gFirst, gEnd, buf);
   const kind = classifyGroups(sb, gt, uninitFlagsHonoured(sb));
   // Groups (table indices) whose bitmaps are read: every initialised one.
   const toRead = new Int32Array(ng);
   let nRead = 0;
   for (let i = 0; i < ng; i++) if (kind[i] === READ) toRead[nRead++] = i;
-  // A batch's bitmaps: BATCH_BYTES, or less when the range has fewer (fsmap's small ranges).
-  const buf = new Uint8Array(Math.max(bs, Math.min(BATCH_BYTES, nRead * bs)));
   const perBatch = Math.max(1, Math.floor(buf.length / bs));
   // Where group i's bitmap lies in buf (byte offset; small integers, so no double reaches crc32c).
   const at = new Int32Array(ng);
+  const scratch = new Uint8Array(bs);
   // The generic path (bigalloc: bits are clusters, clipped back to blocks) feeds the table through a merger.
   const merger = new FreeRunMerger((s, l) => out.push(s, l));
   const st: BatchScan = {
@@ -177,6 +183,7 @@ async function scanFreeTables(fs: Filesystem, from: number, to: number, out: Run
     words: new Int32Array(0),
     at,
     out,
+    scratch,
     merger,
     mismatched: [],
   };
@@ -234,6 +241,8 @@ interface BatchScan {
   words: Int32Array;
   at: Int32Array;
   out: RunTable;
+  /** A block to compute BLOCK_UNINIT bitmaps in. */
+  scratch: Uint8Array;
   merger: FreeRunMerger;
   /** Groups whose bitmap's free count is not their descriptor's. */
   mismatched: number[];
@@ -262,17 +271,21 @@ function scanBatch(st: BatchScan, i0: number, i1: number): void {
       const w0 = at[i]! >>> 2;
       if (verify && !blockBitmapCsumMatches(sb, fsSeed, gt.blockBitmapCsum[i]!, words, w0)) throw blockBitmapCsumError(g, gt.blockBitmap[i]!);
       free = appendFreeRunsAt(words, w0, wordsPerBitmap, lo, hi, first, out);
+    } else if (k === COMPUTED && st.oneBitPerBlock) {
+      // Built in one scratch block for all such groups (no new block of memory per group).
+      const bm = computeUninitBlockBitmap(sb, { group: g, blockBitmap: gt.blockBitmap[i]!, inodeBitmap: gt.inodeBitmap[i]!, inodeTable: gt.inodeTable[i]! }, st.scratch);
+      free = appendFreeRunsAt(bitmapWords(bm), 0, wordsPerBitmap, lo, hi, first, out);
     } else free = scanGroupSlowly(st, i, lo, hi);
     if (lo === 0 && hi === n && free !== freeClusters[i]) st.mismatched.push(g);
   }
 }
 
-/** A group scanBatch leaves to the generic path: a BLOCK_UNINIT group with metadata of its own inside, or bigalloc. */
+/** A group scanBatch leaves to the generic path: bigalloc (bits are clusters). */
 function scanGroupSlowly(st: BatchScan, i: number, lo: number, hi: number): number {
   const { sb, gt, merger } = st;
   const g = st.gFirst + i;
   let bits: Uint8Array;
-  if (st.kind[i] === COMPUTED) bits = computeUninitBlockBitmap(sb, { group: g, blockBitmap: gt.blockBitmap[i]!, inodeBitmap: gt.inodeBitmap[i]!, inodeTable: gt.inodeTable[i]! });
+  if (st.kind[i] === COMPUTED) bits = computeUninitBlockBitmap(sb, { group: g, blockBitmap: gt.blockBitmap[i]!, inodeBitmap: gt.inodeBitmap[i]!, inodeTable: gt.inodeTable[i]! }, st.scratch);
   else {
     const off = st.at[i]!;
     if (st.verify && !blockBitmapCsumMatches(sb, st.fsSeed, gt.blockBitmapCsum[i]!, st.words, off >>> 2)) throw blockBitmapCsumError(g, gt.blockBitmap[i]!);

@@ -233,10 +233,11 @@ describe('forEachFreeRun', () => {
     }
   });
 
-  it('appendFreeRuns (the bulk scanner) gives the same runs into a RunTable, merged across consecutive bitmaps, with free counts', () => {
+  it('appendFreeRuns (the bulk scanner) gives the same runs into a RunTable, merged across consecutive bitmaps, with free counts; 32-bit (narrow) tables too, grown from one entry', () => {
     const rnd = mulberry32(8);
     for (let t = 0; t < 100; t++) {
-      const table = new RunTable();
+      const narrow = t % 2 === 1;
+      const table = narrow ? new RunTable(1, true) : new RunTable();
       const want: [number, number][] = [];
       let base = 1000, free = 0, counted = 0;
       for (let k = 0; k < 1 + Math.floor(rnd() * 6); k++) {
@@ -256,6 +257,7 @@ describe('forEachFreeRun', () => {
       }
       const got = Array.from({ length: table.n }, (_, i) => [table.start[i]!, table.len[i]!]);
       expect(got, `t=${t}`).toEqual(want);
+      expect(table.start).toBeInstanceOf(narrow ? Uint32Array : Float64Array);
       expect(counted).toBe(free);
     }
   });

@@ -19,6 +19,22 @@ describe('crc32cWords', () => {
         for (let n = 0; n <= 80; n++) expect(crc32cWords(seed, words, w0, n), `seed ${seed} w0 ${w0} n ${n}`).toBe(crc32c(seed, bytes, w0 * 4, w0 * 4 + n));
   });
 
+  it('16-byte blocks all set or all clear (the 4-lookup step) next to mixed ones, as a bitmap has them', () => {
+    // Blocks of 0xff, 0x00 or random bytes in a random order, and a block of 0xff but one bit.
+    const n = 4096 + 48;
+    const b = new Uint8Array(n);
+    for (let k = 0; k < n; k += 16) {
+      const kind = Math.floor(rnd() * 4);
+      for (let j = k; j < k + 16; j++) b[j] = kind === 0 ? 0xff : kind === 1 ? 0 : kind === 2 ? Math.floor(rnd() * 256) : j === k + 9 ? 0xfb : 0xff;
+    }
+    const w = bitmapWords(b);
+    for (const seed of [0, 0xffffffff, 0x9abcdef0])
+      for (const [w0, len] of [[0, 4096], [4, 4096], [1, 4100], [3, 33], [0, 16]] as const) {
+        expect(crc32cWords(seed, w, w0, len), `seed ${seed} w0 ${w0} len ${len}`).toBe(crc32c(seed, b, w0 * 4, w0 * 4 + len));
+        if (seed === 0xffffffff) expect(~crc32cWords(seed, w, w0, len) >>> 0).toBe(CRC32C.buf(b.subarray(w0 * 4, w0 * 4 + len)) >>> 0);
+      }
+  });
+
   it('a whole 4 KiB bitmap matches the crc-32 package (inverted convention)', () => {
     const ref = CRC32C.buf(bytes.subarray(16, 16 + 4096)) >>> 0;
     expect(~crc32cWords(0xffffffff, words, 4, 4096) >>> 0).toBe(ref);
