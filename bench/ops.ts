@@ -2,6 +2,7 @@
  * bench/ops — the proposal's calls against the obvious baselines.
  *
  *   npx tsx bench/ops.ts [--runs 5] [--move-mib 256] [--skip-mount] [--only free|move|allocate]
+ *                        [--baseline-cli PATH]
  *
  * Each call is timed both as users run it — a FRESH `ext4kit …` process per run (the CLI of this
  * tree, bundled into the work dir; node's own start-up, `node -e 0`, measured in the same rounds
@@ -51,6 +52,8 @@ const RUNS = Math.max(5, num('runs', 5));
 /** The scans are cheap: more runs for a steadier median. */
 const SCAN_RUNS = Math.max(RUNS, 7);
 const MOVE_MIB = num('move-mib', 256);
+/** Another bundled CLI (e.g. of the commit before a change) run in the same fresh rounds: before/after in one run. */
+const BASELINE_CLI = args.includes('--baseline-cli') ? args[args.indexOf('--baseline-cli') + 1] : undefined;
 const ROOT = process.getuid?.() === 0;
 const SKIP_MOUNT = args.includes('--skip-mount') || !ROOT || !fs.existsSync('/dev/loop-control');
 
@@ -340,16 +343,22 @@ async function benchMoveFresh(template: string, layout: MoveLayout): Promise<voi
   };
   const src = geo.data[0]!.physical * bs, dst = geo.donor * bs;
   let checked = false;
+  // Each CLI keeps its V8 code cache (code-cache.ts) in a directory of its own, warmed by the
+  // uncounted first round as a user's earlier runs warm theirs.
+  const cacheHome = (name: string) => ({ XDG_CACHE_HOME: join(work, `code-cache-${name}`) });
+  const moveArgs = (bin: string, image: string) => [bin, 'movedata', image, '/data', '/space', '--from', '0', '--len', String(bytes)];
   const f = freshRounds(
     [
       NODE_START,
       { name: 'dd', cmd: 'dd', args: [`if=${img('dd')}`, `of=${img('dd')}`, 'bs=1M', `count=${MOVE_MIB}`, `skip=${src}`, `seek=${dst}`, 'iflag=skip_bytes', 'oflag=seek_bytes', 'conv=notrunc,fsync', 'status=none'], before: fresh('dd') },
       { name: 'raw', cmd: process.execPath, args: [script, img('raw'), list], node: true, before: fresh('raw') },
+      ...(BASELINE_CLI ? [{ name: 'baseline', cmd: process.execPath, args: moveArgs(BASELINE_CLI, img('base')), node: true, env: cacheHome('baseline'), before: fresh('base') }] : []),
       {
         name: 'movedata',
         cmd: process.execPath,
-        args: [bin, 'movedata', img('ours'), '/data', '/space', '--from', '0', '--len', String(bytes)],
+        args: moveArgs(bin, img('ours')),
         node: true,
+        env: cacheHome('ours'),
         before: () => {
           if (!checked && fs.existsSync(img('ours'))) {
             checked = true;
@@ -362,7 +371,7 @@ async function benchMoveFresh(template: string, layout: MoveLayout): Promise<voi
     ],
     runs,
   );
-  for (const n of ['dd', 'raw', 'ours']) fs.rmSync(img(n), { force: true });
+  for (const n of ['dd', 'raw', 'ours', 'base']) fs.rmSync(img(n), { force: true });
   const a = f.work('movedata'), dd = f.work('dd'), raw = f.work('raw');
   const same = layout === 'contiguous' ? 'same work' : 'NOT the same work: dd reads one sequential run';
   rows.push([
@@ -373,6 +382,17 @@ async function benchMoveFresh(template: string, layout: MoveLayout): Promise<voi
     '≥ 85 %',
     `median of ${runs}, round-robin; node start-up ${fmtMs(f.nodeStart)} subtracted from ours and raw's (not from dd's); bundled CLI of this tree; caches dropped before each; load ${loadavg()}`,
   ]);
+  if (BASELINE_CLI) {
+    const b = f.work('baseline');
+    rows.push([
+      `  baseline CLI (${BASELINE_CLI}), same rounds`,
+      `${fmtMs(b)} (${fmtMBs(bytes, b)}); whole process ${fmtMs(f.wall.baseline!)}`,
+      `dd ${fmtMs(dd)}`,
+      `${((dd / b) * 100).toFixed(0)} % of dd; this tree ${((b / a) * 100).toFixed(0)} % of the baseline's speed`,
+      '',
+      'the same rounds and images as the row above',
+    ]);
+  }
 }
 
 // ------------------------------------------------------------------------------- allocate 4 GiB

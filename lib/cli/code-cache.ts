@@ -3,14 +3,14 @@
  * process is V8 compiling its code (parsing a few hundred KB, then compiling each function on its
  * first call); Node ≥ 22.1 keeps compiled ES modules on disk (module.enableCompileCache, main.ts),
  * Node 20 only for scripts run through vm.Script with `cachedData`. So the bundle
- * (scripts/bundle-cli.mjs) builds `ls` and `free` each as one self-contained CommonJS script,
+ * (scripts/bundle-cli.mjs) builds `ls`, `free` and `movedata` each as one self-contained CommonJS script,
  * and this module runs it: with the cache of an earlier run when there is one, else compiling,
  * and then — after the command, so the cache holds every function the run compiled, not only the
  * top level — writing the cache for the next run.
  *
  * The cache lives in $XDG_CACHE_HOME/ext4kit, else in os.tmpdir()/ext4kit-cache-<uid>, one file
- * per script and Node version (the script's name carries a hash of its text; V8 itself rejects
- * data made by another V8 or with other flags). Cached data is code: a directory another user
+ * per script and Node version (the script's name carries a hash of its text, so each build has
+ * its own; V8 itself rejects data made by another V8 or with other flags), a few per command. Cached data is code: a directory another user
  * could write to is not used (nor one not owned by us). Nothing here may fail a command: an
  * unreadable, unwritable or rejected cache only means compiling. EXT4KIT_CODE_CACHE=0 turns it off.
  */
@@ -87,22 +87,40 @@ export async function runCached<A, R>(file: string, args: A): Promise<R> {
   const result = await mod.exports.run(args);
   if (cacheFile !== null && (cachedData === undefined || script.cachedDataRejected === true)) {
     writeCache(cacheFile, script.createCachedData());
-    dropOtherVersions(cacheFile);
+    dropOldBuilds(cacheFile);
   }
   return result;
 }
 
 /**
- * Remove the caches of other builds of the same script (`fast-ls-<other hash>…`, another Node):
- * every upgrade would otherwise leave a few hundred KB behind. Only when a cache was written.
+ * Caches kept per command: the newest few builds' (by mtime). Two installs sharing one cache
+ * directory (a global one and a project's, two checkouts) each keep theirs — keeping only the
+ * newest made them evict each other, so every run of either recompiled — while every upgrade's
+ * few hundred KB still go eventually.
  */
-function dropOtherVersions(cacheFile: string): void {
+export const CACHES_PER_COMMAND = 4;
+
+/**
+ * Remove the caches of the same command's builds (`fast-ls-<other hash>…`, another Node) beyond
+ * the CACHES_PER_COMMAND newest. Only when a cache was written.
+ */
+function dropOldBuilds(cacheFile: string): void {
   const dir = dirname(cacheFile);
   const name = basename(cacheFile);
   const prefix = name.replace(/-[0-9a-f]{16}\.cjs-.*$/, '-');
   if (prefix === name) return;
   try {
-    for (const f of readdirSync(dir)) if (f !== name && f.startsWith(prefix) && f.endsWith('.v8')) unlinkSync(join(dir, f));
+    const others: { f: string; mtime: number }[] = [];
+    for (const f of readdirSync(dir)) {
+      if (f === name || !f.startsWith(prefix) || !f.endsWith('.v8')) continue;
+      try {
+        others.push({ f, mtime: statSync(join(dir, f)).mtimeMs });
+      } catch {
+        // gone meanwhile
+      }
+    }
+    others.sort((a, b) => b.mtime - a.mtime);
+    for (const { f } of others.slice(CACHES_PER_COMMAND - 1)) unlinkSync(join(dir, f));
   } catch {
     // a cache left behind costs only disk
   }

@@ -13,5 +13,9 @@ export function loadFastModule(command: FastCommandName): Promise<FastModule> {
       return import('./commands/ls.js');
     case 'free':
       return import('./commands/free-output.js');
+    case 'movedata':
+      return import('./commands/movedata-run.js');
+    case 'defrag':
+      return import('./commands/defrag-run.js');
   }
 }

@@ -5,10 +5,10 @@
  *
  * A fresh process is mostly start-up, so this file loads next to nothing: the bundle is split
  * (scripts/bundle-cli.mjs) and everything else is imported dynamically — `--version` runs
- * here; `info`, `ls` and `free` (fast-path.ts) run without commander — in the bundle `ls` and
- * `free` from their own script with a V8 code cache (code-cache.ts); the other commands load
- * commander and their own module. process.stdout is created only by a command that streams
- * (output.ts).
+ * here; `info`, `ls`, `free` and `movedata` (fast-path.ts) run without commander — in the
+ * bundle `ls`, `free` and `movedata` from their own script with a V8 code cache (code-cache.ts);
+ * the other commands load commander and their own module. process.stdout is created only by a
+ * command that streams (output.ts).
  */
 import module from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -36,12 +36,13 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
 } else {
   const fast = parseFast(argv);
   const script = fast && typeof __EXT4KIT_FAST_SCRIPTS__ === 'string' ? (JSON.parse(__EXT4KIT_FAST_SCRIPTS__) as Partial<Record<string, string>>)[fast.command] : undefined;
-  if (fast && script !== undefined) {
-    process.exitCode = await runCached<typeof fast, number>(fileURLToPath(new URL(script, import.meta.url)), fast);
-  } else if (fast) {
-    process.exitCode = await runFastModule(fast, await loadFastModule(fast.command));
-  } else {
+  let status: number | null = null;
+  if (fast && script !== undefined) status = await runCached<typeof fast, number | null>(fileURLToPath(new URL(script, import.meta.url)), fast);
+  else if (fast) status = await runFastModule(fast, await loadFastModule(fast.command));
+  // (null: not a fast command, or a value commander refuses — it prints the usage error)
+  if (status === null) {
     const { run } = await import('./program.js');
-    process.exitCode = await run(argv, processIO());
+    status = await run(argv, processIO());
   }
+  process.exitCode = status;
 }

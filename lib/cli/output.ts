@@ -36,11 +36,12 @@ export function processIO(): CliIO {
 /**
  * Write `text` (a string, or UTF-8 bytes) to fd 1 now. A closed pipe ends the process as
  * processStdout's rule does; a non-blocking fd 1 that is full (EAGAIN: a parent made it
- * non-blocking) hands the rest to process.stdout, which waits for the reader.
+ * non-blocking) hands the rest to process.stdout, which waits for the reader — a copy of it when
+ * `reused` (the caller fills the same buffer again once this returns).
  */
-export function writeStdoutSync(text: string | Uint8Array): void {
+export function writeStdoutSync(text: string | Uint8Array, reused = false): void {
   if (stdoutReady) {
-    processStdout().write(text); // behind what is already queued there
+    processStdout().write(reused && typeof text !== 'string' ? Buffer.from(text) : text); // behind what is already queued there
     return;
   }
   const b = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
@@ -51,7 +52,7 @@ export function writeStdoutSync(text: string | Uint8Array): void {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'EPIPE') process.exit(process.exitCode ?? 0);
       if (code !== 'EAGAIN') throw e;
-      processStdout().write(b.subarray(off));
+      processStdout().write(reused ? Buffer.from(b.subarray(off)) : b.subarray(off));
       return;
     }
   }

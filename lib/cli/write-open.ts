@@ -5,43 +5,11 @@
  * modes, owners and times given on the command line.
  */
 import * as nodeFs from 'node:fs';
-import { hostname } from 'node:os';
-import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { Filesystem } from '../ext4/filesystem.js';
-import { FileDevice } from '../io/file-device.js';
 import type { Timestamp } from '../ext4/inode.js';
-import { globalOptions, type CliContext } from './util.js';
 
-/** Reads up to this size are synchronous (fewer async round trips for metadata; data copies stay async). */
-const SYNC_READ_MAX = 256 * 1024;
-
-/**
- * Open IMAGE read-write (times from `now`, else SOURCE_DATE_EPOCH, else the clock), run fn, always
- * close; warnings to stderr. Opens the device and the Filesystem class directly rather than through
- * ext4kit/node, which would load the whole library into a one-call process.
- */
-export async function withWritable<T>(image: string, cmd: Command, ctx: CliContext, fn: (fs: Filesystem) => Promise<T>, now?: Timestamp, opts: { syncReads?: boolean; readOnly?: boolean } = {}): Promise<T> {
-  // movedata/allocate keep every read async: a cold synchronous read on the main thread would hold
-  // back the copy's early reads (copy-runs.ts startCopy). `readOnly` (defrag --dry-run) opens the
-  // same lean way without write access.
-  const write = !opts.readOnly;
-  const device = await FileDevice.open(image, { write, ...(opts.syncReads === false ? {} : { syncReadMax: SYNC_READ_MAX }) });
-  // (the hostname, as ext4kit/node's Filesystem gives it: the MMP block of a write open names it)
-  let fs: Filesystem;
-  try {
-    fs = await Filesystem.open(device, { write, verifyChecksums: globalOptions(cmd).verify, closeDevice: true, platform: { hostname: () => hostname() }, ...(now ? { now } : {}) });
-  } catch (e) {
-    await device.close();
-    throw e;
-  }
-  try {
-    return await fn(fs);
-  } finally {
-    await fs.close();
-    for (const w of fs.warnings) ctx.io.stderr.write(`ext4kit: warning: ${w}\n`);
-  }
-}
+// (commander-free, for the fast path: open-writable.ts)
+export { withWritable } from './open-writable.js';
 
 /** `--now SECONDS[.NANOSECONDS]` (or an ISO date) as a Timestamp. */
 export function parseTime(v: string): Timestamp {

@@ -51,6 +51,14 @@ export interface FileDeviceOptions {
    * keeping its event loop free leaves this at 0.
    */
   syncReadMax?: number;
+  /**
+   * When the in-use check of an image file (`exclusive`) runs: 'before' (default) open fails
+   * with EBUSY before returning; 'background' returns the device at once and checks while the
+   * caller reads (a one-shot command reads its superblock and group descriptors meanwhile).
+   * Every write and flush then waits for the check, so a busy image is never written, and
+   * `ready()` resolves once it passed or rejects with the EBUSY: await it before doing any work.
+   */
+  inUseCheck?: 'before' | 'background';
 }
 
 /** Largest transfer per read/write syscall (Node limits a single call to < 2 GiB). */
@@ -66,6 +74,8 @@ export class FileDevice implements BlockDevice {
   /** The O_DIRECT reader for readUncached (block devices): opened on first use, null when unavailable. */
   private direct: Promise<DirectReader | null> | undefined;
   private readonly syncReadMax: number;
+  /** The in-use check still running (FileDeviceOptions.inUseCheck 'background'), null once passed. */
+  private inUse: Promise<void> | null = null;
 
   private constructor(handle: FileHandle, name: string, size: number, readOnly: boolean, isBlockDevice: boolean, syncReadMax = 0) {
     this.handle = handle;
@@ -122,12 +132,14 @@ export class FileDevice implements BlockDevice {
       if (isBlock !== pre.isBlockDevice()) {
         throw new Ext4Error('EBUSY', `${path} changed type while being opened`, { structure: path });
       }
-      if (!isBlock && exclusive) {
+      const checkInUse = async (): Promise<void> => {
         const report = await imageInUse({ dev: st.dev, ino: st.ino, path }, roots);
         if (report.inUse) {
           throw new Ext4Error('EBUSY', `${path} is in use: it ${report.reason}; unmount it first`, { structure: path });
         }
-      }
+      };
+      const background = !isBlock && exclusive && options.inUseCheck === 'background';
+      if (!isBlock && exclusive && !background) await checkInUse();
       let size: number;
       if (isBlock) {
         size = (await blockDeviceSizeFromSysfs(st.rdev, roots)) ?? (await probeSize(handle, path));
@@ -135,11 +147,22 @@ export class FileDevice implements BlockDevice {
         if (st.size > BigInt(Number.MAX_SAFE_INTEGER)) throw new Ext4Error('EFBIG', `${path} is too large`, { structure: path });
         size = Number(st.size);
       }
-      return new FileDevice(handle, path, size, !write, isBlock, Math.max(0, options.syncReadMax ?? 0));
+      const dev = new FileDevice(handle, path, size, !write, isBlock, Math.max(0, options.syncReadMax ?? 0));
+      if (background) {
+        const check = checkInUse().then(() => void (dev.inUse = null));
+        check.catch(() => undefined); // (reported by ready() and by every write)
+        dev.inUse = check;
+      }
+      return dev;
     } catch (e) {
       await handle.close().catch(() => undefined);
       throw fromSystemError(e, `cannot open ${path}`, path);
     }
+  }
+
+  /** Resolves once the background in-use check passed (at once without one); rejects with its EBUSY. */
+  ready(): Promise<void> {
+    return this.inUse ?? Promise.resolve();
   }
 
   private fh(op: string): FileHandle {
@@ -211,6 +234,7 @@ export class FileDevice implements BlockDevice {
         location: byteRange(position, data.length),
       });
     }
+    if (this.inUse) await this.inUse;
     const fh = this.fh('write');
     let done = 0;
     while (done < data.length) {
@@ -232,6 +256,7 @@ export class FileDevice implements BlockDevice {
   async flush(): Promise<void> {
     const fh = this.fh('flush');
     if (this.readOnly) return;
+    if (this.inUse) await this.inUse;
     try {
       await fh.datasync();
     } catch (e) {

@@ -151,11 +151,17 @@ export function startCopy(fs: Filesystem, copies: readonly Copy[]): StartedCopy 
       for (let i = 0; i < chunks.length; i++) {
         await (reads[i] ?? startRead(i));
         const c = chunks[i]!;
-        await fs.device.write(c.to * bs, bufs[i % depth]!.subarray(0, c.n * bs));
+        const w = fs.device.write(c.to * bs, bufs[i % depth]!.subarray(0, c.n * bs));
+        // Read ahead once the write is issued, into the buffers of the chunks before i (free): a
+        // source read synchronously (a device with syncReadMax: defrag's small pieces) then runs
+        // while the write is in flight, not between two writes. (Asynchronous reads also pump as
+        // each completes.)
+        written = i;
+        pump();
+        await w;
         bytes += c.n * bs;
         since += c.n * bs;
         written = i + 1;
-        pump();
         if (since >= WRITEBACK_KICK && kicked && i + 1 < chunks.length) {
           since = 0;
           kicked = false;

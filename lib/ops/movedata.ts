@@ -178,6 +178,10 @@ async function stepTx(fs: Filesystem, tx: Transaction, data: Inode, space: Inode
   // A block map cannot say "reads as zeros": S's blocks over data's holes are zeroed instead.
   const zeroed = isExtentMapped(data) ? null : writtenWithZeros(plan.newData);
   if (zeroed) plan.newData = zeroed.list;
+  // The copy D→S begins reading D now, before the remaps read bitmaps and tree blocks: in a fresh
+  // process those reads are cold, and the copy's first reads would wait behind them. Reading
+  // changes nothing: a step that fails from here on (ENOSPC, E2BIG) has only read.
+  const started = plan.copies.length ? startCopy(fs, plan.copies) : null;
 
   // 1. the new maps and the release of D, in the transaction (nothing reaches the device yet:
   // an ENOSPC from extent-tree growth here leaves every byte as it was).
@@ -192,12 +196,9 @@ async function stepTx(fs: Filesystem, tx: Transaction, data: Inode, space: Inode
   releaseFirst(tx, space.ino, (await txFileMap(tx, space)).metadataBlocks);
   // 2. copy D→S in place, written by the commit as ordered data once the journal has accepted
   // the step (S still belongs to space on disk until the commit block; the commit flushes
-  // the copy before it). A step refused with E2BIG has copied nothing. D is read from now on,
-  // while the commit finalises the metadata and begins the session (reads change nothing).
-  if (plan.copies.length) {
-    const copy = startCopy(fs, plan.copies);
-    produceOrderedData(tx, () => copy.run());
-  }
+  // the copy before it). A step refused with E2BIG has copied nothing. D is read meanwhile
+  // (startCopy above), while the commit finalises the metadata and begins the session.
+  if (started) produceOrderedData(tx, () => started.run());
   if (zeroed) zeroOrdered(tx, zeroed.zero);
 }
 

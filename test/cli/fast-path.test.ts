@@ -25,7 +25,9 @@ import { getImage } from '../helpers/images.js';
 import { tmpDir, tmpPath } from '../helpers/tmp.js';
 import { dumpe2fsHeader, mkfs } from '../helpers/tools.js';
 import { e2fsckJournalOnly, installLog } from '../journal/helpers.js';
+import { CACHES_PER_COMMAND } from '../../lib/cli/code-cache.js';
 import { cli, cliBundle, cliInProcess, type CliResult } from './helpers.js';
+import { makeImage, pattern } from '../ops/helpers.js';
 
 describe('fastCommand: which argv skips commander', () => {
   it.each([
@@ -219,15 +221,20 @@ export async function load(url, context, next) {
     expect(l.bytes).toBeLessThan(100 * 1024);
   });
 
-  it('ls and free run from their own script: as ES modules only the entry, never commander', async () => {
+  it('ls, free and movedata run from their own script: as ES modules only the entry, never commander', async () => {
     const scripts = fastScripts();
-    expect([...scripts.keys()].sort()).toEqual(['free', 'ls']);
+    expect([...scripts.keys()].sort()).toEqual(['defrag', 'free', 'ls', 'movedata']);
     for (const [command, text] of scripts) {
       expect(COMMANDER.test(text), `commander in the ${command} script`).toBe(false);
       expect(/\bimport\(/.test(text), `a dynamic import in the ${command} script (vm.Script has none)`).toBe(false);
     }
     expect(FILESYSTEM.test(scripts.get('ls')!)).toBe(true);
-    for (const args of [['ls', getImage('ext4-4k').image, '/links', '-R', '--json'], ['free', getImage('ext4-4k').image]]) {
+    const moveImage = makeImage('fast-load-movedata', { data: pattern(4 * 4096, 1), space: pattern(4 * 4096, 2) }, { sizeMiB: 8 });
+    for (const args of [
+      ['ls', getImage('ext4-4k').image, '/links', '-R', '--json'],
+      ['free', getImage('ext4-4k').image],
+      ['movedata', moveImage, '/data', '/space', '--from=4096', '--len', '8K'],
+    ]) {
       const l = await loaded(args);
       expect(COMMANDER.test(l.text) || FILESYSTEM.test(l.text), `${args[0]}: ${l.files.join(' ')}`).toBe(false);
       expect(l.bytes, `${args[0]}: ${l.files.join(' ')}`).toBeLessThan(24 * 1024);
@@ -260,16 +267,25 @@ describe('the fast scripts keep V8 code for the next process (code-cache.ts)', (
     expect(plain.status, plain.stderr).toBe(0);
     expect(fs.existsSync(path.join(home, 'ext4kit')), 'EXT4KIT_CODE_CACHE=0 writes nothing').toBe(false);
 
-    // Caches of another build: the ls one goes when this build's ls cache is written, free's stays.
+    // Caches of other builds (another install sharing the directory, older versions): the
+    // CACHES_PER_COMMAND newest of a command are kept, this build's included — so the oldest ls
+    // one goes when this build's ls cache is written; free's stays.
     const dir = path.join(home, 'ext4kit');
     fs.mkdirSync(dir, { mode: 0o700 });
-    const stale = (command: string) => `fast-${command}-0123456789abcdef.cjs-${process.version}-${process.arch}.v8`;
-    for (const command of ['ls', 'free']) fs.writeFileSync(path.join(dir, stale(command)), 'old');
+    const stale = (command: string, i: number) => `fast-${command}-${String(i).repeat(16)}.cjs-${process.version}-${process.arch}.v8`;
+    const others = [0, 1, 2, 3].map((i) => stale('ls', i));
+    others.forEach((f, i) => {
+      fs.writeFileSync(path.join(dir, f), 'old');
+      fs.utimesSync(path.join(dir, f), 1e9 + i, 1e9 + i); // stale('ls', 0) the oldest
+    });
+    fs.writeFileSync(path.join(dir, stale('free', 0)), 'old');
+    expect(CACHES_PER_COMMAND).toBe(4);
 
     const first = await run(args, { XDG_CACHE_HOME: home });
-    const files = fs.readdirSync(dir).filter((f) => f !== stale('free'));
+    const files = fs.readdirSync(dir).filter((f) => f !== stale('free', 0) && !others.includes(f));
     expect(files).toEqual([expect.stringMatching(new RegExp(`^fast-ls-[0-9a-f]{16}\\.cjs-${process.version.replace(/\./g, '\\.')}-${process.arch}\\.v8$`))]);
-    expect(fs.existsSync(path.join(dir, stale('free')))).toBe(true);
+    expect(others.map((f) => fs.existsSync(path.join(dir, f))), 'the oldest other ls build goes').toEqual([false, true, true, true]);
+    expect(fs.existsSync(path.join(dir, stale('free', 0)))).toBe(true);
     const cache = path.join(dir, files[0]!);
     expect(fs.statSync(dir).mode & 0o777).toBe(0o700);
     expect(fs.statSync(cache).mode & 0o777).toBe(0o600);
@@ -282,7 +298,7 @@ describe('the fast scripts keep V8 code for the next process (code-cache.ts)', (
     fs.writeFileSync(cache, Buffer.alloc(4096, 0x5a));
     const damaged = await run(args, { XDG_CACHE_HOME: home });
     expect(fs.readFileSync(cache).equals(Buffer.alloc(4096, 0x5a)), 'a rejected cache is replaced').toBe(false);
-    expect(fs.readdirSync(dir), 'no temporary file left').toHaveLength(2);
+    expect(fs.readdirSync(dir), 'no temporary file left').toHaveLength(5);
 
     for (const r of [first, second, damaged]) expect({ status: r.status, stderr: r.stderr, same: r.stdout.equals(plain.stdout) }).toEqual({ status: 0, stderr: '', same: true });
   });

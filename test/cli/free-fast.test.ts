@@ -5,12 +5,21 @@
  */
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { freeExtentsJson, runFast } from '../../lib/cli/commands/free-output.js';
+import { freeExtentsJson, freeExtentsJsonChunks, runFast } from '../../lib/cli/commands/free-output.js';
 import { mulberry32 } from '../../lib/io/prng.js';
 import { getImage } from '../helpers/images.js';
 import { tmpPath } from '../helpers/tmp.js';
 import { cli } from './helpers.js';
 import * as fs from 'node:fs';
+
+/** runFast's output as one Buffer: chunks are copied as they come (each reuses the previous one's buffer). */
+function bytesOf(out: string | Uint8Array | Iterable<Uint8Array>): Buffer {
+  if (typeof out === 'string') return Buffer.from(out, 'utf8');
+  if (out instanceof Uint8Array) return Buffer.from(out);
+  return Buffer.concat([...(function* () {
+    for (const c of out) yield Buffer.from(c);
+  })()]);
+}
 
 function sink(): { stream: NodeJS.WritableStream; text: () => string } {
   const parts: Buffer[] = [];
@@ -40,6 +49,35 @@ describe('freeExtentsJson', () => {
   });
 });
 
+describe('freeExtentsJsonChunks', () => {
+  it('the same bytes as freeExtentsJson in chunks of one reused buffer, whatever the chunk size', () => {
+    const rnd = mulberry32(5);
+    const n = 3000;
+    const start = Float64Array.from({ length: n }, () => Math.floor(rnd() * 2 ** 36));
+    const len = Float64Array.from({ length: n }, () => Math.floor(rnd() * 2 ** Math.floor(rnd() * 30)));
+    const t = { count: n, start, len, unit: 4096 };
+    const whole = Buffer.from(freeExtentsJson(t));
+    expect(whole.toString('latin1')).toBe(JSON.stringify(Array.from(start, (s, i) => ({ start: s * 4096, len: len[i]! * 4096 })), null, 2) + '\n');
+    for (const size of [0, 100, 4096, 1 << 20]) {
+      const buffers = new Set<ArrayBufferLike>();
+      let chunks = 0;
+      const got = bytesOf(
+        (function* () {
+          for (const c of freeExtentsJsonChunks(t, size)) {
+            buffers.add(c.buffer);
+            chunks++;
+            yield c;
+          }
+        })(),
+      );
+      expect(got.equals(whole), `chunk size ${size}`).toBe(true);
+      expect(buffers.size).toBe(1);
+      if (size <= 4096) expect(chunks).toBeGreaterThan(10);
+    }
+    expect(bytesOf(freeExtentsJsonChunks({ count: 0, start: new Float64Array(0), len: new Float64Array(0), unit: 4096 })).toString()).toBe('[]\n');
+  });
+});
+
 describe('free without commander', () => {
   for (const name of ['ext4-4k-groups', 'ext4-1k'] as const) {
     it(`${name}: --json and the table equal the commander path's output`, async () => {
@@ -49,7 +87,7 @@ describe('free without commander', () => {
         const out = await runFast([img], new Set(json ? ['--json'] : []), { verify: true }, { io: { stdout: sink().stream, stderr: err.stream } });
         const want = await cli(['free', img, '--start', '0', ...(json ? ['--json'] : [])]);
         expect(want.status, want.stderr).toBe(0);
-        expect(Buffer.from(typeof out === 'string' ? Buffer.from(out, 'utf8') : out).equals(want.stdout), `json=${json}`).toBe(true);
+        expect(bytesOf(out).equals(want.stdout), `json=${json}`).toBe(true);
         expect(err.text()).toBe('');
       }
     });

@@ -6,18 +6,16 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { getFreeExtentTable } from '../../ops/free.js';
 import { withFs, write, type CliContext } from '../util.js';
+import { readByteCount } from '../byte-count.js';
 import { freeExtentsJson, freeExtentsText, humanBytes } from './free-output.js';
 
 export { freeExtentsJson, humanBytes };
 
 /** Parse a byte count: decimal or 0x hex, optionally with a binary suffix K, M, G, T (e.g. 4G). */
 export function parseBytes(value: string): number {
-  const m = /^(0x[0-9a-f]+|\d+)([kmgt]i?b?)?$/i.exec(value.trim());
-  if (!m) throw new InvalidArgumentError(`"${value}" is not a byte count (e.g. 4096, 0x1000, 64M, 4G)`);
-  const base = Number(m[1]);
-  const unit = m[2] ? 1024 ** ('kmgt'.indexOf(m[2][0]!.toLowerCase()) + 1) : 1;
-  const v = base * unit;
-  if (!Number.isSafeInteger(v)) throw new InvalidArgumentError(`"${value}" is too large`);
+  // (the grammar lives in byte-count.ts: the fast path validates with it too)
+  const v = readByteCount(value);
+  if (typeof v === 'string') throw new InvalidArgumentError(v);
   return v;
 }
 

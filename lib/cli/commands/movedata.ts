@@ -6,10 +6,9 @@
  * blocks are freed and SPACEPATH gets a hole. Journaled, in crash-safe steps.
  */
 import type { Command } from 'commander';
-import { movedata } from '../../ops/movedata.js';
-import { printJson, write, type CliContext } from '../util.js';
+import { globalOptions, write, type CliContext } from '../context.js';
 import { parseBytes } from './free.js';
-import { withWritable } from '../write-open.js';
+import { movedataText } from './movedata-run.js';
 
 export function register(program: Command, ctx: CliContext): void {
   program
@@ -22,8 +21,6 @@ export function register(program: Command, ctx: CliContext): void {
     .requiredOption('--len <bytes>', 'length (block-aligned)', parseBytes)
     .option('--json', 'print {"moved": bytes}')
     .action(async (image: string, dataPath: string, spacePath: string, opts: { from: number; len: number; json?: boolean }, cmd: Command) => {
-      await withWritable(image, cmd, ctx, (fs) => movedata(fs, dataPath, spacePath, { from: opts.from, len: opts.len }), undefined, { syncReads: false });
-      if (opts.json) return printJson(ctx, { moved: opts.len });
-      await write(ctx.io.stdout, `moved ${opts.len} bytes\n`);
+      await write(ctx.io.stdout, await movedataText(image, dataPath, spacePath, opts, globalOptions(cmd), ctx));
     });
 }
