@@ -1,8 +1,9 @@
 /**
  * Trees on the host for `ext4kit import` / `export` / `cp -r`: a directory
  * read into TreeEntry values (lstat with nanosecond times, hard links by
- * dev:ino, names in byte order so the same directory gives the same image)
- * and written back (tar archives: tar-tree.ts).
+ * dev:ino, names in byte order so the same directory gives the same image;
+ * walked and read ahead on a worker thread: host-reader.ts) and written
+ * back (tar archives: tar-tree.ts).
  *
  * Node has no xattr, mknod or nanosecond-utimens calls: those go through
  * one python3 process per tree (os.listxattr/getxattr/setxattr, os.mknod,
@@ -14,15 +15,18 @@ import * as fsp from 'node:fs/promises';
 import * as nodeFs from 'node:fs';
 import * as path from 'node:path';
 import type { Timestamp } from '../ext4/inode.js';
-import type { TreeEntry, TreeEntryType, TreeXattr } from '../ops/tree-entry.js';
+import type { TreeEntry, TreeXattr } from '../ops/tree-entry.js';
+import { ENTRY_FIELDS, ENTRY_TYPES, HostReader, type ListedEntry } from './host-reader.js';
 
 export interface HostTreeOptions {
   /** Read/write xattrs (default true; needs python3). */
   xattrs?: boolean;
   /** Called with a warning (e.g. python3 missing). */
   warn?(message: string): void;
-  /** The consumer calls `recycle` (importTree's `released`): file buffers are reused (default false: each is new). */
+  /** The consumer calls `recycle` (importTree's `released`): file buffers are reused (default false: never overwritten). */
   reuse?: boolean;
+  /** Read-ahead of the reader thread, in 8 MiB slabs (default 6). */
+  readAheadSlabs?: number;
 }
 
 // ---------------------------------------------------------------------------------------------- python3 helper
@@ -45,45 +49,110 @@ function runPython(script: string, input: unknown): string {
   return r.stdout;
 }
 
-/** Runs a python3 script with JSON on stdin without blocking: its work overlaps ours. */
-function runPythonAsync(script: string, input: unknown): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(python()!, ['-c', script], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [], err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code === 0) resolve(Buffer.concat(out).toString('utf8'));
-      else reject(Object.assign(new Error(`python3 helper failed (exit ${code}): ${Buffer.concat(err).toString().trim()}`), { code: 'EIO' }));
-    });
-    child.stdin.end(JSON.stringify(input));
-  });
-}
-
-// Walks the tree itself (lstat, no symlink followed), in parallel with our own listing: keys are
-// the tree paths ('' the root) of the entries that have xattrs.
+// Reads NUL-terminated paths on stdin as they come and answers each with one line, in order: empty
+// when the entry has no xattrs (none followed through a symlink), else [[name, value base64], …].
 const PY_READ_XATTRS = String.raw`
-import json, os, sys, base64, stat
-root = json.load(sys.stdin)
-out = {}
-todo = ['']
-while todo:
-    rel = todo.pop()
-    p = os.path.join(root, rel) if rel else root
-    try:
-        names = os.listxattr(p, follow_symlinks=False)
-        if names:
-            out[rel] = [[n, base64.b64encode(os.getxattr(p, n, follow_symlinks=False)).decode()] for n in sorted(names)]
-    except OSError:
-        pass
-    try:
-        if stat.S_ISDIR(os.lstat(p).st_mode):
-            todo.extend(rel + '/' + n if rel else n for n in os.listdir(p))
-    except OSError:
-        pass
-json.dump(out, sys.stdout)
+import json, os, sys, base64
+rest = b''
+while True:
+    chunk = os.read(0, 1 << 16)
+    if not chunk:
+        break
+    parts = (rest + chunk).split(b'\0')
+    rest = parts.pop()
+    lines = []
+    for p in parts:
+        xs = []
+        try:
+            for n in sorted(os.listxattr(p, follow_symlinks=False)):
+                xs.append([n, base64.b64encode(os.getxattr(p, n, follow_symlinks=False)).decode()])
+        except OSError:
+            xs = []
+        lines.append(json.dumps(xs) if xs else '')
+    if lines:
+        sys.stdout.write('\n'.join(lines) + '\n')
+        sys.stdout.flush()
 `;
+
+/**
+ * Extended attributes of the listed entries, from one python3 process fed the paths as the walk
+ * lists them: its answers keep pace with the listing, so the first entries need not wait for a
+ * walk of the whole tree. Answer i is entry i's.
+ */
+class XattrReader {
+  readonly #child: ReturnType<typeof spawn>;
+  readonly #found = new Map<number, [string, string][]>();
+  #answered = 0;
+  #partial = '';
+  #error: Error | null = null;
+  #done = false;
+  #wakers: (() => void)[] = [];
+  readonly #closed: Promise<void>;
+
+  constructor() {
+    this.#child = spawn(python()!, ['-c', PY_READ_XATTRS], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const err: Buffer[] = [];
+    this.#child.stderr!.on('data', (c: Buffer) => err.push(c));
+    this.#child.stdout!.setEncoding('utf8');
+    this.#child.stdout!.on('data', (c: string) => this.#lines(c));
+    // A consumer that stopped early closes stdin first: python3 then ends on its own.
+    this.#child.stdin!.on('error', () => undefined);
+    this.#closed = new Promise((resolve) => {
+      this.#child.on('error', (e) => this.#end(e));
+      this.#child.on('close', (code) => {
+        this.#end(code === 0 ? null : Object.assign(new Error(`python3 helper failed (exit ${code}): ${Buffer.concat(err).toString().trim()}`), { code: 'EIO' }));
+        resolve();
+      });
+    });
+  }
+
+  #lines(c: string): void {
+    const parts = (this.#partial + c).split('\n');
+    this.#partial = parts.pop()!;
+    for (const line of parts) {
+      if (line) this.#found.set(this.#answered, JSON.parse(line) as [string, string][]);
+      this.#answered++;
+    }
+    this.#wake();
+  }
+
+  #end(e: Error | null): void {
+    this.#done = true;
+    this.#error ??= e;
+    this.#wake();
+  }
+
+  #wake(): void {
+    const w = this.#wakers;
+    this.#wakers = [];
+    for (const f of w) f();
+  }
+
+  /** Paths of the next entries (in entry order), each NUL-terminated. */
+  ask(paths: Uint8Array): void {
+    this.#child.stdin!.write(paths);
+  }
+
+  /** No more paths. */
+  finish(): void {
+    this.#child.stdin!.end();
+  }
+
+  /** Entry `i`'s xattrs (null: none). */
+  async get(i: number): Promise<[string, string][] | null> {
+    while (this.#answered <= i) {
+      if (this.#error) throw this.#error;
+      if (this.#done) throw Object.assign(new Error('python3 helper ended before answering every entry'), { code: 'EIO' });
+      await new Promise<void>((resolve) => this.#wakers.push(resolve));
+    }
+    return this.#found.get(i) ?? null;
+  }
+
+  async close(): Promise<void> {
+    this.#child.stdin!.end();
+    await this.#closed;
+  }
+}
 
 // ops: [path, kind, mode, uid, gid, atimeNs, mtimeNs, xattrs [[name, b64]], major, minor]
 const PY_APPLY = String.raw`
@@ -105,203 +174,78 @@ for p, kind, mode, uid, gid, ans, mns, xs, major, minor in json.load(sys.stdin):
 
 const NS = 1_000_000_000n;
 
-function tsOf(ns: bigint): Timestamp {
-  let sec = ns / NS;
-  let nsec = ns - sec * NS;
-  if (nsec < 0n) {
-    nsec += NS;
-    sec -= 1n;
-  }
-  return { sec: Number(sec), nsec: Number(nsec) };
-}
-
-function typeOfStat(st: nodeFs.BigIntStats): TreeEntryType {
-  if (st.isFile()) return 'file';
-  if (st.isDirectory()) return 'dir';
-  if (st.isSymbolicLink()) return 'symlink';
-  if (st.isCharacterDevice()) return 'chardev';
-  if (st.isBlockDevice()) return 'blockdev';
-  if (st.isFIFO()) return 'fifo';
-  return 'socket';
-}
-
-/** Linux dev_t → major/minor (glibc's gnu_dev_major / gnu_dev_minor). */
-function splitDev(dev: bigint): { major: number; minor: number } {
-  return { major: Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn)), minor: Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn)) };
-}
-
 /**
- * Names in the order of their UTF-8 bytes. Without surrogates (astral characters) that is the
- * plain code-unit order of sort(); otherwise each name is encoded once, not once per comparison.
+ * A host directory (or a single file) as TreeEntry values. The walk and the file reads run ahead
+ * on a worker thread (host-reader.ts), the xattr listing in python3 fed as the walk goes: the
+ * first entries come before the walk is complete. `counted()` gives the number of entries once it
+ * is; `close()` stops the reader (the entries' generator does so when it ends, is returned from, or
+ * throws).
  */
-function sortByBytes(names: string[]): string[] {
-  if (!names.some((n) => /[\uD800-\uDFFF]/.test(n))) return names.sort();
-  return names.map((n) => ({ n, b: Buffer.from(n) })).sort((x, y) => Buffer.compare(x.b, y.b)).map((x) => x.n);
-}
-
-/**
- * Every path under `root` (relative, depth-first pre-order, names in byte order), root itself as ''.
- * Synchronous on purpose: a one-shot command gains nothing from overlapping thousands of tiny
- * lstat calls, and each async one is a thread-pool round trip (seconds on a loaded machine).
- */
-function listHost(root: string): { rel: string; st: nodeFs.BigIntStats }[] {
-  const out: { rel: string; st: nodeFs.BigIntStats }[] = [];
-  const visit = (rel: string, st: nodeFs.BigIntStats) => {
-    out.push({ rel, st });
-    if (!st.isDirectory()) return;
-    for (const n of sortByBytes(nodeFs.readdirSync(rel ? path.join(root, rel) : root))) {
-      const r = rel ? `${rel}/${n}` : n;
-      visit(r, nodeFs.lstatSync(path.join(root, r), { bigint: true }));
-    }
-  };
-  visit('', nodeFs.lstatSync(root, { bigint: true }));
-  return out;
-}
-
-/** Files up to this size are read whole into a slab slice; larger ones in chunks of a slab each. */
-const WHOLE_FILE_BYTES = 1024 * 1024;
-/** Small files are read into slices of slabs this size (one allocation per slab, not per file). */
-const SLAB_BYTES = 8 * 1024 * 1024;
-/**
- * Where a file starts in a slab: files of one slab laid out block after block (4 KiB blocks, the
- * tails zero) are what the importer's blocks look like, so a run of them is written without a copy.
- */
-const SLAB_ALIGN = 4096;
-
-/**
- * Reads host files synchronously into slab slices. A slice is never handed out twice until
- * `recycle()` says every slice given so far is no longer held (importTree's `released`): then the
- * slabs are reused, which keeps a 1 GiB import from allocating 1 GiB of buffers (V8 runs a full
- * GC for every ~64 MiB of new external memory). Without `reuse` a full slab is just dropped.
- */
-class SlabPool {
-  readonly #reuse: boolean;
-  #slab: Uint8Array = new Uint8Array(0);
-  #off = 0;
-  /** Slabs handed out since the last recycle (the current one included). */
-  #used: Uint8Array[] = [];
-  #free: Uint8Array[] = [];
-
-  /** `reuse` false: slabs are never kept, nor reused (nobody will call recycle). */
-  constructor(reuse: boolean) {
-    this.#reuse = reuse;
-  }
-
-  /** A slice of `size` bytes starting on a SLAB_ALIGN boundary, zero from `size` to the next boundary. */
-  take(size: number): Uint8Array {
-    const span = Math.ceil(size / SLAB_ALIGN) * SLAB_ALIGN;
-    if (this.#off + span > this.#slab.length) {
-      this.#slab = span <= SLAB_BYTES ? (this.#free.pop() ?? new Uint8Array(SLAB_BYTES)) : new Uint8Array(span);
-      if (this.#reuse) this.#used.push(this.#slab);
-      this.#off = 0;
-    }
-    const at = this.#off;
-    this.#off += span;
-    // A reused slab holds old bytes: the tail of the last block must read as zeros.
-    if (span > size) this.#slab.fill(0, at + size, at + span);
-    return this.#slab.subarray(at, at + size);
-  }
-
-  /** Every slice handed out so far is free again, but `held`'s slab. */
-  recycle(held: Uint8Array | null): void {
-    const keep = held?.buffer;
-    for (const s of this.#used) if (s.buffer !== keep && s.length === SLAB_BYTES) this.#free.push(s);
-    this.#used = this.#used.filter((s) => s.buffer === keep);
-    if (this.#slab.buffer !== keep) {
-      this.#slab = new Uint8Array(0);
-      this.#off = 0;
-    }
-  }
-
-  /** `size` bytes of `fd` from `pos` into a new slice. */
-  readInto(fd: number, file: string, size: number, pos: number): Uint8Array {
-    const out = this.take(size);
-    for (let got = 0; got < size; ) {
-      const n = nodeFs.readSync(fd, out, got, size - got, pos + got);
-      if (n === 0) throw Object.assign(new Error(`${file}: shrank while being read`), { code: 'EIO' });
-      got += n;
-    }
-    return out;
-  }
-
-  read(file: string, size: number): Uint8Array {
-    const fd = nodeFs.openSync(file, 'r');
-    try {
-      return this.readInto(fd, file, size, 0);
-    } finally {
-      nodeFs.closeSync(fd);
-    }
-  }
-
-  /** A large file in slab-sized chunks, read synchronously (no thread-pool round trip per chunk). */
-  async *chunks(file: string, size: number): AsyncGenerator<Uint8Array> {
-    const fd = nodeFs.openSync(file, 'r');
-    try {
-      for (let pos = 0; pos < size; ) {
-        const n = Math.min(SLAB_BYTES, size - pos);
-        yield this.readInto(fd, file, n, pos);
-        pos += n;
-      }
-    } finally {
-      nodeFs.closeSync(fd);
-    }
-  }
-}
-
-/** A host directory (or a single file) as TreeEntry values; count = entries, known before the first. */
-export async function readHostTree(root: string, opts: HostTreeOptions = {}): Promise<{ count: number; bytes: number; entries: AsyncGenerator<TreeEntry>; recycle(held: Uint8Array | null): void }> {
-  let pending: Promise<string> | null = null;
+export async function readHostTree(root: string, opts: HostTreeOptions = {}): Promise<{
+  entries: AsyncGenerator<TreeEntry>; counted(): Promise<number>; recycle(held: Uint8Array | null): void; close(): Promise<void>;
+}> {
+  let xr: XattrReader | null = null;
   if (opts.xattrs !== false) {
-    if (python()) pending = runPythonAsync(PY_READ_XATTRS, root);
+    if (python()) xr = new XattrReader();
     else opts.warn?.('python3 not found: extended attributes are not read');
   }
-  // Our listing while python3 makes its own; a failed listing must not leave the child unawaited.
-  let list: ReturnType<typeof listHost>;
+  const x = xr;
+  const reader = new HostReader(root, {
+    reuse: opts.reuse === true, windowSlabs: opts.readAheadSlabs,
+    onList: x ? (paths) => x.ask(paths) : undefined,
+    onListed: x ? () => x.finish() : undefined,
+  });
+  const close = async () => {
+    await reader.close();
+    await x?.close();
+  };
+  // The root is listed (or refused: a missing root fails here, before any entry).
+  let first: ListedEntry;
   try {
-    list = listHost(root);
+    first = (await reader.entry(0))!;
   } catch (e) {
-    await pending?.catch(() => undefined);
+    await close();
     throw e;
   }
-  const xattrs = (pending ? JSON.parse(await pending) : {}) as Record<string, [string, string][]>;
-  let bytes = 0;
-  for (const e of list) if (e.st.isFile()) bytes += Number(e.st.size);
+  const F = ENTRY_FIELDS;
+  const single = first.num[first.o + F.type] !== ENTRY_TYPES.indexOf('dir');
   async function* gen(): AsyncGenerator<TreeEntry> {
-    const links = new Map<string, string>();
-    const single = !list[0]!.st.isDirectory();
-    for (const { rel, st } of list) {
-      const abs = rel ? path.join(root, rel) : root;
-      const type = typeOfStat(st);
-      const p = single ? path.basename(root) : rel;
-      // One object of one shape per entry (no spreads: 20,000 of them in a bench tree).
-      const e: TreeEntry = {
-        path: p, type, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), atime: tsOf(st.atimeNs), mtime: tsOf(st.mtimeNs),
-        xattrs: NO_XATTRS, size: undefined, data: undefined, target: undefined, rdev: undefined,
-      };
-      if (type !== 'dir' && st.nlink > 1n) {
-        const key = `${st.dev}:${st.ino}`;
-        const first = links.get(key);
-        if (first !== undefined) {
+    try {
+      for (let i = 0; ; i++) {
+        const l = await reader.entry(i);
+        if (!l) return;
+        const { rel, num, o } = l;
+        const type = ENTRY_TYPES[num[o + F.type]!]!;
+        // One object of one shape per entry (no spreads: 20,000 of them in a bench tree).
+        const e: TreeEntry = {
+          path: single ? path.basename(root) : rel, type, mode: num[o + F.mode]!, uid: num[o + F.uid]!, gid: num[o + F.gid]!,
+          atime: { sec: num[o + F.atimeSec]!, nsec: num[o + F.atimeNsec]! }, mtime: { sec: num[o + F.mtimeSec]!, nsec: num[o + F.mtimeNsec]! },
+          xattrs: NO_XATTRS, size: undefined, data: undefined, target: undefined, rdev: undefined,
+        };
+        const linkOf = num[o + F.linkOf]!;
+        if (linkOf >= 0) {
           e.type = 'hardlink';
-          e.target = first;
+          e.target = reader.rels[linkOf]!;
           yield e;
           continue;
         }
-        links.set(key, p);
+        const xs = x ? await x.get(i) : null;
+        if (xs) e.xattrs = xs.map(([name, v]) => ({ name, value: Buffer.from(v, 'base64') }));
+        const failed = reader.errors.get(i);
+        if (failed) throw failed;
+        if (type === 'file') {
+          const size = num[o + F.size]!;
+          e.size = size;
+          e.data = HostReader.isWhole(size) ? await reader.whole(i) : reader.chunks(i);
+        } else if (type === 'symlink') e.target = reader.targets.get(i);
+        else if (type === 'chardev' || type === 'blockdev') e.rdev = { major: num[o + F.major]!, minor: num[o + F.minor]! };
+        yield e;
       }
-      const xs = xattrs[rel];
-      if (xs) e.xattrs = xs.map(([name, v]) => ({ name, value: Buffer.from(v, 'base64') }));
-      if (type === 'file') {
-        const size = Number(st.size);
-        e.size = size;
-        e.data = size <= WHOLE_FILE_BYTES ? slabs.read(abs, size) : slabs.chunks(abs, size);
-      } else if (type === 'symlink') e.target = nodeFs.readlinkSync(abs, { encoding: 'buffer' });
-      else if (type === 'chardev' || type === 'blockdev') e.rdev = splitDev(st.rdev);
-      yield e;
+    } finally {
+      await close();
     }
   }
-  const slabs = new SlabPool(opts.reuse === true);
-  return { count: list.length, bytes, entries: gen(), recycle: (held) => slabs.recycle(held) };
+  return { entries: gen(), counted: () => reader.counted(), recycle: (held) => reader.recycle(held), close };
 }
 
 const NO_XATTRS: readonly TreeXattr[] = Object.freeze([]);

@@ -1,7 +1,6 @@
 /**
  * importTree across many transactions (issue 11, Measure: the fast import path):
- *  - a host directory's slabs are reused once importTree says the data is released (the chunk of
- *    a file still being written is kept), and a reused slab reads as zeros past each file;
+ *  - (a host directory's slabs, reused once importTree says the data is released: test/cli/host-tree.test.ts);
  *  - a batched import (small batches: many commits, data written early from the second one on,
  *    runs of small files written straight from the slabs, a large file carried across commits)
  *    reads back through the kernel exactly as the source; e2fsck clean;
@@ -50,47 +49,6 @@ beforeAll(() => {
 });
 afterAll(() => {
   if (src) fs.rmSync(src, { recursive: true, force: true });
-});
-
-describe('host tree slabs', () => {
-  it('are reused after release, zero past each file, and the held chunk is kept', async () => {
-    const dir = tmpDir('import-slabs');
-    fs.rmSync(dir, { recursive: true, force: true });
-    fs.mkdirSync(dir);
-    fs.writeFileSync(path.join(dir, 'a'), prngBytes('a', 100));
-    fs.writeFileSync(path.join(dir, 'b'), prngBytes('b', 5000));
-    fs.writeFileSync(path.join(dir, 'c'), prngBytes('c', 3 * 1024 * 1024)); // read in chunks
-    fs.writeFileSync(path.join(dir, 'd'), prngBytes('d', 10));
-    fs.writeFileSync(path.join(dir, 'e'), prngBytes('e', 7000));
-    const t = await readHostTree(dir, { xattrs: false, reuse: true });
-    const it = t.entries[Symbol.asyncIterator]();
-    const next = async () => (await it.next()).value as TreeEntry;
-    expect((await next()).type).toBe('dir');
-    const a = (await next()).data as Uint8Array;
-    const b = (await next()).data as Uint8Array;
-    // one slab, block after block; zeros up to the next 4 KiB
-    expect(b.buffer).toBe(a.buffer);
-    expect(b.byteOffset - a.byteOffset).toBe(4096);
-    expect(new Uint8Array(a.buffer, a.byteOffset + 100, 4096 - 100).every((x) => x === 0)).toBe(true);
-    const c = (await next()) as TreeEntry;
-    const chunk = (await (c.data as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]().next()).value as Uint8Array;
-    expect(Buffer.compare(Buffer.from(chunk), prngBytes('c', 3 * 1024 * 1024))).toBe(0);
-    expect(chunk.buffer).toBe(a.buffer); // 3 MiB: still room in the first slab
-    // released but for the chunk of the file being written: its slab is kept, nothing goes over it
-    t.recycle(chunk);
-    const d = (await next()).data as Uint8Array;
-    expect(d.buffer).toBe(chunk.buffer);
-    expect(d.byteOffset).toBeGreaterThanOrEqual(chunk.byteOffset + chunk.length);
-    expect(Buffer.from(chunk).equals(prngBytes('c', 3 * 1024 * 1024))).toBe(true);
-    // all released: the slab is reused from its start, zeros past the new file (b's bytes were there)
-    t.recycle(null);
-    const e = (await next()).data as Uint8Array;
-    expect(e.buffer).toBe(a.buffer);
-    expect(e.byteOffset).toBe(a.byteOffset);
-    expect(Buffer.from(e).equals(prngBytes('e', 7000))).toBe(true);
-    expect(new Uint8Array(e.buffer, e.byteOffset + 7000, 8192 - 7000).every((x) => x === 0)).toBe(true);
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
 });
 
 describe.skipIf(!!skipLoop)('batched import of a host tree', () => {

@@ -144,10 +144,10 @@ describe('npm package (pack → install → use)', () => {
         !/^package\/(package\.json|README\.md|LICENSE)$/.test(f) &&
         !/^package\/dist\/.+\.(js|d\.ts)$/.test(f) &&
         // The fast commands' CommonJS scripts (lib/cli/code-cache.ts).
-        !/^package\/dist\/cli-chunks\/fast-(ls|free)-[0-9a-f]{16}\.cjs$/.test(f),
+        !/^package\/dist\/cli-chunks\/fast-(ls|free|movedata|defrag)-[0-9a-f]{16}\.cjs$/.test(f),
     );
     expect(stray, 'files in the tarball besides dist/*.js, dist/*.d.ts, the fast scripts, package.json, README').toEqual([]);
-    expect(tarballFiles.filter((f) => f.endsWith('.cjs'))).toHaveLength(2);
+    expect(tarballFiles.filter((f) => f.endsWith('.cjs'))).toHaveLength(4);
     // Every emitted module has its declaration file (the cli bundle and its chunks excepted).
     const js = tarballFiles.filter((f) => f.startsWith('package/dist/') && f.endsWith('.js') && f !== 'package/dist/cli.js' && !f.startsWith('package/dist/cli-chunks/'));
     expect(js.length).toBeGreaterThan(10);
@@ -258,6 +258,18 @@ try {
     // The first run kept V8's code of the ls script for the next one, which prints the same.
     expect(fs.readdirSync(path.join(cacheHome, 'ext4kit'))).toEqual([expect.stringMatching(/^fast-ls-[0-9a-f]{16}\.cjs-v.+\.v8$/)]);
     expect(sh('npx', ['--offline', 'ext4kit', 'ls', image, '--json'], project, { XDG_CACHE_HOME: cacheHome })).toBe(first);
+  });
+
+  it('npx ext4kit import IMG DIR (the source is read on a worker thread started from the bundle): e2fsck clean, bytes back', () => {
+    const src = path.join(tmpDir('pack-import-src'), 'tree');
+    fs.mkdirSync(path.join(src, 'sub'), { recursive: true });
+    fs.writeFileSync(path.join(src, 'sub', 'a.txt'), HELLO);
+    fs.writeFileSync(path.join(src, 'big'), Buffer.alloc(3 << 20, 7)); // read in chunks
+    const img = path.join(tmpDir('pack-import-img'), 'import.img');
+    mkfs('ext4', img, 16 << 20);
+    sh('npx', ['--offline', 'ext4kit', 'import', img, src, '--at', '/t'], project);
+    expectE2fsckClean(img, 'after npx ext4kit import');
+    expect(sh('npx', ['--offline', 'ext4kit', 'cat', img, '/t/sub/a.txt'], project)).toBe(HELLO);
   });
 
   it('npx ext4kit info IMG --json matches dumpe2fs', () => {
