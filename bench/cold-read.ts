@@ -2,7 +2,7 @@
  * bench/cold-read — `ext4kit ls -R --json` and `ext4kit cat` as users run them: a fresh process
  * each time, next to debugfs in the same run, medians of --runs (≥ 5) runs, node's own start-up
  * (`node -e 0`, measured in the same run) subtracted from ext4kit's figures; the warm in-process
- * figures (listBatches() + JSON as `ls --json` does it, cat().copyTo) are printed beside them. The ls
+ * figures (listJson(), what `ls --json` does, cat().copyTo) are printed beside them. The ls
  * figures come from interleaved rounds (node -e 0, debugfs, each CLI's --version and ls, one run of
  * each per round), so load drift during the bench hits every figure alike; every CLI must print
  * the same ls bytes.
@@ -26,8 +26,8 @@ import * as nodefs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Filesystem } from '../lib/node.js';
-import { cat, listBatches } from '../lib/ops/inspect.js';
-import { JsonArrayText } from '../lib/cli/commands/ls.js';
+import { cat } from '../lib/ops/inspect.js';
+import { listJson } from '../lib/cli/commands/ls.js';
 import { bundleCli } from '../scripts/bundle-cli.mjs';
 
 const args = process.argv.slice(2);
@@ -229,13 +229,9 @@ async function main(): Promise<void> {
     if (doLs) {
       const fs10k = await Filesystem.open(img10k);
       try {
-        // What `ls -R --json` does: rows in pieces, each stringified as it comes, the text joined.
-        const lsWarm = await warm(async () => {
-          const text = new JsonArrayText();
-          for await (const rows of listBatches(fs10k, '/dir10k', { recursive: true })) text.add(rows);
-          return text.finish();
-        });
-        add('ls 10,000 entries', 'ext4kit listBatches() + JSON, warm in-process', lsWarm, lsWarm);
+        // What `ls -R --json` does: the walk's rows written straight to JSON bytes.
+        const lsWarm = await warm(() => listJson(fs10k, '/dir10k', true));
+        add('ls 10,000 entries', 'ext4kit listJson(), warm in-process', lsWarm, lsWarm);
       } finally {
         await fs10k.close();
       }

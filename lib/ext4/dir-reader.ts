@@ -54,6 +54,10 @@ export interface EntryTable {
   readonly ascii: boolean;
   /** The stored bytes of name i (a view into the directory's blocks: read-only). */
   nameBytes(i: number): Uint8Array;
+  /** The same without a view per call: name i is nameBuf[i][nameStart[i], nameStart[i] + nameLen[i]) (read-only). */
+  readonly nameBuf: readonly Uint8Array[];
+  readonly nameStart: readonly number[];
+  readonly nameLen: readonly number[];
 }
 
 /**
@@ -110,7 +114,7 @@ class EntryTableBuilder {
 
   done(): EntryTable {
     const { ino, fileType, name, bytes, start, len, ascii } = this;
-    return { length: ino.length, ino, fileType, name, ascii, nameBytes: (i) => bytes[i]!.subarray(start[i]!, start[i]! + len[i]!) };
+    return { length: ino.length, ino, fileType, name, ascii, nameBytes: (i) => bytes[i]!.subarray(start[i]!, start[i]! + len[i]!), nameBuf: bytes, nameStart: start, nameLen: len };
   }
 }
 

@@ -168,7 +168,7 @@ export async function list(fs: Filesystem, path = '/', opts: ListOptions = {}): 
   return out;
 }
 
-/** Rows per piece listBatches yields (a piece is stringified and dropped while it is young). */
+/** Rows per piece listBatches yields (a caller printing pieces holds one at a time). */
 const LIST_ROWS = 1024;
 
 /**
@@ -178,68 +178,175 @@ const LIST_ROWS = 1024;
  * would have thrown it; pieces before it have been yielded.
  */
 export async function* listBatches(fs: Filesystem, path = '/', opts: ListOptions & { batchRows?: number } = {}): AsyncGenerator<ListEntry[]> {
+  const per = Math.max(1, opts.batchRows ?? LIST_ROWS);
+  let rows: ListEntry[] = [];
+  const sink: ListSink = {
+    entry(d, i, s, extra) {
+      const n = d.table.name[i]!;
+      const p = joinPath(d.path, n);
+      const row: ListEntry = {
+        path: p,
+        name: n.indexOf('/') < 0 ? n : baseName(p),
+        ino: d.table.ino[i]!,
+        type: s.type!,
+        mode: s.mode & 0o7777,
+        size: s.size,
+        nlink: s.linksCount,
+        uid: s.uid,
+        gid: s.gid,
+        mtime: s.mtime,
+      };
+      if (extra?.rdev) row.rdev = extra.rdev;
+      else if (extra?.target !== undefined) row.target = extra.target;
+      rows.push(row);
+      return rows.length >= per;
+    },
+    single(e) {
+      rows.push(e);
+      return false;
+    },
+  };
+  for await (const _ of walkList(fs, path, opts, sink)) {
+    yield rows;
+    rows = [];
+  }
+  if (rows.length) yield rows;
+}
+
+/** A directory being listed, as a ListSink sees it: its path and its entries (on-disk order). */
+export interface ListDir {
+  readonly path: string;
+  readonly ino: number;
+  readonly table: EntryTable;
+}
+
+/** What a row needs beyond its inode's listing fields: a symlink's target, a device's number. */
+export interface ListExtra {
+  target?: string;
+  rdev?: DeviceNumber;
+}
+
+/**
+ * Where walkList hands the rows, in list()'s order, without an object per row (`ls --json`
+ * writes each straight to bytes). Returning true pauses the walk: walkList yields.
+ */
+export interface ListSink {
+  /**
+   * The row of entry `i` of `d.table`: its path is d.path joined with the name, its inode's fields
+   * are `s` (s.type is set; `s` is only valid during the call), `extra` for symlinks and devices.
+   */
+  entry(d: ListDir, i: number, s: InodeSummary, extra: ListExtra | null): boolean;
+  /** The one row of a path that is not a directory. */
+  single(e: ListEntry): boolean;
+}
+
+/**
+ * The walk behind list() and listBatches(): each row goes to `sink` (the same rows, order, checks
+ * and errors as list()); the generator yields whenever the sink returns true, and runs to the end
+ * otherwise. Symlinks are never followed; a directory reached twice is EFSCORRUPTED.
+ */
+export async function* walkList(fs: Filesystem, path: string, opts: ListOptions, sink: ListSink): AsyncGenerator<void> {
   const top = await resolveForInspect(fs, path);
   const topPath = normalizePath(path);
   if (top.type !== 'dir') {
-    yield [await entryFor(fs, topPath, top)];
+    if (sink.single(await entryFor(fs, topPath, top))) yield;
     return;
   }
-  const per = Math.max(1, opts.batchRows ?? LIST_ROWS);
-  const recursive = opts.recursive === true;
+  const walk: Walk = { recursive: opts.recursive === true, inodesCount: fs.sb.s_inodes_count, sink, summary: { mode: 0, type: null, uid: 0, gid: 0, size: 0, linksCount: 0, mtime: 0 }, sub: null, pause: false, j: 0 };
   const visited = new Set<number>([top.ino]);
   // Pre-order walk with an explicit stack of open directories (depth is bounded by the visited
   // set, never by the JS stack): emit a row, and if it is a directory, list it next. Rows are made
-  // synchronously; only a symlink's target and a new batch of inodes wait for a read.
+  // by a synchronous loop (runRows) that stops only for what waits for a read: a new batch of
+  // inodes, a symlink's target, a subdirectory to open (and when the sink asks to pause).
   const stack: DirCursor[] = [await openDir(fs, topPath, top)];
-  let rows: ListEntry[] = [];
-  const summary: InodeSummary = { mode: 0, type: null, uid: 0, gid: 0, size: 0, linksCount: 0, mtime: 0 };
   while (stack.length) {
     const d = stack[stack.length - 1]!;
-    if (d.k >= d.order.length) {
-      stack.pop();
-      continue;
-    }
-    if (d.batch === null || d.k - d.batchStart >= LIST_BATCH) await nextInodeBatch(fs, d);
-    const batch = d.batch!;
-    const i = d.order[d.k]!;
-    const j = d.k++ - d.batchStart;
-    const n = d.table.name[i]!;
-    const p = joinPath(d.path, n);
-    const ino = d.table.ino[i]!;
-    if (ino < 1 || ino > fs.sb.s_inodes_count)
-      throw new Ext4Error('EFSCORRUPTED', `${p}: directory entry points at inode ${ino}, outside 1..${fs.sb.s_inodes_count}`, { structure: `directory ${d.ino}` });
-    const s = batch.summary(j, summary);
-    if (s.mode === 0 && s.linksCount === 0) throw new Ext4Error('EFSCORRUPTED', `${p}: directory entry points at unused inode ${ino}`, { structure: `directory ${d.ino}` });
-    const type = s.type;
-    if (type === null) throw invalidType(p, ino, s.mode);
-    const row: ListEntry = {
-      path: p,
-      name: n.indexOf('/') < 0 ? n : baseName(p),
-      ino,
-      type,
-      mode: s.mode & 0o7777,
-      size: s.size,
-      nlink: s.linksCount,
-      uid: s.uid,
-      gid: s.gid,
-      mtime: s.mtime,
-    };
-    let sub: Inode | null = null;
-    if (type === 'chardev' || type === 'blockdev') row.rdev = decodeRdev(batch.get(j));
-    else if (type === 'symlink') row.target = await readTarget(fs, batch.get(j));
-    else if (type === 'dir' && recursive) sub = batch.get(j);
-    rows.push(row);
-    if (rows.length >= per) {
-      yield rows;
-      rows = [];
-    }
-    if (sub) {
+    const stop = runRows(d, walk);
+    if (stop === Stop.End) stack.pop();
+    else if (stop === Stop.Batch) await nextInodeBatch(fs, d);
+    else if (stop === Stop.Pause) yield;
+    else if (stop === Stop.Symlink) {
+      // The entry runRows stopped at (d.k was not advanced past it).
+      const i = d.order[d.k]!;
+      const extra = { target: await readTarget(fs, d.batch!.get(walk.j)) };
+      d.k++;
+      if (sink.entry(d, i, walk.summary, extra)) yield;
+    } else {
+      if (walk.pause) yield;
+      const sub = walk.sub!;
+      walk.sub = null;
+      const p = joinPath(d.path, d.table.name[d.order[d.k - 1]!]!);
       if (visited.has(sub.ino)) throw new Ext4Error('EFSCORRUPTED', `${p}: directory inode ${sub.ino} is reachable twice (hard-linked directory or a cycle)`, { structure: `inode ${sub.ino}` });
       visited.add(sub.ino);
       stack.push(await openDir(fs, p, sub));
     }
   }
-  if (rows.length) yield rows;
+}
+
+/** Why runRows stopped. */
+const enum Stop {
+  /** The directory is listed. */
+  End,
+  /** The next entry's inode is not read yet (nextInodeBatch). */
+  Batch,
+  /** The sink asked to pause. */
+  Pause,
+  /** The next entry (d.k, inode walk.j of the batch, summary in walk.summary) is a symlink: its target needs a read. */
+  Symlink,
+  /** The row of a subdirectory was emitted (recursive): walk.sub is its inode, to open next. */
+  Descend,
+}
+
+/** What runRows carries between calls. */
+interface Walk {
+  recursive: boolean;
+  inodesCount: number;
+  sink: ListSink;
+  /** The current entry's listing fields (one object for the whole walk). */
+  summary: InodeSummary;
+  sub: Inode | null;
+  /** The sink asked to pause at the subdirectory's row (a Descend stop). */
+  pause: boolean;
+  /** The batch index of the entry a Symlink stop is at. */
+  j: number;
+}
+
+/**
+ * Emit the rows of `d` from d.k on, in one synchronous loop (one long-running loop per
+ * directory: V8 optimises it early, where a loop through an async generator per entry ran
+ * mostly unoptimised), until the directory ends or an entry needs a read.
+ */
+function runRows(d: DirCursor, w: Walk): Stop {
+  const { table, order } = d;
+  const { sink, summary, inodesCount } = w;
+  const batch = d.batch;
+  const batchEnd = batch === null ? d.k : d.batchStart + batch.length;
+  while (d.k < order.length) {
+    if (d.k >= batchEnd) return Stop.Batch;
+    const i = order[d.k]!;
+    const j = d.k - d.batchStart;
+    const ino = table.ino[i]!;
+    // The row's path is made only for an error message (the sink makes its own).
+    if (ino < 1 || ino > inodesCount)
+      throw new Ext4Error('EFSCORRUPTED', `${joinPath(d.path, table.name[i]!)}: directory entry points at inode ${ino}, outside 1..${inodesCount}`, { structure: `directory ${d.ino}` });
+    const s = batch!.summary(j, summary);
+    if (s.mode === 0 && s.linksCount === 0) throw new Ext4Error('EFSCORRUPTED', `${joinPath(d.path, table.name[i]!)}: directory entry points at unused inode ${ino}`, { structure: `directory ${d.ino}` });
+    const type = s.type;
+    if (type === null) throw invalidType(joinPath(d.path, table.name[i]!), ino, s.mode);
+    if (type === 'symlink') {
+      w.j = j;
+      return Stop.Symlink;
+    }
+    d.k++;
+    if (type === 'chardev' || type === 'blockdev') {
+      if (sink.entry(d, i, s, { rdev: decodeRdev(batch!.get(j)) })) return Stop.Pause;
+    } else if (type === 'dir' && w.recursive) {
+      w.sub = batch!.get(j);
+      w.pause = sink.entry(d, i, s, null);
+      return Stop.Descend;
+    } else if (sink.entry(d, i, s, null)) return Stop.Pause;
+  }
+  return Stop.End;
 }
 
 /** Entries whose inodes are read in one batch: bounds the table bytes held at once. */

@@ -1,41 +1,124 @@
 /**
- * `ls --json` stringifies its rows piece by piece as the walk yields them (JsonArrayText) instead of
- * one JSON.stringify of the whole listing, encoding each piece into one byte buffer as it comes: the
- * bytes must be exactly the UTF-8 of JSON.stringify(rows, null, 2) + '\n' however the rows are cut
- * into pieces (and however often the buffer grows).
+ * `ls --json` writes its rows straight to bytes (lib/cli/commands/ls-json.ts): the output must be
+ * exactly the UTF-8 of JSON.stringify(rows, null, 2) + '\n' — for hostile names (quotes,
+ * backslashes, every control character, DEL, '/', invalid UTF-8, U+2028, a lone surrogate in a
+ * user's path), every field's extremes, symlink targets and device numbers, any number of rows
+ * (the buffer grows), and on real images against list()'s rows.
  */
 import { describe, expect, it } from 'vitest';
-import { JsonArrayText } from '../../lib/cli/commands/ls.js';
+import { Filesystem } from '../../lib/node.js';
+import { decodeName } from '../../lib/ext4/bytes.js';
+import type { EntryTable } from '../../lib/ext4/dir-reader.js';
+import type { FileType, InodeSummary } from '../../lib/ext4/inode.js';
+import { list, type ListDir, type ListEntry, type ListExtra } from '../../lib/ops/inspect.js';
+import { LsJson } from '../../lib/cli/commands/ls-json.js';
+import { listJson } from '../../lib/cli/commands/ls.js';
+import { getImage } from '../helpers/images.js';
 
-function inPieces(rows: unknown[], per: number, emptyPieces = false): string {
-  const t = new JsonArrayText();
-  for (let i = 0; i < rows.length; i += per) {
-    if (emptyPieces) t.add([]);
-    t.add(rows.slice(i, i + per));
-  }
-  if (emptyPieces) t.add([]);
-  return new TextDecoder().decode(t.finish());
+/** An EntryTable over names given as bytes, each in a block of its own at an offset (as readEntryTable leaves them). */
+function table(names: number[][]): EntryTable {
+  const nameBuf = names.map((b) => Uint8Array.from([0xaa, 0xbb, 0x22, ...b, 0x5c]));
+  const nameStart = names.map(() => 3);
+  const nameLen = names.map((b) => b.length);
+  return {
+    length: names.length,
+    ino: names.map((_, i) => 11 + i),
+    fileType: names.map(() => 1),
+    name: names.map((b) => decodeName(Uint8Array.from(b))),
+    ascii: names.every((b) => b.every((c) => c < 0x80)),
+    nameBytes: (i) => nameBuf[i]!.subarray(3, 3 + nameLen[i]!),
+    nameBuf,
+    nameStart,
+    nameLen,
+  };
 }
 
-describe('JsonArrayText', () => {
-  it('is byte-identical to JSON.stringify(rows, null, 2) + newline', () => {
-    const cases: unknown[][] = [
-      [],
-      [{ path: '/a', name: 'a', ino: 12, type: 'file', mode: 0o644, size: 0, nlink: 1, uid: 0, gid: 0, mtime: -5 }],
-      [
-        { path: '/dev/x', name: 'x', ino: 13, type: 'chardev', rdev: { major: 1, minor: 3 } },
-        { path: '/l', name: 'l', target: 'a\nb "q" \\ \u2028 \ud800 \ufffd é', type: 'symlink' },
-        { path: '/e', nested: [[], {}, [1, [2, { x: null }]]] },
-      ],
-    ];
-    for (const rows of cases)
-      for (const per of [1, 2, 256])
-        for (const empty of [false, true]) expect(inPieces(rows, per, empty), `pieces of ${per}${empty ? ' and empty ones' : ''}`).toBe(JSON.stringify(rows, null, 2) + '\n');
+const bytes = (s: string) => [...Buffer.from(s, 'utf8')];
+const summary = (type: FileType, k: number): InodeSummary => ({
+  type,
+  mode: [0o100644, 0o40755, 0o177777, 0o120777][k % 4]!,
+  uid: [0, 4294967295, 1000][k % 3]!,
+  gid: [65536, 0, 7][k % 3]!,
+  size: [0, 2 ** 53 - 1, 4096, 99999999, 100000000][k % 5]!,
+  linksCount: [1, 65535, 2][k % 3]!,
+  mtime: [-1, -2147483648, 0, 1700000000, 2 ** 31 + 3 * 2 ** 32 - 1][k % 5]!,
+});
+const TYPES: FileType[] = ['file', 'dir', 'symlink', 'chardev', 'blockdev', 'fifo', 'socket'];
+
+/** Feed rows of (dir, entry) to LsJson and, alongside, build the rows list() would make. */
+function both(dirs: { path: string; names: number[][] }[], extras: (ListExtra | null)[] = [], singles: ListEntry[] = []): { got: string; want: string } {
+  const out = new LsJson();
+  const rows: ListEntry[] = [];
+  let k = 0;
+  for (const s of singles) {
+    out.single(s);
+    rows.push(s);
+  }
+  for (const d of dirs) {
+    const dir: ListDir = { path: d.path, ino: 2, table: table(d.names) };
+    for (let i = 0; i < dir.table.length; i++, k++) {
+      const type = TYPES[k % TYPES.length]!;
+      const s = summary(type, k);
+      const extra = extras[k % Math.max(1, extras.length)] ?? null;
+      out.entry(dir, i, s, extra);
+      const name = dir.table.name[i]!;
+      const path = d.path === '/' ? `/${name}` : `${d.path}/${name}`;
+      const row: ListEntry = { path, name: name.includes('/') ? path.slice(path.lastIndexOf('/') + 1) : name, ino: dir.table.ino[i]!, type, mode: s.mode & 0o7777, size: s.size, nlink: s.linksCount, uid: s.uid, gid: s.gid, mtime: s.mtime };
+      if (extra?.rdev) row.rdev = extra.rdev;
+      else if (extra?.target !== undefined) row.target = extra.target;
+      rows.push(row);
+    }
+  }
+  return { got: Buffer.from(out.finish()).toString('latin1'), want: Buffer.from(JSON.stringify(rows, null, 2) + '\n', 'utf8').toString('latin1') };
+}
+
+describe('LsJson', () => {
+  it('no rows: []', () => {
+    expect(Buffer.from(new LsJson().finish()).toString()).toBe('[]\n');
   });
 
-  it('a large listing in pieces of any size', () => {
-    const rows = Array.from({ length: 20000 }, (_, i) => ({ path: `/d/f${i}`, name: `f${i}`, ino: 100 + i, type: 'file', mode: 0o644, size: i, nlink: 1, uid: 0, gid: 0, mtime: 1_700_000_000 + i }));
-    const whole = JSON.stringify(rows, null, 2) + '\n';
-    for (const per of [1024, 777, 20000]) expect(inPieces(rows, per) === whole, `pieces of ${per}`).toBe(true);
+  it('hostile names, paths, targets and every field extreme: the bytes of JSON.stringify', () => {
+    const controls = Array.from({ length: 32 }, (_, c) => [0x61, c, 0x62]);
+    const ascii = [...controls, bytes('q"uote'), bytes('back\\slash'), [0x7f], bytes('a/b/c'), bytes('/lead'), bytes('trail/'), bytes('x'.repeat(255)), bytes('\\"\\')];
+    const other = [[0x61, 0xff, 0x62], [0xc3], bytes('é'), bytes('line\u2028sep\u2029'), [0xed, 0xa0, 0x80], [0x01, 0xe6, 0x97, 0xa5, 0x22, 0x2f, 0x7a], bytes('😀/x')];
+    const dirs = [
+      { path: '/', names: ascii },
+      { path: '/d"ir\\\u0001', names: ascii },
+      { path: '/', names: other },
+      { path: '/l\ud800ne/\u2028', names: [...other, ...ascii] },
+    ];
+    const extras: (ListExtra | null)[] = [null, { rdev: { major: 4095, minor: 1048575 } }, { target: 'a\nb "q" \\ \u2028 \ud800 \ufffd é \u0000/\u007f' }, { rdev: { major: 0, minor: 0 } }, { target: '' }];
+    const singles: ListEntry[] = [
+      { path: '/s"p\ud801', name: 's"p\ud801', ino: 4294967295, type: 'symlink', mode: 0o7777, size: 2 ** 53 - 1, nlink: 0, uid: 1, gid: 2, mtime: -12345678901, target: '\t\r\n\b\f' },
+      { path: '/dev/x', name: 'x', ino: 13, type: 'chardev', mode: 0o600, size: 0, nlink: 1, uid: 0, gid: 0, mtime: 5, rdev: { major: 1, minor: 3 } },
+    ];
+    for (const ds of [dirs, dirs.slice(2)]) {
+      const { got, want } = both(ds, extras, singles);
+      expect(got).toBe(want);
+    }
+    const { got, want } = both(dirs.slice(0, 1));
+    expect(got).toBe(want);
+  });
+
+  it('many rows (the buffer grows many times)', () => {
+    const names = Array.from({ length: 20000 }, (_, i) => bytes(`f${String(i).padStart(5, '0')}${i % 97 === 0 ? '\u0007"' : ''}`));
+    const { got, want } = both([{ path: '/dir10k', names }]);
+    expect(got.length).toBeGreaterThan(3_000_000);
+    expect(got === want).toBe(true);
+  });
+});
+
+describe('listJson on images: the bytes of JSON.stringify(list(), null, 2)', () => {
+  it.each(['ext4-4k', 'ext4-inline'])('%s', async (name) => {
+    const fs = await Filesystem.open(getImage(name).image);
+    try {
+      for (const [path, recursive] of [['/', true], ['/names', false], ['/special', false], ['/symlinks/to-dir', false], ['/symlinks/to-dir/', true], ['/sizes/one', true]] as const) {
+        const want = JSON.stringify(await list(fs, path, { recursive }), null, 2) + '\n';
+        const got = Buffer.from(await listJson(fs, path, recursive)).toString('utf8');
+        expect(got === want, `${path} ${recursive ? '-R' : ''}`).toBe(true);
+      }
+    } finally {
+      await fs.close();
+    }
   });
 });

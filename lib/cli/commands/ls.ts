@@ -1,6 +1,8 @@
 /** `ext4kit ls IMAGE [PATH] [-R] [--json]`: list a directory like `ls -l` (never follows symlinks). */
 import type { Command } from 'commander';
-import { list, listBatches, type ListEntry } from '../../ops/inspect.js';
+import { list, walkList, type ListEntry } from '../../ops/inspect.js';
+import type { Filesystem } from '../../ext4/filesystem.js';
+import { LsJson } from './ls-json.js';
 import { escapeName, formatTime, modeString, table, withFs, write, type CliContext, type GlobalOptions } from '../util.js';
 
 export function register(program: Command, ctx: CliContext): void {
@@ -26,14 +28,7 @@ export function runFast(positionals: readonly string[], flags: ReadonlySet<strin
 
 /** The whole output, made after the walk succeeded (an error prints nothing on stdout). */
 async function lsText(image: string, path: string, opts: { recursive?: boolean; json?: boolean }, globals: Command | GlobalOptions, ctx: CliContext): Promise<string | Uint8Array> {
-  if (opts.json) {
-    // Rows are stringified piece by piece as the walk yields them (none held to the end).
-    const text = new JsonArrayText();
-    await withFs(image, globals, ctx, async (fs) => {
-      for await (const rows of listBatches(fs, path, { recursive: !!opts.recursive })) text.add(rows);
-    });
-    return text.finish();
-  }
+  if (opts.json) return withFs(image, globals, ctx, (fs) => listJson(fs, path, !!opts.recursive));
   const entries = await withFs(image, globals, ctx, (fs) => list(fs, path, { recursive: !!opts.recursive }));
   return formatList(entries, !!opts.recursive);
 }
@@ -52,47 +47,9 @@ export function formatList(entries: ListEntry[], fullPaths: boolean): string {
   return table(rows, [0, 2, 3, 4, 5]);
 }
 
-/**
- * `JSON.stringify(rows, null, 2) + '\n'` as UTF-8, byte for byte, for rows handed over in pieces:
- * each piece is stringified when it comes (its elements sit at the same depth as in the whole
- * array, so they come out indented exactly as there) and its text is encoded at once into one
- * growing byte buffer. The native serializer beats any formatter written here (in a fresh process
- * that code runs interpreted: concatenating 10,000 rows by hand cost half again as much CPU), and
- * encoding each piece as it comes keeps no text alive: a listing held as strings to the end is
- * what every garbage collection of the run copies.
- */
-export class JsonArrayText {
-  private buf = new Uint8Array(64 * 1024);
-  private len = 0;
-  private pieces = 0;
-  private readonly encoder = new TextEncoder();
-
-  add(rows: readonly unknown[]): void {
-    if (rows.length === 0) return;
-    const text = JSON.stringify(rows, null, 2);
-    // "[\n" + elements + "\n]": the whole text is encoded (no sliced copy of it), then its "[" becomes
-    // the comma after the previous piece and its closing "\n]" is dropped (ASCII: 2 bytes).
-    const start = this.len;
-    this.put(text);
-    if (this.pieces++ > 0) this.buf[start] = 0x2c; // ','
-    this.len -= 2;
-  }
-
-  /** The whole text, UTF-8 encoded. */
-  finish(): Uint8Array {
-    this.put(this.pieces === 0 ? '[]\n' : '\n]\n');
-    return this.buf.subarray(0, this.len);
-  }
-
-  private put(s: string): void {
-    for (;;) {
-      const r = this.encoder.encodeInto(s, this.buf.subarray(this.len));
-      this.len += r.written;
-      if (r.read === s.length) return;
-      s = s.slice(r.read); // the buffer is full (encodeInto never splits a character)
-      const bigger = new Uint8Array(Math.max(this.buf.length * 2, this.len + s.length * 3));
-      bigger.set(this.buf.subarray(0, this.len));
-      this.buf = bigger;
-    }
-  }
+/** `ls --json`'s output for an open filesystem: JSON.stringify(list(…), null, 2) + '\n' as UTF-8 (ls-json.ts). */
+export async function listJson(fs: Filesystem, path: string, recursive: boolean): Promise<Uint8Array> {
+  const out = new LsJson();
+  for await (const _ of walkList(fs, path, { recursive }, out));
+  return out.finish();
 }

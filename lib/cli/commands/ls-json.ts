@@ -1,0 +1,130 @@
+/**
+ * `ls --json`'s output — `JSON.stringify(rows, null, 2) + '\n'` as UTF-8, byte for byte — written
+ * straight into one growing byte buffer as walkList hands over each row: no row object, no JSON
+ * text, no encoding pass (for 10,000 rows the native serializer, encoding its text and collecting
+ * the garbage of both cost more than reading the directory and its inodes). The bytes go in
+ * through lib/codec/json-bytes.ts: constant pieces as 32-bit words, numbers four digits per store.
+ *
+ * Strings are escaped as JSON.stringify escapes them: `"` and `\` with a backslash, \b \t \n \f \r
+ * by name, other characters below U+0020 as \u00xx, everything else (U+007F, U+2028, …) as its
+ * UTF-8. An all-ASCII directory's names are copied from its blocks; any other name, a path
+ * given by the user and a symlink's target go through JSON.stringify itself (U+FFFD for invalid
+ * UTF-8 was decided by decodeName already; lone surrogates, which only a user's path can hold, as
+ * \udxxx).
+ */
+import { JsonBytes, escapedUtf8, piece, type Piece } from '../../codec/json-bytes.js';
+import type { InodeSummary } from '../../ext4/inode.js';
+import type { ListDir, ListEntry, ListExtra, ListSink } from '../../ops/inspect.js';
+
+const FIELD = (name: string) => `,\n    "${name}": `;
+const P = {
+  firstRow: piece('[\n  {\n    "path": "'),
+  nextRow: piece(',\n  {\n    "path": "'),
+  name: piece(`"${FIELD('name')}"`),
+  ino: piece(`"${FIELD('ino')}`),
+  size: piece(FIELD('size')),
+  nlink: piece(FIELD('nlink')),
+  uid: piece(FIELD('uid')),
+  gid: piece(FIELD('gid')),
+  mtime: piece(FIELD('mtime')),
+  major: piece(`${FIELD('rdev')}{\n      "major": `),
+  minor: piece(',\n      "minor": '),
+  rdevEnd: piece('\n    }'),
+  target: piece(`${FIELD('target')}"`),
+  quote: piece('"'),
+  rowEnd: piece('\n  }'),
+  end: piece('\n]\n'),
+  none: piece('[]\n'),
+};
+/** `"type"` and the start of `"mode"`, per type (what sits between ino and mode). */
+const TYPE_MODE: Record<string, Piece> = Object.fromEntries(
+  ['file', 'dir', 'symlink', 'chardev', 'blockdev', 'fifo', 'socket'].map((t) => [t, piece(`${FIELD('type')}"${t}"${FIELD('mode')}`)]),
+);
+
+/** Bytes a row needs besides its path and strings (pieces, ten numbers of up to 17 characters). */
+const ROW_FIXED = 512;
+
+/** The rows of `ls --json` as bytes: a ListSink for walkList, then finish(). */
+export class LsJson implements ListSink {
+  private readonly out = new JsonBytes();
+  private rows = 0;
+  private dir: ListDir | null = null;
+  /** The current directory's path, escaped ('' for the root: a row's path is it, '/', the name). */
+  private prefix: Uint8Array = new Uint8Array(0);
+
+  entry(d: ListDir, i: number, s: InodeSummary, extra: ListExtra | null): boolean {
+    if (d !== this.dir) {
+      this.dir = d;
+      this.prefix = d.path === '/' ? new Uint8Array(0) : escapedUtf8(d.path);
+    }
+    const t = d.table;
+    const len = t.nameLen[i]!;
+    const o = this.out;
+    // Escaping multiplies a byte by at most 6 (\u00xx); the path holds the name, then the name again.
+    o.reserve(ROW_FIXED + this.prefix.length + 12 * len);
+    let p = o.put(this.rows++ === 0 ? P.firstRow : P.nextRow, o.p);
+    p = o.bytes(this.prefix, p);
+    const buf = o.buf;
+    buf[p++] = 0x2f; // '/'
+    const nameAt = p;
+    p = t.ascii ? o.escapedAscii(t.nameBuf[i]!, t.nameStart[i]!, len, p) : o.bytes(escapedUtf8(t.name[i]!), p);
+    // The name field is the name after its last '/' (only a corrupt name holds one), as escaped above.
+    let base = nameAt;
+    for (let k = nameAt; k < p; k++) if (buf[k] === 0x2f) base = k + 1;
+    const nameEnd = p;
+    p = o.put(P.name, p);
+    buf.copyWithin(p, base, nameEnd);
+    p += nameEnd - base;
+    o.p = this.fields(p, t.ino[i]!, s);
+    if (extra) this.extra(extra);
+    o.p = o.put(P.rowEnd, o.p);
+    return false;
+  }
+
+  single(e: ListEntry): boolean {
+    const path = escapedUtf8(e.path), name = escapedUtf8(e.name);
+    const o = this.out;
+    o.reserve(ROW_FIXED + path.length + name.length);
+    let p = o.put(this.rows++ === 0 ? P.firstRow : P.nextRow, o.p);
+    p = o.bytes(path, p);
+    p = o.put(P.name, p);
+    p = o.bytes(name, p);
+    o.p = this.fields(p, e.ino, { type: e.type, mode: e.mode, size: e.size, linksCount: e.nlink, uid: e.uid, gid: e.gid, mtime: e.mtime });
+    this.extra(e);
+    o.p = o.put(P.rowEnd, o.p);
+    return false;
+  }
+
+  /** The whole output: the rows' array and a newline. */
+  finish(): Uint8Array {
+    const o = this.out;
+    o.reserve(8);
+    o.p = o.put(this.rows === 0 ? P.none : P.end, o.p);
+    return o.text();
+  }
+
+  /** ino, type, mode, size, nlink, uid, gid, mtime (ino's piece and the path's end quote first). */
+  private fields(p: number, ino: number, s: Pick<InodeSummary, 'type' | 'mode' | 'size' | 'linksCount' | 'uid' | 'gid' | 'mtime'>): number {
+    const o = this.out;
+    p = o.int(ino, o.put(P.ino, p));
+    p = o.int(s.mode & 0o7777, o.put(TYPE_MODE[s.type!]!, p));
+    p = o.int(s.size, o.put(P.size, p));
+    p = o.int(s.linksCount, o.put(P.nlink, p));
+    p = o.int(s.uid, o.put(P.uid, p));
+    p = o.int(s.gid, o.put(P.gid, p));
+    return o.int(s.mtime, o.put(P.mtime, p));
+  }
+
+  /** A device's number or a symlink's target, after mtime. */
+  private extra(x: ListExtra): void {
+    const o = this.out;
+    if (x.rdev) {
+      const p = o.int(x.rdev.minor, o.put(P.minor, o.int(x.rdev.major, o.put(P.major, o.p))));
+      o.p = o.put(P.rdevEnd, p);
+    } else if (x.target !== undefined) {
+      const target = escapedUtf8(x.target);
+      o.reserve(ROW_FIXED + target.length);
+      o.p = o.put(P.quote, o.bytes(target, o.put(P.target, o.p)));
+    }
+  }
+}
