@@ -2,7 +2,7 @@
  * bench/namespace — issue 11's Measure: copy a test tree into an empty image and remove it again.
  *
  *   npx tsx bench/namespace.ts [--files 20000] [--mib 1024] [--runs 3] [--creates 100000]
- *                              [--only import,rm,extents,creates]
+ *                              [--only import,rm,extents,creates] [--before OLD/cli.js]
  *
  * The tree (seeded, built once into $TMPDIR/ext4kit-bench-tree-<files>-<mib>): nested directories
  * (20 × 10 × …), a few 1,000-entry directories, mixed sizes (most files a few KiB, some of
@@ -16,6 +16,8 @@
  *   mount -o loop + cp -a + umount (the kernel)             vs
  *   debugfs -w -f SCRIPT      (mkdir / write / symlink per entry)
  * Each contender starts from the same empty image (mkfs.ext4, not timed) except mkfs -d.
+ * --before: a CLI bundled from an earlier tree (node scripts/bundle-cli.mjs --outfile OLD/cli.js)
+ * runs the same import in the same rounds: before/after on a shared machine.
  * rm: ext4kit rm -r IMG /tree vs mount + rm -rf + umount, each on a copy of the imported image.
  * extents: total extents of the regular files after ext4kit import vs the kernel's cp -a.
  * creates: bench/namespace-creates.ts (N creates in one directory; last window vs first).
@@ -39,6 +41,7 @@ const MIB = Number(opt('mib', '1024'));
 const RUNS = Number(opt('runs', '3'));
 const CREATES = Number(opt('creates', '100000'));
 const ONLY = new Set(opt('only', 'import,rm,extents,creates').split(','));
+const BEFORE = opt('before', '');
 
 const work = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'ext4kit-bench-ns-'));
 const treeDir = path.join(os.tmpdir(), `ext4kit-bench-tree-${FILES}-${MIB}`);
@@ -196,13 +199,17 @@ try {
       { name: 'mkfs.ext4 -d', cmd: 'mkfs.ext4', args: ['-q', '-F', '-b', '4096', '-N', String(FILES * 2 + 4096), '-d', root, img, `${imageMiB}M`], before: () => fs.rmSync(img, { force: true }) },
       { name: 'kernel cp -a + umount', cmd: 'sh', args: ['-c', `mount -o loop ${img} ${mp} && cp -a ${root} ${mp}/tree && umount ${mp}`], before: () => emptyImage(img) },
       { name: 'debugfs -w', cmd: 'debugfs', args: ['-w', '-f', script, img], before: () => emptyImage(img) },
+      ...(BEFORE ? [{ name: 'ext4kit import (before)', cmd: process.execPath, args: [BEFORE, 'import', img, root, '--at', '/tree'], node: true, before: () => emptyImage(img) }] : []),
     ];
     const res = freshRounds(jobs, RUNS);
     out.nodeStartMs = Math.round(res.nodeStart);
     out.importMs = Object.fromEntries(jobs.filter((j) => j !== NODE_START).map((j) => [j.name, { wall: Math.round(res.wall[j.name]!), work: Math.round(res.work(j.name)) }]));
     out.importAllMs = res.all;
     const k = res.work('ext4kit import');
-    out.importRatios = { vsMkfsD: +(k / res.wall['mkfs.ext4 -d']!).toFixed(2), vsKernelCp: +(k / res.wall['kernel cp -a + umount']!).toFixed(2), vsDebugfs: +(k / res.wall['debugfs -w']!).toFixed(2) };
+    out.importRatios = {
+      vsMkfsD: +(k / res.wall['mkfs.ext4 -d']!).toFixed(2), vsKernelCp: +(k / res.wall['kernel cp -a + umount']!).toFixed(2), vsDebugfs: +(k / res.wall['debugfs -w']!).toFixed(2),
+      ...(BEFORE ? { vsBefore: +(k / res.work('ext4kit import (before)')).toFixed(2) } : {}),
+    };
   }
 
   const kimg = path.join(work, 'ext4kit.img');

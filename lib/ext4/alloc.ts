@@ -149,8 +149,21 @@ export async function txBlockBitmap(tx: Transaction, g: number, forWrite: boolea
   return disk;
 }
 
-function refreshBlockBitmapCsum(tx: Transaction, gd: GroupDesc, bm: Uint8Array): void {
-  if (tx.fs.sb.hasMetadataCsum) gd.blockBitmapCsum = blockBitmapChecksum(bm, tx.fs.fsSeed, tx.fs.sb.s_clusters_per_group);
+/**
+ * The descriptor's block bitmap checksum, refreshed at finalise (Transaction.deferDescriptorChecksum):
+ * a bulk import allocates in the same bitmap for every file, and one crc of it per transaction does.
+ */
+function refreshBlockBitmapCsum(tx: Transaction, gd: GroupDesc): void {
+  if (!tx.fs.sb.hasMetadataCsum || tx.hasDeferredDescriptorChecksum(gd.blockBitmap)) return;
+  const fs = tx.fs;
+  tx.deferDescriptorChecksum(gd.blockBitmap, (bm) => { gd.blockBitmapCsum = blockBitmapChecksum(bm, fs.fsSeed, fs.sb.s_clusters_per_group); });
+}
+
+/** As refreshBlockBitmapCsum, for an inode bitmap. */
+function refreshInodeBitmapCsum(tx: Transaction, gd: GroupDesc): void {
+  if (!tx.fs.sb.hasMetadataCsum || tx.hasDeferredDescriptorChecksum(gd.inodeBitmap)) return;
+  const fs = tx.fs;
+  tx.deferDescriptorChecksum(gd.inodeBitmap, (bm) => { gd.inodeBitmapCsum = inodeBitmapChecksum(bm, fs.fsSeed, fs.sb.s_inodes_per_group); });
 }
 
 export interface FindOptions {
@@ -302,7 +315,7 @@ async function markRuns(tx: Transaction, runs: readonly Run[], allocate: boolean
       b = stop;
     }
   }
-  for (const { gd, bm } of touched.values()) refreshBlockBitmapCsum(tx, gd, bm);
+  for (const { gd } of touched.values()) refreshBlockBitmapCsum(tx, gd);
 }
 
 /** Mark runs allocated. */
@@ -397,9 +410,8 @@ export async function allocateInode(tx: Transaction, opts: { goalGroup?: number;
     } else bm = await txInodeBitmap(tx, g);
     const where = { structure: 'inode bitmap', location: { kind: 'group', group: g, block: gd.inodeBitmap } satisfies Location };
     await validateInodeBitmap(fs, gd, bm);
-    for (let i = 0; i < ipg; i++) {
+    for (let i = firstClear(bm, 0, ipg); i < ipg; i = firstClear(bm, i + 1, ipg)) {
       const ino = g * ipg + i + 1;
-      if (testBit(bm, i)) continue;
       // The kernel's "reserved inode found cleared" (ext4_error, the group's bitmap marked corrupt).
       if (ino < sb.s_first_ino) throw new Ext4Error('EFSCORRUPTED', `reserved inode ${ino} is marked free: run e2fsck`, where);
       if (zeroed || i < everUsed) {
@@ -413,14 +425,30 @@ export async function allocateInode(tx: Transaction, opts: { goalGroup?: number;
       tx.freeInodesDelta -= 1;
       if (opts.dir) gd.usedDirs += 1;
       if (honoured && i >= ipg - gd.itableUnused) gd.itableUnused = ipg - i - 1;
-      if (sb.hasMetadataCsum) gd.inodeBitmapCsum = inodeBitmapChecksum(bm, fs.fsSeed, ipg);
+      refreshInodeBitmapCsum(tx, gd);
       // Zero the slot: the table may hold garbage if not ITABLE_ZEROED, and a reused slot holds the old inode.
       const { block, offset } = await fs.inodeLocation(ino);
-      (await tx.block(block)).fill(0, offset, offset + sb.s_inode_size);
+      // (a free slot: the block's late inodes, other slots, stay late)
+      tx.forgetInode(ino);
+      (await tx.slotBlock(block)).fill(0, offset, offset + sb.s_inode_size);
       return ino;
     }
   }
   throw new Ext4Error('ENOSPC', 'no free inodes');
+}
+
+/** The first clear bit of bm in [from, end), or end: whole 0xff bytes skipped (a filling group is mostly set bits). */
+function firstClear(bm: Uint8Array, from: number, end: number): number {
+  let i = from;
+  while (i < end && (i & 7) !== 0) {
+    if (!testBit(bm, i)) return i;
+    i++;
+  }
+  let byte = i >>> 3;
+  const last = end >>> 3;
+  while (byte < last && bm[byte] === 0xff) byte++;
+  for (i = Math.max(i, byte << 3); i < end; i++) if (!testBit(bm, i)) return i;
+  return end;
 }
 
 /**
@@ -465,7 +493,7 @@ export async function freeInodes(tx: Transaction, inos: readonly number[], wereD
     tx.freeInodesDelta += 1;
     if (wereDirs) t.gd.usedDirs -= 1;
   }
-  if (sb.hasMetadataCsum) for (const { gd, bm } of touched.values()) gd.inodeBitmapCsum = inodeBitmapChecksum(bm, fs.fsSeed, sb.s_inodes_per_group);
+  for (const { gd } of touched.values()) refreshInodeBitmapCsum(tx, gd);
 }
 
 

@@ -114,6 +114,34 @@ function rememberMap(tx: Transaction, dir: Inode, map: FileMap): FileMap {
  */
 const lastLeaves = new WeakMap<Transaction, { phys: number; seed: number | null; image: Uint8Array; entries: readonly DirEntry[] }>();
 
+/** One refresh function per checksum seed (a directory's), not a closure per insert. */
+const leafSummers = new Map<number, (b: Uint8Array) => void>();
+
+function leafChecksummer(seed: number): (b: Uint8Array) => void {
+  let f = leafSummers.get(seed);
+  if (!f) {
+    if (leafSummers.size > 1024) leafSummers.clear();
+    leafSummers.set(seed, (f = (b) => setDirBlockChecksum(b, seed)));
+  }
+  return f;
+}
+
+/**
+ * After an insert into leaf `phys` (bytes `w`, parsed as `entries` before it): the last-leaf cache
+ * moves on to the new bytes without a parse — slot `s` keeps its minimal rec_len (when live) and
+ * the new entry follows it at `off` — so the next create in the same leaf skips readDirBlock.
+ */
+function noteInsert(tx: Transaction, phys: number, entries: readonly DirEntry[], w: Uint8Array, s: DirEntry, sRec: number, add: DirEntry): void {
+  const last = lastLeaves.get(tx);
+  if (!last || last.phys !== phys || last.entries !== entries || last.image.length !== w.length) return;
+  const i = entries.indexOf(s);
+  const next = entries.slice();
+  if (s.inode !== 0) next.splice(i, 1, { ...s, recLen: sRec }, add);
+  else next[i] = add;
+  last.image.set(w);
+  last.entries = next;
+}
+
 /** a equals b (same length), a word at a time when both are 4-byte aligned. */
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (((a.byteOffset | b.byteOffset | a.length) & 3) !== 0) return bytesEqual(a, b);
@@ -170,7 +198,10 @@ class DirEdit {
   }
 
   read(lb: number): Promise<Uint8Array> {
-    return this.tx.readBlock(this.phys(lb));
+    // Our own image as it is (its leaf checksum may be deferred, see finish): not through readBlock, which would refresh it.
+    const phys = this.phys(lb);
+    const own = this.tx.ownBlock(phys);
+    return own ? Promise.resolve(own) : this.tx.readBlock(phys);
   }
 
   async write(lb: number, kind: 'leaf' | 'dx'): Promise<Uint8Array> {
@@ -224,13 +255,20 @@ class DirEdit {
     return lb;
   }
 
-  /** Refresh the checksums of every touched block and write the inode if it changed. */
+  /**
+   * Refresh the checksums of every touched block and write the inode if it changed. A leaf's
+   * (a crc of the whole block) is deferred to the transaction (Transaction.deferBlockChecksum):
+   * a bulk import inserts hundreds of names into one leaf, which is then checksummed once, before
+   * anyone else reads it and at the latest at finalise. Index blocks' are cheap and done now.
+   */
   async finish(): Promise<void> {
-    if (this.csumSeed !== null) {
+    const seed = this.csumSeed;
+    if (seed !== null) {
       for (const [lb, kind] of this.dirty) {
-        const b = await this.tx.block(this.phys(lb));
-        if (kind === 'leaf') setDirBlockChecksum(b, this.csumSeed);
-        else setDxChecksum(b, this.csumSeed, this.bs);
+        const phys = this.phys(lb);
+        const b = await this.tx.block(phys);
+        if (kind === 'leaf') this.tx.deferBlockChecksum(phys, leafChecksummer(seed));
+        else setDxChecksum(b, seed, this.bs);
       }
     }
     if (this.inodeChanged) await this.tx.writeInode(this.dir);
@@ -278,6 +316,7 @@ function insertIntoLeaf(d: DirEdit, lb: number, entries: readonly DirEntry[], na
       rec -= used;
     }
     writeEntry(d, w, off, rec, name, ino, ft);
+    noteInsert(d.tx, d.phys(lb), entries, w, s, off - s.offset, { inode: ino, recLen: rec, nameLen: name.length, fileType: d.hasFiletype ? ft : 0, name: name.slice(), offset: off });
     return true;
   });
 }

@@ -276,12 +276,12 @@ export function parseInode(sb: Superblock, ino: number, slot: Uint8Array, opts: 
   const extra: Extra = { i_extra_isize: 0, i_checksum_hi: 0, i_ctime_extra: 0, i_mtime_extra: 0, i_atime_extra: 0, i_crtime: 0, i_crtime_extra: 0, i_version_hi: 0, i_projid: 0 };
   if (sb.s_inode_size > 128) {
     if (EXTRA_START + extraIsize >= EXTRA_END) Object.assign(extra, InodeExtraLayout.decode(raw));
-    else {
+    else if (extraIsize > 0) {
       // Fields past i_extra_isize read as zero.
       const full = new Uint8Array(EXTRA_END);
       full.set(raw.subarray(0, EXTRA_START + extraIsize));
       Object.assign(extra, InodeExtraLayout.decode(full));
-    }
+    } // (none covered, a new inode's zeroed slot among them: every extra field reads as zero, as `extra` starts)
     extra.i_extra_isize = extraIsize;
   }
   const hugeFs = (sb.s_feature_ro_compat & RO_COMPAT.HUGE_FILE) !== 0;
@@ -321,7 +321,10 @@ export function parseInode(sb: Superblock, ino: number, slot: Uint8Array, opts: 
 export function serializeInode(sb: Superblock, inode: Inode, fsSeedValue: number): Uint8Array {
   const raw = inode.raw.slice();
   InodeBaseLayout.encode(inode.base, raw);
-  if (sb.s_inode_size > 128 && inode.extraIsize > 0) {
+  if (sb.s_inode_size > 128 && inode.extraIsize > 0 && EXTRA_START + inode.extraIsize >= EXTRA_END && raw.length >= EXTRA_END) {
+    // i_extra_isize covers every extra field (the usual 32): encoded in place, no scratch copy.
+    InodeExtraLayout.encode(inode.extra, raw);
+  } else if (sb.s_inode_size > 128 && inode.extraIsize > 0) {
     // Only the fields i_extra_isize covers are written; bytes past it belong to in-inode xattrs.
     const full = new Uint8Array(EXTRA_END);
     full.set(raw.subarray(0, EXTRA_END));

@@ -44,6 +44,35 @@ export class Transaction implements BlockReader {
   /** Blocks revoked (freed while possibly in the live log). */
   readonly revokes = new Set<number>();
   finalised = false;
+  /**
+   * Checksums kept in a descriptor (the bitmaps'), refreshed once at finalise rather than at every
+   * bit flipped: a bulk import flips bits of the same few bitmaps thousands of times. Keyed by the
+   * bitmap's block; the refresh reads this transaction's image of it.
+   */
+  readonly #descriptorSums = new Map<number, (image: Uint8Array) => void>();
+  /**
+   * Checksums kept in the block itself (a directory leaf's tail), refreshed at finalise or as soon
+   * as anyone reads the block through readBlock (a reader may verify it); the editor that deferred
+   * it reads its own image through ownBlock, which does not refresh.
+   */
+  readonly #blockSums = new Map<number, (image: Uint8Array) => void>();
+
+  /**
+   * Inodes written with `writeInode(inode, {late: true})`, serialised into their block later: at
+   * the next read of that block or of an inode in it, or at finalise (the kernel's in-memory inode,
+   * marked dirty). A parent directory stamped by every create in it is then serialised once per
+   * transaction, not once per create. Per inode-table block: the inodes waiting.
+   */
+  readonly #lateByBlock = new Map<number, Inode[]>();
+  /** ino → the inode-table block and byte offset of a late inode. */
+  readonly #lateAt = new Map<number, { block: number; offset: number }>();
+  /**
+   * The object last written for an inode in this transaction (late or not): what
+   * `writtenInode` gives, so a bulk caller keeps editing the same object instead of parsing again.
+   */
+  readonly #written = new Map<number, Inode>();
+  /** Inode-table block → the inodes of #written in it (forgotten when anyone takes the block to edit its bytes directly). */
+  readonly #writtenIn = new Map<number, number[]>();
 
   constructor(fs: FsWriter) {
     this.fs = fs;
@@ -52,16 +81,114 @@ export class Transaction implements BlockReader {
   /** Block n as this transaction sees it: its own image if it changed it, else the filesystem's (treat as read-only). */
   readBlock(n: number): Promise<Uint8Array> {
     const d = this.blocks.get(n);
+    if (d && this.#blockSums.size !== 0) this.#refreshBlockSum(n, d);
+    if (d && this.#lateByBlock.size !== 0) this.#flushLate(n, d);
     return d ? Promise.resolve(d) : this.fs.readBlock(n);
+  }
+
+  /** Serialise the late inodes of block n into its image. */
+  #flushLate(n: number, image: Uint8Array): void {
+    const list = this.#lateByBlock.get(n);
+    if (!list) return;
+    this.#lateByBlock.delete(n);
+    for (const inode of list) {
+      const at = this.#lateAt.get(inode.ino)!;
+      this.#lateAt.delete(inode.ino);
+      image.set(serializeInode(this.fs.sb, inode, this.fs.fsSeed), at.offset);
+    }
+  }
+
+  /** Every late inode serialised (finalise). */
+  flushInodes(): void {
+    for (const n of [...this.#lateByBlock.keys()]) this.#flushLate(n, this.blocks.get(n)!);
+  }
+
+  /** Forget what was written for inode `ino` (its slot is being handed out again: allocateInode). */
+  forgetInode(ino: number): void {
+    this.#written.delete(ino); // (its #writtenIn entry may stay: forgetting an ino twice is harmless)
+    const at = this.#lateAt.get(ino);
+    if (!at) return;
+    this.#lateAt.delete(ino);
+    const list = this.#lateByBlock.get(at.block)!;
+    list.splice(list.findIndex((x) => x.ino === ino), 1);
+    if (list.length === 0) this.#lateByBlock.delete(at.block);
+  }
+
+  /** The object last written for inode `ino` in this transaction, if any (see #written): its current state. */
+  writtenInode(ino: number): Inode | undefined {
+    return this.#written.get(ino);
+  }
+
+  /** Refresh bitmap `block`'s descriptor checksum at finalise (one refresh per bitmap: later ones for it are the same). */
+  deferDescriptorChecksum(block: number, refresh: (image: Uint8Array) => void): void {
+    if (!this.#descriptorSums.has(block)) this.#descriptorSums.set(block, refresh);
+  }
+
+  /** Whether block n's descriptor checksum is already deferred (callers skip building the closure). */
+  hasDeferredDescriptorChecksum(block: number): boolean {
+    return this.#descriptorSums.has(block);
+  }
+
+  /** Refresh the checksum inside block n (this transaction's image) before anyone else reads it, at the latest at finalise. */
+  deferBlockChecksum(n: number, refresh: (image: Uint8Array) => void): void {
+    this.#blockSums.set(n, refresh);
+  }
+
+  #refreshBlockSum(n: number, image: Uint8Array): void {
+    const f = this.#blockSums.get(n);
+    if (!f) return;
+    this.#blockSums.delete(n);
+    f(image);
+  }
+
+  /** Run every deferred checksum refresh (finalise). */
+  flushChecksums(): void {
+    for (const [n, f] of this.#blockSums) {
+      const b = this.blocks.get(n);
+      if (b) f(b);
+    }
+    this.#blockSums.clear();
+    for (const [n, f] of this.#descriptorSums) {
+      const b = this.blocks.get(n);
+      if (b) f(b);
+    }
+    this.#descriptorSums.clear();
   }
 
   /** This transaction's own (mutable) image of block n if it holds one already, else undefined: no read (hot loops that can skip an await). */
   ownBlock(n: number): Uint8Array | undefined {
-    return this.blocks.get(n);
+    const d = this.blocks.get(n);
+    if (d && this.#lateByBlock.size !== 0) this.#flushLate(n, d);
+    if (this.#writtenIn.size !== 0) this.#forgetWritten(n);
+    return d;
+  }
+
+  /** Block n's bytes may be edited directly: the objects last written for its inodes may no longer be their state. */
+  #forgetWritten(n: number): void {
+    const inos = this.#writtenIn.get(n);
+    if (!inos) return;
+    this.#writtenIn.delete(n);
+    for (const ino of inos) this.#written.delete(ino);
   }
 
   /** A mutable copy of metadata block n as of this transaction. */
   async block(n: number): Promise<Uint8Array> {
+    const d = this.blocks.get(n);
+    if (this.#writtenIn.size !== 0) this.#forgetWritten(n);
+    if (d) {
+      if (this.#lateByBlock.size !== 0) this.#flushLate(n, d);
+      return d;
+    }
+    const b = (await this.fs.readBlock(n)).slice();
+    this.blocks.set(n, b);
+    return b;
+  }
+
+  /**
+   * Block n's mutable image for writing one inode slot that no late inode occupies (allocating a
+   * free slot, writing an inode): the late inodes of the block stay late.
+   */
+  async slotBlock(n: number): Promise<Uint8Array> {
     const d = this.blocks.get(n);
     if (d) return d;
     const b = (await this.fs.readBlock(n)).slice();
@@ -72,6 +199,11 @@ export class Transaction implements BlockReader {
   /** Set a block's full new image (e.g. a freshly built extent node). */
   setBlock(n: number, data: Uint8Array): void {
     if (data.length !== this.fs.blockSize) throw new Ext4Error('EINVAL', `block image of ${data.length} bytes`);
+    // A new image: whatever checksum was deferred for the old one is its new owner's business.
+    this.#blockSums.delete(n);
+    const old = this.blocks.get(n);
+    if (old && this.#lateByBlock.size !== 0) this.#flushLate(n, old);
+    if (this.#writtenIn.size !== 0) this.#forgetWritten(n);
     this.blocks.set(n, data);
   }
 
@@ -97,11 +229,40 @@ export class Transaction implements BlockReader {
     return parseInode(this.fs.sb, ino, data.subarray(offset, offset + this.fs.sb.s_inode_size), { fsSeed: this.fs.fsSeed, verifyChecksum: this.fs.verify });
   }
 
-  /** Serialise an inode (checksum refreshed) into its inode-table block. */
-  async writeInode(inode: Inode): Promise<void> {
-    const raw = serializeInode(this.fs.sb, inode, this.fs.fsSeed);
+  /**
+   * Serialise an inode (checksum refreshed) into its inode-table block. With `late`, the inode is
+   * serialised later (see #lateByBlock) from the same object: the caller must not change the
+   * object afterwards unless that change is to be written too (it then writes it again).
+   */
+  async writeInode(inode: Inode, opts?: { late?: boolean }): Promise<void> {
     const { block, offset } = await this.fs.inodeLocation(inode.ino);
-    (await this.block(block)).set(raw, offset);
+    const image = await this.slotBlock(block);
+    if (!this.#written.has(inode.ino)) {
+      const inos = this.#writtenIn.get(block);
+      if (inos) inos.push(inode.ino);
+      else this.#writtenIn.set(block, [inode.ino]);
+    }
+    this.#written.set(inode.ino, inode);
+    const pending = this.#lateAt.get(inode.ino);
+    if (pending) {
+      // Written again: the earlier late object is superseded (the last write wins, as before).
+      const list = this.#lateByBlock.get(block)!;
+      const i = list.findIndex((x) => x.ino === inode.ino);
+      if (opts?.late) {
+        list[i] = inode;
+        return;
+      }
+      list.splice(i, 1);
+      if (list.length === 0) this.#lateByBlock.delete(block);
+      this.#lateAt.delete(inode.ino);
+    } else if (opts?.late) {
+      const list = this.#lateByBlock.get(block);
+      if (list) list.push(inode);
+      else this.#lateByBlock.set(block, [inode]);
+      this.#lateAt.set(inode.ino, { block, offset });
+      return;
+    }
+    image.set(serializeInode(this.fs.sb, inode, this.fs.fsSeed), offset);
   }
 
   /** Free blocks once this transaction commits (bits cleared at finalise, never reused inside it). */
@@ -140,7 +301,9 @@ export class Transaction implements BlockReader {
    */
   async finalise(applyFrees: (tx: Transaction) => Promise<void>): Promise<Superblock> {
     if (this.finalised) throw new Error('transaction finalised twice');
+    this.flushInodes();
     await applyFrees(this);
+    this.flushChecksums();
     const fs = this.fs;
     const sb = fs.sb;
     const per = descPerBlock(sb);

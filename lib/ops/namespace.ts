@@ -200,7 +200,8 @@ async function inDir(tx: Transaction, at: InDir): Promise<{ dir: Inode; name: Ui
   if (name.includes(0x2f)) throw new Ext4Error('EINVAL', `${decodeName(name)}: a name cannot contain "/"`);
   if (name.length > 255) throw new Ext4Error('ENAMETOOLONG', `${decodeName(name.subarray(0, 64))}…: name longer than 255 bytes`);
   if (!Number.isInteger(at.dir) || at.dir < 1 || at.dir > tx.fs.sb.s_inodes_count) throw new Ext4Error('EINVAL', `inode number ${at.dir} out of range`);
-  const dir = await tx.readInode(at.dir);
+  // The object this transaction last wrote for it, if any (a bulk import stamps one parent per create): no parse.
+  const dir = tx.writtenInode(at.dir) ?? (await tx.readInode(at.dir));
   if (dir.mode === 0 || dir.linksCount === 0) throw new Ext4Error('ENOENT', `directory inode ${at.dir} is not in use`);
   if (dir.type !== 'dir') throw new Ext4Error('ENOTDIR', `inode ${at.dir} is not a directory`);
   return { dir, name };
@@ -453,10 +454,12 @@ export async function createFileInodeTx(tx: Transaction, path: NewName, opts: Cr
   const t = nowOf(fs, opts);
   const inode = await newInode(tx, dir, name, S_IFREG | ((opts.mode ?? 0o644) & 0o7777), opts, t);
   setLinks(inode, 1);
-  await tx.writeInode(inode);
+  // Late writes (Transaction.writeInode): the caller usually writes the new inode again (its map),
+  // and the parent is stamped again by the next create in it.
+  await tx.writeInode(inode, { late: true });
   await addDirEntry(tx, dir, name, inode.ino, direntType('file'));
   dirty(tx, dir, t, { mtime: true });
-  await tx.writeInode(dir);
+  await tx.writeInode(dir, { late: true });
   return inode;
 }
 
@@ -476,10 +479,10 @@ async function createNodeTx(tx: Transaction, path: NewName, mode: number, opts: 
   const inode = await newInode(tx, dir, name, mode, opts, t);
   setLinks(inode, 1);
   await init(inode);
-  await tx.writeInode(inode);
+  await tx.writeInode(inode, { late: true });
   await addDirEntry(tx, dir, name, inode.ino, direntType(inode.type));
   dirty(tx, dir, t, { mtime: true });
-  await tx.writeInode(dir);
+  await tx.writeInode(dir, { late: true });
   return inode.ino;
 }
 
@@ -583,11 +586,11 @@ export async function mkdirTx(tx: Transaction, path: NewName, opts: CreateOption
     await remapInode(tx, inode, await txFileMap(tx, inode), [{ logical: 0, physical: run!.start, length: 1, unwritten: false }]);
     setSize(tx, inode, fs.blockSize);
   }
-  await tx.writeInode(inode);
+  await tx.writeInode(inode, { late: true });
   await addDirEntry(tx, dir, name, inode.ino, direntType('dir'));
   incDirLinks(dir);
   dirty(tx, dir, t, { mtime: true });
-  await tx.writeInode(dir);
+  await tx.writeInode(dir, { late: true });
   return inode.ino;
 }
 
