@@ -19,8 +19,13 @@
  *   {t: 'e', index, error}                   reading entry `index` failed (in stream order);
  *   {t: 'end'}                               every file was read;
  *   {t: 'fatal', error}                      the walk failed (nothing else follows).
- * main → worker: {t: 'grant', id, sab?} (a slab to fill: a SharedArrayBuffer, sent with its first
- * grant only; the first window of them comes in workerData.slabs), {t: 'stop'}.
+ * main → worker: {t: 'grant', id, sab?, zeros?} (a slab to fill: a SharedArrayBuffer and its zero
+ * map, sent with its first grant only; the first window of them comes in workerData.slabs), {t: 'stop'}.
+ *
+ * Zero map: zeros[k] = 1 iff the slab's bytes [k × align, (k + 1) × align) are all zeros, written
+ * for a piece's units before its 'd' message goes out (lib/ops/tree-entry.ts ZeroUnits): the
+ * worker has those bytes in its cache just after the read, so the importer's hole test does not
+ * pay the first touch of every block on the main thread.
  */
 
 /** Numeric fields per entry in the list's `num` column (Float64Array, this many per entry). */
@@ -60,8 +65,8 @@ export interface WorkerConfig {
   listPaths: boolean;
   /** Slabs come back after they are sealed (reuse): the worker keeps their views. */
   keepSlabs: boolean;
-  /** The first slabs to fill (granted before the worker starts, so it reads from its first batch on). */
-  slabs: { id: number; sab: SharedArrayBuffer }[];
+  /** The first slabs to fill (granted before the worker starts, so it reads from its first batch on), with their zero maps (slabBytes / align bytes). */
+  slabs: { id: number; sab: SharedArrayBuffer; zeros: SharedArrayBuffer }[];
 }
 
 export const HOST_READER_WORKER = String.raw`
@@ -182,9 +187,11 @@ function walkBatch() {
 }
 
 // ------------------------------------------------------------------ the reads
-/** Every slab's view by id (a slab's buffer is sent once; later grants name it). */
-const views = new Map(workerData.slabs.map((s) => [s.id, new Uint8Array(s.sab)]));
-const granted = workerData.slabs.map((s) => ({ id: s.id, view: views.get(s.id) }));
+/** Every slab's views by id (a slab's buffers are sent once; later grants name it). */
+const slabViews = (s) => ({ view: new Uint8Array(s.sab), words: new Int32Array(s.sab), zeros: new Uint8Array(s.zeros) });
+const views = new Map(workerData.slabs.map((s) => [s.id, slabViews(s)]));
+const granted = workerData.slabs.map((s) => ({ id: s.id, ...views.get(s.id) }));
+const UNIT_WORDS = align / 4;
 let cur = null, off = 0;
 let items = [], pendingBytes = 0;
 let next = 0;
@@ -233,10 +240,22 @@ function place(i, fd, len, pos, file, last) {
   const span = Math.ceil(len / align) * align;
   readFully(fd, cur.view, off, len, pos, file);
   if (span > len) cur.view.fill(0, off + len, off + span);
+  markZeros(cur, off, span);
   items.push(i, off, len, last ? 1 : 0);
   off += span;
   pendingBytes += len;
   if (items.length >= postFiles * 4 || pendingBytes >= postBytes) post(false);
+}
+
+// The zero map of slab bytes [from, from + span) (whole units): first and last word first, as data rarely starts and ends with zeros.
+function markZeros(s, from, span) {
+  const w = s.words, z = s.zeros;
+  for (let u = from / align, end = (from + span) / align; u < end; u++) {
+    const a = u * UNIT_WORDS, b = a + UNIT_WORDS - 1;
+    let zero = w[a] === 0 && w[b] === 0 ? 1 : 0;
+    if (zero) for (let k = a + 1; k < b; k++) if (w[k] !== 0) { zero = 0; break; }
+    z[u] = zero;
+  }
 }
 
 // Reads (or walks) until both wait: for a slab (the worker yields so grants come in) or for nothing.
@@ -300,8 +319,8 @@ function kick() {
 
 parentPort.on('message', (m) => {
   if (m.t === 'grant') {
-    if (m.sab) views.set(m.id, new Uint8Array(m.sab));
-    granted.push({ id: m.id, view: views.get(m.id) });
+    if (m.sab) views.set(m.id, slabViews(m));
+    granted.push({ id: m.id, ...views.get(m.id) });
     kick();
   } else if (m.t === 'stop') {
     stopped = true;

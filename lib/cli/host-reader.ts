@@ -13,6 +13,7 @@
  * allocated for each grant), so pieces handed out are never overwritten.
  */
 import { Worker } from 'node:worker_threads';
+import { setZeroUnits } from '../ops/tree-entry.js';
 import { ENTRY_FIELDS, ENTRY_STRIDE, ENTRY_TYPES, HOST_READER_WORKER, type WorkerConfig, type WorkerError } from './host-reader-worker.js';
 
 export { ENTRY_FIELDS, ENTRY_STRIDE, ENTRY_TYPES };
@@ -39,6 +40,8 @@ export interface ListedEntry {
 interface Slab {
   id: number;
   sab: SharedArrayBuffer;
+  /** The worker's zero map of the slab, by SLAB_ALIGN unit (registered with setZeroUnits for the importer). */
+  zeros: SharedArrayBuffer;
   view: Uint8Array;
   /** Granted and not yet finished (sealed and every piece handed out): counts against the window. */
   active: boolean;
@@ -114,13 +117,13 @@ export class HostReader {
     this.#window = Math.max(1, opts.windowSlabs ?? WINDOW_SLABS);
     this.#onList = opts.onList;
     this.#onListed = opts.onListed;
-    const slabs: { id: number; sab: SharedArrayBuffer }[] = [];
+    const slabs: { id: number; sab: SharedArrayBuffer; zeros: SharedArrayBuffer }[] = [];
     while (this.#active < this.#window) {
       const slab = this.#newSlab();
       slab.active = true;
       slab.posted = true;
       this.#active++;
-      slabs.push({ id: slab.id, sab: slab.sab });
+      slabs.push({ id: slab.id, sab: slab.sab, zeros: slab.zeros });
     }
     const config: WorkerConfig = { root, slabBytes: SLAB_BYTES, wholeFileBytes: WHOLE_FILE_BYTES, align: SLAB_ALIGN, postFiles: 32, postBytes: 1024 * 1024, keepSlabs: this.#reuse, listPaths: this.#onList !== undefined, slabs };
     // execArgv []: the source is plain CommonJS; no loader or --input-type of the parent applies.
@@ -208,14 +211,17 @@ export class HostReader {
       this.#active++;
       // The worker keeps each slab's view: a slab goes over once (posting a SharedArrayBuffer
       // costs ms on a loaded machine), later grants name it.
-      this.#worker.postMessage(slab.posted ? { t: 'grant', id: slab.id } : { t: 'grant', id: slab.id, sab: slab.sab });
+      this.#worker.postMessage(slab.posted ? { t: 'grant', id: slab.id } : { t: 'grant', id: slab.id, sab: slab.sab, zeros: slab.zeros });
       slab.posted = true;
     }
   }
 
   #newSlab(): Slab {
     const sab = new SharedArrayBuffer(SLAB_BYTES);
-    const slab: Slab = { id: this.#nextId++, sab, view: new Uint8Array(sab), active: false, sealed: false, unconsumed: 0, posted: false };
+    const zeros = new SharedArrayBuffer(SLAB_BYTES / SLAB_ALIGN);
+    // The worker fills the map before it posts a piece's bytes (its message orders the writes before our reads).
+    setZeroUnits(sab, { unit: SLAB_ALIGN, zero: new Uint8Array(zeros) });
+    const slab: Slab = { id: this.#nextId++, sab, zeros, view: new Uint8Array(sab), active: false, sealed: false, unconsumed: 0, posted: false };
     this.#slabs.set(slab.id, slab);
     return slab;
   }

@@ -36,7 +36,7 @@ import { findDirEntry } from '../ext4/dir-edit.js';
 import { blockGoal, createFileInodeTx, linkTx, lookupTx, mkdirTx, mknodTx, symlinkTx } from './namespace.js';
 import { chmodTx, chownTx, setTimes, setXattrTx, utimesTx } from './attrs.js';
 import { maxFileSize } from '../ext4/inode-lifecycle.js';
-import { countEntry, emptySummary, type DataRun, type SparseFile, type TreeEntry, type TreeSummary } from './tree-entry.js';
+import { countEntry, emptySummary, zeroUnitsOf, type DataRun, type SparseFile, type TreeEntry, type TreeSummary, type ZeroUnits } from './tree-entry.js';
 
 export interface ImportOptions {
   /** Directory of the image the tree's root becomes (default '/'; created with its parents when missing). */
@@ -230,7 +230,7 @@ class DataGather {
     const small = (k: number) => list[k]!.data.length < GATHER_PIECE_BYTES;
     for (let i = 0; i < list.length; ) {
       let j = i, bytes = 0;
-      while (j < list.length && (j === i || followsInMemory(list[j - 1]!.data, span(j - 1), list[j]!.data)) && (j === i || list[j]!.block === list[j - 1]!.block + span(j - 1) / bs) && zeroTail(list[j]!.data, span(j))) bytes += span(j++);
+      while (j < list.length && (j === i || followsInMemory(list[j - 1]!.data, span(j - 1), list[j]!.data)) && (j === i || list[j]!.block === list[j - 1]!.block + span(j - 1) / bs) && zeroTail(list[j]!.data, span(j), bs)) bytes += span(j++);
       if (j > i) {
         const d = list[i]!.data;
         out.push({ block: list[i]!.block, data: d.length === bytes ? d : new Uint8Array(d.buffer, d.byteOffset, bytes) });
@@ -288,9 +288,12 @@ function followsInMemory(a: Uint8Array, span: number, b: Uint8Array): boolean {
 }
 
 /** Whether `d`'s buffer goes on to `span` bytes past its start with zeros after `d` (its last block can be written as it lies). */
-function zeroTail(d: Uint8Array, span: number): boolean {
+function zeroTail(d: Uint8Array, span: number, bs: number): boolean {
   if (d.length === span) return true;
   if (d.byteOffset + span > d.buffer.byteLength) return false;
+  // A chunk with a zero map has zeros after it to its last unit's end (ZeroUnits): enough when the span ends there.
+  const z = usableZeroUnits(d, bs);
+  if (z && span <= Math.ceil(d.length / z.unit) * z.unit) return true;
   return isZeroBlock(new Uint8Array(d.buffer, d.byteOffset + d.length, span - d.length), 0, span - d.length);
 }
 
@@ -308,7 +311,7 @@ interface OpenFile {
   run: number;
   extents: Extent[];
   source: AsyncIterator<Uint8Array> | null;
-  /** Bytes taken from the source but not yet written (a partial block). */
+  /** Bytes of the source not yet written: the rest of a chunk taken, or a one-chunk `data` whole (the source is then null). */
   carry: Uint8Array | null;
   /** The file's Inode as last written in the current transaction (null: read it). */
   inode: Inode | null;
@@ -425,8 +428,9 @@ class ImportRun {
         if (size > maxFileSize(inode, bs)) throw new Ext4Error('EFBIG', `${path}: ${size} bytes is past the maximum file size`);
         const sparse = e.sparse ? alignedRuns(e.sparse, size, bs, path) : null;
         this.file = {
-          ino, path, entry: e, size, offset: 0, extents: [], carry: null, runs: sparse?.runs ?? null, run: 0, inode,
-          source: sparse ? sparse.data[Symbol.asyncIterator]() : e.data === undefined ? null : e.data instanceof Uint8Array ? oneChunk(e.data) : e.data[Symbol.asyncIterator](),
+          // Data in one chunk starts as the carry (no iterator and its promises per file; held across commits like any carry).
+          ino, path, entry: e, size, offset: 0, extents: [], carry: !sparse && e.data instanceof Uint8Array ? e.data : null, runs: sparse?.runs ?? null, run: 0, inode,
+          source: sparse ? sparse.data[Symbol.asyncIterator]() : e.data === undefined || e.data instanceof Uint8Array ? null : e.data[Symbol.asyncIterator](),
         };
         await this.continueFile(tx, budget);
         return;
@@ -513,12 +517,13 @@ class ImportRun {
       const piece = await this.take(f, Math.min(Math.floor(room / bs) * bs, 8 * 1024 * 1024), end);
       const blocks = Math.ceil(piece.length / bs);
       const firstLogical = f.offset / bs;
-      // Runs of non-zero blocks of this piece.
+      // Runs of non-zero blocks of this piece (by the producer's zero map when it has one).
+      const z = usableZeroUnits(piece, bs);
       let b = 0;
       while (b < blocks) {
-        if (isZeroBlock(piece, b * bs, bs)) { b++; continue; }
+        if (blockIsZero(piece, b, bs, z)) { b++; continue; }
         let end = b + 1;
-        while (end < blocks && !isZeroBlock(piece, end * bs, bs)) end++;
+        while (end < blocks && !blockIsZero(piece, end, bs, z)) end++;
         await this.place(tx, inode, extents, piece, b, end, firstLogical);
         b = end;
       }
@@ -703,12 +708,23 @@ async function hasMore(source: AsyncIterator<Uint8Array> | null): Promise<boolea
   }
 }
 
-async function* oneChunkGen(b: Uint8Array): AsyncGenerator<Uint8Array> {
-  yield b;
+/**
+ * The producer's zero map of `piece`'s buffer when it answers for whole blocks of it: the piece
+ * starts on a unit boundary and a block is whole units (1k/2k blocks smaller than the unit are
+ * scanned).
+ */
+function usableZeroUnits(piece: Uint8Array, bs: number): ZeroUnits | null {
+  const z = zeroUnitsOf(piece.buffer);
+  return z !== undefined && bs % z.unit === 0 && piece.byteOffset % z.unit === 0 ? z : null;
 }
 
-function oneChunk(b: Uint8Array): AsyncIterator<Uint8Array> {
-  return oneChunkGen(b);
+/** Whether block `b` of `piece` (clipped to the piece) is all zeros: every unit of it in the zero map, else by scanning. */
+function blockIsZero(piece: Uint8Array, b: number, bs: number, z: ZeroUnits | null): boolean {
+  if (z === null) return isZeroBlock(piece, b * bs, bs);
+  const u = z.unit, zero = z.zero;
+  const stop = Math.ceil((piece.byteOffset + Math.min(piece.length, (b + 1) * bs)) / u);
+  for (let k = (piece.byteOffset + b * bs) / u; k < stop; k++) if (zero[k] === 0) return false;
+  return true;
 }
 
 /** Whether piece[off, off+len) (clipped to the piece) is all zeros. */

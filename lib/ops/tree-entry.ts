@@ -49,7 +49,8 @@ export interface TreeEntry {
   /**
    * Regular file: its bytes in order (`size` of them). Consumed before the next entry is asked
    * for; a chunk once yielded is not reused by the producer (the importer keeps it until its commit)
-   * until importTree's `released` callback says so.
+   * until importTree's `released` callback says so. A producer that already looked at the bytes
+   * may say which of them are zeros (setZeroUnits): importTree then makes holes without reading them.
    */
   data?: Uint8Array | AsyncIterable<Uint8Array>;
   /**
@@ -95,4 +96,30 @@ export function countEntry(s: TreeSummary, e: TreeEntry): void {
     case 'hardlink': s.hardlinks++; break;
     default: s.special++;
   }
+}
+
+/**
+ * Which fixed-size units of a buffer are all zeros, as the producer of its `data` chunks knows
+ * them (the host reader's worker scans what it just read, so the importer's hole test does not
+ * pay the first touch of those pages). zero[k] !== 0 iff bytes [k × unit, (k + 1) × unit) of the
+ * buffer are all zeros. Valid for every chunk of the buffer handed out and not yet released; such
+ * a chunk starts at a unit boundary, and the bytes after its end up to the next unit boundary are
+ * zeros (what zero[k] of its last unit then says holds for its own bytes too).
+ */
+export interface ZeroUnits {
+  readonly unit: number;
+  readonly zero: Uint8Array;
+}
+
+/** Producers' zero-unit maps by buffer (optional: a chunk of a buffer with none is scanned). */
+const zeroUnitMaps = new WeakMap<ArrayBufferLike, ZeroUnits>();
+
+/** Say (as a `data` producer) which units of `buffer` are zeros, from now on (see ZeroUnits). */
+export function setZeroUnits(buffer: ArrayBufferLike, z: ZeroUnits): void {
+  zeroUnitMaps.set(buffer, z);
+}
+
+/** The zero-unit map of a chunk's buffer, if its producer gave one. */
+export function zeroUnitsOf(buffer: ArrayBufferLike): ZeroUnits | undefined {
+  return zeroUnitMaps.get(buffer);
 }
