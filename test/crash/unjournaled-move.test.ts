@@ -215,10 +215,6 @@ function fixable(img: string, res: CaseResult): boolean {
   }
 }
 
-function summary(r: CaseResult): string {
-  return `${r.points} crash points, ${r.fixed} also repaired by e2fsck -fy, ${r.refused} left to e2fsck by ext4kit, ${r.tornSuperblock} with a torn primary superblock, ${r.failures.length} failures`;
-}
-
 describe.skipIf(!HAVE_E2FSPROGS)('no journal: movedata from a temporary orphan never leaves a block claimed twice', () => {
   it('donor in another group (different inode-table blocks): every crash point', async () => {
     const s = await setup(1);

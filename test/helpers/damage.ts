@@ -402,7 +402,6 @@ export interface DamageKind {
 }
 
 const WITH_JOURNAL: readonly BaseName[] = ['ext4-4k', 'ext4-1k-nocsum', 'ext3'];
-const EXTENTS: readonly BaseName[] = ['ext4-4k', 'ext4-1k-nocsum', 'inline'];
 
 /** Offset of the first in-inode xattr entry (after i_extra_isize and the 4-byte magic). */
 function inodeXattrEntry(slot: Uint8Array, dv: DataView): number {

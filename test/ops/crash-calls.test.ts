@@ -216,6 +216,7 @@ describe.skipIf(!HAVE_E2FSPROGS)('crash points of each call', () => {
       { seed: 1, subsets: 2, e2fsckSample: 12 },
     );
     expect(points).toBeGreaterThan(20);
+    expect(e2fsck, 'crash points also replayed by e2fsck').toBeGreaterThan(0);
   });
 
   it('multi-step movedata (8 transactions): data intact, exactly the committed steps applied, at every crash point', async () => {
@@ -255,5 +256,6 @@ describe.skipIf(!HAVE_E2FSPROGS)('crash points of each call', () => {
       { seed: 2, subsets: 1, e2fsckSample: 14 },
     );
     expect(points).toBeGreaterThan(50);
+    expect(e2fsck, 'crash points also replayed by e2fsck').toBeGreaterThan(0);
   });
 });

@@ -14,7 +14,7 @@ import { auditSpace, buildReverseMap, fsmap, ownerName, ownerOfBlock, type Fsmap
 import { allocate } from '../../lib/ops/allocate.js';
 import { getImage } from '../helpers/images.js';
 import { debugfsFull, dumpe2fsGroups, splitDebugfsOutput } from '../helpers/tools.js';
-import { cleanupImages, codeOf, copyImage, dumpe2fsFreeRuns, HAVE_E2FSPROGS, icheck, makeImage, parseEx, pattern } from './helpers.js';
+import { cleanupImages, codeOf, copyImage, dumpe2fsFreeRuns, HAVE_E2FSPROGS, icheck, makeImage, pattern } from './helpers.js';
 
 if (!HAVE_E2FSPROGS) console.log('skipping test/ops/fsmap.test.ts: e2fsprogs not installed');
 

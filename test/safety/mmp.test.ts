@@ -12,7 +12,6 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { Filesystem } from '../../lib/node.js';
 import { FileDevice, memoryDeviceFromFile } from '../../lib/io/file-device.js';
-import { MemoryDevice } from '../../lib/io/memory-device.js';
 import { isExt4Error } from '../../lib/errors.js';
 import {
   MMP_SEQ_CLEAN, MMP_SEQ_FSCK, MMP_SEQ_MAX, MmpLayout, MmpSession, buildMmp, mmpChecksum, mmpGeometry, parseMmp, readMmp, type MmpOptions,

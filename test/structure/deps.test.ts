@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import path from 'node:path';
-import { LIB, ROOT, listTs } from '../helpers/lib-sources.js';
+import { LIB, listTs } from '../helpers/lib-sources.js';
 
 
 

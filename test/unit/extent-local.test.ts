@@ -19,7 +19,7 @@
 import { describe, expect, it } from 'vitest';
 import { editExtentTree, type TreeEditResult } from '../../lib/ext4/extent-edit.js';
 import { effectiveMax, shapeProblem, writeExtentTree, type LevelStat } from '../../lib/ext4/extent-tree.js';
-import { nodeCapacity, readHeader, walkExtentTree, writeHeader, type Extent } from '../../lib/ext4/extents.js';
+import { readHeader, walkExtentTree, writeHeader, type Extent } from '../../lib/ext4/extents.js';
 import { insert, markWritten, normalise, punch } from '../../lib/ext4/extent-map.js';
 import { mulberry32 } from '../../lib/io/prng.js';
 

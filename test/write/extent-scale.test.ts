@@ -17,7 +17,7 @@
  *   and one the journal refuses (E2BIG) in between — every search gives
  *   the same runs as a fresh open that has no index yet.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import { Filesystem } from '../../lib/node.js';
 import { Ext4Error } from '../../lib/errors.js';
