@@ -20,11 +20,9 @@
  * --dump writes each image's planner input to DIR/<image>.json.
  */
 import { Filesystem } from '../lib/node.js';
-import { INODE_FLAGS, type Inode } from '../lib/ext4/inode.js';
 import { nodeCapacity, type Extent } from '../lib/ext4/extents.js';
 import { fragmentCount, mappedBlocks } from '../lib/ext4/extent-map.js';
-import { decodeName } from '../lib/ext4/bytes.js';
-import { getFreeBlocks } from '../lib/ops/free.js';
+import { collectFiles, freeRuns } from '../lib/ops/defrag.js';
 import * as current from '../lib/ops/defrag-plan.js';
 import type { Plan, PlanFile, Run } from '../lib/ops/defrag-plan.js';
 import { ensureBuilt } from '../test/helpers/frag-images.js';
@@ -61,33 +59,9 @@ interface Input {
 async function collect(image: string): Promise<Input> {
   const fs = await Filesystem.open(image);
   try {
-    const files: PlanFile[] = [];
-    const seen = new Set<number>();
-    const bad = INODE_FLAGS.IMMUTABLE | INODE_FLAGS.APPEND | INODE_FLAGS.ENCRYPT | INODE_FLAGS.VERITY | INODE_FLAGS.INLINE_DATA | INODE_FLAGS.JOURNAL_DATA;
-    const visit = async (inode: Inode, p: string): Promise<void> => {
-      if (seen.has(inode.ino)) return;
-      seen.add(inode.ino);
-      if (inode.type === 'dir') {
-        for (const e of await fs.readdirRaw(inode)) {
-          const name = decodeName(e.name);
-          if (name !== '.' && name !== '..') await visit(await fs.readInode(e.ino), p === '/' ? `/${name}` : `${p}/${name}`);
-        }
-        return;
-      }
-      if (inode.type !== 'file' || inode.flags & bad || inode.ino < fs.sb.s_first_ino || inode.size === 0) return;
-      const map = await fs.fileMap(inode);
-      const limit = Math.ceil(inode.size / fs.blockSize);
-      const extents: Extent[] = [];
-      for (const e of map.extents) {
-        if (e.logical >= limit) break;
-        extents.push({ ...e, length: Math.min(e.length, limit - e.logical) });
-      }
-      if (mappedBlocks(extents)) files.push({ ino: inode.ino, path: p, extents, treeBlocks: map.metadataBlocks, blockMapped: !(inode.flags & INODE_FLAGS.EXTENTS) });
-    };
-    await visit(await fs.resolve('/'), '/');
+    const files: PlanFile[] = (await collectFiles(fs, ['/'])).map((f) => ({ ino: f.ino, path: f.path, extents: f.extents, treeBlocks: f.treeBlocks, blockMapped: f.blockMapped }));
     const bs = fs.blockSize;
-    const free = (await getFreeBlocks(fs)).map((r) => ({ start: r.start / bs, length: r.len / bs }));
-    return { files, free, bounds: { first: fs.sb.s_first_data_block, end: fs.sb.blocksCount }, blockSize: bs, idealExtentBlocks: Math.floor((128 << 20) / bs), leafExtents: nodeCapacity(bs) - 1 };
+    return { files, free: await freeRuns(fs), bounds: { first: fs.sb.s_first_data_block, end: fs.sb.blocksCount }, blockSize: bs, idealExtentBlocks: Math.floor((128 << 20) / bs), leafExtents: nodeCapacity(bs) - 1 };
   } finally {
     await fs.close();
   }

@@ -86,7 +86,7 @@ export interface DefragSummary {
   errors: { path: string; code: string; message: string }[];
 }
 
-interface FileInfo {
+export interface FileInfo {
   path: string;
   ino: number;
   inode: Inode;
@@ -106,8 +106,8 @@ interface FreeRun {
   length: number;
 }
 
-/** Walk the tree in directory order (depth-first), yielding movable regular files. */
-async function collectFiles(fs: Filesystem, roots: string[]): Promise<FileInfo[]> {
+/** Walk the tree in directory order (depth-first), yielding movable regular files (bench/defrag-plan plans from the same input). */
+export async function collectFiles(fs: Filesystem, roots: string[]): Promise<FileInfo[]> {
   const out: FileInfo[] = [];
   const seenDirs = new Set<number>();
   const seenFiles = new Set<number>();
@@ -151,7 +151,8 @@ async function fileInfo(fs: Filesystem, inode: Inode, path: string): Promise<Fil
   return { path, ino: inode.ino, inode, extents, blocks, fragments: fragmentCount(extents), treeBlocks: map.metadataBlocks, blockMapped, map: map.extents };
 }
 
-async function freeRuns(fs: Filesystem): Promise<FreeRun[]> {
+/** The free space as runs of blocks (the planner's input). */
+export async function freeRuns(fs: Filesystem): Promise<FreeRun[]> {
   const bs = fs.blockSize;
   return (await getFreeBlocks(fs)).map((r) => ({ start: r.start / bs, length: r.len / bs }));
 }
