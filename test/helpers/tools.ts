@@ -264,6 +264,42 @@ export function mkfsBytes(kind: FsKind, sizeBytes: number, opts: string[], fill:
   }
 }
 
+/**
+ * Per path: its size, its data map as the filesystem under it reports (SEEK_DATA/SEEK_HOLE: what a
+ * loop mount says the kernel stored as holes) and the sha256 of the bytes in the data runs.
+ */
+const PY_DATA_MAPS = `
+import hashlib, json, os, sys
+out = {}
+for p in json.load(sys.stdin):
+    fd = os.open(p, os.O_RDONLY)
+    size = os.fstat(fd).st_size
+    runs, h, pos = [], hashlib.sha256(), 0
+    while pos < size:
+        try:
+            a = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError:
+            break
+        b = os.lseek(fd, a, os.SEEK_HOLE)
+        runs.append([a, b])
+        os.lseek(fd, a, os.SEEK_SET)
+        left = b - a
+        while left:
+            d = os.read(fd, min(left, 1 << 20))
+            h.update(d)
+            left -= len(d)
+        pos = b
+    os.close(fd)
+    out[p] = {'size': size, 'runs': runs, 'sha': h.hexdigest()}
+print(json.dumps(out))
+`;
+
+export function hostDataMaps(files: string[]): Record<string, { size: number; runs: [number, number][]; sha: string }> {
+  const r = spawnSync(fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3', ['-c', PY_DATA_MAPS], { input: JSON.stringify(files), encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`python3: ${r.stderr}`);
+  return JSON.parse(r.stdout) as Record<string, { size: number; runs: [number, number][]; sha: string }>;
+}
+
 // ---------------------------------------------------------------------------------------------
 // e2fsck
 

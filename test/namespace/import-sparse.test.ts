@@ -17,46 +17,13 @@ import { importTree } from '../../lib/ops/import-tree.js';
 import { exportTree, type ExportedEntry } from '../../lib/ops/export-tree.js';
 import { Filesystem } from '../../lib/ext4/filesystem.js';
 import { FileDevice } from '../../lib/io/file-device.js';
-import { expectE2fsckClean, mkfs, oracleGate, skipReason, which, withLoopMount } from '../helpers/tools.js';
+import { expectE2fsckClean, hostDataMaps, mkfs, oracleGate, skipReason, which, withLoopMount } from '../helpers/tools.js';
 import { tmpDir, tmpPath } from '../helpers/tmp.js';
 import { prngBytes } from '../helpers/tree.js';
 
 const skip = oracleGate(skipReason('loop') ?? (which('tar') ? null : 'GNU tar not installed'));
 const BS = 4096;
 const GiB = 2 ** 30;
-
-/** size, data map (SEEK_DATA/SEEK_HOLE) and sha256 of the bytes in it, per file. */
-const PY = `
-import hashlib, json, os, sys
-out = {}
-for p in json.load(sys.stdin):
-    fd = os.open(p, os.O_RDONLY)
-    size = os.fstat(fd).st_size
-    runs, h, pos = [], hashlib.sha256(), 0
-    while pos < size:
-        try:
-            a = os.lseek(fd, pos, os.SEEK_DATA)
-        except OSError:
-            break
-        b = os.lseek(fd, a, os.SEEK_HOLE)
-        runs.append([a, b])
-        os.lseek(fd, a, os.SEEK_SET)
-        left = b - a
-        while left:
-            d = os.read(fd, min(left, 1 << 20))
-            h.update(d)
-            left -= len(d)
-        pos = b
-    os.close(fd)
-    out[p] = {'size': size, 'runs': runs, 'sha': h.hexdigest()}
-print(json.dumps(out))
-`;
-
-function kernelView(files: string[]): Record<string, { size: number; runs: [number, number][]; sha: string }> {
-  const r = spawnSync(fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3', ['-c', PY], { input: JSON.stringify(files), encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`python3: ${r.stderr}`);
-  return JSON.parse(r.stdout) as Record<string, { size: number; runs: [number, number][]; sha: string }>;
-}
 
 /** A 4 GiB hole between data at the start, in the middle and at the end (not block-sized pieces). */
 const HOLEY = { size: 4 * GiB + 12345, data: [[0, 5000], [2 * GiB + 8192, 9000], [4 * GiB + 12345 - 3000, 3000]] as [number, number][] };
@@ -108,10 +75,10 @@ describe.skipIf(!!skip)('sparse tar members', () => {
       expect(ms, `${at}: import took ${ms.toFixed(0)} ms`).toBeLessThan(5000); // generous for a loaded box (the zero-filling path took ~11 s)
       expectE2fsckClean(img, `after import of ${at}`);
     }
-    const host = kernelView([path.join(src, 'holey'), path.join(src, 'plain')]);
+    const host = hostDataMaps([path.join(src, 'holey'), path.join(src, 'plain')]);
     await withLoopMount(img, (mp) => {
       for (const at of ['pax10', 'gnu']) {
-        const view = kernelView([path.join(mp, at, 'holey'), path.join(mp, at, 'plain')]);
+        const view = hostDataMaps([path.join(mp, at, 'holey'), path.join(mp, at, 'plain')]);
         expect(view[path.join(mp, at, 'holey')], `${at}/holey`).toEqual(host[path.join(src, 'holey')]);
         expect(view[path.join(mp, at, 'plain')], `${at}/plain`).toEqual(host[path.join(src, 'plain')]);
       }
@@ -129,9 +96,9 @@ describe.skipIf(!!skip)('sparse tar members', () => {
     expect(summary.files).toBe(2);
     expect(summary.transactions).toBeLessThanOrEqual(2);
     expectE2fsckClean(img, 'after the image-to-image copy');
-    const host = kernelView([path.join(src, 'holey')])[path.join(src, 'holey')];
+    const host = hostDataMaps([path.join(src, 'holey')])[path.join(src, 'holey')];
     await withLoopMount(img, (mp) => {
-      expect(kernelView([path.join(mp, 'copy/holey')])[path.join(mp, 'copy/holey')]).toEqual(host);
+      expect(hostDataMaps([path.join(mp, 'copy/holey')])[path.join(mp, 'copy/holey')]).toEqual(host);
     }, { readOnly: true });
   }, 60_000);
 
@@ -159,7 +126,7 @@ describe.skipIf(!!skip)('sparse tar members', () => {
     expect(ms, `import took ${ms.toFixed(0)} ms`).toBeLessThan(5000); // generous for a loaded box (the zero-filling path took ~11 s)
     expectE2fsckClean(img, 'after the 8 TiB member');
     await withLoopMount(img, (mp) => {
-      const v = kernelView([path.join(mp, 'huge8/huge')])[path.join(mp, 'huge8/huge')]!;
+      const v = hostDataMaps([path.join(mp, 'huge8/huge')])[path.join(mp, 'huge8/huge')]!;
       expect(v.size).toBe(8 * 1024 * GiB);
       expect(v.runs).toEqual([[8 * 1024 * GiB - 4096, 8 * 1024 * GiB]]);
       expect(v.sha).toBe(kernelShaOf(tail));
