@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseFast } from '../../lib/cli/fast-path.js';
 import { tmpPath } from '../helpers/tmp.js';
 import { debugfsFiles, expectClean, HAVE_E2FSPROGS, sameBytes } from '../ops/helpers.js';
-import { cli, cliInProcess } from './helpers.js';
+import { bothPaths } from './helpers.js';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 const fixture = path.resolve(here, '../../fixtures/fragmented.ext4.img.gz');
@@ -59,22 +59,12 @@ describe.skipIf(!HAVE_E2FSPROGS)('defrag without commander does what the command
   /** The run's own time is the one thing allowed to differ. */
   const timeless = (s: string) => s.replace(/"seconds": [0-9.e-]+/, '"seconds": 0').replace(/ in [0-9.]+ s/, ' in T s');
 
-  async function bothPaths(args: string[]): Promise<{ fast: string; slow: string; out: { status: number; stdout: string; stderr: string } }> {
-    const fast = tmpPath('fast.img'), slow = tmpPath('slow.img');
-    fs.copyFileSync(template, fast);
-    fs.copyFileSync(template, slow);
-    const f = await cli(args.map((a) => (a === 'IMG' ? fast : a)));
-    const s = await cliInProcess(args.map((a) => (a === 'IMG' ? slow : a)));
-    const out = (r: typeof f, img: string) => ({ status: r.status, stdout: timeless(r.stdout.toString('utf8')), stderr: r.stderr.split(img).join('IMG') });
-    expect(out(f, fast)).toEqual(out(s, slow));
-    return { fast, slow, out: out(f, fast) };
-  }
 
   it('a whole-filesystem run (JSON) and a dry run (text): the same output, the same image; e2fsck clean; bytes kept', async () => {
     const files = (JSON.parse(fs.readFileSync(manifest, 'utf8')) as { path: string; type: string; sha256?: string; extents?: number }[]).filter((e) => e.type === 'file');
     const fragmented = files.filter((f) => (f.extents ?? 1) > 1).slice(0, 6);
     expect(fragmented.length).toBeGreaterThan(0);
-    const { fast, slow, out } = await bothPaths(['defrag', 'IMG', '--json']);
+    const { fast, slow, out } = await bothPaths(template, ['defrag', 'IMG', '--json'], timeless);
     expect(out.status, out.stderr).toBe(0);
     const summary = JSON.parse(out.stdout) as { moves: number; extentsAfter: number; extentsBefore: number; errors: unknown[] };
     expect(summary.moves).toBeGreaterThan(0);
@@ -85,7 +75,7 @@ describe.skipIf(!HAVE_E2FSPROGS)('defrag without commander does what the command
     const got = debugfsFiles(fast, fragmented.map((f) => `/${f.path}`));
     for (const f of fragmented) expect(createHash('sha256').update(got.get(`/${f.path}`)!.dump).digest('hex'), f.path).toBe(f.sha256);
 
-    const dry = await bothPaths(['defrag', 'IMG', '--dry-run', '--no-compact']);
+    const dry = await bothPaths(template, ['defrag', 'IMG', '--dry-run', '--no-compact'], timeless);
     expect(dry.out.status, dry.out.stderr).toBe(0);
     expect(dry.out.stdout).toMatch(/^predicted result: \d+ extent\(s\)/m);
     const original = fs.readFileSync(template);
@@ -93,7 +83,7 @@ describe.skipIf(!HAVE_E2FSPROGS)('defrag without commander does what the command
   });
 
   it('a bad --max-bytes: the same error on both paths, the image unchanged', async () => {
-    const { fast, slow, out } = await bothPaths(['defrag', 'IMG', '--max-bytes', 'abc']);
+    const { fast, slow, out } = await bothPaths(template, ['defrag', 'IMG', '--max-bytes', 'abc'], timeless);
     expect(out.status).toBe(1);
     expect(out.stderr).toMatch(/--max-bytes must be a non-negative number/);
     expect(out.stdout).toBe('');

@@ -17,7 +17,7 @@ import { isExt4Error } from '../../lib/errors.js';
 import { loopSkipReason, withLoopMount } from '../safety/helpers.js';
 import { tmpPath } from '../helpers/tmp.js';
 import { cleanupImages, debugfsFiles, expectClean, HAVE_E2FSPROGS, makeImage, pattern, sameBytes } from '../ops/helpers.js';
-import { cli, cliInProcess } from './helpers.js';
+import { bothPaths, cli } from './helpers.js';
 
 const B = 4096;
 
@@ -77,24 +77,13 @@ describe.skipIf(!HAVE_E2FSPROGS)('movedata without commander does what the comma
     cleanupImages();
   });
 
-  /** Run `args` (IMG stands for the image) on two copies: the bundled binary, then program.ts in-process. */
-  async function bothPaths(args: string[]): Promise<{ fast: string; slow: string; out: { status: number; stdout: string; stderr: string } }> {
-    const fast = tmpPath('fast.img'), slow = tmpPath('slow.img');
-    fs.copyFileSync(template, fast);
-    fs.copyFileSync(template, slow);
-    const f = await cli(args.map((a) => (a === 'IMG' ? fast : a)));
-    const s = await cliInProcess(args.map((a) => (a === 'IMG' ? slow : a)));
-    const out = (r: typeof f, img: string) => ({ status: r.status, stdout: r.stdout.toString('utf8'), stderr: r.stderr.split(img).join('IMG') });
-    expect(out(f, fast)).toEqual(out(s, slow));
-    return { fast, slow, out: out(f, fast) };
-  }
 
   it('a move: the same output, the same image; e2fsck clean; data reads as before, space has its hole', async () => {
     for (const args of [
       ['movedata', 'IMG', '/data', '/space', '--from', String(2 * B), '--len', String(4 * B)],
       ['--no-verify', 'movedata', 'IMG', '/data', '/space', '--from=8K', '--len=0x4000', '--json'],
     ]) {
-      const { fast, slow, out } = await bothPaths(args);
+      const { fast, slow, out } = await bothPaths(template, args);
       expect(out.status, out.stderr).toBe(0);
       expect(out.stdout).toBe(args.includes('--json') ? JSON.stringify({ moved: 4 * B }, null, 2) + '\n' : `moved ${4 * B} bytes\n`);
       expect(sameBytes(fs.readFileSync(fast), fs.readFileSync(slow)), 'the two paths wrote the same image').toBe(true);
@@ -118,7 +107,7 @@ describe.skipIf(!HAVE_E2FSPROGS)('movedata without commander does what the comma
       [['movedata', 'IMG', '/data', '/space', '--from', 'abc', '--len', '4096'], 2, /^ext4kit: error: option '--from <bytes>' argument 'abc' is invalid\. "abc" is not a byte count/],
       [['movedata', 'IMG', '/data', '/space', '--from=0', '--len=99999999999999999T'], 2, /argument '99999999999999999T' is invalid\. .* is too large/],
     ] as const) {
-      const { fast, slow, out } = await bothPaths([...args]);
+      const { fast, slow, out } = await bothPaths(template, [...args]);
       expect(out.status, out.stderr).toBe(status);
       expect(out.stderr).toMatch(message);
       expect(out.stdout).toBe('');

@@ -8,9 +8,10 @@
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { tmpDir } from '../helpers/tmp.js';
+import { tmpDir, tmpPath } from '../helpers/tmp.js';
 import { debugfsFull, mkfs, expectE2fsckClean, quoteDebugfs, splitDebugfsOutput, FAKE_TIME } from '../helpers/tools.js';
 import { bundleCli } from '../../scripts/bundle-cli.mjs';
+import { expect } from 'vitest';
 
 let bundled: Promise<string> | null = null;
 
@@ -288,4 +289,27 @@ export async function cliInProcess(args: string[]): Promise<CliResult> {
   const stderr = new Writable({ write: (c: Buffer, _e, cb) => ((err += c.toString('utf8')), cb()) });
   const status = await run(args, { stdout, stderr });
   return { status, stdout: Buffer.concat(out), stderr: err };
+}
+
+/** What a CLI run printed, comparable across the two paths (`img` written as IMG in stderr). */
+export interface PathOutput {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Run `args` (IMG stands for the image) on two copies of `template`: the bundled binary (the fast
+ * path, without commander) and program.ts in-process (commander). Their outputs, after
+ * `normalise` on stdout, must be equal; returns both images and that output.
+ */
+export async function bothPaths(template: string, args: string[], normalise: (stdout: string) => string = (s) => s): Promise<{ fast: string; slow: string; out: PathOutput }> {
+  const fast = tmpPath('fast.img'), slow = tmpPath('slow.img');
+  fs.copyFileSync(template, fast);
+  fs.copyFileSync(template, slow);
+  const f = await cli(args.map((a) => (a === 'IMG' ? fast : a)));
+  const s = await cliInProcess(args.map((a) => (a === 'IMG' ? slow : a)));
+  const out = (r: CliResult, img: string): PathOutput => ({ status: r.status, stdout: normalise(r.stdout.toString('utf8')), stderr: r.stderr.split(img).join('IMG') });
+  expect(out(f, fast)).toEqual(out(s, slow));
+  return { fast, slow, out: out(f, fast) };
 }
