@@ -4,7 +4,7 @@
  * 50/70/90 % fill), in one run. Needs root + loop devices (e4defrag works only when mounted).
  *
  *   npx tsx bench/defrag.ts [--sizes 256,1024] [--fills 50,70,90] [--big] [--runs 5]
- *                           [--runner bundle|tsx|dist] [--seed 1]
+ *                           [--runner bundle|tsx|dist] [--seed 1] [--no-warm] [--before OLD/cli.js]
  *
  * ext4kit runs as a fresh process, as users run it: by default `node CLI defrag --json IMG` with
  * CLI the bundle of THIS tree (scripts/bundle-cli.mjs into the work dir; dist/ untouched); with
@@ -27,6 +27,11 @@
  * issue's targets are met (extents ≤ 1.1 × ideal, ≤ 50 free extents, largest free ≥ half).
  * With --runs N > 1, wall and RSS are medians of N runs, the tools interleaved (layout, content
  * and fsck from the first run).
+ * Next to the fresh process, the warm in-process figure (issue 10, item 4): `defrag()` of this
+ * tree's library called again in this process (open + defrag + close of a fresh copy; one
+ * uncounted call first warms the code), medians of the same runs; `--no-warm` leaves it out.
+ * `--before OLD/cli.js` runs another bundle as a third contender in the same rounds (before/after
+ * on one machine state). "vs e4defrag" is each wall over e4defrag's (the issue's goal: ≤ 0.5×).
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -35,6 +40,8 @@ import * as path from 'node:path';
 import { blocksMoved, ensureBuilt, measureFragImage, meetsTargets, type FragStats } from '../test/helpers/frag-images.js';
 import { copySparse, e2fsckClean, run, withLoopMountSync } from '../test/helpers/tools.js';
 import { bundleThisCli, freshRounds, NODE_START } from './fresh.js';
+import { Filesystem } from '../lib/node.js';
+import { defrag } from '../lib/ops/defrag.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string): string | undefined => {
@@ -49,6 +56,8 @@ const runsFor = (sizeMiB: number) => Math.max(1, Number(opt('runs') ?? (sizeMiB 
 const RUNNER = opt('runner') ?? 'bundle';
 const SEED = Number(opt('seed') ?? 1);
 const ROOT = path.resolve(new URL('..', import.meta.url).pathname);
+const WARM = !args.includes('--no-warm');
+const BEFORE = opt('before') ? path.resolve(opt('before')!) : undefined;
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -79,6 +88,8 @@ interface Row {
   wall: string;
   /** wall − node's start-up, for ext4kit (a node process); e4defrag's wall. */
   work: string;
+  /** wall / e4defrag's wall (same run, medians). */
+  vsE4: string;
   rssMiB: string;
   extents: string;
   freeExt: number;
@@ -109,7 +120,25 @@ function contentOk(s: FragStats, expected: Record<string, string>): string {
   return bad.length + extra.length === 0 ? 'same' : `DIFF ${bad.length}+${extra.length}${bad.length ? ` (${bad.slice(0, 3).join(', ')})` : ''}`;
 }
 
-function benchImage(sizeMiB: number, fillPct: number, work: string): Row[] {
+/**
+ * The library called in this process on `img`: open, defrag, close (what a program embedding
+ * ext4kit pays once its code is warm); the wall is the call's, the summary its own.
+ */
+async function inProcess(img: string): Promise<{ wall: number; rssKiB: number; note: string; summary?: string }> {
+  const t = performance.now();
+  const f = await Filesystem.open(img, { write: true });
+  let s;
+  try {
+    s = await defrag(f);
+  } finally {
+    await f.close();
+  }
+  const wall = (performance.now() - t) / 1000;
+  const { plan: _plan, ...rest } = s;
+  return { wall, rssKiB: NaN, note: '', summary: summarize(JSON.stringify({ ...rest, transactions: s.transactions })) };
+}
+
+async function benchImage(sizeMiB: number, fillPct: number, work: string): Promise<Row[]> {
   const t0 = Date.now();
   const built = ensureBuilt({ sizeMiB, fill: fillPct / 100, seed: SEED });
   if (!built) throw new Error('bench/defrag needs root and loop devices');
@@ -118,19 +147,22 @@ function benchImage(sizeMiB: number, fillPct: number, work: string): Row[] {
   console.error(`[${built.name}] image ready (${((Date.now() - t0) / 1000).toFixed(1)} s here; built in ${info.buildSeconds.toFixed(1)} s): ${info.files} files, fill ${(info.fill * 100).toFixed(1)} %, ${info.extents} extents (ideal ${info.idealExtents}), ${info.freeExtents} free extents, largest ${((info.largestFreeBlocks * bs) / 2 ** 20).toFixed(1)} MiB`);
   const before = measureFragImage(original, { maps: true });
   const name = `${sizeMiB} MiB ${fillPct} %`;
-  const rows: Row[] = [{ image: name, tool: 'before', wall: '-', work: '-', rssMiB: '-', ...describe(before, bs), movedMiB: '-', e2fsck: e2fsckClean(original).ok ? 'clean' : 'NOT CLEAN', content: '-', targets: meetsTargets(before).ok ? 'met' : 'no', exit: '-' }];
+  const rows: Row[] = [{ image: name, tool: 'before', wall: '-', work: '-', vsE4: '-', rssMiB: '-', ...describe(before, bs), movedMiB: '-', e2fsck: e2fsckClean(original).ok ? 'clean' : 'NOT CLEAN', content: '-', targets: meetsTargets(before).ok ? 'met' : 'no', exit: '-' }];
 
-  const tools: { tool: string; node: boolean; once: (img: string) => { wall: number; rssKiB: number; note: string; summary?: string } }[] = [
+  type Once = { wall: number; rssKiB: number; note: string; summary?: string };
+  const fresh = (cmd: string, argv: string[]): Once => {
+    const r = timed(cmd, argv);
+    if (r.status !== 0) return { wall: r.wall, rssKiB: r.rssKiB, note: `exit ${r.status}: ${r.stderr.trim().split('\n').pop()}` };
+    return { wall: r.wall, rssKiB: r.rssKiB, note: '', summary: summarize(r.stdout) };
+  };
+  const tools: { tool: string; node: boolean; warm?: boolean; once: (img: string) => Once | Promise<Once> }[] = [
     {
       tool: `ext4kit (${RUNNER})`,
       node: true,
-      once: (img) => {
-        const [cmd, argv] = ext4kitArgv(img);
-        const r = timed(cmd, argv);
-        if (r.status !== 0) return { wall: r.wall, rssKiB: r.rssKiB, note: `exit ${r.status}: ${r.stderr.trim().split('\n').pop()}` };
-        return { wall: r.wall, rssKiB: r.rssKiB, note: '', summary: summarize(r.stdout) };
-      },
+      once: (img) => fresh(...ext4kitArgv(img)),
     },
+    ...(BEFORE ? [{ tool: 'before (bundle)', node: true, once: (img: string) => fresh(process.execPath, [BEFORE, 'defrag', '--json', img]) }] : []),
+    ...(WARM ? [{ tool: 'ext4kit warm in-process', node: false, warm: true, once: (img: string) => inProcess(img) }] : []),
     {
       tool: 'e4defrag',
       node: false,
@@ -145,13 +177,21 @@ function benchImage(sizeMiB: number, fillPct: number, work: string): Row[] {
   // runs interleaved (ext4kit, e4defrag, ext4kit, …) so the shared machine's load drifts over both alike
   const acc = tools.map(() => ({ walls: [] as number[], rss: [] as number[], after: null as FragStats | null, fsck: '', note: '' }));
   const RUNS = runsFor(sizeMiB);
+  for (const [k, t] of tools.entries()) {
+    if (!t.warm) continue;
+    // one uncounted call: the code is compiled and optimised as in a process that defragmented before
+    const img = path.join(work, `${built.name}-warmup.img`);
+    copySparse(original, img);
+    acc[k]!.note = (await t.once(img)).note;
+    fs.rmSync(img, { force: true });
+  }
   for (let i = 0; i < RUNS; i++) {
-    tools.forEach((t, k) => {
+    for (const [k, t] of tools.entries()) {
       const m = acc[k]!;
       const img = path.join(work, `${built.name}-${t.tool.split(' ')[0]}.img`);
       copySparse(original, img);
       run('sync', []);
-      const r = t.once(img);
+      const r = await t.once(img);
       m.walls.push(r.wall);
       m.rss.push(r.rssKiB);
       if (i === 0) {
@@ -170,8 +210,9 @@ function benchImage(sizeMiB: number, fillPct: number, work: string): Row[] {
         }
       }
       fs.rmSync(img, { force: true });
-    });
+    }
   }
+  const e4 = median(acc[tools.findIndex((t) => t.tool === 'e4defrag')]!.walls);
   tools.forEach((t, k) => {
     const { walls, rss, fsck, note } = acc[k]!;
     const a = acc[k]!.after!;
@@ -181,7 +222,8 @@ function benchImage(sizeMiB: number, fillPct: number, work: string): Row[] {
       tool: t.tool,
       wall: `${median(walls).toFixed(2)}${RUNS > 1 ? ` (med of ${RUNS})` : ''}`,
       work: (median(walls) - (t.node ? nodeStartS : 0)).toFixed(2),
-      rssMiB: (median(rss) / 1024).toFixed(0),
+      vsE4: `${(median(walls) / e4).toFixed(2)}×`,
+      rssMiB: Number.isNaN(median(rss)) ? '-' : (median(rss) / 1024).toFixed(0),
       ...describe(a, bs),
       movedMiB: ((blocksMoved(before.perFile, a.perFile) * bs) / 2 ** 20).toFixed(1),
       e2fsck: fsck,
@@ -199,7 +241,7 @@ function summarize(stdout: string): string {
   try {
     const j = JSON.parse(stdout) as Record<string, unknown> & { predicted?: Record<string, unknown>; errors?: unknown[] };
     const mb = (n: unknown) => (typeof n === 'number' ? `${(n / 1e6).toFixed(0)} MB` : '?');
-    return `moves ${j.moves}, files moved ${j.filesMoved}, bytesMoved ${mb(j.bytesMoved)}, its time ${typeof j.seconds === 'number' ? j.seconds.toFixed(2) : '?'} s, extents ${j.extentsBefore} -> ${j.extentsAfter}, free extents ${j.freeExtentsBefore} -> ${j.freeExtentsAfter}, largest free ${j.largestFreeBefore} -> ${j.largestFreeAfter} blocks, predicted ${JSON.stringify(j.predicted ?? null)}, stopped by ${j.stoppedBy}, ${j.errors?.length ?? 0} error(s)`;
+    return `moves ${j.moves}, transactions ${j.transactions}, files moved ${j.filesMoved}, bytesMoved ${mb(j.bytesMoved)}, its time ${typeof j.seconds === 'number' ? j.seconds.toFixed(2) : '?'} s, extents ${j.extentsBefore} -> ${j.extentsAfter}, free extents ${j.freeExtentsBefore} -> ${j.freeExtentsAfter}, largest free ${j.largestFreeBefore} -> ${j.largestFreeAfter} blocks, predicted ${JSON.stringify(j.predicted ?? null)}, stopped by ${j.stoppedBy}, ${j.errors?.length ?? 0} error(s)`;
   } catch {
     return `(not JSON: ${stdout.slice(0, 200)})`;
   }
@@ -218,7 +260,7 @@ async function main(): Promise<void> {
   try {
     for (const size of SIZES)
       for (const fill of FILLS) {
-        const r = benchImage(size, fill, work);
+        const r = await benchImage(size, fill, work);
         // as each image completes (a 4 GiB run takes minutes): the table comes at the end
         for (const x of r) console.error(`  ${x.image} ${x.tool}: extents ${x.extents}, free ${x.freeExt}, largest/free ${x.largestOfFreeMiB} MiB, wall ${x.wall} s, RSS ${x.rssMiB} MiB, moved ${x.movedMiB} MiB, fsck ${x.e2fsck}, content ${x.content}, targets ${x.targets}`);
         rows.push(...r);

@@ -116,8 +116,10 @@ export function finalLayout(files: readonly Extent[][], trees: readonly number[]
  * hold — for the most blocks kept, less `gapCost` for each place that leaves a gap below it (what
  * the other files do not fill there stays a free extent). The other files go first fit in the order
  * of their last block, as in finalLayout; null when the result misses the free-space targets.
+ * One layout per gap cost asked for: what does not depend on it (the space, the reserve, each
+ * file's candidate place, the fitting order) is worked out once (the planner tries several).
  */
-export function anchoredLayout(files: readonly Extent[][], trees: readonly number[][], free: readonly Run[], ideal: (i: number) => boolean, gapCost: number): { layout: Map<number, Run>; kept: number } | null {
+export function anchoredLayouts(files: readonly Extent[][], trees: readonly number[][], free: readonly Run[], ideal: (i: number) => boolean, gapCosts: readonly number[]): ({ layout: Map<number, Run>; kept: number } | null)[] {
   const last = files.map(lastBlock);
   const blocks = files.map(mappedBlocks);
   const base: Run[] = free.map((r) => ({ ...r }));
@@ -133,7 +135,7 @@ export function anchoredLayout(files: readonly Extent[][], trees: readonly numbe
   files.forEach((_, i) => { if (!ideal(i)) freeAfter -= blocks[i]!; });
   const reserveLength = Math.ceil(freeAfter / 2);
   const top = [...whole].reverse().find((r) => r.length >= reserveLength);
-  if (!top) return null;
+  if (!top) return gapCosts.map(() => null);
   const reserve: Run = { start: top.start + top.length - reserveLength, length: reserveLength };
   const space = subtractRuns(whole, [reserve]);
   /** Index of the space run holding [s, s+n), or -1. */
@@ -160,6 +162,12 @@ export function anchoredLayout(files: readonly Extent[][], trees: readonly numbe
     if (k >= 0) cands.push({ file: i, start: best!.start, end: best!.start + blocks[i]!, kept: best!.kept, gap: best!.start !== space[k]!.start });
   });
   cands.sort((a, b) => a.end - b.end || a.start - b.start);
+  const order = files.map((_, i) => i).filter((i) => !ideal(i)).sort((a, b) => blocks[b]! - blocks[a]! || last[a]! - last[b]!);
+  return gapCosts.map((gapCost) => anchoredFor(cands, order, blocks, space, reserve, gapCost));
+}
+
+/** One gap cost's layout over the prepared candidates (anchoredLayouts). */
+function anchoredFor(cands: readonly { file: number; start: number; end: number; kept: number; gap: boolean }[], order: readonly number[], blocks: readonly number[], space: readonly Run[], reserve: Run, gapCost: number): { layout: Map<number, Run>; kept: number } | null {
   // dp[j]: the best total whose highest place is cands[j]; prefix maxima by end for "any before"
   const dp: number[] = [], from: number[] = [], pm: number[] = [], pmAt: number[] = [];
   const byEnd = new Map<number, number>(); // end → index of the best dp ending there
@@ -201,8 +209,8 @@ export function anchoredLayout(files: readonly Extent[][], trees: readonly numbe
     left = subtractRuns(space, anchored.map((a) => a.run));
     const fit = new BestFit(left);
     let stuck = -1;
-    for (const i of files.map((_, i) => i).sort((a, b) => blocks[b]! - blocks[a]! || last[a]! - last[b]!)) {
-      if (ideal(i) || layout.has(i)) continue;
+    for (const i of order) {
+      if (layout.has(i)) continue;
       const r = fit.take(blocks[i]!);
       if (!r) { stuck = blocks[i]!; break; }
       layout.set(i, { start: r.start, length: blocks[i]! });

@@ -8,7 +8,7 @@
  * runs first choose the final layout — ideal files stay; each other file gets
  * one place: either packed first fit from the start in the order of their last
  * block (finalLayout), or placed so that its largest piece stays where it is
- * (anchoredLayout: non-overlapping places chosen for the most blocks kept, the
+ * (anchoredLayouts: non-overlapping places chosen for the most blocks kept, the
  * larger half of the free space kept whole at the top, the rest best fit) —
  * and move toward it like a compacting collector (planCollector). A block
  * already where the layout puts it never moves; a file's other blocks go
@@ -17,7 +17,9 @@
  * straight to its own file's place where that is free, the rest into scratch
  * space (it moves again on its own turn). Each layout that meets the targets
  * is planned and the cheapest plan kept: blocks copied plus its dependency
- * waves (a commit each) at 2 MiB apiece. On the kernel-fragmented 256 MiB
+ * waves (a commit each) at 2 MiB apiece, priced as the plan grows (a plan
+ * stops once what it copied, its waves and the blocks still out of place
+ * reach the best plan's cost). On the kernel-fragmented 256 MiB
  * and 1 GiB images at 90 % that copies 1.04-1.07x the fragmented data (the
  * packed layout alone: 1.38-1.41x; the greedy planner below: 2.1-2.9x).
  * When that finds no plan, and for named files, the greedy planner:
@@ -39,9 +41,9 @@
 import { Ext4Error } from '../errors.js';
 import type { Extent } from '../ext4/extents.js';
 import { fragmentCount, mappedBlocks, physicalRuns } from '../ext4/extent-map.js';
-import { anchoredLayout, finalLayout, mergeRuns, ROOT_EXTENTS, subtractRuns, TARGET_FREE_EXTENTS, type Run } from './defrag-layout.js';
+import { anchoredLayouts, finalLayout, mergeRuns, ROOT_EXTENTS, subtractRuns, TARGET_FREE_EXTENTS, type Run } from './defrag-layout.js';
 import { layOut } from './move-batch.js';
-import { scheduleMoves, type BlockRun, type MoveFootprint } from './move-schedule.js';
+import { scheduleMoves, WaveScheduler, type BlockRun, type MoveFootprint } from './move-schedule.js';
 
 export type { Run } from './defrag-layout.js';
 
@@ -155,7 +157,7 @@ export function planWaves(files: readonly PlanFile[], steps: readonly PlanStep[]
 }
 
 /**
- * What anchoredLayout charges for a place leaving a gap below it, in blocks kept: each is tried
+ * What anchoredLayouts charges for a place leaving a gap below it, in blocks kept: each is tried
  * (more gaps keep more data in place but leave more free extents).
  */
 const GAP_COSTS = [0, 32, 96, 256, 1024];
@@ -277,9 +279,11 @@ class Model {
   leavesPlaced = 0;
   /** A step grew a tree the model does not place (Plan.complete is false where the run stops there). */
   unpredictedTree = false;
-  /** When set, each step's footprint for the scheduler is kept in `footprints` (planWaves). */
+  /** When set, each step's footprint goes to `waves` as it is made (the plan's cost, priced as it grows). */
   bounds: { first: number; end: number } | null = null;
-  readonly footprints: MoveFootprint[] = [];
+  readonly waves = new WaveScheduler();
+  /** Blocks the steps so far copy. */
+  copied = 0;
   constructor(filesIn: readonly PlanFile[], freeIn: readonly Run[], private readonly stopAtTreeGrowth: boolean, private readonly leafExtents = 0) {
     this.free = new FreeIndex(freeIn);
     this.files = filesIn.map((f) => f.extents.map((e) => ({ ...e })));
@@ -315,7 +319,8 @@ class Model {
     }
     this.files[i] = newExtents;
     this.steps.push({ file: i, phase, logical, length, target, expect, fragmentsBefore: fragmentCount(expect), fragmentsAfter: fragmentCount(newExtents), ...(treeBlock === undefined ? {} : { treeBlock }) });
-    if (this.bounds) this.footprints.push(footprint(i, freed, target, !this.blockMapped[i] && newExtents.length <= ROOT_EXTENTS ? tree : [], treeBlock === undefined ? undefined : { goal: newExtents[0]!.physical, leaf: treeBlock }, this.bounds));
+    for (const r of target) this.copied += r.length;
+    if (this.bounds) this.waves.add(footprint(i, freed, target, !this.blockMapped[i] && newExtents.length <= ROOT_EXTENTS ? tree : [], treeBlock === undefined ? undefined : { goal: newExtents[0]!.physical, leaf: treeBlock }, this.bounds));
     // The tree collapses into the inode when the extents fit there again (remap → rebuild), freeing
     // its blocks; growing out of the inode allocates a leaf (predicted above when one leaf holds
     // the extents; a larger tree somewhere we do not predict).
@@ -382,7 +387,7 @@ class NoPlan extends Error {}
  * place still to fill: best fit, smallest first, split if need be), and those files move on their
  * own turn. Throws NoPlan when the scratch space runs out or a place cannot be emptied.
  */
-function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: number; end: number }, minPart: number): void {
+function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: number; end: number }, minPart: number, cap?: { perWave: number; cost: number }): void {
   const files = m.files;
   // pending places, sorted by address, and how many of each one's blocks are still taken
   // (a contiguous file whose place is where it is already has nothing to do)
@@ -554,6 +559,13 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
   };
   for (let guard = 0; places.length; guard++) {
     if (guard > 4 * layout.size + 16) throw new NoPlan('guard');
+    if (cap) {
+      // A plan that cannot be cheaper than one already made stops: what it copied, its waves so
+      // far (both only grow), and every block not yet in its place (each is copied at least once).
+      let bound = m.copied + cap.perWave * m.waves.waveCount;
+      for (const p of places) bound += p.run.length - settled(p.file);
+      if (bound >= cap.cost) throw new NoPlan('cost');
+    }
     const ready = places.filter((p) => p.taken === settled(p.file));
     if (ready.length) {
       places = places.filter((p) => p.taken !== settled(p.file));
@@ -807,7 +819,7 @@ export function planDefrag(filesIn: readonly PlanFile[], freeIn: readonly Run[],
   // The layout counts the tree blocks of files made contiguous as space (their trees collapse);
   // when that finds no plan (a place holds the tree block of a file too large to set aside), once
   // more with the tree blocks left where they are (they end as free blocks of their own).
-  // Layouts that keep data in place (anchoredLayout) and the packed one (finalLayout) are planned;
+  // Layouts that keep data in place (anchoredLayouts) and the packed one (finalLayout) are planned;
   // the plan that costs least to run is kept: blocks copied, and its dependency waves.
   const before = (): PlanPrediction => {
     const free = new FreeIndex(freeIn);
@@ -817,29 +829,32 @@ export function planDefrag(filesIn: readonly PlanFile[], freeIn: readonly Run[],
   const minPart = Math.max(1, Math.floor(opts.idealExtentBlocks / 512));
   for (const treesAsSpace of opts.wholeFs && opts.compact !== false && !opts.only ? [true, false] : []) {
     const files = filesIn.map((f) => f.extents);
-    const ideal = (i: number): boolean => fragmentCount(files[i]!) <= idealCount(files[i]!, opts.idealExtentBlocks);
+    // (the layouts ask this per file many times over: once per file here)
+    const idealFiles = files.map((x) => fragmentCount(x) <= idealCount(x, opts.idealExtentBlocks));
+    const ideal = (i: number): boolean => idealFiles[i]!;
     // (a block map's indirect blocks never become space: they stay)
     const trees = filesIn.map((f) => (treesAsSpace && !f.blockMapped ? f.treeBlocks : []));
-    const anchoredLayouts: { layout: Map<number, Run>; kept: number }[] = [];
+    const anchored: { layout: Map<number, Run>; kept: number }[] = [];
     const seen = new Set<string>();
     // (the second pass, a fallback, tries the packed layout only)
-    for (const gapCost of treesAsSpace ? GAP_COSTS : []) {
-      const a = anchoredLayout(files, trees, freeIn, ideal, gapCost);
+    for (const a of treesAsSpace ? anchoredLayouts(files, trees, freeIn, ideal, GAP_COSTS) : []) {
       const key = a && JSON.stringify([...a.layout.entries()].sort((x, y) => x[0] - y[0]));
-      if (a && !seen.has(key!)) (seen.add(key!), anchoredLayouts.push(a));
+      if (a && !seen.has(key!)) (seen.add(key!), anchored.push(a));
     }
     // the layouts keeping the most in place first (planning each costs a collector run: the first
     // PLANNED_LAYOUTS that meet the targets are compared), the packed layout last
-    const layouts = anchoredLayouts.sort((a, b) => b.kept - a.kept).map((a) => a.layout);
+    const layouts = anchored.sort((a, b) => b.kept - a.kept).map((a) => a.layout);
     const first = finalLayout(files, trees, new FreeIndex(freeIn).runs, ideal);
     if (first) layouts.push(first);
     let best: { m: Model; layout: Map<number, Run>; cost: number } | null = null, planned = 0;
+    // blocks copied, and each dependency wave (a commit: two cache flushes) as so many blocks
+    const perWave = Math.ceil(opts.idealExtentBlocks / 64);
     for (const layout of layouts) {
       if (planned >= PLANNED_LAYOUTS && layout !== first) continue;
       const m = new Model(filesIn, freeIn, false, opts.leafExtents);
       m.bounds = bounds;
       try {
-        planCollector(m, layout, bounds, minPart);
+        planCollector(m, layout, bounds, minPart, best ? { perWave, cost: best.cost } : undefined);
       } catch (e) {
         if (!(e instanceof NoPlan)) throw e;
         continue;
@@ -847,8 +862,7 @@ export function planDefrag(filesIn: readonly PlanFile[], freeIn: readonly Run[],
       const predicted = m.measure();
       if (m.files.some((x) => fragmentCount(x) > idealCount(x, opts.idealExtentBlocks)) || predicted.freeExtents > TARGET_FREE_EXTENTS || 2 * predicted.largestFree < predicted.freeBlocks) continue;
       planned++;
-      // blocks copied, and each dependency wave (a commit: two cache flushes) as so many blocks
-      const cost = m.steps.reduce((a, st) => a + st.target.reduce((x, r) => x + r.length, 0), 0) + Math.ceil(opts.idealExtentBlocks / 64) * (m.steps.length ? scheduleMoves(m.footprints).waves.length : 0);
+      const cost = m.copied + perWave * m.waves.waveCount;
       if (!best || cost < best.cost) best = { m, layout, cost };
     }
     if (!best) continue;

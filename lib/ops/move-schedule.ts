@@ -106,18 +106,26 @@ function overlapsAny(a: readonly BlockRun[], b: readonly BlockRun[]): boolean {
   return false;
 }
 
-/** Waves of moves, as early as their dependencies allow (see the module comment). */
-export function scheduleMoves(moves: readonly MoveFootprint[]): Schedule {
-  const wave: number[] = [];
-  const after: { move: number; kind: DependencyKind }[][] = [];
-  const touch = new LastTouch();
-  const lastOfFile = new Map<number, number>();
+/**
+ * The scheduler, one move at a time in plan order: each move's wave is known as it is added
+ * (the planner prices a plan's waves while it plans, and stops a plan that cannot win).
+ */
+export class WaveScheduler {
+  readonly wave: number[] = [];
+  readonly after: { move: number; kind: DependencyKind }[][] = [];
+  private readonly moves: MoveFootprint[] = [];
+  private readonly touch = new LastTouch();
+  private readonly lastOfFile = new Map<number, number>();
   /** Files whose last move so far had a span: their next move goes to a later wave. */
-  const spanned = new Set<number>();
-  let maxWave = -1;
-  let lastMove = -1;
-  for (let j = 0; j < moves.length; j++) {
-    const m = moves[j]!;
+  private readonly spanned = new Set<number>();
+  private maxWave = -1;
+  /** Waves so far. */
+  get waveCount(): number { return this.maxWave + 1; }
+  /** Add the next move; its wave. */
+  add(m: MoveFootprint): number {
+    const j = this.moves.length;
+    const { moves, touch, wave, lastOfFile, spanned } = this;
+    moves.push(m);
     const runs = [...m.frees, ...m.target, ...(m.span ?? [])].filter((r) => r.length > 0);
     const near = new Set<number>();
     for (const r of runs) touch.touching(r.start, r.start + r.length, near);
@@ -135,23 +143,33 @@ export function scheduleMoves(moves: readonly MoveFootprint[]): Schedule {
       deps.set(prev, 'file');
       w = Math.max(w, wave[prev]! + (m.span || spanned.has(m.file) ? 1 : 0));
     }
+    const lastMove = j - 1;
     if (m.allocates && lastMove >= 0) {
       // no earlier than every earlier move: their targets are reserved before its tree block is placed
       if (!deps.has(lastMove)) deps.set(lastMove, 'allocates');
-      w = Math.max(w, maxWave);
+      w = Math.max(w, this.maxWave);
     }
     wave.push(w);
-    after.push([...deps].map(([move, kind]) => ({ move, kind })));
+    this.after.push([...deps].map(([move, kind]) => ({ move, kind })));
     for (const r of runs) touch.assign(r.start, r.start + r.length, j);
     lastOfFile.set(m.file, j);
     if (m.span) spanned.add(m.file);
     else spanned.delete(m.file);
-    maxWave = Math.max(maxWave, w);
-    lastMove = j;
+    this.maxWave = Math.max(this.maxWave, w);
+    return w;
   }
-  const waves: number[][] = Array.from({ length: maxWave + 1 }, () => []);
-  for (let j = 0; j < moves.length; j++) waves[wave[j]!]!.push(j);
-  return { wave, waves, after };
+  schedule(): Schedule {
+    const waves: number[][] = Array.from({ length: this.maxWave + 1 }, () => []);
+    for (let j = 0; j < this.wave.length; j++) waves[this.wave[j]!]!.push(j);
+    return { wave: this.wave, waves, after: this.after };
+  }
+}
+
+/** Waves of moves, as early as their dependencies allow (see the module comment). */
+export function scheduleMoves(moves: readonly MoveFootprint[]): Schedule {
+  const s = new WaveScheduler();
+  for (const m of moves) s.add(m);
+  return s.schedule();
 }
 
 /**
