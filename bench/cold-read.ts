@@ -7,7 +7,11 @@
  * each per round), so load drift during the bench hits every figure alike; every CLI must print
  * the same ls bytes.
  *
- *   npx tsx bench/cold-read.ts [--runs 7] [--cli dist/cli.js] [--before OLD_CLI.js] [--only ls|cat] [--keep]
+ *   npx tsx bench/cold-read.ts [--runs 7] [--cli dist/cli.js] [--before OLD_CLI.js] [--only ls|cat] [--keep] [--instructions]
+ *
+ * --instructions also counts the ls run's instructions under callgrind (one run per CLI, code
+ * cache in place; `node -e 0`'s count subtracted): the main thread, and all threads (V8 compiles
+ * optimised code on background threads) — figures a loaded machine does not blur.
  *
  * Images (built once into a temp dir with mkfs.ext4 -d): a 10,000-entry directory (/dir10k, empty
  * files) and a 256 MiB file (/f, pseudo-random bytes, fixed seed). The CLI is bundled from this
@@ -34,6 +38,7 @@ const args = process.argv.slice(2);
 const opt = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
 const RUNS = Math.max(5, Number(opt('--runs')) || 7);
 const KEEP = args.includes('--keep');
+const INSTRUCTIONS = args.includes('--instructions');
 /** --only ls / --only cat: one half of the bench (the other's image is not built). */
 const ONLY = opt('--only');
 if (ONLY !== undefined && ONLY !== 'ls' && ONLY !== 'cat') throw new Error(`--only ls|cat, not ${ONLY}`);
@@ -115,6 +120,21 @@ async function freshInterleaved(cases: FreshCase[]): Promise<{ ms: number; sha?:
       sha[k] = r.sha;
     }
   return cases.map((_, k) => ({ ms: median(all[k]!), ...(sha[k] ? { sha: sha[k] } : {}) }));
+}
+
+/** Instructions of a process under callgrind: [main thread, all threads], or null without valgrind. */
+function instructions(cmd: string, a: string[], env: Record<string, string>): [number, number] | null {
+  const dir = nodefs.mkdtempSync(path.join(os.tmpdir(), 'ext4kit-cg-'));
+  try {
+    const out = path.join(dir, 'cg.out');
+    const p = spawnSync('valgrind', ['--tool=callgrind', '--separate-threads=yes', '--smc-check=all-non-file', `--callgrind-out-file=${out}`, cmd, ...a], { stdio: 'ignore', env: { ...process.env, ...env } });
+    if (p.status !== 0) return null;
+    // One file per thread: cg.out-01 (the main thread), cg.out-02, …
+    const counts = nodefs.readdirSync(dir).filter((f) => /-\d+$/.test(f)).sort().map((f) => Number(/^totals: (\d+)/m.exec(nodefs.readFileSync(path.join(dir, f), 'utf8'))?.[1] ?? 0));
+    return counts.length === 0 ? null : [counts[0]!, counts.reduce((x, y) => x + y, 0)];
+  } finally {
+    nodefs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 async function warm(fn: () => Promise<unknown>): Promise<number> {
@@ -211,6 +231,17 @@ async function main(): Promise<void> {
       // Every CLI prints the same bytes, with or without its cache.
       const shas = new Set(perCli.filter((_, k) => k % 3 !== 0).map((r) => r.sha));
       if (shas.size !== 1) throw new Error('the CLIs printed different ls -R --json output');
+      if (INSTRUCTIONS) {
+        const base = instructions(process.execPath, ['-e', '0'], {});
+        if (!base) console.log('instructions: valgrind (callgrind) not available');
+        else
+          clis.forEach(([name, cli], i) => {
+            // The cached case's cache directory is in place from the rounds above.
+            const c = instructions(process.execPath, lsArgs(cli), { XDG_CACHE_HOME: path.join(dir, `code-cache-${i}`), EXT4KIT_CODE_CACHE: '' });
+            const M = (x: number) => `${(x / 1e6).toFixed(0)}M`;
+            if (c) console.log(`instructions, ${name} ls -R --json (code cache in place), over node -e 0: main thread ${M(c[0] - base[0])}, all threads ${M(c[1] - base[1])}`);
+          });
+      }
     }
     // cat of 256 MiB
     for (const out of doCat ? (['null', 'pipe'] as const) : []) {

@@ -6,7 +6,11 @@
  * [start, end) range is hashed in place (no subarray per call: descriptors, inodes and
  * directory blocks hash two or three ranges of a buffer each). Whole bitmaps (a 1 TiB `free`
  * checks 23 MB of them) go 16 bytes per step from 32-bit words: crc32cWords.
+ * Ranges of WASM_MIN bytes or more go through crc32c-wasm.ts (the same tables as machine code from
+ * the first call: a fresh process's 10,000 inode checksums would otherwise run as cold JS), copied
+ * into its memory; where WebAssembly is missing or fails its check, the JS loop does everything.
  */
+import { instantiateCrc32cWasm, WASM_SCRATCH, WASM_SCRATCH_BYTES, type Crc32cWasm } from './crc32c-wasm.js';
 
 let tables: Int32Array | undefined;
 /** The last 12 bytes' part of a slicing-by-16 step over 16 bytes of 0xff: T11[0xff] ^ … ^ T0[0xff]. */
@@ -33,6 +37,79 @@ function crcTables(): Int32Array {
 
 /** Kernel-style crc32c(seed, data[start..end)): no pre/post inversion of its own. */
 export function crc32c(seed: number, data: Uint8Array, start = 0, end = data.length): number {
+  if (end > data.length) end = data.length;
+  if (end - start >= WASM_MIN && start >= 0) {
+    const w = wasm === undefined ? loadWasm() : wasm;
+    if (w !== null) return viaWasm(w, seed, data, start, end, 0, 0, 0, 0);
+  }
+  return crc32cPortable(seed, data, start, end);
+}
+
+/**
+ * crc32c(seed, data[start..end)) with the bytes at [start + zeroAt, + zeroLen) and
+ * [start + zeroAt2, + zeroLen2) hashed as zeros: a structure whose checksum fields count as zero
+ * (ext4_inode_csum's two halves), in one pass instead of five ranges. The ranges lie inside
+ * [start, end), the first before the second.
+ */
+export function crc32cZeroed(seed: number, data: Uint8Array, start: number, end: number, zeroAt: number, zeroLen: number, zeroAt2 = 0, zeroLen2 = 0): number {
+  if (end > data.length) end = data.length;
+  const n = end - start;
+  if (n >= WASM_MIN && n <= WASM_SCRATCH_BYTES && start >= 0 && zeroAt + zeroLen <= n && zeroAt2 + zeroLen2 <= n) {
+    const w = wasm === undefined ? loadWasm() : wasm;
+    if (w !== null) return viaWasm(w, seed, data, start, end, zeroAt, zeroLen, zeroAt2, zeroLen2);
+  }
+  let c = crc32cPortable(seed, data, start, start + zeroAt);
+  c = crc32cZeros(c, zeroLen);
+  if (zeroLen2 === 0) return crc32cPortable(c, data, start + zeroAt + zeroLen, end);
+  c = crc32cPortable(c, data, start + zeroAt + zeroLen, start + zeroAt2);
+  c = crc32cZeros(c, zeroLen2);
+  return crc32cPortable(c, data, start + zeroAt2 + zeroLen2, end);
+}
+
+/** Ranges shorter than this stay in JS (a copy and a call into wasm cost about what 64 bytes of the JS loop do). */
+const WASM_MIN = 64;
+/** The wasm instance once loaded, null where it is unavailable or failed its check. */
+let wasm: Crc32cWasm | null | undefined;
+
+function loadWasm(): Crc32cWasm | null {
+  const w = instantiateCrc32cWasm(tables ?? crcTables());
+  // Checked against the JS loop on every length up to 80 and two offsets (every residue mod 8 at
+  // both ends): a host that lays the tables out differently (big-endian) keeps the JS loop.
+  if (w !== null) {
+    const probe = new Uint8Array(96);
+    for (let i = 0; i < probe.length; i++) probe[i] = (i * 167 + 13) & 0xff;
+    for (let n = 0; n <= 80 && w !== null; n++)
+      for (const at of [0, 3]) {
+        w.mem.set(probe.subarray(at, at + n), WASM_SCRATCH);
+        if (w.crc(0x1234567 * n, WASM_SCRATCH, n) >>> 0 !== crc32cPortable(0x1234567 * n, probe, at, at + n)) return (wasm = null);
+      }
+  }
+  return (wasm = w);
+}
+
+/** Whether crc32c runs through WebAssembly here (tests: a broken module must not pass silently as the JS fallback). */
+export function crc32cUsesWasm(): boolean {
+  return (wasm === undefined ? loadWasm() : wasm) !== null;
+}
+
+/** data[start, end) through the wasm scratch, a scratch-full at a time (zero ranges only when it fits in one). */
+function viaWasm(w: Crc32cWasm, seed: number, data: Uint8Array, start: number, end: number, zeroAt: number, zeroLen: number, zeroAt2: number, zeroLen2: number): number {
+  const mem = w.mem;
+  let c = seed | 0;
+  for (let at = start; at < end; ) {
+    const n = Math.min(end - at, WASM_SCRATCH_BYTES);
+    // A plain Uint8Array view: a Buffer's subarray would go through its species constructor.
+    mem.set(new Uint8Array(data.buffer, data.byteOffset + at, n), WASM_SCRATCH);
+    for (let k = 0; k < zeroLen; k++) mem[WASM_SCRATCH + zeroAt + k] = 0;
+    for (let k = 0; k < zeroLen2; k++) mem[WASM_SCRATCH + zeroAt2 + k] = 0;
+    c = w.crc(c, WASM_SCRATCH, n);
+    at += n;
+  }
+  return c >>> 0;
+}
+
+/** crc32c in JS alone (the loop crc32c uses below WASM_MIN bytes and where wasm is unavailable). */
+export function crc32cPortable(seed: number, data: Uint8Array, start = 0, end = data.length): number {
   const t = tables ?? crcTables();
   let c = seed | 0;
   let i = start;
@@ -122,9 +199,7 @@ export function be32(n: number): Uint8Array {
 
 /** crc32c over data with the 4 bytes at `skip` treated as zero. */
 export function crc32cSkipping(seed: number, data: Uint8Array, skip: number, skipLen = 4): number {
-  let c = crc32c(seed, data, 0, skip);
-  c = crc32cZeros(c, skipLen);
-  return crc32c(c, data, skip + skipLen, data.length);
+  return crc32cZeroed(seed, data, 0, data.length, skip, skipLen);
 }
 
 // CRC-16/ARC (reflected 0xA001), used by the gdt_csum (uninit_bg) descriptor checksum; table built on first use.

@@ -59,13 +59,19 @@ export class InodeStore {
 }
 
 /** What a batch read needs (Filesystem provides it). */
-export type InodeBatchSource = Pick<FsContext, 'sb' | 'blockSize' | 'fsSeed' | 'verify' | 'group' | 'readDataBlocks'>;
+export type InodeBatchSource = Pick<FsContext, 'sb' | 'blockSize' | 'fsSeed' | 'verify' | 'group' | 'readDataBlocks'> & Partial<Pick<FsContext, 'readDataBlocksInto'>>;
 
 export interface InodeBatchOptions {
   /** Largest single read in bytes (default 4 MiB). */
   readBytes?: number;
   /** Unwanted table blocks a read may span to join two runs (default 16: a syscall costs more than 64 KiB). */
   gapBlocks?: number;
+  /**
+   * Where to read the runs when they fit (with a source that has readDataBlocksInto), instead of
+   * new buffers: the caller is done with every batch read into it before. A listing reads a large
+   * directory's inodes a batch at a time into one buffer (fresh memory costs page faults).
+   */
+  scratch?: Uint8Array;
 }
 
 /** Inodes read by readInodeBatch, parsed when asked for (so they can die young). */
@@ -141,7 +147,7 @@ export async function readInodeBatch(src: InodeBatchSource, inos: readonly numbe
   const maxBlocks = Math.max(1, Math.floor((opts.readBytes ?? 4 << 20) / bs));
   const gap = opts.gapBlocks ?? 16;
   const runFirst: number[] = [];
-  const runBytes: (Uint8Array | Error)[] = [];
+  const runCount: number[] = [];
   let s = 0;
   while (s < n && sorted[s]! < 0) s++;
   while (s < n) {
@@ -149,15 +155,27 @@ export async function readInodeBatch(src: InodeBatchSource, inos: readonly numbe
     let last = first;
     let e = s + 1;
     while (e < n && sorted[e]! - last <= gap && sorted[e]! - first < maxBlocks) last = sorted[e++]!;
+    runFirst.push(first);
+    runCount.push(last - first + 1);
+    s = e;
+  }
+  let total = 0;
+  for (const c of runCount) total += c * bs;
+  const scratch = opts.scratch !== undefined && opts.scratch.length >= total && src.readDataBlocksInto ? opts.scratch : null;
+  const runBytes: (Uint8Array | Error)[] = [];
+  for (let r = 0, at = 0; r < runFirst.length; r++) {
+    const len = runCount[r]! * bs;
     let bytes: Uint8Array | Error;
     try {
-      bytes = await src.readDataBlocks(first, last - first + 1);
+      if (scratch) {
+        bytes = scratch.subarray(at, at + len);
+        await src.readDataBlocksInto!(runFirst[r]!, runCount[r]!, bytes);
+      } else bytes = await src.readDataBlocks(runFirst[r]!, runCount[r]!);
     } catch (err) {
       bytes = asError(err);
     }
-    runFirst.push(first);
     runBytes.push(bytes);
-    s = e;
+    at += len;
   }
   // Each inode's run and byte offset there, found once in one pass (a listing asks per inode).
   const run = new Int32Array(n);

@@ -4,7 +4,7 @@
  * serialised back over) the raw s_inode_size slot so unknown bytes survive.
  */
 import { defineStruct, type Decoded } from '../codec/layout.js';
-import { crc32c, crc32cZeros, inodeSeed } from './checksum.js';
+import { crc32cZeroed, inodeSeed } from './checksum.js';
 import { RO_COMPAT, type Superblock } from './superblock.js';
 import { Ext4Error, type Location } from '../errors.js';
 
@@ -137,8 +137,12 @@ const EXTRA_END = InodeExtraLayout.size;
 
 /** Whether i_extra_isize covers extension field `field` (the kernel's EXT4_FITS_IN_INODE). */
 export function extraCovers(extraIsize: number, field: keyof Extra & string): boolean {
-  return EXTRA_START + extraIsize >= InodeExtraLayout.offsetOf(field) + InodeExtraLayout.sizeOf(field);
+  let need = extraNeeds.get(field);
+  if (need === undefined) extraNeeds.set(field, (need = InodeExtraLayout.offsetOf(field) + InodeExtraLayout.sizeOf(field) - EXTRA_START));
+  return extraIsize >= need;
 }
+/** The i_extra_isize each extra field needs, looked up once (every time stamp asks). */
+const extraNeeds = new Map<string, number>();
 
 const CSUM_LO = InodeBaseLayout.offsetOf('i_checksum_lo');
 const CSUM_HI = InodeExtraLayout.offsetOf('i_checksum_hi');
@@ -150,17 +154,12 @@ export function inodeChecksum(raw: Uint8Array, ino: number, generation: number, 
 }
 
 /**
- * The 32-bit inode checksum of the slot at bytes[off, off + inodeSize), hashed in place: the
- * ranges around the checksum halves, which ext4_inode_csum hashes as zeros (no copy of the slot).
+ * The 32-bit inode checksum of the slot at bytes[off, off + inodeSize), with the checksum halves
+ * hashed as zeros (ext4_inode_csum), in one crc32cZeroed pass (the caller's bytes are not touched).
  */
 function inodeChecksumAt(bytes: Uint8Array, off: number, ino: number, generation: number, fsSeedValue: number, inodeSize: number, hasHi: boolean): number {
-  const end = off + inodeSize;
-  let c = crc32c(inodeSeed(fsSeedValue, ino, generation), bytes, off, off + CSUM_LO);
-  c = crc32cZeros(c, 2);
-  if (!hasHi) return crc32c(c, bytes, off + CSUM_LO + 2, end);
-  c = crc32c(c, bytes, off + CSUM_LO + 2, off + CSUM_HI);
-  c = crc32cZeros(c, 2);
-  return crc32c(c, bytes, off + CSUM_HI + 2, end);
+  const seed = inodeSeed(fsSeedValue, ino, generation);
+  return hasHi ? crc32cZeroed(seed, bytes, off, off + inodeSize, CSUM_LO, 2, CSUM_HI, 2) : crc32cZeroed(seed, bytes, off, off + inodeSize, CSUM_LO, 2);
 }
 
 export interface ParseInodeOptions {

@@ -43,6 +43,10 @@ const TYPE_MODE: Record<string, Piece> = Object.fromEntries(
 
 /** Bytes a row needs besides its path and strings (pieces, ten numbers of up to 17 characters). */
 const ROW_FIXED = 512;
+/** A generous guess of a row's bytes besides its directory's path (a 6-character name takes 198 with a 7-character path). */
+const ROW_GUESS = 320;
+/** The most reserved ahead for one directory (past it the buffer grows as it fills). */
+const RESERVE_MAX = 64 << 20;
 
 /** The rows of `ls --json` as bytes: a ListSink for walkList, then finish(). */
 export class LsJson implements ListSink {
@@ -56,6 +60,10 @@ export class LsJson implements ListSink {
     if (d !== this.dir) {
       this.dir = d;
       this.prefix = d.path === '/' ? new Uint8Array(0) : escapedUtf8(d.path);
+      // Room for the whole directory at once: growing by doubling copied the output and touched
+      // twice its size in fresh pages (about 4 ms per MB here); room reserved but never written
+      // is never touched.
+      this.out.reserve(Math.min(RESERVE_MAX, d.table.length * (ROW_GUESS + this.prefix.length)));
     }
     const t = d.table;
     const len = t.nameLen[i]!;
