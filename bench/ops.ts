@@ -2,7 +2,7 @@
  * bench/ops — the proposal's calls against the obvious baselines.
  *
  *   npx tsx bench/ops.ts [--runs 5] [--move-mib 256] [--skip-mount] [--only free|move|allocate]
- *                        [--baseline-cli PATH]
+ *                        [--baseline-cli PATH] [--layout strided|contiguous] [--fresh-only]
  *
  * Each call is timed both as users run it — a FRESH `ext4kit …` process per run (the CLI of this
  * tree, bundled into the work dir; node's own start-up, `node -e 0`, measured in the same rounds
@@ -228,10 +228,15 @@ async function moveGeometry(img: string): Promise<{ data: { physical: number; le
   }
 }
 
+/** --layout strided|contiguous: one source layout only; --fresh-only: no warm in-process rows (the issue's figure is the fresh one). */
+const LAYOUTS: MoveLayout[] = args.includes('--layout') ? [args[args.indexOf('--layout') + 1] as MoveLayout] : ['strided', 'contiguous'];
+const FRESH_ONLY = args.includes('--fresh-only');
+
 async function benchMove(): Promise<void> {
-  for (const layout of ['strided', 'contiguous'] as const) {
+  for (const layout of LAYOUTS) {
+    if (layout !== 'strided' && layout !== 'contiguous') throw new Error(`--layout ${layout}: strided or contiguous`);
     const template = await moveTemplate(layout);
-    await benchMoveWarm(template, layout);
+    if (!FRESH_ONLY) await benchMoveWarm(template, layout);
     await benchMoveFresh(template, layout);
   }
 }
@@ -371,6 +376,17 @@ async function benchMoveFresh(template: string, layout: MoveLayout): Promise<voi
     ],
     runs,
   );
+  // The syscalls that order the writes, one more run each under strace (not timed).
+  const syncs = (name: string, cmd: string, a: string[]): string => {
+    fresh(name)();
+    const r = spawnSync('strace', ['-f', '-c', '-e', 'trace=fdatasync,fsync,pwrite64,pread64', cmd, ...a], { encoding: 'utf8', env: { ...process.env, ...cacheHome(name) } });
+    if (r.error || r.status !== 0) return 'strace unavailable';
+    // strace -c rows: % time, seconds, usecs/call, calls, [errors,] syscall
+    const count = (sys: string) => [...r.stderr.matchAll(/^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$/gm)].find((m) => m[2] === sys)?.[1];
+    return `${Number(count('fdatasync') ?? 0) + Number(count('fsync') ?? 0)} f(data)sync, ${count('pwrite64') ?? 0} pwrite64, ${count('pread64') ?? 0} pread64`;
+  };
+  const oursSyncs = syncs('ours', process.execPath, moveArgs(bin, img('ours')));
+  const ddSyncs = syncs('dd', 'dd', [`if=${img('dd')}`, `of=${img('dd')}`, 'bs=1M', `count=${MOVE_MIB}`, `skip=${src}`, `seek=${dst}`, 'iflag=skip_bytes', 'oflag=seek_bytes', 'conv=notrunc,fsync', 'status=none']);
   for (const n of ['dd', 'raw', 'ours', 'base']) fs.rmSync(img(n), { force: true });
   const a = f.work('movedata'), dd = f.work('dd'), raw = f.work('raw');
   const same = layout === 'contiguous' ? 'same work' : 'NOT the same work: dd reads one sequential run';
@@ -382,6 +398,7 @@ async function benchMoveFresh(template: string, layout: MoveLayout): Promise<voi
     '≥ 85 %',
     `median of ${runs}, round-robin; node start-up ${fmtMs(f.nodeStart)} subtracted from ours and raw's (not from dd's); bundled CLI of this tree; caches dropped before each; load ${loadavg()}`,
   ]);
+  rows.push([`  syscalls (strace -f -c, one run each, not timed)`, oursSyncs, `dd: ${ddSyncs}`, '', '', 'fdatasync+fsync: ordering barriers and writeback']);
   if (BASELINE_CLI) {
     const b = f.work('baseline');
     rows.push([

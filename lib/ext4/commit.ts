@@ -136,8 +136,10 @@ async function writeAfter(dev: BlockDevice, tx: Transaction): Promise<number> {
  * images are logged, its frees revoke older copies in the live log, its
  * ordered data (tx.data, then produceOrderedData's producers) is written once
  * the journal accepted its size, and writeAfterCommit's data once it is durable.
+ * `beforeLog` (the write session's start flush) is awaited after the ordered data is
+ * issued, before the journal superblock and the log.
  */
-export async function commitJournaled(dev: BlockDevice, journal: Journal, tx: Transaction, hooks: CommitHooks = {}): Promise<CommitStats> {
+export async function commitJournaled(dev: BlockDevice, journal: Journal, tx: Transaction, hooks: CommitHooks = {}, beforeLog?: () => Promise<void>): Promise<CommitStats> {
   const r = await journal.commit(
     {
       blocks: tx.blocks,
@@ -145,6 +147,7 @@ export async function commitJournaled(dev: BlockDevice, journal: Journal, tx: Tr
       freed: tx.pendingFree,
       ordered: () => writeData(dev, tx),
       afterCommit: () => writeAfter(dev, tx),
+      ...(beforeLog ? { beforeLog } : {}),
       now: tx.fs.now(),
     },
     hooks,

@@ -10,7 +10,7 @@
  * that commit's log.
  */
 import { Ext4Error } from '../errors.js';
-import { INCOMPAT, COMPAT, STATE, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, type Superblock } from './superblock.js';
+import { INCOMPAT, COMPAT, STATE, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, serializeSuperblock, type Superblock } from './superblock.js';
 import { Transaction, type FsWriter } from './transaction.js';
 import { applyPendingFrees } from './alloc.js';
 import { loadJournal, commitJournaled, commitUnjournaled, planUnjournaled, type UnjournaledPlan, type JournalState, type CommitHooks, type CommitStats } from './commit.js';
@@ -68,6 +68,8 @@ export class WriteSession {
   private discardLog = false;
   /** Replayed blocks not yet written home (write opens replay lazily; see prepare). */
   private pendingReplay: Map<number, Uint8Array> | null = null;
+  /** The session start's flush (start), while the first commit may still await it. */
+  private startFlush: Promise<void> | null = null;
   private opQueue: Promise<unknown> = Promise.resolve();
   private broken: Error | null = null;
   private closed = false;
@@ -189,15 +191,21 @@ export class WriteSession {
 
   /**
    * Begin the write session on disk, right before the first commit: the superblock with
-   * needs_recovery (or VALID_FS off), flushed — jbd2 needs needs_recovery durable before any
-   * commit block (jbd2.md §9.1). The journal superblock as we write it (features, checksum
-   * type, the new log's start) goes with the first commit's log, durable before its commit
-   * block, as the kernel writes it (jbd2_journal_commit_transaction after a mount that found the
-   * log empty): until then the on-disk one says "empty", which replays nothing whatever the
-   * superblock says. Only a log to discard is emptied first, durably, or needs_recovery would
-   * make recovery replay it. What is overwritten is kept to put back if that commit is refused.
+   * needs_recovery (or VALID_FS off). With a journal it must be durable before the journal
+   * superblock that makes the log live: a live log (s_start ≠ 0) without needs_recovery is what
+   * `e2fsck -p` refuses to preen (PR_0_JOURNAL_RUN, "needs_recovery flag is clear, but journal
+   * has data": no PR_PREEN_OK, so a boot-time check halts), and jbd2 needs it before any commit
+   * block (jbd2.md §9.1). Its flush is started here and returned, not awaited: the first
+   * commit's ordered data (movedata's copy) is written meanwhile, and the journal awaits it
+   * before the journal superblock (`beforeLog`), which goes with the first commit's log, durable
+   * before its commit block, as the kernel writes it (jbd2_journal_commit_transaction after a
+   * mount that found the log empty). Without a journal no flush of its own: commitUnjournaled's
+   * first flush (after the data, which only fills free blocks) makes it durable before any
+   * metadata is written in place. Only a log to discard is emptied first, durably, or
+   * needs_recovery would make recovery replay it. What is overwritten is kept to put back if
+   * that commit is refused.
    */
-  private async start(saved: { state: number; incompat: number }): Promise<void> {
+  private async start(saved: { state: number; incompat: number }): Promise<{ flushed: Promise<void> } | null> {
     await this.applyPendingReplay();
     const sbBefore = await this.vol.device.read(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE);
     const jsbBefore = this.journal && this.discardLog ? await this.journal.readBlock(0) : null;
@@ -208,13 +216,21 @@ export class WriteSession {
       await this.vol.device.flush();
       this.discardLog = false;
     }
-    await this.vol.writeSuperblockInPlace();
+    await this.vol.device.write(SUPERBLOCK_OFFSET, serializeSuperblock(this.sb));
+    this.vol.cache.invalidate(Math.floor(SUPERBLOCK_OFFSET / this.vol.blockSize));
+    if (!this.journal) return null;
+    const flushed = this.vol.device.flush();
+    flushed.catch(() => undefined); // awaited by the commit (beforeLog) or by undoStart
+    this.startFlush = flushed;
+    return { flushed }; // (wrapped: an async function returning the promise itself would await it)
   }
 
   /** The first commit was refused before writing anything of its own: put back what start wrote. */
   private async undoStart(): Promise<void> {
     const u = this.undo;
     if (!u) return;
+    await this.startFlush?.catch(() => undefined);
+    this.startFlush = null;
     await this.vol.device.write(SUPERBLOCK_OFFSET, u.sb);
     await this.vol.device.flush();
     this.vol.cache.invalidate(Math.floor(SUPERBLOCK_OFFSET / this.vol.blockSize));
@@ -343,8 +359,10 @@ export class WriteSession {
     let stats: CommitStats;
     const device = this.vol.device;
     try {
-      if (saved) await this.start(saved);
-      stats = this.journal ? await commitJournaled(device, this.journal, tx, this.commitHooks) : await commitUnjournaled(device, tx, plan!, this.commitHooks);
+      const started = saved ? await this.start(saved) : null;
+      stats = this.journal
+        ? await commitJournaled(device, this.journal, tx, this.commitHooks, started ? () => started.flushed : undefined)
+        : await commitUnjournaled(device, tx, plan!, this.commitHooks);
     } catch (e) {
       // E2BIG: refused before anything of the transaction was written.
       if (e instanceof Ext4Error && e.code === 'E2BIG') {
@@ -353,6 +371,7 @@ export class WriteSession {
       throw e;
     }
     this.undo = null;
+    this.startFlush = null;
     // The transaction is durable: publish its state. Its final images are handed over (the journal's
     // pending set holds the same arrays): nothing writes into them after the commit, and the next
     // transaction's tx.block() copies them before changing anything.

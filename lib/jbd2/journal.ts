@@ -6,8 +6,8 @@
  * ranges and ordered data, and reads through `pending` until a checkpoint.
  *
  * Committing (one transaction):
- *   1. ordered data, (new log cycle) jsb.s_start/s_sequence, revoke +
- *      descriptor + logged blocks → flush
+ *   1. ordered data, (the host's beforeLog barrier awaited), (new log cycle)
+ *      jsb.s_start/s_sequence, revoke + descriptor + logged blocks → flush
  *   2. commit block → flush                      ← the transaction is durable here
  *   3. after-commit data (the host's, flushed by it)
  * Checkpointing (lazy: when the log would wrap, when pending metadata grows
@@ -92,6 +92,12 @@ export interface JournalCommit {
   ordered?: () => Promise<number>;
   /** Run once the commit is durable, before any checkpoint (e.g. data the new metadata hides). Returns bytes written. */
   afterCommit?: () => Promise<number>;
+  /**
+   * Awaited after the ordered data is issued and before the journal superblock and the log are
+   * written: a barrier the host started earlier (its session start: needs_recovery, flushed
+   * while the ordered data is written) that must be complete before the log can go live.
+   */
+  beforeLog?: () => Promise<void>;
   /** The host's clock; the commit time is kept strictly increasing from it. */
   now: { sec: number; nsec: number };
 }
@@ -231,6 +237,13 @@ export class Journal {
     }
     // Never wrap: when the rest of the log is too short, checkpoint and start a new cycle at s_first.
     if (this.live && this.head + need > this.lastLogBlock()) await this.checkpoint(hooks);
+    // 1. ordered data + log, one flush (the data only has to be durable before the commit block)
+    let dataBytes = input.ordered ? await input.ordered() : 0;
+    await hooks.onStep?.('data');
+    if (input.beforeLog) await input.beforeLog();
+    // A new log cycle: the journal superblock (s_start, s_sequence) goes with the log, durable
+    // before the commit block (after the ordered data, in the same flush: the order within one
+    // flush is no order at all).
     const jsb = this.jsb;
     if (!this.live) {
       this.nextTid = jsb.s_sequence >>> 0;
@@ -239,9 +252,6 @@ export class Journal {
       await this.writeSuperblock();
     }
     const tid = this.nextTid;
-    // 1. ordered data + log, one flush (the data only has to be durable before the commit block)
-    let dataBytes = input.ordered ? await input.ordered() : 0;
-    await hooks.onStep?.('data');
     const built = buildTransaction({ jsb, tid, startBlock: this.head, blocks, revokes, commitTime: this.commitTime(input.now) });
     const w = built.writes;
     if (this.io.writeBlocks) {

@@ -26,6 +26,12 @@ export const COPY_DEPTH = 4;
  */
 const READS_IN_FLIGHT = 4;
 /**
+ * Reads in flight before `run`: the caller is still preparing the transaction, and its metadata
+ * reads (bitmaps, inode tables, tree blocks: a fresh process reads them cold, one after the other)
+ * queue in the same pool behind the copy's 1 MiB reads; two threads are left to them.
+ */
+const READS_BEFORE_RUN = 2;
+/**
  * Bytes written between writeback kicks: a flush started (not awaited) once
  * that much of a copy is written, so the device writes it back while the rest
  * is read, and the commit's flush finds little left (Node has no
@@ -107,7 +113,8 @@ export interface StartedCopy {
 
 /**
  * Begin a copy of runs old → new (movedata's copy too): cut into chunks (copyChunks), the first
- * COPY_DEPTH chunks read at once, READS_IN_FLIGHT at a time, into buffers reused across calls
+ * COPY_DEPTH chunks read at once, READS_BEFORE_RUN at a time (READS_IN_FLIGHT once `run` is
+ * called), into buffers reused across calls
  * (takeBuffers). Nothing is written until `run`: the caller starts the copy while it still
  * prepares the transaction that orders it, and a transaction that never commits (E2BIG, an
  * error) has only read. A chunk's pieces are read concurrently (reading them one after the
@@ -120,7 +127,7 @@ export function startCopy(fs: Filesystem, copies: readonly Copy[]): StartedCopy 
   const depth = Math.min(COPY_DEPTH, chunks.length);
   const bufs = takeBuffers(fs, depth);
   const reads: Promise<void>[] = [];
-  let next = 0, inFlight = 0, written = 0, failed = false;
+  let next = 0, inFlight = 0, written = 0, failed = false, maxInFlight = READS_BEFORE_RUN;
   const startRead = (i: number): Promise<void> => {
     const c = chunks[i]!;
     const buf = bufs[i % depth]!;
@@ -141,11 +148,13 @@ export function startCopy(fs: Filesystem, copies: readonly Copy[]): StartedCopy 
   };
   // Read ahead while buffers are free (a buffer is free once its chunk is written).
   const pump = (): void => {
-    while (!failed && inFlight < READS_IN_FLIGHT && next < chunks.length && next < written + depth) startRead(next);
+    while (!failed && inFlight < maxInFlight && next < chunks.length && next < written + depth) startRead(next);
   };
   pump();
   return {
     async run(): Promise<number> {
+      maxInFlight = READS_IN_FLIGHT;
+      pump();
       let bytes = 0;
       let kick: Promise<void> | null = null, kicked = true, since = 0;
       for (let i = 0; i < chunks.length; i++) {

@@ -3,7 +3,9 @@
  *  - one flush before the first commit's log: the superblock with needs_recovery, flushed; the
  *    journal superblock (features, the new log's start) is written with that commit's log, durable
  *    before its commit block, as the kernel writes it after a mount that found the log empty (it
- *    took a flush of its own, before the superblock's);
+ *    took a flush of its own, before the superblock's), and only once that flush has completed (a
+ *    live log without needs_recovery is what e2fsck -p refuses to preen); the copy (the first
+ *    commit's ordered data) is written while that flush runs;
  *  - movedata's copy reads its source from the time the step is planned, before the session's
  *    first write (copy-runs.ts startCopy), and still writes nothing before the journal takes it;
  *  - a log the kernel discards (s_start ≠ 0 without needs_recovery) is emptied durably before
@@ -33,11 +35,17 @@ import { debugfsDump, expectE2fsckClean } from '../helpers/tools.js';
 const B = 4096;
 const N = 64; // blocks moved
 
-type Event = { op: 'read' | 'write'; pos: number; len: number } | { op: 'flush' };
+type Event = { op: 'read' | 'write'; pos: number; len: number } | { op: 'flush' } | { op: 'flushed' };
 
-/** A device that logs the order of reads, writes and flushes. */
+/**
+ * A device that logs the order of reads, writes, flushes and their completions ('flushed').
+ * `holdFlush`: a flush issued while it is set completes only once a write matching it has been
+ * issued (or after 3 s), to show what the caller issues while a flush runs.
+ */
 class EventDevice implements BlockDevice {
   readonly events: Event[] = [];
+  holdFlush: ((e: Event) => boolean) | null = null;
+  private waiter: (() => void) | null = null;
   constructor(private readonly inner: BlockDevice) {}
   get size(): number {
     return this.inner.size;
@@ -58,12 +66,24 @@ class EventDevice implements BlockDevice {
     target.set(await this.inner.read(pos, target.length));
   }
   write(pos: number, data: Uint8Array): Promise<void> {
-    this.events.push({ op: 'write', pos, len: data.length });
+    const e: Event = { op: 'write', pos, len: data.length };
+    this.events.push(e);
+    if (this.waiter && this.holdFlush?.(e)) this.waiter();
     return this.inner.write(pos, data);
   }
-  flush(): Promise<void> {
+  async flush(): Promise<void> {
     this.events.push({ op: 'flush' });
-    return this.inner.flush();
+    const hold = this.holdFlush;
+    if (hold) {
+      this.holdFlush = null;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 3000);
+        this.holdFlush = hold;
+        this.waiter = () => (clearTimeout(t), (this.waiter = null), (this.holdFlush = null), resolve());
+      });
+    }
+    await this.inner.flush();
+    this.events.push({ op: 'flushed' });
   }
   close(): Promise<void> {
     return this.inner.close();
@@ -82,17 +102,21 @@ function physicalOf(map: readonly Extent[]): (n: number) => number {
 afterEach(() => cleanupImages());
 
 describe.skipIf(!HAVE_E2FSPROGS)('write session start', () => {
-  it('one flush before the first log: needs_recovery durable first, the journal superblock with the log; the copy is read before anything is written', async () => {
+  it('one flush before the first log: needs_recovery durable first, the copy written while it runs, the journal superblock with the log once it completed; the copy is read before anything is written', async () => {
     const data = pattern(N * B, 1);
     const img = makeImage('ss-order', { data, space: pattern(N * B, 2) });
     const dev = new EventDevice(await FileDevice.open(img, { write: true }));
     const fs = await Filesystem.open(dev, { write: true, closeDevice: true });
     let events: Event[];
-    let jsbPos = 0, dataPos = 0;
+    let jsbPos = 0, dataPos = 0, spacePos = 0;
     try {
       jsbPos = physicalOf(internals(fs).journal!.map)(0) * B;
       dataPos = (await fs.fileMap(await fs.resolve('/data'))).extents[0]!.physical * B;
+      spacePos = (await fs.fileMap(await fs.resolve('/space'))).extents[0]!.physical * B;
       dev.events.length = 0;
+      // The session's flush completes only once the copy has begun writing (if the session
+      // waited for its flush before the copy, this flush would wait 3 s and the order below fail).
+      dev.holdFlush = (e) => e.op === 'write' && e.pos === spacePos;
       await movedata(fs, '/data', '/space', { from: 0, len: N * B });
       events = dev.events.slice();
     } finally {
@@ -108,8 +132,46 @@ describe.skipIf(!HAVE_E2FSPROGS)('write session start', () => {
     expect(events.slice(0, jsbWrite).filter((e) => e.op === 'flush').length, 'flushes before the journal superblock').toBe(1);
     const logFlush = events.findIndex((e, i) => i > firstWrite + 1 && e.op === 'flush');
     expect(jsbWrite, 'the journal superblock is in the log epoch').toBeLessThan(logFlush);
+    const sessionFlushed = events.findIndex((e) => e.op === 'flushed');
+    const copyWrite = events.findIndex((e) => e.op === 'write' && e.pos === spacePos);
+    expect(copyWrite, 'the copy is written while the session flush runs').toBeGreaterThan(firstWrite + 1);
+    expect(copyWrite, 'the copy is written while the session flush runs').toBeLessThan(sessionFlushed);
+    expect(jsbWrite, 'the journal superblock only once needs_recovery is durable').toBeGreaterThan(sessionFlushed);
     expectE2fsckClean(img, 'after movedata');
     expect(sameBytes(new Uint8Array(debugfsDump(img, '/data')), data)).toBe(true);
+  });
+
+  it('no crash point of a session (start, commit, close) leaves a live log without needs_recovery (what e2fsck -p refuses to preen)', async () => {
+    // e2fsck's PR_0_JOURNAL_RUN ("needs_recovery flag is clear, but journal has data. Run journal
+    // anyway") has no PR_PREEN_OK: -p exits 4, a boot-time check halts. So needs_recovery is durable
+    // before the journal superblock makes the log live (session start), and the emptied journal
+    // superblock before needs_recovery is cleared (close): neither pair may share one flush.
+    const data = pattern(N * B, 7);
+    const img = makeImage('ss-live', { data, space: pattern(N * B, 8) }, { sizeMiB: 8 });
+    const base = new Uint8Array(nodeFs.readFileSync(img));
+    const rec = new RecordingDevice(new MemoryDevice(base.slice()));
+    const fs = await Filesystem.open(rec, { write: true });
+    let jsbPos = 0;
+    try {
+      jsbPos = physicalOf(internals(fs).journal!.map)(0) * B;
+      await movedata(fs, '/data', '/space', { from: 0, len: N * B });
+    } finally {
+      await fs.close();
+    }
+    const points = crashPoints(rec.log, { random: new Prng('session-live-log'), subsetsPerEpoch: 8 });
+    let live = 0, recovering = 0;
+    for (const p of points) {
+      const image = materialise(base, rec.log, p);
+      const s = parseSuperblock(image.subarray(SUPERBLOCK_OFFSET, SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE), { verifyChecksum: false });
+      const jsb = parseJournalSuperblock(image.subarray(jsbPos, jsbPos + B));
+      const recover = (s.s_feature_incompat & INCOMPAT.RECOVER) !== 0;
+      if (recover) recovering++;
+      if (jsb.s_start === 0) continue;
+      live++;
+      expect(recover, `crash point ${p.writes}/${[...(p.lose ?? [])].join(',')}: live log (s_start ${jsb.s_start}) without needs_recovery`).toBe(true);
+    }
+    expect(live, 'crash points with a live log').toBeGreaterThan(0);
+    expect(recovering, 'crash points with needs_recovery set').toBeGreaterThan(live);
   });
 
   it('a log the kernel discards: emptied before needs_recovery, the new log past its tids; no crash point replays it', async () => {

@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Filesystem } from '../../lib/ext4/filesystem.js';
-import { COPY_CHUNK, COPY_DEPTH, copyRuns } from '../../lib/ops/copy-runs.js';
+import { COPY_CHUNK, COPY_DEPTH, copyRuns, startCopy } from '../../lib/ops/copy-runs.js';
 
 const BS = 4096;
 
@@ -55,5 +55,34 @@ describe('copyRuns with a synchronous source', () => {
       expect(at, log.join(', ')).toBeGreaterThan(log.indexOf(`write ${i}`));
       expect(at, log.join(', ')).toBeLessThan(log.indexOf(`written ${i}`));
     }
+  });
+
+  it('before run, two reads in flight (the caller\'s metadata reads share the pool); once run is called, up to four', async () => {
+    const chunkBlocks = COPY_CHUNK / BS;
+    const chunks = COPY_DEPTH + 4;
+    let inFlight = 0, most = 0;
+    const pending: (() => void)[] = [];
+    const fs = {
+      blockSize: BS,
+      readDataBlocksInto(): Promise<void> {
+        most = Math.max(most, ++inFlight);
+        return new Promise((resolve) => pending.push(() => (inFlight--, resolve())));
+      },
+      device: { write: () => new Promise((r) => setTimeout(r, 1)), flush: () => Promise.resolve() },
+    } as unknown as Filesystem;
+    const started = startCopy(fs, [{ from: 0, to: chunks * chunkBlocks, length: chunks * chunkBlocks }]);
+    await new Promise((r) => setTimeout(r, 5));
+    expect(inFlight, 'reads in flight before run').toBe(2);
+    let finished = false;
+    const done = started.run().finally(() => void (finished = true));
+    await new Promise((r) => setTimeout(r, 5));
+    expect(inFlight, 'reads in flight once run is called').toBe(Math.min(4, COPY_DEPTH));
+    // Release reads as they come until the copy is done (later reads are issued as writes complete).
+    while (!finished) {
+      pending.splice(0).forEach((f) => f());
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    expect(await done).toBe(chunks * COPY_CHUNK);
+    expect(most).toBe(Math.min(4, COPY_DEPTH));
   });
 });
