@@ -350,8 +350,54 @@ export async function applyPendingFrees(tx: Transaction): Promise<void> {
   for (const r of runs) tx.pendingFree.push(r);
 }
 
+/**
+ * A bulk writer's usual request answered without the scan: first fit from the goal, as findFree
+ * gives it, when it is one run inside a group this transaction already allocated from (its
+ * bitmap copy has its index) — groups on the way that are full are passed by their descriptor
+ * (the scan skips them the same way). No fixed metadata in the run (a validated bitmap marks it
+ * anyway). Allocated as markRuns would (bits checked clear, counts, deferred checksum). Null:
+ * anything else (a group not yet touched, a run too short, wrapping), for findFree to answer.
+ */
+async function allocateAtGoal(tx: Transaction, opts: FindOptions): Promise<Run | null> {
+  if (opts.exact || opts.contiguous || opts.exclude || tx.pendingFree.length !== 0) return null;
+  const sb = tx.fs.sb;
+  const goal = opts.goal, n = opts.length;
+  const guard = guards.get(tx.fs);
+  if (!guard || !Number.isSafeInteger(goal) || !(n > 0) || goal < sb.s_first_data_block || goal >= sb.blocksCount) return null;
+  for (let g = groupOfBlock(sb, goal); g < sb.groupCount; g++) {
+    // (the transaction's copy when it has one; else the committed descriptor, read only: no copy taken)
+    const gd = tx.groups.get(g) ?? (await tx.fs.group(g));
+    if (gd.freeBlocks === 0) continue;
+    const bits = clustersInGroup(sb, g);
+    const first = groupFirstBlock(sb, g);
+    const bm = tx.groups.has(g) ? tx.blocks.get(gd.blockBitmap) : undefined;
+    const runs = bm && freeIndex.get(bm);
+    if (!bm || !runs || runs.count !== gd.freeBlocks || gd.freeBlocks >= bits || bits !== blocksInGroup(sb, g) || !guard.validated.has(g)) return null;
+    let i0 = -1, len = 0;
+    runs.forEach(Math.max(0, goal - first) | 0, bits, (s, l) => {
+      if (i0 < 0) {
+        i0 = s;
+        len = l;
+      }
+    });
+    if (i0 < 0) continue; // (free blocks only before the goal: the scan goes on to the next group too)
+    if (len < n || guard.index.within(first + i0, n).length !== 0) return null;
+    const i1 = (i0 + n) | 0;
+    for (let i = i0; i < i1; i++) if (testBit(bm, i)) return null; // (the index says free: a mismatch goes the long way, which reports it)
+    for (let i = i0; i < i1; i++) setBit(bm, i);
+    if (!runs.take(i0, n)) freeIndex.delete(bm);
+    gd.freeBlocks -= n;
+    tx.freeBlocksDelta -= n;
+    refreshBlockBitmapCsum(tx, gd);
+    return { start: first + i0, length: n };
+  }
+  return null;
+}
+
 /** Find and allocate; throws ENOSPC (nothing changed) unless `partial` allows fewer blocks. */
 export async function allocateBlocks(tx: Transaction, opts: FindOptions & { partial?: boolean }): Promise<Run[]> {
+  const quick = await allocateAtGoal(tx, opts);
+  if (quick) return [quick];
   const pending = tx.pendingFree;
   const exclude = pending.length
     ? (s: number, l: number) => pending.some((p) => s < p.start + p.length && p.start < s + l) || !!opts.exclude?.(s, l)
@@ -414,9 +460,9 @@ export async function allocateInode(tx: Transaction, opts: { goalGroup?: number;
       const ino = g * ipg + i + 1;
       // The kernel's "reserved inode found cleared" (ext4_error, the group's bitmap marked corrupt).
       if (ino < sb.s_first_ino) throw new Ext4Error('EFSCORRUPTED', `reserved inode ${ino} is marked free: run e2fsck`, where);
+      const { block, offset } = await fs.inodeLocation(ino);
       if (zeroed || i < everUsed) {
-        const { block, offset } = await tx.fs.inodeLocation(ino);
-        const data = await tx.readBlock(block);
+        const data = await tx.slotImage(ino, block);
         if (slotInUse(sb, data.subarray(offset, offset + 128)))
           throw new Ext4Error('EFSCORRUPTED', `inode ${ino} is marked free but its on-disk inode is in use: run e2fsck`, where);
       }
@@ -427,7 +473,6 @@ export async function allocateInode(tx: Transaction, opts: { goalGroup?: number;
       if (honoured && i >= ipg - gd.itableUnused) gd.itableUnused = ipg - i - 1;
       refreshInodeBitmapCsum(tx, gd);
       // Zero the slot: the table may hold garbage if not ITABLE_ZEROED, and a reused slot holds the old inode.
-      const { block, offset } = await fs.inodeLocation(ino);
       // (a free slot: the block's late inodes, other slots, stay late)
       tx.forgetInode(ino);
       (await tx.slotBlock(block)).fill(0, offset, offset + sb.s_inode_size);

@@ -89,7 +89,7 @@ export interface NewInodeFields {
  */
 export async function initNewInode(tx: Transaction, ino: number, f: NewInodeFields): Promise<Inode> {
   const sb = tx.fs.sb;
-  const inode = await tx.readInode(ino);
+  const inode = await tx.readNewInode(ino);
   const t = encodeTime(f.time);
   const b = inode.base;
   const uid = f.uid ?? 0, gid = f.gid ?? 0;

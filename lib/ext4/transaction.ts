@@ -25,6 +25,25 @@ export interface FsWriter extends FsContext {
   exclusive<T>(fn: () => Promise<T>): Promise<T>;
 }
 
+/** Whether an inode slot is all zeros (a freshly allocated one). */
+function isZeroSlot(slot: Uint8Array): boolean {
+  for (let i = 0; i < slot.length; i++) if (slot[i] !== 0) return false;
+  return true;
+}
+
+/** parseInode of an all-zero slot, per inode size (what a zero slot parses to depends on nothing else). */
+const zeroSlotParses = new Map<number, Inode>();
+
+/** What parseInode gives for inode `ino` in an all-zero slot, copied from one parse per inode size (a create's slot: no decode). */
+function zeroSlotInode(sb: Superblock, ino: number): Inode {
+  let t = zeroSlotParses.get(sb.s_inode_size);
+  if (!t) zeroSlotParses.set(sb.s_inode_size, (t = parseInode(sb, 0, new Uint8Array(sb.s_inode_size), { fsSeed: 0, verifyChecksum: false })));
+  return {
+    ...t, ino, base: { ...t.base, i_block: new Uint8Array(t.base.i_block.length) }, extra: { ...t.extra },
+    atime: { ...t.atime }, ctime: { ...t.ctime }, mtime: { ...t.mtime }, crtime: t.crtime && { ...t.crtime }, raw: new Uint8Array(t.raw.length),
+  };
+}
+
 /** The top of the block view stack (block-view.ts): this transaction's own images, then the filesystem's. */
 export class Transaction implements BlockReader {
   readonly fs: FsWriter;
@@ -227,6 +246,29 @@ export class Transaction implements BlockReader {
     const { block, offset } = await this.fs.inodeLocation(ino);
     const data = await this.readBlock(block);
     return parseInode(this.fs.sb, ino, data.subarray(offset, offset + this.fs.sb.s_inode_size), { fsSeed: this.fs.fsSeed, verifyChecksum: this.fs.verify });
+  }
+
+  /**
+   * Inode-table block `block` as this transaction sees it, to read inode `ino`'s slot: the late
+   * inodes of the block stay late unless `ino` is one of them (readBlock would serialise them all;
+   * allocateInode looks at a free slot per create).
+   */
+  slotImage(ino: number, block: number): Promise<Uint8Array> {
+    const d = this.blocks.get(block);
+    return d && !this.#lateAt.has(ino) ? Promise.resolve(d) : this.readBlock(block);
+  }
+
+  /**
+   * The inode in a slot this transaction just allocated and zeroed (allocateInode): parsed
+   * without a checksum test (a zeroed slot has none) and without serialising the late inodes of
+   * its block first (no late inode is in a free slot: allocateInode forgot it).
+   */
+  async readNewInode(ino: number): Promise<Inode> {
+    const { block, offset } = await this.fs.inodeLocation(ino);
+    const data = await this.slotImage(ino, block);
+    const sb = this.fs.sb;
+    const slot = data.subarray(offset, offset + sb.s_inode_size);
+    return isZeroSlot(slot) ? zeroSlotInode(sb, ino) : parseInode(sb, ino, slot, { fsSeed: this.fs.fsSeed, verifyChecksum: false });
   }
 
   /**

@@ -26,10 +26,10 @@ import { Ext4Error } from '../errors.js';
 import type { Filesystem } from '../ext4/filesystem.js';
 import type { Transaction } from '../ext4/transaction.js';
 import type { Inode, Timestamp } from '../ext4/inode.js';
-import type { Extent } from '../ext4/extents.js';
+import { EXT_INIT_MAX_LEN, writeHeader, writeLeafEntry, type Extent } from '../ext4/extents.js';
 import { internals } from '../ext4/internals.js';
 import { allocateBlocks } from '../ext4/alloc.js';
-import { blockMapExclude, remapInode, setSize, txFileMap } from '../ext4/remap.js';
+import { blockMapExclude, remapInode, setIBlocks, setSize, txFileMap } from '../ext4/remap.js';
 import { hasInlineData, isExtentMapped } from '../ext4/inode.js';
 import type { FileMap } from '../ext4/file-map.js';
 import { findDirEntry } from '../ext4/dir-edit.js';
@@ -332,6 +332,11 @@ class ImportRun {
   readonly knownDirs = new Map<string, number>();
   /** Directory times, applied once nothing more is added to them. */
   readonly dirTimes: { ino: number; atime: Timestamp; mtime: Timestamp }[] = [];
+  /**
+   * Directories this import made (by inode) with the ASCII names it put in them: a new name
+   * there needs no lookup before its insert (see claim).
+   */
+  readonly madeDirs = new Map<number, Set<string>>();
 
   constructor(fs: Filesystem, at: string, opts: ImportOptions) {
     this.fs = fs;
@@ -360,10 +365,27 @@ class ImportRun {
     });
   }
 
+  /**
+   * Whether `name` is known not to be in directory `dir` (one this import made, the name not added
+   * before), noting it as added. Only ASCII names: two strings name the same entry exactly when
+   * they are equal (a lone surrogate and U+FFFD would not), and none of them equals another name's bytes.
+   */
+  claim(dir: number, name: string): boolean {
+    const names = this.madeDirs.get(dir);
+    if (!names || !ASCII.test(name) || names.has(name)) return false;
+    names.add(name);
+    return true;
+  }
+
   /** mkdirOrReuse for `name` in directory `parent` (`path` is its image path, for a symlink to follow). */
   async mkdirOrReuseIn(tx: Transaction, parent: number, name: string, path: string, o: { mode?: number; uid?: number; gid?: number; now?: Timestamp }): Promise<{ ino: number; created: boolean }> {
-    const hit = await findDirEntry(tx, await tx.readInode(parent), new TextEncoder().encode(name));
-    if (!hit) return { ino: await mkdirTx(tx, { dir: parent, name }, o), created: true };
+    const knownNew = this.claim(parent, name);
+    const hit = knownNew ? null : await findDirEntry(tx, await tx.readInode(parent), new TextEncoder().encode(name));
+    if (!hit) {
+      const ino = await mkdirTx(tx, { dir: parent, name }, knownNew ? { ...o, knownNew } : o);
+      this.madeDirs.set(ino, new Set());
+      return { ino, created: true };
+    }
     const old = await tx.readInode(hit.ino);
     // A symlink to a directory is merged into, as mkdir -p / tar do: resolved by path.
     if (old.type === 'symlink') return this.mkdirOrReuse(tx, path, o);
@@ -417,7 +439,7 @@ class ImportRun {
         return;
       }
       case 'file': {
-        const created = await createFileInodeTx(tx, at, { ...create, exclusive: true });
+        const created = await createFileInodeTx(tx, at, { ...create, exclusive: true, knownNew: this.claim(at.dir, at.name) });
         ino = created.ino;
         await this.xattrs(tx, ino, e);
         const size = e.size ?? (e.data instanceof Uint8Array ? e.data.length : 0);
@@ -437,18 +459,19 @@ class ImportRun {
       }
       case 'symlink': {
         if (e.target === undefined) throw new Ext4Error('EINVAL', `${rel}: symlink without a target`);
-        ino = await symlinkTx(tx, e.target, at, create);
+        ino = await symlinkTx(tx, e.target, at, { ...create, knownNew: this.claim(at.dir, at.name) });
         break;
       }
       case 'hardlink': {
         if (e.target === undefined) throw new Ext4Error('EINVAL', `${rel}: hard link without a target`);
         const target = typeof e.target === 'string' ? e.target : new TextDecoder().decode(e.target);
+        this.claim(at.dir, at.name); // (linkTx looks the name up itself; noted so that no later create skips it)
         await linkTx(tx, this.imagePath(checkTreePath(target)), at, tnow);
         this.progress();
         return;
       }
       case 'fifo': case 'socket': case 'chardev': case 'blockdev':
-        ino = await mknodTx(tx, at, e.type, { ...create, rdev: e.rdev });
+        ino = await mknodTx(tx, at, e.type, { ...create, rdev: e.rdev, knownNew: this.claim(at.dir, at.name) });
         break;
       default:
         throw new Ext4Error('EINVAL', `${rel}: unknown entry type ${String(e.type)}`);
@@ -540,9 +563,9 @@ class ImportRun {
     if (f.offset !== started) {
       // The size rides on the inode write remapInode does.
       setSize(tx, inode, f.offset);
-      const map = blockless(inode) ?? (await txFileMap(tx, inode));
       times?.();
-      await remapInode(tx, inode, map, extents);
+      if (started === 0 && mapIntoRoot(tx, inode, extents)) await tx.writeInode(inode);
+      else await remapInode(tx, inode, blockless(inode) ?? (await txFileMap(tx, inode)), extents);
     } else if (times) {
       times();
       await tx.writeInode(inode);
@@ -627,6 +650,30 @@ class ImportRun {
       this.summary.transactions++;
     }
   }
+}
+
+/** Names of ASCII characters only. */
+const ASCII = /^[\x00-\x7f]*$/;
+
+/**
+ * A new extent-mapped file (no block yet) whose extents fit in i_block: the root written in place,
+ * as remapInode's rebuild writes it (depth 0, eh_max 4), without loading the empty tree. `extents`
+ * come from place(): in order, every mergeable neighbour merged. False when it does not apply.
+ */
+function mapIntoRoot(tx: Transaction, inode: Inode, extents: readonly Extent[]): boolean {
+  if (extents.length > 4 || !isExtentMapped(inode) || inode.blocks512 !== 0 || hasInlineData(inode)) return false;
+  let blocks = 0;
+  for (const e of extents) {
+    if (e.length > EXT_INIT_MAX_LEN || e.unwritten) return false;
+    blocks += e.length;
+  }
+  const root = new Uint8Array(60);
+  writeHeader(root, { entries: extents.length, max: 4, depth: 0 });
+  for (let i = 0; i < extents.length; i++) writeLeafEntry(root, i, extents[i]!);
+  inode.base.i_block = root;
+  // e2fsck counts the data blocks and the xattr block.
+  setIBlocks(tx, inode, blocks + (inode.fileAcl ? 1 : 0));
+  return true;
 }
 
 /** The map of a file that owns no block yet (just created: no walk of its empty tree), else null. */

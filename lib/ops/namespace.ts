@@ -69,6 +69,11 @@ export interface CreateOptions {
   gid?: number;
   /** Timestamp for the new inode and the parent (default: the filesystem clock). */
   now?: Timestamp;
+  /**
+   * The caller knows the name is not in the directory (a bulk import into a directory it made,
+   * keeping the names it added): the lookup before the insert is skipped.
+   */
+  knownNew?: boolean;
 }
 
 export interface CreateFileOptions extends CreateOptions {
@@ -103,7 +108,20 @@ export type NewName = PathArg | InDir;
 // ---------------------------------------------------------------------------------------------- paths
 
 const enc = new TextEncoder();
-const toBytes = (p: PathArg) => (typeof p === 'string' ? enc.encode(p) : p);
+const toBytes = (p: PathArg) => (typeof p === 'string' ? stringBytes(p) : p);
+
+/** UTF-8 of `s`: a short ASCII name (most of a bulk import's) by a loop, TextEncoder otherwise (its call costs more than the loop). */
+function stringBytes(s: string): Uint8Array {
+  const n = s.length;
+  if (n > 64) return enc.encode(s);
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x7f) return enc.encode(s);
+    out[i] = c;
+  }
+  return out;
+}
 
 /** Split a path into its parent path and last component (trailing slashes dropped). */
 function splitLast(path: PathArg): { parent: Uint8Array; name: Uint8Array } {
@@ -444,7 +462,7 @@ export async function createFileInodeTx(tx: Transaction, path: NewName, opts: Cr
   const fs = tx.fs;
   const { dir, name } = await parentOf(tx, path);
   if (isDot(name) || isDotDot(name)) throw new Ext4Error(opts.exclusive ? 'EEXIST' : 'EISDIR', `${decodeName(name)}: is a directory`);
-  const old = await findDirEntry(tx, dir, name);
+  const old = opts.knownNew ? null : await findDirEntry(tx, dir, name);
   if (old) {
     if (opts.exclusive) throw new Ext4Error('EEXIST', `${decodeName(name)}: file exists`);
     const inode = await tx.readInode(old.ino);
@@ -474,7 +492,7 @@ export function createFile(fs: Filesystem, path: PathArg, opts: CreateFileOption
  */
 async function createNodeTx(tx: Transaction, path: NewName, mode: number, opts: CreateOptions, init: (inode: Inode) => Promise<void> | void): Promise<number> {
   const { dir, name } = await parentOf(tx, path);
-  if (isDot(name) || isDotDot(name) || (await findDirEntry(tx, dir, name))) throw new Ext4Error('EEXIST', `${decodeName(name)}: file exists`);
+  if (isDot(name) || isDotDot(name) || (!opts.knownNew && (await findDirEntry(tx, dir, name)))) throw new Ext4Error('EEXIST', `${decodeName(name)}: file exists`);
   const t = nowOf(tx.fs, opts);
   const inode = await newInode(tx, dir, name, mode, opts, t);
   setLinks(inode, 1);
@@ -566,7 +584,7 @@ export function mknod(fs: Filesystem, path: PathArg, type: SpecialType, opts: Mk
 export async function mkdirTx(tx: Transaction, path: NewName, opts: CreateOptions = {}): Promise<number> {
   const fs = tx.fs;
   const { dir, name } = await parentOf(tx, path);
-  if (isDot(name) || isDotDot(name) || (await findDirEntry(tx, dir, name))) throw new Ext4Error('EEXIST', `${decodeName(name)}: file exists`);
+  if (isDot(name) || isDotDot(name) || (!opts.knownNew && (await findDirEntry(tx, dir, name)))) throw new Ext4Error('EEXIST', `${decodeName(name)}: file exists`);
   if (dirLinkMax(fs, dir)) throw new Ext4Error('EMLINK', `directory ${dir.ino} has ${dir.linksCount} links (at most ${LINK_MAX} without dir_nlink on an indexed directory)`);
   const t = nowOf(fs, opts);
   const inode = await newInode(tx, dir, name, S_IFDIR | ((opts.mode ?? 0o755) & 0o7777), opts, t);
