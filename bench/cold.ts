@@ -161,6 +161,12 @@ for (const [im, image] of images) {
 const f = (ms: number) => `${ms.toFixed(1)} ms`;
 console.log(`${RUNS} runs each, medians; load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${os.cpus().length} CPUs`);
 for (const [im, image] of images) console.log(`image ${im}: ${image} (${freeRuns.get(im) ?? '?'} free extents)`);
+// What each fresh `free` / `ls` compiles or deserialises: its command's script (scripts/bundle-cli.mjs).
+for (const [label, bin] of clis) {
+  const dir = bin.replace(/\.js$/, '-chunks');
+  const sizes = fs.existsSync(dir) ? fs.readdirSync(dir).filter((n) => /^fast-\w+-[0-9a-f]+\.cjs$/.test(n)).map((n) => `${n.split('-')[1]} ${(fs.statSync(join(dir, n)).size / 1024).toFixed(0)} KB`) : [];
+  if (sizes.length) console.log(`${label}: fast scripts: ${sizes.join(', ')}`);
+}
 console.log(`node start-up (node -e 0): ${f(node0)} wall${CPU ? `, ${f(cpu0)} CPU` : ''}${GNU_TIME ? `, ${faults0} page faults` : ''} — subtracted from every ext4kit figure below${RT ? '; every command under chrt -f 10' : ''}`);
 const rows: string[][] = [['command', 'work (fresh process)', 'reference', 'ratio', 'target', ...(CPU ? ['CPU work', 'CPU reference', 'CPU ratio'] : []), ...(GNU_TIME ? ['page faults', 'reference'] : [])]];
 const cpuCols = (name: string, ref: string) => [

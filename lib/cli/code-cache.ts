@@ -19,8 +19,8 @@ import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 
 // main.ts imports this module statically, and `--version` must not pay for it: node:fs and
-// node:path are loaded at start-up, node:module by main.ts; node:vm and node:os are required here
-// only when used.
+// node:path are loaded at start-up, node:module by main.ts; node:vm (and node:os, on Windows only)
+// are required here only when used.
 const builtin = createRequire(import.meta.url);
 
 /** The directory for cached data, created private; null when it cannot be trusted or made. */
@@ -28,7 +28,12 @@ function cacheDir(): string | null {
   if (process.env.EXT4KIT_CODE_CACHE === '0') return null;
   const uid = process.getuid?.();
   const xdg = process.env.XDG_CACHE_HOME;
-  const tmpdir = () => (builtin('node:os') as typeof import('node:os')).tmpdir();
+  const tmpdir = () => {
+    // os.tmpdir() on POSIX, without loading node:os (and its binding) into every fast command.
+    if (process.platform === 'win32') return (builtin('node:os') as typeof import('node:os')).tmpdir();
+    const t = process.env.TMPDIR || process.env.TMP || process.env.TEMP || '/tmp';
+    return t.length > 1 && t.endsWith('/') ? t.slice(0, -1) : t;
+  };
   const dir = xdg && xdg.startsWith('/') ? join(xdg, 'ext4kit') : join(tmpdir(), `ext4kit-cache-${uid ?? 'user'}`);
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });

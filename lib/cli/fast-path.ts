@@ -27,9 +27,11 @@ export interface FastModule {
    * The command's whole output (text, or UTF-8 bytes, or bytes in chunks: each chunk is written
    * before the next is asked for, so a command may hand out one buffer again and again — fresh
    * memory is what a large output costs most in a fresh process); `values` holds the valued
-   * options given (`--from` → its text).
+   * options given (`--from` → its text). null: this case is commander's after all (nothing was
+   * printed; e.g. `free` on a filesystem whose journal needs recovery, which only the full
+   * Filesystem open replays), and the caller runs commander.
    */
-  runFast(positionals: readonly string[], flags: ReadonlySet<string>, globals: GlobalOptions, ctx: CliContext, values: ReadonlyMap<string, string>): Promise<string | Uint8Array | Iterable<Uint8Array>>;
+  runFast(positionals: readonly string[], flags: ReadonlySet<string>, globals: GlobalOptions, ctx: CliContext, values: ReadonlyMap<string, string>): Promise<string | Uint8Array | Iterable<Uint8Array> | null>;
   /**
    * For a command with valued options: whether commander's parser for each would accept its
    * value. When not, nothing runs and the command goes through commander, which prints the usage
@@ -109,13 +111,14 @@ export function parseFast(argv: readonly string[]): FastArgs | null {
 /**
  * Run a parsed fast command with its loaded module: its output to fd 1, errors as the commander
  * path reports them. Resolves to the exit status, or null when a value is one commander refuses
- * (nothing ran: the caller goes through commander).
+ * or the command hands the case to commander (nothing printed: the caller goes through commander).
  */
 export async function runFastModule(args: FastArgs, mod: FastModule): Promise<number | null> {
   if (mod.fastValuesValid && !mod.fastValuesValid(args.values)) return null;
   const io = processIO();
   try {
     const out = await mod.runFast(args.positionals, args.flags, { verify: args.verify }, { io }, args.values);
+    if (out === null) return null;
     if (typeof out === 'string' || out instanceof Uint8Array) writeStdoutSync(out);
     else for (const chunk of out) writeStdoutSync(chunk, true);
     return 0;

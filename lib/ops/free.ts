@@ -20,13 +20,12 @@
  * 32-bit word at a time straight into typed arrays of runs.
  */
 import { Ext4Error } from '../errors.js';
-import type { Filesystem } from '../ext4/filesystem.js';
 import type { Superblock } from '../ext4/superblock.js';
 import { blocksInGroup, clusterRatio, clustersInGroup, groupOfBlock } from '../ext4/geometry.js';
 import { FreeRunMerger, RunTable, appendFreeRunsAt, groupBitmapRuns, type BlockColumn } from '../ext4/free-space.js';
 import { bitmapWords, blockBitmapCsumError, blockBitmapCsumMatches, computeUninitBlockBitmap, uninitGroupHasMetadata } from '../ext4/bitmap.js';
 import { BG_FLAGS, uninitFlagsHonoured } from '../ext4/group-desc.js';
-import { loadGroupTable, type GroupTable } from '../ext4/group-table.js';
+import { loadGroupTable, type GroupTable, type GroupTableSource } from '../ext4/group-table.js';
 
 /**
  * Bitmap bytes read per batch of groups (then scanned, then the buffer is reused): small enough
@@ -36,6 +35,19 @@ import { loadGroupTable, type GroupTable } from '../ext4/group-table.js';
 const BATCH_BYTES = 256 * 1024;
 /** Largest single read: the CLI serves reads up to this size synchronously (lib/cli/util.ts). */
 const MAX_READ_BYTES = 256 * 1024;
+
+/**
+ * What the scan reads through: a Filesystem (its block view, under its operation lock), or a
+ * DiskSource (ext4/disk-source.ts: the device itself, when nothing newer than the disk exists
+ * and nobody writes; what `ext4kit free` opens, without the write engine in its script).
+ */
+export interface FreeSpaceSource extends GroupTableSource {
+  readonly blockSize: number;
+  /** Where a bitmap/descriptor count mismatch is reported (Filesystem.warnings). */
+  readonly warnings: string[];
+  /** Serialise with the writers (Filesystem.exclusive); absent on a source nobody writes through. */
+  exclusive?<T>(fn: () => Promise<T>): Promise<T>;
+}
 
 export interface FreeExtent {
   /** Byte offset of the first free block. */
@@ -53,7 +65,7 @@ export interface GetFreeBlocksOptions {
   count?: number;
 }
 
-export async function getFreeBlocks(fs: Filesystem, opts: GetFreeBlocksOptions = {}): Promise<FreeExtent[]> {
+export async function getFreeBlocks(fs: FreeSpaceSource, opts: GetFreeBlocksOptions = {}): Promise<FreeExtent[]> {
   const t = await getFreeExtentTable(fs, opts);
   const out: FreeExtent[] = new Array(t.count);
   for (let i = 0; i < t.count; i++) out[i] = { start: t.start[i]! * t.unit, len: t.len[i]! * t.unit };
@@ -73,7 +85,7 @@ export interface FreeExtentTable {
  * getFreeBlocks without an object per extent (the CLI prints hundreds of thousands of them), in
  * blocks: no pass over the table to scale it (a fresh process runs such a pass unoptimised).
  */
-export async function getFreeExtentTable(fs: Filesystem, opts: GetFreeBlocksOptions = {}): Promise<FreeExtentTable> {
+export async function getFreeExtentTable(fs: FreeSpaceSource, opts: GetFreeBlocksOptions = {}): Promise<FreeExtentTable> {
   const { from, to, count } = rangeOf(fs, opts);
   // Room for ~64 runs per group up front (the fragmented 1 TiB image has ~41): a large typed array's
   // pages cost only once written, while growing copies (and zeroes) it all again.
@@ -81,17 +93,17 @@ export async function getFreeExtentTable(fs: Filesystem, opts: GetFreeBlocksOpti
   const out = new RunTable(Math.min(count + 1, 1 << 20, 4096 + 64 * groups), fs.sb.blocksCount < 2 ** 32);
   // Under the operation lock: the bitmaps of one committed state, never half of a transaction's publication.
   // The scan appends to `out` itself; it may stop once more than `count` runs are there (the last may still grow).
-  if (from < to && count > 0) await fs.exclusive(() => scanFreeTables(fs, from, to, out, () => out.n <= count));
+  if (from < to && count > 0) await underLock(fs, () => scanFreeTables(fs, from, to, out, () => out.n <= count));
   return { count: Math.min(out.n, count), start: out.start, len: out.len, unit: fs.blockSize };
 }
 
 /** getFreeBlocks one extent at a time (bytes): same validation, range, order, count and lock. */
-export async function forEachFreeExtent(fs: Filesystem, opts: GetFreeBlocksOptions, fn: (start: number, len: number) => void): Promise<void> {
+export async function forEachFreeExtent(fs: FreeSpaceSource, opts: GetFreeBlocksOptions, fn: (start: number, len: number) => void): Promise<void> {
   const bs = fs.blockSize;
   const { from, to, count } = rangeOf(fs, opts);
   if (from >= to || count === 0) return;
   let n = 0;
-  await fs.exclusive(() =>
+  await underLock(fs, () =>
     scanFreeRuns(fs, from, to, (s, l) => {
       fn(s * bs, l * bs);
       return ++n < count;
@@ -99,8 +111,13 @@ export async function forEachFreeExtent(fs: Filesystem, opts: GetFreeBlocksOptio
   );
 }
 
+/** fn under the source's operation lock, when it has one. */
+function underLock<T>(src: FreeSpaceSource, fn: () => Promise<T>): Promise<T> {
+  return src.exclusive ? src.exclusive(fn) : fn();
+}
+
 /** Validate getFreeBlocks' options: the range in blocks [from, to) and the count. */
-function rangeOf(fs: Filesystem, opts: GetFreeBlocksOptions): { from: number; to: number; count: number } {
+function rangeOf(fs: FreeSpaceSource, opts: GetFreeBlocksOptions): { from: number; to: number; count: number } {
   const bs = fs.blockSize;
   const fsBytes = fs.sb.blocksCount * bs;
   const start = opts.start ?? 0;
@@ -118,7 +135,7 @@ function rangeOf(fs: Filesystem, opts: GetFreeBlocksOptions): { from: number; to
  * group boundaries, ascending; `fn` returns false to stop. Takes no lock:
  * callers that may race with writers hold `fs.exclusive` around it.
  */
-export async function scanFreeRuns(fs: Filesystem, from: number, to: number, fn: (start: number, length: number) => boolean | void): Promise<void> {
+export async function scanFreeRuns(fs: FreeSpaceSource, from: number, to: number, fn: (start: number, length: number) => boolean | void): Promise<void> {
   const t = new RunTable();
   await scanFreeTables(fs, from, to, t, (done) => {
     const take = Math.max(0, done ? t.n : t.n - 1);
@@ -142,7 +159,7 @@ export async function scanFreeRuns(fs: Filesystem, from: number, to: number, fn:
  * computed from the geometry, and a count that disagrees with its bitmap is a
  * warning (mballoc's "blocks in bitmap, in gd"), as e2freefrag reads bitmaps.
  */
-async function scanFreeTables(fs: Filesystem, from: number, to: number, out: RunTable, consume: (done: boolean) => boolean): Promise<void> {
+async function scanFreeTables(fs: FreeSpaceSource, from: number, to: number, out: RunTable, consume: (done: boolean) => boolean): Promise<void> {
   const sb = fs.sb;
   from = Math.max(from, sb.s_first_data_block);
   to = Math.min(to, sb.blocksCount);
@@ -297,7 +314,7 @@ function scanGroupSlowly(st: BatchScan, i: number, lo: number, hi: number): numb
 }
 
 /** A bitmap whose free count is not its descriptor's: mballoc's "blocks in bitmap, in gd" error, as a warning. */
-function warnMismatch(fs: Filesystem, groups: number[]): void {
+function warnMismatch(fs: FreeSpaceSource, groups: number[]): void {
   if (groups.length === 0) return;
   const msg = `block bitmap free counts differ from the group descriptors in ${groups.length} group${groups.length === 1 ? '' : 's'} (first: ${groups[0]}); the bitmaps were used (e2fsck fixes the counts)`;
   if (!fs.warnings.includes(msg)) fs.warnings.push(msg);
@@ -310,7 +327,7 @@ function warnMismatch(fs: Filesystem, groups: number[]): void {
  * BLOCK_UNINIT group lying between two (it means nothing). Each read goes through the block view,
  * so a bitmap the journal or a replay holds newer than the disk reads as the filesystem sees it.
  */
-async function readBitmaps(fs: Filesystem, gt: GroupTable, which: Int32Array, buf: Uint8Array, at: Int32Array): Promise<void> {
+async function readBitmaps(fs: FreeSpaceSource, gt: GroupTable, which: Int32Array, buf: Uint8Array, at: Int32Array): Promise<void> {
   if (which.length === 0) return;
   const bs = fs.blockSize;
   const block = gt.blockBitmap;

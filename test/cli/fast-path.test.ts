@@ -229,6 +229,9 @@ export async function load(url, context, next) {
       expect(/\bimport\(/.test(text), `a dynamic import in the ${command} script (vm.Script has none)`).toBe(false);
     }
     expect(FILESYSTEM.test(scripts.get('ls')!)).toBe(true);
+    // free reads the device through a DiskSource: no Filesystem, so no write engine, in its script.
+    expect(FILESYSTEM.test(scripts.get('free')!), 'the Filesystem class in the free script').toBe(false);
+    expect(scripts.get('free')!.length).toBeLessThan(100 * 1024);
     const moveImage = makeImage('fast-load-movedata', { data: pattern(4 * 4096, 1), space: pattern(4 * 4096, 2) }, { sizeMiB: 8 });
     for (const args of [
       ['ls', getImage('ext4-4k').image, '/links', '-R', '--json'],

@@ -10,10 +10,14 @@ import { mulberry32 } from '../../lib/io/prng.js';
 import { getImage } from '../helpers/images.js';
 import { tmpPath } from '../helpers/tmp.js';
 import { cli } from './helpers.js';
+import { debugfsFull, expectE2fsckClean, FAKE_TIME, mkfs } from '../helpers/tools.js';
+import { prngBytes } from '../helpers/tree.js';
+import { e2fsckJournalOnly, installLog } from '../journal/helpers.js';
 import * as fs from 'node:fs';
 
 /** runFast's output as one Buffer: chunks are copied as they come (each reuses the previous one's buffer). */
-function bytesOf(out: string | Uint8Array | Iterable<Uint8Array>): Buffer {
+function bytesOf(out: string | Uint8Array | Iterable<Uint8Array> | null): Buffer {
+  if (out === null) throw new Error('runFast handed the case to commander');
   if (typeof out === 'string') return Buffer.from(out, 'utf8');
   if (out instanceof Uint8Array) return Buffer.from(out);
   return Buffer.concat([...(function* () {
@@ -98,5 +102,42 @@ describe('free without commander', () => {
     fs.writeFileSync(bad, new Uint8Array(1 << 20));
     const e = await runFast([bad], new Set(['--json']), { verify: true }, { io: { stdout: sink().stream, stderr: sink().stream } }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(Error);
+  });
+
+  it('a journal that needs recovery goes to the Filesystem open (commander): free shows the replayed bitmaps', async () => {
+    // A, then B = A with a file written by debugfs; every block B changed is logged into A's
+    // journal (A gets needs_recovery): replayed, A is B. What the disk of A says is stale.
+    const a = tmpPath('free-fast-journaled.img'), b = tmpPath('free-fast-journaled-b.img');
+    mkfs('ext4', a, 32 * 1024 * 1024, ['-b', '4096']);
+    fs.copyFileSync(a, b);
+    const host = tmpPath('free-fast-journaled.bin');
+    fs.writeFileSync(host, prngBytes('free-fast-journaled', 20 * 4096));
+    debugfsFull(b, [`write ${host} f`], { write: true, fakeTime: FAKE_TIME });
+    expectE2fsckClean(b, 'the image whose blocks are logged');
+    const before = await cli(['free', a, '--json']);
+    const ba = fs.readFileSync(a), bb = fs.readFileSync(b);
+    const blocks: { fsBlock: number; data: Uint8Array }[] = [];
+    for (let n = 0; n * 4096 < ba.length; n++) {
+      const x = bb.subarray(n * 4096, (n + 1) * 4096);
+      if (!x.equals(ba.subarray(n * 4096, (n + 1) * 4096))) blocks.push({ fsBlock: n, data: Buffer.from(x) });
+    }
+    expect(blocks.length).toBeGreaterThan(20); // the data, the bitmaps, the descriptors, the superblock, the inode, the root
+    installLog(a, { csum: 3, is64: true, firstTid: 3, txs: [{ blocks }] });
+
+    const err = sink();
+    expect(await runFast([a], new Set(['--json']), { verify: true }, { io: { stdout: sink().stream, stderr: err.stream } })).toBeNull();
+    expect(err.text()).toBe('');
+    const got = await cli(['free', a, '--json']);
+    expect(got.status, got.stderr).toBe(0);
+    // e2fsck's replay of the same journal is the oracle.
+    const replayed = tmpPath('free-fast-journaled-replayed.img');
+    fs.copyFileSync(a, replayed);
+    e2fsckJournalOnly(replayed);
+    expectE2fsckClean(replayed, 'A replayed by e2fsck');
+    const want = await cli(['free', replayed, '--json']);
+    expect(got.stdout.equals(want.stdout)).toBe(true);
+    expect(got.stdout.equals((await cli(['free', b, '--json'])).stdout)).toBe(true);
+    expect(got.stdout.equals(before.stdout)).toBe(false);
+    for (const f of [a, b, replayed, host]) fs.rmSync(f, { force: true });
   });
 });

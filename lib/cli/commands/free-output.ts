@@ -4,13 +4,29 @@
  * loading it; free.ts registers the command and its options.
  */
 import { getFreeExtentTable, type FreeExtentTable } from '../../ops/free.js';
-import { table, withFs } from '../util.js';
+import { openDiskSource, type DiskSource } from '../../ext4/disk-source.js';
 import { encodeRecords, RecordEncoder, type RecordPieces } from '../../codec/ascii-records.js';
-import type { CliContext, GlobalOptions } from '../context.js';
+import { openDevice, table, type CliContext, type GlobalOptions } from '../context.js';
 
-/** `free IMAGE [--json]` over the whole filesystem, made after the scan succeeded (an error prints nothing on stdout). */
-export async function runFast(positionals: readonly string[], flags: ReadonlySet<string>, globals: GlobalOptions, ctx: CliContext): Promise<string | Iterable<Uint8Array>> {
-  const t = await withFs(positionals[0]!, globals, ctx, (fs) => getFreeExtentTable(fs));
+/**
+ * `free IMAGE [--json]` over the whole filesystem, made after the scan succeeded (an error prints
+ * nothing on stdout). It reads the device through a DiskSource, not a Filesystem, so that its
+ * script carries no write engine; null (nothing done: commander's path opens a Filesystem) when
+ * the journal needs recovery, whose replay only a Filesystem does.
+ */
+export async function runFast(positionals: readonly string[], flags: ReadonlySet<string>, globals: GlobalOptions, ctx: CliContext): Promise<string | Iterable<Uint8Array> | null> {
+  const device = await openDevice(positionals[0]!);
+  let src: DiskSource | null = null;
+  let t: FreeExtentTable | undefined;
+  try {
+    src = await openDiskSource(device, { verify: globals.verify });
+    if (src !== null) t = await getFreeExtentTable(src);
+  } finally {
+    // As withFs (util.ts): closed, then the warnings, whatever happened.
+    await device.close();
+    for (const w of src?.warnings ?? []) ctx.io.stderr.write(`ext4kit: warning: ${w}\n`);
+  }
+  if (t === undefined) return null;
   return flags.has('--json') ? freeExtentsJsonChunks(t) : freeExtentsText(t);
 }
 
