@@ -6,9 +6,10 @@
  * Protocol: workerData = { entry, base: {name → image path}, cases }; per case the worker posts
  * { kind: 'start', id } then { kind: 'done', id, outcome, afterPath? } where `afterPath` (a file in
  * workerData.scratch holding the image) comes only when a successful call changed the image: the
- * parent runs e2fsck on it and deletes it (no image bytes cross the thread boundary).
+ * parent runs e2fsck on it, deletes it and posts { kind: 'checked' } (no image bytes cross the
+ * thread boundary; at most MAX_UNCHECKED such files wait at a time).
  */
-import * as crypto from 'node:crypto';
+import { Buffer } from 'node:buffer';
 import * as nodefs from 'node:fs';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { Filesystem } from '../../lib/ext4/filesystem.js';
@@ -46,7 +47,18 @@ export type WriteOutcome =
 /** The fixed time every case writes with (reproducible images, and no clock noise in diffs). */
 export const NOW = new Date('2026-01-02T03:04:05Z');
 
-const sha = (b: Uint8Array) => crypto.createHash('sha256').update(b).digest('hex');
+/**
+ * Scratch images, reused from case to case: a fresh 4 MiB array per case costs page faults and
+ * GC, and hashing each state costs more than the call under test. `changed` compares bytes.
+ */
+const scratchImages = new Map<string, Uint8Array>();
+function scratchImage(key: string, src: Uint8Array): Uint8Array {
+  let b = scratchImages.get(key);
+  if (b?.length !== src.length) scratchImages.set(key, (b = new Uint8Array(src.length)));
+  b.set(src);
+  return b;
+}
+const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
 
 async function withFs<T>(bytes: Uint8Array, write: boolean, fn: (fs: Filesystem) => Promise<T>): Promise<T> {
   const fs = await Filesystem.open(new MemoryDevice(bytes, { name: 'damaged' }), { write, now: NOW });
@@ -109,44 +121,65 @@ async function runOp(op: WriteOp, bytes: Uint8Array, bs: number): Promise<void> 
 }
 
 export async function runWriteCase(image: Uint8Array, c: WriteCase, bs: number): Promise<{ outcome: WriteOutcome; after?: Uint8Array }> {
-  const bytes = image.slice();
+  const bytes = scratchImage('bytes', image);
   for (const [off, x] of c.flips) bytes[off]! ^= x;
-  let before = sha(bytes);
-  // An image whose journal needs recovery: a write open that commits nothing still completes the
-  // recovery at close (mount + unmount). A failed call must leave it as a plain open + close does.
-  if (c.op !== 'replay' && c.op !== 'reports' && new DataView(bytes.buffer).getUint32(1024 + 0x60, true) & 0x4) {
-    const probe = bytes.slice();
-    try {
-      await withFs(probe, true, async () => undefined);
-      before = sha(probe);
-    } catch {
-      // open refused: nothing may change
-    }
-  }
+  // The damaged image before the call is `image` with the flips applied in place (undone below).
+  for (const [off, x] of c.flips) image[off]! ^= x;
   try {
-    await runOp(c.op, bytes, bs);
-  } catch (e) {
-    const changed = sha(bytes) !== before;
-    if (isExt4Error(e)) return { outcome: { kind: 'ext4error', code: e.code, message: e.message, changed } };
-    const err = e as Error;
-    return { outcome: { kind: 'other-error', name: err?.name ?? typeof e, message: String(err?.message ?? e), stack: err?.stack } };
+    let before = image;
+    // An image whose journal needs recovery: a write open that commits nothing still completes the
+    // recovery at close (mount + unmount). A failed call must leave it as a plain open + close does.
+    if (c.op !== 'replay' && c.op !== 'reports' && new DataView(bytes.buffer).getUint32(1024 + 0x60, true) & 0x4) {
+      const probe = scratchImage('probe', bytes);
+      try {
+        await withFs(probe, true, async () => undefined);
+        before = probe;
+      } catch {
+        // open refused: nothing may change
+      }
+    }
+    try {
+      await runOp(c.op, bytes, bs);
+    } catch (e) {
+      const changed = !same(bytes, before);
+      if (isExt4Error(e)) return { outcome: { kind: 'ext4error', code: e.code, message: e.message, changed } };
+      const err = e as Error;
+      return { outcome: { kind: 'other-error', name: err?.name ?? typeof e, message: String(err?.message ?? e), stack: err?.stack } };
+    }
+    if (same(bytes, before)) return { outcome: { kind: 'ok-unchanged' } };
+    return { outcome: { kind: 'ok-changed' }, after: bytes };
+  } finally {
+    for (const [off, x] of c.flips) image[off]! ^= x;
   }
-  if (sha(bytes) === before) return { outcome: { kind: 'ok-unchanged' } };
-  return { outcome: { kind: 'ok-changed' }, after: bytes };
 }
+
+/** Images the parent has not yet checked and deleted; the worker waits rather than pile them up. */
+const MAX_UNCHECKED = 4;
 
 if (!isMainThread && workerData?.writeFuzz) {
   const { base, cases, blockSize, scratch } = workerData as { base: Record<string, string>; cases: WriteCase[]; blockSize: Record<string, number>; scratch: string };
   const images = new Map<string, Uint8Array>();
   for (const [name, p] of Object.entries(base)) images.set(name, new Uint8Array(nodefs.readFileSync(p)));
+  let unchecked = 0;
+  let wake: (() => void) | null = null;
+  const onAck = (m: { kind: string }) => {
+    if (m.kind !== 'checked') return;
+    unchecked--;
+    wake?.();
+    wake = null;
+  };
+  parentPort!.on('message', onAck);
   for (const c of cases) {
+    while (unchecked >= MAX_UNCHECKED) await new Promise<void>((r) => (wake = r));
     parentPort!.postMessage({ kind: 'start', id: c.id });
     const { outcome, after } = await runWriteCase(images.get(c.base)!, c, blockSize[c.base]!);
     let afterPath: string | undefined;
     if (after) {
       afterPath = `${scratch}/case-${c.id}.img`;
       nodefs.writeFileSync(afterPath, after);
+      unchecked++;
     }
     parentPort!.postMessage({ kind: 'done', id: c.id, outcome, afterPath });
   }
+  parentPort!.off('message', onAck);
 }

@@ -20,8 +20,9 @@ import { Prng } from '../../lib/io/prng.js';
 import { allocate } from '../../lib/ops/allocate.js';
 import { openFile } from '../../lib/ops/file.js';
 import { descBlockCount, descriptorBlockLocation, inodeTableBlocks } from '../../lib/ext4/geometry.js';
-import { e2fsckJournalOnly, e2fsckProblems, expectE2fsckClean, mkfs, run } from '../helpers/tools.js';
+import { e2fsckProblems, expectE2fsckClean, mkfs, run } from '../helpers/tools.js';
 import { tmpDir, tmpPath } from '../helpers/tmp.js';
+import { ToolShell } from '../helpers/tool-shell.js';
 import { prngBytes } from '../helpers/tree.js';
 import { NOW, WRITE_OPS, type WriteCase, type WriteOp, type WriteOutcome } from './write-worker.js';
 
@@ -58,6 +59,12 @@ function kindsOf(output: string): Set<string> {
 
 function fsckKinds(img: string): Set<string> {
   const r = run('e2fsck', ['-fn', img], { okStatus: true, env: { LANG: 'C', LC_ALL: 'C' } });
+  return kindsOf(r.stdout + r.stderr);
+}
+
+/** The same, through the tool shell (the cases' e2fsck runs overlap the workers' calls). */
+async function fsckKindsVia(sh: ToolShell, img: string): Promise<Set<string>> {
+  const r = await sh.run('e2fsck', ['-fn', img]);
   return kindsOf(r.stdout + r.stderr);
 }
 
@@ -150,7 +157,7 @@ function makeCases(bases: Base[]): { cases: WriteCase[]; images: Map<string, Wri
 
 type Result = { outcome: WriteOutcome | { kind: 'hang' }; afterPath?: string };
 
-async function runCases(bases: Base[], cases: WriteCase[], scratch: string, onDone: (c: WriteCase, r: Result) => void): Promise<void> {
+async function runCases(bases: Base[], cases: WriteCase[], scratch: string, onDone: (c: WriteCase, r: Result, checked: () => void) => void): Promise<void> {
   const boot = fileURLToPath(new URL('../read/fuzz-worker-boot.mjs', import.meta.url));
   const entry = fileURLToPath(new URL('./write-worker.ts', import.meta.url));
   const byId = new Map(cases.map((c) => [c.id, c]));
@@ -188,7 +195,7 @@ async function runCases(bases: Base[], cases: WriteCase[], scratch: string, onDo
           timer = setTimeout(() => {
             if (current !== null) {
               done.add(current);
-              onDone(byId.get(current)!, { outcome: { kind: 'hang' } });
+              onDone(byId.get(current)!, { outcome: { kind: 'hang' } }, () => undefined);
             }
             void w.terminate();
           }, CASE_MS);
@@ -196,14 +203,14 @@ async function runCases(bases: Base[], cases: WriteCase[], scratch: string, onDo
           if (timer) clearTimeout(timer);
           current = null;
           done.add(m.id);
-          onDone(byId.get(m.id)!, { outcome: m.outcome!, afterPath: m.afterPath });
+          onDone(byId.get(m.id)!, { outcome: m.outcome!, afterPath: m.afterPath }, () => w.postMessage({ kind: 'checked' }));
         }
       });
       w.on('error', (e) => {
         clear();
         if (current !== null) {
           done.add(current);
-          onDone(byId.get(current)!, { outcome: { kind: 'other-error', name: 'WorkerError', message: String((e as Error)?.stack ?? e) } });
+          onDone(byId.get(current)!, { outcome: { kind: 'other-error', name: 'WorkerError', message: String((e as Error)?.stack ?? e) } }, () => undefined);
         }
         resolve();
       });
@@ -233,12 +240,43 @@ describe('hostile input, write side', () => {
     const { cases, images } = makeCases(bases);
     const imageOf = new Map<number, string>();
     for (const [key, group] of images) for (const c of group) imageOf.set(c.id, key);
-    const kindsBefore = new Map<string, Set<string>>();
-    const scratch = tmpPath('wfuzz-case.img');
+    const kindsBefore = new Map<string, Promise<Set<string>>>();
     const bad: string[] = [];
     const counts: Record<string, number> = {};
-    // Two workers (the calls are CPU-bound; e2fsck runs in this thread between their messages).
-    const onDone = (c: WriteCase, r: Result) => {
+    // e2fsck runs in one long-lived shell, overlapping the two workers' calls (see tool-shell.ts).
+    const sh = new ToolShell({ LANG: 'C', LC_ALL: 'C' });
+    const checks: Promise<void>[] = [];
+    const damagedImage = (c: WriteCase) => {
+      const damaged = new Uint8Array(nodefs.readFileSync(bases.find((b) => b.name === c.base)!.path));
+      for (const [off, x] of c.flips) damaged[off]! ^= x;
+      return damaged;
+    };
+    const beforeKinds = async (c: WriteCase): Promise<Set<string>> => {
+      const scratch = tmpPath('wfuzz-before.img');
+      const damaged = damagedImage(c);
+      nodefs.writeFileSync(scratch, damaged);
+      try {
+        // e2fsck -n does not replay a journal: compare with the state e2fsck's own replay gives.
+        if (new DataView(damaged.buffer).getUint32(1024 + 0x60, true) & 0x4) await sh.run('e2fsck', ['-p', '-E', 'journal_only', scratch]);
+        return await fsckKindsVia(sh, scratch);
+      } finally {
+        nodefs.rmSync(scratch, { force: true });
+      }
+    };
+    const checkAfter = async (c: WriteCase, where: string, afterPath: string) => {
+      const img = imageOf.get(c.id)!;
+      let beforeP = kindsBefore.get(img);
+      if (!beforeP) kindsBefore.set(img, (beforeP = beforeKinds(c)));
+      const [before, after] = await Promise.all([beforeP, fsckKindsVia(sh, afterPath)]);
+      const added = [...after].filter((k) => !before.has(k));
+      if (added.length && process.env.EXT4KIT_WRITE_FUZZ_KEEP) {
+        const keep = `${process.env.EXT4KIT_WRITE_FUZZ_KEEP}/${img.replace('#', '-')}-${c.op}`;
+        nodefs.copyFileSync(afterPath, `${keep}-after.img`);
+        nodefs.writeFileSync(`${keep}-before.img`, damagedImage(c));
+      }
+      if (added.length) bad.push(`${where}: succeeded, and e2fsck -fn now also reports:\n    ${added.join('\n    ')}`);
+    };
+    const onDone = (c: WriteCase, r: Result, checked: () => void) => {
       const o = r.outcome;
       const key = `${c.op}:${o.kind === 'ext4error' ? o.code : o.kind}`;
       counts[key] = (counts[key] ?? 0) + 1;
@@ -246,35 +284,23 @@ describe('hostile input, write side', () => {
       if (o.kind === 'hang') bad.push(`${where}: HANG (> ${CASE_MS} ms)`);
       else if (o.kind === 'other-error') bad.push(`${where}: untyped ${o.name}: ${o.message}\n${o.stack ?? ''}`);
       else if (o.kind === 'ext4error' && o.changed) bad.push(`${where}: failed with ${o.code} (${o.message}) but changed the image`);
-      else if (o.kind === 'ok-changed') {
-        const img = imageOf.get(c.id)!;
-        let before = kindsBefore.get(img);
-        if (!before) {
-          const base = bases.find((b) => b.name === c.base)!;
-          const damaged = new Uint8Array(nodefs.readFileSync(base.path));
-          for (const [off, x] of c.flips) damaged[off]! ^= x;
-          nodefs.writeFileSync(scratch, damaged);
-          // e2fsck -n does not replay a journal: compare with the state e2fsck's own replay gives.
-          if (new DataView(damaged.buffer).getUint32(1024 + 0x60, true) & 0x4) e2fsckJournalOnly(scratch);
-          before = fsckKinds(scratch);
-          kindsBefore.set(img, before);
-        }
-        const after = fsckKinds(r.afterPath!);
-        const added = [...after].filter((k) => !before.has(k));
-        if (added.length && process.env.EXT4KIT_WRITE_FUZZ_KEEP) {
-          const keep = `${process.env.EXT4KIT_WRITE_FUZZ_KEEP}/${img.replace('#', '-')}-${c.op}`;
-          nodefs.copyFileSync(r.afterPath!, `${keep}-after.img`);
-          const damaged = new Uint8Array(nodefs.readFileSync(bases.find((b) => b.name === c.base)!.path));
-          for (const [off, x] of c.flips) damaged[off]! ^= x;
-          nodefs.writeFileSync(`${keep}-before.img`, damaged);
-        }
-        if (added.length) bad.push(`${where}: succeeded, and e2fsck -fn now also reports:\n    ${added.join('\n    ')}`);
-      }
-      if (r.afterPath) nodefs.rmSync(r.afterPath, { force: true });
+      const afterPath = r.afterPath;
+      if (!afterPath) return;
+      const release = () => {
+        nodefs.rmSync(afterPath, { force: true });
+        checked();
+      };
+      if (o.kind === 'ok-changed') checks.push(checkAfter(c, where, afterPath).finally(release));
+      else release();
     };
     const half = (k: number) => cases.filter((c) => Number(imageOf.get(c.id)!.split('#')[1]) % 2 === k);
     const dir = tmpDir('wfuzz-after');
-    await Promise.all([runCases(bases, half(0), dir, onDone), runCases(bases, half(1), dir, onDone)]);
+    try {
+      await Promise.all([runCases(bases, half(0), dir, onDone), runCases(bases, half(1), dir, onDone)]);
+      await Promise.all(checks);
+    } finally {
+      sh.close();
+    }
     expect(bad.slice(0, 40).join('\n')).toBe('');
     // The fuzz must reach the code under test: some calls succeed on damaged images, some fail.
     expect(Object.keys(counts).some((k) => k.endsWith(':ok-changed'))).toBe(true);
