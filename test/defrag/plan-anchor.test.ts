@@ -1,6 +1,6 @@
 /**
  * The planner copies only what must move (lib/ops/defrag-plan.ts): a fragmented file keeps its
- * largest piece where it is when the free-space targets allow it (anchoredLayout), blocks already
+ * largest piece where it is when the free-space targets allow it (anchoredLayouts), blocks already
  * where the final layout puts them stay, and a piece leaving a place goes straight to its own
  * file's place when that is free. Checked on hand-made models against the executor's rules
  * (replay) and on the synthetic full models against what the packed layout alone copied.

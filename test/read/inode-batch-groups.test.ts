@@ -7,8 +7,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Filesystem } from '../../lib/node.js';
 import { Ext4Error, isExt4Error } from '../../lib/errors.js';
-import { readInodeBatch, type InodeBatchSource } from '../../lib/ext4/inode-store.js';
+import { readInodeBatch } from '../../lib/ext4/inode-store.js';
 import { getImage } from '../helpers/images.js';
+import { inodeBatchSource } from '../helpers/batch-source.js';
 
 describe('readInodeBatch with an unreadable group descriptor', () => {
   let fs: Filesystem;
@@ -24,18 +25,13 @@ describe('readInodeBatch with an unreadable group descriptor', () => {
     const ipg = fs.sb.s_inodes_per_group;
     const bad = new Ext4Error('EFSBADCRC', 'group 1 descriptor checksum mismatch');
     let asked1 = 0;
-    const src: InodeBatchSource = {
-      sb: fs.sb,
-      blockSize: fs.blockSize,
-      fsSeed: fs.fsSeed,
-      verify: fs.verify,
+    const src = inodeBatchSource(fs, {
       group: (g) => {
         if (g !== 1) return fs.group(g);
         asked1++;
         return Promise.reject(bad);
       },
-      readDataBlocks: (n, count) => fs.readDataBlocks(n, count),
-    };
+    });
     // Groups interleaved (0, 1, 0, 1, …), then a run of group 1, then group 0 again, and numbers that do not exist.
     const inos: number[] = [];
     for (let i = 1; i <= 40; i++) inos.push(i, ipg + i);

@@ -9,29 +9,12 @@ import { Filesystem } from '../../lib/node.js';
 import { isExt4Error } from '../../lib/errors.js';
 import { readInodeBatch, type InodeBatch, type InodeBatchSource } from '../../lib/ext4/inode-store.js';
 import { getImage } from '../helpers/images.js';
+import { inodeBatchSource } from '../helpers/batch-source.js';
 
 function source(fs: Filesystem, into: boolean): { src: InodeBatchSource; fresh: number[]; targets: Uint8Array[] } {
   const fresh: number[] = [];
   const targets: Uint8Array[] = [];
-  const src: InodeBatchSource = {
-    sb: fs.sb,
-    blockSize: fs.blockSize,
-    fsSeed: fs.fsSeed,
-    verify: fs.verify,
-    group: (g) => fs.group(g),
-    readDataBlocks: (n, count) => {
-      fresh.push(n);
-      return fs.readDataBlocks(n, count);
-    },
-    ...(into
-      ? {
-          readDataBlocksInto: (n: number, count: number, target: Uint8Array) => {
-            targets.push(target);
-            return fs.readDataBlocksInto(n, count, target);
-          },
-        }
-      : {}),
-  };
+  const src = inodeBatchSource(fs, { onRead: (n) => fresh.push(n), ...(into ? { onReadInto: (t: Uint8Array) => targets.push(t) } : {}) });
   return { src, fresh, targets };
 }
 

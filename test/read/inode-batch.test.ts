@@ -10,22 +10,12 @@ import { isExt4Error } from '../../lib/errors.js';
 import { readInodeBatch, type InodeBatchSource } from '../../lib/ext4/inode-store.js';
 import type { Inode, InodeSummary } from '../../lib/ext4/inode.js';
 import { getImage } from '../helpers/images.js';
+import { inodeBatchSource } from '../helpers/batch-source.js';
 import { tmpPath } from '../helpers/tmp.js';
 
 function counting(fs: Filesystem): { src: InodeBatchSource; reads: { n: number; count: number }[] } {
   const reads: { n: number; count: number }[] = [];
-  const src: InodeBatchSource = {
-    sb: fs.sb,
-    blockSize: fs.blockSize,
-    fsSeed: fs.fsSeed,
-    verify: fs.verify,
-    group: (g) => fs.group(g),
-    readDataBlocks: (n, count) => {
-      reads.push({ n, count });
-      return fs.readDataBlocks(n, count);
-    },
-  };
-  return { src, reads };
+  return { src: inodeBatchSource(fs, { onRead: (n, count) => reads.push({ n, count }) }), reads };
 }
 
 function outcome(f: () => Inode): { raw: string } | { code: string } {
