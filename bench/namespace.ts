@@ -18,6 +18,8 @@
  * Each contender starts from the same empty image (mkfs.ext4, not timed) except mkfs -d.
  * --before: a CLI bundled from an earlier tree (node scripts/bundle-cli.mjs --outfile OLD/cli.js)
  * runs the same import in the same rounds: before/after on a shared machine.
+ * Then the warm in-process figure: the same import called again in this process (host reader
+ * thread, Filesystem.open, importTree, close; one uncounted warm-up, medians of --runs).
  * rm: ext4kit rm -r IMG /tree vs mount + rm -rf + umount, each on a copy of the imported image.
  * extents: total extents of the regular files after ext4kit import vs the kernel's cp -a.
  * creates: bench/namespace-creates.ts (N creates in one directory; last window vs first).
@@ -27,8 +29,10 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { bundleThisCli, freshRounds, loadavg, NODE_START, type FreshJob } from './fresh.js';
+import { bundleThisCli, freshRounds, loadavg, median, NODE_START, type FreshJob } from './fresh.js';
 import { Filesystem } from '../lib/node.js';
+import { importTree } from '../lib/ops/import-tree.js';
+import { readHostTree } from '../lib/cli/host-tree.js';
 import { xorshift32 } from '../lib/io/prng.js';
 
 const args = process.argv.slice(2);
@@ -210,6 +214,26 @@ try {
       vsMkfsD: +(k / res.wall['mkfs.ext4 -d']!).toFixed(2), vsKernelCp: +(k / res.wall['kernel cp -a + umount']!).toFixed(2), vsDebugfs: +(k / res.wall['debugfs -w']!).toFixed(2),
       ...(BEFORE ? { vsBefore: +(k / res.work('ext4kit import (before)')).toFixed(2) } : {}),
     };
+    // Warm in-process: what the library costs once node and the code are warm (as the CLI does it).
+    const warm: number[] = [];
+    for (let r = 0; r <= RUNS; r++) {
+      emptyImage(img);
+      const t0 = performance.now();
+      const tree = await readHostTree(root, { xattrs: true, reuse: true });
+      try {
+        const f = await Filesystem.open(img, { write: true });
+        try {
+          await importTree(f, tree.entries, { at: '/tree', released: tree.recycle });
+        } finally {
+          await f.close();
+        }
+      } finally {
+        await tree.close();
+      }
+      if (r > 0) warm.push(performance.now() - t0);
+    }
+    out.importWarmInProcessMs = { median: Math.round(median(warm)), all: warm.map(Math.round) };
+    out.importWarmE2fsckClean = fsckClean(img);
   }
 
   const kimg = path.join(work, 'ext4kit.img');
