@@ -355,8 +355,8 @@ export async function applyPendingFrees(tx: Transaction): Promise<void> {
  * gives it, when it is one run inside a group this transaction already allocated from (its
  * bitmap copy has its index) — groups on the way that are full are passed by their descriptor
  * (the scan skips them the same way). No fixed metadata in the run (a validated bitmap marks it
- * anyway). Allocated as markRuns would (bits checked clear, counts, deferred checksum). Null:
- * anything else (a group not yet touched, a run too short, wrapping), for findFree to answer.
+ * anyway). Allocated by markAllocated, as findFree's answer is. Null: anything else (a group not
+ * yet touched, a run too short, wrapping), for findFree to answer.
  */
 async function allocateAtGoal(tx: Transaction, opts: FindOptions): Promise<Run | null> {
   if (opts.exact || opts.contiguous || opts.exclude || tx.pendingFree.length !== 0) return null;
@@ -384,12 +384,9 @@ async function allocateAtGoal(tx: Transaction, opts: FindOptions): Promise<Run |
     if (len < n || guard.index.within(first + i0, n).length !== 0) return null;
     const i1 = (i0 + n) | 0;
     for (let i = i0; i < i1; i++) if (testBit(bm, i)) return null; // (the index says free: a mismatch goes the long way, which reports it)
-    for (let i = i0; i < i1; i++) setBit(bm, i);
-    if (!runs.take(i0, n)) freeIndex.delete(bm);
-    gd.freeBlocks -= n;
-    tx.freeBlocksDelta -= n;
-    refreshBlockBitmapCsum(tx, gd);
-    return { start: first + i0, length: n };
+    const run = { start: first + i0, length: n };
+    await markAllocated(tx, [run]);
+    return run;
   }
   return null;
 }
