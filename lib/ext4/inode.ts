@@ -7,6 +7,7 @@ import { defineStruct, type Decoded } from '../codec/layout.js';
 import { crc32cZeroed, inodeSeed } from './checksum.js';
 import { RO_COMPAT, type Superblock } from './superblock.js';
 import { Ext4Error, type Location } from '../errors.js';
+import { isZeroRange } from './bytes.js';
 
 const BASE_ROWS = [
   ['i_mode', 0x00, 'u16'],
@@ -191,7 +192,7 @@ function checkSlot(sb: Superblock, ino: number, bytes: Uint8Array, off: number, 
     const c = inodeChecksumAt(bytes, off, ino, generation, opts.fsSeed, sb.s_inode_size, hasHi);
     const hi = hasHi ? SUMMARY.checksumHi(bytes, off) : 0;
     const ok = (c & 0xffff) === checksumLo && (!hasHi || c >>> 16 === hi);
-    if (!ok && !isAllZero(bytes, off, off + sb.s_inode_size))
+    if (!ok && !isZeroRange(bytes, off, off + sb.s_inode_size))
       throw new Ext4Error('EFSBADCRC', `inode checksum mismatch (stored 0x${(hi * 65536 + checksumLo).toString(16)})`, inodeWhere(sb, ino));
   }
   return extraIsize;
@@ -341,11 +342,6 @@ export function serializeInode(sb: Superblock, inode: Inode, fsSeedValue: number
   }
   inode.raw = raw;
   return raw;
-}
-
-function isAllZero(b: Uint8Array, start: number, end: number): boolean {
-  for (let i = start; i < end; i++) if (b[i] !== 0) return false;
-  return true;
 }
 
 export function isExtentMapped(inode: Inode): boolean {

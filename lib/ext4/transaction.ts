@@ -12,6 +12,7 @@ import { serializeGroupDesc, type GroupDesc } from './group-desc.js';
 import { parseInode, serializeInode, type Inode } from './inode.js';
 import { SUPERBLOCK_OFFSET, serializeSuperblock, type Superblock } from './superblock.js';
 import { descPerBlock, descriptorBlockLocation } from './geometry.js';
+import { isZeroRange } from './bytes.js';
 
 export interface DataWrite {
   /** First physical block. */
@@ -23,12 +24,6 @@ export interface DataWrite {
 export interface FsWriter extends FsContext {
   transact<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
   exclusive<T>(fn: () => Promise<T>): Promise<T>;
-}
-
-/** Whether an inode slot is all zeros (a freshly allocated one). */
-function isZeroSlot(slot: Uint8Array): boolean {
-  for (let i = 0; i < slot.length; i++) if (slot[i] !== 0) return false;
-  return true;
 }
 
 /** parseInode of an all-zero slot, per inode size (what a zero slot parses to depends on nothing else). */
@@ -267,8 +262,9 @@ export class Transaction implements BlockReader {
     const { block, offset } = await this.fs.inodeLocation(ino);
     const data = await this.slotImage(ino, block);
     const sb = this.fs.sb;
-    const slot = data.subarray(offset, offset + sb.s_inode_size);
-    return isZeroSlot(slot) ? zeroSlotInode(sb, ino) : parseInode(sb, ino, slot, { fsSeed: this.fs.fsSeed, verifyChecksum: false });
+    return isZeroRange(data, offset, offset + sb.s_inode_size)
+      ? zeroSlotInode(sb, ino)
+      : parseInode(sb, ino, data.subarray(offset, offset + sb.s_inode_size), { fsSeed: this.fs.fsSeed, verifyChecksum: false });
   }
 
   /**

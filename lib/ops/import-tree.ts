@@ -28,6 +28,7 @@ import type { Transaction } from '../ext4/transaction.js';
 import type { Inode, Timestamp } from '../ext4/inode.js';
 import { EXT_INIT_MAX_LEN, writeHeader, writeLeafEntry, type Extent } from '../ext4/extents.js';
 import { internals } from '../ext4/internals.js';
+import { isZeroRange } from '../ext4/bytes.js';
 import { allocateBlocks } from '../ext4/alloc.js';
 import { blockMapExclude, remapInode, setIBlocks, setSize, txFileMap } from '../ext4/remap.js';
 import { hasInlineData, isExtentMapped } from '../ext4/inode.js';
@@ -294,7 +295,7 @@ function zeroTail(d: Uint8Array, span: number, bs: number): boolean {
   // A chunk with a zero map has zeros after it to its last unit's end (ZeroUnits): enough when the span ends there.
   const z = usableZeroUnits(d, bs);
   if (z && span <= Math.ceil(d.length / z.unit) * z.unit) return true;
-  return isZeroBlock(new Uint8Array(d.buffer, d.byteOffset + d.length, span - d.length), 0, span - d.length);
+  return isZeroRange(new Uint8Array(d.buffer, d.byteOffset, span), d.length, span);
 }
 
 /** A regular file being written across transactions. */
@@ -369,6 +370,8 @@ class ImportRun {
    * Whether `name` is known not to be in directory `dir` (one this import made, the name not added
    * before), noting it as added. Only ASCII names: two strings name the same entry exactly when
    * they are equal (a lone surrogate and U+FFFD would not), and none of them equals another name's bytes.
+   * Exact comparison holds because a directory made here never casefolds (namespace's
+   * inheritedFlags does not pass +F on); if it ever does, a casefolded directory must not be claimed.
    */
   claim(dir: number, name: string): boolean {
     const names = this.madeDirs.get(dir);
@@ -767,23 +770,10 @@ function usableZeroUnits(piece: Uint8Array, bs: number): ZeroUnits | null {
 
 /** Whether block `b` of `piece` (clipped to the piece) is all zeros: every unit of it in the zero map, else by scanning. */
 function blockIsZero(piece: Uint8Array, b: number, bs: number, z: ZeroUnits | null): boolean {
-  if (z === null) return isZeroBlock(piece, b * bs, bs);
+  if (z === null) return isZeroRange(piece, b * bs, (b + 1) * bs);
   const u = z.unit, zero = z.zero;
   const stop = Math.ceil((piece.byteOffset + Math.min(piece.length, (b + 1) * bs)) / u);
   for (let k = (piece.byteOffset + b * bs) / u; k < stop; k++) if (zero[k] === 0) return false;
   return true;
 }
 
-/** Whether piece[off, off+len) (clipped to the piece) is all zeros. */
-function isZeroBlock(piece: Uint8Array, off: number, len: number): boolean {
-  const end = Math.min(piece.length, off + len);
-  // Data blocks rarely start or end with zeros: answer those without a word view (one allocation per block otherwise).
-  if (end > off && (piece[off] !== 0 || piece[end - 1] !== 0)) return false;
-  let i = off;
-  while (i < end && ((piece.byteOffset + i) & 3) !== 0) if (piece[i++] !== 0) return false;
-  // 4 bytes at a time from the first aligned byte.
-  const words = new Uint32Array(piece.buffer, piece.byteOffset + i, (end - i) >>> 2);
-  for (let w = 0; w < words.length; w++) if (words[w] !== 0) return false;
-  for (i += words.length * 4; i < end; i++) if (piece[i] !== 0) return false;
-  return true;
-}
