@@ -12,8 +12,7 @@
  */
 import type { BlockDevice } from '../io/device.js';
 import { Ext4Error } from '../errors.js';
-import { INCOMPAT, type Superblock } from './superblock.js';
-import { fsSeed as computeFsSeed } from './checksum.js';
+import { checkBlockRun, superblockFsSeed, type Superblock } from './superblock.js';
 import { probeSuperblock } from './superblock-probe.js';
 
 export interface DiskSource {
@@ -41,12 +40,12 @@ export async function openDiskSource(device: BlockDevice, opts: { verify: boolea
     device,
     sb,
     blockSize,
-    fsSeed: computeFsSeed(sb.s_uuid, sb.s_feature_incompat & INCOMPAT.CSUM_SEED ? sb.s_checksum_seed : undefined),
+    fsSeed: superblockFsSeed(sb),
     verify: opts.verify,
     warnings: [],
     async readDataBlocksInto(n: number, count: number, target: Uint8Array): Promise<void> {
-      // Volume.readBlocksInto's checks and messages.
-      if (n < 0 || n + count > sb.blocksCount) throw new Ext4Error('EFSCORRUPTED', `blocks ${n}+${count} are outside the filesystem`);
+      // Volume.readBlocksInto's checks.
+      checkBlockRun(sb, n, count);
       if (target.length !== count * blockSize) throw new Ext4Error('EINVAL', `readDataBlocksInto: ${target.length}-byte buffer for ${count} blocks`);
       if (device.readInto) await device.readInto(n * blockSize, target);
       else target.set(await device.read(n * blockSize, target.length));

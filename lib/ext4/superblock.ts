@@ -3,7 +3,7 @@
  * Declared once; parse/serialise/checksum derive from the declaration.
  */
 import { defineStruct, type Decoded } from '../codec/layout.js';
-import { crc32c } from './checksum.js';
+import { crc32c, fsSeed } from './checksum.js';
 import { Ext4Error, type Location } from '../errors.js';
 
 export const SUPERBLOCK_OFFSET = 1024;
@@ -261,3 +261,14 @@ export function setSbWtime(sb: Superblock, seconds: number): void {
   sb.s_wtime_hi = Math.floor(seconds / 2 ** 32) & 0xff;
 }
 
+
+/** The seed of the filesystem's metadata checksums: s_checksum_seed with csum_seed, else crc32c of the UUID. */
+export function superblockFsSeed(sb: Superblock): number {
+  return fsSeed(sb.s_uuid, sb.s_feature_incompat & INCOMPAT.CSUM_SEED ? sb.s_checksum_seed : undefined);
+}
+
+/** Blocks [n, n+count) lie inside the filesystem (a pointer that leaves it is corruption). */
+export function checkBlockRun(sb: Superblock, n: number, count: number): void {
+  if (n < 0 || n + count > sb.blocksCount)
+    throw new Ext4Error('EFSCORRUPTED', `blocks ${n}+${count} are outside the filesystem`, { structure: 'block pointer', location: { kind: 'block', block: n, count } });
+}

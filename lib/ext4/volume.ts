@@ -6,8 +6,7 @@
 import type { BlockDevice } from '../io/device.js';
 import { BlockCache } from '../io/cache.js';
 import { Ext4Error } from '../errors.js';
-import { INCOMPAT, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, parseSuperblock, serializeSuperblock, type Superblock } from './superblock.js';
-import { fsSeed as computeFsSeed } from './checksum.js';
+import { INCOMPAT, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, checkBlockRun, parseSuperblock, serializeSuperblock, superblockFsSeed, type Superblock } from './superblock.js';
 import { descPerBlock, descBlockCount, descriptorBlockLocation, blocksInGroup } from './geometry.js';
 import { BG_FLAGS, checkGroupDesc, parseGroupDesc, uninitFlagsHonoured, type GroupDesc } from './group-desc.js';
 import { bitmapChecksumMatches, blockBitmapChecksum, computeUninitBlockBitmap, computeUninitInodeBitmap, inodeBitmapChecksum } from './bitmap.js';
@@ -32,7 +31,7 @@ export class Volume {
     this.device = device;
     this.sb = sb;
     this.blockSize = sb.blockSize;
-    this.fsSeed = computeFsSeed(sb.s_uuid, sb.s_feature_incompat & INCOMPAT.CSUM_SEED ? sb.s_checksum_seed : undefined);
+    this.fsSeed = superblockFsSeed(sb);
     this.verify = opts.verify;
     this.cache = new BlockCache(device, sb.blockSize, { maxBytes: opts.cacheBytes ?? 64 * 1024 * 1024 });
     const disk = new DiskView(device, this.cache);
@@ -72,13 +71,13 @@ export class Volume {
 
   /** Blocks [n, n+count) read directly (not cached), as the view sees them. */
   async readBlocks(n: number, count: number): Promise<Uint8Array> {
-    if (n < 0 || n + count > this.sb.blocksCount) throw new Ext4Error('EFSCORRUPTED', `blocks ${n}+${count} are outside the filesystem`);
+    checkBlockRun(this.sb, n, count);
     return this.view.readBlocks(n, count);
   }
 
   /** The allocation-free variant of readBlocks for bulk copies (`target` is count × blockSize bytes). */
   async readBlocksInto(n: number, count: number, target: Uint8Array): Promise<void> {
-    if (n < 0 || n + count > this.sb.blocksCount) throw new Ext4Error('EFSCORRUPTED', `blocks ${n}+${count} are outside the filesystem`);
+    checkBlockRun(this.sb, n, count);
     if (target.length !== count * this.blockSize) throw new Ext4Error('EINVAL', `readDataBlocksInto: ${target.length}-byte buffer for ${count} blocks`);
     await this.view.readBlocksInto(n, target);
   }
@@ -97,11 +96,11 @@ export class Volume {
     }
   }
 
-  /** Write the primary superblock in place (outside any transaction) and flush. */
-  async writeSuperblockInPlace(): Promise<void> {
+  /** Write the primary superblock in place (outside any transaction) and flush, unless `flush: false` (the caller flushes). */
+  async writeSuperblockInPlace(opts: { flush?: boolean } = {}): Promise<void> {
     const bytes = serializeSuperblock(this.sb);
     await this.device.write(SUPERBLOCK_OFFSET, bytes);
-    await this.device.flush();
+    if (opts.flush !== false) await this.device.flush();
     this.cache.invalidate(Math.floor(SUPERBLOCK_OFFSET / this.blockSize));
   }
 
