@@ -10,7 +10,7 @@
  * that commit's log.
  */
 import { Ext4Error } from '../errors.js';
-import { INCOMPAT, COMPAT, STATE, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, serializeSuperblock, type Superblock } from './superblock.js';
+import { INCOMPAT, COMPAT, STATE, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, type Superblock } from './superblock.js';
 import { Transaction, type FsWriter } from './transaction.js';
 import { applyPendingFrees } from './alloc.js';
 import { loadJournal, commitJournaled, commitUnjournaled, planUnjournaled, type UnjournaledPlan, type JournalState, type CommitHooks, type CommitStats } from './commit.js';
@@ -216,8 +216,8 @@ export class WriteSession {
       await this.vol.device.flush();
       this.discardLog = false;
     }
-    await this.vol.device.write(SUPERBLOCK_OFFSET, serializeSuperblock(this.sb));
-    this.vol.cache.invalidate(Math.floor(SUPERBLOCK_OFFSET / this.vol.blockSize));
+    // (flushed below with a journal, not awaited; without one, by commitUnjournaled's first flush)
+    await this.vol.writeSuperblockInPlace({ flush: false });
     if (!this.journal) return null;
     const flushed = this.vol.device.flush();
     flushed.catch(() => undefined); // awaited by the commit (beforeLog) or by undoStart
