@@ -4,7 +4,7 @@
  *   a name given twice is still EEXIST for a file and merged for a directory, as before, ASCII
  *   or not, after a hard link too;
  * - a new file whose extents fit in i_block gets its root written in place (mapIntoRoot): 1–4
- *   extents that way, 5 through remapInode; the kernel reads them and e2fsck is clean;
+ *   extents that way, 5 through remapInode; debugfs (e2fsprogs) reads the source bytes back and e2fsck is clean;
  * - a new inode's zeroed slot is not decoded (Transaction.readNewInode): what it gives equals
  *   parseInode of the slot.
  */
