@@ -2,13 +2,16 @@
  * One crash scenario end to end (used by crash.test.ts and formats.test.ts):
  * build the comb image, record the workload, check the journal format and the
  * final image, then evaluate every crash point (harness.ts) with a sample
- * replayed by e2fsck as well.
+ * replayed by e2fsck as well. The oracle commands run in one ToolShell per
+ * scenario (no fork of the test process per e2fsck) on images in tmpfs.
  */
 import { expect } from 'vitest';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { materialise } from '../../lib/io/recording-device.js';
-import { debugfsFull, dumpe2fsHeader, E2FSPROGS_TOOLS, e2fsckClean, e2fsckJournalOnly, haveTools } from '../helpers/tools.js';
-import { tmpPath } from '../helpers/tmp.js';
+import { dumpe2fsHeader, E2FSPROGS_TOOLS, haveTools } from '../helpers/tools.js';
+import { ToolShell, debugfsVia, e2fsckCleanVia, e2fsckJournalOnlyVia } from '../helpers/tool-shell.js';
+import { memDir } from '../helpers/tmp.js';
 import { buildBaseImage, evaluateCrashPoints, indexWrites, record, sameBytes, type SampleCase, type Step } from './harness.js';
 import { allocate } from '../../lib/ops/allocate.js';
 import { movedata } from '../../lib/ops/movedata.js';
@@ -88,35 +91,44 @@ export const SCENARIOS: Scenario[] = [
   },
 ];
 
-function checkWithE2fsck(s: SampleCase): void {
-  const img = tmpPath('crash-e2fsck.img');
-  const oursImg = tmpPath('crash-ours.img');
+async function checkWithE2fsck(sh: ToolShell, dir: string, s: SampleCase): Promise<void> {
+  const img = path.join(dir, 'crash-e2fsck.img');
+  const oursImg = path.join(dir, 'crash-ours.img');
+  const outs = [...s.expected.keys()].map((p, i) => [p, path.join(dir, `dump${i}`)] as const);
   try {
     fs.writeFileSync(img, s.crashImage);
-    const j = e2fsckJournalOnly(img);
+    const j = await e2fsckJournalOnlyVia(sh, img);
     expect(j.exitCode, `${s.where}: e2fsck -E journal_only exit status\n${j.output}`).toBeLessThanOrEqual(1);
-    const clean = e2fsckClean(img);
+    const clean = await e2fsckCleanVia(sh, img);
     expect(clean.problems, `${s.where}: e2fsck-replayed copy\n${clean.output}`).toEqual([]);
     expect(clean.ok, `${s.where}: e2fsck-replayed copy\n${clean.output}`).toBe(true);
     fs.writeFileSync(oursImg, s.ours);
-    const clean2 = e2fsckClean(oursImg);
+    const clean2 = await e2fsckCleanVia(sh, oursImg);
     expect(clean2.problems, `${s.where}: ext4kit-replayed image\n${clean2.output}`).toEqual([]);
     expect(clean2.ok, `${s.where}: ext4kit-replayed image\n${clean2.output}`).toBe(true);
-    const outs = [...s.expected.keys()].map((p) => [p, tmpPath('dump')] as const);
-    debugfsFull(img, outs.map(([p, o]) => `dump ${p} ${o}`));
+    await debugfsVia(sh, img, outs.map(([p, o]) => `dump ${p} ${o}`));
     for (const [p, o] of outs) {
       const dumped = new Uint8Array(fs.readFileSync(o));
-      fs.rmSync(o, { force: true });
       if (!sameBytes(dumped, s.expected.get(p)!)) throw new Error(`${s.where}: debugfs dump ${p} of the e2fsck-replayed copy differs from the model`);
       if (!sameBytes(dumped, s.oursFiles.get(p)!)) throw new Error(`${s.where}: debugfs dump ${p} differs from what ext4kit read after its own replay`);
     }
   } finally {
-    fs.rmSync(img, { force: true });
-    fs.rmSync(oursImg, { force: true });
+    for (const f of [img, oursImg, ...outs.map(([, o]) => o)]) fs.rmSync(f, { force: true });
   }
 }
 
 export async function checkScenario(sc: Scenario): Promise<void> {
+  const dir = memDir(`crash-${sc.seed}`);
+  const sh = new ToolShell();
+  try {
+    await runScenario(sc, sh, dir);
+  } finally {
+    sh.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function runScenario(sc: Scenario, sh: ToolShell, dir: string): Promise<void> {
   const base = buildBaseImage(`crash-${sc.seed}`, 12 * 1024 * 1024, sc.mkfsOpts, 1024, sc.fsKind ?? 'ext4');
   const rec = await record(base, { checkpoint: sc.checkpoint, maxPendingBlocks: sc.maxPendingBlocks, steps: sc.steps });
   const T = rec.commits.length;
@@ -141,12 +153,12 @@ export async function checkScenario(sc: Scenario): Promise<void> {
 
   const { writes } = indexWrites(rec.log);
   // The journal format ext4kit wrote (dumpe2fs's view) and a clean final image.
-  const finalImg = tmpPath('crash-final.img');
+  const finalImg = path.join(dir, 'crash-final.img');
   try {
     fs.writeFileSync(finalImg, materialise(rec.base, rec.log, { writes: writes.length }));
     const jf = (dumpe2fsHeader(finalImg)['Journal features'] ?? '').split(/\s+/).filter((x) => x && x !== '(none)');
     expect(jf.sort()).toEqual([...sc.journalFeatures].sort());
-    const clean = e2fsckClean(finalImg);
+    const clean = await e2fsckCleanVia(sh, finalImg);
     expect(clean.ok, clean.output).toBe(true);
   } finally {
     fs.rmSync(finalImg, { force: true });
@@ -158,7 +170,7 @@ export async function checkScenario(sc: Scenario): Promise<void> {
     subsetsPerEpoch: sc.subsetsPerEpoch,
     sampleSize: sc.e2fsckSample,
     checkDataFiles: ['/f', '/g', '/space'],
-    onSample: checkWithE2fsck,
+    onSample: (s) => checkWithE2fsck(sh, dir, s),
     ...(sc.nearCheckpoints ? { only: (w: number) => rec.checkpointWrites.some((cw) => w >= cw - sc.nearCheckpoints![0] && w <= cw + sc.nearCheckpoints![1]) } : {}),
   });
 }

@@ -76,6 +76,32 @@ export function tmpDir(name = 'dir'): string {
   return p;
 }
 
+let shmRoot: string | null | undefined;
+
+/**
+ * A fresh, empty directory on tmpfs (/dev/shm) when there is one — a test that copies and
+ * compares whole images gains nothing from disk I/O and fsync — else `tmpDir(name)`. Removed at
+ * exit; tmpfs is memory, so remove what a case made once it is done.
+ */
+export function memDir(name = 'dir'): string {
+  if (shmRoot === undefined) {
+    shmRoot = null;
+    try {
+      if (fs.statSync('/dev/shm').isDirectory()) {
+        const d = fs.mkdtempSync(`/dev/shm/ext4kit-test-${process.pid}-`);
+        shmRoot = d;
+        process.on('exit', () => fs.rmSync(d, { recursive: true, force: true }));
+      }
+    } catch {
+      shmRoot = null;
+    }
+  }
+  if (!shmRoot) return tmpDir(name);
+  const p = path.join(shmRoot, `${++counter}-${name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 80)}`);
+  fs.mkdirSync(p);
+  return p;
+}
+
 /** Synchronous sleep (used while waiting on locks held by other workers). */
 export function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);

@@ -10,8 +10,10 @@
  * so interleaved writes never split a line) and the exit status.
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { tmpPath } from './tmp.js';
+import { fsckResult, type DebugfsResult, type FsckResult } from './tools.js';
 
 export interface ShellResult {
   status: number;
@@ -72,3 +74,33 @@ export class ToolShell {
     this.sh.stdin.end();
   }
 }
+
+// The oracle commands of tools.ts through a shell, with the same results (LANG=C for parsing).
+const C_LOCALE = ['LANG=C', 'LC_ALL=C'];
+
+/** `e2fsck -fn IMG` judged as tools.ts e2fsckClean judges it. */
+export async function e2fsckCleanVia(sh: ToolShell, img: string): Promise<FsckResult> {
+  const r = await sh.run('env', [...C_LOCALE, 'e2fsck', '-fn', img]);
+  return fsckResult(r.status, r.stdout, r.stderr);
+}
+
+/** tools.ts e2fsckJournalOnly: `e2fsck -p -E journal_only IMG` (replays in place). */
+export async function e2fsckJournalOnlyVia(sh: ToolShell, img: string): Promise<{ exitCode: number; output: string }> {
+  const r = await sh.run('env', [...C_LOCALE, 'e2fsck', '-p', '-E', 'journal_only', img]);
+  return { exitCode: r.status, output: (r.stdout + r.stderr).trim() };
+}
+
+/** tools.ts debugfsFull (`debugfs [-w] -f CMDFILE IMG`, real time): stderr without the banner; throws on a non-zero exit. */
+export async function debugfsVia(sh: ToolShell, img: string, cmds: string[], opts: { write?: boolean } = {}): Promise<DebugfsResult> {
+  const file = tmpPath('debugfs-cmds');
+  writeFileSync(file, cmds.join('\n') + '\n');
+  try {
+    const r = await sh.run('env', [...C_LOCALE, 'debugfs', ...(opts.write ? ['-w'] : []), '-f', file, img]);
+    const stderr = r.stderr.split('\n').filter((l) => !DEBUGFS_BANNER.test(l)).join('\n').trim();
+    if (r.status !== 0) throw new Error(`debugfs ${opts.write ? '-w ' : ''}${img} failed (exit ${r.status}):\n${r.stdout}\n${stderr}`);
+    return { exitCode: r.status, stdout: r.stdout, stderr };
+  } finally {
+    rmSync(file, { force: true });
+  }
+}
+const DEBUGFS_BANNER = /^debugfs \d+\.\d+(\.\d+)? \(.*\)$/;

@@ -382,11 +382,16 @@ export function e2fsckProblems(output: string): string[] {
  */
 export function e2fsckClean(img: string): FsckResult {
   const r = run('e2fsck', ['-fn', img], { okStatus: true, env: { LANG: 'C', LC_ALL: 'C' } });
-  const output = r.stdout + (r.stderr ? (r.stdout.endsWith('\n') || !r.stdout ? '' : '\n') + r.stderr : '');
+  return fsckResult(r.status, r.stdout, r.stderr);
+}
+
+/** An `e2fsck -fn` run judged by e2fsckClean's rule (also for runs through a ToolShell: tool-shell.ts). */
+export function fsckResult(status: number, stdout: string, stderr: string): FsckResult {
+  const output = stdout + (stderr ? (stdout.endsWith('\n') || !stdout ? '' : '\n') + stderr : '');
   const problems = e2fsckProblems(output);
   const summary = parseSummary(output);
-  const ok = r.status === 0 && problems.length === 0 && summary !== null;
-  return { ok, exitCode: r.status, output, problems, summary };
+  const ok = status === 0 && problems.length === 0 && summary !== null;
+  return { ok, exitCode: status, output, problems, summary };
 }
 
 /** Throws (with the full e2fsck output) unless `e2fsckClean(img).ok`. Returns the result. */
