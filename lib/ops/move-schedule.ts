@@ -87,6 +87,12 @@ class LastTouch {
   touching(start: number, end: number, out: Set<number>): void {
     for (let k = this.at(start); k < this.segs.length && this.segs[k]!.start < end; k++) out.add(this.segs[k]!.move);
   }
+  /** The highest of `value(move)` over the moves that last touched any block of [start, end) (-1: none). */
+  maxOver(start: number, end: number, value: readonly number[]): number {
+    let w = -1;
+    for (let k = this.at(start); k < this.segs.length && this.segs[k]!.start < end; k++) w = Math.max(w, value[this.segs[k]!.move]!);
+    return w;
+  }
   /** [start, end) was last touched by `move`. */
   assign(start: number, end: number, move: number): void {
     const k = this.at(start);
@@ -121,6 +127,19 @@ export class WaveScheduler {
   private maxWave = -1;
   /** Waves so far. */
   get waveCount(): number { return this.maxWave + 1; }
+  /**
+   * The first wave a move taking [start, start+length) can run in as far as those blocks go: after
+   * every move that freed or took any of them (a block freed in a wave is reusable once that
+   * wave committed). 0 for blocks no move touched (free from the start).
+   */
+  readyWave(start: number, length: number): number {
+    return this.touch.maxOver(start, start + length, this.wave) + 1;
+  }
+  /** The first wave a next move of `file` can run in as far as the file's own order goes. */
+  fileWave(file: number): number {
+    const prev = this.lastOfFile.get(file);
+    return prev === undefined ? 0 : this.wave[prev]! + (this.spanned.has(file) ? 1 : 0);
+  }
   /** Add the next move; its wave. */
   add(m: MoveFootprint): number {
     const j = this.moves.length;
