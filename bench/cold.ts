@@ -23,12 +23,14 @@
  * figures then come near a quiet machine's (run the bench itself under chrt too).
  * --cli adds other bundles (e.g. an earlier build: `--cli before=/tmp/cli-before.js`) to the
  * same run; the current tree is bundled as "now".
+ * After the table, each ext4kit job's time after its output: last write → 'exit' (node drains
+ * V8's background jobs, e.g. a TurboFan compile started near the end) and 'exit' → gone.
  * --instructions also counts instructions under callgrind (one run each, `node -e 0`'s count
  * subtracted): the main thread's and all threads' (V8's compiler and GC helpers). It is the one
  * figure a machine shared with other work does not move; V8 tiers up later under valgrind, so the
  * counts weigh unoptimised code more than a quiet machine's wall time does. Slow (~1 min a run).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { join } from 'node:path';
@@ -188,6 +190,46 @@ for (const [im] of images) {
 }
 const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
 for (const r of rows) console.log(r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd());
+
+// Where a fresh process's time goes after its output: a preload (--require) notes when the last
+// write to fd 1 returned and when 'exit' was emitted; the parent, when the process was gone.
+// Last write → 'exit' is node's DrainTasks (it waits for every background job: a TurboFan
+// compile V8 started near the end is waited for, not cancelled); 'exit' → gone is the teardown
+// (V8's heap unmapped, worker threads joined), which `node -e 0` pays too.
+const PROBE = join(work, 'exit-probe.cjs');
+fs.writeFileSync(
+  PROBE,
+  `const fs = require('node:fs'), w = fs.writeSync, now = () => performance.timeOrigin + performance.now();
+let last = 0;
+fs.writeSync = function (fd, ...a) { const r = w.call(this, fd, ...a); if (fd === 1) last = now(); return r; };
+process.on('exit', () => w(2, 'EXT4KIT_PROBE ' + last + ' ' + now() + '\\n'));\n`,
+);
+async function exitSplit(cmd: string, a: string[]): Promise<[number, number]> {
+  const out = fs.openSync(sink, 'w');
+  const p = spawn(cmd, ['--require', PROBE, ...a], { stdio: ['ignore', out, 'pipe'] });
+  let err = '';
+  p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  let gone = 0;
+  p.on('exit', () => (gone = performance.timeOrigin + performance.now()));
+  await new Promise((r) => p.on('close', r)); // stderr read to its end too
+  fs.closeSync(out);
+  const m = /EXT4KIT_PROBE ([\d.]+) ([\d.]+)/.exec(err);
+  if (!m) throw new Error(`no probe line from ${a.join(' ')}: ${err}`);
+  const last = Number(m[1]), exit = Number(m[2]);
+  return [last > 0 ? exit - last : 0, gone - exit];
+}
+const splitJobs = jobs.filter((j) => j.cmd === process.execPath);
+const splits = new Map<string, [number[], number[]]>(splitJobs.map((j) => [j.name, [[], []]]));
+for (let r = 0; r < RUNS + 1; r++)
+  for (const j of splitJobs) {
+    const [drain, teardown] = await exitSplit(j.cmd, j.args);
+    if (r > 0) {
+      splits.get(j.name)![0].push(drain);
+      splits.get(j.name)![1].push(teardown);
+    }
+  }
+console.log(`after the output (medians; load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}): last write → 'exit' (background jobs drained) / 'exit' → process gone (teardown)`);
+for (const [name, [d, t]] of splits) console.log(`  ${name}: ${f(median(d))} / ${f(median(t))}`);
 
 if (args.includes('--instructions')) {
   const base = instructions(process.execPath, ['-e', '0']);

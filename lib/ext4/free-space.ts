@@ -238,6 +238,34 @@ export function appendFreeRunsAt(words: Int32Array, w0: number, nw: number, from
 }
 
 /**
+ * Two made-up bitmaps that, scanned by appendFreeRunsAt into a one-run table, take every path of
+ * its loop: a partial word, words all free and all used (four at a time and one at a time),
+ * several runs in one word, a run continuing the table's last run, one reaching the end, the
+ * table growing, and a tail all used.
+ */
+const PRIME_WORDS = [Int32Array.of(0x0000ffff, 0, 0, 0, 0, 0, 0xfffffff0, -1, -1, -1, -1, -1, 0x0f0f0f0f, 0), Int32Array.of(0x0ff0ffff, -1, -1, -1, -1, -1)];
+
+/**
+ * Run appendFreeRunsAt over PRIME_WORDS, so that V8 has type feedback for all of it before
+ * it optimises it: a disk whose first groups are full (the 1 TiB test image's) has the loop
+ * compiled after thousands of used words and no free run, and each path first taken later
+ * (a run, a merge, words all free) then throws the compiled code away and compiles it again —
+ * two more TurboFan compiles in a fresh `free`. `narrow`: the kind of table the scan fills
+ * (the same typed arrays, so the feedback is what the scan sees).
+ */
+export function primeAppendFreeRuns(narrow: boolean): void {
+  // Several rounds: V8 allocates a function's feedback vector only after it has run a while
+  // (--lazy-feedback-allocation), and what ran before that left no feedback.
+  for (let round = 0; round < PRIME_ROUNDS; round++)
+    for (const words of PRIME_WORDS) {
+      const t = new RunTable(1, narrow);
+      t.push(1000, 16);
+      appendFreeRunsAt(words, 0, words.length, 0, words.length * 32, 1000, t);
+    }
+}
+const PRIME_ROUNDS = 8;
+
+/**
  * Free runs (blocks) reported group by group in ascending order, merged into
  * maximal runs across group boundaries before `fn` sees them; fn returns
  * false to stop (then `stopped` is true and later runs are dropped).

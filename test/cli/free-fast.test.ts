@@ -4,9 +4,10 @@
  * the fast path), and a bad image prints nothing on stdout: the error comes before any output.
  */
 import { Writable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { freeExtentsJson, freeExtentsJsonChunks, runFast } from '../../lib/cli/commands/free-output.js';
 import { mulberry32 } from '../../lib/io/prng.js';
+import { RecordEncoder } from '../../lib/codec/ascii-records.js';
 import { getImage } from '../helpers/images.js';
 import { tmpPath } from '../helpers/tmp.js';
 import { cli } from './helpers.js';
@@ -79,6 +80,26 @@ describe('freeExtentsJsonChunks', () => {
       if (size <= 4096) expect(chunks).toBeGreaterThan(10);
     }
     expect(bytesOf(freeExtentsJsonChunks({ count: 0, start: new Float64Array(0), len: new Float64Array(0), unit: 4096 })).toString()).toBe('[]\n');
+  });
+
+  it('asks the encoder for no fill after the last chunk (a call that only returns 0 starts the TurboFan job V8 queued for fill, which the exit then waits for)', () => {
+    const n = 1312;
+    const t = { count: n, start: Float64Array.from({ length: n }, (_, i) => 3 * i), len: new Float64Array(n).fill(1), unit: 4096 };
+    const fill = vi.spyOn(RecordEncoder.prototype, 'fill');
+    try {
+      for (const size of [4096, 1 << 20]) {
+        fill.mockClear();
+        let chunks = 0;
+        for (const c of freeExtentsJsonChunks(t, size)) {
+          expect(c.length).toBeGreaterThan(0);
+          chunks++;
+        }
+        expect(fill.mock.calls.length, `chunk size ${size}`).toBe(chunks);
+        expect(fill.mock.results.every((r) => r.type === 'return' && (r.value as number) > 0)).toBe(true);
+      }
+    } finally {
+      fill.mockRestore();
+    }
   });
 });
 
