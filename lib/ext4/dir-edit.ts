@@ -22,7 +22,9 @@
  * INDEX flag) by every call that changes it. Inline-data directories are
  * edited in the inode (inline-data-dir.ts) and moved to a block when they
  * outgrow it, as ext4_try_add_inline_entry / ext4_convert_inline_dir do.
- * Encrypted and casefolded directories are refused (EOPNOTSUPP).
+ * Casefolded directories (EXT4_CASEFOLD_FL) compare names folded and hash
+ * the folded names (casefold.ts), as ext4_match and ext4fs_dirhash do;
+ * encrypted directories are refused (EOPNOTSUPP).
  */
 import { Ext4Error, type Location } from '../errors.js';
 import type { Transaction } from './transaction.js';
@@ -42,6 +44,7 @@ import {
 import { dirHash } from './dirhash.js';
 import { hashSeedWords } from './hash-seed.js';
 import { bytesEqual } from './bytes.js';
+import { ciHashName, ciLookupName, type CiName } from './casefold.js';
 import { allocateBlocks } from './alloc.js';
 import { blockMapExclude, remapInode, setSize, txFileMap } from './remap.js';
 import { groupFirstBlock, groupOfInode } from './geometry.js';
@@ -155,6 +158,8 @@ class DirEdit {
   readonly bs: number;
   readonly csumSeed: number | null;
   readonly hasFiletype: boolean;
+  /** EXT4_CASEFOLD_FL: names match and hash folded. */
+  readonly casefolded: boolean;
   map!: FileMap;
   /** Logical blocks changed, with their kind (their checksums are refreshed at the end). */
   readonly dirty = new Map<number, 'leaf' | 'dx'>();
@@ -165,13 +170,17 @@ class DirEdit {
     this.bs = fs.blockSize;
     this.csumSeed = fs.inodeCsumSeed(dir);
     this.hasFiletype = (fs.sb.s_feature_incompat & INCOMPAT.FILETYPE) !== 0;
+    this.casefolded = (dir.flags & INODE_FLAGS.CASEFOLD) !== 0;
   }
 
   static async open(tx: Transaction, dir: Inode): Promise<DirEdit> {
     const where = { structure: `directory ${dir.ino}`, location: { kind: 'inode', ino: dir.ino } satisfies Location };
     if (dir.type !== 'dir') throw new Ext4Error('ENOTDIR', `inode ${dir.ino} is not a directory`, where);
     if (hasInlineData(dir)) throw new Ext4Error('EOPNOTSUPP', `directory ${dir.ino} keeps its entries inline (inline_data): not supported yet`, where);
-    if (dir.flags & (INODE_FLAGS.ENCRYPT | INODE_FLAGS.CASEFOLD)) throw new Ext4Error('EOPNOTSUPP', `directory ${dir.ino} is encrypted or casefolded: not supported yet`, where);
+    if (dir.flags & INODE_FLAGS.ENCRYPT) throw new Ext4Error('EOPNOTSUPP', `directory ${dir.ino} is encrypted: not supported yet`, where);
+    // __ext4_iget refuses an inode with +F on a filesystem without the casefold feature.
+    if (dir.flags & INODE_FLAGS.CASEFOLD && !(tx.fs.sb.s_feature_incompat & INCOMPAT.CASEFOLD))
+      throw new Ext4Error('EFSCORRUPTED', `directory ${dir.ino} has the casefold flag without the casefold feature`, { structure: `inode ${dir.ino}`, location: { kind: 'field', field: 'i_flags' } });
     if (dir.size % tx.fs.blockSize !== 0 || dir.size === 0) throw new Ext4Error('EFSCORRUPTED', `directory size ${dir.size} is not a positive multiple of the block size`, where);
     const e = new DirEdit(tx, dir);
     e.map = cachedMap(tx, dir) ?? rememberMap(tx, dir, await txFileMap(tx, dir));
@@ -276,7 +285,12 @@ class DirEdit {
 
   hashOf(name: Uint8Array, version: number): { hash: number; minor: number } {
     const sb = this.tx.fs.sb;
-    return dirHash(name, version, hashSeedWords(sb.s_hash_seed), !(sb.s_flags & S_FLAGS.UNSIGNED_HASH));
+    return dirHash(this.casefolded ? ciHashName(name) : name, version, hashSeedWords(sb.s_hash_seed), !(sb.s_flags & S_FLAGS.UNSIGNED_HASH));
+  }
+
+  /** How `name` matches entries here: folded in a casefolded directory (EINVAL for a name that is not UTF-8 under strict encoding), else null: byte for byte. */
+  ciName(name: Uint8Array): CiName | null {
+    return this.casefolded ? ciLookupName(name, this.tx.fs.sb) : null;
   }
 
   emptyLeaf(entries: readonly NewDirEntry[] = []): Uint8Array {
@@ -284,7 +298,8 @@ class DirEdit {
   }
 }
 
-function checkName(name: Uint8Array): void {
+/** A name a directory entry can hold (ENOENT empty, ENAMETOOLONG, EINVAL for '/' or NUL). */
+export function checkName(name: Uint8Array): void {
   if (name.length === 0) throw new Ext4Error('ENOENT', 'empty name');
   if (name.length > EXT4_NAME_LEN) throw new Ext4Error('ENAMETOOLONG', `name of ${name.length} bytes (at most ${EXT4_NAME_LEN})`);
   if (name.includes(0x2f) || name.includes(0)) throw new Ext4Error('EINVAL', 'a name cannot contain "/" or NUL');
@@ -294,13 +309,13 @@ function checkName(name: Uint8Array): void {
  * Put the entry into leaf `lb` (its parsed `entries`; `dst` gives the writable block) if it has room (ext4_find_dest_de +
  * ext4_insert_dentry): an unused entry big enough, or a live one whose
  * rec_len exceeds its minimum by enough, split. EEXIST if the name is in the
- * block. Returns whether it was inserted.
+ * block (folded, `ci`, in a casefolded directory). Returns whether it was inserted.
  */
-function insertIntoLeaf(d: DirEdit, lb: number, entries: readonly DirEntry[], name: Uint8Array, ino: number, ft: number, dst: () => Promise<Uint8Array>): Promise<boolean> | boolean {
+function insertIntoLeaf(d: DirEdit, lb: number, entries: readonly DirEntry[], name: Uint8Array, ci: CiName | null, ino: number, ft: number, dst: () => Promise<Uint8Array>): Promise<boolean> | boolean {
   const need = dirRecLen(name.length);
   let slot: DirEntry | null = null;
   for (const e of entries) {
-    if (e.inode !== 0 && e.nameLen === name.length && bytesEqual(e.name, name))
+    if (e.inode !== 0 && (ci ? ci.matches(e.name) : e.nameLen === name.length && bytesEqual(e.name, name)))
       throw new Ext4Error('EEXIST', 'an entry with this name exists', { structure: `directory ${d.dir.ino}`, location: d.where(lb) });
     const used = e.inode ? dirRecLen(e.nameLen) : 0;
     if (!slot && e.recLen - used >= need) slot = e;
@@ -486,13 +501,13 @@ async function makeIndexed(d: DirEdit, blk0: Uint8Array, entries: readonly DirEn
   d.inodeChanged = true;
 }
 
-async function addLinear(d: DirEdit, name: Uint8Array, ino: number, ft: number): Promise<void> {
+async function addLinear(d: DirEdit, name: Uint8Array, ci: CiName | null, ino: number, ft: number): Promise<void> {
   const dirIndex = (d.tx.fs.sb.s_feature_compat & COMPAT.DIR_INDEX) !== 0;
   const n = d.nblocks;
   for (let lb = 0; lb < n; lb++) {
     const blk = await d.read(lb);
     const entries = d.parseLeaf(lb, blk);
-    if (await insertIntoLeaf(d, lb, entries, name, ino, ft, () => d.write(lb, 'leaf'))) return;
+    if (await insertIntoLeaf(d, lb, entries, name, ci, ino, ft, () => d.write(lb, 'leaf'))) return;
     if (n === 1 && dirIndex) return makeIndexed(d, blk, entries, { name, ino, ft });
   }
   const lb = await d.append(d.emptyLeaf([{ inode: ino, name, fileType: ft }]));
@@ -519,13 +534,13 @@ async function probe(d: DirEdit, hash: number): Promise<{ frames: Frame[]; leaf:
   }
 }
 
-async function addIndexed(d: DirEdit, name: Uint8Array, ino: number, ft: number): Promise<void> {
+async function addIndexed(d: DirEdit, name: Uint8Array, ci: CiName | null, ino: number, ft: number): Promise<void> {
   const version = DxRootInfoLayout.get(await d.read(0), 'hash_version', DX_ROOT_INFO_OFFSET);
   const h = d.hashOf(name, version);
   const { frames, leaf } = await probe(d, h.hash);
   const blk = await d.read(leaf);
   const entries = d.parseLeaf(leaf, blk);
-  if (await insertIntoLeaf(d, leaf, entries, name, ino, ft, () => d.write(leaf, 'leaf'))) return;
+  if (await insertIntoLeaf(d, leaf, entries, name, ci, ino, ft, () => d.write(leaf, 'leaf'))) return;
   const live: Live[] = entries.filter((e) => e.inode !== 0).map((e) => ({ name: e.name, ino: e.inode, ft: e.fileType, ...d.hashOf(e.name, version) }));
   const { low, high, hash } = splitLeaves(d, live, { name, ino, ft, ...h });
   (await d.write(leaf, 'leaf')).set(low);
@@ -549,8 +564,9 @@ export async function addDirEntry(tx: Transaction, dir: Inode, name: Uint8Array,
     await convertInlineDir(tx, dir);
   }
   const d = await DirEdit.open(tx, dir);
-  if (d.indexed) await addIndexed(d, name, ino, fileType);
-  else await addLinear(d, name, ino, fileType);
+  const ci = d.ciName(name);
+  if (d.indexed) await addIndexed(d, name, ci, ino, fileType);
+  else await addLinear(d, name, ci, ino, fileType);
   await d.finish();
 }
 
@@ -558,6 +574,7 @@ export async function addDirEntry(tx: Transaction, dir: Inode, name: Uint8Array,
 
 async function find(d: DirEdit, name: Uint8Array): Promise<FoundEntry | null> {
   const fs = d.tx.fs;
+  const ci = d.ciName(name);
   if (d.indexed) {
     const hit = await htreeLookup(name, {
       readBlock: (lb) => d.read(lb),
@@ -572,12 +589,13 @@ async function find(d: DirEdit, name: Uint8Array): Promise<FoundEntry | null> {
       blockCount: d.nblocks,
       inodesCount: fs.sb.s_inodes_count,
       parseLeaf: (lb, blk) => d.parseLeaf(lb, blk),
+      ...(ci ? { casefold: ci } : {}),
     });
     return hit ? { ino: hit.inode, fileType: hit.fileType, block: hit.block, offset: hit.offset } : null;
   }
   for (let lb = 0; lb < d.nblocks; lb++) {
     for (const e of d.parseLeaf(lb, await d.read(lb))) {
-      if (e.inode !== 0 && e.nameLen === name.length && bytesEqual(e.name, name)) return { ino: e.inode, fileType: e.fileType, block: lb, offset: e.offset };
+      if (e.inode !== 0 && (ci ? ci.matches(e.name) : e.nameLen === name.length && bytesEqual(e.name, name))) return { ino: e.inode, fileType: e.fileType, block: lb, offset: e.offset };
     }
   }
   return null;
@@ -703,6 +721,7 @@ export async function listDirEntries(tx: Transaction, dir: Inode): Promise<Liste
   return out;
 }
 
+/** Inline directories: entries compared byte for byte only (inline-data-dir.ts), so encrypted and casefolded ones are refused. */
 function refuseSpecial(dir: Inode): void {
   if (dir.flags & (INODE_FLAGS.ENCRYPT | INODE_FLAGS.CASEFOLD))
     throw new Ext4Error('EOPNOTSUPP', `directory ${dir.ino} is encrypted or casefolded: not supported yet`, { structure: `directory ${dir.ino}`, location: { kind: 'inode', ino: dir.ino } });

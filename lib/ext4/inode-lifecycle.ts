@@ -449,7 +449,7 @@ export class InPlaceRemoval {
   /** The slot of `ino` as the filesystem locates it, its group's table start kept for #slot. */
   async #locate(ino: number): Promise<{ block: number; off: number }> {
     const sb = this.tx.fs.sb;
-    const { block, offset } = await this.tx.fs.inodeLocation(ino);
+    const { block, offset } = await this.tx.inodeLocation(ino);
     const byte = ((ino - 1) % sb.s_inodes_per_group) * sb.s_inode_size;
     this.#tables.set(Math.floor((ino - 1) / sb.s_inodes_per_group), block - Math.floor(byte / this.tx.fs.blockSize));
     return { block, off: offset };

@@ -39,6 +39,16 @@ function zeroSlotInode(sb: Superblock, ino: number): Inode {
   };
 }
 
+/**
+ * Inode-table start per group, per open filesystem, learned from its inodeLocation answers: a
+ * group's table never moves while the filesystem is open, so the slot of any other inode of the
+ * group is arithmetic — no awaited lookup and no object per inode write (a bulk import writes
+ * each new inode several times). -1: not known yet.
+ */
+const tableStarts = new WeakMap<FsWriter, Float64Array>();
+
+const DONE: Promise<void> = Promise.resolve();
+
 /** The top of the block view stack (block-view.ts): this transaction's own images, then the filesystem's. */
 export class Transaction implements BlockReader {
   readonly fs: FsWriter;
@@ -78,8 +88,8 @@ export class Transaction implements BlockReader {
    * transaction, not once per create. Per inode-table block: the inodes waiting.
    */
   readonly #lateByBlock = new Map<number, Inode[]>();
-  /** ino → the inode-table block and byte offset of a late inode. */
-  readonly #lateAt = new Map<number, { block: number; offset: number }>();
+  /** ino → the inode-table block of a late inode (its offset in it: #slotOffset). */
+  readonly #lateAt = new Map<number, number>();
   /**
    * The object last written for an inode in this transaction (late or not): what
    * `writtenInode` gives, so a bulk caller keeps editing the same object instead of parsing again.
@@ -88,8 +98,38 @@ export class Transaction implements BlockReader {
   /** Inode-table block → the inodes of #written in it (forgotten when anyone takes the block to edit its bytes directly). */
   readonly #writtenIn = new Map<number, number[]>();
 
+  readonly #tableStart: Float64Array;
+
   constructor(fs: FsWriter) {
     this.fs = fs;
+    let t = tableStarts.get(fs);
+    if (!t || t.length !== fs.sb.groupCount) tableStarts.set(fs, (t = new Float64Array(fs.sb.groupCount).fill(-1)));
+    this.#tableStart = t;
+  }
+
+  /** Inode `ino`'s inode-table block when its group's table start is known (see tableStarts), else -1. */
+  #knownSlotBlock(ino: number): number {
+    const sb = this.fs.sb;
+    if (!(ino >= 1 && ino <= sb.s_inodes_count && Number.isInteger(ino))) return -1;
+    const ipg = sb.s_inodes_per_group;
+    const start = this.#tableStart[Math.floor((ino - 1) / ipg)]!;
+    return start < 0 ? -1 : start + Math.floor((((ino - 1) % ipg) * sb.s_inode_size) / this.fs.blockSize);
+  }
+
+  /** Byte offset of inode `ino`'s slot in its table block. */
+  #slotOffset(ino: number): number {
+    const sb = this.fs.sb;
+    return (((ino - 1) % sb.s_inodes_per_group) * sb.s_inode_size) % this.fs.blockSize;
+  }
+
+  /** Where inode `ino` lives (fs.inodeLocation, its group's table start noted). */
+  async inodeLocation(ino: number): Promise<{ block: number; offset: number }> {
+    const known = this.#knownSlotBlock(ino);
+    if (known >= 0) return { block: known, offset: this.#slotOffset(ino) };
+    const at = await this.fs.inodeLocation(ino);
+    const sb = this.fs.sb;
+    this.#tableStart[Math.floor((ino - 1) / sb.s_inodes_per_group)] = at.block - Math.floor((((ino - 1) % sb.s_inodes_per_group) * sb.s_inode_size) / this.fs.blockSize);
+    return at;
   }
 
   /** Block n as this transaction sees it: its own image if it changed it, else the filesystem's (treat as read-only). */
@@ -106,9 +146,8 @@ export class Transaction implements BlockReader {
     if (!list) return;
     this.#lateByBlock.delete(n);
     for (const inode of list) {
-      const at = this.#lateAt.get(inode.ino)!;
       this.#lateAt.delete(inode.ino);
-      image.set(serializeInode(this.fs.sb, inode, this.fs.fsSeed), at.offset);
+      image.set(serializeInode(this.fs.sb, inode, this.fs.fsSeed), this.#slotOffset(inode.ino));
     }
   }
 
@@ -121,11 +160,11 @@ export class Transaction implements BlockReader {
   forgetInode(ino: number): void {
     this.#written.delete(ino); // (its #writtenIn entry may stay: forgetting an ino twice is harmless)
     const at = this.#lateAt.get(ino);
-    if (!at) return;
+    if (at === undefined) return;
     this.#lateAt.delete(ino);
-    const list = this.#lateByBlock.get(at.block)!;
+    const list = this.#lateByBlock.get(at)!;
     list.splice(list.findIndex((x) => x.ino === ino), 1);
-    if (list.length === 0) this.#lateByBlock.delete(at.block);
+    if (list.length === 0) this.#lateByBlock.delete(at);
   }
 
   /** The object last written for inode `ino` in this transaction, if any (see #written): its current state. */
@@ -238,7 +277,7 @@ export class Transaction implements BlockReader {
   }
 
   async readInode(ino: number): Promise<Inode> {
-    const { block, offset } = await this.fs.inodeLocation(ino);
+    const { block, offset } = await this.inodeLocation(ino);
     const data = await this.readBlock(block);
     return parseInode(this.fs.sb, ino, data.subarray(offset, offset + this.fs.sb.s_inode_size), { fsSeed: this.fs.fsSeed, verifyChecksum: this.fs.verify });
   }
@@ -259,7 +298,7 @@ export class Transaction implements BlockReader {
    * its block first (no late inode is in a free slot: allocateInode forgot it).
    */
   async readNewInode(ino: number): Promise<Inode> {
-    const { block, offset } = await this.fs.inodeLocation(ino);
+    const { block, offset } = await this.inodeLocation(ino);
     const data = await this.slotImage(ino, block);
     const sb = this.fs.sb;
     return isZeroRange(data, offset, offset + sb.s_inode_size)
@@ -272,17 +311,28 @@ export class Transaction implements BlockReader {
    * serialised later (see #lateByBlock) from the same object: the caller must not change the
    * object afterwards unless that change is to be written too (it then writes it again).
    */
-  async writeInode(inode: Inode, opts?: { late?: boolean }): Promise<void> {
-    const { block, offset } = await this.fs.inodeLocation(inode.ino);
-    const image = await this.slotBlock(block);
+  writeInode(inode: Inode, opts?: { late?: boolean }): Promise<void> {
+    // Synchronous when the slot's place and block are at hand (the usual case in a bulk import).
+    const block = this.#knownSlotBlock(inode.ino);
+    const image = block >= 0 ? this.blocks.get(block) : undefined;
+    if (image === undefined) return this.#writeInodeSlow(inode, opts);
+    this.#writeInodeAt(inode, opts, block, this.#slotOffset(inode.ino), image);
+    return DONE;
+  }
+
+  async #writeInodeSlow(inode: Inode, opts: { late?: boolean } | undefined): Promise<void> {
+    const { block, offset } = await this.inodeLocation(inode.ino);
+    this.#writeInodeAt(inode, opts, block, offset, await this.slotBlock(block));
+  }
+
+  #writeInodeAt(inode: Inode, opts: { late?: boolean } | undefined, block: number, offset: number, image: Uint8Array): void {
     if (!this.#written.has(inode.ino)) {
       const inos = this.#writtenIn.get(block);
       if (inos) inos.push(inode.ino);
       else this.#writtenIn.set(block, [inode.ino]);
     }
     this.#written.set(inode.ino, inode);
-    const pending = this.#lateAt.get(inode.ino);
-    if (pending) {
+    if (this.#lateAt.has(inode.ino)) {
       // Written again: the earlier late object is superseded (the last write wins, as before).
       const list = this.#lateByBlock.get(block)!;
       const i = list.findIndex((x) => x.ino === inode.ino);
@@ -297,7 +347,7 @@ export class Transaction implements BlockReader {
       const list = this.#lateByBlock.get(block);
       if (list) list.push(inode);
       else this.#lateByBlock.set(block, [inode]);
-      this.#lateAt.set(inode.ino, { block, offset });
+      this.#lateAt.set(inode.ino, block);
       return;
     }
     image.set(serializeInode(this.fs.sb, inode, this.fs.fsSeed), offset);

@@ -18,6 +18,9 @@
  * inode has room), directories' at the end (their entries would move
  * mtime); ctime and crtime are the filesystem clock (SOURCE_DATE_EPOCH /
  * `now`): with a fixed clock the same tree gives the same image bytes.
+ * Directories the import makes get their names written whole before each
+ * commit (lib/ext4/dir-build.ts: one linear block as inserts would leave it,
+ * else an htree laid out as `e2fsck -D` does), not insert by insert.
  *
  * A crash leaves a consistent filesystem with a prefix of the tree (the
  * committed batches): the import is not one atomic operation.
@@ -31,9 +34,10 @@ import { internals } from '../ext4/internals.js';
 import { isZeroRange } from '../ext4/bytes.js';
 import { allocateBlocks } from '../ext4/alloc.js';
 import { blockMapExclude, remapInode, setIBlocks, setSize, txFileMap } from '../ext4/remap.js';
-import { hasInlineData, isExtentMapped } from '../ext4/inode.js';
+import { INODE_FLAGS, hasInlineData, isExtentMapped } from '../ext4/inode.js';
 import type { FileMap } from '../ext4/file-map.js';
 import { findDirEntry } from '../ext4/dir-edit.js';
+import { DirBatch } from '../ext4/dir-build.js';
 import { blockGoal, createFileInodeTx, linkTx, lookupTx, mkdirTx, mknodTx, symlinkTx } from './namespace.js';
 import { chmodTx, chownTx, setTimes, setXattrTx, utimesTx } from './attrs.js';
 import { maxFileSize } from '../ext4/inode-lifecycle.js';
@@ -79,7 +83,7 @@ export async function importTree(fs: Filesystem, entries: AsyncIterable<TreeEntr
   let done = false;
   while (!done || run.file) {
     await fs.transact(async (tx) => {
-      const budget = new Budget(tx, opts.batchBytes);
+      const budget = new Budget(tx, opts.batchBytes, run.dirs);
       const fill = async () => {
         if (run.file) {
           await run.continueFile(tx, budget);
@@ -97,7 +101,10 @@ export async function importTree(fs: Filesystem, entries: AsyncIterable<TreeEntr
       };
       try {
         await fill();
+        // The directories made in this transaction, each written whole (their names were held).
+        await run.dirs.flushAll(tx);
       } catch (e) {
+        run.dirs.clear();
         // No early write may still be running when the caller gets the error (and closes the device).
         await run.data.abandon();
         throw e;
@@ -140,10 +147,12 @@ class Budget {
   readonly tx: Transaction;
   readonly limit: number;
   readonly maxData: number;
+  readonly dirs: DirBatch | null;
   dataBytes = 0;
   entries = 0;
-  constructor(tx: Transaction, maxData = BATCH_DATA_BYTES) {
+  constructor(tx: Transaction, maxData = BATCH_DATA_BYTES, dirs: DirBatch | null = null) {
     this.tx = tx;
+    this.dirs = dirs;
     // At least a block: a file must progress in every transaction.
     this.maxData = Math.max(maxData, tx.fs.blockSize);
     const journal = internals(tx.fs).journal;
@@ -153,7 +162,8 @@ class Budget {
     this.limit = journal ? Math.max(16, Math.floor(journal.maxTransactionBlocks() / 2) - 48) : Infinity;
   }
   metadataBlocks(): number {
-    return this.tx.blocks.size + this.tx.groups.size;
+    // (the directory blocks the held names will take are written only at the end)
+    return this.tx.blocks.size + this.tx.groups.size + (this.dirs?.extraBlocks(this.tx.fs.blockSize) ?? 0);
   }
   full(): boolean {
     if (this.dataBytes >= this.maxData) return true;
@@ -338,6 +348,12 @@ class ImportRun {
    * there needs no lookup before its insert (see claim).
    */
   readonly madeDirs = new Map<number, Set<string>>();
+  /**
+   * Names created in directories made in the current transaction, held until it ends and then
+   * written once per directory (dir-build.ts): no insert, split or leaf parse per name. A lookup
+   * in such a directory writes its names first (DirBatch.flush; flushAll before a walk from the root).
+   */
+  readonly dirs = new DirBatch();
 
   constructor(fs: Filesystem, at: string, opts: ImportOptions) {
     this.fs = fs;
@@ -370,8 +386,8 @@ class ImportRun {
    * Whether `name` is known not to be in directory `dir` (one this import made, the name not added
    * before), noting it as added. Only ASCII names: two strings name the same entry exactly when
    * they are equal (a lone surrogate and U+FFFD would not), and none of them equals another name's bytes.
-   * Exact comparison holds because a directory made here never casefolds (namespace's
-   * inheritedFlags does not pass +F on); if it ever does, a casefolded directory must not be claimed.
+   * Exact comparison needs a directory that does not casefold: one made in a casefolded directory
+   * is casefolded too (inheritedFlags), so it is never noted in madeDirs (mkdirOrReuseIn).
    */
   claim(dir: number, name: string): boolean {
     const names = this.madeDirs.get(dir);
@@ -380,13 +396,32 @@ class ImportRun {
     return true;
   }
 
+  /** Create options for a claimed name (see claim): no lookup, the name held when its directory is (entrySink). */
+  readonly knownNew = { knownNew: true, entrySink: this.dirs };
+
+  /** Create options for a name not claimed in `dir`: the directory's held names written first, for the create's lookup. */
+  async unclaimed(tx: Transaction, dir: number): Promise<{ knownNew: boolean }> {
+    await this.dirs.flush(tx, dir);
+    return NOT_KNOWN;
+  }
+
+  /** The tree's root entry: the import directory (a walk from the root: nothing held on the way). */
+  async importRoot(tx: Transaction, path: string): Promise<{ ino: number; created: boolean }> {
+    await this.dirs.flushAll(tx);
+    return { ino: (await lookupTx(tx, path, { followLast: true })).ino, created: false };
+  }
+
   /** mkdirOrReuse for `name` in directory `parent` (`path` is its image path, for a symlink to follow). */
   async mkdirOrReuseIn(tx: Transaction, parent: number, name: string, path: string, o: { mode?: number; uid?: number; gid?: number; now?: Timestamp }): Promise<{ ino: number; created: boolean }> {
     const knownNew = this.claim(parent, name);
-    const hit = knownNew ? null : await findDirEntry(tx, await tx.readInode(parent), new TextEncoder().encode(name));
+    if (!knownNew) await this.dirs.flush(tx, parent);
+    const dir = knownNew ? null : await tx.readInode(parent);
+    const hit = dir ? await findDirEntry(tx, dir, new TextEncoder().encode(name)) : null;
     if (!hit) {
-      const ino = await mkdirTx(tx, { dir: parent, name }, knownNew ? { ...o, knownNew } : o);
-      this.madeDirs.set(ino, new Set());
+      const ino = await mkdirTx(tx, { dir: parent, name }, knownNew ? { ...o, knownNew, entrySink: this.dirs } : o);
+      // (a claimed parent is in madeDirs, so it does not casefold, nor does its new subdirectory)
+      if (!dir || !(dir.flags & INODE_FLAGS.CASEFOLD)) this.madeDirs.set(ino, new Set());
+      this.dirs.open(ino);
       return { ino, created: true };
     }
     const old = await tx.readInode(hit.ino);
@@ -398,6 +433,7 @@ class ImportRun {
 
   /** mkdir, or the existing directory (ENOTDIR when the name is something else). */
   async mkdirOrReuse(tx: Transaction, path: string, o: { mode?: number; uid?: number; gid?: number; now?: Timestamp }): Promise<{ ino: number; created: boolean }> {
+    await this.dirs.flushAll(tx); // (a walk from the root: any held directory may be on the way)
     const old = await lookupTx(tx, path, { followLast: true }).catch((e: unknown) => {
       if ((e as { code?: string }).code === 'ENOENT') return null;
       throw e;
@@ -426,25 +462,26 @@ class ImportRun {
     const tnow = this.opts.now ? { now: this.opts.now } : {};
     budget.entries++;
     countEntry(this.summary, e);
-    await this.ensureParents(tx, rel);
     const slash = rel.lastIndexOf('/');
-    const at = { dir: this.knownDirs.get(slash < 0 ? '' : rel.slice(0, slash))!, name: rel.slice(slash + 1) };
+    const parent = slash < 0 ? '' : rel.slice(0, slash);
+    if (!this.knownDirs.has(parent)) await this.ensureParents(tx, rel);
+    const at = { dir: this.knownDirs.get(parent)!, name: rel.slice(slash + 1) };
     let ino: number;
     switch (e.type) {
       case 'dir': {
-        const r = rel === '' ? { ino: (await lookupTx(tx, path, { followLast: true })).ino, created: false } : await this.mkdirOrReuseIn(tx, at.dir, at.name, path, create);
+        const r = rel === '' ? await this.importRoot(tx, path) : await this.mkdirOrReuseIn(tx, at.dir, at.name, path, create);
         ino = r.ino;
         this.knownDirs.set(rel, ino);
         if (!r.created) await this.adopt(tx, ino, create);
-        await this.xattrs(tx, ino, e);
+        if (e.xattrs?.length) await this.xattrs(tx, ino, e);
         if (e.mtime) this.dirTimes.push({ ino, atime: e.atime ?? e.mtime, mtime: e.mtime });
         this.progress();
         return;
       }
       case 'file': {
-        const created = await createFileInodeTx(tx, at, { ...create, exclusive: true, knownNew: this.claim(at.dir, at.name) });
+        const created = await createFileInodeTx(tx, at, { ...create, exclusive: true, ...(this.claim(at.dir, at.name) ? this.knownNew : await this.unclaimed(tx, at.dir)) });
         ino = created.ino;
-        await this.xattrs(tx, ino, e);
+        if (e.xattrs?.length) await this.xattrs(tx, ino, e);
         const size = e.size ?? (e.data instanceof Uint8Array ? e.data.length : 0);
         const bs = this.fs.blockSize;
         // The created Inode goes on to the data path unless an xattr write made it stale.
@@ -462,24 +499,26 @@ class ImportRun {
       }
       case 'symlink': {
         if (e.target === undefined) throw new Ext4Error('EINVAL', `${rel}: symlink without a target`);
-        ino = await symlinkTx(tx, e.target, at, { ...create, knownNew: this.claim(at.dir, at.name) });
+        ino = await symlinkTx(tx, e.target, at, { ...create, ...(this.claim(at.dir, at.name) ? this.knownNew : await this.unclaimed(tx, at.dir)) });
         break;
       }
       case 'hardlink': {
         if (e.target === undefined) throw new Ext4Error('EINVAL', `${rel}: hard link without a target`);
         const target = typeof e.target === 'string' ? e.target : new TextDecoder().decode(e.target);
         this.claim(at.dir, at.name); // (linkTx looks the name up itself; noted so that no later create skips it)
+        // linkTx walks the target's path from the root and inserts into at.dir: nothing held on the way.
+        await this.dirs.flushAll(tx);
         await linkTx(tx, this.imagePath(checkTreePath(target)), at, tnow);
         this.progress();
         return;
       }
       case 'fifo': case 'socket': case 'chardev': case 'blockdev':
-        ino = await mknodTx(tx, at, e.type, { ...create, rdev: e.rdev, knownNew: this.claim(at.dir, at.name) });
+        ino = await mknodTx(tx, at, e.type, { ...create, rdev: e.rdev, ...(this.claim(at.dir, at.name) ? this.knownNew : await this.unclaimed(tx, at.dir)) });
         break;
       default:
         throw new Ext4Error('EINVAL', `${rel}: unknown entry type ${String(e.type)}`);
     }
-    await this.xattrs(tx, ino, e);
+    if (e.xattrs?.length) await this.xattrs(tx, ino, e);
     if (e.mtime) await utimesTx(tx, ino, e.atime ?? e.mtime, e.mtime, tnow);
     this.progress();
   }
@@ -654,6 +693,8 @@ class ImportRun {
     }
   }
 }
+
+const NOT_KNOWN = { knownNew: false };
 
 /** Names of ASCII characters only. */
 const ASCII = /^[\x00-\x7f]*$/;

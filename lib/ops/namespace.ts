@@ -74,6 +74,12 @@ export interface CreateOptions {
    * keeping the names it added): the lookup before the insert is skipped.
    */
   knownNew?: boolean;
+  /**
+   * With knownNew: where the new name may go instead of into the directory now (a bulk import
+   * holding the names of a directory it made, written whole before the commit: DirBatch).
+   * `take` false: the name is inserted as usual.
+   */
+  entrySink?: { take(dir: number, name: Uint8Array, ino: number, fileType: number): boolean };
 }
 
 export interface CreateFileOptions extends CreateOptions {
@@ -287,10 +293,17 @@ function dirLinkMax(fs: FsWriter, dir: Inode): boolean {
   return (!(dir.flags & INODE_FLAGS.INDEX) || !dirNlink(fs)) && dir.linksCount >= LINK_MAX;
 }
 
-/** Flags a new inode takes from its parent (ext4_mask_flags; those our writer supports). */
-function inheritedFlags(parent: Inode, isDir: boolean): number {
-  const f = parent.flags & (INODE_FLAGS.SYNC | INODE_FLAGS.NODUMP | INODE_FLAGS.NOATIME | INODE_FLAGS.DIRSYNC);
-  return isDir ? f : f & ~INODE_FLAGS.DIRSYNC;
+/**
+ * Flags a new inode takes from its parent (EXT4_FL_INHERITED, those our writer supports, through
+ * ext4_mask_flags): a directory all of them, casefold included; a regular file all but the
+ * directory-only DIRSYNC and CASEFOLD; anything else only NODUMP and NOATIME.
+ */
+function inheritedFlags(parent: Inode, mode: number): number {
+  const f = parent.flags & (INODE_FLAGS.SYNC | INODE_FLAGS.NODUMP | INODE_FLAGS.NOATIME | INODE_FLAGS.DIRSYNC | INODE_FLAGS.CASEFOLD);
+  const type = mode & 0xf000;
+  if (type === S_IFDIR) return f;
+  if (type === S_IFREG) return f & ~(INODE_FLAGS.DIRSYNC | INODE_FLAGS.CASEFOLD);
+  return f & (INODE_FLAGS.NODUMP | INODE_FLAGS.NOATIME);
 }
 
 /** Allocate and initialise a new inode (links 0: the caller sets them), as ext4's __ext4_new_inode. */
@@ -307,7 +320,7 @@ async function newInode(tx: Transaction, parent: Inode, name: Uint8Array, mode: 
   // the caller names one) and a new directory keeps the bit.
   const sgid = (parent.mode & S_ISGID) !== 0;
   const gid = opts.gid ?? (sgid ? parent.gid : undefined);
-  return initNewInode(tx, ino, { mode: sgid && isDir ? mode | S_ISGID : mode, uid: opts.uid, gid, flags: inheritedFlags(parent, isDir), time: t });
+  return initNewInode(tx, ino, { mode: sgid && isDir ? mode | S_ISGID : mode, uid: opts.uid, gid, flags: inheritedFlags(parent, mode), time: t });
 }
 
 /**
@@ -475,10 +488,16 @@ export async function createFileInodeTx(tx: Transaction, path: NewName, opts: Cr
   // Late writes (Transaction.writeInode): the caller usually writes the new inode again (its map),
   // and the parent is stamped again by the next create in it.
   await tx.writeInode(inode, { late: true });
-  await addDirEntry(tx, dir, name, inode.ino, direntType('file'));
+  await addEntry(tx, dir, name, inode.ino, direntType('file'), opts);
   dirty(tx, dir, t, { mtime: true });
   await tx.writeInode(dir, { late: true });
   return inode;
+}
+
+/** A new name into its directory: held by the caller's sink (knownNew names only), else inserted. */
+function addEntry(tx: Transaction, dir: Inode, name: Uint8Array, ino: number, ft: number, opts: CreateOptions): Promise<void> | void {
+  if (opts.knownNew && opts.entrySink?.take(dir.ino, name, ino, ft)) return;
+  return addDirEntry(tx, dir, name, ino, ft);
 }
 
 /** createFileTx in its own transaction. */
@@ -498,7 +517,7 @@ async function createNodeTx(tx: Transaction, path: NewName, mode: number, opts: 
   setLinks(inode, 1);
   await init(inode);
   await tx.writeInode(inode, { late: true });
-  await addDirEntry(tx, dir, name, inode.ino, direntType(inode.type));
+  await addEntry(tx, dir, name, inode.ino, direntType(inode.type), opts);
   dirty(tx, dir, t, { mtime: true });
   await tx.writeInode(dir, { late: true });
   return inode.ino;
@@ -605,7 +624,7 @@ export async function mkdirTx(tx: Transaction, path: NewName, opts: CreateOption
     setSize(tx, inode, fs.blockSize);
   }
   await tx.writeInode(inode, { late: true });
-  await addDirEntry(tx, dir, name, inode.ino, direntType('dir'));
+  await addEntry(tx, dir, name, inode.ino, direntType('dir'), opts);
   incDirLinks(dir);
   dirty(tx, dir, t, { mtime: true });
   await tx.writeInode(dir, { late: true });

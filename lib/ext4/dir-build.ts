@@ -1,0 +1,307 @@
+/**
+ * A new directory's whole listing written at once, instead of name by name:
+ * what a bulk import does with the directories it makes (DirBatch collects
+ * their names during a transaction; `buildDirectory` writes them before it
+ * commits).
+ *
+ * The layout is the one the kernel's inserts or `e2fsck -D` give:
+ * - everything fits in block 0 after '.' and '..': one linear block, byte for
+ *   byte what inserting the names one after the other gives;
+ * - else, without dir_index: linear blocks, each filled in turn;
+ * - else an htree (e2fsck's rehash, e2fsck/rehash.c copy_dir_entries and
+ *   calculate_tree): the names sorted by (hash, minor hash), leaves filled
+ *   until less than 20 % of a block is left (e2fsck's default
+ *   indexed_dir_slack_percentage: room for later inserts), a leaf starting
+ *   inside a run of equal hashes gets the collision bit in its index slot; the
+ *   root indexes the leaves, or index nodes (one level, two with large_dir)
+ *   when they do not fit it. e2fsck pass 2 checks every rule of this shape.
+ *
+ * The directory must be new in this transaction: one block holding '.' and
+ * '..' only (else, or for an inline or casefolded one, the names are added one
+ * by one through addDirEntry, as before). The names must be distinct and not
+ * in the directory: the caller's contract, as CreateOptions.knownNew's (the
+ * htree path still refuses two equal names, which sort next to each other).
+ */
+import { Ext4Error } from '../errors.js';
+import type { Transaction } from './transaction.js';
+import { COMPAT, INCOMPAT, S_FLAGS } from './superblock.js';
+import { INODE_FLAGS, hasInlineData, isExtentMapped, type Inode } from './inode.js';
+import type { Extent } from './extents.js';
+import { DirEntryLayout, DIRENT_HEADER_SIZE, DIR_TAIL_SIZE, dirRecLen, encodeRecLen, initDirTail, readDirBlock, setDirBlockChecksum } from './directory.js';
+import {
+  DxCountLimitLayout, DxEntryLayout, DxRootInfoLayout, DxTailLayout, DX_ENTRY_SIZE, DX_NODE_COUNT_OFFSET, DX_ROOT_COUNT_OFFSET, DX_ROOT_INFO_OFFSET,
+  dxNodeLimit, dxRootLimit, maxIndirectLevels, setDxChecksum,
+} from './htree.js';
+import { dirHash } from './dirhash.js';
+import { hashSeedWords } from './hash-seed.js';
+import { bytesEqual } from './bytes.js';
+import { allocateBlocks } from './alloc.js';
+import { blockMapExclude, remapInode, setSize, txFileMap } from './remap.js';
+import { addDirEntry, checkName } from './dir-edit.js';
+
+/** One name of a listing: dirent file_type `ft` (direntType). */
+export interface BuildEntry {
+  name: Uint8Array;
+  ino: number;
+  ft: number;
+}
+
+/** e2fsck's default indexed_dir_slack_percentage: a leaf is closed once less than this share of it is left. */
+const LEAF_SLACK_PERCENT = 20;
+
+/** A leaf being filled, then its image. */
+interface Leaf {
+  image: Uint8Array;
+  /** Index slot hash: the first name's hash (| 1 when it continues a run of equal hashes). */
+  hash: number;
+}
+
+/**
+ * Write `entries` into directory `dir` (new in `tx`: '.' and '..' only), the
+ * whole listing at once (see the module comment); `dir` is updated in place
+ * (size, map, INDEX flag) and written.
+ */
+export async function buildDirectory(tx: Transaction, dir: Inode, entries: readonly BuildEntry[]): Promise<void> {
+  if (entries.length === 0) return;
+  for (const e of entries) checkName(e.name);
+  const fs = tx.fs, bs = fs.blockSize, sb = fs.sb;
+  const fresh = !hasInlineData(dir) && !(dir.flags & (INODE_FLAGS.ENCRYPT | INODE_FLAGS.CASEFOLD | INODE_FLAGS.INDEX)) && dir.size === bs ? await freshBlock(tx, dir) : null;
+  if (!fresh) {
+    for (const e of entries) await addDirEntry(tx, dir, e.name, e.ino, e.ft);
+    return;
+  }
+  const csumSeed = fs.inodeCsumSeed(dir);
+  const hasFiletype = (sb.s_feature_incompat & INCOMPAT.FILETYPE) !== 0;
+  const end = csumSeed === null ? bs : bs - DIR_TAIL_SIZE;
+  const w = new LeafWriter(bs, end, csumSeed, hasFiletype);
+  let total = 0;
+  for (const e of entries) total += dirRecLen(e.name.length);
+  if (total <= end - 24) {
+    // Linear, one block: '.' and '..' keep their 12 bytes, the last name spans the rest.
+    w.start(fresh.image.slice(0, 24), 24);
+    for (const e of entries) w.put(e);
+    tx.setBlock(fresh.phys, w.close());
+    return;
+  }
+  if (!(sb.s_feature_compat & COMPAT.DIR_INDEX)) {
+    // Linear blocks, each filled in turn ('.' and '..' first in block 0).
+    const blocks: Uint8Array[] = [];
+    w.start(fresh.image.slice(0, 24), 24);
+    for (const e of entries) {
+      if (!w.fits(e)) {
+        blocks.push(w.close());
+        w.start(null, 0);
+      }
+      w.put(e);
+    }
+    blocks.push(w.close());
+    tx.setBlock(fresh.phys, blocks[0]!);
+    await appendBlocks(tx, dir, fresh.extent, blocks.slice(1));
+    return;
+  }
+  const version = sb.s_def_hash_version;
+  const seed = hashSeedWords(sb.s_hash_seed);
+  const signed = !(sb.s_flags & S_FLAGS.UNSIGNED_HASH);
+  const hashed = entries.map((e) => {
+    const h = dirHash(e.name, version, seed, signed);
+    return { e, hash: h.hash >>> 0, minor: h.minor >>> 0 };
+  });
+  hashed.sort((a, b) => a.hash - b.hash || a.minor - b.minor);
+  const slack = Math.max(Math.floor((end * LEAF_SLACK_PERCENT) / 100), dirRecLen(1));
+  const leaves: Leaf[] = [];
+  let hash = 0, prevHash = -1;
+  w.start(null, 0);
+  for (let i = 0; i < hashed.length; i++) {
+    const h = hashed[i]!;
+    if (i > 0 && h.hash === prevHash && h.minor === hashed[i - 1]!.minor && bytesEqual(h.e.name, hashed[i - 1]!.e.name))
+      throw new Ext4Error('EEXIST', 'two entries with the same name', { structure: `directory ${dir.ino}`, location: { kind: 'inode', ino: dir.ino } });
+    if (w.used > 0 && (!w.fits(h.e) || end - w.used < slack)) {
+      leaves.push({ image: w.close(), hash });
+      w.start(null, 0);
+    }
+    if (w.used === 0) hash = leaves.length === 0 ? 0 : (h.hash | (h.hash === prevHash ? 1 : 0)) >>> 0;
+    w.put(h.e);
+    prevHash = h.hash;
+  }
+  leaves.push({ image: w.close(), hash });
+  // Index levels above the leaves (logical blocks: the leaves 1..n, then the index nodes).
+  const rootLimit = dxRootLimit(bs, csumSeed !== null), nodeLimit = dxNodeLimit(bs, csumSeed !== null);
+  const blocks: Uint8Array[] = leaves.map((l) => l.image);
+  let level: { hash: number; block: number }[] = leaves.map((l, i) => ({ hash: l.hash, block: i + 1 }));
+  let levels = 0;
+  while (level.length > rootLimit) {
+    if (++levels > maxIndirectLevels((sb.s_feature_incompat & INCOMPAT.LARGEDIR) !== 0))
+      throw new Ext4Error('ENOSPC', `directory ${dir.ino}: ${entries.length} names need more index levels than the filesystem allows`, { structure: `directory ${dir.ino}` });
+    const up: { hash: number; block: number }[] = [];
+    for (let i = 0; i < level.length; i += nodeLimit) {
+      const slots = level.slice(i, i + nodeLimit);
+      blocks.push(dxBlock(bs, csumSeed, null, DX_NODE_COUNT_OFFSET, nodeLimit, slots));
+      up.push({ hash: slots[0]!.hash, block: blocks.length });
+    }
+    level = up;
+  }
+  const root = dxBlock(bs, csumSeed, fresh.image, DX_ROOT_COUNT_OFFSET, rootLimit, level);
+  DxRootInfoLayout.encode({ reserved_zero: 0, hash_version: version, info_length: DxRootInfoLayout.size, indirect_levels: levels, unused_flags: 0 }, root, DX_ROOT_INFO_OFFSET);
+  if (csumSeed !== null) setDxChecksum(root, csumSeed, bs);
+  tx.setBlock(fresh.phys, root);
+  dir.flags |= INODE_FLAGS.INDEX;
+  dir.base.i_flags = dir.flags;
+  await appendBlocks(tx, dir, fresh.extent, blocks);
+}
+
+/** Block 0 of `dir` when it holds '.' (12 bytes) and '..' spanning the rest, and nothing else; else null. */
+async function freshBlock(tx: Transaction, dir: Inode): Promise<{ phys: number; image: Uint8Array; extent: Extent } | null> {
+  const fs = tx.fs;
+  const map = await txFileMap(tx, dir);
+  const ext = map.extents[0];
+  if (map.extents.length !== 1 || !ext || ext.logical !== 0 || ext.length !== 1 || ext.unwritten) return null;
+  const image = await tx.readBlock(ext.physical);
+  const csumSeed = fs.inodeCsumSeed(dir);
+  const { entries } = readDirBlock(image, {
+    blockSize: fs.blockSize, hasFiletype: (fs.sb.s_feature_incompat & INCOMPAT.FILETYPE) !== 0, csum: csumSeed === null ? null : { seed: csumSeed },
+    verify: fs.verify, where: { kind: 'directory-block', dir: dir.ino, block: 0 }, inodesCount: fs.sb.s_inodes_count,
+  });
+  const [dot, dotdot] = entries;
+  const dots = entries.length === 2 && dot && dotdot && dot.offset === 0 && dot.recLen === 12 && dot.nameLen === 1 && dot.name[0] === 0x2e
+    && dotdot.offset === 12 && dotdot.nameLen === 2 && dotdot.name[0] === 0x2e && dotdot.name[1] === 0x2e;
+  return dots ? { phys: ext.physical, image, extent: ext } : null;
+}
+
+/** Map `blocks` as logical blocks 1.. of `dir` (allocated right after block 0 when free), size grown, inode written. */
+async function appendBlocks(tx: Transaction, dir: Inode, first: Extent, blocks: readonly Uint8Array[]): Promise<void> {
+  const fs = tx.fs;
+  const exclude = isExtentMapped(dir) ? undefined : blockMapExclude(fs.sb);
+  const runs = await allocateBlocks(tx, { goal: first.physical + 1, length: blocks.length, partial: true, ...(exclude ? { exclude } : {}) });
+  const extents: Extent[] = [first];
+  let lb = 1;
+  for (const r of runs) {
+    extents.push({ logical: lb, physical: r.start, length: r.length, unwritten: false });
+    for (let k = 0; k < r.length; k++) tx.setBlock(r.start + k, blocks[lb - 1 + k]!);
+    lb += r.length;
+  }
+  if (lb - 1 !== blocks.length) throw new Ext4Error('ENOSPC', `cannot allocate ${blocks.length} directory blocks`);
+  await remapInode(tx, dir, await txFileMap(tx, dir), extents);
+  setSize(tx, dir, (blocks.length + 1) * fs.blockSize);
+  await tx.writeInode(dir);
+}
+
+/** Fills one leaf block: entries at their minimal rec_len, the last one spanning to the end (or the checksum tail). */
+class LeafWriter {
+  #b: Uint8Array = new Uint8Array(0);
+  /** Offset of the last entry written (its rec_len grows to the end at close). */
+  #last = -1;
+  used = 0;
+  constructor(readonly bs: number, readonly end: number, readonly csumSeed: number | null, readonly hasFiletype: boolean) {}
+
+  /** A new block: `head` (bytes kept at its start, '.' and '..') and where the next entry goes. */
+  start(head: Uint8Array | null, used: number): void {
+    this.#b = new Uint8Array(this.bs);
+    if (head) {
+      // '.' and '..' at their 12 bytes; '..' spans the block again at close when nothing follows it.
+      this.#b.set(head);
+      DirEntryLayout.set(this.#b, 'rec_len', encodeRecLen(12, this.bs), 12);
+    }
+    this.#last = head ? 12 : -1;
+    this.used = used;
+  }
+
+  fits(e: BuildEntry): boolean {
+    return this.used + dirRecLen(e.name.length) <= this.end;
+  }
+
+  put(e: BuildEntry): void {
+    const rec = dirRecLen(e.name.length);
+    DirEntryLayout.encode({ inode: e.ino, rec_len: encodeRecLen(rec, this.bs), name_len: e.name.length, file_type: this.hasFiletype ? e.ft & 0xff : 0 }, this.#b, this.used);
+    this.#b.set(e.name, this.used + DIRENT_HEADER_SIZE);
+    this.#last = this.used;
+    this.used += rec;
+  }
+
+  close(): Uint8Array {
+    const b = this.#b;
+    if (this.#last < 0) DirEntryLayout.encode({ inode: 0, rec_len: encodeRecLen(this.end, this.bs), name_len: 0, file_type: 0 }, b, 0);
+    else DirEntryLayout.set(b, 'rec_len', encodeRecLen(this.end - this.#last, this.bs), this.#last);
+    if (this.csumSeed !== null) {
+      initDirTail(b);
+      setDirBlockChecksum(b, this.csumSeed);
+    }
+    return b;
+  }
+}
+
+/**
+ * A dx root (`head`: block 0's '.' and '..' header, '..' made to span the block) or node (a fake
+ * empty dirent spanning the block) holding `slots`; slot 0's hash is overlaid by count/limit.
+ */
+function dxBlock(bs: number, csumSeed: number | null, head: Uint8Array | null, countOffset: number, limit: number, slots: readonly { hash: number; block: number }[]): Uint8Array {
+  const b = new Uint8Array(bs);
+  if (head) {
+    b.set(head.subarray(0, 24)); // '.', and the header and name of '..'
+    DirEntryLayout.set(b, 'rec_len', encodeRecLen(bs - 12, bs), 12);
+  } else DirEntryLayout.encode({ inode: 0, rec_len: encodeRecLen(bs, bs), name_len: 0, file_type: 0 }, b, 0);
+  for (let i = 0; i < slots.length; i++) DxEntryLayout.encode(slots[i]!, b, countOffset + i * DX_ENTRY_SIZE);
+  DxCountLimitLayout.encode({ limit, count: slots.length }, b, countOffset);
+  if (csumSeed !== null) {
+    DxTailLayout.encode({ dt_reserved: 0, dt_checksum: 0 }, b, countOffset + limit * DX_ENTRY_SIZE);
+    if (!head) setDxChecksum(b, csumSeed, bs);
+  }
+  return b;
+}
+
+/** Names one directory holds back at most (memory; and a directory taking more goes the insert way, INDEX and dir_nlink as the kernel reaches them). */
+const HELD_MAX = 50_000;
+
+/**
+ * The names a bulk writer puts into directories it made in the current transaction, held until
+ * `flush` writes each such directory once (buildDirectory) — at the latest before the transaction
+ * commits. Whatever reads one of these directories before (a lookup, an insert by another path)
+ * must flush it first: its held names are not in its blocks yet.
+ */
+export class DirBatch {
+  readonly #held = new Map<number, BuildEntry[]>();
+  #bytes = 0;
+
+  /** Hold the names given for directory `ino` (new in this transaction, nothing added to it yet). */
+  open(ino: number): void {
+    this.#held.set(ino, []);
+  }
+
+  /** Hold `name` → `ino` for directory `dir` when it is held: true; false when the caller must add it (addDirEntry). */
+  take(dir: number, name: Uint8Array, ino: number, ft: number): boolean {
+    const list = this.#held.get(dir);
+    if (!list || list.length >= HELD_MAX) return false;
+    list.push({ name, ino, ft });
+    this.#bytes += dirRecLen(name.length);
+    return true;
+  }
+
+  /** Whether any name is held. */
+  get size(): number {
+    return this.#held.size;
+  }
+
+  /** Blocks the held names will take beyond their directories' first (a transaction's budget): leaves at most 80 % full, index blocks. */
+  extraBlocks(blockSize: number): number {
+    return this.#bytes === 0 ? 0 : Math.ceil((this.#bytes * 1.3) / blockSize);
+  }
+
+  /** Write directory `dir`'s held names (it is no longer held: later names are inserted). */
+  async flush(tx: Transaction, dir: number): Promise<void> {
+    const list = this.#held.get(dir);
+    if (!list) return;
+    this.#held.delete(dir);
+    for (const e of list) this.#bytes -= dirRecLen(e.name.length);
+    if (list.length) await buildDirectory(tx, tx.writtenInode(dir) ?? (await tx.readInode(dir)), list);
+  }
+
+  /** Every held directory written (before the transaction commits, or before a path lookup). */
+  async flushAll(tx: Transaction): Promise<void> {
+    for (const dir of [...this.#held.keys()]) await this.flush(tx, dir);
+  }
+
+  /** Forget everything held (the transaction failed). */
+  clear(): void {
+    this.#held.clear();
+    this.#bytes = 0;
+  }
+}
