@@ -35,6 +35,11 @@ function crcTables(): Int32Array {
   return (tables = t);
 }
 
+/** The slicing tables (T0..T15, 256 entries each; read-only): what a wasm module that hashes copies into its memory. */
+export function crc32cTables(): Int32Array {
+  return tables ?? crcTables();
+}
+
 /** Kernel-style crc32c(seed, data[start..end)): no pre/post inversion of its own. */
 export function crc32c(seed: number, data: Uint8Array, start = 0, end = data.length): number {
   if (end > data.length) end = data.length;

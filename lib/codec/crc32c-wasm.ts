@@ -19,6 +19,8 @@
  *   while ptr < end: c = T0[(c ^ load8(ptr)) & 255] ^ c >>> 8; ptr += 1
  */
 
+import { ADD, AND, BLOCK, BR, BR_IF, END, GE_U, GET, I32, LOAD, LOAD8_U, LOOP, SET, SHL, SHR_U, VOID, XOR, funcCode, i32c, section, uleb, wasmName } from './wasm-asm.js';
+
 /** Where the scratch begins and how many bytes it holds. */
 export const WASM_SCRATCH = 8192;
 export const WASM_SCRATCH_BYTES = 65536 - WASM_SCRATCH;
@@ -29,43 +31,17 @@ export interface Crc32cWasm {
   readonly mem: Uint8Array;
 }
 
-// Opcodes and types (WebAssembly core spec, binary format).
-const I32 = 0x7f, VOID = 0x40;
-const BLOCK = 0x02, LOOP = 0x03, BR = 0x0c, BR_IF = 0x0d, END = 0x0b;
-const GET = 0x20, SET = 0x21, CONST = 0x41;
-const LOAD = 0x28, LOAD8_U = 0x2d;
-const GE_U = 0x4f, ADD = 0x6a, AND = 0x71, XOR = 0x73, SHL = 0x74, SHR_U = 0x76;
-
-/** Unsigned LEB128 (sizes, indexes, memarg offsets). */
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n) b |= 0x80;
-    out.push(b);
-  } while (n);
-  return out;
-}
-
-/** Signed LEB128 for i32.const (the constants here are small). */
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && !(b & 0x40)) || (n === -1 && b & 0x40)) return [...out, b];
-    out.push(b | 0x80);
-  }
-}
-
-const i32c = (n: number) => [CONST, ...sleb(n)];
 /** i32.load of table `k`'s entry for the index on the stack (index × 4 + k KiB). */
 const tableLoad = (k: number) => [...i32c(2), SHL, LOAD, 2, ...uleb(k * 1024)];
 /** Table `k` at byte `byte` (0..3) of local `l`. */
 const lookup = (l: number, byte: number, k: number) => [GET, l, ...(byte ? [...i32c(8 * byte), SHR_U] : []), ...(byte < 3 ? [...i32c(255), AND] : []), ...tableLoad(k)];
 
-// Locals: 0 seed/c, 1 ptr, 2 len (the parameters), 3 end8, 4 end, 5 hi.
+/**
+ * The crc function's code (locals: 0 seed/c, 1 ptr, 2 len — the parameters —, 3 end8, 4 end,
+ * 5 hi), with the tables at 0 of its module's memory: exported so that a module that hashes as
+ * part of its own loop (lib/ext4/inode-summary-wasm.ts) carries the same function.
+ */
+export const CRC32C_FUNC = () => funcCode(3, BODY);
 const BODY = [
   ...[GET, 1, GET, 2, ...i32c(-8), AND, ADD, SET, 3],
   ...[GET, 1, GET, 2, ADD, SET, 4],
@@ -88,19 +64,15 @@ const BODY = [
   END,
 ];
 
-const section = (id: number, content: number[]) => [id, ...uleb(content.length), ...content];
-const name = (s: string) => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))];
-
 /** The module's bytes. */
 export function crc32cWasmBytes(): Uint8Array<ArrayBuffer> {
-  const code = [1, ...uleb(3), I32, ...BODY]; // one local declaration: 3 × i32
   return Uint8Array.from([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, [1, 0x60, 3, I32, I32, I32, 1, I32]), // type 0: (i32, i32, i32) → i32
     ...section(3, [1, 0]), // function 0 has type 0
     ...section(5, [1, 0x01, 1, 1]), // one memory: exactly one page
-    ...section(7, [2, ...name('crc'), 0x00, 0, ...name('mem'), 0x02, 0]),
-    ...section(10, [1, ...uleb(code.length), ...code]),
+    ...section(7, [2, ...wasmName('crc'), 0x00, 0, ...wasmName('mem'), 0x02, 0]),
+    ...section(10, [1, ...CRC32C_FUNC()]),
   ]);
 }
 

@@ -10,6 +10,7 @@ import { inodeSeed } from './checksum.js';
 import { groupOfInode, inodeTableBlocks } from './geometry.js';
 import type { GroupDesc } from './group-desc.js';
 import { inodeSummary, parseInode, type Inode, type InodeSummary } from './inode.js';
+import { answeredSummary, summarizeInodes } from './inode-summary-wasm.js';
 import type { Superblock } from './superblock.js';
 import type { FsContext } from './fs-context.js';
 import type { Volume } from './volume.js';
@@ -203,6 +204,8 @@ export async function readInodeBatch(src: InodeBatchSource, inos: readonly numbe
     slot[i] = (b - runFirst[lo]!) * bs + ((((inos[i]! - 1) % ipg) * isz) % bs);
   }
   const parseOpts = { fsSeed: src.fsSeed, verifyChecksum: src.verify };
+  /** summary()'s answers for the whole batch (inode-summary-wasm.ts), made at its first call; null: none. */
+  let fast: Int32Array | null | undefined;
   /** The run bytes holding inode i (throwing its error, if any); its offset there is slot[i]. */
   const runBytesOf = (i: number): Uint8Array => {
     if (!(i >= 0 && i < n)) throw new Ext4Error('EINVAL', `inode batch: no slot ${i}`);
@@ -220,7 +223,10 @@ export async function readInodeBatch(src: InodeBatchSource, inos: readonly numbe
       return parseInode(sb, inos[i]!, bytes.subarray(off, off + sb.s_inode_size), parseOpts);
     },
     summary(i: number, into?: InodeSummary): InodeSummary {
-      return inodeSummary(sb, inos[i]!, runBytesOf(i), slot[i]!, parseOpts, into);
+      // The whole batch's checks and fields in one wasm call at the first ask (inode-summary-wasm.ts);
+      // what it leaves (done ≠ 0) inodeSummary decides, with its errors.
+      if (fast === undefined) fast = summarizeInodes(runBytes.map((b) => (b instanceof Error ? null : b)), run, slot, inos, src.fsSeed, sb.s_inode_size, src.verify && sb.hasMetadataCsum);
+      return answeredSummary(fast, i, into) ?? inodeSummary(sb, inos[i]!, runBytesOf(i), slot[i]!, parseOpts, into);
     },
   };
 }
