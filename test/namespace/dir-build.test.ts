@@ -11,8 +11,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Filesystem } from '../../lib/node.js';
-import { importTree } from '../../lib/ops/import-tree.js';
+import { importInto } from './helpers.js';
 import type { TreeEntry } from '../../lib/ops/tree-entry.js';
 import { debugfs, expectE2fsckClean, mkfs, oracleGate, skipReason, withLoopMount } from '../helpers/tools.js';
 import { tmpPath } from '../helpers/tmp.js';
@@ -42,15 +41,6 @@ function tree(wide: number, deep = 0): { entries: TreeEntry[]; dirs: Map<string,
     });
   }
   return { entries, dirs };
-}
-
-async function importInto(img: string, entries: TreeEntry[]): Promise<void> {
-  const f = await Filesystem.open(img, { write: true, now: NOW });
-  try {
-    await importTree(f, entries, { now: NOW });
-  } finally {
-    await f.close();
-  }
 }
 
 /** debugfs's listing of a directory: names without '.' and '..'. */
@@ -85,7 +75,7 @@ describe.skipIf(!HAVE_E2FSPROGS)('directories an import makes, built whole', () 
       made.push(img);
       mkfs('ext4', img, 16 << 20, ['-b', String(c.bs), '-N', '4096', ...c.opts]);
       const { entries, dirs } = tree(c.wide);
-      await importInto(img, entries);
+      await importInto(img, entries, NOW);
       expectE2fsckClean(img, c.tag);
       for (const [d, list] of dirs) expect(listed(img, d), `${c.tag} ${d}`).toEqual([...list].sort());
       const indexed = !c.opts.join().includes('^dir_index');
@@ -106,8 +96,8 @@ describe.skipIf(!HAVE_E2FSPROGS)('directories an import makes, built whole', () 
     made.push(a, b);
     mkfs('ext4', a, 16 << 20, ['-b', '1024', '-N', '4096']);
     fs.copyFileSync(a, b);
-    await importInto(a, tree(400).entries);
-    await importInto(b, tree(400).entries);
+    await importInto(a, tree(400).entries, NOW);
+    await importInto(b, tree(400).entries, NOW);
     expect(Buffer.compare(fs.readFileSync(a), fs.readFileSync(b))).toBe(0);
   }, 60_000);
 });
@@ -119,7 +109,7 @@ describe.skipIf(!!skipLoop)('built htree directories through the kernel', () => 
       made.push(img);
       mkfs('ext4', img, 64 << 20, ['-b', String(c.bs), '-N', '12000', ...c.opts]);
       const { entries, dirs } = tree(c.wide, c.deep);
-      await importInto(img, entries);
+      await importInto(img, entries, NOW);
       expectE2fsckClean(img, c.tag);
       if (c.deep) {
         const r = rootIndex(img, 'deep');

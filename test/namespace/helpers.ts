@@ -11,6 +11,8 @@ import { mkfs, type FsKind } from '../helpers/tools.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { scratchPath } from '../ops/helpers.js';
 import { parseInodeXattrs } from '../../lib/ext4/xattr.js';
+import { importTree } from '../../lib/ops/import-tree.js';
+import type { TreeEntry } from '../../lib/ops/tree-entry.js';
 
 export interface NsImage {
   /** Image file name (made unique by the caller). */
@@ -68,5 +70,15 @@ export async function extraIsizes(img: string, names: readonly string[], prefix 
     return out;
   } finally {
     await fs.close();
+  }
+}
+
+/** Import `entries` into the image file `img` in one write open at time `now` (clock of the open and the import). */
+export async function importInto(img: string, entries: TreeEntry[], now: Timestamp): Promise<void> {
+  const f = await Filesystem.open(img, { write: true, now });
+  try {
+    await importTree(f, entries, { now });
+  } finally {
+    await f.close();
   }
 }

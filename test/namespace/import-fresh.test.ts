@@ -10,7 +10,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { Filesystem } from '../../lib/node.js';
-import { importTree } from '../../lib/ops/import-tree.js';
+import { importInto } from './helpers.js';
 import type { TreeEntry } from '../../lib/ops/tree-entry.js';
 import { allocateInode } from '../../lib/ext4/alloc.js';
 import { parseInode } from '../../lib/ext4/inode.js';
@@ -30,15 +30,6 @@ function holey(n: number, seed: number): Uint8Array {
   return out;
 }
 
-async function importInto(img: string, entries: TreeEntry[]): Promise<void> {
-  const f = await Filesystem.open(img, { write: true, now: NOW });
-  try {
-    await importTree(f, entries, { now: NOW });
-  } finally {
-    await f.close();
-  }
-}
-
 describe.skipIf(!HAVE_E2FSPROGS)('importTree into directories it makes', () => {
   it('a file name given twice is EEXIST, a directory given twice is merged (ASCII or not, after a hard link too)', async () => {
     // Without dir_index the directory is linear: once its first block is full, an insert goes to a
@@ -49,11 +40,11 @@ describe.skipIf(!HAVE_E2FSPROGS)('importTree into directories it makes', () => {
     for (const [tag, again] of cases) {
       const img = makeImage(`fresh-dup-${tag}`, {}, { sizeMiB: 8, blockSize: 1024, mkfsOpts: ['-O', '^dir_index'] });
       const entries: TreeEntry[] = [dir('d'), file('d/a', a), file('d/é', a), { path: 'd/link', type: 'hardlink', mode: 0, uid: 0, gid: 0, target: 'd/a' }, ...many, again];
-      expect(await codeOf(importInto(img, entries)), tag).toBe('EEXIST');
+      expect(await codeOf(importInto(img, entries, NOW)), tag).toBe('EEXIST');
       await expectE2fsckClean(img);
     }
     const img = makeImage('fresh-merge', {}, { sizeMiB: 8, blockSize: 1024, mkfsOpts: ['-O', '^dir_index'] });
-    await importInto(img, [dir('d'), dir('d/s'), dir('d/ü'), ...many, dir('d/s'), file('d/s/y', a), dir('d/ü'), file('d/ü/z', a)]);
+    await importInto(img, [dir('d'), dir('d/s'), dir('d/ü'), ...many, dir('d/s'), file('d/s/y', a), dir('d/ü'), file('d/ü/z', a)], NOW);
     await expectE2fsckClean(img);
     const got = debugfsFiles(img, ['/d/s/y', '/d/ü/z']);
     for (const o of got.values()) expect(Buffer.compare(o.dump, Buffer.from(a))).toBe(0);
@@ -64,7 +55,7 @@ describe.skipIf(!HAVE_E2FSPROGS)('importTree into directories it makes', () => {
     const files = new Map<string, Uint8Array>();
     for (let n = 1; n <= 9; n += 2) files.set(`d/f${n}`, holey(n, n * 100));
     files.set('d/tail', new Uint8Array([...holey(3, 7), ...pattern(100, 9)])); // a partial last block after a data block: 2 extents
-    await importInto(img, [dir('d'), ...[...files].map(([p, d]) => file(p, d))]);
+    await importInto(img, [dir('d'), ...[...files].map(([p, d]) => file(p, d))], NOW);
     await expectE2fsckClean(img);
     const got = debugfsFiles(img, [...files.keys()].map((p) => '/' + p));
     for (const [p, data] of files) {
