@@ -17,5 +17,7 @@ export function loadFastModule(command: FastCommandName): Promise<FastModule> {
       return import('./commands/movedata-run.js');
     case 'defrag':
       return import('./commands/defrag-run.js');
+    case 'import':
+      return import('./commands/import-run.js');
   }
 }

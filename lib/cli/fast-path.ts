@@ -12,9 +12,10 @@
  * owns usage errors and help. A command
  * listed here prints the same on both paths (test/cli/fast-path.test.ts,
  * test/cli/ls-fast-path.test.ts). Only for commands whose output is one text made after the work
- * succeeded (`info`; `ls`, whose listing of 10,000 entries is a few MB; `movedata`, one line).
+ * succeeded (`info`; `ls`, whose listing of 10,000 entries is a few MB; `movedata`, one line;
+ * `defrag` and `import`, a summary — their progress bars go to stderr meanwhile).
  *
- * This module names no command module: the bundle runs `ls`, `free` and `movedata` from their
+ * This module names no command module: the bundle runs `ls`, `free`, `movedata`, `defrag` and `import` from their
  * own self-contained script with a V8 code cache (code-cache.ts, scripts/bundle-cli.mjs), which
  * imports its command and `runFastModule`; `info`, and every command from source, are loaded by
  * fast-modules.ts.
@@ -42,7 +43,7 @@ export interface FastModule {
 }
 
 /** The commands with a fast path. */
-export type FastCommandName = 'info' | 'ls' | 'free' | 'movedata' | 'defrag';
+export type FastCommandName = 'info' | 'ls' | 'free' | 'movedata' | 'defrag' | 'import';
 
 /** A parsed fast-path argv. */
 export interface FastArgs {
@@ -72,6 +73,7 @@ const FAST: Readonly<Record<FastCommandName, FastSpec>> = {
   free: { positionals: 1, flags: ['--json'] },
   movedata: { positionals: 3, flags: ['--json'], values: ['--from', '--len'], required: ['--from', '--len'] },
   defrag: { positionals: 1, maxPositionals: Infinity, flags: ['--dry-run', '--json', '--no-compact', '--no-progress'], values: ['--max-seconds', '--max-bytes'] },
+  import: { positionals: 2, flags: ['--no-xattrs', '--no-progress', '--json'], values: ['--at', '--owner', '--mode', '--now'] },
 };
 
 /** `argv` as a fast command, or null when it must go through commander. */

@@ -163,7 +163,7 @@ function walkBatch() {
       else if (type === 2) {
         try { targets.push([i, fs.readlinkSync(abs(rel), { encoding: 'buffer' })]); } catch (e) { errors.push([i, errorInfo(e)]); }
       } else if (type === 3 || type === 4) {
-        // Linux dev_t → major/minor (glibc's gnu_dev_major / gnu_dev_minor).
+        // Linux dev_t to major/minor (glibc's gnu_dev_major / gnu_dev_minor).
         const dev = st.rdev;
         num[o + F.major] = Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn));
         num[o + F.minor] = Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn));
@@ -239,12 +239,20 @@ function failedAt(i, e) {
 function place(i, fd, len, pos, file, last) {
   const span = Math.ceil(len / align) * align;
   readFully(fd, cur.view, off, len, pos, file);
-  if (span > len) cur.view.fill(0, off + len, off + span);
+  if (span > len) zeroTail(cur, off + len, off + span);
   markZeros(cur, off, span);
   items.push(i, off, len, last ? 1 : 0);
   off += span;
   pendingBytes += len;
   if (items.length >= postFiles * 4 || pendingBytes >= postBytes) post(false);
+}
+
+// Zeros slab bytes [from, to) (to a multiple of 4): bytes up to a word boundary, then words. fill()
+// on a Uint8Array over shared memory stores byte by byte: 5 times the instructions of the word fill.
+function zeroTail(s, from, to) {
+  const w = Math.min(to, (from + 3) & ~3);
+  for (let k = from; k < w; k++) s.view[k] = 0;
+  if (w < to) s.words.fill(0, w >> 2, to >> 2);
 }
 
 // The zero map of slab bytes [from, from + span) (whole units): first and last word first, as data rarely starts and ends with zeros.

@@ -79,6 +79,8 @@ export interface HostReaderOptions {
   onListed?(count: number): void;
   /** Read-ahead in slabs (tests make it small). */
   windowSlabs?: number;
+  /** The thread's source text (default HOST_READER_WORKER; tests wrap it in one that dies part-way). */
+  workerSource?: string;
 }
 
 export class HostReader {
@@ -127,7 +129,7 @@ export class HostReader {
     }
     const config: WorkerConfig = { root, slabBytes: SLAB_BYTES, wholeFileBytes: WHOLE_FILE_BYTES, align: SLAB_ALIGN, postFiles: 32, postBytes: 1024 * 1024, keepSlabs: this.#reuse, listPaths: this.#onList !== undefined, slabs };
     // execArgv []: the source is plain CommonJS; no loader or --input-type of the parent applies.
-    this.#worker = new Worker(HOST_READER_WORKER, { eval: true, workerData: config, execArgv: [] });
+    this.#worker = new Worker(opts.workerSource ?? HOST_READER_WORKER, { eval: true, workerData: config, execArgv: [] });
     // The process does not wait for the reader; a consumer waiting for it refs it (#wait).
     this.#worker.unref();
     this.#worker.on('message', (m: { t: string } & Record<string, unknown>) => this.#onMessage(m));
@@ -238,17 +240,28 @@ export class HostReader {
     }
   }
 
+  /**
+   * Entry `index` if it is listed already (entries are asked for in order), null past the last
+   * one, undefined when it must be waited for (entry()). The consumer takes most entries this way:
+   * the listing runs ahead, and an await per entry is a promise and a microtask for nothing.
+   */
+  listed(index: number): ListedEntry | null | undefined {
+    while (this.#batch < this.#batches.length) {
+      const b = this.#batches[this.#batch]!;
+      const k = index - b.from;
+      if (k * ENTRY_STRIDE < b.num.length) return k >= 0 ? { rel: this.rels[index]!, num: b.num, o: k * ENTRY_STRIDE } : null;
+      this.#batch++;
+    }
+    if (this.#count !== null && index >= this.#count) return null;
+    if (this.#failure) throw this.#failure;
+    return undefined;
+  }
+
   /** Entry `index` once listed (entries are asked for in order), or null past the last one. */
   async entry(index: number): Promise<ListedEntry | null> {
     for (;;) {
-      while (this.#batch < this.#batches.length) {
-        const b = this.#batches[this.#batch]!;
-        const k = index - b.from;
-        if (k * ENTRY_STRIDE < b.num.length) return k >= 0 ? { rel: this.rels[index]!, num: b.num, o: k * ENTRY_STRIDE } : null;
-        this.#batch++;
-      }
-      if (this.#count !== null && index >= this.#count) return null;
-      if (this.#failure) throw this.#failure;
+      const l = this.listed(index);
+      if (l !== undefined) return l;
       await this.#wait();
     }
   }
@@ -264,30 +277,43 @@ export class HostReader {
     return this.#count;
   }
 
-  /** The next piece of entry `index`'s bytes (pieces of earlier entries nobody read are dropped). */
+  /** The next piece of entry `index`'s bytes if it came already (pieces of earlier entries nobody read are dropped), else undefined. */
+  #pieceNow(index: number): Piece | undefined {
+    while (this.#head < this.#queue.length) {
+      const p = this.#queue[this.#head]!;
+      if (p.index > index) throw new Error(`host reader: no bytes for entry ${index}`);
+      this.#queue[this.#head++] = undefined as unknown as Piece;
+      if (this.#head > 4096 && this.#head * 2 > this.#queue.length) {
+        this.#queue = this.#queue.slice(this.#head);
+        this.#head = 0;
+      }
+      if (p.slab) {
+        p.slab.unconsumed--;
+        this.#maybeFinish(p.slab);
+      }
+      if (p.index === index) {
+        if (p.error) throw p.error;
+        return p;
+      }
+    }
+    if (this.#failure) throw this.#failure;
+    if (this.#ended) throw new Error(`host reader: no bytes for entry ${index}`);
+    return undefined;
+  }
+
+  /** The next piece of entry `index`'s bytes. */
   async #piece(index: number): Promise<Piece> {
     for (;;) {
-      while (this.#head < this.#queue.length) {
-        const p = this.#queue[this.#head]!;
-        if (p.index > index) throw new Error(`host reader: no bytes for entry ${index}`);
-        this.#queue[this.#head++] = undefined as unknown as Piece;
-        if (this.#head > 4096 && this.#head * 2 > this.#queue.length) {
-          this.#queue = this.#queue.slice(this.#head);
-          this.#head = 0;
-        }
-        if (p.slab) {
-          p.slab.unconsumed--;
-          this.#maybeFinish(p.slab);
-        }
-        if (p.index === index) {
-          if (p.error) throw p.error;
-          return p;
-        }
-      }
-      if (this.#failure) throw this.#failure;
-      if (this.#ended) throw new Error(`host reader: no bytes for entry ${index}`);
+      const p = this.#pieceNow(index);
+      if (p) return p;
       await this.#wait();
     }
+  }
+
+  /** A file read whole (≤ 1 MiB), if its bytes came already (one slab slice), else undefined (whole()). */
+  wholeNow(index: number): Uint8Array | undefined {
+    const p = this.#pieceNow(index);
+    return p && p.slab!.view.subarray(p.off, p.off + p.len);
   }
 
   /** A file read whole (≤ 1 MiB): one slab slice. */

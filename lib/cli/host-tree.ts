@@ -138,6 +138,11 @@ class XattrReader {
     this.#child.stdin!.end();
   }
 
+  /** Entry `i`'s xattrs (null: none) if answered already, else undefined (get()). */
+  now(i: number): [string, string][] | null | undefined {
+    return this.#answered > i ? (this.#found.get(i) ?? null) : undefined;
+  }
+
   /** Entry `i`'s xattrs (null: none). */
   async get(i: number): Promise<[string, string][] | null> {
     while (this.#answered <= i) {
@@ -212,7 +217,9 @@ export async function readHostTree(root: string, opts: HostTreeOptions = {}): Pr
   async function* gen(): AsyncGenerator<TreeEntry> {
     try {
       for (let i = 0; ; i++) {
-        const l = await reader.entry(i);
+        // (what has come already is taken without an await: see HostReader.listed)
+        let l = reader.listed(i);
+        if (l === undefined) l = await reader.entry(i);
         if (!l) return;
         const { rel, num, o } = l;
         const type = ENTRY_TYPES[num[o + F.type]!]!;
@@ -229,14 +236,15 @@ export async function readHostTree(root: string, opts: HostTreeOptions = {}): Pr
           yield e;
           continue;
         }
-        const xs = x ? await x.get(i) : null;
+        let xs = x ? x.now(i) : null;
+        if (xs === undefined) xs = await x!.get(i);
         if (xs) e.xattrs = xs.map(([name, v]) => ({ name, value: Buffer.from(v, 'base64') }));
         const failed = reader.errors.get(i);
         if (failed) throw failed;
         if (type === 'file') {
           const size = num[o + F.size]!;
           e.size = size;
-          e.data = HostReader.isWhole(size) ? await reader.whole(i) : reader.chunks(i);
+          e.data = HostReader.isWhole(size) ? (reader.wholeNow(i) ?? (await reader.whole(i))) : reader.chunks(i);
         } else if (type === 'symlink') e.target = reader.targets.get(i);
         else if (type === 'chardev' || type === 'blockdev') e.rdev = { major: num[o + F.major]!, minor: num[o + F.minor]! };
         yield e;

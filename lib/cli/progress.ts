@@ -26,8 +26,5 @@ export function progressBar(ctx: CliContext, enabled: boolean, total: number, un
   };
 }
 
-/** "12 entries (3 dirs, 8 files, 1 symlinks, …), N bytes in T transactions" */
-export function summaryLine(verb: string, s: TreeSummary): string {
-  const parts = [`${s.dirs} dirs`, `${s.files} files`, `${s.symlinks} symlinks`, `${s.hardlinks} hard links`, `${s.special} special`, `${s.xattrs} xattrs`];
-  return `${verb} ${s.entries} entries (${parts.join(', ')}), ${s.bytes} bytes${s.transactions ? ` in ${s.transactions} transactions` : ''}\n`;
-}
+// (in a module of its own: import's fast script prints it without loading cli-progress)
+export { summaryLine } from './tree-summary.js';
