@@ -10,6 +10,7 @@ import type { Filesystem } from '../../ext4/filesystem.js';
 import { defrag, type DefragSummary } from '../../ops/defrag.js';
 import { jsonText, type CliContext, type GlobalOptions } from '../context.js';
 import { withWritable } from '../open-writable.js';
+import { raiseInterruptBudget } from '../interrupt-budget.js';
 
 export interface DefragArgs {
   dryRun?: boolean;
@@ -81,6 +82,7 @@ export async function defragText(image: string, paths: string[], opts: DefragArg
 
 /** fast-path.ts: `defrag IMAGE [PATH…] [--dry-run] [--json] [--no-compact] [--no-progress] [--max-seconds S] [--max-bytes N]` (commander takes any value for both: checked after the open, as there). */
 export function runFast(positionals: readonly string[], flags: ReadonlySet<string>, globals: GlobalOptions, ctx: CliContext, values: ReadonlyMap<string, string>): Promise<string> {
+  raiseInterruptBudget();
   return defragText(
     positionals[0]!,
     positionals.slice(1),

@@ -6,7 +6,7 @@
  * modules). The tar reader and the progress bar's module load only when used.
  */
 import * as nodeFs from 'node:fs';
-import { setFlagsFromString } from 'node:v8';
+import { raiseInterruptBudget } from '../interrupt-budget.js';
 import type { Timestamp } from '../../ext4/inode.js';
 import { importTree } from '../../ops/import-tree.js';
 import type { TreeEntry, TreeSummary } from '../../ops/tree-entry.js';
@@ -82,19 +82,9 @@ export function fastValuesValid(values: ReadonlyMap<string, string>): boolean {
   return true;
 }
 
-/**
- * Calls a function makes before V8 optimises it, in a process that only imports (the fast path):
- * 4× V8's default. TurboFan's background compiles were most of a fresh import's CPU besides the
- * main thread (callgrind of a 2,778-entry tree: 4.0 G instructions of 6.6 G; 1.6 G with this), and
- * on two cores they take the time the main thread and the reader need. Only the hottest functions
- * are optimised; the rest run a little longer in bytecode.
- */
-const INTERRUPT_BUDGET = 4 * 67_584;
-
 /** fast-path.ts: `import IMAGE SOURCE [--at P] [--owner U:G] [--mode M] [--now T] [--no-xattrs] [--no-progress] [--json]` (values checked by fastValuesValid). */
 export function runFast(positionals: readonly string[], flags: ReadonlySet<string>, globals: GlobalOptions, ctx: CliContext, values: ReadonlyMap<string, string>): Promise<string> {
-  // (process-wide, so only here: the commander path may run inside a longer-lived process)
-  setFlagsFromString(`--interrupt-budget=${INTERRUPT_BUDGET}`);
+  raiseInterruptBudget();
   const get = <T>(name: string, read: (v: string) => T | string): T | undefined => {
     const v = values.get(name);
     return v === undefined ? undefined : (read(v) as T);
