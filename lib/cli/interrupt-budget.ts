@@ -5,8 +5,8 @@
  * thread (callgrind of a 2,778-entry tree: 4.0 G instructions of 6.6 G; 1.6 G with this), and on
  * two cores they take the time the main thread needs; a fresh defrag of a 256 MiB image spent
  * 0.63 s of user CPU at 50 % and 1.35 s at 90 %, 0.42 s and 0.90 s with this. Only the hottest
- * functions are optimised; the rest run a little longer in bytecode. Short commands (`ls`, `free`,
- * `info`) showed no gain. The flag is process-wide: set only on a fast path, never where the
+ * functions are optimised; the rest run a little longer in bytecode. `ls` and `free` (short) and
+ * `movedata` (its main thread mostly waits for I/O) showed no gain, so they keep V8's default. The flag is process-wide: set only on a fast path, never where the
  * library may run inside a longer-lived process (commander's path, the API).
  */
 import { setFlagsFromString } from 'node:v8';
