@@ -28,10 +28,7 @@ import { COMPAT, INCOMPAT, S_FLAGS } from './superblock.js';
 import { INODE_FLAGS, hasInlineData, isExtentMapped, type Inode } from './inode.js';
 import type { Extent } from './extents.js';
 import { DirEntryLayout, DIRENT_HEADER_SIZE, DIR_TAIL_SIZE, dirRecLen, encodeRecLen, initDirTail, readDirBlock, setDirBlockChecksum } from './directory.js';
-import {
-  DxCountLimitLayout, DxEntryLayout, DxRootInfoLayout, DxTailLayout, DX_ENTRY_SIZE, DX_NODE_COUNT_OFFSET, DX_ROOT_COUNT_OFFSET, DX_ROOT_INFO_OFFSET,
-  dxNodeLimit, dxRootLimit, maxIndirectLevels, setDxChecksum,
-} from './htree.js';
+import { dxIndexImage, dxNodeLimit, dxRootLimit, dxSlots, maxIndirectLevels, setDxChecksum } from './htree.js';
 import { dirHash } from './dirhash.js';
 import { hashSeedWords } from './hash-seed.js';
 import { bytesEqual } from './bytes.js';
@@ -135,13 +132,14 @@ export async function buildDirectory(tx: Transaction, dir: Inode, entries: reado
     const up: { hash: number; block: number }[] = [];
     for (let i = 0; i < level.length; i += nodeLimit) {
       const slots = level.slice(i, i + nodeLimit);
-      blocks.push(dxBlock(bs, csumSeed, null, DX_NODE_COUNT_OFFSET, nodeLimit, slots));
+      const node = dxIndexImage(bs, csumSeed !== null, dxSlots(slots));
+      if (csumSeed !== null) setDxChecksum(node, csumSeed, bs);
+      blocks.push(node);
       up.push({ hash: slots[0]!.hash, block: blocks.length });
     }
     level = up;
   }
-  const root = dxBlock(bs, csumSeed, fresh.image, DX_ROOT_COUNT_OFFSET, rootLimit, level);
-  DxRootInfoLayout.encode({ reserved_zero: 0, hash_version: version, info_length: DxRootInfoLayout.size, indirect_levels: levels, unused_flags: 0 }, root, DX_ROOT_INFO_OFFSET);
+  const root = dxIndexImage(bs, csumSeed !== null, dxSlots(level), { head: fresh.image, hashVersion: version, levels });
   if (csumSeed !== null) setDxChecksum(root, csumSeed, bs);
   tx.setBlock(fresh.phys, root);
   dir.flags |= INODE_FLAGS.INDEX;
@@ -227,25 +225,6 @@ class LeafWriter {
     }
     return b;
   }
-}
-
-/**
- * A dx root (`head`: block 0's '.' and '..' header, '..' made to span the block) or node (a fake
- * empty dirent spanning the block) holding `slots`; slot 0's hash is overlaid by count/limit.
- */
-function dxBlock(bs: number, csumSeed: number | null, head: Uint8Array | null, countOffset: number, limit: number, slots: readonly { hash: number; block: number }[]): Uint8Array {
-  const b = new Uint8Array(bs);
-  if (head) {
-    b.set(head.subarray(0, 24)); // '.', and the header and name of '..'
-    DirEntryLayout.set(b, 'rec_len', encodeRecLen(bs - 12, bs), 12);
-  } else DirEntryLayout.encode({ inode: 0, rec_len: encodeRecLen(bs, bs), name_len: 0, file_type: 0 }, b, 0);
-  for (let i = 0; i < slots.length; i++) DxEntryLayout.encode(slots[i]!, b, countOffset + i * DX_ENTRY_SIZE);
-  DxCountLimitLayout.encode({ limit, count: slots.length }, b, countOffset);
-  if (csumSeed !== null) {
-    DxTailLayout.encode({ dt_reserved: 0, dt_checksum: 0 }, b, countOffset + limit * DX_ENTRY_SIZE);
-    if (!head) setDxChecksum(b, csumSeed, bs);
-  }
-  return b;
 }
 
 /** Names one directory holds back at most (memory; and a directory taking more goes the insert way, INDEX and dir_nlink as the kernel reaches them). */

@@ -37,8 +37,8 @@ import {
   readDirBlock, setDirBlockChecksum, type DirEntry, type NewDirEntry,
 } from './directory.js';
 import {
-  DxCountLimitLayout, DxEntryLayout, DxRootInfoLayout, DxTailLayout, DX_ENTRY_SIZE, DX_NODE_COUNT_OFFSET, DX_ROOT_COUNT_OFFSET,
-  DX_ROOT_INFO_OFFSET, classifyDirBlock, dxNodeLimit, dxRootLimit, dxSlotIndex, htreeLookup, maxIndirectLevels, parseDxNode, parseDxRoot,
+  DxCountLimitLayout, DxEntryLayout, DxRootInfoLayout, DX_ENTRY_SIZE, DX_NODE_COUNT_OFFSET,
+  DX_ROOT_INFO_OFFSET, classifyDirBlock, dxIndexImage, dxSlots, dxSlotIndex, htreeLookup, maxIndirectLevels, parseDxNode, parseDxRoot,
   setDxChecksum, type DxIndexBlock,
 } from './htree.js';
 import { dirHash } from './dirhash.js';
@@ -406,18 +406,6 @@ function dxCount(b: Uint8Array, off: number): { limit: number; count: number } {
   return DxCountLimitLayout.decode(b, off);
 }
 
-/** A dx node image holding `slots` (raw 8-byte entries; slot 0's hash is overlaid by count/limit). */
-function makeDxNode(d: DirEdit, slots: Uint8Array): Uint8Array {
-  const b = new Uint8Array(d.bs);
-  // The fake dirent spanning the block (inode 0, name_len 0) that makes it an empty leaf to old readers.
-  DirEntryLayout.encode({ inode: 0, rec_len: encodeRecLen(d.bs, d.bs), name_len: 0, file_type: 0 }, b, 0);
-  b.set(slots, DX_NODE_COUNT_OFFSET);
-  const limit = dxNodeLimit(d.bs, d.csumSeed !== null);
-  DxCountLimitLayout.encode({ limit, count: slots.length / DX_ENTRY_SIZE }, b, DX_NODE_COUNT_OFFSET);
-  if (d.csumSeed !== null) DxTailLayout.encode({ dt_reserved: 0, dt_checksum: 0 }, b, DX_NODE_COUNT_OFFSET + limit * DX_ENTRY_SIZE);
-  return b;
-}
-
 /**
  * Insert slot (hash → block) after frames[level].at (dx_insert_block),
  * splitting full index blocks upwards and pushing a full root down a level.
@@ -438,7 +426,7 @@ async function insertSlot(d: DirEdit, frames: Frame[], level: number, hash: numb
     const c1 = count >>> 1;
     const upper = w.slice(f.countOffset + c1 * DX_ENTRY_SIZE, f.countOffset + count * DX_ENTRY_SIZE);
     const hash2 = DxEntryLayout.get(upper, 'hash', 0);
-    const nb = await d.append(makeDxNode(d, upper));
+    const nb = await d.append(dxIndexImage(d.bs, d.csumSeed !== null, upper));
     d.dirty.set(nb, 'dx');
     w.fill(0, f.countOffset + c1 * DX_ENTRY_SIZE, f.countOffset + count * DX_ENTRY_SIZE);
     DxCountLimitLayout.encode({ limit, count: c1 }, w, f.countOffset);
@@ -455,7 +443,7 @@ async function insertSlot(d: DirEdit, frames: Frame[], level: number, hash: numb
   if (levels >= maxIndirectLevels(largeDir))
     throw new Ext4Error('ENOSPC', `directory ${d.dir.ino} index is full (${levels + 1} levels${largeDir ? '' : '; large_dir allows one more'})`, { structure: `directory ${d.dir.ino}`, location: d.where(0) });
   const slots = w.slice(f.countOffset, f.countOffset + count * DX_ENTRY_SIZE);
-  const nb = await d.append(makeDxNode(d, slots));
+  const nb = await d.append(dxIndexImage(d.bs, d.csumSeed !== null, slots));
   d.dirty.set(nb, 'dx');
   w.fill(0, f.countOffset + DX_ENTRY_SIZE, f.countOffset + count * DX_ENTRY_SIZE);
   DxCountLimitLayout.encode({ limit, count: 1 }, w, f.countOffset);
@@ -486,14 +474,7 @@ async function makeIndexed(d: DirEdit, blk0: Uint8Array, entries: readonly DirEn
   const l2 = await d.append(high);
   d.dirty.set(l1, 'leaf');
   d.dirty.set(l2, 'leaf');
-  const root = new Uint8Array(d.bs);
-  root.set(blk0.subarray(0, 24)); // '.' and the header and name of '..'
-  DirEntryLayout.set(root, 'rec_len', encodeRecLen(d.bs - 12, d.bs), 12);
-  DxRootInfoLayout.encode({ reserved_zero: 0, hash_version: version, info_length: DxRootInfoLayout.size, indirect_levels: 0, unused_flags: 0 }, root, DX_ROOT_INFO_OFFSET);
-  const limit = dxRootLimit(d.bs, d.csumSeed !== null);
-  DxEntryLayout.encode({ hash: 0, block: l1 }, root, DX_ROOT_COUNT_OFFSET);
-  DxCountLimitLayout.encode({ limit, count: 2 }, root, DX_ROOT_COUNT_OFFSET);
-  DxEntryLayout.encode({ hash, block: l2 }, root, DX_ROOT_COUNT_OFFSET + DX_ENTRY_SIZE);
+  const root = dxIndexImage(d.bs, d.csumSeed !== null, dxSlots([{ hash: 0, block: l1 }, { hash, block: l2 }]), { head: blk0, hashVersion: version, levels: 0 });
   d.tx.setBlock(d.phys(0), root);
   d.dirty.set(0, 'dx');
   d.dir.flags |= INODE_FLAGS.INDEX;

@@ -15,7 +15,7 @@ import { defineStruct } from '../codec/layout.js';
 import { crc32c, ZERO4 } from './checksum.js';
 import { Ext4Error, type Location } from '../errors.js';
 import { dirHash, DX_HASH_LEGACY, DX_HASH_HALF_MD4, DX_HASH_TEA, DX_HASH_SIPHASH } from './dirhash.js';
-import { DirEntryLayout, decodeRecLen, findDirTail, readDirBlock, EXT4_NAME_LEN, type DirEntry } from './directory.js';
+import { DirEntryLayout, decodeRecLen, encodeRecLen, findDirTail, readDirBlock, EXT4_NAME_LEN, type DirEntry } from './directory.js';
 import type { CiName } from './casefold.js';
 
 /** dx_root_info, at offset 0x18 of block 0 (after the '.' and '..' entries). */
@@ -118,6 +118,36 @@ export function dxChecksum(block: Uint8Array, countOffset: number, count: number
   return crc32c(c, ZERO4);
 }
 
+
+/** Raw dx_entry records (hash → logical block) for dxIndexImage. */
+export function dxSlots(entries: readonly { hash: number; block: number }[]): Uint8Array {
+  const b = new Uint8Array(entries.length * DX_ENTRY_SIZE);
+  for (let i = 0; i < entries.length; i++) DxEntryLayout.encode(entries[i]!, b, i * DX_ENTRY_SIZE);
+  return b;
+}
+
+/**
+ * A new dx index block holding `slots` (raw dx_entry records; slot 0's hash is overlaid by
+ * count/limit): a node — the fake dirent spanning the block (inode 0, name_len 0) that makes it an
+ * empty leaf to old readers — or, given `root`, the root: block 0's '.' and '..' (the first 24
+ * bytes of `root.head`, '..' spanning the block) and the root info. With metadata_csum the dx
+ * tail stays zero until setDxChecksum.
+ */
+export function dxIndexImage(blockSize: number, metadataCsum: boolean, slots: Uint8Array, root?: { head: Uint8Array; hashVersion: number; levels: number }): Uint8Array {
+  const b = new Uint8Array(blockSize);
+  const countOffset = root ? DX_ROOT_COUNT_OFFSET : DX_NODE_COUNT_OFFSET;
+  const limit = root ? dxRootLimit(blockSize, metadataCsum) : dxNodeLimit(blockSize, metadataCsum);
+  if (slots.length > limit * DX_ENTRY_SIZE || slots.length % DX_ENTRY_SIZE !== 0)
+    throw new Ext4Error('EINVAL', `${slots.length / DX_ENTRY_SIZE} dx entries for a block that holds ${limit}`);
+  if (root) {
+    b.set(root.head.subarray(0, 24));
+    DirEntryLayout.set(b, 'rec_len', encodeRecLen(blockSize - 12, blockSize), 12);
+    DxRootInfoLayout.encode({ reserved_zero: 0, hash_version: root.hashVersion, info_length: DxRootInfoLayout.size, indirect_levels: root.levels, unused_flags: 0 }, b, DX_ROOT_INFO_OFFSET);
+  } else DirEntryLayout.encode({ inode: 0, rec_len: encodeRecLen(blockSize, blockSize), name_len: 0, file_type: 0 }, b, 0);
+  b.set(slots, countOffset);
+  DxCountLimitLayout.encode({ limit, count: slots.length / DX_ENTRY_SIZE }, b, countOffset);
+  return b;
+}
 /** Recompute and store the dx tail checksum of a root or node block. */
 export function setDxChecksum(block: Uint8Array, seed: number, blockSize = block.length): void {
   const off = dxCountOffset(block, blockSize);
