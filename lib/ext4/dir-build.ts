@@ -27,7 +27,7 @@ import type { Transaction } from './transaction.js';
 import { COMPAT, INCOMPAT, S_FLAGS } from './superblock.js';
 import { INODE_FLAGS, hasInlineData, isExtentMapped, type Inode } from './inode.js';
 import type { Extent } from './extents.js';
-import { DirEntryLayout, DIRENT_HEADER_SIZE, DIR_TAIL_SIZE, dirRecLen, encodeRecLen, initDirTail, readDirBlock, setDirBlockChecksum } from './directory.js';
+import { DIR_TAIL_SIZE, dirRecLen, makeDirBlock, readDirBlock, type DirEntry, type NewDirEntry } from './directory.js';
 import { dxIndexImage, dxNodeLimit, dxRootLimit, dxSlots, maxIndirectLevels, setDxChecksum } from './htree.js';
 import { dirHash } from './dirhash.js';
 import { hashSeedWords } from './hash-seed.js';
@@ -36,17 +36,13 @@ import { allocateBlocks } from './alloc.js';
 import { blockMapExclude, remapInode, setSize, txFileMap } from './remap.js';
 import { addDirEntry, checkName } from './dir-edit.js';
 
-/** One name of a listing: dirent file_type `ft` (direntType). */
-export interface BuildEntry {
-  name: Uint8Array;
-  ino: number;
-  ft: number;
-}
+/** One name of a listing (fileType: the dirent file_type, direntType). */
+export type BuildEntry = NewDirEntry;
 
 /** e2fsck's default indexed_dir_slack_percentage: a leaf is closed once less than this share of it is left. */
 const LEAF_SLACK_PERCENT = 20;
 
-/** A leaf being filled, then its image. */
+/** A leaf's image and its index slot's hash. */
 interface Leaf {
   image: Uint8Array;
   /** Index slot hash: the first name's hash (| 1 when it continues a run of equal hashes). */
@@ -64,34 +60,35 @@ export async function buildDirectory(tx: Transaction, dir: Inode, entries: reado
   const fs = tx.fs, bs = fs.blockSize, sb = fs.sb;
   const fresh = !hasInlineData(dir) && !(dir.flags & (INODE_FLAGS.ENCRYPT | INODE_FLAGS.CASEFOLD | INODE_FLAGS.INDEX)) && dir.size === bs ? await freshBlock(tx, dir) : null;
   if (!fresh) {
-    for (const e of entries) await addDirEntry(tx, dir, e.name, e.ino, e.ft);
+    for (const e of entries) await addDirEntry(tx, dir, e.name, e.inode, e.fileType);
     return;
   }
   const csumSeed = fs.inodeCsumSeed(dir);
-  const hasFiletype = (sb.s_feature_incompat & INCOMPAT.FILETYPE) !== 0;
+  const leafOpts = { blockSize: bs, hasFiletype: (sb.s_feature_incompat & INCOMPAT.FILETYPE) !== 0, csum: csumSeed === null ? null : { seed: csumSeed } };
   const end = csumSeed === null ? bs : bs - DIR_TAIL_SIZE;
-  const w = new LeafWriter(bs, end, csumSeed, hasFiletype);
+  // '.' and '..' at their 12 bytes, as the block holds them
+  const head: NewDirEntry[] = fresh.dots.map((d) => ({ inode: d.inode, name: d.name, fileType: d.fileType, recLen: 12 }));
   let total = 0;
   for (const e of entries) total += dirRecLen(e.name.length);
   if (total <= end - 24) {
-    // Linear, one block: '.' and '..' keep their 12 bytes, the last name spans the rest.
-    w.start(fresh.image.slice(0, 24), 24);
-    for (const e of entries) w.put(e);
-    tx.setBlock(fresh.phys, w.close());
+    // Linear, one block: the last name spans the rest.
+    tx.setBlock(fresh.phys, makeDirBlock([...head, ...entries], leafOpts));
     return;
   }
   if (!(sb.s_feature_compat & COMPAT.DIR_INDEX)) {
     // Linear blocks, each filled in turn ('.' and '..' first in block 0).
     const blocks: Uint8Array[] = [];
-    w.start(fresh.image.slice(0, 24), 24);
+    let leaf: NewDirEntry[] = [...head], used = 24;
     for (const e of entries) {
-      if (!w.fits(e)) {
-        blocks.push(w.close());
-        w.start(null, 0);
+      const rec = dirRecLen(e.name.length);
+      if (used + rec > end) {
+        blocks.push(makeDirBlock(leaf, leafOpts));
+        (leaf = []), (used = 0);
       }
-      w.put(e);
+      leaf.push(e);
+      used += rec;
     }
-    blocks.push(w.close());
+    blocks.push(makeDirBlock(leaf, leafOpts));
     tx.setBlock(fresh.phys, blocks[0]!);
     await appendBlocks(tx, dir, fresh.extent, blocks.slice(1));
     return;
@@ -106,21 +103,21 @@ export async function buildDirectory(tx: Transaction, dir: Inode, entries: reado
   hashed.sort((a, b) => a.hash - b.hash || a.minor - b.minor);
   const slack = Math.max(Math.floor((end * LEAF_SLACK_PERCENT) / 100), dirRecLen(1));
   const leaves: Leaf[] = [];
-  let hash = 0, prevHash = -1;
-  w.start(null, 0);
+  let hash = 0, prevHash = -1, leaf: NewDirEntry[] = [], used = 0;
   for (let i = 0; i < hashed.length; i++) {
-    const h = hashed[i]!;
+    const h = hashed[i]!, rec = dirRecLen(h.e.name.length);
     if (i > 0 && h.hash === prevHash && h.minor === hashed[i - 1]!.minor && bytesEqual(h.e.name, hashed[i - 1]!.e.name))
       throw new Ext4Error('EEXIST', 'two entries with the same name', { structure: `directory ${dir.ino}`, location: { kind: 'inode', ino: dir.ino } });
-    if (w.used > 0 && (!w.fits(h.e) || end - w.used < slack)) {
-      leaves.push({ image: w.close(), hash });
-      w.start(null, 0);
+    if (used > 0 && (used + rec > end || end - used < slack)) {
+      leaves.push({ image: makeDirBlock(leaf, leafOpts), hash });
+      (leaf = []), (used = 0);
     }
-    if (w.used === 0) hash = leaves.length === 0 ? 0 : (h.hash | (h.hash === prevHash ? 1 : 0)) >>> 0;
-    w.put(h.e);
+    if (used === 0) hash = leaves.length === 0 ? 0 : (h.hash | (h.hash === prevHash ? 1 : 0)) >>> 0;
+    leaf.push(h.e);
+    used += rec;
     prevHash = h.hash;
   }
-  leaves.push({ image: w.close(), hash });
+  leaves.push({ image: makeDirBlock(leaf, leafOpts), hash });
   // Index levels above the leaves (logical blocks: the leaves 1..n, then the index nodes).
   const rootLimit = dxRootLimit(bs, csumSeed !== null), nodeLimit = dxNodeLimit(bs, csumSeed !== null);
   const blocks: Uint8Array[] = leaves.map((l) => l.image);
@@ -148,7 +145,7 @@ export async function buildDirectory(tx: Transaction, dir: Inode, entries: reado
 }
 
 /** Block 0 of `dir` when it holds '.' (12 bytes) and '..' spanning the rest, and nothing else; else null. */
-async function freshBlock(tx: Transaction, dir: Inode): Promise<{ phys: number; image: Uint8Array; extent: Extent } | null> {
+async function freshBlock(tx: Transaction, dir: Inode): Promise<{ phys: number; image: Uint8Array; extent: Extent; dots: DirEntry[] } | null> {
   const fs = tx.fs;
   const map = await txFileMap(tx, dir);
   const ext = map.extents[0];
@@ -162,7 +159,7 @@ async function freshBlock(tx: Transaction, dir: Inode): Promise<{ phys: number; 
   const [dot, dotdot] = entries;
   const dots = entries.length === 2 && dot && dotdot && dot.offset === 0 && dot.recLen === 12 && dot.nameLen === 1 && dot.name[0] === 0x2e
     && dotdot.offset === 12 && dotdot.nameLen === 2 && dotdot.name[0] === 0x2e && dotdot.name[1] === 0x2e;
-  return dots ? { phys: ext.physical, image, extent: ext } : null;
+  return dots ? { phys: ext.physical, image, extent: ext, dots: [dot, dotdot] } : null;
 }
 
 /** Map `blocks` as logical blocks 1.. of `dir` (allocated right after block 0 when free), size grown, inode written. */
@@ -181,50 +178,6 @@ async function appendBlocks(tx: Transaction, dir: Inode, first: Extent, blocks: 
   await remapInode(tx, dir, await txFileMap(tx, dir), extents);
   setSize(tx, dir, (blocks.length + 1) * fs.blockSize);
   await tx.writeInode(dir);
-}
-
-/** Fills one leaf block: entries at their minimal rec_len, the last one spanning to the end (or the checksum tail). */
-class LeafWriter {
-  #b: Uint8Array = new Uint8Array(0);
-  /** Offset of the last entry written (its rec_len grows to the end at close). */
-  #last = -1;
-  used = 0;
-  constructor(readonly bs: number, readonly end: number, readonly csumSeed: number | null, readonly hasFiletype: boolean) {}
-
-  /** A new block: `head` (bytes kept at its start, '.' and '..') and where the next entry goes. */
-  start(head: Uint8Array | null, used: number): void {
-    this.#b = new Uint8Array(this.bs);
-    if (head) {
-      // '.' and '..' at their 12 bytes; '..' spans the block again at close when nothing follows it.
-      this.#b.set(head);
-      DirEntryLayout.set(this.#b, 'rec_len', encodeRecLen(12, this.bs), 12);
-    }
-    this.#last = head ? 12 : -1;
-    this.used = used;
-  }
-
-  fits(e: BuildEntry): boolean {
-    return this.used + dirRecLen(e.name.length) <= this.end;
-  }
-
-  put(e: BuildEntry): void {
-    const rec = dirRecLen(e.name.length);
-    DirEntryLayout.encode({ inode: e.ino, rec_len: encodeRecLen(rec, this.bs), name_len: e.name.length, file_type: this.hasFiletype ? e.ft & 0xff : 0 }, this.#b, this.used);
-    this.#b.set(e.name, this.used + DIRENT_HEADER_SIZE);
-    this.#last = this.used;
-    this.used += rec;
-  }
-
-  close(): Uint8Array {
-    const b = this.#b;
-    if (this.#last < 0) DirEntryLayout.encode({ inode: 0, rec_len: encodeRecLen(this.end, this.bs), name_len: 0, file_type: 0 }, b, 0);
-    else DirEntryLayout.set(b, 'rec_len', encodeRecLen(this.end - this.#last, this.bs), this.#last);
-    if (this.csumSeed !== null) {
-      initDirTail(b);
-      setDirBlockChecksum(b, this.csumSeed);
-    }
-    return b;
-  }
 }
 
 /** Names one directory holds back at most (memory; and a directory taking more goes the insert way, INDEX and dir_nlink as the kernel reaches them). */
@@ -249,14 +202,9 @@ export class DirBatch {
   take(dir: number, name: Uint8Array, ino: number, ft: number): boolean {
     const list = this.#held.get(dir);
     if (!list || list.length >= HELD_MAX) return false;
-    list.push({ name, ino, ft });
+    list.push({ inode: ino, name, fileType: ft });
     this.#bytes += dirRecLen(name.length);
     return true;
-  }
-
-  /** Whether any name is held. */
-  get size(): number {
-    return this.#held.size;
   }
 
   /** Blocks the held names will take beyond their directories' first (a transaction's budget): leaves at most 80 % full, index blocks. */
