@@ -314,8 +314,6 @@ export class InPlaceRemoval {
   readonly released: number[] = [];
   /** Their groups: an inode bitmap and a descriptor each, for the caller's journal budget. */
   readonly releasedGroups = new Set<number>();
-  /** Inode-table start of each group met (it never moves while the filesystem is open). */
-  readonly #tables = new Map<number, number>();
   readonly #verify: { fsSeed: number; verifyChecksum: boolean };
   /** ctime as stored (the removal's time) and i_dtime (the clock's, as deleteInode's). */
   readonly #ctime: { base: number; extra: number };
@@ -346,7 +344,7 @@ export class InPlaceRemoval {
    */
   async drop(ino: number): Promise<Dropped | null> {
     if (ino < this.tx.fs.sb.s_first_ino) return null; // a reserved inode named in a directory: the general path's business
-    const { block, off } = this.#slot(ino) ?? (await this.#locate(ino));
+    const { block, offset: off } = this.tx.knownInodeLocation(ino) ?? (await this.tx.inodeLocation(ino));
     const w = this.tx.ownBlock(block) ?? (await this.tx.block(block));
     const now = this.#dropAt(ino, w, off, null);
     // (with the walked runs given, #dropAt always decides)
@@ -359,9 +357,9 @@ export class InPlaceRemoval {
    */
   dropNow(ino: number): Dropped | null | undefined {
     if (ino < this.tx.fs.sb.s_first_ino) return null;
-    const at = this.#slot(ino);
+    const at = this.tx.knownInodeLocation(ino);
     const w = at && this.tx.ownBlock(at.block);
-    return w ? this.#dropAt(ino, w, at.off, null) : undefined;
+    return w ? this.#dropAt(ino, w, at.offset, null) : undefined;
   }
 
   /** drop() on the slot at w[off…] (this transaction's copy); `walked`: the map's runs when it had to be walked, undefined while it has not. */
@@ -435,24 +433,6 @@ export class InPlaceRemoval {
   async finish(): Promise<void> {
     await freeInodes(this.tx, this.released.splice(0), false);
     this.releasedGroups.clear();
-  }
-
-  /** The slot of `ino` when its group's table is known. */
-  #slot(ino: number): { block: number; off: number } | null {
-    const sb = this.tx.fs.sb;
-    const table = this.#tables.get(Math.floor((ino - 1) / sb.s_inodes_per_group));
-    if (table === undefined) return null;
-    const byte = ((ino - 1) % sb.s_inodes_per_group) * sb.s_inode_size;
-    return { block: table + Math.floor(byte / this.tx.fs.blockSize), off: byte % this.tx.fs.blockSize };
-  }
-
-  /** The slot of `ino` as the filesystem locates it, its group's table start kept for #slot. */
-  async #locate(ino: number): Promise<{ block: number; off: number }> {
-    const sb = this.tx.fs.sb;
-    const { block, offset } = await this.tx.inodeLocation(ino);
-    const byte = ((ino - 1) % sb.s_inodes_per_group) * sb.s_inode_size;
-    this.#tables.set(Math.floor((ino - 1) / sb.s_inodes_per_group), block - Math.floor(byte / this.tx.fs.blockSize));
-    return { block, off: offset };
   }
 
   /** ctime (with nanoseconds and epoch bits where i_extra_isize covers them), then the checksum. */

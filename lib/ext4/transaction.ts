@@ -122,10 +122,16 @@ export class Transaction implements BlockReader {
     return (((ino - 1) % sb.s_inodes_per_group) * sb.s_inode_size) % this.fs.blockSize;
   }
 
+  /** Where inode `ino` lives when its group's table start is known (see tableStarts), without an await; else null. */
+  knownInodeLocation(ino: number): { block: number; offset: number } | null {
+    const block = this.#knownSlotBlock(ino);
+    return block < 0 ? null : { block, offset: this.#slotOffset(ino) };
+  }
+
   /** Where inode `ino` lives (fs.inodeLocation, its group's table start noted). */
   async inodeLocation(ino: number): Promise<{ block: number; offset: number }> {
-    const known = this.#knownSlotBlock(ino);
-    if (known >= 0) return { block: known, offset: this.#slotOffset(ino) };
+    const known = this.knownInodeLocation(ino);
+    if (known) return known;
     const at = await this.fs.inodeLocation(ino);
     const sb = this.fs.sb;
     this.#tableStart[Math.floor((ino - 1) / sb.s_inodes_per_group)] = at.block - Math.floor((((ino - 1) % sb.s_inodes_per_group) * sb.s_inode_size) / this.fs.blockSize);
