@@ -178,6 +178,12 @@ const MAX_BYTES = 64 << 20;
 function summarizeInto(k: Instance, runBytes: readonly (Uint8Array | null)[], runs: Int32Array, slots: Float64Array, inos: readonly number[], fsSeed: number, inodeSize: number, verify: boolean): Int32Array | null {
   const n = runs.length;
   const nr = runBytes.length;
+  // Every slot inside its own run (the module reads what memory holds, not a run's bounds): a
+  // batch that breaks this goes to inodeSummary, whose reads are checked.
+  for (let i = 0; i < n; i++) {
+    const r = runs[i]!, run = r >= 0 ? runBytes[r] : null;
+    if (r >= nr || (run && !(slots[i]! >= 0 && slots[i]! + inodeSize <= run.length))) return null;
+  }
   const runsAt = ARRAYS, slotsAt = runsAt + 4 * n, inosAt = slotsAt + 4 * n, basesAt = inosAt + 4 * n, outAt = basesAt + 4 * nr;
   let end = outAt + 4 * SUMMARY_WORDS * n;
   for (const r of runBytes) if (r !== null) end += (r.length + 7) & ~7;

@@ -43,6 +43,16 @@ function makeSlot(isz: number, kind: number, ino: number, fsSeed: number): Uint8
 }
 
 describe('inode summaries in WebAssembly', () => {
+  it('leaves a batch whose slot is not inside its run to inodeSummary (no read past a run)', () => {
+    const run = new Uint8Array(256);
+    InodeBaseLayout.set(run, 'i_mode', 0o100644, 0);
+    InodeBaseLayout.set(run, 'i_links_count', 1, 0);
+    // slot 0 of a 256-byte run is answered; slot 128 of 256-byte inodes would run 128 bytes past it
+    expect(summarizeInodes([run], Int32Array.of(0), Float64Array.of(0), [12], 0, 256, false)?.[SUMMARY_DONE]).toBe(0);
+    expect(summarizeInodes([run], Int32Array.of(0), Float64Array.of(128), [12], 0, 256, false)).toBeNull();
+    expect(summarizeInodes([run], Int32Array.of(1), Float64Array.of(0), [12], 0, 256, false)).toBeNull();
+  });
+
   it('is a valid module, and the path taken under Node', () => {
     expect(WebAssembly.validate(inodeSummaryWasmBytes())).toBe(true);
     expect(summarizeInodes([new Uint8Array(128)], Int32Array.of(0), Float64Array.of(0), [1], 0, 128, false)).not.toBeNull();
