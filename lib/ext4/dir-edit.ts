@@ -298,6 +298,11 @@ class DirEdit {
   }
 }
 
+/** Whether entry `e` holds `name`: folded (`ci`) in a casefolded directory, else byte for byte. */
+function sameName(e: DirEntry, name: Uint8Array, ci: CiName | null): boolean {
+  return ci ? ci.matches(e.name) : e.nameLen === name.length && bytesEqual(e.name, name);
+}
+
 /** A name a directory entry can hold (ENOENT empty, ENAMETOOLONG, EINVAL for '/' or NUL). */
 export function checkName(name: Uint8Array): void {
   if (name.length === 0) throw new Ext4Error('ENOENT', 'empty name');
@@ -315,7 +320,7 @@ function insertIntoLeaf(d: DirEdit, lb: number, entries: readonly DirEntry[], na
   const need = dirRecLen(name.length);
   let slot: DirEntry | null = null;
   for (const e of entries) {
-    if (e.inode !== 0 && (ci ? ci.matches(e.name) : e.nameLen === name.length && bytesEqual(e.name, name)))
+    if (e.inode !== 0 && sameName(e, name, ci))
       throw new Ext4Error('EEXIST', 'an entry with this name exists', { structure: `directory ${d.dir.ino}`, location: d.where(lb) });
     const used = e.inode ? dirRecLen(e.nameLen) : 0;
     if (!slot && e.recLen - used >= need) slot = e;
@@ -576,7 +581,7 @@ async function find(d: DirEdit, name: Uint8Array): Promise<FoundEntry | null> {
   }
   for (let lb = 0; lb < d.nblocks; lb++) {
     for (const e of d.parseLeaf(lb, await d.read(lb))) {
-      if (e.inode !== 0 && (ci ? ci.matches(e.name) : e.nameLen === name.length && bytesEqual(e.name, name))) return { ino: e.inode, fileType: e.fileType, block: lb, offset: e.offset };
+      if (e.inode !== 0 && sameName(e, name, ci)) return { ino: e.inode, fileType: e.fileType, block: lb, offset: e.offset };
     }
   }
   return null;
