@@ -176,7 +176,11 @@ export function encodeRecords(pieces: RecordPieces, n: number, a: NumberColumn, 
   return out.subarray(0, p);
 }
 
-/** The decimal digits of a safe integer v ≥ 0 at byte p; returns their end (up to 3 bytes past it are scratch). Eight low digits at a time as int32. */
+/**
+ * The decimal digits of a safe integer v ≥ 0 at byte p; returns their end (up to 3 bytes past it are scratch). Eight low digits at a time as int32.
+ * RecordEncoder.fill writes values below 10^16 the same way inline (a fresh `free` over 244,508
+ * runs: 0.29 s of CPU against 0.315 s through this function): a change here goes there too.
+ */
 function writeDecimal(dv: DataView, q: Int32Array, p: number, v: number): number {
   if (v < 1e8) return writeSmall(dv, q, p, v | 0);
   const hi = Math.floor(v / 1e8);
