@@ -78,12 +78,8 @@ export function tmpDir(name = 'dir'): string {
 
 let shmRoot: string | null | undefined;
 
-/**
- * A fresh, empty directory on tmpfs (/dev/shm) when there is one — a test that copies and
- * compares whole images gains nothing from disk I/O and fsync — else `tmpDir(name)`. Removed at
- * exit; tmpfs is memory, so remove what a case made once it is done.
- */
-export function memDir(name = 'dir'): string {
+/** This process's directory on tmpfs (/dev/shm), made on first use and removed at exit; null when there is none. */
+export function shmDir(): string | null {
   if (shmRoot === undefined) {
     shmRoot = null;
     try {
@@ -96,8 +92,18 @@ export function memDir(name = 'dir'): string {
       shmRoot = null;
     }
   }
-  if (!shmRoot) return tmpDir(name);
-  const p = path.join(shmRoot, `${++counter}-${name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 80)}`);
+  return shmRoot;
+}
+
+/**
+ * A fresh, empty directory on tmpfs (/dev/shm) when there is one — a test that copies and
+ * compares whole images gains nothing from disk I/O and fsync — else `tmpDir(name)`. Removed at
+ * exit; tmpfs is memory, so remove what a case made once it is done.
+ */
+export function memDir(name = 'dir'): string {
+  const root = shmDir();
+  if (!root) return tmpDir(name);
+  const p = path.join(root, `${++counter}-${name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 80)}`);
   fs.mkdirSync(p);
   return p;
 }

@@ -25,7 +25,7 @@ import {
   splitDebugfsOutput,
   withLoopMount,
 } from '../helpers/tools.js';
-import { tmpDir, tmpPath } from '../helpers/tmp.js';
+import { shmDir, tmpDir, tmpPath } from '../helpers/tmp.js';
 
 /** Under CI a missing tool throws (oracleGate) instead of skipping. */
 export const HAVE_E2FSPROGS = haveTools(E2FSPROGS_TOOLS);
@@ -61,22 +61,10 @@ export type SourceFiles = Record<string, Uint8Array>;
  * a test of a few hundred calls take seconds — else the per-process tmp dir.
  * Call `cleanupImages()` after each test (tmpfs is memory).
  */
-let shmDir: string | null | undefined;
 const created: string[] = [];
 export function scratchPath(name: string): string {
-  if (shmDir === undefined) {
-    shmDir = null;
-    try {
-      if (fs.statSync('/dev/shm').isDirectory()) {
-        const d = fs.mkdtempSync(`/dev/shm/ext4kit-ops-${process.pid}-`);
-        shmDir = d;
-        process.on('exit', () => fs.rmSync(d, { recursive: true, force: true }));
-      }
-    } catch {
-      shmDir = null;
-    }
-  }
-  const p = shmDir ? path.join(shmDir, `${created.length}-${name.replace(/[^A-Za-z0-9._-]/g, '_')}`) : tmpPath(name);
+  const root = shmDir();
+  const p = root ? path.join(root, `scratch-${created.length}-${name.replace(/[^A-Za-z0-9._-]/g, '_')}`) : tmpPath(name);
   created.push(p);
   return p;
 }
