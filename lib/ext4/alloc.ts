@@ -19,9 +19,9 @@ import { internals } from './internals.js';
 import type { Transaction } from './transaction.js';
 import { BG_FLAGS, uninitFlagsHonoured, type GroupDesc } from './group-desc.js';
 import {
-  blockBitmapChecksum, clearBit, computeUninitBlockBitmap, computeUninitInodeBitmap, countFree,
-  inodeBitmapChecksum, setBit, testBit,
+  blockBitmapChecksum, clearBit, computeUninitBlockBitmap, computeUninitInodeBitmap, inodeBitmapChecksum, setBit, testBit,
 } from './bitmap.js';
+import { countClear, fillBits, findBit } from './bit-runs.js';
 import { blocksInGroup, clustersInGroup, flexGroupSize, groupFirstBlock, groupOfBlock } from './geometry.js';
 import { checkGroupTables, describeFixed, firstUnmarkedFixed, fixedMetadataExtents, FixedIndex, type FixedExtent, type GroupTables } from './fixed-metadata.js';
 import { INODE_FLAGS, InodeBaseLayout } from './inode.js';
@@ -86,7 +86,7 @@ async function validateBlockBitmap(fs: Filesystem, gd: GroupDesc, bm: Uint8Array
   const where = { structure: 'block bitmap', location: { kind: 'group', group: g, block: gd.blockBitmap } satisfies Location };
   const bad = firstUnmarkedFixed(sb, guard.index, g, bm);
   if (bad) throw new Ext4Error('EFSCORRUPTED', `block bitmap marks block ${bad.block} free, but it is ${describeFixed(bad.extent)}: run e2fsck`, where);
-  const free = countFree(bm, clustersInGroup(sb, g));
+  const free = countClear(bm, clustersInGroup(sb, g));
   if (free !== gd.freeBlocks) throw new Ext4Error('EFSCORRUPTED', `block bitmap has ${free} free blocks, the group descriptor says ${gd.freeBlocks}: run e2fsck`, where);
   guard.validated.add(g);
   return bm;
@@ -100,7 +100,7 @@ async function validateBlockBitmap(fs: Filesystem, gd: GroupDesc, bm: Uint8Array
 async function validateInodeBitmap(fs: Filesystem, gd: GroupDesc, bm: Uint8Array): Promise<void> {
   const guard = guards.get(fs) ?? (await allocGuard(fs));
   if (guard.inodesValidated.has(gd.group)) return;
-  const free = countFree(bm, fs.sb.s_inodes_per_group);
+  const free = countClear(bm, fs.sb.s_inodes_per_group);
   if (free !== gd.freeInodes)
     throw new Ext4Error('EFSCORRUPTED', `inode bitmap has ${free} free inodes, the group descriptor says ${gd.freeInodes}: run e2fsck`, { structure: 'inode bitmap', location: { kind: 'group', group: gd.group, block: gd.inodeBitmap } });
   guard.inodesValidated.add(gd.group);
@@ -297,14 +297,11 @@ async function markRuns(tx: Transaction, runs: readonly Run[], allocate: boolean
       const runs = writableRuns(bm, clustersInGroup(sb, g));
       // Bit indices as int32 (block numbers may arrive as boxed doubles: x++ on one allocates).
       const i0 = (b - first) | 0, i1 = (stop - first) | 0;
-      for (let i = i0; i < i1; i++) {
-        if (testBit(bm, i) === allocate)
-          throw new Ext4Error('EFSCORRUPTED', `block ${first + i} ${allocate ? 'is already in use' : 'freed twice'}`, { structure: 'block bitmap', location: { kind: 'group', group: g } });
-      }
-      for (let i = i0; i < i1; i++) {
-        if (allocate) setBit(bm, i);
-        else clearBit(bm, i);
-      }
+      // (word-wise: a finalise frees whole groups' worth of bits, in a fresh process's cold code)
+      const twice = findBit(bm, i0, i1, allocate);
+      if (twice >= 0)
+        throw new Ext4Error('EFSCORRUPTED', `block ${first + twice} ${allocate ? 'is already in use' : 'freed twice'}`, { structure: 'block bitmap', location: { kind: 'group', group: g } });
+      fillBits(bm, i0, i1, allocate);
       const n = stop - b;
       // (cannot fail: every bit was checked above; if it did, the index is rebuilt from the bitmap)
       if (!(allocate ? runs.take(b - first, n) : runs.give(b - first, n))) freeIndex.delete(bm);
@@ -383,7 +380,7 @@ async function allocateAtGoal(tx: Transaction, opts: FindOptions): Promise<Run |
     if (i0 < 0) continue; // (free blocks only before the goal: the scan goes on to the next group too)
     if (len < n || guard.index.within(first + i0, n).length !== 0) return null;
     const i1 = (i0 + n) | 0;
-    for (let i = i0; i < i1; i++) if (testBit(bm, i)) return null; // (the index says free: a mismatch goes the long way, which reports it)
+    if (findBit(bm, i0, i1, true) >= 0) return null; // (the index says free: a mismatch goes the long way, which reports it)
     const run = { start: first + i0, length: n };
     await markAllocated(tx, [run]);
     return run;
@@ -479,18 +476,10 @@ export async function allocateInode(tx: Transaction, opts: { goalGroup?: number;
   throw new Ext4Error('ENOSPC', 'no free inodes');
 }
 
-/** The first clear bit of bm in [from, end), or end: whole 0xff bytes skipped (a filling group is mostly set bits). */
+/** The first clear bit of bm in [from, end), or end: whole set words skipped (a filling group is mostly set bits). */
 function firstClear(bm: Uint8Array, from: number, end: number): number {
-  let i = from;
-  while (i < end && (i & 7) !== 0) {
-    if (!testBit(bm, i)) return i;
-    i++;
-  }
-  let byte = i >>> 3;
-  const last = end >>> 3;
-  while (byte < last && bm[byte] === 0xff) byte++;
-  for (i = Math.max(i, byte << 3); i < end; i++) if (!testBit(bm, i)) return i;
-  return end;
+  const i = findBit(bm, from, end, false);
+  return i < 0 ? end : i;
 }
 
 /**

@@ -13,7 +13,7 @@
  * the space reports.
  */
 import { Ext4Error, type Location } from '../errors.js';
-import { testBit } from './bitmap.js';
+import { findBit } from './bit-runs.js';
 import {
   blocksInGroup, clusterRatio, descBlockCount, groupFirstBlock, groupFixedMetadata, groupOfBlock, inodeTableBlocks, type Geometry,
 } from './geometry.js';
@@ -227,7 +227,9 @@ export function firstUnmarkedFixed(geo: Geometry, index: FixedIndex, g: number, 
   const ratio = clusterRatio(geo); // bigalloc: one bit per cluster
   for (const e of index.within(first, n)) {
     const s = Math.max(e.start, first), end = Math.min(e.start + e.length, first + n);
-    for (let b = s; b < end; b++) if (!testBit(bm, Math.floor((b - first) / ratio))) return { extent: e, block: b };
+    // The clusters holding [s, end), word-wise; the first block of the first clear one in the run.
+    const c = findBit(bm, Math.floor((s - first) / ratio), Math.floor((end - 1 - first) / ratio) + 1, false);
+    if (c >= 0) return { extent: e, block: Math.max(s, first + c * ratio) };
   }
   return null;
 }
