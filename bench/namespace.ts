@@ -20,12 +20,16 @@
  * runs the same import in the same rounds: before/after on a shared machine.
  * Then the warm in-process figure: the same import called again in this process (host reader
  * thread, Filesystem.open, importTree, close; one uncounted warm-up, medians of --runs).
+ * importCpuS: CPU seconds (user + sys, medians of --runs more fresh runs) of each import (the
+ * kernel's cp excepted: its work is in kernel threads), ours split into the main thread, its other
+ * threads (V8's compiler and GC, libuv's pool writing the image, the host reader's worker) and
+ * child processes (python3 for xattrs).
  * rm: ext4kit rm -r IMG /tree vs mount + rm -rf + umount, each on a copy of the imported image.
  * extents: total extents of the regular files after ext4kit import vs the kernel's cp -a.
  * creates: bench/namespace-creates.ts (N creates in one directory; last window vs first).
  * Load average printed at the start and the end.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -179,6 +183,62 @@ async function extentCount(img: string, under: string): Promise<{ files: number;
   return { files, extents };
 }
 
+/** CPU seconds (user + sys) of one process's threads, as /proc last showed them. */
+interface CpuSplit {
+  wallS: number;
+  /** The process's main thread. */
+  main: number;
+  /** Its other threads: V8's compiler and GC threads, libuv's pool (the image writes), worker threads (the host reader). */
+  otherThreads: number;
+  /** Its child processes (python3 for xattrs). */
+  children: number;
+  total: number;
+}
+
+/**
+ * Run `cmd` and poll /proc every 10 ms for the CPU of each of its threads and children (their
+ * last values: a thread that ends between polls loses its last <10 ms). On two cores the wall
+ * is bounded by the sum of every thread's CPU over two as much as by the main thread's: this
+ * says which. Linux only (null elsewhere).
+ */
+async function cpuSplit(cmd: string, a: string[]): Promise<CpuSplit | null> {
+  if (!fs.existsSync('/proc/self/task')) return null;
+  const tick = Number(sh('getconf', ['CLK_TCK']).trim()) || 100;
+  const last = new Map<string, { main: boolean; child: boolean; cpu: number }>();
+  const poll = (pid: number, top: number) => {
+    let tids: string[];
+    try {
+      tids = fs.readdirSync(`/proc/${pid}/task`);
+    } catch {
+      return;
+    }
+    for (const tid of tids) {
+      try {
+        const st = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1');
+        const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+        last.set(`${pid}/${tid}`, { main: pid === top && Number(tid) === pid, child: pid !== top, cpu: (Number(f[11]) + Number(f[12])) / tick });
+        for (const c of fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'latin1').split(' ')) if (c) poll(Number(c), top);
+      } catch {
+        // (the thread ended)
+      }
+    }
+  };
+  const t0 = performance.now();
+  const child = spawn(cmd, a, { stdio: 'ignore' });
+  const timer = setInterval(() => poll(child.pid!, child.pid!), 10);
+  const status = await new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+  clearInterval(timer);
+  if (status !== 0) throw new Error(`${cmd} ${a.join(' ')}: exit ${status}`);
+  const sum = (f: (t: { main: boolean; child: boolean }) => boolean) => +[...last.values()].filter(f).reduce((s, t) => s + t.cpu, 0).toFixed(2);
+  return { wallS: +((performance.now() - t0) / 1000).toFixed(2), main: sum((t) => t.main), otherThreads: sum((t) => !t.main && !t.child), children: sum((t) => t.child), total: sum(() => true) };
+}
+
+/** Median of each field over runs. */
+function medianSplit(runs: CpuSplit[]): CpuSplit {
+  const m = (k: keyof CpuSplit) => +median(runs.map((r) => r[k])).toFixed(2);
+  return { wallS: m('wallS'), main: m('main'), otherThreads: m('otherThreads'), children: m('children'), total: m('total') };
+}
+
 // ------------------------------------------------------------------------------------- main
 
 const out: Record<string, unknown> = { files: FILES, mib: MIB, runs: RUNS, loadStart: loadavg() };
@@ -214,6 +274,18 @@ try {
       vsMkfsD: +(k / res.wall['mkfs.ext4 -d']!).toFixed(2), vsKernelCp: +(k / res.wall['kernel cp -a + umount']!).toFixed(2), vsDebugfs: +(k / res.wall['debugfs -w']!).toFixed(2),
       ...(BEFORE ? { vsBefore: +(k / res.work('ext4kit import (before)')).toFixed(2) } : {}),
     };
+    // CPU per thread of fresh imports (ours, and --before), next to the C tools' CPU: on two
+    // cores, whether the main thread or the sum of all threads sets the wall.
+    const cpuJobs = jobs.filter((j) => j !== NODE_START && j.name !== 'kernel cp -a + umount');
+    const cpu: Record<string, CpuSplit[]> = Object.fromEntries(cpuJobs.map((j) => [j.name, []]));
+    for (let r = 0; r < RUNS; r++) {
+      for (const j of cpuJobs) {
+        j.before?.();
+        const c = await cpuSplit(j.cmd, j.args);
+        if (c) cpu[j.name]!.push(c);
+      }
+    }
+    if (Object.values(cpu).every((v) => v.length)) out.importCpuS = Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, medianSplit(v)]));
     // Warm in-process: what the library costs once node and the code are warm (as the CLI does it).
     const warm: number[] = [];
     for (let r = 0; r <= RUNS; r++) {

@@ -172,9 +172,14 @@ export function parseSuperblock(raw: Uint8Array, opts: { deviceSize?: number; ve
   if (f.s_log_block_size > 6) throw bad(`block size 2^(10+${f.s_log_block_size}) is invalid`);
   const blockSize = 1024 << f.s_log_block_size;
   const is64 = (f.s_feature_incompat & INCOMPAT['64BIT']) !== 0;
-  const blocksCount = f.s_blocks_count_lo + (is64 ? f.s_blocks_count_hi * 2 ** 32 : 0);
-  const rBlocksCount = f.s_r_blocks_count_lo + (is64 ? f.s_r_blocks_count_hi * 2 ** 32 : 0);
-  const freeBlocksCount = f.s_free_blocks_count_lo + (is64 ? f.s_free_blocks_hi * 2 ** 32 : 0);
+  // A zero high half adds nothing: lo stays a small integer. (A product with 2^32 is a heap double
+  // even when 0; blocksCount as a double reaches every last-group computation, and the first
+  // allocation there changed the field representation of run, extent and inode objects
+  // mid-import: ~15 optimised functions thrown away and compiled again.)
+  const wide = (lo: number, hi: number) => (is64 && hi !== 0 ? lo + hi * 2 ** 32 : lo);
+  const blocksCount = wide(f.s_blocks_count_lo, f.s_blocks_count_hi);
+  const rBlocksCount = wide(f.s_r_blocks_count_lo, f.s_r_blocks_count_hi);
+  const freeBlocksCount = wide(f.s_free_blocks_count_lo, f.s_free_blocks_hi);
   if (blocksCount === 0 || blocksCount > 2 ** 48) throw bad(`blocks count ${blocksCount} is invalid`);
   if (f.s_first_data_block !== (blockSize === 1024 ? 1 : 0) && !(blockSize === 1024 && f.s_first_data_block === 0))
     throw bad(`first data block ${f.s_first_data_block} is invalid for ${blockSize}-byte blocks`);
