@@ -23,8 +23,9 @@
  * edited in the inode (inline-data-dir.ts) and moved to a block when they
  * outgrow it, as ext4_try_add_inline_entry / ext4_convert_inline_dir do.
  * Casefolded directories (EXT4_CASEFOLD_FL) compare names folded and hash
- * the folded names (casefold.ts), as ext4_match and ext4fs_dirhash do;
- * encrypted directories are refused (EOPNOTSUPP).
+ * the folded names (casefold.ts), as ext4_match and ext4fs_dirhash do —
+ * inline ones too, and one that outgrows its inode stays casefolded in its
+ * block; encrypted directories are refused (EOPNOTSUPP).
  */
 import { Ext4Error, type Location } from '../errors.js';
 import type { Transaction } from './transaction.js';
@@ -177,10 +178,7 @@ class DirEdit {
     const where = { structure: `directory ${dir.ino}`, location: { kind: 'inode', ino: dir.ino } satisfies Location };
     if (dir.type !== 'dir') throw new Ext4Error('ENOTDIR', `inode ${dir.ino} is not a directory`, where);
     if (hasInlineData(dir)) throw new Ext4Error('EOPNOTSUPP', `directory ${dir.ino} keeps its entries inline (inline_data): not supported yet`, where);
-    if (dir.flags & INODE_FLAGS.ENCRYPT) throw new Ext4Error('EOPNOTSUPP', `directory ${dir.ino} is encrypted: not supported yet`, where);
-    // __ext4_iget refuses an inode with +F on a filesystem without the casefold feature.
-    if (dir.flags & INODE_FLAGS.CASEFOLD && !(tx.fs.sb.s_feature_incompat & INCOMPAT.CASEFOLD))
-      throw new Ext4Error('EFSCORRUPTED', `directory ${dir.ino} has the casefold flag without the casefold feature`, { structure: `inode ${dir.ino}`, location: { kind: 'field', field: 'i_flags' } });
+    refuseSpecial(tx, dir);
     if (dir.size % tx.fs.blockSize !== 0 || dir.size === 0) throw new Ext4Error('EFSCORRUPTED', `directory size ${dir.size} is not a positive multiple of the block size`, where);
     const e = new DirEdit(tx, dir);
     e.map = cachedMap(tx, dir) ?? rememberMap(tx, dir, await txFileMap(tx, dir));
@@ -545,8 +543,8 @@ export async function addDirEntry(tx: Transaction, dir: Inode, name: Uint8Array,
   checkName(name);
   if (isDots(name)) throw new Ext4Error('EEXIST', `"${name.length === 1 ? '.' : '..'}" always exists`);
   if (hasInlineData(dir)) {
-    refuseSpecial(dir);
-    if (await inlineAdd(tx, dir, name, ino, fileType)) return;
+    // (the name is checked folded before the directory is converted: EINVAL leaves it inline)
+    if (await inlineAdd(tx, dir, name, inlineCi(tx, dir, name), ino, fileType)) return;
     await convertInlineDir(tx, dir);
   }
   const d = await DirEdit.open(tx, dir);
@@ -591,8 +589,7 @@ async function find(d: DirEdit, name: Uint8Array): Promise<FoundEntry | null> {
 export async function findDirEntry(tx: Transaction, dir: Inode, name: Uint8Array): Promise<FoundEntry | null> {
   checkName(name);
   if (hasInlineData(dir) && dir.type === 'dir') {
-    refuseSpecial(dir);
-    const hit = inlineFind(tx, dir, name);
+    const hit = inlineFind(tx, dir, name, inlineCi(tx, dir, name));
     return hit ? { ino: hit.ino, fileType: hit.fileType, block: -1, offset: -1 } : null;
   }
   return find(await DirEdit.open(tx, dir), name);
@@ -608,8 +605,7 @@ export async function removeDirEntry(tx: Transaction, dir: Inode, name: Uint8Arr
   checkName(name);
   if (isDots(name)) throw new Ext4Error('EINVAL', 'cannot remove "." or ".."');
   if (hasInlineData(dir) && dir.type === 'dir') {
-    refuseSpecial(dir);
-    const hit = await inlineRemove(tx, dir, name);
+    const hit = await inlineRemove(tx, dir, name, inlineCi(tx, dir, name));
     if (!hit) throw new Ext4Error('ENOENT', 'no such entry', { structure: `directory ${dir.ino}` });
     return { ino: hit.ino, fileType: hit.fileType, block: -1, offset: -1 };
   }
@@ -635,9 +631,9 @@ export async function removeDirEntry(tx: Transaction, dir: Inode, name: Uint8Arr
  */
 export async function setDirEntry(tx: Transaction, dir: Inode, name: Uint8Array, ino: number, fileType: number): Promise<void> {
   if (hasInlineData(dir) && dir.type === 'dir') {
-    refuseSpecial(dir);
-    if (!bytesEqual(name, DOTDOT)) checkName(name);
-    if (!(await inlineSet(tx, dir, name, ino, fileType))) throw new Ext4Error('ENOENT', 'no such entry', { structure: `directory ${dir.ino}` });
+    const dots = bytesEqual(name, DOTDOT);
+    if (!dots) checkName(name);
+    if (!(await inlineSet(tx, dir, name, dots ? null : inlineCi(tx, dir, name), ino, fileType))) throw new Ext4Error('ENOENT', 'no such entry', { structure: `directory ${dir.ino}` });
     return;
   }
   const d = await DirEdit.open(tx, dir);
@@ -707,10 +703,21 @@ export async function listDirEntries(tx: Transaction, dir: Inode): Promise<Liste
   return out;
 }
 
-/** Inline directories: entries compared byte for byte only (inline-data-dir.ts), so encrypted and casefolded ones are refused. */
-function refuseSpecial(dir: Inode): void {
-  if (dir.flags & (INODE_FLAGS.ENCRYPT | INODE_FLAGS.CASEFOLD))
-    throw new Ext4Error('EOPNOTSUPP', `directory ${dir.ino} is encrypted or casefolded: not supported yet`, { structure: `directory ${dir.ino}`, location: { kind: 'inode', ino: dir.ino } });
+/**
+ * What no directory edit takes: an encrypted directory (EOPNOTSUPP: we hold no keys), or +F on a
+ * filesystem without the casefold feature (EFSCORRUPTED, as __ext4_iget refuses it).
+ */
+function refuseSpecial(tx: Transaction, dir: Inode): void {
+  if (dir.flags & INODE_FLAGS.ENCRYPT)
+    throw new Ext4Error('EOPNOTSUPP', `directory ${dir.ino} is encrypted: not supported yet`, { structure: `directory ${dir.ino}`, location: { kind: 'inode', ino: dir.ino } });
+  if (dir.flags & INODE_FLAGS.CASEFOLD && !(tx.fs.sb.s_feature_incompat & INCOMPAT.CASEFOLD))
+    throw new Ext4Error('EFSCORRUPTED', `directory ${dir.ino} has the casefold flag without the casefold feature`, { structure: `inode ${dir.ino}`, location: { kind: 'field', field: 'i_flags' } });
+}
+
+/** How `name` matches in inline directory `dir` (DirEdit.ciName's rule): folded when casefolded, EINVAL when strict encoding refuses it. */
+function inlineCi(tx: Transaction, dir: Inode, name: Uint8Array): CiName | null {
+  refuseSpecial(tx, dir);
+  return dir.flags & INODE_FLAGS.CASEFOLD ? ciLookupName(name, tx.fs.sb) : null;
 }
 
 /** The first block of a new directory: '.' (12 bytes) and '..' spanning the rest (ext4_init_dot_dotdot). */

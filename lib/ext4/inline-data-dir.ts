@@ -6,6 +6,9 @@
  * i_block area is full the value grows to all the room the inode body has
  * (ext4_update_inline_dir); when that is full too the directory moves to a
  * block (ext4_convert_inline_dir) and the caller adds the entry there.
+ * In a casefolded directory names match folded (`ci`, casefold.ts), as
+ * ext4_find_dest_de and ext4_search_dir do through ext4_match; the area has no
+ * hashes, so nothing else differs.
  */
 import { Ext4Error } from '../errors.js';
 import type { Transaction } from './transaction.js';
@@ -19,6 +22,7 @@ import { MIN_INLINE_SIZE, destroyInlineData, inlineValue, maxInlineValueSize, se
 import { allocateBlocks, inodeGoalBlock } from './alloc.js';
 import { blockMapExclude, remapInode, setSize, txFileMap } from './remap.js';
 import { bytesEqual } from './bytes.js';
+import type { CiName } from './casefold.js';
 import { isExtentMapped } from './inode.js';
 
 /** A live entry of an inline directory. */
@@ -48,6 +52,9 @@ function areas(tx: Transaction, dir: Inode): Areas {
 
 const live = (e: InlineDirEntry) => e.inode !== 0 && e.area !== 'synthetic';
 
+/** Whether live entry `e` holds `name`: folded (`ci`) in a casefolded directory, else byte for byte. */
+const holds = (e: InlineDirEntry, name: Uint8Array, ci: CiName | null) => live(e) && (ci ? ci.matches(e.name) : bytesEqual(e.name, name));
+
 /** Store changed areas back into the inode (and write it). */
 async function store(tx: Transaction, dir: Inode, a: Areas, valueChanged: boolean): Promise<void> {
   dir.base.i_block = a.iblock;
@@ -65,8 +72,8 @@ export function inlineEntries(tx: Transaction, dir: Inode): InlineEntry[] {
   return areas(tx, dir).entries.filter(live).map((e) => ({ name: e.name, ino: e.inode, fileType: e.fileType }));
 }
 
-export function inlineFind(tx: Transaction, dir: Inode, name: Uint8Array): InlineEntry | null {
-  const e = areas(tx, dir).entries.find((x) => live(x) && bytesEqual(x.name, name));
+export function inlineFind(tx: Transaction, dir: Inode, name: Uint8Array, ci: CiName | null): InlineEntry | null {
+  const e = areas(tx, dir).entries.find((x) => holds(x, name, ci));
   return e ? { name: e.name, ino: e.inode, fileType: e.fileType } : null;
 }
 
@@ -95,9 +102,9 @@ function insertInto(buf: Uint8Array, entries: readonly InlineDirEntry[], name: U
  * (grown first to all the inode body's room if it is still empty). Returns
  * false when neither has room: the caller converts the directory.
  */
-export async function inlineAdd(tx: Transaction, dir: Inode, name: Uint8Array, ino: number, ft: number): Promise<boolean> {
+export async function inlineAdd(tx: Transaction, dir: Inode, name: Uint8Array, ci: CiName | null, ino: number, ft: number): Promise<boolean> {
   const a = areas(tx, dir);
-  if (a.entries.some((e) => live(e) && bytesEqual(e.name, name))) throw new Ext4Error('EEXIST', 'an entry with this name exists', { structure: `directory ${dir.ino}` });
+  if (a.entries.some((e) => holds(e, name, ci))) throw new Ext4Error('EEXIST', 'an entry with this name exists', { structure: `directory ${dir.ino}` });
   const hasFiletype = (tx.fs.sb.s_feature_incompat & INCOMPAT.FILETYPE) !== 0;
   if (insertInto(a.iblock, a.entries.filter((e) => e.area === 'iblock'), name, ino, ft, hasFiletype)) {
     await store(tx, dir, a, false);
@@ -122,11 +129,11 @@ export async function inlineAdd(tx: Transaction, dir: Inode, name: Uint8Array, i
 }
 
 /** ext4_delete_inline_entry: merged into the previous entry of its area, or unused when first. */
-export async function inlineRemove(tx: Transaction, dir: Inode, name: Uint8Array): Promise<InlineEntry | null> {
+export async function inlineRemove(tx: Transaction, dir: Inode, name: Uint8Array, ci: CiName | null): Promise<InlineEntry | null> {
   const a = areas(tx, dir);
   for (const area of ['iblock', 'xattr'] as const) {
     const list = a.entries.filter((e) => e.area === area);
-    const i = list.findIndex((e) => e.inode !== 0 && bytesEqual(e.name, name));
+    const i = list.findIndex((e) => holds(e, name, ci));
     if (i < 0) continue;
     const buf = area === 'iblock' ? a.iblock : a.value;
     const e = list[i]!;
@@ -142,7 +149,7 @@ export async function inlineRemove(tx: Transaction, dir: Inode, name: Uint8Array
 }
 
 /** Point an entry (or '..') at another inode (ext4_setent on an inline directory). */
-export async function inlineSet(tx: Transaction, dir: Inode, name: Uint8Array, ino: number, ft: number): Promise<boolean> {
+export async function inlineSet(tx: Transaction, dir: Inode, name: Uint8Array, ci: CiName | null, ino: number, ft: number): Promise<boolean> {
   const a = areas(tx, dir);
   if (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e) {
     InlineDotDotLayout.encode({ parent: ino }, a.iblock, 0);
@@ -150,7 +157,7 @@ export async function inlineSet(tx: Transaction, dir: Inode, name: Uint8Array, i
     return true;
   }
   const hasFiletype = (tx.fs.sb.s_feature_incompat & INCOMPAT.FILETYPE) !== 0;
-  const e = a.entries.find((x) => live(x) && bytesEqual(x.name, name));
+  const e = a.entries.find((x) => holds(x, name, ci));
   if (!e) return false;
   const buf = e.area === 'iblock' ? a.iblock : a.value;
   DirEntryLayout.set(buf, 'inode', ino, e.offset);

@@ -7,8 +7,9 @@
  * This module holds the content side: whether an inode can be inline, the
  * content read and written as the kernel lays it out (ext4_create_inline_data,
  * ext4_write_inline_data), a new inline directory (ext4_init_inline_dir),
- * and dropping the inline form before a file gets blocks
- * (ext4_destroy_inline_data). Directory entries in it: inline-data-dir.ts.
+ * dropping the inline form before a file gets blocks
+ * (ext4_destroy_inline_data), and truncate of an inline file (ext4_setattr).
+ * Directory entries in it: inline-data-dir.ts.
  */
 import { Ext4Error } from '../errors.js';
 import type { FsContext } from './fs-context.js';
@@ -19,7 +20,8 @@ import { inodeXattrStart, parseInodeXattrs, XattrEntryLayout, XattrIbodyHeaderLa
 import { editXattr, type XattrName } from './xattr-edit.js';
 import { writeHeader } from './extents.js';
 import { DirEntryLayout, INLINE_DOTDOT_SIZE, INLINE_IBLOCK_SIZE, InlineDotDotLayout } from './directory.js';
-import { setSize } from './remap.js';
+import { blockMapExclude, remapInode, setSize, txFileMap } from './remap.js';
+import { allocateBlocks, inodeGoalBlock } from './alloc.js';
 
 /** The xattr that continues inline content past i_block: system.data (EXT4_XATTR_INDEX_SYSTEM = 7). */
 export const SYSTEM_DATA: XattrName = { index: 7, suffix: new Uint8Array([0x64, 0x61, 0x74, 0x61]) };
@@ -134,4 +136,80 @@ export async function destroyInlineData(tx: Transaction, inode: Inode): Promise<
   }
   inode.base.i_flags = inode.flags;
   inode.base.i_block = iblock;
+}
+
+/** EPERM / EOPNOTSUPP for a write to an inline file that no write may change (remap.ts assertMutableRegularFile's rules). */
+function assertWritableInline(inode: Inode): void {
+  const where = { structure: `inode ${inode.ino}`, location: { kind: 'inode', ino: inode.ino } as const };
+  if (inode.flags & (INODE_FLAGS.IMMUTABLE | INODE_FLAGS.APPEND)) throw new Ext4Error('EPERM', `inode ${inode.ino} is immutable or append-only`, where);
+  if (inode.flags & INODE_FLAGS.ENCRYPT) throw new Ext4Error('EOPNOTSUPP', `inode ${inode.ino} is encrypted`, where);
+}
+
+/**
+ * ext4_convert_inline_data: the file leaves its inode for block 0, whose image is `blk` (the
+ * content, zeros after it), written as ordered data. Sets the size; does not write the inode.
+ */
+async function moveToBlock(tx: Transaction, inode: Inode, blk: Uint8Array, size: number): Promise<void> {
+  const fs = tx.fs;
+  await destroyInlineData(tx, inode);
+  const exclude = inode.flags & INODE_FLAGS.EXTENTS ? undefined : blockMapExclude(fs.sb);
+  const [run] = await allocateBlocks(tx, { goal: inodeGoalBlock(fs.sb, inode.ino, true), length: 1, ...(exclude ? { exclude } : {}) });
+  tx.writeData(run!.start, blk);
+  await remapInode(tx, inode, await txFileMap(tx, inode), [{ logical: 0, physical: run!.start, length: 1, unwritten: false }]);
+  setSize(tx, inode, size);
+}
+
+/**
+ * truncate(2) of an inline file, as ext4_setattr does it. Shrinking (or the same size) keeps it
+ * inline, cut to `size` (ext4_inline_data_truncate: system.data shortened, not dropped). Growing
+ * within the inline area it has (60 bytes of i_block plus system.data's length) keeps it inline
+ * too, with the size raised. Growing past it moves the content to block 0 first
+ * (ext4_convert_inline_data), the rest of the new size a hole. Sets the size; does not write the
+ * inode. The caller checks the size against the file size limit.
+ */
+export async function truncateInlineFile(tx: Transaction, inode: Inode, size: number): Promise<void> {
+  assertWritableInline(inode);
+  const area = await readInlineData(tx, inode);
+  if (size <= inode.size) return writeInlineData(tx, inode, area.slice(0, size));
+  if (size <= area.length) {
+    // Bytes past i_size in the area are zeros (the cut above keeps them so); made sure of, as they become file bytes.
+    if (area.subarray(inode.size, size).some((b) => b !== 0)) await writeInlineData(tx, inode, area.fill(0, inode.size, size));
+    setSize(tx, inode, size);
+    return;
+  }
+  const blk = new Uint8Array(tx.fs.blockSize);
+  blk.set(area.subarray(0, inode.size));
+  await moveToBlock(tx, inode, blk, size);
+}
+
+/**
+ * pwrite(2) to an inline file, as ext4_write_begin does it (ext4_try_to_write_inline_data): when
+ * the write ends within the most the inode can hold inline (get_max_inline_xattr_value_size), the
+ * file stays inline with system.data grown as needed; else its content moves to block 0 first
+ * (ext4_convert_inline_data_to_extent) together with the part of the write that falls in that
+ * block. Returns null when the write is done, else what is left of it (past block 0) for the
+ * caller's ordinary write path: the size is then a whole block, so that path has no stale tail
+ * to zero in a block it cannot read yet. Does not write the inode.
+ */
+export async function pwriteInlineFile(tx: Transaction, inode: Inode, data: Uint8Array, position: number): Promise<{ data: Uint8Array; position: number } | null> {
+  assertWritableInline(inode);
+  const fs = tx.fs, bs = fs.blockSize;
+  const old = (await readInlineData(tx, inode)).subarray(0, inode.size);
+  const end = position + data.length;
+  if (end <= MIN_INLINE_SIZE + maxInlineValueSize(fs, inode)) {
+    const next = new Uint8Array(Math.max(inode.size, end));
+    next.set(old);
+    next.set(data, position);
+    await writeInlineData(tx, inode, next);
+    return null;
+  }
+  const blk = new Uint8Array(bs);
+  blk.set(old);
+  if (position < bs) blk.set(data.subarray(0, bs - position), position);
+  if (end <= bs) {
+    await moveToBlock(tx, inode, blk, Math.max(inode.size, end));
+    return null;
+  }
+  await moveToBlock(tx, inode, blk, bs);
+  return position >= bs ? { data, position } : { data: data.subarray(bs - position), position: bs };
 }

@@ -31,7 +31,8 @@
 import { Ext4Error } from '../errors.js';
 import type { Filesystem } from '../ext4/filesystem.js';
 import type { Transaction } from '../ext4/transaction.js';
-import { isExtentMapped, type Inode } from '../ext4/inode.js';
+import { hasInlineData, isExtentMapped, type Inode } from '../ext4/inode.js';
+import { pwriteInlineFile, truncateInlineFile } from '../ext4/inline-data.js';
 import { allocateBlocks } from '../ext4/alloc.js';
 import { insert, mappedIn, markWritten, punch } from '../ext4/extent-map.js';
 import { assertMutableRegularFile, blockMapExclude, remapInode, setSize, touch, txFileMap } from '../ext4/remap.js';
@@ -131,6 +132,15 @@ async function loadForWrite(tx: Transaction, ino: number): Promise<Inode> {
 export async function pwriteTx(tx: Transaction, ino: number, data: Uint8Array, position: number, atomic: boolean): Promise<void> {
   const fs = tx.fs;
   const bs = fs.blockSize;
+  const held = await tx.readInode(ino);
+  if (held.type === 'file' && hasInlineData(held)) {
+    // An inline file (inline_data) takes the write in its inode, or moves to a block first (ext4_write_begin).
+    const rest = await pwriteInlineFile(tx, held, data, position);
+    if (!rest) touch(tx, held, { mtime: true });
+    await tx.writeInode(held);
+    if (!rest) return;
+    ({ data, position } = rest);
+  }
   const inode = await loadForWrite(tx, ino);
   const map = await txFileMap(tx, inode);
   const end = position + data.length;
@@ -220,9 +230,14 @@ export async function pwriteTx(tx: Transaction, ino: number, data: Uint8Array, p
 }
 
 async function truncateTx(tx: Transaction, ino: number, size: number): Promise<void> {
-  const inode = await loadForWrite(tx, ino);
+  const held = await tx.readInode(ino);
+  // An inline file (inline_data) is cut in its inode, or moved to a block when it grows (ext4_setattr);
+  // either sets the size (the limit is checked on the extent form; a throw drops the transaction).
+  const inline = held.type === 'file' && hasInlineData(held);
+  const inode = inline ? held : await loadForWrite(tx, ino);
+  if (inline) await truncateInlineFile(tx, inode, size);
   if (size > maxFileSize(inode, tx.fs.blockSize)) throw new Ext4Error('EFBIG', `size ${size} is past the maximum file size`);
-  await truncateInode(tx, inode, size);
+  if (!inline) await truncateInode(tx, inode, size);
   touch(tx, inode, { mtime: true });
   await tx.writeInode(inode);
 }
