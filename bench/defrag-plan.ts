@@ -5,6 +5,7 @@
  *
  *   npx tsx bench/defrag-plan.ts [--sizes 256,1024] [--fills 50,70,90] [--big] [--runs 5]
  *                                [--seed 1] [--compare path/to/other-defrag-plan.ts] [--dump DIR]
+ *                                [--floor-copy]
  *
  * The model is read once per image (read-only open of the cached original, as defrag() collects
  * it: regular files with their extents and tree blocks, getFreeBlocks); then planDefrag runs
@@ -16,8 +17,16 @@
  *  - once: blocks of moves whose data moves again later (a move that a later move undoes);
  *  - the prediction and whether it meets the issue's targets;
  *  - plan CPU (user+sys of this process around the call), first and median.
+ *  - the floor of any plan meeting the targets: every file that is not ideal must end as one run,
+ *    so all its blocks but at most its largest piece are copied ("keep-largest floor"); and each
+ *    dependency wave copies only into blocks free before it (at most the free space plus the tree
+ *    blocks that collapse), so a plan copying B blocks needs at least B / that many waves;
  * --compare loads a second planner module (same exports) and prints its figures in the same run;
- * --dump writes each image's planner input to DIR/<image>.json.
+ * --dump writes each image's planner input to DIR/<image>.json;
+ * --floor-copy times a raw copy (1 MiB preads/pwrites inside a scratch copy of the image, two
+ *    fdatasyncs per wave: a commit's flushes) of the floor's bytes in its fewest waves, and of the
+ *    plan's bytes in the plan's waves, medians of --runs, next to nothing else: what the bytes and
+ *    the flushes cost, whatever the planner (compare bench/defrag's e4defrag wall).
  */
 import { Filesystem } from '../lib/node.js';
 import { nodeCapacity, type Extent } from '../lib/ext4/extents.js';
@@ -26,6 +35,8 @@ import { collectFiles, freeRuns } from '../lib/ops/defrag.js';
 import * as current from '../lib/ops/defrag-plan.js';
 import type { Plan, PlanFile, Run } from '../lib/ops/defrag-plan.js';
 import { ensureBuilt } from '../test/helpers/frag-images.js';
+import { copySparse } from '../test/helpers/tools.js';
+import { mergeAdjacent } from '../lib/ext4/extent-map.js';
 import * as nodeFs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -83,7 +94,51 @@ function movedAgain(plan: Plan): number {
 
 type Planner = typeof current;
 
-function measure(label: string, planner: Planner, inp: Input): void {
+/** The keep-largest floor (blocks) and the most blocks any one wave can copy into (see the top). */
+function floorOf(inp: Input): { blocks: number; perWave: number } {
+  const ideal = (x: Extent[]) => fragmentCount(x) <= Math.max(1, Math.ceil(mappedBlocks(x) / inp.idealExtentBlocks));
+  let blocks = 0, trees = 0;
+  for (const f of inp.files) {
+    if (ideal(f.extents)) continue;
+    const largest = mergeAdjacent([...f.extents].sort((a, b) => a.logical - b.logical)).reduce((a, e) => Math.max(a, e.length), 0);
+    blocks += mappedBlocks(f.extents) - largest;
+    trees += f.treeBlocks.length;
+  }
+  return { blocks, perWave: inp.free.reduce((a, r) => a + r.length, 0) + trees };
+}
+
+/** Wall seconds of a raw copy of `blocks` blocks inside a scratch copy of the image, two fdatasyncs per wave (median of RUNS). */
+function rawCopy(image: string, inp: Input, blocks: number, waves: number): number {
+  const scratch = path.join(os.tmpdir(), `ext4kit-bench-floor-${process.pid}.img`);
+  const walls: number[] = [];
+  const buf = Buffer.alloc(1 << 20);
+  const bytes = blocks * inp.blockSize, half = Math.floor((inp.bounds.end * inp.blockSize) / 2);
+  for (let r = 0; r < RUNS; r++) {
+    copySparse(image, scratch);
+    const fd = nodeFs.openSync(scratch, 'r+');
+    const t0 = performance.now();
+    const per = Math.ceil(bytes / waves);
+    for (let done = 0; done < bytes; ) {
+      const end = Math.min(bytes, done + per);
+      for (; done < end; ) {
+        const n = Math.min(buf.length, end - done);
+        // (from the first half to the second, wrapping: the image holds less than the bytes at 90 %)
+        const from = done % half, to = half + (done % half);
+        nodeFs.readSync(fd, buf, 0, n, from);
+        nodeFs.writeSync(fd, buf, 0, n, to);
+        done += n;
+      }
+      nodeFs.fdatasyncSync(fd);
+      nodeFs.fdatasyncSync(fd);
+    }
+    walls.push((performance.now() - t0) / 1000);
+    nodeFs.closeSync(fd);
+  }
+  nodeFs.rmSync(scratch, { force: true });
+  return median(walls);
+}
+
+function measure(label: string, planner: Planner, inp: Input, image?: string): void {
   const cpu: number[] = [];
   let plan: Plan | null = null;
   for (let r = 0; r < RUNS; r++) {
@@ -100,7 +155,12 @@ function measure(label: string, planner: Planner, inp: Input): void {
   const MB = (b: number) => ((b * inp.blockSize) / 1e6).toFixed(1);
   const pr = p.predicted;
   const met = pr.extents <= 1.1 * inp.files.reduce((a, f) => a + Math.max(1, Math.ceil(mappedBlocks(f.extents) / inp.idealExtentBlocks)), 0) && pr.freeExtents <= 50 && 2 * pr.largestFree >= pr.freeBlocks;
-  console.log(`  ${label.padEnd(8)} moves ${p.steps.length}, bytes ${MB(total)} MB (${(total / Math.max(1, floor)).toFixed(2)}x floor; defrag ${MB(blocks('defrag'))}, evict ${MB(blocks('evict'))}, compact ${MB(blocks('compact'))}; moved again later ${MB(movedAgain(p))}), files moved ${new Set(p.steps.map((s) => s.file)).size}, waves ${current.planWaves(inp.files, p.steps, inp.bounds)}, predicted ${pr.extents} extents / ${pr.freeExtents} free extents / largest ${pr.largestFree} of ${pr.freeBlocks}, targets ${met ? 'met' : 'NOT met'}${p.complete ? '' : ' (incomplete)'}, skipped ${p.skipped.length}; plan CPU first ${cpu[0]!.toFixed(0)} ms, median ${median(cpu).toFixed(0)} ms of ${RUNS}`);
+  const waves = current.planWaves(inp.files, p.steps, inp.bounds);
+  const fl = floorOf(inp);
+  const fewest = Math.ceil(fl.blocks / fl.perWave);
+  console.log(`  ${label.padEnd(8)} floor: keep-largest ${MB(fl.blocks)} MB (plan ${(total / Math.max(1, fl.blocks)).toFixed(2)}x), at least ${fewest} wave(s) (${MB(fl.perWave)} MB free a wave at most; the plan's bytes need ${Math.ceil(total / fl.perWave)}, it takes ${waves})`);
+  if (image) console.log(`  ${label.padEnd(8)} raw copy (median of ${RUNS}): the floor's bytes in ${fewest} wave(s) ${rawCopy(image, inp, fl.blocks, fewest).toFixed(3)} s, in 1 ${rawCopy(image, inp, fl.blocks, 1).toFixed(3)} s; the plan's bytes in its ${waves} waves ${rawCopy(image, inp, total, waves).toFixed(3)} s`);
+  console.log(`  ${label.padEnd(8)} moves ${p.steps.length}, bytes ${MB(total)} MB (${(total / Math.max(1, floor)).toFixed(2)}x floor; defrag ${MB(blocks('defrag'))}, evict ${MB(blocks('evict'))}, compact ${MB(blocks('compact'))}; moved again later ${MB(movedAgain(p))}), files moved ${new Set(p.steps.map((s) => s.file)).size}, waves ${waves}, predicted ${pr.extents} extents / ${pr.freeExtents} free extents / largest ${pr.largestFree} of ${pr.freeBlocks}, targets ${met ? 'met' : 'NOT met'}${p.complete ? '' : ' (incomplete)'}, skipped ${p.skipped.length}; plan CPU first ${cpu[0]!.toFixed(0)} ms, median ${median(cpu).toFixed(0)} ms of ${RUNS}`);
 }
 
 async function main(): Promise<void> {
@@ -117,7 +177,7 @@ async function main(): Promise<void> {
     const MB = (b: number) => ((b * inp.blockSize) / 1e6).toFixed(1);
     console.log(`[${built.name}] ${inp.files.length} files (${bad.length} not ideal, ${MB(bad.reduce((a, f) => a + mappedBlocks(f.extents), 0))} MB = the floor), data ${MB(used)} MB, ${inp.files.reduce((a, f) => a + fragmentCount(f.extents), 0)} extents, ${inp.free.length} free extents, free ${MB(inp.free.reduce((a, r) => a + r.length, 0))} MB`);
     if (other) measure('compare', other, inp);
-    measure('current', current, inp);
+    measure('current', current, inp, args.includes('--floor-copy') ? built.original : undefined);
   }
   console.log(`load at end ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 }

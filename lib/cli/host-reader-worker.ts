@@ -173,7 +173,7 @@ function walkBatch() {
     fatal = errorInfo(e);
   }
   if (rels.length) {
-    // The batch's paths NUL-terminated, ready for the xattr reader's stdin (host-tree.ts).
+    // The batch's paths NUL-terminated, ready for the xattr reader's stdin (xattr-reader.ts).
     const paths = listPaths ? Buffer.from(rels.map(abs).join('\0') + '\0') : null;
     parentPort.postMessage({ t: 'list', from, rels, num: num.slice(0, rels.length * STRIDE), targets, errors, paths });
   }

@@ -7,16 +7,18 @@
  *
  * Node has no xattr, mknod or nanosecond-utimens calls: those go through
  * one python3 process per tree (os.listxattr/getxattr/setxattr, os.mknod,
- * os.utime(ns=…)). Without python3: a warning, xattrs are skipped, times
- * keep microseconds, device nodes are made with mknod(1).
+ * os.utime(ns=…); the reading one is xattr-reader.ts). Without python3: a
+ * warning, xattrs are skipped, times keep microseconds, device nodes are
+ * made with mknod(1).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import * as nodeFs from 'node:fs';
 import * as path from 'node:path';
 import type { Timestamp } from '../ext4/inode.js';
 import type { TreeEntry, TreeXattr } from '../ops/tree-entry.js';
 import { ENTRY_FIELDS, ENTRY_TYPES, HostReader, type ListedEntry } from './host-reader.js';
+import { python, XattrReader } from './xattr-reader.js';
 
 export interface HostTreeOptions {
   /** Read/write xattrs (default true; needs python3). */
@@ -31,132 +33,12 @@ export interface HostTreeOptions {
 
 // ---------------------------------------------------------------------------------------------- python3 helper
 
-let pythonPath: string | null | undefined;
-
-function python(): string | null {
-  if (pythonPath !== undefined) return pythonPath;
-  // The system interpreter first: a version manager's shim (pyenv) costs ~1 s per start.
-  for (const p of ['/usr/bin/python3', '/usr/local/bin/python3']) if (nodeFs.existsSync(p)) return (pythonPath = p);
-  const r = spawnSync('python3', ['-c', 'import os; os.listxattr'], { stdio: 'ignore' });
-  return (pythonPath = r.status === 0 ? 'python3' : null);
-}
-
 function runPython(script: string, input: unknown): string {
   const py = python()!;
   const r = spawnSync(py, ['-c', script], { input: JSON.stringify(input), encoding: 'utf8', maxBuffer: 1024 * 1024 * 1024 });
   if (r.error) throw r.error;
   if (r.status !== 0) throw Object.assign(new Error(`python3 helper failed (exit ${r.status}): ${r.stderr.trim()}`), { code: 'EIO' });
   return r.stdout;
-}
-
-// Reads NUL-terminated paths on stdin as they come and answers each with one line, in order: empty
-// when the entry has no xattrs (none followed through a symlink), else [[name, value base64], …].
-const PY_READ_XATTRS = String.raw`
-import json, os, sys, base64
-rest = b''
-while True:
-    chunk = os.read(0, 1 << 16)
-    if not chunk:
-        break
-    parts = (rest + chunk).split(b'\0')
-    rest = parts.pop()
-    lines = []
-    for p in parts:
-        xs = []
-        try:
-            for n in sorted(os.listxattr(p, follow_symlinks=False)):
-                xs.append([n, base64.b64encode(os.getxattr(p, n, follow_symlinks=False)).decode()])
-        except OSError:
-            xs = []
-        lines.append(json.dumps(xs) if xs else '')
-    if lines:
-        sys.stdout.write('\n'.join(lines) + '\n')
-        sys.stdout.flush()
-`;
-
-/**
- * Extended attributes of the listed entries, from one python3 process fed the paths as the walk
- * lists them: its answers keep pace with the listing, so the first entries need not wait for a
- * walk of the whole tree. Answer i is entry i's.
- */
-class XattrReader {
-  readonly #child: ReturnType<typeof spawn>;
-  readonly #found = new Map<number, [string, string][]>();
-  #answered = 0;
-  #partial = '';
-  #error: Error | null = null;
-  #done = false;
-  #wakers: (() => void)[] = [];
-  readonly #closed: Promise<void>;
-
-  constructor() {
-    this.#child = spawn(python()!, ['-c', PY_READ_XATTRS], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const err: Buffer[] = [];
-    this.#child.stderr!.on('data', (c: Buffer) => err.push(c));
-    this.#child.stdout!.setEncoding('utf8');
-    this.#child.stdout!.on('data', (c: string) => this.#lines(c));
-    // A consumer that stopped early closes stdin first: python3 then ends on its own.
-    this.#child.stdin!.on('error', () => undefined);
-    this.#closed = new Promise((resolve) => {
-      this.#child.on('error', (e) => this.#end(e));
-      this.#child.on('close', (code) => {
-        this.#end(code === 0 ? null : Object.assign(new Error(`python3 helper failed (exit ${code}): ${Buffer.concat(err).toString().trim()}`), { code: 'EIO' }));
-        resolve();
-      });
-    });
-  }
-
-  #lines(c: string): void {
-    const parts = (this.#partial + c).split('\n');
-    this.#partial = parts.pop()!;
-    for (const line of parts) {
-      if (line) this.#found.set(this.#answered, JSON.parse(line) as [string, string][]);
-      this.#answered++;
-    }
-    this.#wake();
-  }
-
-  #end(e: Error | null): void {
-    this.#done = true;
-    this.#error ??= e;
-    this.#wake();
-  }
-
-  #wake(): void {
-    const w = this.#wakers;
-    this.#wakers = [];
-    for (const f of w) f();
-  }
-
-  /** Paths of the next entries (in entry order), each NUL-terminated. */
-  ask(paths: Uint8Array): void {
-    this.#child.stdin!.write(paths);
-  }
-
-  /** No more paths. */
-  finish(): void {
-    this.#child.stdin!.end();
-  }
-
-  /** Entry `i`'s xattrs (null: none) if answered already, else undefined (get()). */
-  now(i: number): [string, string][] | null | undefined {
-    return this.#answered > i ? (this.#found.get(i) ?? null) : undefined;
-  }
-
-  /** Entry `i`'s xattrs (null: none). */
-  async get(i: number): Promise<[string, string][] | null> {
-    while (this.#answered <= i) {
-      if (this.#error) throw this.#error;
-      if (this.#done) throw Object.assign(new Error('python3 helper ended before answering every entry'), { code: 'EIO' });
-      await new Promise<void>((resolve) => this.#wakers.push(resolve));
-    }
-    return this.#found.get(i) ?? null;
-  }
-
-  async close(): Promise<void> {
-    this.#child.stdin!.end();
-    await this.#closed;
-  }
 }
 
 // ops: [path, kind, mode, uid, gid, atimeNs, mtimeNs, xattrs [[name, b64]], major, minor]
@@ -189,17 +71,22 @@ const NS = 1_000_000_000n;
 export async function readHostTree(root: string, opts: HostTreeOptions = {}): Promise<{
   entries: AsyncGenerator<TreeEntry>; counted(): Promise<number>; recycle(held: Uint8Array | null): void; close(): Promise<void>;
 }> {
-  let xr: XattrReader | null = null;
-  if (opts.xattrs !== false) {
-    if (python()) xr = new XattrReader();
-    else opts.warn?.('python3 not found: extended attributes are not read');
-  }
-  const x = xr;
+  const withXattrs = opts.xattrs !== false && python() !== null;
+  if (opts.xattrs !== false && !withXattrs) opts.warn?.('python3 not found: extended attributes are not read');
+  // The thread first: its start (~112 M instructions, Node's own) overlaps python3's fork here.
+  // (Its messages come on a later turn, when x is set.)
+  let x: XattrReader | null = null;
   const reader = new HostReader(root, {
     reuse: opts.reuse === true, windowSlabs: opts.readAheadSlabs,
-    onList: x ? (paths) => x.ask(paths) : undefined,
-    onListed: x ? () => x.finish() : undefined,
+    onList: withXattrs ? (paths) => x?.ask(paths) : undefined,
+    onListed: withXattrs ? () => x?.finish() : undefined,
   });
+  try {
+    if (withXattrs) x = new XattrReader();
+  } catch (e) {
+    await reader.close();
+    throw e;
+  }
   const close = async () => {
     await reader.close();
     await x?.close();
@@ -238,7 +125,7 @@ export async function readHostTree(root: string, opts: HostTreeOptions = {}): Pr
         }
         let xs = x ? x.now(i) : null;
         if (xs === undefined) xs = await x!.get(i);
-        if (xs) e.xattrs = xs.map(([name, v]) => ({ name, value: Buffer.from(v, 'base64') }));
+        if (xs) e.xattrs = xs;
         const failed = reader.errors.get(i);
         if (failed) throw failed;
         if (type === 'file') {

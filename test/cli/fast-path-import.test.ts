@@ -3,8 +3,11 @@
  * commander's import.ts runs too): the bundled binary — its own code-cached script — prints what
  * program.ts's commander path prints and leaves the same image, byte for byte (a fixed clock);
  * e2fsck finds it clean and debugfs reads the source files back. Values commander's parsers refuse
- * (`--mode 9`) go to commander, which prints the usage error.
+ * (`--mode 9`) go to commander, which prints the usage error. The script's V8 code cache, written
+ * by a first import, is used as is by the next: the raised interrupt budget (interrupt-budget.ts)
+ * is back at V8's default when the cache is written, else V8 rejects it in every later run.
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +16,7 @@ import { mkfs } from '../helpers/tools.js';
 import { tmpDir, tmpPath } from '../helpers/tmp.js';
 import { prngBytes } from '../helpers/tree.js';
 import { debugfsFiles, expectClean, HAVE_E2FSPROGS, sameBytes } from '../ops/helpers.js';
-import { bothPaths, cli, cliInProcess } from './helpers.js';
+import { bothPaths, cli, cliBundle, cliInProcess } from './helpers.js';
 
 describe('parseFast: import', () => {
   it.each([
@@ -94,5 +97,24 @@ describe.skipIf(!HAVE_E2FSPROGS)('import without commander does what the command
     const missing = await bothPaths(template, ['import', 'IMG', path.join(src, 'nope')]);
     expect(missing.out.status).not.toBe(0);
     expect(missing.out.stderr).toMatch(/ENOENT|no such file/i);
+  });
+
+  it('the next import uses the code cache the first one wrote (not rejected, not rewritten)', async () => {
+    const bin = await cliBundle();
+    const home = tmpDir('import-code-cache');
+    const run = () => {
+      const img = tmpPath('fast-import-cache.img');
+      fs.copyFileSync(template, img);
+      const r = spawnSync(process.execPath, [bin, 'import', img, src, '--no-progress', '--no-xattrs'], { env: { ...process.env, XDG_CACHE_HOME: home, EXT4KIT_CODE_CACHE: '' }, encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      expectClean(img, 'import (cached script)');
+      const dir = path.join(home, 'ext4kit');
+      const files = fs.readdirSync(dir).filter((f) => f.startsWith('fast-import-'));
+      expect(files).toHaveLength(1);
+      const st = fs.statSync(path.join(dir, files[0]!));
+      return `${st.ino}:${st.mtimeMs}:${st.size}`;
+    };
+    const first = run();
+    expect(run(), 'the cache was rewritten: V8 rejected it').toBe(first);
   });
 });

@@ -10,7 +10,7 @@ import type { Filesystem } from '../../ext4/filesystem.js';
 import { defrag, type DefragSummary } from '../../ops/defrag.js';
 import { jsonText, type CliContext, type GlobalOptions } from '../context.js';
 import { withWritable } from '../open-writable.js';
-import { raiseInterruptBudget } from '../interrupt-budget.js';
+import { withRaisedInterruptBudget } from '../interrupt-budget.js';
 
 export interface DefragArgs {
   dryRun?: boolean;
@@ -82,12 +82,13 @@ export async function defragText(image: string, paths: string[], opts: DefragArg
 
 /** fast-path.ts: `defrag IMAGE [PATH…] [--dry-run] [--json] [--no-compact] [--no-progress] [--max-seconds S] [--max-bytes N]` (commander takes any value for both: checked after the open, as there). */
 export function runFast(positionals: readonly string[], flags: ReadonlySet<string>, globals: GlobalOptions, ctx: CliContext, values: ReadonlyMap<string, string>): Promise<string> {
-  raiseInterruptBudget();
-  return defragText(
+  // (V8's default is back before code-cache.ts writes the script's cache: raised, every next run
+  // rejected the cache, compiled the whole script again and wrote a new cache at exit)
+  return withRaisedInterruptBudget(() => defragText(
     positionals[0]!,
     positionals.slice(1),
     { dryRun: flags.has('--dry-run'), json: flags.has('--json'), compact: !flags.has('--no-compact'), progress: !flags.has('--no-progress'), maxSeconds: values.get('--max-seconds'), maxBytes: values.get('--max-bytes') },
     globals,
     ctx,
-  );
+  ));
 }

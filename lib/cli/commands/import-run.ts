@@ -24,6 +24,11 @@ export interface ImportArgs {
   xattrs?: boolean;
   progress?: boolean;
   json?: boolean;
+  /**
+   * Raise V8's interrupt budget for the work (a fresh process: the fast path; interrupt-budget.ts):
+   * once the reader thread runs and the tar reader is loaded, back to the default at the end.
+   */
+  raiseBudget?: boolean;
 }
 
 /** Import `source` (a directory, a tar file, or - for tar on stdin) into `image`; the whole output. */
@@ -38,6 +43,7 @@ export async function importText(image: string, source: string, opts: ImportArgs
   let bar: { update(s: Readonly<TreeSummary>): void; stop(): void } | null = null;
   let stopped = false;
   let summary: TreeSummary;
+  let restoreBudget = null as (() => void) | null;
   try {
     summary = await withWritable(image, globals, ctx, async (fs) => {
       let entries: AsyncIterable<TreeEntry>;
@@ -47,6 +53,8 @@ export async function importText(image: string, source: string, opts: ImportArgs
       let onProgress: ((s: Readonly<TreeSummary>) => void) | undefined;
       if (tree) {
         const t = await tree;
+        // (the thread has listed the root: it booted with V8's default flags, see interrupt-budget.ts)
+        if (opts.raiseBudget) restoreBudget = raiseForImport();
         entries = t.entries;
         released = t.recycle;
         // The bar appears once the walk (ahead of the import) has counted the entries.
@@ -57,6 +65,7 @@ export async function importText(image: string, source: string, opts: ImportArgs
       } else {
         const { readTar } = await import('../tar-tree.js');
         entries = readTar(source === '-' ? process.stdin : nodeFs.createReadStream(source, { highWaterMark: 1024 * 1024 }));
+        if (opts.raiseBudget) restoreBudget = raiseForImport();
       }
       return importTree(fs, opts.xattrs === false ? stripXattrs(entries) : entries, {
         at: opts.at, owner, mode: opts.mode, now: opts.now, onProgress, released,
@@ -67,8 +76,19 @@ export async function importText(image: string, source: string, opts: ImportArgs
     (bar as { stop(): void } | null)?.stop();
     // No reader thread is left behind (importTree stopped early, or the image did not open).
     await tree?.then((t) => t.close(), () => undefined);
+    restoreBudget?.();
   }
   return opts.json ? jsonText(summary) : summaryLine('imported', summary);
+}
+
+/**
+ * The raised budget for the import's work. Node's modules that load on first use would be compiled
+ * from source under it (interrupt-budget.ts): webcrypto, which new inodes' random generation
+ * numbers load (~14 M instructions more), is loaded first.
+ */
+function raiseForImport(): () => void {
+  void globalThis.crypto;
+  return raiseInterruptBudget();
 }
 
 async function* stripXattrs<T extends { xattrs?: unknown }>(it: AsyncIterable<T>): AsyncGenerator<T> {
@@ -84,7 +104,6 @@ export function fastValuesValid(values: ReadonlyMap<string, string>): boolean {
 
 /** fast-path.ts: `import IMAGE SOURCE [--at P] [--owner U:G] [--mode M] [--now T] [--no-xattrs] [--no-progress] [--json]` (values checked by fastValuesValid). */
 export function runFast(positionals: readonly string[], flags: ReadonlySet<string>, globals: GlobalOptions, ctx: CliContext, values: ReadonlyMap<string, string>): Promise<string> {
-  raiseInterruptBudget();
   const get = <T>(name: string, read: (v: string) => T | string): T | undefined => {
     const v = values.get(name);
     return v === undefined ? undefined : (read(v) as T);
@@ -98,5 +117,6 @@ export function runFast(positionals: readonly string[], flags: ReadonlySet<strin
     xattrs: !flags.has('--no-xattrs'),
     progress: !flags.has('--no-progress'),
     json: flags.has('--json'),
+    raiseBudget: true,
   }, globals, ctx);
 }
