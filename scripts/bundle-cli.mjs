@@ -69,7 +69,7 @@ const builtinsViaRequire = {
 // scratch) was most of what a fresh 256 MiB move cost beyond the copy.
 // `import` is one: a fresh import compiled commander and the write path from scratch, ~0.2 s of CPU
 // before the first entry.
-const FAST_COMMANDS = { ls: 'commands/ls.ts', free: 'commands/free-output.ts', movedata: 'commands/movedata-run.ts', defrag: 'commands/defrag-run.ts', import: 'commands/import-run.ts' };
+const FAST_COMMANDS = { ls: 'commands/ls-run.ts', free: 'commands/free-output.ts', movedata: 'commands/movedata-run.ts', defrag: 'commands/defrag-run.ts', import: 'commands/import-run.ts' };
 
 /**
  * Each fast command as one self-contained CommonJS script, `<entry>-chunks/fast-<cmd>-<hash>.cjs`,

@@ -10,7 +10,7 @@ export function loadFastModule(command: FastCommandName): Promise<FastModule> {
     case 'info':
       return import('./commands/info.js');
     case 'ls':
-      return import('./commands/ls.js');
+      return import('./commands/ls-run.js');
     case 'free':
       return import('./commands/free-output.js');
     case 'movedata':

@@ -2,6 +2,7 @@
  * Directories: entries in on-disk order (linear blocks, htree leaves, inline data), name lookup
  * (htree hash lookup when indexed, casefold-aware), and path resolution with symlinks.
  */
+import { Buffer } from 'buffer'; // Node's built-in under Node, the npm package in a browser bundle
 import { Ext4Error, type Location } from '../errors.js';
 import { INCOMPAT, COMPAT, S_FLAGS } from './superblock.js';
 import { inodeSeed } from './checksum.js';
@@ -45,77 +46,130 @@ const ENTRY_TABLE_READ = 256 * 1024;
 /** A directory's live entries as parallel arrays, in on-disk order (readEntryTable). */
 export interface EntryTable {
   readonly length: number;
-  readonly ino: readonly number[];
+  readonly ino: ArrayLike<number>;
   /** dirent file_type (0 if the fs lacks the filetype feature). */
-  readonly fileType: readonly number[];
-  /** The names decoded as UTF-8 (decodeName: invalid bytes become U+FFFD). */
-  readonly name: readonly string[];
+  readonly fileType: ArrayLike<number>;
+  /** The names decoded as UTF-8 (decodeName: invalid bytes become U+FFFD), made at the first call. */
+  names(): readonly string[];
   /** Every name is ASCII, so comparing the strings (UTF-16 units) is comparing the bytes. */
   readonly ascii: boolean;
   /** The stored bytes of name i (a view into the directory's blocks: read-only). */
   nameBytes(i: number): Uint8Array;
-  /** The same without a view per call: name i is nameBuf[i][nameStart[i], nameStart[i] + nameLen[i]) (read-only). */
-  readonly nameBuf: readonly Uint8Array[];
-  readonly nameStart: readonly number[];
-  readonly nameLen: readonly number[];
+  /**
+   * The same without a view per call: name i is chunks[chunk[i]][nameStart[i], nameStart[i] +
+   * nameLen[i]) (read-only; a directory's entries share a few chunks, in order).
+   */
+  readonly chunks: readonly Uint8Array[];
+  readonly chunk: ArrayLike<number>;
+  readonly nameStart: ArrayLike<number>;
+  readonly nameLen: ArrayLike<number>;
 }
 
 /**
- * Builds an EntryTable. ASCII names (the usual case) are cut out of one string per block (its
- * bytes as Latin-1 characters, identical to UTF-8 for ASCII) instead of one UTF-8 decoder call
- * per name; others go through decodeName.
+ * Builds an EntryTable in typed arrays (no JS array growing by a push per field and entry, no
+ * string per name until names() asks: a listing written as bytes never needs them). Names stay
+ * in the buffers the blocks were read into (chunks).
  */
 class EntryTableBuilder {
-  private readonly ino: number[] = [];
-  private readonly fileType: number[] = [];
-  private readonly name: string[] = [];
-  /** Where name i's bytes are: bytes[i][start[i], start[i] + len[i]). */
-  private readonly bytes: Uint8Array[] = [];
-  private readonly start: number[] = [];
-  private readonly len: number[] = [];
+  private n = 0;
+  private ino: Uint32Array;
+  private fileType: Uint8Array;
+  private chunkOf: Int32Array;
+  private start: Int32Array;
+  private len: Uint8Array;
+  private readonly chunks: Uint8Array[] = [];
+  private cur = -1;
   private ascii = true;
-  private blockText: string | null = null;
 
-  constructor(private readonly dots: boolean) {}
-
-  /** Entries of a new block follow (its text is made when its first ASCII name needs it). */
-  startBlock(): void {
-    this.blockText = null;
+  /** `expect`: about how many entries will come (the arrays double past it). */
+  constructor(private readonly dots: boolean, expect: number) {
+    const cap = Math.max(16, expect);
+    this.ino = new Uint32Array(cap);
+    this.fileType = new Uint8Array(cap);
+    this.chunkOf = new Int32Array(cap);
+    this.start = new Int32Array(cap);
+    this.len = new Uint8Array(cap);
   }
 
-  /** An entry whose name is block[start, start + len) of the current block. */
-  add(ino: number, fileType: number, block: Uint8Array, start: number, len: number): void {
-    if (!this.dots && isDotOrDotDot(block, start, len)) return;
-    let name: string;
-    if (isAscii(block, start, len)) name = (this.blockText ??= latin1(block)).slice(start, start + len);
-    else {
-      name = decodeName(block.subarray(start, start + len));
-      this.ascii = false;
-    }
-    this.push(ino, fileType, name, block, start, len);
+  /** The buffer later add() offsets are in. */
+  useChunk(buf: Uint8Array): void {
+    this.cur = this.chunks.push(buf) - 1;
   }
 
-  /** An entry whose name bytes are not in a directory block (copied). */
+  /** An entry whose name is buf[start, start + len) of the current chunk. */
+  add(ino: number, fileType: number, buf: Uint8Array, start: number, len: number): void {
+    if (len <= 2 && !this.dots && isDotOrDotDot(buf, start, len)) return;
+    if (this.ascii && !isAscii(buf, start, len)) this.ascii = false;
+    const n = this.n;
+    if (n === this.ino.length) this.grow();
+    this.ino[n] = ino;
+    this.fileType[n] = fileType;
+    this.chunkOf[n] = this.cur;
+    this.start[n] = start;
+    this.len[n] = len;
+    this.n = n + 1;
+  }
+
+  /** An entry whose name bytes are not in a directory block (copied into a chunk of its own). */
   addCopy(ino: number, fileType: number, nameBytes: Uint8Array): void {
-    if (!this.dots && isDotOrDotDot(nameBytes, 0, nameBytes.length)) return;
     const b = nameBytes.slice();
-    if (!isAscii(b, 0, b.length)) this.ascii = false;
-    this.push(ino, fileType, decodeName(b), b, 0, b.length);
+    const cur = this.cur;
+    this.useChunk(b);
+    this.add(ino, fileType, b, 0, b.length);
+    this.cur = cur; // later entries are in the chunk they were in
   }
 
-  private push(ino: number, fileType: number, name: string, bytes: Uint8Array, start: number, len: number): void {
-    this.ino.push(ino);
-    this.fileType.push(fileType);
-    this.name.push(name);
-    this.bytes.push(bytes);
-    this.start.push(start);
-    this.len.push(len);
+  private grow(): void {
+    const cap = 2 * this.ino.length;
+    const more = <T extends Uint32Array | Uint8Array | Int32Array>(a: T, b: T): T => (b.set(a), b);
+    this.ino = more(this.ino, new Uint32Array(cap));
+    this.fileType = more(this.fileType, new Uint8Array(cap));
+    this.chunkOf = more(this.chunkOf, new Int32Array(cap));
+    this.start = more(this.start, new Int32Array(cap));
+    this.len = more(this.len, new Uint8Array(cap));
   }
 
   done(): EntryTable {
-    const { ino, fileType, name, bytes, start, len, ascii } = this;
-    return { length: ino.length, ino, fileType, name, ascii, nameBytes: (i) => bytes[i]!.subarray(start[i]!, start[i]! + len[i]!), nameBuf: bytes, nameStart: start, nameLen: len };
+    const n = this.n;
+    const { chunks, ascii } = this;
+    const ino = this.ino.subarray(0, n), fileType = this.fileType.subarray(0, n), chunk = this.chunkOf.subarray(0, n), start = this.start.subarray(0, n), len = this.len.subarray(0, n);
+    let names: string[] | undefined;
+    const nameBytes = (i: number) => chunks[chunk[i]!]!.subarray(start[i]!, start[i]! + len[i]!);
+    return {
+      length: n,
+      ino,
+      fileType,
+      ascii,
+      chunks,
+      chunk,
+      nameStart: start,
+      nameLen: len,
+      nameBytes,
+      names: () => (names ??= makeNames(n, ascii, chunks, chunk, start, len, nameBytes)),
+    };
   }
+}
+
+/**
+ * The names as strings. ASCII ones are cut out of one string per chunk (its bytes as Latin-1
+ * characters, identical to UTF-8 for ASCII) instead of one UTF-8 decoder call per name; others go
+ * through decodeName.
+ */
+function makeNames(n: number, ascii: boolean, chunks: readonly Uint8Array[], chunk: Int32Array, start: Int32Array, len: Uint8Array, nameBytes: (i: number) => Uint8Array): string[] {
+  const out = new Array<string>(n);
+  let text = '', at = -1;
+  for (let i = 0; i < n; i++) {
+    const c = chunk[i]!, s = start[i]!, l = len[i]!;
+    const b = chunks[c]!;
+    if (ascii || isAscii(b, s, l)) {
+      if (c !== at) {
+        text = latin1(b);
+        at = c;
+      }
+      out[i] = text.slice(s, s + l);
+    } else out[i] = decodeName(nameBytes(i));
+  }
+  return out;
 }
 
 function isAscii(b: Uint8Array, start: number, len: number): boolean {
@@ -128,21 +182,19 @@ function isDotOrDotDot(b: Uint8Array, start: number, len: number): boolean {
 }
 
 /**
- * The bytes as one character each (only the ASCII ones are used, and those are the same in every
- * single-byte decoding). A TextDecoder for 'latin1' (WHATWG: windows-1252, one UTF-16 unit per byte)
- * is native; String.fromCharCode.apply over a typed array walks it element by element in a fresh
- * process (about 0.5 ms per 4 KiB block). Its length is checked, so a platform whose decoder does
- * not map byte for byte falls back.
+ * The bytes as one character each (only the ASCII ones are used). Buffer's latin1 (native, one
+ * call per chunk); TextDecoder('latin1') (WHATWG windows-1252, through ICU) cost 60 µs per 1 KiB
+ * block in a fresh process, String.fromCharCode.apply over a typed array walks it element by
+ * element. Its length is checked, so a platform whose decoder does not map byte for byte falls back.
  */
 function latin1(b: Uint8Array): string {
-  const s = (latin1Decoder ??= new TextDecoder('latin1')).decode(b);
+  const s = Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1');
   if (s.length === b.length) return s;
   const PIECE = 8192;
   let t = '';
   for (let i = 0; i < b.length; i += PIECE) t += String.fromCharCode.apply(null, b.subarray(i, i + PIECE) as unknown as number[]);
   return t;
 }
-let latin1Decoder: TextDecoder | undefined;
 
 export class DirReader {
   constructor(private readonly vol: Volume, private readonly inodes: InodeStore, private readonly files: FileReader) {}
@@ -339,11 +391,11 @@ export type EntryTableSource = Pick<FsContext, 'sb' | 'blockSize' | 'fsSeed' | '
  * entry (a listing of 10,000 names makes 10,000 strings). "." and ".." are left out unless `dots`.
  */
 export async function readEntryTable(src: EntryTableSource, dir: Inode, opts: { dots?: boolean } = {}): Promise<EntryTable> {
-  const t = new EntryTableBuilder(opts.dots === true);
   if (dir.type !== 'dir') throw new Ext4Error('ENOTDIR', `inode ${dir.ino} is not a directory`);
   if (dir.flags & INODE_FLAGS.ENCRYPT) throw new Ext4Error('EOPNOTSUPP', `directory ${dir.ino} is encrypted`);
   const map = await src.fileMap(dir);
   if (map.kind === 'inline') {
+    const t = new EntryTableBuilder(opts.dots === true, 16);
     for (const e of await src.readdirRaw(dir)) t.addCopy(e.ino, e.fileType, e.name);
     return t.done();
   }
@@ -352,6 +404,8 @@ export async function readEntryTable(src: EntryTableSource, dir: Inode, opts: { 
   if (dir.size % bs !== 0) throw new Ext4Error('EFSCORRUPTED', `directory size ${dir.size} is not a multiple of the block size`, { structure: `inode ${dir.ino}` });
   const nblocks = dir.size / bs;
   const indexed = (dir.flags & INODE_FLAGS.INDEX) !== 0;
+  // About a 24-byte entry per 24 bytes of block (8-byte header, names of ~13 bytes, padding).
+  const t = new EntryTableBuilder(opts.dots === true, Math.min(1 << 20, Math.ceil((nblocks * bs) / 24)));
   const blockOpts: DirBlockOptions = {
     blockSize: bs,
     hasFiletype: (sb.s_feature_incompat & INCOMPAT.FILETYPE) !== 0,
@@ -361,9 +415,11 @@ export async function readEntryTable(src: EntryTableSource, dir: Inode, opts: { 
     inodesCount: sb.s_inodes_count,
   };
   const perRead = Math.max(1, Math.floor(ENTRY_TABLE_READ / bs));
-  let blk: Uint8Array = new Uint8Array(0);
+  let data: Uint8Array = new Uint8Array(0);
+  /** Where the block being scanned starts in `data`. */
+  let at = 0;
   const visit = (off: number, inode: number, _recLen: number, nameLen: number, fileType: number) => {
-    if (inode !== 0) t.add(inode, fileType, blk, off + DIRENT_HEADER_SIZE, nameLen);
+    if (inode !== 0) t.add(inode, fileType, data, at + off + DIRENT_HEADER_SIZE, nameLen);
   };
   for (const e of map.extents) {
     if (e.logical >= nblocks) break;
@@ -373,9 +429,11 @@ export async function readEntryTable(src: EntryTableSource, dir: Inode, opts: { 
     const inside = e.physical >= 0 && e.physical + n <= sb.blocksCount;
     for (let r = 0; r < n; r += inside ? perRead : 1) {
       const count = inside ? Math.min(perRead, n - r) : 1;
-      const data = inside ? await src.readDataBlocks(e.physical + r, count) : await src.readBlock(e.physical + r);
+      data = inside ? await src.readDataBlocks(e.physical + r, count) : await src.readBlock(e.physical + r);
+      t.useChunk(data);
       for (let i = 0; i < count; i++) {
-        blk = data.subarray(i * bs, (i + 1) * bs);
+        at = i * bs;
+        const blk = data.subarray(at, at + bs);
         if (indexed) {
           const kind = classifyDirBlock(blk, bs);
           if (kind === 'dx-node') continue;
@@ -385,7 +443,6 @@ export async function readEntryTable(src: EntryTableSource, dir: Inode, opts: { 
           }
         }
         blockOpts.where = { kind: 'directory-block', dir: dir.ino, block: e.logical + r + i, physical: e.physical + r + i };
-        t.startBlock();
         scanDirBlock(blk, blockOpts, visit);
       }
     }
@@ -403,7 +460,8 @@ function dxRootDots(blk: Uint8Array): DirEntry[] {
   ];
 }
 
-function splitPath(p: Uint8Array): Uint8Array[] {
+/** A path's components, without empty ones and '.' (DirReader.resolve; DiskReader.resolve). */
+export function splitPath(p: Uint8Array): Uint8Array[] {
   const parts: Uint8Array[] = [];
   let s = 0;
   for (let i = 0; i <= p.length; i++) {

@@ -21,8 +21,9 @@ import type { Filesystem, FileMap } from '../ext4/filesystem.js';
 import { decodeName } from '../ext4/bytes.js';
 import type { Extent } from '../ext4/extents.js';
 import { INODE_FLAGS, type FileType, type Inode, type InodeSummary, type Timestamp } from '../ext4/inode.js';
-import { readInodeBatch, type InodeBatch } from '../ext4/inode-store.js';
-import { readEntryTable, type EntryTable } from '../ext4/dir-reader.js';
+import { readInodeBatch, type InodeBatch, type InodeBatchSource } from '../ext4/inode-store.js';
+import { readEntryTable, type EntryTable, type EntryTableSource } from '../ext4/dir-reader.js';
+import type { FsContext } from '../ext4/fs-context.js';
 
 // ---------------------------------------------------------------- info
 
@@ -114,11 +115,11 @@ export function decodeRdev(inode: Inode): DeviceNumber {
   return { major: (v & 0xfff00) >>> 8, minor: (v & 0xff) | ((v >>> 12) & 0xfff00) };
 }
 
-async function readTarget(fs: Filesystem, inode: Inode): Promise<string> {
+async function readTarget(fs: ListSource, inode: Inode): Promise<string> {
   return decodeName(await fs.readlink(inode));
 }
 
-async function entryFor(fs: Filesystem, path: string, inode: Inode): Promise<ListEntry> {
+async function entryFor(fs: ListSource, path: string, inode: Inode): Promise<ListEntry> {
   const e = entryFields(path, inode);
   if (e.type === 'symlink') e.target = await readTarget(fs, inode);
   return e;
@@ -148,7 +149,7 @@ function entryFields(path: string, inode: Inode): ListEntry {
  * path ends in '/', which (as in POSIX) names a directory: the symlink is
  * followed and anything but a directory is ENOTDIR.
  */
-async function resolveForInspect(fs: Filesystem, path: string): Promise<Inode> {
+async function resolveForInspect(fs: ListSource, path: string): Promise<Inode> {
   const followLast = path.length > 1 && path.endsWith('/');
   const inode = await fs.resolve(normalizePath(path), { followLast });
   if (followLast && inode.type !== 'dir') throw new Ext4Error('ENOTDIR', `${path}: not a directory`);
@@ -162,7 +163,7 @@ async function resolveForInspect(fs: Filesystem, path: string): Promise<Inode> {
  * Symlinks are never followed during recursion; a directory reached twice
  * (a hard-linked directory, or a cycle) is corruption (EFSCORRUPTED).
  */
-export async function list(fs: Filesystem, path = '/', opts: ListOptions = {}): Promise<ListEntry[]> {
+export async function list(fs: ListSource, path = '/', opts: ListOptions = {}): Promise<ListEntry[]> {
   const out: ListEntry[] = [];
   for await (const rows of listBatches(fs, path, opts)) for (const r of rows) out.push(r);
   return out;
@@ -177,12 +178,12 @@ const LIST_ROWS = 1024;
  * to the end made a listing mostly garbage-collector work). An error ends the walk where list()
  * would have thrown it; pieces before it have been yielded.
  */
-export async function* listBatches(fs: Filesystem, path = '/', opts: ListOptions & { batchRows?: number } = {}): AsyncGenerator<ListEntry[]> {
+export async function* listBatches(fs: ListSource, path = '/', opts: ListOptions & { batchRows?: number } = {}): AsyncGenerator<ListEntry[]> {
   const per = Math.max(1, opts.batchRows ?? LIST_ROWS);
   let rows: ListEntry[] = [];
   const sink: ListSink = {
     entry(d, i, s, extra) {
-      const n = d.table.name[i]!;
+      const n = d.table.names()[i]!;
       const p = joinPath(d.path, n);
       const row: ListEntry = {
         path: p,
@@ -212,6 +213,12 @@ export async function* listBatches(fs: Filesystem, path = '/', opts: ListOptions
   }
   if (rows.length) yield rows;
 }
+
+/**
+ * What a listing reads: a Filesystem, or a DiskReader (lib/ext4/disk-reader.ts: `ls`'s fast script,
+ * which carries no Filesystem).
+ */
+export type ListSource = EntryTableSource & InodeBatchSource & Pick<FsContext, 'resolve'> & { readlink(inode: Inode): Promise<Uint8Array> };
 
 /** A directory being listed, as a ListSink sees it: its path and its entries (on-disk order). */
 export interface ListDir {
@@ -245,7 +252,7 @@ export interface ListSink {
  * and errors as list()); the generator yields whenever the sink returns true, and runs to the end
  * otherwise. Symlinks are never followed; a directory reached twice is EFSCORRUPTED.
  */
-export async function* walkList(fs: Filesystem, path: string, opts: ListOptions, sink: ListSink): AsyncGenerator<void> {
+export async function* walkList(fs: ListSource, path: string, opts: ListOptions, sink: ListSink): AsyncGenerator<void> {
   const top = await resolveForInspect(fs, path);
   const topPath = normalizePath(path);
   if (top.type !== 'dir') {
@@ -275,7 +282,7 @@ export async function* walkList(fs: Filesystem, path: string, opts: ListOptions,
       if (walk.pause) yield;
       const sub = walk.sub!;
       walk.sub = null;
-      const p = joinPath(d.path, d.table.name[d.order[d.k - 1]!]!);
+      const p = joinPath(d.path, d.table.names()[d.order[d.k - 1]!]!);
       if (visited.has(sub.ino)) throw new Ext4Error('EFSCORRUPTED', `${p}: directory inode ${sub.ino} is reachable twice (hard-linked directory or a cycle)`, { structure: `inode ${sub.ino}` });
       visited.add(sub.ino);
       stack.push(await openDir(fs, p, sub));
@@ -328,11 +335,11 @@ function runRows(d: DirCursor, w: Walk): Stop {
     const ino = table.ino[i]!;
     // The row's path is made only for an error message (the sink makes its own).
     if (ino < 1 || ino > inodesCount)
-      throw new Ext4Error('EFSCORRUPTED', `${joinPath(d.path, table.name[i]!)}: directory entry points at inode ${ino}, outside 1..${inodesCount}`, { structure: `directory ${d.ino}` });
+      throw new Ext4Error('EFSCORRUPTED', `${joinPath(d.path, table.names()[i]!)}: directory entry points at inode ${ino}, outside 1..${inodesCount}`, { structure: `directory ${d.ino}` });
     const s = batch!.summary(j, summary);
-    if (s.mode === 0 && s.linksCount === 0) throw new Ext4Error('EFSCORRUPTED', `${joinPath(d.path, table.name[i]!)}: directory entry points at unused inode ${ino}`, { structure: `directory ${d.ino}` });
+    if (s.mode === 0 && s.linksCount === 0) throw new Ext4Error('EFSCORRUPTED', `${joinPath(d.path, table.names()[i]!)}: directory entry points at unused inode ${ino}`, { structure: `directory ${d.ino}` });
     const type = s.type;
-    if (type === null) throw invalidType(joinPath(d.path, table.name[i]!), ino, s.mode);
+    if (type === null) throw invalidType(joinPath(d.path, table.names()[i]!), ino, s.mode);
     if (type === 'symlink') {
       w.j = j;
       return Stop.Symlink;
@@ -377,13 +384,13 @@ interface DirCursor {
  * whole Inode is parsed only for what needs more: subdirectories (to descend), symlinks (the target),
  * devices (the device number).
  */
-async function openDir(fs: Filesystem, path: string, dir: Inode): Promise<DirCursor> {
+async function openDir(fs: ListSource, path: string, dir: Inode): Promise<DirCursor> {
   const table = await readEntryTable(fs, dir);
   return { path, ino: dir.ino, table, order: sortedByName(table), k: 0, batch: null, batchStart: 0, scratch: null };
 }
 
 /** Read the inodes of the cursor's next LIST_BATCH entries (name order). */
-async function nextInodeBatch(fs: Filesystem, d: DirCursor): Promise<void> {
+async function nextInodeBatch(fs: ListSource, d: DirCursor): Promise<void> {
   d.batch = null; // drop the previous batch's table bytes before reading the next
   d.batchStart = d.k;
   const end = Math.min(d.order.length, d.k + LIST_BATCH);
@@ -400,7 +407,7 @@ function sortedByName(t: EntryTable): number[] {
   for (let i = 0; i < t.length; i++) order[i] = i;
   if (t.ascii) {
     // ASCII strings compare as their bytes do.
-    const names = t.name;
+    const names = t.names();
     order.sort((a, b) => {
       const x = names[a]!;
       const y = names[b]!;

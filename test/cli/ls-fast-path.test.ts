@@ -1,5 +1,5 @@
 /**
- * `ext4kit ls` in a fresh process runs without commander (lib/cli/fast-path.ts → ls.ts runFast)
+ * `ext4kit ls` in a fresh process runs without commander (lib/cli/fast-path.ts → ls-run.ts runFast)
  * and writes its output to fd 1 in one synchronous write; through commander (program.ts `run`,
  * in-process here) it goes to a stream. Both must print the same bytes, the same errors and the
  * same exit status: JSON and human forms, recursive or not, a file, a symlink with and without a

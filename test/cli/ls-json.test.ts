@@ -3,7 +3,8 @@
  * exactly the UTF-8 of JSON.stringify(rows, null, 2) + '\n' — for hostile names (quotes,
  * backslashes, every control character, DEL, '/', invalid UTF-8, U+2028, a lone surrogate in a
  * user's path), every field's extremes, symlink targets and device numbers, any number of rows
- * (the buffer grows), and on real images against list()'s rows.
+ * (the buffer grows), and on real images against list()'s rows. The plain rows of an ASCII
+ * directory are written by WebAssembly (ls-json-wasm.ts): the same bytes as the JS writer.
  */
 import { describe, expect, it } from 'vitest';
 import { Filesystem } from '../../lib/node.js';
@@ -12,22 +13,25 @@ import type { EntryTable } from '../../lib/ext4/dir-reader.js';
 import type { FileType, InodeSummary } from '../../lib/ext4/inode.js';
 import { list, type ListDir, type ListEntry, type ListExtra } from '../../lib/ops/inspect.js';
 import { LsJson } from '../../lib/cli/commands/ls-json.js';
+import { WasmRows } from '../../lib/cli/commands/ls-json-wasm.js';
 import { listJson } from '../../lib/cli/commands/ls.js';
 import { getImage } from '../helpers/images.js';
 
 /** An EntryTable over names given as bytes, each in a block of its own at an offset (as readEntryTable leaves them). */
 function table(names: number[][]): EntryTable {
-  const nameBuf = names.map((b) => Uint8Array.from([0xaa, 0xbb, 0x22, ...b, 0x5c]));
+  const chunks = names.map((b) => Uint8Array.from([0xaa, 0xbb, 0x22, ...b, 0x5c]));
   const nameStart = names.map(() => 3);
   const nameLen = names.map((b) => b.length);
+  const decoded = names.map((b) => decodeName(Uint8Array.from(b)));
   return {
     length: names.length,
     ino: names.map((_, i) => 11 + i),
     fileType: names.map(() => 1),
-    name: names.map((b) => decodeName(Uint8Array.from(b))),
+    names: () => decoded,
     ascii: names.every((b) => b.every((c) => c < 0x80)),
-    nameBytes: (i) => nameBuf[i]!.subarray(3, 3 + nameLen[i]!),
-    nameBuf,
+    nameBytes: (i) => chunks[i]!.subarray(3, 3 + nameLen[i]!),
+    chunks,
+    chunk: names.map((_, i) => i),
     nameStart,
     nameLen,
   };
@@ -61,7 +65,7 @@ function both(dirs: { path: string; names: number[][] }[], extras: (ListExtra | 
       const s = summary(type, k);
       const extra = extras[k % Math.max(1, extras.length)] ?? null;
       out.entry(dir, i, s, extra);
-      const name = dir.table.name[i]!;
+      const name = dir.table.names()[i]!;
       const path = d.path === '/' ? `/${name}` : `${d.path}/${name}`;
       const row: ListEntry = { path, name: name.includes('/') ? path.slice(path.lastIndexOf('/') + 1) : name, ino: dir.table.ino[i]!, type, mode: s.mode & 0o7777, size: s.size, nlink: s.linksCount, uid: s.uid, gid: s.gid, mtime: s.mtime };
       if (extra?.rdev) row.rdev = extra.rdev;
@@ -105,6 +109,44 @@ describe('LsJson', () => {
     const { got, want } = both([{ path: '/dir10k', names }]);
     expect(got.length).toBeGreaterThan(3_000_000);
     expect(got === want).toBe(true);
+  });
+});
+
+describe('LsJson: the WebAssembly rows and the JS rows', () => {
+  it('write the same bytes for random directories (fixed seed)', () => {
+    expect(WasmRows.create(), 'WebAssembly is available here').not.toBeNull();
+    let seed = 0x2545f491;
+    // mulberry32
+    const rnd = (n: number) => {
+      let t = (seed = (seed + 0x6d2b79f5) | 0);
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * n | 0;
+    };
+    const pick = <T,>(xs: readonly T[]) => xs[rnd(xs.length)]!;
+    for (let round = 0; round < 40; round++) {
+      const names = Array.from({ length: 1 + rnd(300) }, () => Array.from({ length: 1 + (rnd(4) === 0 ? rnd(255) : rnd(12)) }, () => (rnd(8) === 0 ? rnd(128) : 0x61 + rnd(26))));
+      const path = pick(['/', '/a', '/d"ir\\\u0001', `/${'p'.repeat(rnd(600))}`]);
+      const dir: ListDir = { path, ino: 2, table: table(names) };
+      const outs = [new LsJson(), new LsJson({ wasm: false })];
+      for (let i = 0; i < names.length; i++) {
+        const mode = pick([0o100644, 0o40755, 0o20600, 0o60600, 0o10644, 0o140777, 0o120777, 0o170000]) | rnd(0o10000);
+        const type = pick<FileType>(['file', 'dir', 'chardev', 'blockdev', 'fifo', 'socket', 'symlink']);
+        const s: InodeSummary = {
+          type: rnd(4) ? (['fifo', 'chardev', null, 'dir', null, 'blockdev', null, 'file', null, 'symlink', null, 'socket'][(mode >>> 12) - 1] as FileType) ?? type : type,
+          mode,
+          uid: pick([0, 1000, 4294967295, rnd(2 ** 31)]),
+          gid: pick([0, 65536, 4294967295]),
+          size: pick([0, 1, 9, 10, 99, 4294967295, 4294967296, 2 ** 53 - 1, rnd(1e9)]),
+          linksCount: pick([0, 1, 65535]),
+          mtime: pick([0, -1, 2147483647, -2147483648, 2147483648, -2147483649, 1700000000 + rnd(1e6)]),
+        };
+        const extra: ListExtra | null = rnd(20) === 0 ? { target: 'x' } : rnd(20) === 0 ? { rdev: { major: 8, minor: 1 } } : null;
+        for (const o of outs) o.entry(dir, i, s, extra);
+      }
+      const [w, j] = outs.map((o) => Buffer.from(o.finish()).toString('latin1'));
+      expect(w === j, `round ${round}`).toBe(true);
+    }
   });
 });
 

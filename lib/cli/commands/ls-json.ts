@@ -15,6 +15,7 @@
 import { JsonBytes, escapedUtf8, piece, type Piece } from '../../codec/json-bytes.js';
 import type { InodeSummary } from '../../ext4/inode.js';
 import type { ListDir, ListEntry, ListExtra, ListSink } from '../../ops/inspect.js';
+import { TYPE_OF_MODE, WasmRows } from './ls-json-wasm.js';
 
 const FIELD = (name: string) => `,\n    "${name}": `;
 const P = {
@@ -55,17 +56,33 @@ export class LsJson implements ListSink {
   private dir: ListDir | null = null;
   /** The current directory's path, escaped ('' for the root: a row's path is it, '/', the name). */
   private prefix: Uint8Array = new Uint8Array(0);
+  /** The plain rows' writer (ls-json-wasm.ts), null without WebAssembly; `inDir`: it has the current directory's names. */
+  private readonly wasm: WasmRows | null;
+  private inDir = false;
+
+  /** `wasm: false`: every row written by the JS below (tests compare the two). */
+  constructor(opts: { wasm?: boolean } = {}) {
+    this.wasm = opts.wasm === false ? null : WasmRows.create();
+  }
 
   entry(d: ListDir, i: number, s: InodeSummary, extra: ListExtra | null): boolean {
+    const t = d.table;
     if (d !== this.dir) {
+      this.flushRows();
       this.dir = d;
       this.prefix = d.path === '/' ? new Uint8Array(0) : escapedUtf8(d.path);
       // Room for the whole directory at once: growing by doubling copied the output and touched
       // twice its size in fresh pages (about 4 ms per MB here); room reserved but never written
       // is never touched.
-      this.out.reserve(Math.min(RESERVE_MAX, d.table.length * (ROW_GUESS + this.prefix.length)));
+      this.out.reserve(Math.min(RESERVE_MAX, t.length * (ROW_GUESS + this.prefix.length)));
+      this.inDir = this.wasm !== null && t.ascii && this.wasm.begin(this.prefix, t);
     }
-    const t = d.table;
+    // A row of an ASCII name and 32-bit numbers: queued for the module.
+    if (this.inDir && extra === null && s.size <= 0xffffffff && (s.mtime | 0) === s.mtime && TYPE_OF_MODE[(s.mode >>> 12) & 15] === s.type) {
+      if (this.wasm!.add(i, t.ino[i]!, s.mode, s.size, s.linksCount, s.uid, s.gid, s.mtime)) this.flushRows();
+      return false;
+    }
+    this.flushRows();
     const len = t.nameLen[i]!;
     const o = this.out;
     // Escaping multiplies a byte by at most 6 (\u00xx); the path holds the name, then the name again.
@@ -75,7 +92,7 @@ export class LsJson implements ListSink {
     const buf = o.buf;
     buf[p++] = 0x2f; // '/'
     const nameAt = p;
-    p = t.ascii ? o.escapedAscii(t.nameBuf[i]!, t.nameStart[i]!, len, p) : o.bytes(escapedUtf8(t.name[i]!), p);
+    p = t.ascii ? o.escapedAscii(t.chunks[t.chunk[i]!]!, t.nameStart[i]!, len, p) : o.bytes(escapedUtf8(t.names()[i]!), p);
     // The name field is the name after its last '/' (only a corrupt name holds one), as escaped above.
     let base = nameAt;
     for (let k = nameAt; k < p; k++) if (buf[k] === 0x2f) base = k + 1;
@@ -90,6 +107,7 @@ export class LsJson implements ListSink {
   }
 
   single(e: ListEntry): boolean {
+    this.flushRows();
     const path = escapedUtf8(e.path), name = escapedUtf8(e.name);
     const o = this.out;
     o.reserve(ROW_FIXED + path.length + name.length);
@@ -105,10 +123,24 @@ export class LsJson implements ListSink {
 
   /** The whole output: the rows' array and a newline. */
   finish(): Uint8Array {
+    this.flushRows();
     const o = this.out;
     o.reserve(8);
     o.p = o.put(this.rows === 0 ? P.none : P.end, o.p);
     return o.text();
+  }
+
+  /** The rows queued for the module, written and copied to the output. */
+  private flushRows(): void {
+    const w = this.wasm;
+    if (w === null || w.n === 0) return;
+    const n = w.n;
+    const bytes = w.flush(this.rows === 0);
+    this.rows += n;
+    const o = this.out;
+    o.reserve(bytes.length);
+    o.buf.set(bytes, o.p);
+    o.p += bytes.length;
   }
 
   /** ino, type, mode, size, nlink, uid, gid, mtime (ino's piece and the path's end quote first). */
