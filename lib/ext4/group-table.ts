@@ -12,6 +12,7 @@ import type { Superblock } from './superblock.js';
 import { descPerBlock, descriptorBlockLocation, inodeTableBlocks } from './geometry.js';
 import { GroupDesc32Layout, GroupDesc64Layout, checkGroupDesc, groupDescChecksum, parseGroupDesc } from './group-desc.js';
 import { crc32cLe32, crc32cWords } from '../codec/crc.js';
+import { COL_BB_CSUM, COL_BLOCK_BITMAP, COL_FLAGS, COL_FREE, COL_INODE_BITMAP, COL_INODE_TABLE, decodeGroupDescs } from './group-desc-wasm.js';
 
 /** Groups [first, end); column index i is group first + i. Values combined from their lo/hi halves. */
 export interface GroupTable {
@@ -122,7 +123,24 @@ function decodeInto(src: GroupTableSource, t: GroupTable, buf: Uint8Array, bufFi
   // checkGroupDesc's bounds, hoisted.
   const lo = sb.s_first_data_block, top = sb.blocksCount, itb = inodeTableBlocks(sb);
   const maxFree = sb.s_clusters_per_group, maxFreeInodes = sb.s_inodes_per_group;
-  for (let g = from; g < to; g++) {
+  // 32-bit block numbers, and a metadata_csum checksum or none: the plainly valid descriptors
+  // from the first are decoded in WebAssembly (group-desc-wasm.ts), the rest (a 64-bit value,
+  // or the one that fails, for its exact error) below.
+  let g0 = from;
+  if (top < 2 ** 32 && top >= itb && (wordCsum || !checksummed)) {
+    const d = decodeGroupDescs(buf.subarray((from - bufFirst) * size, (to - bufFirst) * size), size, from, src.fsSeed, { lo, top, itMax: top - itb, maxFree, maxFreeInodes }, wordCsum, wide);
+    if (d !== null) {
+      const i0 = from - t.first;
+      t.blockBitmap.set(d.column(COL_BLOCK_BITMAP), i0);
+      t.inodeBitmap.set(d.column(COL_INODE_BITMAP), i0);
+      t.inodeTable.set(d.column(COL_INODE_TABLE), i0);
+      t.freeClusters.set(d.column(COL_FREE), i0);
+      t.flags.set(d.column(COL_FLAGS), i0);
+      t.blockBitmapCsum.set(d.column(COL_BB_CSUM), i0);
+      g0 = from + d.count;
+    }
+  }
+  for (let g = g0; g < to; g++) {
     const off = (g - bufFirst) * size;
     const w = off >>> 2, h = off >>> 1, i = g - t.first;
     // A hi half is multiplied in only when non-zero: the first thousands of descriptors are

@@ -17,7 +17,10 @@
  * fresh process: descriptors are decoded as columns (group-table.ts), bitmaps
  * are read in coalesced runs of neighbouring blocks (flex_bg puts a flex
  * group's bitmaps side by side), a batch of groups at a time, and scanned a
- * 32-bit word at a time straight into typed arrays of runs.
+ * 32-bit word at a time straight into typed arrays of runs. With a bit per block
+ * and 32-bit block numbers the batch's checksums and scan run in WebAssembly
+ * (ext4/free-runs-wasm.ts: machine code from the first word in a fresh process),
+ * the bitmaps read straight into its memory and the runs left there.
  */
 import { Ext4Error } from '../errors.js';
 import type { Superblock } from '../ext4/superblock.js';
@@ -26,6 +29,7 @@ import { FreeRunMerger, RunTable, appendFreeRunsAt, groupBitmapRuns, primeAppend
 import { bitmapWords, blockBitmapCsumError, blockBitmapCsumMatches, computeUninitBlockBitmap, uninitGroupHasMetadata } from '../ext4/bitmap.js';
 import { BG_FLAGS, uninitFlagsHonoured } from '../ext4/group-desc.js';
 import { loadGroupTable, type GroupTable, type GroupTableSource } from '../ext4/group-table.js';
+import { ALL_FREE_FLAG, FreeRunsWasm, REC_MAX, VERIFY_FLAG } from '../ext4/free-runs-wasm.js';
 
 /**
  * Bitmap bytes read per batch of groups (then scanned, then the buffer is reused): small enough
@@ -79,7 +83,15 @@ export interface FreeExtentTable {
   len: BlockColumn;
   /** Bytes per unit of start and len. */
   unit: number;
+  /**
+   * When the scan ran in WebAssembly (free-runs-wasm.ts): the memory start and len view, and
+   * where TABLE_SPARE_BYTES of it, never touched, follow them (for an encoder working in place).
+   */
+  wasm?: { memory: WebAssembly.Memory; spareAt: number };
 }
+
+/** Spare bytes left after a wasm scan's table (ascii-records-wasm.ts: its digit table and an output chunk). */
+export const TABLE_SPARE_BYTES = 512 * 1024;
 
 /**
  * getFreeBlocks without an object per extent (the CLI prints hundreds of thousands of them), in
@@ -90,7 +102,18 @@ export async function getFreeExtentTable(fs: FreeSpaceSource, opts: GetFreeBlock
   // Room for ~64 runs per group up front (the fragmented 1 TiB image has ~41): a large typed array's
   // pages cost only once written, while growing copies (and zeroes) it all again.
   const groups = Math.ceil((to - from) / fs.sb.s_blocks_per_group) + 1;
-  const out = new RunTable(Math.min(count + 1, 1 << 20, 4096 + 64 * groups), fs.sb.blocksCount < 2 ** 32);
+  const capacity = Math.min(count + 1, 1 << 20, 4096 + 64 * groups);
+  const narrow = fs.sb.blocksCount < 2 ** 32;
+  // A bit per block and 32-bit block numbers: the scan's loops in WebAssembly, where available.
+  if (narrow && clusterRatio(fs.sb) === 1 && from < to && count > 0) {
+    const k = FreeRunsWasm.open(batchBytes(fs, from, to), fs.blockSize, capacity, TABLE_SPARE_BYTES);
+    if (k !== null) {
+      await underLock(fs, () => scanFreeTablesWasm(fs, from, to, k, count));
+      const t = k.table();
+      return { count: Math.min(t.start.length, count), start: t.start, len: t.len, unit: fs.blockSize, wasm: { memory: t.memory, spareAt: t.spareAt } };
+    }
+  }
+  const out = new RunTable(capacity, narrow);
   // Under the operation lock: the bitmaps of one committed state, never half of a transaction's publication.
   // The scan appends to `out` itself; it may stop once more than `count` runs are there (the last may still grow).
   if (from < to && count > 0) await underLock(fs, () => scanFreeTables(fs, from, to, out, () => out.n <= count));
@@ -165,17 +188,8 @@ async function scanFreeTables(fs: FreeSpaceSource, from: number, to: number, out
   to = Math.min(to, sb.blocksCount);
   if (from >= to) return;
   const bs = fs.blockSize;
-  const gFirst = groupOfBlock(sb, from), gEnd = Math.min(sb.groupCount, groupOfBlock(sb, to - 1) + 1);
-  const ng = gEnd - gFirst;
-  // A batch's bitmaps: BATCH_BYTES, or less when the range has fewer groups (fsmap's small
-  // ranges); lent to loadGroupTable first (no new pages for the descriptor blocks).
-  const buf = new Uint8Array(Math.max(bs, Math.min(BATCH_BYTES, ng * bs)));
-  const gt = await loadGroupTable(fs, gFirst, gEnd, buf);
-  const kind = classifyGroups(sb, gt, uninitFlagsHonoured(sb));
-  // Groups (table indices) whose bitmaps are read: every initialised one.
-  const toRead = new Int32Array(ng);
-  let nRead = 0;
-  for (let i = 0; i < ng; i++) if (kind[i] === READ) toRead[nRead++] = i;
+  const buf = new Uint8Array(batchBytes(fs, from, to));
+  const { gFirst, ng, gt, kind, toRead, nRead } = await planScan(fs, from, to, buf);
   const perBatch = Math.max(1, Math.floor(buf.length / bs));
   // Where group i's bitmap lies in buf (byte offset; small integers, so no double reaches crc32c).
   const at = new Int32Array(ng);
@@ -223,6 +237,104 @@ async function scanFreeTables(fs: FreeSpaceSource, from: number, to: number, out
   }
   consume(true);
   warnMismatch(fs, st.mismatched);
+}
+
+/** A batch's bitmaps: BATCH_BYTES, or less when the range [from, to) has fewer groups (fsmap's small ranges). */
+function batchBytes(fs: FreeSpaceSource, from: number, to: number): number {
+  const sb = fs.sb;
+  from = Math.max(from, sb.s_first_data_block);
+  to = Math.min(to, sb.blocksCount);
+  const ng = from < to ? groupOfBlock(sb, to - 1) - groupOfBlock(sb, from) + 1 : 1;
+  return Math.max(fs.blockSize, Math.min(BATCH_BYTES, ng * fs.blockSize));
+}
+
+/** What a scan of [from, to) (already clipped to the filesystem) works from: its groups' descriptors as columns, their kinds, the groups whose bitmaps are read. */
+interface ScanPlan {
+  gFirst: number;
+  ng: number;
+  gt: GroupTable;
+  kind: Uint8Array;
+  /** Table indices of the groups whose bitmaps are read (every initialised one), [0, nRead). */
+  toRead: Int32Array;
+  nRead: number;
+}
+
+/** The plan of a scan of [from, to); `buf` (at least a block) is lent to loadGroupTable (no new pages for the descriptor blocks). */
+async function planScan(fs: FreeSpaceSource, from: number, to: number, buf: Uint8Array): Promise<ScanPlan> {
+  const sb = fs.sb;
+  const gFirst = groupOfBlock(sb, from), gEnd = Math.min(sb.groupCount, groupOfBlock(sb, to - 1) + 1);
+  const ng = gEnd - gFirst;
+  const gt = await loadGroupTable(fs, gFirst, gEnd, buf);
+  const kind = classifyGroups(sb, gt, uninitFlagsHonoured(sb));
+  const toRead = new Int32Array(ng);
+  let nRead = 0;
+  for (let i = 0; i < ng; i++) if (kind[i] === READ) toRead[nRead++] = i;
+  return { gFirst, ng, gt, kind, toRead, nRead };
+}
+
+/**
+ * scanFreeTables with a bit per block, its loops in WebAssembly (free-runs-wasm.ts): each batch's
+ * bitmaps are read straight into the module's memory, and one call per batch checks them and
+ * appends their runs to the table in that memory. The same groups, reads, checks, errors and
+ * warnings, in the same order; it stops after the batch that takes the table past `count` runs.
+ */
+async function scanFreeTablesWasm(fs: FreeSpaceSource, from: number, to: number, k: FreeRunsWasm, count: number): Promise<void> {
+  const sb = fs.sb;
+  from = Math.max(from, sb.s_first_data_block);
+  to = Math.min(to, sb.blocksCount);
+  if (from >= to) return;
+  const bs = fs.blockSize;
+  const { gFirst, ng, gt, kind, toRead, nRead } = await planScan(fs, from, to, k.batch());
+  const perBatch = Math.max(1, Math.floor(k.batchBytes / bs));
+  const at = new Int32Array(ng);
+  const firstData = sb.s_first_data_block, perGroup = sb.s_blocks_per_group, lastGroup = sb.groupCount - 1, lastGroupBlocks = blocksInGroup(sb, lastGroup);
+  const verify = fs.verify && sb.hasMetadataCsum ? VERIFY_FLAG : 0;
+  const csumBytes = sb.s_clusters_per_group >>> 3, fullCsum = sb.descSize >= 0x3a, nbits = bs * 8;
+  const freeClusters = gt.freeClusters;
+  const mismatched: number[] = [];
+  // The table index of each record of the call being prepared.
+  const recGroup = new Int32Array(REC_MAX);
+  let nrec = 0;
+  const flush = () => {
+    const bad = k.scan(nrec, csumBytes, fs.fsSeed, fullCsum, nbits);
+    if (bad >= 0) throw blockBitmapCsumError(gFirst + recGroup[bad]!, gt.blockBitmap[recGroup[bad]!]!);
+    for (let r = 0; r < nrec; r++) {
+      const i = recGroup[r]!, g = gFirst + i;
+      const first = firstData + g * perGroup, n = g === lastGroup ? lastGroupBlocks : perGroup;
+      if (from <= first && to >= first + n && k.freeOf(r) !== freeClusters[i]) mismatched.push(g);
+    }
+    nrec = 0;
+  };
+  for (let i0 = 0, r = 0; i0 < ng; ) {
+    const r1 = Math.min(nRead, r + perBatch);
+    const i1 = r1 < nRead ? toRead[r1]! : ng;
+    await readBitmaps(fs, gt, toRead.subarray(r, r1), k.batch(), at);
+    for (let i = i0; i < i1; i++) {
+      const g = gFirst + i;
+      const first = firstData + g * perGroup;
+      const n = g === lastGroup ? lastGroupBlocks : perGroup;
+      const lo = from > first ? from - first : 0, hi = to - first < n ? to - first : n;
+      const kd = kind[i]!;
+      if (kd === COMPUTED) {
+        // Built in the module's scratch block, scanned on its own (the next one reuses the block).
+        if (nrec > 0) flush();
+        computeUninitBlockBitmap(sb, { group: g, blockBitmap: gt.blockBitmap[i]!, inodeBitmap: gt.inodeBitmap[i]!, inodeTable: gt.inodeTable[i]! }, k.scratch(bs));
+        k.setRecord(0, k.scratchOffset, lo, hi, first, 0, 0);
+        recGroup[nrec++] = i;
+        flush();
+        continue;
+      }
+      if (kd === ALL_FREE) k.setRecord(nrec, 0, lo, hi, first, 0, ALL_FREE_FLAG);
+      else k.setRecord(nrec, at[i]!, lo, hi, first, gt.blockBitmapCsum[i]!, verify);
+      recGroup[nrec++] = i;
+      if (nrec === REC_MAX) flush();
+    }
+    if (nrec > 0) flush();
+    i0 = i1;
+    r = r1;
+    if (i0 < ng && k.count > count) break;
+  }
+  warnMismatch(fs, mismatched);
 }
 
 /** Whether primeAppendFreeRuns ran in this process. */

@@ -6,6 +6,7 @@
 import { getFreeExtentTable, type FreeExtentTable } from '../../ops/free.js';
 import { openDiskSource, type DiskSource } from '../../ext4/disk-source.js';
 import { encodeRecords, RecordEncoder, type RecordPieces } from '../../codec/ascii-records.js';
+import { wasmRecordChunks } from '../../codec/ascii-records-wasm.js';
 import { openDevice, table, type CliContext, type GlobalOptions } from '../context.js';
 
 /**
@@ -80,6 +81,12 @@ const CHUNK_BYTES = 256 * 1024;
 export function* freeExtentsJsonChunks(t: FreeExtentTable, chunkBytes = CHUNK_BYTES): Generator<Uint8Array> {
   if (t.count === 0) {
     yield ASCII('[]\n');
+    return;
+  }
+  // A table a wasm scan left in its memory is encoded there too (ascii-records-wasm.ts).
+  const w = t.wasm && t.start instanceof Uint32Array && t.len instanceof Uint32Array ? wasmRecordChunks(PIECES, t.wasm.memory, t.wasm.spareAt, t.count, t.start, t.len, t.unit, chunkBytes) : null;
+  if (w !== null) {
+    yield* w;
     return;
   }
   const enc = new RecordEncoder(PIECES, t.count, t.start, t.len, t.unit);
