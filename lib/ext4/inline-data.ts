@@ -142,7 +142,9 @@ export async function destroyInlineData(tx: Transaction, inode: Inode): Promise<
 function assertWritableInline(inode: Inode): void {
   const where = { structure: `inode ${inode.ino}`, location: { kind: 'inode', ino: inode.ino } as const };
   if (inode.flags & (INODE_FLAGS.IMMUTABLE | INODE_FLAGS.APPEND)) throw new Ext4Error('EPERM', `inode ${inode.ino} is immutable or append-only`, where);
-  if (inode.flags & INODE_FLAGS.ENCRYPT) throw new Ext4Error('EOPNOTSUPP', `inode ${inode.ino} is encrypted`, where);
+  // What the extent path refuses too (remap.ts assertMutableRegularFile).
+  if (inode.flags & (INODE_FLAGS.ENCRYPT | INODE_FLAGS.VERITY | INODE_FLAGS.JOURNAL_DATA))
+    throw new Ext4Error('EOPNOTSUPP', `inode ${inode.ino} is encrypted, verity or data-journaled`, where);
 }
 
 /**

@@ -16,7 +16,7 @@ import * as nodefs from 'node:fs';
 import * as path from 'node:path';
 import { Volume } from '../../lib/node.js';
 import { INODE_FLAGS } from '../../lib/ext4/inode.js';
-import { debugfsStats, expectE2fsckClean, oracleGate, withLoopMount } from '../helpers/tools.js';
+import { debugfs, debugfsStats, expectE2fsckClean, oracleGate, withLoopMount } from '../helpers/tools.js';
 import { CAN_MOUNT, HAVE_E2FSPROGS, LOOP_SKIP, cleanupImages, copyImage, makeImage, pattern } from '../ops/helpers.js';
 
 afterAll(() => cleanupImages());
@@ -147,5 +147,34 @@ describe.skipIf(!HAVE_E2FSPROGS)('pwrite to inline_data files', () => {
     await withLoopMount(ours, (mp) => {
       for (const n of names) expect(new Uint8Array(nodefs.readFileSync(path.join(mp, n))), n).toEqual(want(n));
     }, { readOnly: true });
+  }, 60_000);
+});
+
+describe.skipIf(!HAVE_E2FSPROGS)('inline_data files the write path refuses', () => {
+  it('immutable, append-only, data-journaled or verity: EPERM / EOPNOTSUPP, the image unchanged', async () => {
+    const img = makeImage('inline-refuse', {}, { sizeMiB: 8, blockSize: 1024, mkfsOpts: ['-O', 'inline_data'] });
+    const FLAGS = { immutable: [INODE_FLAGS.IMMUTABLE, 'EPERM'], append: [INODE_FLAGS.APPEND, 'EPERM'], journaled: [INODE_FLAGS.JOURNAL_DATA, 'EOPNOTSUPP'], verity: [INODE_FLAGS.VERITY, 'EOPNOTSUPP'] } as const;
+    {
+      await using vol = await Volume.open(img, { write: true, now: NOW, umask: 0o022 });
+      for (const n of Object.keys(FLAGS)) await vol.promises.writeFile(`/${n}`, pattern(20, 1));
+    }
+    // debugfs sets each flag (and the inode checksum) beside INLINE_DATA.
+    debugfs(img, Object.entries(FLAGS).map(([n, [f]]) => `set_inode_field /${n} flags 0x${(INODE_FLAGS.INLINE_DATA | f).toString(16)}`), { write: true });
+    expectE2fsckClean(img, 'flags set');
+    const before = nodefs.readFileSync(img);
+    {
+      await using vol = await Volume.open(img, { write: true, now: NOW, umask: 0o022 });
+      for (const [n, [, code]] of Object.entries(FLAGS)) {
+        await expect(vol.promises.truncate(`/${n}`, 5000), n).rejects.toMatchObject({ code });
+        await expect(vol.promises.truncate(`/${n}`, 3), n).rejects.toMatchObject({ code });
+        // (the open may refuse first, as Linux's does for immutable and append-only files)
+        const pwrite = async () => {
+          await using h = await vol.promises.open(`/${n}`, 'r+');
+          await h.write(pattern(10, 2), 0, 10, 5);
+        };
+        await expect(pwrite(), n).rejects.toMatchObject({ code });
+      }
+    }
+    expect(nodefs.readFileSync(img).equals(before)).toBe(true);
   }, 60_000);
 });
