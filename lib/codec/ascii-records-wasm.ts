@@ -15,7 +15,7 @@
  * the next whole records (state: the next record's index, n + 1 once done) into [out, out + cap),
  * as RecordEncoder.fill; up to 3 bytes past what it reports, and past cap, are scratch.
  */
-import { ADD, AND, BLOCK, BR, BR_IF, CALL, ELSE, END, EQZ, GE_U, GET, GT_U, I32, IF, LOAD, LOOP, LT_U, MUL, OR, RETURN, SET, SHL, SHR_U, STORE, SUB, TEE, VOID, funcCode, i32c, section, sleb, uleb, wasmName } from './wasm-asm.js';
+import { ADD, AND, BLOCK, BR, BR_IF, CALL, ELSE, END, EQZ, GE_U, GET, GT_U, I32, IF, LOAD, LOOP, LT_U, MUL, OR, RETURN, SET, SHL, SHR_U, STORE, SUB, TEE, VOID, funcCode, i32c, section, sleb, uleb, wasmModule, wasmName } from './wasm-asm.js';
 import type { RecordPieces } from './ascii-records.js';
 
 // Opcodes wasm-asm.ts does not name (core spec §5.4).
@@ -121,8 +121,7 @@ function fillBody(p: RecordPieces): number[] {
 
 /** The module's bytes for `pieces`. */
 export function recordsWasmBytes(pieces: RecordPieces): Uint8Array<ArrayBuffer> {
-  return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+  return wasmModule([
     // type 0: quad (i32) → (); type 1: num (i32, i64, i32) → i32; type 2: fill (i32 × 8) → i32
     ...section(1, [3, 0x60, 1, I32, 0, 0x60, 3, I32, I64, I32, 1, I32, 0x60, 8, ...new Array<number>(8).fill(I32), 1, I32]),
     ...section(2, [1, ...wasmName('m'), ...wasmName('m'), 0x02, 0x00, 1]), // memory import, at least 1 page

@@ -19,7 +19,7 @@
  *   while ptr < end: c = T0[(c ^ load8(ptr)) & 255] ^ c >>> 8; ptr += 1
  */
 
-import { ADD, AND, BLOCK, BR, BR_IF, END, GE_U, GET, I32, LOAD, LOAD8_U, LOOP, SET, SHL, SHR_U, VOID, XOR, funcCode, i32c, section, uleb, wasmName } from './wasm-asm.js';
+import { ADD, AND, BLOCK, BR, BR_IF, END, GE_U, GET, I32, LOAD, LOAD8_U, LOOP, SET, SHL, SHR_U, VOID, XOR, funcCode, i32c, section, uleb, wasmModule, wasmName } from './wasm-asm.js';
 
 /** Where the scratch begins and how many bytes it holds. */
 export const WASM_SCRATCH = 8192;
@@ -66,8 +66,7 @@ const BODY = [
 
 /** The module's bytes. */
 export function crc32cWasmBytes(): Uint8Array<ArrayBuffer> {
-  return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+  return wasmModule([
     ...section(1, [1, 0x60, 3, I32, I32, I32, 1, I32]), // type 0: (i32, i32, i32) → i32
     ...section(3, [1, 0]), // function 0 has type 0
     ...section(5, [1, 0x01, 1, 1]), // one memory: exactly one page

@@ -45,6 +45,9 @@ export const i32c = (n: number) => [CONST, ...sleb(n)];
 /** A section: its id, then its content's size, then the content. */
 export const section = (id: number, content: number[]) => [id, ...uleb(content.length), ...content];
 
+/** A module's bytes: the magic and version 1, then its sections. */
+export const wasmModule = (sections: number[]): Uint8Array<ArrayBuffer> => Uint8Array.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...sections]);
+
 /** A name (exports): its length, then its ASCII bytes. */
 export const wasmName = (s: string) => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))];
 

@@ -28,7 +28,7 @@
 import { crc32cTables } from '../codec/crc.js';
 import {
   ADD, AND, BLOCK, BR, BR_IF, CALL, ELSE, END, EQZ, GE_U, GET, GT_U, I32, IF, LOAD, LOAD8_U, LOOP, LT_U, NE, OR, RETURN, SET, SHL, SHR_U, STORE, SUB, TEE, VOID, XOR,
-  funcCode, i32c, section, uleb, wasmName,
+  funcCode, i32c, section, uleb, wasmModule, wasmName,
 } from '../codec/wasm-asm.js';
 
 // Opcodes wasm-asm.ts does not name (core spec §5.4).
@@ -170,8 +170,7 @@ const scanBody = [
 
 /** The module's bytes; `ones`: the crc step's constant for 12 bytes of 0xff (T11[255] ^ … ^ T0[255]). */
 export function freeRunsWasmBytes(ones: number): Uint8Array<ArrayBuffer> {
-  return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+  return wasmModule([
     // type 0: crc (i32 × 3) → i32; type 1: scan (i32 × 6) → i32
     ...section(1, [2, 0x60, 3, I32, I32, I32, 1, I32, 0x60, 6, I32, I32, I32, I32, I32, I32, 1, I32]),
     ...section(3, [2, 0, 1]),

@@ -17,7 +17,7 @@
  */
 import { crc32cTables } from '../codec/crc.js';
 import { CRC32C_FUNC } from '../codec/crc32c-wasm.js';
-import { ADD, AND, BLOCK, BR, BR_IF, CALL, END, EQZ, GE_U, GET, GT_U, I32, IF, LOAD, LOAD16_U, LOOP, LT_U, MUL, NE, OR, RETURN, SET, SHL, STORE, STORE16, VOID, funcCode, i32c, section, uleb, wasmName } from '../codec/wasm-asm.js';
+import { ADD, AND, BLOCK, BR, BR_IF, CALL, END, EQZ, GE_U, GET, GT_U, I32, IF, LOAD, LOAD16_U, LOOP, LT_U, MUL, NE, OR, RETURN, SET, SHL, STORE, STORE16, VOID, funcCode, i32c, section, uleb, wasmModule, wasmName } from '../codec/wasm-asm.js';
 import { GroupDesc64Layout } from './group-desc.js';
 
 const SCRATCH = 8192;
@@ -81,8 +81,7 @@ const BODY = [
 
 /** The module's bytes. */
 export function groupDescWasmBytes(): Uint8Array<ArrayBuffer> {
-  return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+  return wasmModule([
     // type 0: crc (i32 × 3) → i32; type 1: decode (i32 × 11) → i32
     ...section(1, [2, 0x60, 3, I32, I32, I32, 1, I32, 0x60, 11, ...new Array<number>(11).fill(I32), 1, I32]),
     ...section(3, [2, 0, 1]),

@@ -23,7 +23,7 @@ import { inodeSeed } from './checksum.js';
 import { CRC32C_FUNC } from '../codec/crc32c-wasm.js';
 import {
   ADD, AND, BLOCK, BR, BR_IF, CALL, END, GE_U, GET, GT_U, I32, IF, LOAD, LOAD16_U, LOOP, LT_S, NE, OR, SET, SHL, STORE, STORE16, SUB, TEE, VOID,
-  funcCode, i32c, section, uleb, wasmName,
+  funcCode, i32c, section, uleb, wasmModule, wasmName,
 } from '../codec/wasm-asm.js';
 import { fileTypeOfMode, InodeBaseLayout, InodeExtraLayout, type InodeSummary } from './inode.js';
 
@@ -110,8 +110,7 @@ const BODY = [
 
 /** The module's bytes. */
 export function inodeSummaryWasmBytes(): Uint8Array<ArrayBuffer> {
-  return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+  return wasmModule([
     // type 0: crc (i32, i32, i32) → i32; type 1: sum (9 × i32) → ()
     ...section(1, [2, 0x60, 3, I32, I32, I32, 1, I32, 0x60, 9, ...new Array<number>(9).fill(I32), 0]),
     ...section(3, [2, 0, 1]),

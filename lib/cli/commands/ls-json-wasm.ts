@@ -14,7 +14,7 @@
  */
 import {
   ADD, AND, BLOCK, BR, BR_IF, CALL, ELSE, END, EQ, GE_U, GET, I32, IF, LOAD, LOAD8_U, LOOP, LT_S, LT_U, NE, SET, SHL, SHR_U, SUB, TEE, VOID,
-  funcCode, i32c, section, uleb, wasmName,
+  funcCode, i32c, section, uleb, wasmModule, wasmName,
 } from '../../codec/wasm-asm.js';
 import type { EntryTable } from '../../ext4/dir-reader.js';
 
@@ -161,8 +161,7 @@ const ROWS = [
 
 /** The module's bytes. */
 export function lsRowsWasmBytes(): Uint8Array<ArrayBuffer> {
-  return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+  return wasmModule([
     // type 0: uint (i32, i32) → i32; type 1: esc (3 × i32) → i32; type 2: rows (8 × i32) → i32
     ...section(1, [3, 0x60, 2, I32, I32, 1, I32, 0x60, 3, I32, I32, I32, 1, I32, 0x60, 8, ...new Array<number>(8).fill(I32), 1, I32]),
     ...section(3, [3, 0, 1, 2]),
