@@ -6,7 +6,7 @@
  * e2fsprogs is installed, and writes before/after block-map pictures.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,8 @@ import { drawMap } from '../lib/ops/draw.js';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const fixture = join(root, 'fixtures', 'fragmented.ext4.img.gz');
 const work = mkdtempSync(join(tmpdir(), 'ext4kit-demo-'));
+// The 32 MiB working copy goes with the process, however it ends (each run used to leave one behind).
+process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 const img = join(work, 'fragmented.img');
 writeFileSync(img, gunzipSync(readFileSync(fixture)));
 const outDir = join(root, 'demo-out');
@@ -39,7 +41,7 @@ async function report(label: string): Promise<void> {
   }
 }
 
-console.log(`ext4kit demo on a copy of ${fixture}\n(working copy: ${img})`);
+console.log(`ext4kit demo on a copy of ${fixture}\n(working copy: ${img}, removed at the end)`);
 await report('before');
 const fs = await Filesystem.open(img, { write: true });
 const s = await defrag(fs);

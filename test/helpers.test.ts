@@ -2,6 +2,7 @@
  * Self-test of the shared test infrastructure in test/helpers/: the oracles' parsers, the image
  * MATRIX, the source-tree snapshot, what mkfs -d really preserves, kernel images and fixtures.
  */
+import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -346,5 +347,26 @@ describe('fixtures', () => {
     expect(m.filter((e) => (e.extents ?? 0) >= 50).length).toBeGreaterThanOrEqual(4);
     const f0 = m.find((e) => e.path === 'frag/file0')!;
     expect(crypto.createHash('sha256').update(debugfsDump(img, '/frag/file0')).digest('hex')).toBe(f0.sha256);
+  });
+});
+
+describe.skipIf(!fs.existsSync('/dev/shm'))('scratch space on tmpfs', () => {
+  it("a process's first shmDir removes what dead processes left in /dev/shm, not what live ones hold", () => {
+    // A pid that is certainly not running: a child that has exited.
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const left = fs.mkdtempSync(`/dev/shm/ext4kit-test-${dead}-`);
+    fs.writeFileSync(path.join(left, 'image.img'), new Uint8Array(4096));
+    const alive = fs.mkdtempSync(`/dev/shm/ext4kit-test-${process.pid}-`);
+    try {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', "import('./test/helpers/tmp.ts').then((m) => console.log(m.shmDir()))"], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toMatch(/^\/dev\/shm\/ext4kit-test-\d+-/);
+      expect(fs.existsSync(left)).toBe(false);
+      expect(fs.existsSync(alive)).toBe(true);
+      expect(fs.existsSync(r.stdout.trim())).toBe(false); // its own, removed at its exit
+    } finally {
+      fs.rmSync(left, { recursive: true, force: true });
+      fs.rmSync(alive, { recursive: true, force: true });
+    }
   });
 });

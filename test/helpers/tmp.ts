@@ -25,20 +25,22 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-function pruneDead(): void {
+/** Remove the directories in `root` named `<prefix><pid>-…` whose process is gone (a worker killed before its 'exit' handler ran). */
+function pruneDead(root = WORK_ROOT, prefix = ''): void {
   let names: string[];
   try {
-    names = fs.readdirSync(WORK_ROOT);
+    names = fs.readdirSync(root);
   } catch {
     return;
   }
   for (const name of names) {
-    const m = /^(\d+)-/.exec(name);
+    if (!name.startsWith(prefix)) continue;
+    const m = /^(\d+)-/.exec(name.slice(prefix.length));
     if (!m) continue;
     const pid = Number(m[1]);
     if (pid === process.pid || pidAlive(pid)) continue;
     try {
-      fs.rmSync(path.join(WORK_ROOT, name), { recursive: true, force: true });
+      fs.rmSync(path.join(root, name), { recursive: true, force: true });
     } catch {
       /* best effort */
     }
@@ -84,6 +86,8 @@ export function shmDir(): string | null {
     shmRoot = null;
     try {
       if (fs.statSync('/dev/shm').isDirectory()) {
+        // tmpfs is memory: what dead workers left behind is removed here, as workDir does on disk.
+        pruneDead('/dev/shm', 'ext4kit-test-');
         const d = fs.mkdtempSync(`/dev/shm/ext4kit-test-${process.pid}-`);
         shmRoot = d;
         process.on('exit', () => fs.rmSync(d, { recursive: true, force: true }));
