@@ -19,9 +19,9 @@ import { internals } from './internals.js';
 import type { Transaction } from './transaction.js';
 import { BG_FLAGS, uninitFlagsHonoured, type GroupDesc } from './group-desc.js';
 import {
-  blockBitmapChecksum, clearBit, computeUninitBlockBitmap, computeUninitInodeBitmap, inodeBitmapChecksum, setBit, testBit,
+  blockBitmapChecksum, clearBit, computeUninitBlockBitmap, computeUninitInodeBitmap, countFree, inodeBitmapChecksum, setBit, testBit,
 } from './bitmap.js';
-import { countClear, fillBits, findBit } from './bit-runs.js';
+import { fillBits, findBit } from './bit-runs.js';
 import { blocksInGroup, clustersInGroup, flexGroupSize, groupFirstBlock, groupOfBlock } from './geometry.js';
 import { checkGroupTables, describeFixed, firstUnmarkedFixed, fixedMetadataExtents, FixedIndex, type FixedExtent, type GroupTables } from './fixed-metadata.js';
 import { INODE_FLAGS, InodeBaseLayout } from './inode.js';
@@ -86,7 +86,7 @@ async function validateBlockBitmap(fs: Filesystem, gd: GroupDesc, bm: Uint8Array
   const where = { structure: 'block bitmap', location: { kind: 'group', group: g, block: gd.blockBitmap } satisfies Location };
   const bad = firstUnmarkedFixed(sb, guard.index, g, bm);
   if (bad) throw new Ext4Error('EFSCORRUPTED', `block bitmap marks block ${bad.block} free, but it is ${describeFixed(bad.extent)}: run e2fsck`, where);
-  const free = countClear(bm, clustersInGroup(sb, g));
+  const free = countFree(bm, clustersInGroup(sb, g));
   if (free !== gd.freeBlocks) throw new Ext4Error('EFSCORRUPTED', `block bitmap has ${free} free blocks, the group descriptor says ${gd.freeBlocks}: run e2fsck`, where);
   guard.validated.add(g);
   return bm;
@@ -100,7 +100,7 @@ async function validateBlockBitmap(fs: Filesystem, gd: GroupDesc, bm: Uint8Array
 async function validateInodeBitmap(fs: Filesystem, gd: GroupDesc, bm: Uint8Array): Promise<void> {
   const guard = guards.get(fs) ?? (await allocGuard(fs));
   if (guard.inodesValidated.has(gd.group)) return;
-  const free = countClear(bm, fs.sb.s_inodes_per_group);
+  const free = countFree(bm, fs.sb.s_inodes_per_group);
   if (free !== gd.freeInodes)
     throw new Ext4Error('EFSCORRUPTED', `inode bitmap has ${free} free inodes, the group descriptor says ${gd.freeInodes}: run e2fsck`, { structure: 'inode bitmap', location: { kind: 'group', group: gd.group, block: gd.inodeBitmap } });
   guard.inodesValidated.add(gd.group);

@@ -14,7 +14,7 @@
  */
 
 /** The lowest set bit of a non-zero byte or word. */
-function ctz(x: number): number {
+export function ctz(x: number): number {
   return 31 - Math.clz32(x & -x);
 }
 

@@ -4,6 +4,7 @@
  * (as the kernel's ext4_init_block_bitmap and e2fsprogs do).
  */
 import { Ext4Error } from '../errors.js';
+import { countClear, ctz, fillBits } from './bit-runs.js';
 import { crc32c, crc32cWords } from './checksum.js';
 import { bitOfBlock, blocksInGroup, clustersInGroup, groupFirstBlock, groupFixedMetadata, groupHasSuper, inodeTableBlocks, type Geometry } from './geometry.js';
 import { INCOMPAT } from './superblock.js';
@@ -18,17 +19,9 @@ export function setBit(bm: Uint8Array, i: number): void {
 export function clearBit(bm: Uint8Array, i: number): void {
   bm[i >>> 3]! &= ~(1 << (i & 7));
 }
+/** Set `count` bits from `start`, whole bytes at once (an inode table's 512 blocks, a short last group's padding). */
 export function setBitRange(bm: Uint8Array, start: number, count: number): void {
-  const end = start + count;
-  let i = start;
-  while (i < end && (i & 7) !== 0) setBit(bm, i++);
-  // Whole bytes at once (an inode table's 512 blocks, a short last group's padding).
-  const whole = end & ~7;
-  if (i < whole) {
-    bm.fill(0xff, i >>> 3, whole >>> 3);
-    i = whole;
-  }
-  while (i < end) setBit(bm, i++);
+  fillBits(bm, start, start + count, true);
 }
 
 /** Checksum of a block bitmap: covers clusters_per_group/8 bytes (stored 16 bits with 32-byte descriptors). */
@@ -125,25 +118,8 @@ export function computeUninitInodeBitmap(g: Geometry): Uint8Array {
   return bm;
 }
 
-/** Count clear bits in [0, n). */
-export function countFree(bm: Uint8Array, n: number): number {
-  let used = 0;
-  const full = n >>> 3;
-  for (let i = 0; i < full; i++) used += POPCOUNT[bm[i]!]!;
-  for (let i = full * 8; i < n; i++) if (testBit(bm, i)) used++;
-  return n - used;
-}
-
-const POPCOUNT = (() => {
-  const t = new Uint8Array(256);
-  for (let i = 0; i < 256; i++) t[i] = (i & 1) + t[i >> 1]!;
-  return t;
-})();
-
-/** Index of the lowest set bit of a non-zero 32-bit value. */
-export function ctz(x: number): number {
-  return 31 - Math.clz32(x & -x);
-}
+/** Count clear bits in [0, n) (bit-runs.ts: by words). */
+export const countFree = countClear;
 
 /** Little-endian host: a bitmap's on-disk 32-bit words read directly through an Int32Array view. */
 const HOST_LE = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
