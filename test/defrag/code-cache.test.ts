@@ -3,14 +3,18 @@
  * the V8 code cache a first run wrote, as is: defrag raises V8's interrupt budget for its run, and
  * with the budget still raised when the cache was written, V8 rejected it in every later run
  * (another flag hash): each fresh defrag compiled the whole script again and wrote a new cache at
- * exit. The demo fixture, defragmented twice from the same copy; e2fsck clean after each.
+ * exit. The demo fixture, defragmented twice from the same copy; e2fsck clean after each, and
+ * every file (debugfs rdump) as the manifest of the tree the fixture was made from says.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { tmpDir, tmpPath } from '../helpers/tmp.js';
+import { fixtureManifest } from '../helpers/fixtures.js';
+import { debugfs } from '../helpers/tools.js';
 import { expectClean, HAVE_E2FSPROGS } from '../ops/helpers.js';
 import { cliBundle } from '../cli/helpers.js';
 
@@ -28,9 +32,14 @@ describe.skipIf(!HAVE_E2FSPROGS)('defrag code cache', () => {
       expect(r.status, r.stderr).toBe(0);
       expect((JSON.parse(r.stdout) as { moves: number }).moves).toBeGreaterThan(0);
       expectClean(img, 'defrag (cached script)');
-      const files = fs.readdirSync(path.join(home, 'ext4kit')).filter((f) => f.startsWith('fast-defrag-'));
-      expect(files).toHaveLength(1);
-      const st = fs.statSync(path.join(home, 'ext4kit', files[0]!));
+      const out = tmpDir('defrag-code-cache-rdump');
+      debugfs(img, [`rdump /fill ${out}`, `rdump /frag ${out}`]);
+      const files = fixtureManifest('fragmented').filter((e) => e.type === 'file');
+      expect(files.length).toBeGreaterThan(1000);
+      for (const e of files) expect(createHash('sha256').update(fs.readFileSync(path.join(out, e.path))).digest('hex'), e.path).toBe(e.sha256);
+      const caches = fs.readdirSync(path.join(home, 'ext4kit')).filter((f) => f.startsWith('fast-defrag-'));
+      expect(caches).toHaveLength(1);
+      const st = fs.statSync(path.join(home, 'ext4kit', caches[0]!));
       return `${st.ino}:${st.mtimeMs}:${st.size}`;
     };
     const first = run();
