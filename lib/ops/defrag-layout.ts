@@ -68,6 +68,8 @@ export function finalLayout(files: readonly Extent[][], trees: readonly number[]
   // the space every attempt starts from: the free runs and the files that are not ideal
   const base: Run[] = free.map((r) => ({ ...r }));
   files.forEach((_, i) => { if (!ideal(i)) base.push(...spaceOf(i)); });
+  // (sorted once: each attempt's mergeRuns then sorts what is nearly in order already)
+  base.sort((a, b) => a.start - b.start);
   const tried = new Map<number, Map<number, Run> | null>();
   const attempt = (k: number): Map<number, Run> | null => {
     if (tried.has(k)) return tried.get(k)!;
@@ -218,10 +220,12 @@ function anchoredFor(cands: readonly { file: number; start: number; end: number;
     if (stuck < 0) break;
     // the run an anchored place makes with the space touching it once freed (before any packing)
     const bare = subtractRuns(space, anchored.map((a) => a.run));
+    // (bare runs never touch one another: at most one ends where a place starts, one starts where it ends)
+    const endingAt = new Map<number, number>(), startingAt = new Map<number, number>();
+    for (const r of bare) (endingAt.set(r.start + r.length, r.length), startingAt.set(r.start, r.length));
     let drop = -1;
     anchored.forEach((a, k) => {
-      let n = a.run.length;
-      for (const r of bare) if (r.start + r.length === a.run.start || r.start === a.run.start + a.run.length) n += r.length;
+      let n = a.run.length + (endingAt.get(a.run.start) ?? 0) + (startingAt.get(a.run.start + a.run.length) ?? 0);
       const prev = anchored[k - 1], next = anchored[k + 1];
       if (prev && prev.run.start + prev.run.length === a.run.start) n += prev.run.length;
       if (next && a.run.start + a.run.length === next.run.start) n += next.run.length;
