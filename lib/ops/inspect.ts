@@ -245,6 +245,12 @@ export interface ListSink {
   entry(d: ListDir, i: number, s: InodeSummary, extra: ListExtra | null): boolean;
   /** The one row of a path that is not a directory. */
   single(e: ListEntry): boolean;
+  /**
+   * Optional: the rows of the whole directory `dir` at `path` (every entry, in list()'s order and
+   * with its checks), written by the sink itself — true — or nothing at all — false, and walkList
+   * hands them one by one. Only for a directory it will not have to descend from (`recursive`).
+   */
+  directory?(path: string, dir: Inode, recursive: boolean): Promise<boolean>;
 }
 
 /**
@@ -261,6 +267,7 @@ export async function* walkList(fs: ListSource, path: string, opts: ListOptions,
   }
   const walk: Walk = { recursive: opts.recursive === true, inodesCount: fs.sb.s_inodes_count, sink, summary: { mode: 0, type: null, uid: 0, gid: 0, size: 0, linksCount: 0, mtime: 0 }, sub: null, pause: false, j: 0 };
   const visited = new Set<number>([top.ino]);
+  if (sink.directory && (await sink.directory(topPath, top, walk.recursive))) return;
   // Pre-order walk with an explicit stack of open directories (depth is bounded by the visited
   // set, never by the JS stack): emit a row, and if it is a directory, list it next. Rows are made
   // by a synchronous loop (runRows) that stops only for what waits for a read: a new batch of
@@ -285,6 +292,7 @@ export async function* walkList(fs: ListSource, path: string, opts: ListOptions,
       const p = joinPath(d.path, d.table.names()[d.order[d.k - 1]!]!);
       if (visited.has(sub.ino)) throw new Ext4Error('EFSCORRUPTED', `${p}: directory inode ${sub.ino} is reachable twice (hard-linked directory or a cycle)`, { structure: `inode ${sub.ino}` });
       visited.add(sub.ino);
+      if (sink.directory && (await sink.directory(p, sub, true))) continue;
       stack.push(await openDir(fs, p, sub));
     }
   }

@@ -28,7 +28,8 @@ async function viaFilesystem(image: string, p: string, recursive: boolean, json:
   }
 }
 
-const text = (out: string | Uint8Array | null) => (out === null ? null : typeof out === 'string' ? out : Buffer.from(out).toString('latin1'));
+const text = (out: string | Uint8Array | Uint8Array[] | null) =>
+  out === null ? null : typeof out === 'string' ? out : Buffer.concat(Array.isArray(out) ? out : [out]).toString('latin1');
 
 describe('ls through a DiskReader', () => {
   it.each(['ext4-4k', 'ext2'])('%s: answers with the Filesystem path’s bytes', async (name) => {

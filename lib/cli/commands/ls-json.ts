@@ -13,7 +13,8 @@
  * \udxxx).
  */
 import { JsonBytes, escapedUtf8, piece, type Piece } from '../../codec/json-bytes.js';
-import type { InodeSummary } from '../../ext4/inode.js';
+import type { DirListSource } from '../../ext4/dir-list-wasm.js';
+import type { Inode, InodeSummary } from '../../ext4/inode.js';
 import type { ListDir, ListEntry, ListExtra, ListSink } from '../../ops/inspect.js';
 import { TYPE_OF_MODE, WasmRows } from './ls-json-wasm.js';
 
@@ -51,7 +52,11 @@ const RESERVE_MAX = 64 << 20;
 
 /** The rows of `ls --json` as bytes: a ListSink for walkList, then finish(). */
 export class LsJson implements ListSink {
-  private readonly out = new JsonBytes();
+  private out = new JsonBytes();
+  /** The output before `out` (and `pending`), in order. */
+  private readonly chunks: Uint8Array[] = [];
+  /** A whole directory's rows still in the module's memory (directory()), after `chunks`, before `out`. */
+  private pending: Uint8Array | null = null;
   private rows = 0;
   private dir: ListDir | null = null;
   /** The current directory's path, escaped ('' for the root: a row's path is it, '/', the name). */
@@ -60,14 +65,81 @@ export class LsJson implements ListSink {
   private readonly wasm: WasmRows | null;
   private inDir = false;
 
-  /** `wasm: false`: every row written by the JS below (tests compare the two). */
-  constructor(opts: { wasm?: boolean } = {}) {
+  /** Where whole plain directories are read from (dir-list-wasm.ts), or null: row by row. */
+  private readonly source: DirListSource | null;
+
+  /**
+   * `wasm: false`: every row written by the JS below (tests compare the two). `source`: whole
+   * plain directories are listed from it by WebAssembly (directory()).
+   */
+  constructor(opts: { wasm?: boolean; source?: DirListSource } = {}) {
     this.wasm = opts.wasm === false ? null : WasmRows.create();
+    this.source = opts.source ?? null;
+  }
+
+  /**
+   * A whole directory's rows, when dir-list-wasm.ts is sure of them (a plain directory: see
+   * there); false: nothing was written, and walkList hands its rows one by one.
+   */
+  async directory(path: string, dir: Inode, recursive: boolean): Promise<boolean> {
+    const w = this.wasm, src = this.source;
+    if (!w || src === null) return false;
+    this.flushRows();
+    this.settle();
+    // The row-by-row writer's area is the lister's too (its module is made here at the first
+    // directory): the next directory listed row by row begins afresh.
+    this.dir = null;
+    this.inDir = false;
+    const lister = w.dirs;
+    if (!lister) return false;
+    const rows = this.rows;
+    const prefix = path === '/' ? new Uint8Array(0) : escapedUtf8(path);
+    const pad = (prefix.length + 7) & ~7;
+    let start = -1, end = -1;
+    const ok = await lister.list(
+      src,
+      dir,
+      recursive,
+      (n, namesBytes) => WasmRows.rowsAtBytes(n, namesBytes, prefix.length),
+      (b) => {
+        // The path first, then the rows, back to back.
+        if (start < 0) {
+          w.put(prefix, b.outAt);
+          start = b.outAt + pad;
+          end = start;
+        }
+        end = w.rowsAt(b.n, b.recsAt, b.addrsAt, b.lensAt, start - pad, prefix.length, end, this.rows === 0);
+        this.rows += b.n;
+        return end;
+      },
+    );
+    if (!ok) {
+      this.rows = rows;
+      return false;
+    }
+    // The rows stay in the module's memory until it is needed again (settle): a listing that is
+    // one directory writes them from there, never copied.
+    if (end > start) {
+      if (this.out.p > 0) {
+        this.chunks.push(this.out.text());
+        this.out = new JsonBytes();
+      }
+      this.pending = w.view(start, end);
+    }
+    return true;
+  }
+
+  /** The rows left in the module's memory, copied out (the memory is about to be used again). */
+  private settle(): void {
+    if (this.pending === null) return;
+    this.chunks.push(this.pending.slice());
+    this.pending = null;
   }
 
   entry(d: ListDir, i: number, s: InodeSummary, extra: ListExtra | null): boolean {
     const t = d.table;
     if (d !== this.dir) {
+      this.settle();
       this.flushRows();
       this.dir = d;
       this.prefix = d.path === '/' ? new Uint8Array(0) : escapedUtf8(d.path);
@@ -107,6 +179,7 @@ export class LsJson implements ListSink {
   }
 
   single(e: ListEntry): boolean {
+    this.settle();
     this.flushRows();
     const path = escapedUtf8(e.path), name = escapedUtf8(e.name);
     const o = this.out;
@@ -123,11 +196,27 @@ export class LsJson implements ListSink {
 
   /** The whole output: the rows' array and a newline. */
   finish(): Uint8Array {
+    const parts = this.finishChunks();
+    if (parts.length === 1) return parts[0]!;
+    const all = new Uint8Array(parts.reduce((n, c) => n + c.length, 0));
+    let p = 0;
+    for (const c of parts) {
+      all.set(c, p);
+      p += c.length;
+    }
+    return all;
+  }
+
+  /** The same in pieces, in order (a whole directory's rows as the module wrote them). */
+  finishChunks(): Uint8Array[] {
     this.flushRows();
     const o = this.out;
     o.reserve(8);
     o.p = o.put(this.rows === 0 ? P.none : P.end, o.p);
-    return o.text();
+    const parts = [...this.chunks];
+    if (this.pending !== null) parts.push(this.pending);
+    parts.push(o.text());
+    return parts;
   }
 
   /** The rows queued for the module, written and copied to the output. */

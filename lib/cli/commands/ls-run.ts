@@ -17,12 +17,12 @@ import { LsJson } from './ls-json.js';
 import { formatList } from './ls-text.js';
 import { openDevice, type CliContext, type GlobalOptions } from '../context.js';
 
-export async function runFast(positionals: readonly string[], flags: ReadonlySet<string>, globals: GlobalOptions, _ctx: CliContext): Promise<string | Uint8Array | null> {
+export async function runFast(positionals: readonly string[], flags: ReadonlySet<string>, globals: GlobalOptions, _ctx: CliContext): Promise<string | Uint8Array | Uint8Array[] | null> {
   return lsOnDisk(positionals[0]!, positionals[1] ?? '/', { recursive: flags.has('-R') || flags.has('--recursive'), json: flags.has('--json'), verify: globals.verify });
 }
 
 /** ls's output read through a DiskReader, or null: the Filesystem path must answer (see above). */
-export async function lsOnDisk(image: string, path: string, opts: { recursive: boolean; json: boolean; verify: boolean }): Promise<string | Uint8Array | null> {
+export async function lsOnDisk(image: string, path: string, opts: { recursive: boolean; json: boolean; verify: boolean }): Promise<string | Uint8Array | Uint8Array[] | null> {
   let device;
   try {
     device = await openDevice(image);
@@ -34,9 +34,9 @@ export async function lsOnDisk(image: string, path: string, opts: { recursive: b
     if (src === null) return null;
     const reader = new DiskReader(src);
     if (!opts.json) return formatList(await list(reader, path, { recursive: opts.recursive }), opts.recursive);
-    const out = new LsJson();
+    const out = new LsJson({ source: reader });
     for await (const _ of walkList(reader, path, { recursive: opts.recursive }, out));
-    return out.finish();
+    return out.finishChunks();
   } catch {
     return null;
   } finally {
