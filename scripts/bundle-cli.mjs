@@ -31,8 +31,8 @@
  */
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { builtinModules } from 'node:module';
+import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { builtinModules, createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -57,9 +57,109 @@ const builtinsViaRequire = {
       // every command to load (require() of a built-in is cached, so the copies cost nothing).
       return { path: `${a.path}|${a.importer}`, namespace: 'node-builtin' };
     });
-    b.onLoad({ filter: /.*/, namespace: 'node-builtin' }, (a) => ({ contents: `module.exports = require(${JSON.stringify(a.path.slice(0, a.path.indexOf('|')))});`, loader: 'js' }));
+    // esbuild hands an ES module importing this CommonJS wrapper its exports through __toESM, which
+    // copies every own property of module.exports as a getter: node:fs's hundred, twice, on every
+    // run (callgrind: 2.2 M instructions of `ext4kit --version`'s 29 M). The wrapper's exports own
+    // only `__esModule` and `default`; the built-in is their prototype, and __toESM's object
+    // inherits from that prototype, so every named import still reads the built-in's own property.
+    b.onLoad({ filter: /.*/, namespace: 'node-builtin' }, (a) => ({
+      contents: `var m = require(${JSON.stringify(a.path.slice(0, a.path.indexOf('|')))}); module.exports = Object.create(m, { __esModule: { value: true }, default: { value: m, enumerable: true } });`,
+      loader: 'js',
+    }));
   },
 };
+
+const LAYOUT = join(root, 'lib', 'codec', 'layout.ts');
+/** A struct declaration with its name as a literal: what the prebuilt-codec plugin finds in a module's text. */
+const DECLARATION = /\bdefineStruct\(\s*(['"])(.*?)\1/g;
+/** A field reader asked for by name (Struct.reader): the readers worth writing into the bundle. */
+const READER = /\.reader\(\s*(['"])(\w+)\1\s*\)/g;
+
+/**
+ * The codecs of every struct declared in lib, as source (lib/codec/layout.ts prebuiltSource), by
+ * struct name: the declaring modules are bundled together and run here, so the generated code
+ * comes from the declarations themselves — the same text `new Function` compiles from source.
+ */
+async function evaluateCodecs(version) {
+  const declaring = [];
+  const literal = new Set();
+  const readers = new Set();
+  let sites = 0;
+  for (const f of await readdir(join(root, 'lib'), { recursive: true })) {
+    const file = join(root, 'lib', f);
+    if (!f.endsWith('.ts') || f.endsWith('.d.ts') || file === LAYOUT) continue;
+    const text = await readFile(file, 'utf8');
+    for (const [, , field] of text.matchAll(READER)) readers.add(field);
+    if (!text.includes('defineStruct(')) continue;
+    declaring.push(file);
+    for (const [, , name] of text.matchAll(DECLARATION)) {
+      literal.add(name);
+      sites++;
+    }
+  }
+  const result = await build({
+    absWorkingDir: root,
+    stdin: {
+      resolveDir: root,
+      loader: 'js',
+      contents: [
+        `import { declaredStructs, prebuiltSource } from ${JSON.stringify(LAYOUT)};`,
+        ...declaring.sort().map((f) => `import ${JSON.stringify(f)};`),
+        `const readers = new Set(${JSON.stringify([...readers])});`,
+        'export const codecs = declaredStructs().map((d) => [d.name, prebuiltSource(d, readers)]);',
+      ].join('\n'),
+    },
+    bundle: true,
+    write: false,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    packages: 'external',
+    define: { __EXT4KIT_VERSION__: JSON.stringify(version) },
+    logLevel: 'silent',
+  });
+  const mod = { exports: {} };
+  // eslint-disable-next-line no-new-func
+  new Function('module', 'exports', 'require', result.outputFiles[0].text)(mod, mod.exports, createRequire(join(root, 'package.json')));
+  const codecs = new Map();
+  for (const [name, source] of mod.exports.codecs) {
+    if (codecs.has(name)) throw new Error(`bundle-cli: two structs are declared as ${JSON.stringify(name)}: prebuilt codecs go by name`);
+    // A declaration whose name is not a literal would silently fall back to new Function.
+    if (!literal.has(name)) throw new Error(`bundle-cli: struct ${JSON.stringify(name)} is not declared with a literal name: no prebuilt codec`);
+    codecs.set(name, source);
+  }
+  // Every call site ran when its module loaded (none waits inside a function for a later call, where
+  // it could declare a name twice unseen): the codecs by name are the declarations' own.
+  if (sites !== codecs.size) throw new Error(`bundle-cli: ${sites} defineStruct calls with a literal name, ${codecs.size} structs declared when their modules load`);
+  return { codecs, declaring: new Set(declaring) };
+}
+
+/**
+ * Every module that declares structs gets their codecs written ahead of its text, as ordinary
+ * functions registered with layout.ts usePrebuilt: V8's code cache (code-cache.ts) holds them,
+ * which it cannot for code made with `new Function` (a fresh `ls` compiled ~20 decoders and
+ * readers each time). Each module carries its own structs' codecs, so a script holds only those
+ * of the modules it imports. Prepended on the first line: line numbers stay as they are.
+ */
+function prebuiltCodecs({ codecs, declaring }) {
+  return {
+    name: 'ext4kit-prebuilt-codecs',
+    setup(b) {
+      b.onLoad({ filter: /\.ts$/ }, async (a) => {
+        if (!declaring.has(a.path)) return undefined;
+        const text = await readFile(a.path, 'utf8');
+        const entries = [];
+        for (const [, , name] of text.matchAll(DECLARATION)) {
+          const source = codecs.get(name);
+          if (source === undefined) throw new Error(`bundle-cli: ${a.path} declares ${JSON.stringify(name)}, which the evaluated declarations lack`);
+          entries.push(`${JSON.stringify(name)}: ${source}`);
+        }
+        const head = `import { usePrebuilt as __ext4kitUsePrebuilt } from ${JSON.stringify(LAYOUT)}; __ext4kitUsePrebuilt({ ${entries.join(', ')} }); `;
+        return { contents: head + text, loader: 'ts' };
+      });
+    },
+  };
+}
 
 /** The commands main.ts runs without commander (lib/cli/fast-path.ts), and their modules. */
 // `info` is not among them: it reads a superblock and its ES module chunks are small; as a script
@@ -78,7 +178,7 @@ const FAST_COMMANDS = { ls: 'commands/ls-run.ts', free: 'commands/free-output.ts
  * has no compile cache for ES modules). One script per command, so each caches just its own
  * code. The name's hash (of the text) keys the cache. Returns {command: path relative to outdir}.
  */
-async function bundleFastScripts({ outdir, entry, version, minify, logLevel }) {
+async function bundleFastScripts({ outdir, entry, version, minify, logLevel, codecs }) {
   const cli = join(root, 'lib', 'cli');
   const result = await build({
     absWorkingDir: root,
@@ -99,6 +199,7 @@ async function bundleFastScripts({ outdir, entry, version, minify, logLevel }) {
     // version.ts reads import.meta.url only when __EXT4KIT_VERSION__ is not defined (from source).
     logOverride: { 'empty-import-meta': 'silent' },
     plugins: [
+      prebuiltCodecs(codecs),
       {
         name: 'ext4kit-fast-entries',
         setup(b) {
@@ -137,7 +238,8 @@ export async function bundleCli({ outfile = join(root, 'dist', 'cli.js'), source
   // Chunk names carry a content hash: drop the previous build's so none is left stale.
   await rm(join(outdir, `${entry}-chunks`), { recursive: true, force: true });
   await mkdir(join(outdir, `${entry}-chunks`), { recursive: true });
-  const fastScripts = await bundleFastScripts({ outdir, entry, version, minify, logLevel });
+  const codecs = await evaluateCodecs(version);
+  const fastScripts = await bundleFastScripts({ outdir, entry, version, minify, logLevel, codecs });
   const result = await build({
     absWorkingDir: root,
     entryPoints: { [entry]: join(root, 'lib', 'cli', 'main.ts') },
@@ -152,7 +254,7 @@ export async function bundleCli({ outfile = join(root, 'dist', 'cli.js'), source
     target: 'node20',
     sourcemap,
     legalComments: 'none',
-    plugins: [builtinsViaRequire],
+    plugins: [builtinsViaRequire, prebuiltCodecs(codecs)],
     define: { __EXT4KIT_VERSION__: JSON.stringify(version), __EXT4KIT_FAST_SCRIPTS__: JSON.stringify(JSON.stringify(fastScripts)) },
     logLevel,
     banner: {

@@ -8,6 +8,12 @@
  * The codecs are built on first use, not at declaration: a process loads
  * dozens of declarations (journal, MMP, xattr, htree, …) and a short command
  * (`ext4kit info`) uses two of them.
+ *
+ * The decoders and field readers are generated source (decoderSource, readerSource). From source
+ * they are compiled with `new Function`, which V8's code cache cannot hold: every fresh process
+ * would compile them again. The CLI bundle (scripts/bundle-cli.mjs) therefore writes the same
+ * generated source into the script, as ordinary functions, ahead of each declaring module
+ * (prebuiltSource → usePrebuilt): they land in the fast scripts' code cache.
  */
 
 export type ScalarType = 'u8' | 'u16' | 'u32' | 'u64' | 'u16be' | 'u32be' | 'u64be';
@@ -65,6 +71,50 @@ export interface Declaration {
 const registry: Declaration[] = [];
 export function declaredStructs(): readonly Declaration[] {
   return registry;
+}
+
+/**
+ * Codecs written into the CLI bundle from the declarations (scripts/bundle-cli.mjs): by struct
+ * name, each with the fingerprint of the declaration it was made from (declarationKey), so a
+ * struct declared differently under the same name never takes another's code.
+ */
+export interface PrebuiltCodec {
+  readonly key: number;
+  readonly decode: RecordDecoder;
+  /** The reader of a non-bytes field, given the error maker (what readerSource's function makes). */
+  readonly reader: (field: string, outside: (b: Uint8Array, o: number) => RangeError) => ((b: Uint8Array, o: number) => number) | undefined;
+}
+const prebuilt = new Map<string, PrebuiltCodec>();
+
+/** Register bundled codecs (called by the code scripts/bundle-cli.mjs puts ahead of a declaring module). */
+export function usePrebuilt(codecs: Readonly<Record<string, PrebuiltCodec>>): void {
+  for (const name in codecs) prebuilt.set(name, codecs[name]!);
+}
+
+/**
+ * A fingerprint of the declaration for PrebuiltCodec.key: its size and each field's offset, type
+ * and length, in offset order (numbers only: a loop over the rows' text got hot enough for V8 to
+ * optimise it in every fresh process). Field names are checked where the codecs are made: the
+ * bundle refuses two structs of one name.
+ */
+function declarationKey(size: number, fields: Iterable<Field>): number {
+  let h = Math.imul(0x811c9dc5 ^ size, 0x01000193);
+  for (const f of fields) h = Math.imul(h ^ (f.offset * 64 + TYPE_CODES[f.row[2]]) ^ (f.size << 20), 0x01000193);
+  return h >>> 0;
+}
+const TYPE_CODES: Record<FieldRow[2], number> = { u8: 1, u16: 2, u32: 3, u64: 4, u16be: 5, u32be: 6, u64be: 7, bytes: 8 };
+
+/**
+ * The JavaScript source of a declaration's PrebuiltCodec (an object literal): its decoder and the
+ * readers of the fields named in `readers` (those a module asks reader() for: a reader for every
+ * field would double the superblock's text, 23 KB, for fields nobody reads one at a time), the
+ * very text new Function would compile at run time. A reader not prebuilt is generated as before.
+ */
+export function prebuiltSource(d: Declaration, readers: ReadonlySet<string>): string {
+  const list = fieldsOf(d.name, d.size, d.rows);
+  const cases = list.filter((f) => f.row[2] !== 'bytes' && readers.has(f.row[0])).map((f) => `case ${JSON.stringify(f.row[0])}: ${readerSource(f)}`);
+  const reader = cases.length === 0 ? 'function () { return undefined; }' : `function (field, outside) { switch (field) { ${cases.join(' ')} } }`;
+  return `{ key: ${declarationKey(d.size, list)}, decode: function (b, o, copy) { ${decoderSource(list)} }, reader: ${reader} }`;
 }
 
 /**
@@ -139,11 +189,11 @@ function fieldCodec(row: FieldRow, len: number): [FieldDecoder, FieldEncoder] {
  * (no 'unsafe-eval') it throws an EvalError, and the decoder becomes a loop over closures — slower,
  * same values, same property order.
  */
-function compileDecoder(name: string, props: () => string[], fields: readonly (readonly [string, FieldDecoder])[]): RecordDecoder {
+function compileDecoder(name: string, list: readonly Field[], fields: readonly (readonly [string, FieldDecoder])[]): RecordDecoder {
   if (decoderKind !== 'closures') {
     try {
       // eslint-disable-next-line @typescript-eslint/no-implied-eval
-      const f = new Function('b', 'o', 'copy', `return { ${props().join(', ')} };`) as RecordDecoder;
+      const f = new Function('b', 'o', 'copy', decoderSource(list)) as RecordDecoder;
       decoderKind = 'generated';
       return f;
     } catch (e) {
@@ -182,6 +232,21 @@ function fieldSource(row: FieldRow, len: number): string {
   return `${field}: ${expr}`;
 }
 
+/** The body of a decoder `(b, o, copy) => record`: one object literal, fields in offset order. */
+function decoderSource(list: readonly Field[]): string {
+  return `return { ${list.map((f) => fieldSource(f.row, f.size)).join(', ')} };`;
+}
+
+/**
+ * The body of a reader maker `(outside) => (b, o) => value` for a non-bytes field: the bounds
+ * check and the byte reads in one small function (one call per field read instead of two; it is
+ * inlined into the per-inode loop sooner).
+ */
+function readerSource(f: Field): string {
+  const expr = fieldSource(f.row, f.size).slice(f.row[0].length + 2);
+  return `return function (b, o) { if (o < 0 || o + ${f.offset + f.size} > b.length) throw outside(b, o); return ${expr}; };`;
+}
+
 interface Codec {
   decode: RecordDecoder;
   /** Every field's writer, in offset order (encode). */
@@ -204,28 +269,43 @@ function codecOf(f: Field): [FieldDecoder, FieldEncoder] {
   return [read, write];
 }
 
-function buildStruct<const R extends readonly FieldRow[]>(name: string, size: number, rows: R): Struct<Decoded<R>> {
-  // Checked at declaration (cheap): overlaps, duplicates, names the generated decoder can use.
+/** The declared fields in offset order, checked (cheap, at declaration): overlaps, duplicates, names the generated decoder can use. */
+function fieldsOf(name: string, size: number, rows: readonly FieldRow[]): Field[] {
   const sorted = [...rows].sort((a, b) => a[1] - b[1]);
-  const fields = new Map<string, Field>();
+  const list: Field[] = [];
+  const names = new Set<string>();
   let pos = 0;
   for (const row of sorted) {
     const [field, offset, type] = row;
     const len = type === 'bytes' ? (row as readonly [string, number, 'bytes', number])[3] : SIZES[type];
     if (offset < pos) throw new Error(`layout ${name}: field ${field} at ${offset} overlaps the previous field`);
-    if (fields.has(field)) throw new Error(`layout ${name}: duplicate field ${field}`);
+    if (names.has(field)) throw new Error(`layout ${name}: duplicate field ${field}`);
     if (!/^[A-Za-z_$][\w$]*$/.test(field)) throw new Error(`layout ${name}: field name ${field} is not an identifier`);
-    fields.set(field, { row, offset, size: len, read: null, write: null });
+    names.add(field);
+    list.push({ row, offset, size: len, read: null, write: null });
     pos = offset + len;
   }
   if (pos > size) throw new Error(`layout ${name}: fields end at ${pos}, beyond the declared size ${size}`);
+  return list;
+}
+
+function buildStruct<const R extends readonly FieldRow[]>(name: string, size: number, rows: R): Struct<Decoded<R>> {
+  const fields = new Map<string, Field>();
+  for (const f of fieldsOf(name, size, rows)) fields.set(f.row[0], f);
+  /** This declaration's bundled codec, if any (looked up once, on first use). */
+  let pre: PrebuiltCodec | null | undefined;
+  const prebuiltCodec = (): PrebuiltCodec | null => {
+    if (pre !== undefined) return pre;
+    const p = prebuilt.get(name);
+    return (pre = p !== undefined && p.key === declarationKey(size, fields.values()) ? p : null);
+  };
   // Built on first use (see the module comment).
   let built: Codec | undefined;
   const codec = (): Codec => {
     if (built) return built;
     const list = [...fields.values()];
     const codecs = list.map((f) => (f.read && f.write ? ([f.read, f.write] as const) : codecOf(f)));
-    const decode = compileDecoder(name, () => list.map((f) => fieldSource(f.row, f.size)), list.map((f, i) => [f.row[0], codecs[i]![0]] as const));
+    const decode = prebuiltCodec()?.decode ?? compileDecoder(name, list, list.map((f, i) => [f.row[0], codecs[i]![0]] as const));
     return (built = { decode, encoders: list.map((f, i) => [f.row[0], codecs[i]![1]] as const) });
   };
   /** The field, checked against the buffer: one lookup per get/set (they run per inode, per entry). */
@@ -266,21 +346,23 @@ function buildStruct<const R extends readonly FieldRow[]>(name: string, size: nu
     reader(field) {
       const f = fields.get(field);
       if (f === undefined) throw new Error(`layout ${name}: no field ${field}`);
-      const read = f.read ?? codecOf(f)[0];
       const end = f.offset + f.size;
       const outside = (bytes: Uint8Array, offset: number) => new RangeError(`layout ${name}: field ${field} at ${offset + f.offset} exceeds a ${bytes.length}-byte buffer`);
-      // Generated where allowed: the bounds check and the byte reads in one small function (one
-      // call per field read instead of two; it is inlined into the per-inode loop sooner).
+      if (f.row[2] !== 'bytes') {
+        const made = prebuiltCodec()?.reader(field, outside);
+        if (made !== undefined) return made as never;
+      }
+      // Generated where allowed (readerSource).
       if (decoderKind !== 'closures' && f.row[2] !== 'bytes') {
         try {
-          const expr = fieldSource(f.row, f.size).slice(field.length + 2);
           // eslint-disable-next-line @typescript-eslint/no-implied-eval
-          const make = new Function('outside', `return function (b, o) { if (o < 0 || o + ${end} > b.length) throw outside(b, o); return ${expr}; };`) as (o: typeof outside) => (b: Uint8Array, o: number) => never;
+          const make = new Function('outside', readerSource(f)) as (o: typeof outside) => (b: Uint8Array, o: number) => never;
           return make(outside);
         } catch (e) {
           if ((e as { name?: unknown } | null)?.name !== 'EvalError') throw e;
         }
       }
+      const read = f.read ?? codecOf(f)[0];
       return (bytes, offset) => {
         if (offset < 0 || offset + end > bytes.length) throw outside(bytes, offset);
         return read(bytes, offset) as never;

@@ -1,0 +1,126 @@
+/**
+ * Codecs written into the CLI bundle (lib/codec/layout.ts prebuiltSource → usePrebuilt, by
+ * scripts/bundle-cli.mjs): ordinary functions V8's code cache keeps, instead of `new Function`
+ * code it cannot. They must be the declarations' own codecs:
+ * - every declared struct of lib, given its prebuilt codec, decodes random bytes exactly as the
+ *   generated decoder does (values and property order), and its prebuilt readers read what get()
+ *   reads and throw the same RangeError past the buffer;
+ * - a prebuilt codec made from another declaration under the same name is not used (its key
+ *   differs): the struct decodes from its own rows;
+ * - the bundle's fast scripts register the codecs of the structs they declare, and `ls` through
+ *   the bundle prints the same with code generation from strings forbidden (node
+ *   --disallow-code-generation-from-strings: no decoder or reader may need `new Function`).
+ */
+import { readdirSync } from 'node:fs';
+import * as fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { declaredStructs, defineStruct, prebuiltSource, usePrebuilt, type PrebuiltCodec } from '../../lib/codec/layout.js';
+import { mulberry32 } from '../../lib/io/prng.js';
+import { getImage } from '../helpers/images.js';
+import { cliBundle } from '../cli/helpers.js';
+
+const root = path.resolve(import.meta.dirname, '../..');
+
+beforeAll(async () => {
+  // Every lib module that may declare a struct, so the registry holds them all.
+  for (const dir of ['lib/ext4', 'lib/jbd2', 'lib/ops', 'lib/cli']) {
+    for (const f of readdirSync(path.join(root, dir))) {
+      if (f.endsWith('.ts') && !f.endsWith('.d.ts') && fs.readFileSync(path.join(root, dir, f), 'utf8').includes('defineStruct(')) await import(path.join(root, dir, f));
+    }
+  }
+}, 60_000);
+
+/** The prebuilt codec as the bundle holds it: the source evaluated as ordinary code. */
+function evaluate(source: string): PrebuiltCodec {
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval
+  return new Function(`return ${source};`)() as PrebuiltCodec;
+}
+
+function randomBytes(rand: () => number, size: number, rows: readonly (readonly [string, number, string, ...unknown[]])[], at: number): Uint8Array {
+  const bytes = new Uint8Array(size + at);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(rand() * 256);
+  // 64-bit fields stay exact below 2^53: clear the top bits of each u64's high word.
+  for (const row of rows) {
+    const hi = row[2] === 'u64' ? at + row[1] + 6 : row[2] === 'u64be' ? at + row[1] : -1;
+    if (hi < 0) continue;
+    bytes[hi] = row[2] === 'u64' ? bytes[hi]! & 0x1f : 0;
+    bytes[hi + 1] = row[2] === 'u64' ? 0 : bytes[hi + 1]! & 0x1f;
+  }
+  return bytes;
+}
+
+describe('prebuilt codecs', () => {
+  it('decode and read every declared struct as the generated code does', () => {
+    const decls = declaredStructs().filter((d) => !d.name.startsWith('prebuilt test'));
+    expect(decls.length).toBeGreaterThanOrEqual(40);
+    const rand = mulberry32(0xb0b);
+    let readers = 0;
+    for (const d of decls) {
+      const all = new Set(d.rows.map((r) => r[0]));
+      // A twin declaration under a fresh name, given the prebuilt codec made from the original.
+      const name = `prebuilt test ${d.name}`;
+      usePrebuilt({ [name]: evaluate(prebuiltSource(d, all)) });
+      const twin = defineStruct(name, d.size, d.rows) as unknown as {
+        decode(b: Uint8Array, o: number): Record<string, unknown>;
+        get(b: Uint8Array, f: string, o: number): unknown;
+        reader(f: string): (b: Uint8Array, o: number) => unknown;
+      };
+      for (let round = 0; round < 8; round++) {
+        const at = round % 3;
+        const bytes = randomBytes(rand, d.size, d.rows, at);
+        const want = d.struct.decode(bytes, at) as Record<string, unknown>;
+        const got = twin.decode(bytes, at);
+        expect(got, `${d.name} round ${round}`).toEqual(want);
+        expect(Object.keys(got)).toEqual(Object.keys(want));
+        for (const row of d.rows) {
+          if (row[2] === 'bytes') continue;
+          const read = twin.reader(row[0]);
+          expect(read(bytes, at), `${d.name}.${row[0]}`).toBe(twin.get(bytes, row[0], at));
+          readers++;
+        }
+      }
+      // Past the buffer: the RangeError get() throws.
+      const last = d.rows.filter((r) => r[2] !== 'bytes').at(-1);
+      if (last) {
+        const small = new Uint8Array(last[1]);
+        expect(() => twin.reader(last[0])(small, 0)).toThrow(RangeError);
+        expect(() => twin.get(small, last[0], 0)).toThrow(RangeError);
+      }
+    }
+    expect(readers).toBeGreaterThan(1000);
+  });
+
+  it('a prebuilt codec of another declaration under the same name is not used', () => {
+    const rows = [['a', 0, 'u32'], ['b', 4, 'u16']] as const;
+    const other = declaredStructs().find((d) => d.name === 'superblock')!;
+    // Made from the superblock's rows, registered under this struct's name.
+    usePrebuilt({ 'prebuilt test mismatch': evaluate(prebuiltSource(other, new Set(['s_magic', 'a']))) });
+    const s = defineStruct('prebuilt test mismatch', 8, rows);
+    const bytes = Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(s.decode(bytes)).toEqual({ a: 0x04030201, b: 0x0605 });
+    expect(Object.keys(s.decode(bytes))).toEqual(['a', 'b']);
+    expect(s.reader('a')(bytes, 0)).toBe(0x04030201);
+  });
+
+  it('the bundle registers them in the fast scripts, and ls needs no code generation from strings', async () => {
+    const bin = await cliBundle();
+    const dir = path.join(path.dirname(bin), 'cli-chunks');
+    const ls = readdirSync(dir).find((f) => /^fast-ls-[0-9a-f]{16}\.cjs$/.test(f))!;
+    const text = fs.readFileSync(path.join(dir, ls), 'latin1');
+    for (const name of ['superblock', 'inode', 'ext4_dir_entry_2', 'extent header']) {
+      // (the minifier leaves a key that is an identifier unquoted)
+      const key = /^\w+$/.test(name) ? `(?:${name}|"${name}")` : JSON.stringify(name);
+      expect(new RegExp(`usePrebuilt\\(\\{[^;]*${key}:\\{key:\\d+,decode:function`).test(text), name).toBe(true);
+    }
+    const args = [bin, 'ls', getImage('ext4-4k').image, '/', '-R', '--json'];
+    const env = { ...process.env, LANG: 'C', EXT4KIT_CODE_CACHE: '0' };
+    const plain = spawnSync(process.execPath, args, { env, maxBuffer: 1 << 28 });
+    const strict = spawnSync(process.execPath, ['--disallow-code-generation-from-strings', ...args], { env, maxBuffer: 1 << 28 });
+    expect(plain.status, plain.stderr.toString()).toBe(0);
+    expect(strict.status, strict.stderr.toString()).toBe(0);
+    expect(strict.stdout.length).toBeGreaterThan(1000);
+    expect(strict.stdout.equals(plain.stdout)).toBe(true);
+  });
+});
