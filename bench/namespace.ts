@@ -28,6 +28,14 @@
  * extents: total extents of the regular files after ext4kit import vs the kernel's cp -a.
  * creates: bench/namespace-creates.ts (N creates in one directory; last window vs first).
  * Load average printed at the start and the end.
+ *
+ * Spread: every contender writes ~1.2 GB into fresh tmpfs pages. On a VM whose balloon reports
+ * free pages to the host (virtio_balloon F_REPORTING, 2 MiB chunks), a page the host has dropped
+ * faults again on the host when touched: `dd` of 1.2 GB into /dev/shm took 0.45–2.3 s of system
+ * time from one run to the next (most in the first minutes after boot, and after a large free),
+ * and a fresh import 1.2–3.5 s of system time with its user time steady (2.3–2.9 s). With other
+ * processes on the two cores as well, one contender's wall can double: compare figures from the
+ * same rounds (--before), and importCpuS (user + sys per thread) rather than one wall.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';

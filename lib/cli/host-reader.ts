@@ -12,23 +12,12 @@
  * came after that and `held` is not in it. Without `reuse` a finished slab is dropped (a new one is
  * allocated for each grant), so pieces handed out are never overwritten.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { setZeroUnits } from '../ops/tree-entry.js';
-import { ENTRY_FIELDS, ENTRY_STRIDE, ENTRY_TYPES, HOST_READER_WORKER, type WorkerConfig, type WorkerError } from './host-reader-worker.js';
+import { ENTRY_FIELDS, ENTRY_STRIDE, ENTRY_TYPES, type WorkerError } from './host-reader-worker.js';
+import { SLAB_ALIGN, SLAB_BYTES, startReaderThread, WHOLE_FILE_BYTES, type StartedThread } from './host-read-start.js';
 
 export { ENTRY_FIELDS, ENTRY_STRIDE, ENTRY_TYPES };
-
-/** Files up to this size are read whole into a slab slice; larger ones in chunks of a slab each. */
-const WHOLE_FILE_BYTES = 1024 * 1024;
-/** Small files are read into slices of slabs this size (one allocation per slab, not per file). */
-const SLAB_BYTES = 8 * 1024 * 1024;
-/**
- * Where a file starts in a slab: files of one slab laid out block after block (4 KiB blocks, the
- * tails zero) are what the importer's blocks look like, so a run of them is written without a copy.
- */
-const SLAB_ALIGN = 4096;
-/** Read-ahead: slabs the worker fills ahead of the consumer (48 MiB). */
-const WINDOW_SLABS = 6;
 
 /** One listed entry: its tree path and its fields at `o` in `num` (ENTRY_FIELDS). */
 export interface ListedEntry {
@@ -81,6 +70,8 @@ export interface HostReaderOptions {
   windowSlabs?: number;
   /** The thread's source text (default HOST_READER_WORKER; tests wrap it in one that dies part-way). */
   workerSource?: string;
+  /** The thread, started already (host-read-start.ts: with `reuse`, `windowSlabs` and onList as given here). */
+  started?: StartedThread;
 }
 
 export class HostReader {
@@ -116,29 +107,29 @@ export class HostReader {
 
   constructor(root: string, opts: HostReaderOptions = {}) {
     this.#reuse = opts.reuse === true;
-    this.#window = Math.max(1, opts.windowSlabs ?? WINDOW_SLABS);
     this.#onList = opts.onList;
     this.#onListed = opts.onListed;
-    const slabs: { id: number; sab: SharedArrayBuffer; zeros: SharedArrayBuffer }[] = [];
-    while (this.#active < this.#window) {
-      const slab = this.#newSlab();
+    // The process does not wait for the reader (the thread is unref'd); a consumer waiting for it refs it (#wait).
+    const t = opts.started ?? startReaderThread(root, { reuse: this.#reuse, listPaths: this.#onList !== undefined, windowSlabs: opts.windowSlabs, workerSource: opts.workerSource });
+    this.#worker = t.worker;
+    // The thread's first slabs, granted with its start.
+    this.#window = t.config.slabs.length;
+    for (const s of t.config.slabs) {
+      const slab = this.#addSlab(s.id, s.sab, s.zeros);
       slab.active = true;
       slab.posted = true;
       this.#active++;
-      slabs.push({ id: slab.id, sab: slab.sab, zeros: slab.zeros });
     }
-    const config: WorkerConfig = { root, slabBytes: SLAB_BYTES, wholeFileBytes: WHOLE_FILE_BYTES, align: SLAB_ALIGN, postFiles: 32, postBytes: 1024 * 1024, keepSlabs: this.#reuse, listPaths: this.#onList !== undefined, slabs };
-    // execArgv []: the source is plain CommonJS; no loader or --input-type of the parent applies.
-    this.#worker = new Worker(opts.workerSource ?? HOST_READER_WORKER, { eval: true, workerData: config, execArgv: [] });
-    // The process does not wait for the reader; a consumer waiting for it refs it (#wait).
-    this.#worker.unref();
-    this.#worker.on('message', (m: { t: string } & Record<string, unknown>) => this.#onMessage(m));
+    this.#nextId = this.#window;
     this.#exit = new Promise<void>((resolve) => {
-      this.#worker.on('error', (e: unknown) => this.#fail(e instanceof Error ? e : new Error(String(e))));
-      this.#worker.on('exit', () => {
-        this.#exited = true;
-        if (!this.#ended) this.#fail(new Error('the host reader thread stopped before the end of the tree'));
-        resolve();
+      t.listen({
+        message: (m) => this.#onMessage(m as { t: string } & Record<string, unknown>),
+        error: (e) => this.#fail(e),
+        exit: () => {
+          this.#exited = true;
+          if (!this.#ended) this.#fail(new Error('the host reader thread stopped before the end of the tree'));
+          resolve();
+        },
       });
     });
   }
@@ -219,12 +210,14 @@ export class HostReader {
   }
 
   #newSlab(): Slab {
-    const sab = new SharedArrayBuffer(SLAB_BYTES);
-    const zeros = new SharedArrayBuffer(SLAB_BYTES / SLAB_ALIGN);
+    return this.#addSlab(this.#nextId++, new SharedArrayBuffer(SLAB_BYTES), new SharedArrayBuffer(SLAB_BYTES / SLAB_ALIGN));
+  }
+
+  #addSlab(id: number, sab: SharedArrayBuffer, zeros: SharedArrayBuffer): Slab {
     // The worker fills the map before it posts a piece's bytes (its message orders the writes before our reads).
     setZeroUnits(sab, { unit: SLAB_ALIGN, zero: new Uint8Array(zeros) });
-    const slab: Slab = { id: this.#nextId++, sab, zeros, view: new Uint8Array(sab), active: false, sealed: false, unconsumed: 0, posted: false };
-    this.#slabs.set(slab.id, slab);
+    const slab: Slab = { id, sab, zeros, view: new Uint8Array(sab), active: false, sealed: false, unconsumed: 0, posted: false };
+    this.#slabs.set(id, slab);
     return slab;
   }
 

@@ -19,6 +19,7 @@ import type { Timestamp } from '../ext4/inode.js';
 import type { TreeEntry, TreeXattr } from '../ops/tree-entry.js';
 import { ENTRY_FIELDS, ENTRY_TYPES, HostReader, type ListedEntry } from './host-reader.js';
 import { python, XattrReader } from './xattr-reader.js';
+import { takeStartedRead } from './host-read-start.js';
 
 export interface HostTreeOptions {
   /** Read/write xattrs (default true; needs python3). */
@@ -73,16 +74,18 @@ export async function readHostTree(root: string, opts: HostTreeOptions = {}): Pr
 }> {
   const withXattrs = opts.xattrs !== false && python() !== null;
   if (opts.xattrs !== false && !withXattrs) opts.warn?.('python3 not found: extended attributes are not read');
-  // The thread first: its start (~112 M instructions, Node's own) overlaps python3's fork here.
+  // Started already (`ext4kit import`: main.ts, host-read-start.ts), or started here: the thread
+  // first, its start (~112 M instructions, Node's own) overlapping python3's fork.
   // (Its messages come on a later turn, when x is set.)
+  const started = takeStartedRead(root, { reuse: opts.reuse === true, listPaths: withXattrs, windowSlabs: opts.readAheadSlabs });
   let x: XattrReader | null = null;
   const reader = new HostReader(root, {
-    reuse: opts.reuse === true, windowSlabs: opts.readAheadSlabs,
+    reuse: opts.reuse === true, windowSlabs: opts.readAheadSlabs, started: started?.thread,
     onList: withXattrs ? (paths) => x?.ask(paths) : undefined,
     onListed: withXattrs ? () => x?.finish() : undefined,
   });
   try {
-    if (withXattrs) x = new XattrReader();
+    if (withXattrs) x = new XattrReader(started?.helper ?? undefined);
   } catch (e) {
     await reader.close();
     throw e;

@@ -35,6 +35,10 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
   writeStdoutSync(packageVersion() + '\n');
 } else {
   const fast = parseFast(argv);
+  // `import IMAGE DIR`: the directory's reader thread and xattr helper start before the import's
+  // script loads (host-read-start.ts; its first listing and python3's first answer no longer wait
+  // for the script, the image's open does).
+  if (fast?.command === 'import') (await import('./commands/import-early.js')).startImportEarly(fast);
   const script = fast && typeof __EXT4KIT_FAST_SCRIPTS__ === 'string' ? (JSON.parse(__EXT4KIT_FAST_SCRIPTS__) as Partial<Record<string, string>>)[fast.command] : undefined;
   let status: number | null = null;
   if (fast && script !== undefined) status = await runCached<typeof fast, number | null>(fileURLToPath(new URL(script, import.meta.url)), fast);

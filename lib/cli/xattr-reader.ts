@@ -12,7 +12,7 @@
  * and values go back as hex, and a batch of paths is one listxattr each in a list comprehension
  * (callgrind, the bench tree's 20,584 paths: 147 M instructions before, 67 M).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as nodeFs from 'node:fs';
 import type { TreeXattr } from '../ops/tree-entry.js';
 
@@ -75,9 +75,54 @@ function parseLine(line: string): TreeXattr[] {
   return xs;
 }
 
+/** A started helper process whose reader may come later (host-read-start.ts: `import` starts it from main.ts). */
+export interface StartedHelper {
+  readonly child: ChildProcess;
+  /** From now on `l` hears the helper's 'error' and 'close' (what came already first, on a microtask). */
+  listen(l: { error(e: Error): void; close(code: number | null): void }): void;
+}
+
 /**
- * Extended attributes of the listed entries, from one python3 process (PY_READ_XATTRS). Answer i is
- * entry i's. `interpreter` and `script` are for tests.
+ * Spawn the helper (PY_READ_XATTRS; `interpreter` and `script` are for tests). It and its pipes are
+ * unref'd until listened to: a process that never takes it (commander's usage error) still exits,
+ * and python3 ends at the end of its stdin. Its output waits in the pipe meanwhile (a stream nobody reads is
+ * paused); its spawn error and its end are kept.
+ */
+export function startXattrHelper(interpreter = python()!, script = PY_READ_XATTRS): StartedHelper {
+  const child = spawn(interpreter, ['-I', '-S', '-c', script], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // Its pipes hold the event loop as much as the process does.
+  const pipes = [child.stdin, child.stdout, child.stderr] as unknown as { ref(): void; unref(): void }[];
+  child.unref();
+  for (const p of pipes) p.unref();
+  // A consumer that stopped early closes stdin first: python3 then ends on its own.
+  child.stdin!.on('error', () => undefined);
+  type Ev = { error: Error } | { close: number | null };
+  const early: Ev[] = [];
+  let to: { error(e: Error): void; close(code: number | null): void } | null = null;
+  const hear = (ev: Ev) => {
+    if (!to) early.push(ev);
+    else if ('error' in ev) to.error(ev.error);
+    else to.close(ev.close);
+  };
+  child.on('error', (e) => hear({ error: e }));
+  child.on('close', (code) => hear({ close: code }));
+  return {
+    child,
+    listen(l) {
+      child.ref();
+      for (const p of pipes) p.ref();
+      queueMicrotask(() => {
+        to = l;
+        for (const ev of early.splice(0)) hear(ev);
+      });
+    },
+  };
+}
+
+/**
+ * Extended attributes of the listed entries, from one python3 process (PY_READ_XATTRS): one it
+ * starts, or one started already (startXattrHelper). Answer i is entry i's. `interpreter` and
+ * `script` are for tests.
  */
 export class XattrReader {
   readonly #child: ReturnType<typeof spawn>;
@@ -90,18 +135,19 @@ export class XattrReader {
   #wakers: (() => void)[] = [];
   readonly #closed: Promise<void>;
 
-  constructor(interpreter = python()!, script = PY_READ_XATTRS) {
-    this.#child = spawn(interpreter, ['-I', '-S', '-c', script], { stdio: ['pipe', 'pipe', 'pipe'] });
+  constructor(helper: StartedHelper | string = python()!, script = PY_READ_XATTRS) {
+    const h = typeof helper === 'string' ? startXattrHelper(helper, script) : helper;
+    this.#child = h.child;
     const err: Buffer[] = [];
     this.#child.stderr!.on('data', (c: Buffer) => err.push(c));
     this.#child.stdout!.on('data', (c: Buffer) => this.#lines(c));
-    // A consumer that stopped early closes stdin first: python3 then ends on its own.
-    this.#child.stdin!.on('error', () => undefined);
     this.#closed = new Promise((resolve) => {
-      this.#child.on('error', (e) => this.#end(e));
-      this.#child.on('close', (code) => {
-        this.#end(code === 0 ? null : Object.assign(new Error(`python3 helper failed (exit ${code}): ${Buffer.concat(err).toString().trim()}`), { code: 'EIO' }));
-        resolve();
+      h.listen({
+        error: (e) => this.#end(e),
+        close: (code) => {
+          this.#end(code === 0 ? null : Object.assign(new Error(`python3 helper failed (exit ${code}): ${Buffer.concat(err).toString().trim()}`), { code: 'EIO' }));
+          resolve();
+        },
       });
     });
   }

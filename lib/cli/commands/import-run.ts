@@ -12,6 +12,7 @@ import { importTree } from '../../ops/import-tree.js';
 import type { TreeEntry, TreeSummary } from '../../ops/tree-entry.js';
 import { jsonText, type CliContext, type GlobalOptions } from '../context.js';
 import { readHostTree } from '../host-tree.js';
+import { IMPORT_READ } from './import-early.js';
 import { withWritable } from '../open-writable.js';
 import { readMode, readOwner, readTime } from '../option-values.js';
 import { summaryLine } from '../tree-summary.js';
@@ -36,7 +37,8 @@ export async function importText(image: string, source: string, opts: ImportArgs
   const warn = (m: string) => ctx.io.stderr.write(`ext4kit: warning: ${m}\n`);
   const isDir = source !== '-' && nodeFs.statSync(source).isDirectory();
   // A directory's walk and reads start now, on their own thread, while the image opens.
-  const tree = isDir ? readHostTree(source, { xattrs: opts.xattrs !== false, warn, reuse: true }) : null;
+  // (started already when main.ts saw `import IMAGE DIR`: import-early.ts, with these options)
+  const tree = isDir ? readHostTree(source, { xattrs: opts.xattrs !== false, warn, reuse: IMPORT_READ.reuse }) : null;
   // Rejections are taken where the tree is awaited (or dropped when the image failed to open).
   tree?.catch(() => undefined);
   const owner = opts.owner && { uid: opts.owner.uid === -1 ? 0 : opts.owner.uid, gid: opts.owner.gid === -1 ? 0 : opts.owner.gid };
