@@ -207,6 +207,18 @@ export class DirBatch {
     return true;
   }
 
+  /**
+   * The inode a held name of directory `dir` points to: undefined when `dir` is not held (its names
+   * are in its blocks), null when it is held without that name. Bytes compared exactly (a directory
+   * that casefolds needs findDirEntry after a flush).
+   */
+  find(dir: number, name: Uint8Array): number | null | undefined {
+    const list = this.#held.get(dir);
+    if (!list) return undefined;
+    for (const e of list) if (bytesEqual(e.name, name)) return e.inode;
+    return null;
+  }
+
   /** Blocks the held names will take beyond their directories' first (a transaction's budget): leaves at most 80 % full, index blocks. */
   extraBlocks(blockSize: number): number {
     return this.#bytes === 0 ? 0 : Math.ceil((this.#bytes * 1.3) / blockSize);

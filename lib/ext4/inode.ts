@@ -107,7 +107,11 @@ export interface Inode {
   mtime: Timestamp;
   crtime: Timestamp | null;
   dtime: number;
-  /** The whole on-disk slot (s_inode_size bytes), including in-inode xattr space. */
+  /**
+   * The whole on-disk slot (s_inode_size bytes), including in-inode xattr space. Never written in
+   * place: a change replaces it with an edited copy (serializeInode, xattr-edit), so new inodes
+   * may share one all-zero image (transaction.ts zeroSlotInode).
+   */
   raw: Uint8Array;
 }
 

@@ -29,13 +29,18 @@ export interface FsWriter extends FsContext {
 /** parseInode of an all-zero slot, per inode size (what a zero slot parses to depends on nothing else). */
 const zeroSlotParses = new Map<number, Inode>();
 
-/** What parseInode gives for inode `ino` in an all-zero slot, copied from one parse per inode size (a create's slot: no decode). */
+/**
+ * What parseInode gives for inode `ino` in an all-zero slot, copied from one parse per inode size
+ * (a create's slot: no decode). The zero `raw` is shared, not copied (Inode.raw is replaced, never
+ * written in place): one off-heap buffer less per new inode (a typed array past 64 bytes is a
+ * malloc and an ArrayBuffer for the GC to sweep).
+ */
 function zeroSlotInode(sb: Superblock, ino: number): Inode {
   let t = zeroSlotParses.get(sb.s_inode_size);
   if (!t) zeroSlotParses.set(sb.s_inode_size, (t = parseInode(sb, 0, new Uint8Array(sb.s_inode_size), { fsSeed: 0, verifyChecksum: false })));
   return {
     ...t, ino, base: { ...t.base, i_block: new Uint8Array(t.base.i_block.length) }, extra: { ...t.extra },
-    atime: { ...t.atime }, ctime: { ...t.ctime }, mtime: { ...t.mtime }, crtime: t.crtime && { ...t.crtime }, raw: new Uint8Array(t.raw.length),
+    atime: { ...t.atime }, ctime: { ...t.ctime }, mtime: { ...t.mtime }, crtime: t.crtime && { ...t.crtime },
   };
 }
 

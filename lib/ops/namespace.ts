@@ -705,14 +705,22 @@ export function rmdir(fs: Filesystem, path: PathArg, opts: { now?: Timestamp } =
 /** link(2) inside `tx`: a new name for an existing non-directory (the last component of `existing` not followed). */
 export async function linkTx(tx: Transaction, existing: PathArg, newPath: NewName, opts: { now?: Timestamp } = {}): Promise<void> {
   // linkat's order: the old path, the new parent, the new name, then vfs_link's checks.
-  const target = await lookupTx(tx, existing, { followLast: false });
+  await linkInodeTx(tx, await lookupTx(tx, existing, { followLast: false }), newPath, opts);
+}
+
+/**
+ * linkTx with the existing name already resolved to its inode (a bulk import that knows where it
+ * put the target): `knownNew` and `entrySink` as a create's (CreateOptions), so the new name can be
+ * held with its directory's others instead of inserted.
+ */
+export async function linkInodeTx(tx: Transaction, target: Inode, newPath: NewName, opts: Pick<CreateOptions, 'now' | 'knownNew' | 'entrySink'> = {}): Promise<void> {
   const { dir, name } = await parentOf(tx, newPath);
-  if (isDot(name) || isDotDot(name) || (await findDirEntry(tx, dir, name))) throw new Ext4Error('EEXIST', `${decodeName(name)}: file exists`);
+  if (isDot(name) || isDotDot(name) || (!opts.knownNew && (await findDirEntry(tx, dir, name)))) throw new Ext4Error('EEXIST', `${decodeName(name)}: file exists`);
   if (target.type === 'dir') throw new Ext4Error('EPERM', 'hard links to directories are not allowed');
   if (target.linksCount >= LINK_MAX) throw new Ext4Error('EMLINK', `inode ${target.ino} has ${target.linksCount} links`);
   if (target.linksCount === 0) throw new Ext4Error('ENOENT', `inode ${target.ino} has no links left`);
   const t = nowOf(tx.fs, opts);
-  await addDirEntry(tx, dir, name, target.ino, direntType(target.type));
+  await addEntry(tx, dir, name, target.ino, direntType(target.type), opts);
   dirty(tx, dir, t, { mtime: true });
   await tx.writeInode(dir);
   const fresh = await tx.readInode(target.ino);
