@@ -107,6 +107,24 @@ class LastTouch {
   }
 }
 
+/**
+ * The blocks of a move's runs as few sorted runs (overlapping and adjacent ones merged): the same
+ * blocks touched and assigned, in fewer LastTouch calls — a move's frees list each old run twice
+ * (the planner's expectation and the map as read), and in a fresh process these loops run cold
+ * (scheduleMoves of the 90 % plan's 396 moves: ~40 ms cold, ~2 ms warm).
+ */
+function coalesce(list: BlockRun[]): BlockRun[] {
+  const runs = list.filter((r) => r.length > 0).sort((a, b) => a.start - b.start);
+  const out: BlockRun[] = [];
+  for (const r of runs) {
+    const last = out[out.length - 1];
+    if (last && r.start <= last.start + last.length) {
+      if (r.start + r.length > last.start + last.length) out[out.length - 1] = { start: last.start, length: r.start + r.length - last.start };
+    } else out.push(r);
+  }
+  return out;
+}
+
 function overlapsAny(a: readonly BlockRun[], b: readonly BlockRun[]): boolean {
   for (const x of a) for (const y of b) if (x.start < y.start + y.length && y.start < x.start + x.length) return true;
   return false;
@@ -145,7 +163,7 @@ export class WaveScheduler {
     const j = this.moves.length;
     const { moves, touch, wave, lastOfFile, spanned } = this;
     moves.push(m);
-    const runs = [...m.frees, ...m.target, ...(m.span ?? [])].filter((r) => r.length > 0);
+    const runs = coalesce([...m.frees, ...m.target, ...(m.span ?? [])]);
     const near = new Set<number>();
     for (const r of runs) touch.touching(r.start, r.start + r.length, near);
     const deps = new Map<number, DependencyKind>();

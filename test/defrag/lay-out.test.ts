@@ -7,7 +7,7 @@
  * the range's neighbours (seams that merge), fixed seed.
  */
 import { describe, expect, it } from 'vitest';
-import { layOut } from '../../lib/ops/move-batch.js';
+import { layOut, mappedRange } from '../../lib/ops/move-batch.js';
 import { insert, mappedIn, punch } from '../../lib/ext4/extent-map.js';
 import { EXT_INIT_MAX_LEN, EXT_UNWRITTEN_MAX_LEN, type Extent } from '../../lib/ext4/extents.js';
 import type { Copy } from '../../lib/ops/copy-runs.js';
@@ -113,6 +113,59 @@ describe('layOut', () => {
     expect(compared).toBeGreaterThan(6000);
     expect(normalCases).toBeGreaterThan(800);
     expect(seams).toBeGreaterThan(400);
+  });
+
+  it('on its own results (known normal: only the range is read) equals punch + insert, 1,500 chains of 6', () => {
+    const rnd = mulberry32(20261207);
+    const int = (a: number, b: number) => a + Math.floor(rnd() * (b - a + 1));
+    let compared = 0, cached = 0;
+    for (let c = 0; c < 1500; c++) {
+      let extents: Extent[] = [];
+      let logical = int(0, 3), physical = int(100, 200);
+      for (let i = int(1, 25); i > 0; i--) {
+        logical += int(0, 2);
+        physical += int(1, 40);
+        const length = int(1, 8);
+        extents.push({ logical, physical, length, unwritten: rnd() < 0.15 });
+        logical += length;
+        physical += length;
+      }
+      // (normalise once: the first call scans, the next ones start from a list layOut made)
+      extents = layOut(extents, 0, 0, []).newExtents;
+      let top = physical + 10;
+      for (let step = 0; step < 6; step++) {
+        const endL = logical + 2;
+        const lb = int(0, endL), n = int(0, endL - lb);
+        const need = mappedIn(extents, lb, n).reduce((a, e) => a + e.length, 0);
+        if (step > 0) {
+          // (the range search on a known list: what mappedIn's scan finds)
+          const w = n + int(0, 3);
+          expect(plain(mappedRange(extents, lb, w))).toEqual(plain(mappedIn(extents, lb, w)));
+        }
+        const target: Run[] = [];
+        for (let left = need; left > 0; ) {
+          const k = int(1, left);
+          // sometimes right after the previous target (parts that merge), else with a gap
+          top += rnd() < 0.3 ? 0 : int(1, 5);
+          target.push({ start: top, length: k });
+          top += k;
+          left -= k;
+        }
+        const got = layOut(extents, lb, n, target);
+        const want = reference(extents.map((e) => ({ ...e })), lb, n, target);
+        const g = JSON.stringify([plain(got.newExtents), plain(got.freed), got.copies]);
+        const w = JSON.stringify([plain(want.newExtents), plain(want.freed), want.copies]);
+        if (g !== w) expect(g, `chain ${c} step ${step} ${JSON.stringify({ extents, lb, n, target })}`).toBe(w);
+        // the same list as a fresh array (scanned): the same result
+        const scanned = layOut([...extents], lb, n, target);
+        expect(JSON.stringify([plain(scanned.newExtents), plain(scanned.freed), scanned.copies])).toBe(g);
+        if (step > 0) cached++;
+        compared++;
+        extents = got.newExtents;
+      }
+    }
+    expect(compared).toBe(9000);
+    expect(cached).toBe(7500);
   });
 
   it('keeps the input list untouched', () => {
