@@ -108,6 +108,13 @@ export interface Plan {
    * so the caller executes the steps and plans again from the disk (the dry run plans on).
    */
   complete: boolean;
+  /**
+   * Each step's dependency wave, as scheduleMoves gives the steps' footprints (move-schedule.ts;
+   * a step that grows a tree the model does not place runs no earlier than every step before it)
+   * — what moveFiles would work out again from the disk (MoveFilesOptions.waves). Absent when the
+   * plan was not scheduled as it grew (the greedy planner) or holds such a step before its last.
+   */
+  waves?: number[];
 }
 
 export interface PlanOptions {
@@ -853,6 +860,23 @@ function planGreedy(filesIn: readonly PlanFile[], freeIn: readonly Run[], bounds
 }
 
 /**
+ * The collector's waves per step, handed to the executor so that a fresh run does not schedule the
+ * same moves twice. The model's scheduler saw each footprint as the executor's does, but without
+ * `allocates`: the one step that grew a tree the model does not place (the last, where planning
+ * stopped) is put where the executor puts it, no earlier than the latest wave before it.
+ */
+function stepWaves(m: Model, lastGrows: boolean): number[] {
+  const w = m.waves.wave.slice();
+  const n = w.length;
+  if (lastGrows && n > 1) {
+    let latest = 0;
+    for (let j = 0; j < n - 1; j++) latest = Math.max(latest, w[j]!);
+    w[n - 1] = Math.max(w[n - 1]!, latest);
+  }
+  return w;
+}
+
+/**
  * Plan the moves. Whole-filesystem mode computes the final layout first and plans toward it
  * (planCollector: each fragmented file written once, straight into its place when it can be);
  * when that finds no plan meeting the targets, or for named files, the greedy planner.
@@ -919,11 +943,11 @@ export function planDefrag(filesIn: readonly PlanFile[], freeIn: readonly Run[],
       try {
         planCollector(m, best.layout, bounds, minPart);
       } catch (e) {
-        if (e instanceof TreeGrowth) return { steps: m.steps, skipped: [], after: m.files, before: before(), predicted: m.measure(), complete: false };
+        if (e instanceof TreeGrowth) return { steps: m.steps, skipped: [], after: m.files, before: before(), predicted: m.measure(), complete: false, waves: stepWaves(m, true) };
         throw e;
       }
     }
-    return { steps: m.steps, skipped: [], after: m.files, before: before(), predicted: m.measure(), complete: true };
+    return { steps: m.steps, skipped: [], after: m.files, before: before(), predicted: m.measure(), complete: true, ...(m.unpredictedTree ? {} : { waves: stepWaves(m, false) }) };
   }
   return planGreedy(filesIn, freeIn, bounds, opts);
 }

@@ -281,6 +281,9 @@ export async function defrag(fs: Filesystem, opts: DefragOptions = {}): Promise<
           const f = byIno.get(ino);
           return f && { extents: f.map, treeBlocks: f.treeBlocks, size: f.inode.size, blockMapped: f.blockMapped };
         } : undefined,
+        // the plan's own schedule of these steps (a prefix of its steps: the scheduler is online,
+        // so a prefix's waves are the whole plan's); a later call schedules from the disk
+        waves: i === 0 ? plan.waves?.slice(0, n) : undefined,
         onCommit: (done) => {
           summary.transactions++;
           committed += done.length;

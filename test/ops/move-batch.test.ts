@@ -209,6 +209,45 @@ describe.skipIf(!HAVE_E2FSPROGS)('moveFiles: a batch of small files', () => {
     await verify(img, Object.fromEntries([...want].map(([p, e]) => [p, { content: src[p.slice(1)]!, extents: e }])), 'a chain of moves by waves');
   });
 
+  it('waves given by the caller (a plan\'s own schedule) group the transactions; wrong ones cost transactions, never bytes', async () => {
+    // a0, b0, a1, b1, … as above. Given their true waves (a_k 0, b_k 1): two transactions, the
+    // files not read again for a schedule. Given every move in wave 0 (false: b_k takes a_k's old
+    // block), each b_k finds its target freed in its own transaction and starts the next one: the
+    // same files, more commits — correctness rests on the checks in the transaction, not on waves.
+    const N = 12;
+    const src: SourceFiles = {};
+    for (let k = 0; k < N; k++) (src[`a${k}`] = pattern(BS - 5 * k, 500 + k), (src[`b${k}`] = pattern(BS - 13 * k, 600 + k)));
+    for (const [label, waveOf, most] of [['true waves', (j: number) => j % 2, 2], ['all in wave 0', () => 0, N + 1]] as const) {
+      const img = makeImage(`mb-given-${most}`, src, { sizeMiB: 16 });
+      const f = await Filesystem.open(img, { write: true });
+      const want = new Map<string, Extent[]>();
+      try {
+        const runs = await getFreeBlocks(f);
+        const far = runs[runs.length - 1]!.start / BS + 64;
+        const moves: FileMove[] = [];
+        for (let k = 0; k < N; k++) {
+          const a = await extentsOf(f, `/a${k}`), b = await extentsOf(f, `/b${k}`);
+          moves.push({ ino: (await f.resolve(`/a${k}`)).ino, target: [{ startBlock: far + k, lengthBlocks: 1 }], expect: a });
+          moves.push({ ino: (await f.resolve(`/b${k}`)).ino, target: [{ startBlock: a[0]!.physical, lengthBlocks: 1 }], expect: b });
+          want.set(`/a${k}`, [{ logical: 0, physical: far + k, length: 1, unwritten: false }]);
+          want.set(`/b${k}`, [{ logical: 0, physical: a[0]!.physical, length: 1, unwritten: false }]);
+        }
+        const waves = moves.map((_, j) => waveOf(j));
+        const { value: results, commits } = await commitsDuring(f, () => moveFiles(f, moves, { waves }));
+        expect(results.filter((r) => !r.moved), label).toEqual([]);
+        if (most === 2) expect(commits, label).toBe(2);
+        else expect(commits, label).toBeGreaterThan(2);
+        expect(commits, label).toBeLessThanOrEqual(most);
+        for (const [p, e] of want) expect(mergeExtents(await extentsOf(f, p)), `${label} ${p}`).toEqual(e);
+        // a wave that is not a wave number is refused before anything runs
+        await expect(moveFiles(f, moves.slice(0, 1), { waves: [-1] })).rejects.toMatchObject({ code: 'EINVAL' });
+      } finally {
+        await f.close();
+      }
+      await verify(img, Object.fromEntries([...want].map(([p, e]) => [p, { content: src[p.slice(1)]!, extents: e }])), label);
+    }
+  });
+
   it('stop() is asked before each transaction: the moves not made are returned unmoved, without an error', async () => {
     const src: SourceFiles = { a: pattern(2 * BS, 11), b: pattern(2 * BS, 12) };
     const img = makeImage('mb-stop', src, { sizeMiB: 16 });
