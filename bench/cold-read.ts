@@ -14,7 +14,10 @@
  * optimised code on background threads) — figures a loaded machine does not blur.
  *
  * Images (built once into a temp dir with mkfs.ext4 -d): a 10,000-entry directory (/dir10k, empty
- * files) and a 256 MiB file (/f, pseudo-random bytes, fixed seed). The CLI is bundled from this
+ * files) and a 256 MiB file (/f, pseudo-random bytes, fixed seed). `ls` is measured twice: on that
+ * linear directory (mkfs -d writes it unindexed) and on a 10,000-entry directory the kernel grew
+ * (htree-indexed, as a directory made by a mounted filesystem is: loop mount, touch, unmount; needs
+ * root and a loop device — without them e2fsck -fD indexes a copy of the first image instead). The CLI is bundled from this
  * tree into the temp dir (scripts/bundle-cli.mjs) unless --cli names one; --before adds a second
  * bundle (e.g. one built from an older tree) to the same table.
  * Output of `cat` goes to /dev/null (a file: node writes synchronously) and to a pipe (read and
@@ -148,10 +151,49 @@ async function warm(fn: () => Promise<unknown>): Promise<number> {
   return median(all);
 }
 
-function buildImages(dir: string): { img10k: string; img256: string; sha256: string } {
+function buildImages(dir: string): { img10k: string; imgHtree: string; htreeBy: string; img256: string; sha256: string } {
   const img10k = doLs ? buildDir10k(dir) : '';
-  if (!doCat) return { img10k, img256: '', sha256: '' };
-  return { img10k, ...buildFile256(dir) };
+  const { imgHtree, htreeBy } = doLs ? buildHtree10k(dir, img10k) : { imgHtree: '', htreeBy: '' };
+  if (!doCat) return { img10k, imgHtree, htreeBy, img256: '', sha256: '' };
+  return { img10k, imgHtree, htreeBy, ...buildFile256(dir) };
+}
+
+/**
+ * /dir10k with 10,000 empty files as the kernel makes it: grown past a block on a mounted
+ * filesystem, so dir_index turns it into an htree (dx root, leaves split by hash). Unmounted and
+ * detached whatever happens. Without root or a loop device: the linear image, indexed by e2fsck -fD.
+ */
+function buildHtree10k(dir: string, img10k: string): { imgHtree: string; htreeBy: string } {
+  const img = path.join(dir, 'htree10k.img');
+  sh('mkfs.ext4', ['-q', '-F', '-N', '20000', '-E', 'root_owner=0:0', img, '200M']);
+  const mnt = nodefs.mkdtempSync(path.join(dir, 'mnt-'));
+  const loop = spawnSync('losetup', ['-f', '--show', img], { encoding: 'utf8' });
+  let byKernel = false;
+  if (loop.status === 0) {
+    const dev = loop.stdout.trim();
+    try {
+      if (spawnSync('mount', [dev, mnt], { stdio: 'ignore' }).status === 0) {
+        try {
+          nodefs.mkdirSync(path.join(mnt, 'dir10k'));
+          for (let i = 0; i < 10000; i++) nodefs.writeFileSync(path.join(mnt, 'dir10k', `f${String(i).padStart(5, '0')}`), '');
+          byKernel = true;
+        } finally {
+          sh('umount', [mnt]);
+        }
+      }
+    } finally {
+      sh('losetup', ['-d', dev]);
+    }
+  }
+  nodefs.rmdirSync(mnt);
+  if (!byKernel) {
+    nodefs.copyFileSync(img10k, img);
+    // e2fsck exits 1 when it changed the image (it indexed the directory).
+    const r = spawnSync('e2fsck', ['-fyD', img], { stdio: 'ignore' });
+    if (r.status !== 0 && r.status !== 1) throw new Error(`e2fsck -fyD failed (${r.status})`);
+  }
+  if (!/Indirect levels/.test(spawnSync('debugfs', ['-R', 'htree /dir10k', img], { encoding: 'utf8' }).stdout)) throw new Error('/dir10k is not indexed');
+  return { imgHtree: img, htreeBy: byKernel ? 'the kernel' : 'e2fsck -fD' };
 }
 
 function buildDir10k(dir: string): string {
@@ -188,7 +230,7 @@ const fmt = (ms: number) => `${ms.toFixed(0).padStart(6)} ms`;
 async function main(): Promise<void> {
   const dir = nodefs.mkdtempSync(path.join(os.tmpdir(), 'ext4kit-cold-read-'));
   try {
-    const { img10k, img256, sha256 } = buildImages(dir);
+    const { img10k, imgHtree, htreeBy, img256, sha256 } = buildImages(dir);
     const clis: [string, string][] = [['ext4kit', opt('--cli') ? path.resolve(opt('--cli')!) : await bundleCli({ outfile: path.join(dir, 'cli.js') })]];
     if (opt('--before')) clis.unshift(['ext4kit (before)', path.resolve(opt('--before')!)]);
     console.log(`bench/cold-read: ${RUNS} runs per figure, medians; load average at start ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
@@ -199,16 +241,17 @@ async function main(): Promise<void> {
     const add = (work: string, tool: string, wall: number, net: number, ref?: number) =>
       rows.push([work, tool, fmt(wall), fmt(net), ref === undefined ? '' : `${(net / ref).toFixed(2)}×`]);
 
-    // ls -R --json of 10,000 entries
-    if (doLs) {
+    // ls -R --json of 10,000 entries: the linear directory, then the indexed one.
+    const lsCases: [string, string][] = doLs ? [[img10k, 'ls 10,000 entries'], [imgHtree, `ls 10,000 entries, htree (${htreeBy})`]] : [];
+    for (const [lsImg, label] of lsCases) {
       // Interleaved rounds: node start-up, debugfs, and each CLI's --version and ls, once per round.
       // A CLI with a code cache (lib/cli/code-cache.ts; a bundle without one ignores the
       // variables) is run twice per round: as a user's first run (an empty cache directory each
       // time: it compiles, then writes the cache) and as every later run (the cache in place).
-      const lsArgs = (cli: string) => [cli, 'ls', img10k, '/dir10k', '-R', '--json'];
+      const lsArgs = (cli: string) => [cli, 'ls', lsImg, '/dir10k', '-R', '--json'];
       const cases: FreshCase[] = [
         { cmd: process.execPath, args: ['-e', '0'], out: 'null' },
-        { cmd: 'debugfs', args: ['-R', 'ls -l /dir10k', img10k], out: 'null' },
+        { cmd: 'debugfs', args: ['-R', 'ls -l /dir10k', lsImg], out: 'null' },
         ...clis.flatMap(([, cli], i): FreshCase[] => {
           const home = path.join(dir, `code-cache-${i}`);
           const firstHome = path.join(dir, `code-cache-first-${i}`);
@@ -221,12 +264,12 @@ async function main(): Promise<void> {
       ];
       const [node0, dfsLs, ...perCli] = await freshInterleaved(cases);
       console.log(`ls rounds: node start-up ${fmt(node0!.ms)} in the same rounds (subtracted from the ls figures)`);
-      add('ls 10,000 entries', "debugfs -R 'ls -l' > /dev/null", dfsLs!.ms, dfsLs!.ms);
+      add(label, "debugfs -R 'ls -l' > /dev/null", dfsLs!.ms, dfsLs!.ms);
       clis.forEach(([name], i) => {
         const [version, first, cached] = perCli.slice(3 * i, 3 * i + 3) as [{ ms: number }, { ms: number }, { ms: number }];
         add('start-up', `${name} --version`, version.ms, version.ms - node0!.ms);
-        add('ls 10,000 entries', `${name} ls -R --json | (pipe), first run (empty code cache)`, first.ms, first.ms - node0!.ms, dfsLs!.ms);
-        add('ls 10,000 entries', `${name} ls -R --json | (pipe), code cache in place`, cached.ms, cached.ms - node0!.ms, dfsLs!.ms);
+        add(label, `${name} ls -R --json | (pipe), first run (empty code cache)`, first.ms, first.ms - node0!.ms, dfsLs!.ms);
+        add(label, `${name} ls -R --json | (pipe), code cache in place`, cached.ms, cached.ms - node0!.ms, dfsLs!.ms);
       });
       // Every CLI prints the same bytes, with or without its cache.
       const shas = new Set(perCli.filter((_, k) => k % 3 !== 0).map((r) => r.sha));
@@ -239,7 +282,7 @@ async function main(): Promise<void> {
             // The cached case's cache directory is in place from the rounds above.
             const c = instructions(process.execPath, lsArgs(cli), { XDG_CACHE_HOME: path.join(dir, `code-cache-${i}`), EXT4KIT_CODE_CACHE: '' });
             const M = (x: number) => `${(x / 1e6).toFixed(0)}M`;
-            if (c) console.log(`instructions, ${name} ls -R --json (code cache in place), over node -e 0: main thread ${M(c[0] - base[0])}, all threads ${M(c[1] - base[1])}`);
+            if (c) console.log(`instructions, ${label}, ${name} ls -R --json (code cache in place), over node -e 0: main thread ${M(c[0] - base[0])}, all threads ${M(c[1] - base[1])}`);
           });
       }
     }

@@ -11,11 +11,12 @@ import {
   SHR_U, STORE, SUB, TEE, VOID, funcCode, i32c, section, uleb, wasmModule, wasmName,
 } from '../codec/wasm-asm.js';
 import { DIRENT_HEADER_SIZE, DIR_TAIL_SIZE, DirEntryLayout, DirEntryTailLayout, FileType, FT_DIR_CSUM } from './directory.js';
+import { DX_ENTRY_SIZE, DX_NODE_COUNT_OFFSET, DX_ROOT_COUNT_OFFSET, DX_ROOT_INFO_OFFSET, DxCountLimitLayout, DxRootInfoLayout } from './htree.js';
 import { S_IFDIR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK } from './inode.js';
 import { SUMMARY_DONE, SUMMARY_GID, SUMMARY_LINKS, SUMMARY_MODE, SUMMARY_MTIME, SUMMARY_SIZE, SUMMARY_UID } from './inode-summary-wasm.js';
 
 import {
-  F_CSUM, F_FT_DIR_BAILS, F_RECURSIVE, PARAM, P_ADDR, P_BLK, P_BS, P_COUNT, P_FLAGS, P_GAP, P_GROUP_COUNT, P_GROUPS, P_INO, P_INODES, P_IPG, P_ISZ, P_KEYS,
+  F_CSUM, F_FT_DIR_BAILS, F_INDEXED, F_RECURSIVE, PARAM, P_ADDR, P_BLK, P_BS, P_COUNT, P_FLAGS, P_GAP, P_GROUP_COUNT, P_GROUPS, P_INO, P_INODES, P_IPG, P_ISZ, P_KEYS,
   P_KEYS2, P_LEN, P_MAP, P_MAP_CAP, P_MAX_RUN, P_NAMES, P_ORDER, P_RECS, P_RUNS, P_SCRATCH, P_SCRATCH_CAP, P_SEED, P_SINO, P_SLOT, P_SUM, P_TABLE_BLOCKS, P_TMP,
 } from './dir-list-wasm.js';
 
@@ -57,16 +58,62 @@ const inc = (l: number) => [GET, l, i32c(1), ADD, SET, l];
 
 // f1 scan(blocksAt, nblocks, maxEntries) → n | -1.
 const S_AT = 0, S_NB = 1, S_MAX = 2, S_B = 3, S_BLK = 4, S_OFF = 5, S_INO = 6, S_REC = 7, S_NL = 8, S_N = 9, S_BS = 10, S_TOP = 11, S_TAIL = 12, S_T = 13, S_NAME = 14, S_FLAGS = 15, S_TOTAL = 16;
+const S_X = 17, S_R = 18, S_SKIP = 19;
 /** The entry's field `o` (ld32/ld16/ld8 by its size). */
 const entry = (f: (o: number) => Code[], o: number): Code[] => [GET, S_BLK, GET, S_OFF, ADD, f(o)];
 const D = (f: Parameters<typeof DirEntryLayout.offsetOf>[0]) => DirEntryLayout.offsetOf(f);
 const T = (f: Parameters<typeof DirEntryTailLayout.offsetOf>[0]) => DirEntryTailLayout.offsetOf(f);
+/** A field of the block's bytes at byte `o` past local `l`. */
+const at = (l: number, f: (o: number) => Code[], o: number): Code[] => [GET, S_BLK, GET, l, ADD, f(o)];
+/** The checksum tail's shape at local `l`'s offset (directory.ts isTailAt), as 0 or 1. */
+const tailAt = (l: number): Code[] => [
+  [at(l, ld32, T('det_reserved_zero1')), EQZ, at(l, ld16, T('det_rec_len')), i32c(DIR_TAIL_SIZE), EQ, AND],
+  [at(l, ld8, T('det_reserved_zero2')), EQZ, AND, at(l, ld8, T('det_reserved_ft')), i32c(FT_DIR_CSUM), EQ, AND],
+];
+const R = (f: Parameters<typeof DxRootInfoLayout.offsetOf>[0]) => DX_ROOT_INFO_OFFSET + DxRootInfoLayout.offsetOf(f);
+const CL = (f: Parameters<typeof DxCountLimitLayout.offsetOf>[0]) => DxCountLimitLayout.offsetOf(f);
+/**
+ * An indexed directory's block: S_SKIP = 1 when it is a dx root or node, which readEntryTable
+ * passes over unread (htree.ts classifyDirBlock, e2fsprogs' order: a leaf when a rec_len walk
+ * from 0 lands on a checksum tail — findDirTail —, else an index block by dxCountOffset's shape:
+ * one empty entry spanning the block (node), or '.' of 12 bytes, '..' spanning the rest and a
+ * dx_root_info with reserved_zero 0 and info_length 8 (root); limit and count each at most the
+ * slots the block has room for). Anything else, leaf or 'unknown', is scanned as a linear block.
+ * Block sizes here are below 64 KiB, so a rec_len is its raw value (decodeRecLen).
+ */
+const CLASSIFY = [
+  [i32c(0), SET, S_SKIP],
+  [GET, S_FLAGS, i32c(F_INDEXED), AND, IF, VOID],
+  // findDirTail: S_X the walk's end, -1 at a rec_len below 8 or not a multiple of 4.
+  [i32c(0), SET, S_X],
+  BLOCK, VOID, LOOP, VOID,
+  [GET, S_X, GET, S_TOP, GE_U, BR_IF, 1],
+  [at(S_X, ld16, D('rec_len')), TEE, S_R, i32c(DIRENT_HEADER_SIZE), LT_U, GET, S_R, i32c(3), AND, OR, IF, VOID, i32c(-1), SET, S_X, BR, 2, END],
+  [GET, S_X, GET, S_R, ADD, SET, S_X],
+  BR, 0, END, END,
+  [GET, S_X, GET, S_TOP, EQ, IF, I32, tailAt(S_X), ELSE, i32c(0), END, EQZ, IF, VOID],
+  // dxCountOffset: S_X the count/limit's offset, 0 when not an index block.
+  [i32c(0), SET, S_X, GET, S_BLK, ld16(D('rec_len')), SET, S_R],
+  [GET, S_R, GET, S_BS, EQ, GET, S_BLK, ld8(D('name_len')), EQZ, AND, IF, VOID, i32c(DX_NODE_COUNT_OFFSET), SET, S_X, ELSE],
+  [GET, S_R, i32c(12), EQ, IF, VOID],
+  [GET, S_BLK, ld16(12 + D('rec_len')), GET, S_BS, i32c(12), SUB, EQ, GET, S_BLK, ld32(R('reserved_zero')), EQZ, AND],
+  [GET, S_BLK, ld8(R('info_length')), i32c(DxRootInfoLayout.size), EQ, AND, IF, VOID, i32c(DX_ROOT_COUNT_OFFSET), SET, S_X, END],
+  END, END,
+  [GET, S_X, IF, VOID],
+  [GET, S_BS, GET, S_X, SUB, i32c(DX_ENTRY_SIZE), DIV_U, SET, S_R],
+  [at(S_X, ld16, CL('limit')), GET, S_R, LE_U, at(S_X, ld16, CL('count')), GET, S_R, LE_U, AND, SET, S_SKIP],
+  END,
+  END, // not a leaf
+  END, // indexed
+];
 const SCAN = [
   [param(P_BS), SET, S_BS, GET, S_BS, i32c(DIR_TAIL_SIZE), SUB, SET, S_TOP, param(P_FLAGS), SET, S_FLAGS],
   BLOCK, VOID, // $fail (depth counted from inside)
   BLOCK, VOID, LOOP, VOID, // $done, $blocks
   [GET, S_B, GET, S_NB, GE_U, BR_IF, 1],
   [GET, S_AT, GET, S_B, GET, S_BS, MUL, ADD, SET, S_BLK, i32c(0), SET, S_OFF, i32c(0), SET, S_TAIL],
+  CLASSIFY,
+  [GET, S_SKIP, IF, VOID, inc(S_B), BR, 1, END], // an index block: the next one
   BLOCK, VOID, LOOP, VOID, // $endwalk, $walk
   [GET, S_OFF, GET, S_BS, GE_U, BR_IF, 1],
   // The checksum tail where one may be: the walk stops there (walkEntries' tailAt).
@@ -383,6 +430,6 @@ export function dirListWasmBytes(): Uint8Array<ArrayBuffer> {
     ...section(2, [1, ...wasmName('env'), ...wasmName('mem'), 0x02, 0x00, 1]), // memory imported: at least one page
     ...section(3, [7, 0, 0, 1, 2, 2, 2, 3]),
     ...section(7, [6, ...wasmName('crc'), 0, 0, ...wasmName('scan'), 0, 1, ...wasmName('sort'), 0, 2, ...wasmName('cmp'), 0, 3, ...wasmName('locate'), 0, 4, ...wasmName('prep'), 0, 5]),
-    ...section(10, [7, ...CRC32C_FUNC(), ...funcCode(14, flat(SCAN)), ...funcCode64(13, 1, flat(SORT)), ...funcCode(8, flat(CMP)), ...funcCode(15, flat(LOCATE)), ...funcCode(6, flat(PREP)), ...funcCode(10, flat(SORT_RANGE))]),
+    ...section(10, [7, ...CRC32C_FUNC(), ...funcCode(17, flat(SCAN)), ...funcCode64(13, 1, flat(SORT)), ...funcCode(8, flat(CMP)), ...funcCode(15, flat(LOCATE)), ...funcCode(6, flat(PREP)), ...funcCode(10, flat(SORT_RANGE))]),
   ]);
 }

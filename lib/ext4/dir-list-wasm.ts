@@ -1,5 +1,6 @@
 /**
- * A plain directory's listing prepared by WebAssembly, for `ls --json`'s fast script: its blocks
+ * A plain directory's listing prepared by WebAssembly, for `ls --json`'s fast script (an htree's
+ * too: its dx root and node blocks passed over as readEntryTable passes them): its blocks
  * scanned (readEntryTable's checks), its entries sorted by name bytes, the table blocks of their
  * inodes located and coalesced into runs, and the inodes' listing fields turned into row records,
  * a batch at a time, all in one memory the row writer (lib/cli/commands/ls-json-wasm.ts) shares.
@@ -8,7 +9,7 @@
  * machine code from instantiation (Liftoff). The JS here only reads blocks and descriptors.
  *
  * It answers only what is certain, and only whole directories: a directory whose blocks, entries,
- * descriptors or inodes are anything but plain and valid — indexed, inline, encrypted, a bad
+ * descriptors or inodes are anything but plain and valid — inline, encrypted, a bad
  * entry or checksum, a non-ASCII name, a symlink, a device, a subdirectory to descend into, an
  * inode inodeSummary must decide (inode-summary-wasm.ts) — makes list() answer false, and the
  * caller lists the directory as before (inspect.ts walkList), which prints the same rows or
@@ -21,7 +22,9 @@
  * Functions (parameter words P[·] below):
  *   0 crc(seed, ptr, len) → crc32c (crc32c-wasm.ts)
  *   1 scan(blocksAt, nblocks, maxEntries) → live entries (without "." and "..") or -1: walkEntries'
- *     checks on every entry and the checksum tail, ino/addr/len arrays at P[INO]/P[ADDR]/P[LEN];
+ *     checks on every entry and the checksum tail (of an indexed directory: of the blocks that are
+ *     not dx root or node blocks by htree.ts classifyDirBlock, as readEntryTable reads it),
+ *     ino/addr/len arrays at P[INO]/P[ADDR]/P[LEN];
  *     P[NAMES] = their name bytes
  *   2 sort(n) → the address of the entries' indexes in name-byte order (stable: a radix sort on
  *     each name's first 8 bytes, then 6 sortRange(lo, hi, a, tmp) on each run of equal keys)
@@ -52,7 +55,7 @@ export const DIR_LIST_RESERVED = PARAM + 256;
 export const P_BS = 0, P_FLAGS = 1, P_INODES = 2, P_SEED = 3, P_IPG = 4, P_ISZ = 5, P_TABLE_BLOCKS = 6, P_GROUPS = 7, P_GROUP_COUNT = 8;
 export const P_INO = 9, P_ADDR = 10, P_LEN = 11, P_ORDER = 12, P_BLK = 13, P_SLOT = 14, P_SINO = 15, P_RUNS = 16, P_MAP = 17, P_MAP_CAP = 18;
 export const P_SCRATCH = 19, P_SCRATCH_CAP = 20, P_GAP = 21, P_MAX_RUN = 22, P_SUM = 23, P_RECS = 24, P_KEYS = 25, P_TMP = 26, P_NAMES = 27, P_KEYS2 = 28, P_COUNT = 29;
-export const F_FILETYPE = 1, F_CSUM = 2, F_FT_DIR_BAILS = 4, F_RECURSIVE = 8;
+export const F_FILETYPE = 1, F_CSUM = 2, F_FT_DIR_BAILS = 4, F_RECURSIVE = 8, F_INDEXED = 16;
 
 /** Words per row record (ls-json-wasm.ts REC_WORDS). */
 export const DIR_LIST_REC_WORDS = 8;
@@ -156,7 +159,7 @@ export class DirListWasm {
   private async listOrFail(src: DirListSource, dir: Inode, recursive: boolean, outBytes: (entries: number, namesBytes: number) => number, write: (b: DirListBatch) => number): Promise<boolean> {
     const sb = src.sb, bs = src.blockSize;
     const ipg = sb.s_inodes_per_group, isz = sb.s_inode_size;
-    if (dir.type !== 'dir' || dir.flags & (INODE_FLAGS.INDEX | INODE_FLAGS.ENCRYPT)) return false;
+    if (dir.type !== 'dir' || dir.flags & INODE_FLAGS.ENCRYPT) return false;
     if (bs < 1024 || bs >= 65536 || dir.size % bs !== 0 || dir.size > MAX_DIR_BYTES) return false;
     if (sb.groupCount > MAX_GROUPS || ipg * isz >= 2 ** 31 || sb.s_inodes_count >= 2 ** 31 || !(isz >= 128 && isz <= bs)) return false;
     const map = await src.fileMap(dir);
@@ -199,7 +202,10 @@ export class DirListWasm {
     let w = new Int32Array(this.memory.buffer);
     const set = (p: number, v: number) => (w[(PARAM >> 2) + p] = v);
     set(P_BS, bs);
-    set(P_FLAGS, (hasFiletype ? F_FILETYPE : 0) | (csum ? F_CSUM : 0) | (recursive && hasFiletype ? F_FT_DIR_BAILS : 0) | (recursive ? F_RECURSIVE : 0));
+    // An indexed directory's dx root and node blocks are passed over as readEntryTable passes them (the
+    // inode's flag alone decides, as there).
+    const indexed = (dir.flags & INODE_FLAGS.INDEX) !== 0;
+    set(P_FLAGS, (hasFiletype ? F_FILETYPE : 0) | (csum ? F_CSUM : 0) | (recursive && hasFiletype ? F_FT_DIR_BAILS : 0) | (recursive ? F_RECURSIVE : 0) | (indexed ? F_INDEXED : 0));
     set(P_INODES, sb.s_inodes_count);
     set(P_SEED, csum ? inodeSeed(src.fsSeed, dir.ino, dir.generation) | 0 : 0);
     set(P_INO, inoAt);

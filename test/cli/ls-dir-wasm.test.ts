@@ -2,12 +2,14 @@
  * `ls --json`'s whole-directory path (lib/ext4/dir-list-wasm.ts with ls-json-wasm.ts's row
  * writer): a plain directory's rows made by WebAssembly must be the bytes the row-by-row walk
  * writes, and the Filesystem path's (listJson) — on images of every shape (4 KiB and 1 KiB blocks,
- * with and without metadata_csum, ext2, inodes over many groups, deleted entries, an htree made by
- * e2fsck -D, hostile ASCII names, hard links, fifos, times before 1970 and after 2038, ids past
+ * with and without metadata_csum, ext2, inodes over many groups, deleted entries, htrees made by
+ * e2fsck -D with 4 KiB and 1 KiB blocks, with and without metadata_csum, and one of two index
+ * levels, hostile ASCII names, hard links, fifos, times before 1970 and after 2038, ids past
  * 16 bits), recursive or not. What it must leave to the walk (symlinks, devices, non-ASCII names,
- * subdirectories to descend, htree and inline directories) it leaves, and the tests check it
- * answered where it should, so they fail if the path is silently never taken. On randomly damaged
- * copies both writers must agree: the same bytes or the same error.
+ * subdirectories to descend, inline directories) it leaves, and the tests check it answered where
+ * it should, so they fail if the path is silently never taken. On randomly damaged copies (plain
+ * and indexed directories, the dx root and node blocks' shape bytes among the targets) both
+ * writers must agree: the same bytes or the same error.
  */
 import { spawnSync } from 'node:child_process';
 import * as nodefs from 'node:fs';
@@ -22,6 +24,7 @@ import { LsJson } from '../../lib/cli/commands/ls-json.js';
 import { listJson } from '../../lib/cli/commands/ls.js';
 import { lsOnDisk } from '../../lib/cli/commands/ls-run.js';
 import { dirListWasmBytes } from '../../lib/ext4/dir-list-wasm-code.js';
+import { classifyDirBlock } from '../../lib/ext4/htree.js';
 import { DIR_LIST_WASM } from '../../lib/ext4/dir-list-wasm-bytes.js';
 import { mkfs, type FsKind } from '../helpers/tools.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -125,14 +128,30 @@ describe('ls --json: whole plain directories by WebAssembly', () => {
     // 128 inodes per group: /flat's inodes span several groups and table runs.
     make('ext4-groups', 'ext4', 16 << 20, ['-b', '1024', '-g', '1024', '-N', '2048']);
     // Indexed directories (e2fsck -D), and deleted entries (debugfs rm) in a copy each.
-    for (const [name, cmd] of [['htree', ['e2fsck', '-fyD']], ['deleted', null]] as const) {
+    for (const [name, from, cmd] of [['htree', 'ext4-4k', ['e2fsck', '-fyD']], ['htree-1k-nocsum', 'ext4-1k-nocsum', ['e2fsck', '-fyD']], ['deleted', 'ext4-4k', null]] as const) {
       const img = path.join(dir, `${name}.img`);
-      nodefs.copyFileSync(images['ext4-4k']!, img);
+      nodefs.copyFileSync(images[from]!, img);
       if (cmd) spawnSync(cmd[0], [...cmd.slice(1), img]);
       else for (const f of ['f0-0', 'f3-1', 'abcdefgh', 'size12289', 'f299-9'].map((n) => `/flat/${n}`)) expect(spawnSync('debugfs', ['-w', '-R', `rm ${f}`, img]).status).toBe(0);
       images[name] = img;
     }
+    // Two index levels (indirect_levels 1): 4,000 names of 30 bytes fill ~170 1 KiB leaves, more than a root's 123 slots.
+    const bigSrc = path.join(dir, 'big-src');
+    nodefs.mkdirSync(path.join(bigSrc, 'big'), { recursive: true });
+    for (let i = 0; i < 4000; i++) nodefs.writeFileSync(path.join(bigSrc, 'big', `a-name-of-thirty-bytes-${String((i * 2654435761) % 4000).padStart(5, '0')}-${i}`), '');
+    for (const [name, opts] of [['twolevel', ['-b', '1024']], ['twolevel-nocsum', ['-b', '1024', '-O', '^metadata_csum']]] as const) {
+      const img = path.join(dir, `${name}.img`);
+      mkfs('ext4', img, 32 << 20, [...opts], bigSrc);
+      spawnSync('e2fsck', ['-fyD', img]);
+      images[name] = img;
+    }
   });
+
+  /** The dx root's indirect_levels of directory `p` (debugfs htree), -1 when not indexed. */
+  const levels = (img: string, p: string): number => {
+    const m = /Indirect levels: (\d+)/.exec(spawnSync('debugfs', ['-R', `htree ${p}`, img], { encoding: 'utf8' }).stdout);
+    return m ? Number(m[1]) : -1;
+  };
   afterAll(() => nodefs.rmSync(dir, { recursive: true, force: true }));
 
   it('runs the module its opcodes assemble (after a change: npx tsx scripts/dir-list-wasm-bytes.ts)', () => {
@@ -152,8 +171,10 @@ describe('ls --json: whole plain directories by WebAssembly', () => {
     ['/', true, ['/flat/subdir', '/tree/a', '/tree/b', '/tree/c/d', '/empty', '/lost+found']],
   ];
 
-  it.each(['ext4-4k', 'ext4-1k-nocsum', 'ext2', 'ext4-groups', 'deleted', 'htree'])('%s: the walk’s bytes and the Filesystem’s, answered where plain', async (name) => {
+  it.each(['ext4-4k', 'ext4-1k-nocsum', 'ext2', 'ext4-groups', 'deleted', 'htree', 'htree-1k-nocsum'])('%s: the walk’s bytes and the Filesystem’s, answered where plain', async (name) => {
     const img = images[name]!;
+    // The htree images' /flat is indexed (e2fsck -D indexes a directory of more than a block), the others' not.
+    expect(levels(img, '/flat')).toBe(name.startsWith('htree') ? 0 : -1);
     const bytes = new Uint8Array(nodefs.readFileSync(img));
     for (const [p, recursive, plain] of CASES) {
       const what = `${name} ${p}${recursive ? ' -R' : ''}`;
@@ -162,14 +183,113 @@ describe('ls --json: whole plain directories by WebAssembly', () => {
       expect(fast.error, what).toBeUndefined();
       expect(fast.out === walk.out, what).toBe(true);
       expect(fast.out === (await viaFilesystem(img, p, recursive)), what).toBe(true);
-      // An htree (e2fsck -D indexes /flat, the one directory of more than a block) is the walk's; every other plain directory was listed whole.
-      const expected = name === 'htree' ? plain.filter((d) => d !== '/flat') : plain;
-      expect(fast.answered.sort(), what).toEqual([...expected].sort());
+      // Every plain directory, indexed or not, was listed whole.
+      expect(fast.answered.sort(), what).toEqual([...plain].sort());
       expect(walk.answered).toEqual([]);
       // The CLI's fast script (ls-run.ts) answers with the same bytes.
       const cli = await lsOnDisk(img, p, { recursive, json: true, verify: true });
       expect(cli === null ? null : Buffer.concat(Array.isArray(cli) ? cli : [Buffer.from(cli as Uint8Array)]).toString('latin1'), what).toBe(fast.out);
     }
+  });
+
+  it.each(['twolevel', 'twolevel-nocsum'])('%s: a directory of two index levels, the walk’s bytes, listed whole', async (name) => {
+    const img = images[name]!;
+    expect(levels(img, '/big')).toBe(1);
+    const bytes = new Uint8Array(nodefs.readFileSync(img));
+    for (const [p, recursive, plain] of [['/big', false, ['/big']], ['/big', true, ['/big']], ['/', false, ['/']], ['/', true, ['/big', '/lost+found']]] as const) {
+      const what = `${name} ${p}${recursive ? ' -R' : ''}`;
+      const fast = await viaReader(bytes, p, recursive, true);
+      const walk = await viaReader(bytes, p, recursive, false);
+      expect(fast.error, what).toBeUndefined();
+      expect(fast.out === walk.out, what).toBe(true);
+      expect(fast.answered.sort(), what).toEqual([...plain].sort());
+    }
+  });
+
+  /**
+   * Damage `rounds` copies of `img` (1–3 bytes each, a bit flipped or zeroed, in `targets`: [offset,
+   * length] pairs) and list `p` both ways, verifying or not: the same bytes or the same error.
+   */
+  async function fuzz(img: string, p: string, targets: [number, number][], rounds: number, seed: number): Promise<{ answered: number; errors: number }> {
+    const base = new Uint8Array(nodefs.readFileSync(img));
+    const rand = (n: number) => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) % n;
+    };
+    let answered = 0, errors = 0;
+    // One copy, damaged and restored each round (both readers open it read-only): copying the
+    // whole image per round was most of the test's time.
+    const bytes = base.slice();
+    for (let round = 0; round < rounds; round++) {
+      const touched: number[] = [];
+      for (let k = 1 + rand(3); k > 0; k--) {
+        const [at, len] = targets[rand(targets.length)]!;
+        const off = at + rand(len);
+        touched.push(off);
+        bytes[off] = rand(4) === 0 ? 0 : bytes[off]! ^ (1 << rand(8));
+      }
+      for (const verify of [true, false]) {
+        const fast = await viaReader(bytes, p, false, true, verify);
+        const walk = await viaReader(bytes, p, false, false, verify);
+        expect({ out: fast.out, error: fast.error }, `${img} round ${round} verify ${verify}`).toEqual({ out: walk.out, error: walk.error });
+        if (fast.answered.length) answered++;
+        if (fast.error) errors++;
+      }
+      for (const off of touched) bytes[off] = base[off]!;
+    }
+    return { answered, errors };
+  }
+
+  /** Directory `p`'s blocks as [physical offset, block size] pairs, logical order. */
+  async function dirBlocks(img: string, p: string): Promise<[number, number][]> {
+    const reader = new DiskReader((await openDiskSource(new MemoryDevice(new Uint8Array(nodefs.readFileSync(img)), { readOnly: true }), { verify: true }))!);
+    const bs = reader.blockSize;
+    const out: [number, number][] = [];
+    for (const e of (await reader.fileMap(await reader.resolve(p))).extents) for (let i = 0; i < e.length; i++) out.push([(e.physical + i) * bs, bs]);
+    return out;
+  }
+
+  // The bytes that make a block a dx root, a dx node or a leaf (htree.ts classifyDirBlock): the
+  // first entries and dx_root_info / count-limit (0–48), and the last 12 (a leaf's checksum tail).
+  it.each([['htree', '/flat'], ['htree-1k-nocsum', '/flat'], ['twolevel-nocsum', '/big']] as const)('%s %s damaged where dx blocks differ from leaves: the same bytes or the same error as the walk', async (name, p) => {
+    const targets: [number, number][] = [];
+    for (const [at, bs] of await dirBlocks(images[name]!, p)) targets.push([at, 48], [at + bs - 12, 12]);
+    const { answered, errors } = await fuzz(images[name]!, p, targets, 40, 0x1b873593);
+    expect(answered).toBeGreaterThan(10);
+    expect(errors).toBeGreaterThan(2);
+  });
+
+  // Every shape byte of a dx root (its dirents, dx_root_info and count/limit: 0x24 bytes) and of a
+  // dx node (0x0c), and the last 12 (where a leaf's tail would be), changed in turn: where the block
+  // stops being an index block by classifyDirBlock (limit or count past the slots it has room for, a
+  // rec_len, info_length…) the walk scans it as a leaf (with metadata_csum: no tail, an error).
+  it.each([['htree', '/flat', 'dx-root', 0x24, [0, 0x80]], ['twolevel', '/big', 'dx-node', 0x0c, [0, 0x02]]] as const)('%s %s: each byte of a %s’s shape changed, the same bytes or the same error as the walk', async (name, p, kind, head, values) => {
+    const base = new Uint8Array(nodefs.readFileSync(images[name]!));
+    const blocks = await dirBlocks(images[name]!, p);
+    const hit = blocks.find(([at, bs]) => classifyDirBlock(base.subarray(at, at + bs), bs) === kind);
+    expect(hit).toBeDefined();
+    const [at, bs] = hit!;
+    let answered = 0, errors = 0, listings = 0;
+    const bytes = base.slice(); // one copy, each byte changed and restored (both readers open it read-only)
+    for (const off of [...Array(head).keys(), ...Array.from({ length: 12 }, (_, i) => bs - 12 + i)]) {
+      for (const v of values) {
+        bytes[at + off] = v === 0 ? 0 : base[at + off]! ^ v;
+        for (const verify of [true, false]) {
+          const fast = await viaReader(bytes, p, false, true, verify);
+          const walk = await viaReader(bytes, p, false, false, verify);
+          expect({ out: fast.out, error: fast.error }, `${name} byte ${off} ${v} verify ${verify}`).toEqual({ out: walk.out, error: walk.error });
+          listings++;
+          if (fast.answered.length) answered++;
+          if (fast.error) errors++;
+        }
+        bytes[at + off] = base[at + off]!;
+      }
+    }
+    // Most changes leave the block an index block (or, unverified, a leaf the module reads); some make it an error.
+    expect(answered).toBeGreaterThan(listings / 2);
+    expect(errors).toBeGreaterThan(5);
   });
 
   it('on damaged copies, the same bytes or the same error as the walk (fixed seed)', async () => {
