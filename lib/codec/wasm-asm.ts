@@ -39,6 +39,17 @@ export function sleb(n: number): number[] {
   }
 }
 
+/** Signed LEB128 of a 64-bit value, for i64.const. */
+export function sleb64(v: bigint): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const b = Number(v & 0x7fn);
+    v >>= 7n;
+    if ((v === 0n && !(b & 0x40)) || (v === -1n && b & 0x40)) return [...out, b];
+    out.push(b | 0x80);
+  }
+}
+
 /** i32.const n. */
 export const i32c = (n: number) => [CONST, ...sleb(n)];
 

@@ -8,7 +8,7 @@
 import { CRC32C_FUNC } from '../codec/crc32c-wasm.js';
 import {
   ADD, AND, BLOCK, BR, BR_IF, CALL, ELSE, END, EQ, EQZ, GE_U, GET, GT_U, I32, IF, LOAD, LOAD16_U, LOAD8_U, LOOP, LT_S, LT_U, MUL, NE, OR, RETURN, SET, SHL,
-  SHR_U, STORE, SUB, TEE, VOID, funcCode, i32c, section, uleb, wasmModule, wasmName,
+  SHR_U, STORE, SUB, TEE, VOID, funcCode, i32c, section, sleb64, uleb, wasmModule, wasmName,
 } from '../codec/wasm-asm.js';
 import { DIRENT_HEADER_SIZE, DIR_TAIL_SIZE, DirEntryLayout, DirEntryTailLayout, FileType, FT_DIR_CSUM } from './directory.js';
 import { DX_ENTRY_SIZE, DX_NODE_COUNT_OFFSET, DX_ROOT_COUNT_OFFSET, DX_ROOT_INFO_OFFSET, DxCountLimitLayout, DxRootInfoLayout } from './htree.js';
@@ -24,16 +24,6 @@ import {
 const DIV_U = 0x6e, REM_U = 0x70, GT_S = 0x4a, GE_S = 0x4e, LE_S = 0x4c, LE_U = 0x4d, SELECT = 0x1b;
 const I64 = 0x7e, I64_LOAD = 0x29, I64_STORE = 0x37, I64_CONST = 0x42, I64_NE = 0x52, I64_SUB = 0x7d, I64_AND = 0x83, I64_OR = 0x84, I64_SHL = 0x86, I64_SHR_U = 0x88, I64_ROTL = 0x89;
 const I64_EXTEND_I32_U = 0xad, I32_WRAP_I64 = 0xa7;
-/** Signed LEB128 of a 64-bit value (i64.const). */
-function sleb64(v: bigint): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = Number(v & 0x7fn);
-    v >>= 7n;
-    if ((v === 0n && !(b & 0x40)) || (v === -1n && b & 0x40)) return [...out, b];
-    out.push(b | 0x80);
-  }
-}
 /** memory.fill and memory.copy (bulk memory): (dst, value | src, n) → (). */
 const MEMFILL = [0xfc, 0x0b, 0x00];
 const MEMCOPY = [0xfc, 0x0a, 0x00, 0x00];

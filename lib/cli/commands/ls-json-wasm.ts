@@ -16,7 +16,7 @@
  */
 import {
   ADD, AND, BLOCK, BR, BR_IF, CALL, ELSE, END, EQ, GE_U, GET, I32, IF, LOAD, LOAD16_U, LOAD8_U, LOOP, LT_S, LT_U, MUL, NE, SET, SHL, SHR_U, STORE, STORE16, SUB, TEE, VOID,
-  funcCode, i32c, section, uleb, wasmModule, wasmName,
+  funcCode, i32c, section, sleb64, uleb, wasmModule, wasmName,
 } from '../../codec/wasm-asm.js';
 import type { EntryTable } from '../../ext4/dir-reader.js';
 import { DIR_LIST_RESERVED, DIR_LIST_REC_WORDS, DirListWasm } from '../../ext4/dir-list-wasm.js';
@@ -124,16 +124,6 @@ const ESC = [
 // f2 rows(n, recs, addrs, lens, prefix, prefixLen, out, first) → end.
 const N = 0, R = 1, A = 2, L = 3, PF = 4, PL = 5, D = 6, FIRST = 7;
 const K = 8, RP = 9, NA = 10, NL = 11, S = 12, B = 13, T = 14, NAT = 15, NEND = 16;
-/** Signed LEB128 of a 64-bit value (i64.const). */
-function sleb64(v: bigint): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = Number(v & 0x7fn);
-    v >>= 7n;
-    if ((v === 0n && !(b & 0x40)) || (v === -1n && b & 0x40)) return [...out, b];
-    out.push(b | 0x80);
-  }
-}
 /**
  * A constant piece at D as stores of its bytes (8, 4, 2, 1 at a time), D past it: a memory.copy
  * per piece was a call out of the module, eleven per row.
