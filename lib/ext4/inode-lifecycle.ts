@@ -104,7 +104,7 @@ export async function initNewInode(tx: Transaction, ino: number, f: NewInodeFiel
   const type = fileTypeOfMode(f.mode);
   const mapped = (sb.s_feature_incompat & INCOMPAT.EXTENTS) !== 0 && (type === 'dir' || type === 'file' || type === 'symlink');
   b.i_flags = (f.flags ?? 0) | (mapped ? INODE_FLAGS.EXTENTS : 0);
-  b.i_generation = randomU32(tx.fs, `i_generation of inode ${ino}`);
+  b.i_generation = randomU32(tx.fs, () => `i_generation of inode ${ino}`); // (the purpose only matters for a reproducible draw)
   const root = new Uint8Array(60);
   if (mapped) writeHeader(root, { entries: 0, max: 4, depth: 0 });
   b.i_block = root;

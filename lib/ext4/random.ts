@@ -8,7 +8,7 @@
  * browsers and Node ≥ 20 both have — no node:crypto import here).
  */
 import { Ext4Error } from '../errors.js';
-import { Prng } from '../io/prng.js';
+import { Prng, hashString } from '../io/prng.js';
 import type { Timestamp } from './clock.js';
 import { defaultPlatform, type Platform } from './platform.js';
 
@@ -43,17 +43,46 @@ function pooledU32(platform: Pick<Platform, 'randomValues'>): number {
   return x;
 }
 
-/** A uniformly random integer in [0, n), n in 1..2^32; deterministic in (uuid, now, purpose) when `src.reproducible`. */
-export function randomBelow(src: RandomSource, n: number, purpose: string): number {
+/** The last fs UUID turned into hex, with its bytes (a reproducible draw per new inode made the string again each time). */
+let lastUuid: { bytes: Uint8Array; hex: string } | null = null;
+
+function hexOf(uuid: Uint8Array): string {
+  const l = lastUuid;
+  if (l && l.bytes.length === uuid.length) {
+    let i = 0;
+    while (i < uuid.length && l.bytes[i] === uuid[i]) i++;
+    if (i === uuid.length) return l.hex;
+  }
+  const hex = Array.from(uuid, (b) => b.toString(16).padStart(2, '0')).join('');
+  lastUuid = { bytes: uuid.slice(), hex };
+  return hex;
+}
+
+/** The seed's hashed prefix for the last (uuid, time). */
+let lastPrefix: { uuid: string; sec: number; nsec: number; hash: number } | null = null;
+
+/**
+ * A uniformly random integer in [0, n), n in 1..2^32; deterministic in (uuid, now, purpose) when
+ * `src.reproducible`. `purpose` may be given as a function: it is only needed then (an import
+ * otherwise built a string per new inode for nothing).
+ */
+export function randomBelow(src: RandomSource, n: number, purpose: string | (() => string)): number {
   if (!Number.isInteger(n) || n < 1 || n > 2 ** 32) throw new Ext4Error('EINVAL', `randomBelow: bad bound ${n}`);
   if (src.reproducible) {
     const t = src.now();
-    const uuid = Array.from(src.sb.s_uuid, (b) => b.toString(16).padStart(2, '0')).join('');
+    // (compared byte by byte: the bytes as they are now, whichever array holds them)
+    const uuid = hexOf(src.sb.s_uuid);
+    if (typeof purpose === 'function') purpose = purpose();
     // The draw number keeps values apart when the same purpose recurs in one session (an inode
     // number reused by a second temporary file gets a new i_generation, as the kernel's would).
     const k = (draws.get(src) ?? 0) + 1;
     draws.set(src, k);
-    return new Prng(`${uuid}/${t.sec}.${t.nsec}/${purpose}/${k}`).int(n);
+    // The seed is the string `${uuid}/${sec}.${nsec}/${purpose}/${k}` (new Prng(seed)), hashed here
+    // in pieces: the prefix once per (uuid, time), not again with every new inode (with
+    // SOURCE_DATE_EPOCH an import's draws were ~6 % of its main thread, measured).
+    let pre = lastPrefix;
+    if (!pre || pre.uuid !== uuid || pre.sec !== t.sec || pre.nsec !== t.nsec) lastPrefix = pre = { uuid, sec: t.sec, nsec: t.nsec, hash: hashString(`${uuid}/${t.sec}.${t.nsec}/`) };
+    return new Prng(hashString(`/${k}`, hashString(purpose, pre.hash))).int(n);
   }
   return cryptoBelow(n, src.platform);
 }
@@ -70,6 +99,6 @@ export function cryptoBelow(n: number, platform: Pick<Platform, 'randomValues'> 
 }
 
 /** A random 32-bit value (for i_generation): from a pooled CSPRNG buffer unless the session is reproducible. */
-export function randomU32(src: RandomSource, purpose: string): number {
+export function randomU32(src: RandomSource, purpose: string | (() => string)): number {
   return src.reproducible ? randomBelow(src, 2 ** 32, purpose) : pooledU32(src.platform);
 }

@@ -34,9 +34,15 @@ export function xorshift32(seed: number): () => number {
   };
 }
 
-/** FNV-1a over the UTF-16 code units of a string: turns a string seed into 32 bits. */
-function hashString(s: string): number {
-  let h = 0x811c9dc5;
+/** FNV-1a's offset basis: `hashString(s)` is `hashString(s, FNV_OFFSET)`. */
+export const FNV_OFFSET = 0x811c9dc5;
+
+/**
+ * FNV-1a over the UTF-16 code units of a string: turns a string seed into 32 bits. Continued
+ * from `h`, it hashes a seed given in pieces: `hashString(b, hashString(a))` is `hashString(a + b)`,
+ * and `new Prng(that)` seeds as `new Prng(a + b)` does.
+ */
+export function hashString(s: string, h = FNV_OFFSET): number {
   for (let i = 0; i < s.length; i++) {
     h ^= s.charCodeAt(i);
     h = Math.imul(h, 0x01000193) >>> 0;

@@ -85,53 +85,76 @@ export async function importTree(fs: Filesystem, entries: AsyncIterable<TreeEntr
   let done = false;
   /** A directory entry that starts the next transaction (see Budget.nearlyFull). */
   let pending: TreeEntry | null = null;
-  while (!done || run.file) {
-    await fs.transact(async (tx) => {
-      const budget = new Budget(tx, opts.batchBytes, run.dirs);
-      const fill = async () => {
-        if (run.file) {
-          await run.continueFile(tx, budget);
-          if (run.file) return;
-        }
-        while (!budget.full()) {
-          let entry = pending;
-          pending = null;
-          if (!entry) {
-            const r = await it.next();
-            if (r.done) {
-              done = true;
-              return;
-            }
-            entry = r.value;
-          }
-          // Near the end of the budget (nearlyFull) a new directory waits for the next transaction: the ones
-          // before it (a walk lists a directory's names together) are then built whole here, not
-          // built with part of their names and the rest inserted one by one after the commit.
-          if (entry.type === 'dir' && budget.entries > 0 && budget.nearlyFull()) {
-            pending = entry;
-            return;
-          }
-          await run.apply(tx, entry, budget);
-          if (run.file) return;
-        }
-      };
+  const journal = internals(fs).journal;
+  try {
+    while (!done || run.file) {
       try {
-        await fill();
-        // The directories made in this transaction, each written whole (their names were held).
-        await run.dirs.flushAll(tx);
-      } catch (e) {
-        run.dirs.clear();
-        // No early write may still be running when the caller gets the error (and closes the device).
-        await run.data.abandon();
-        throw e;
+        await fs.transact(async (tx) => {
+          const budget = new Budget(tx, opts.batchBytes, run.dirs);
+          const fill = async () => {
+            if (run.file) {
+              await run.continueFile(tx, budget);
+              if (run.file) return;
+            }
+            while (!budget.full()) {
+              let entry = pending;
+              pending = null;
+              if (!entry) {
+                const r = await it.next();
+                if (r.done) {
+                  done = true;
+                  return;
+                }
+                entry = r.value;
+              }
+              // Near the end of the budget (nearlyFull) a new directory waits for the next transaction: the ones
+              // before it (a walk lists a directory's names together) are then built whole here, not
+              // built with part of their names and the rest inserted one by one after the commit.
+              if (entry.type === 'dir' && budget.entries > 0 && budget.nearlyFull()) {
+                pending = entry;
+                return;
+              }
+              await run.apply(tx, entry, budget);
+              if (run.file) return;
+            }
+          };
+          try {
+            await fill();
+            // The directories made in this transaction, each written whole (their names were held).
+            await run.dirs.flushAll(tx);
+          } catch (e) {
+            run.dirs.clear();
+            // No early write may still be running when the caller gets the error (and closes the device).
+            await run.data.abandon();
+            throw e;
+          }
+          await run.data.finish(tx);
+          // The commit may return once its log is written (jbd2 deferNext): its flush, commit block
+          // and flush run while the next transaction is filled. Only when it frees nothing — then no
+          // block the next transaction (or any other caller) writes early can be one that this commit
+          // still owns in the state a crash before its commit block leaves: a block free in this
+          // commit's result and not freed by it was free before it too. Import frees only when it
+          // rewrites something that was there (an existing directory's xattr block, say): rare, and
+          // those commits stay synchronous. The file data is all on the device before the log
+          // (early writes drained above, or ordered data), so `released` may hand the slabs back.
+          if (journal && !tx.isEmpty()) journal.deferNext = tx.pendingFree.length === 0;
+        });
+      } finally {
+        // (a transaction that failed before its commit consumed the flag: nothing else's commit may defer)
+        if (journal) journal.deferNext = false;
       }
-      await run.data.finish(tx);
-    });
-    // The session is under way (superblock, journal replay): later transactions write their data early.
-    if (run.summary.transactions++ === 0) run.data.writeEarly(fs);
-    opts.released?.(run.file?.carry ?? null);
+      // The session is under way (superblock, journal replay): later transactions write their data early.
+      if (run.summary.transactions++ === 0) run.data.writeEarly(fs);
+      opts.released?.(run.file?.carry ?? null);
+    }
+    await run.finishDirectories();
+    // The last commit durable before the import is done (and its tail's failure reported).
+    await journal?.settle();
+  } catch (e) {
+    // No deferred tail may still be running when the caller gets the error (and closes the device).
+    await journal?.settle().catch(() => undefined);
+    throw e;
   }
-  await run.finishDirectories();
   return run.summary;
 }
 
