@@ -8,7 +8,7 @@
 import { CRC32C_FUNC } from '../codec/crc32c-wasm.js';
 import {
   ADD, AND, BLOCK, BR, BR_IF, CALL, ELSE, END, EQ, EQZ, GE_U, GET, GT_U, I32, IF, LOAD, LOAD16_U, LOAD8_U, LOOP, LT_S, LT_U, MUL, NE, OR, RETURN, SET, SHL,
-  SHR_U, STORE, SUB, TEE, VOID, funcCode, i32c, section, sleb64, uleb, wasmModule, wasmName,
+  STORE, SUB, TEE, VOID, funcCode, i32c, section, sleb64, uleb, wasmModule, wasmName,
 } from '../codec/wasm-asm.js';
 import { DIRENT_HEADER_SIZE, DIR_TAIL_SIZE, DirEntryLayout, DirEntryTailLayout, FileType, FT_DIR_CSUM } from './directory.js';
 import { DX_ENTRY_SIZE, DX_NODE_COUNT_OFFSET, DX_ROOT_COUNT_OFFSET, DX_ROOT_INFO_OFFSET, DxCountLimitLayout, DxRootInfoLayout } from './htree.js';

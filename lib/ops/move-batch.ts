@@ -336,14 +336,7 @@ function pushMerged(out: Extent[], x: Extent): void {
  * of the range (a fragmented file evicted piece by piece rebuilt its whole map per piece, twice).
  */
 function layOutNormal(extents: readonly Extent[], lb: number, end: number, target: readonly { start: number; length: number }[], copies: Copy[], freed: Extent[]): { newExtents: Extent[]; freed: Extent[]; copies: Copy[] } {
-  // first extent ending after lb (in normal form the ends increase)
-  let lo = 0, hi = extents.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    const e = extents[mid]!;
-    if (e.logical + e.length <= lb) lo = mid + 1;
-    else hi = mid;
-  }
+  const lo = firstEndingAfter(extents, lb);
   const out = extents.slice(0, lo);
   let ti = 0, toff = 0;
   let i = lo;

@@ -14,6 +14,7 @@ import { describe, expect, it } from 'vitest';
 import * as nodefs from 'node:fs';
 import { Filesystem } from '../../lib/ext4/filesystem.js';
 import { MemoryDevice } from '../../lib/io/memory-device.js';
+import { SlowFlushDevice } from '../helpers/slow-flush-device.js';
 import { RecordingDevice, crashPoints, materialise } from '../../lib/io/recording-device.js';
 import { Prng } from '../../lib/io/prng.js';
 import { getFreeBlocks } from '../../lib/ops/free.js';
@@ -25,17 +26,6 @@ import { checkReplays } from '../crash/file-call-case.js';
 
 const K = 1024;
 const N = 6;
-
-/** Flushes that take `ms` (a timer): the host's next steps run while one is in flight. */
-class SlowFlushDevice extends MemoryDevice {
-  constructor(data: Uint8Array, private readonly ms: number) {
-    super(data);
-  }
-  override async flush(): Promise<void> {
-    await new Promise((r) => setTimeout(r, this.ms));
-    return super.flush();
-  }
-}
 
 function sameMap(a: readonly Extent[], b: readonly Extent[]): boolean {
   return a.length === b.length && a.every((e, i) => e.logical === b[i]!.logical && e.physical === b[i]!.physical && e.length === b[i]!.length && !!e.unwritten === !!b[i]!.unwritten);

@@ -6,28 +6,18 @@
  * runs under the tail and the log after it; a tail's failure fails everything after it.
  */
 import { describe, it, expect } from 'vitest';
-import { MemoryDevice } from '../../lib/io/memory-device.js';
+import { SlowFlushDevice } from '../helpers/slow-flush-device.js';
 import { RecordingDevice, type LogRecord } from '../../lib/io/recording-device.js';
 import { Prng } from '../../lib/io/prng.js';
 import { journalOnDevice } from '../../lib/jbd2/device.js';
 import { Journal, type CommitStep } from '../../lib/jbd2/journal.js';
 import { JINCOMPAT, parseJournalSuperblock } from '../../lib/jbd2/format.js';
-import { Ext4Error, isExt4Error } from '../../lib/errors.js';
+import { isExt4Error } from '../../lib/errors.js';
 import { makeJsbBlock } from '../journal/memjournal.js';
 
 const BS = 1024;
 const HOME = 64;
 const MAXLEN = 256; // small: the log wraps (checkpoints inside commits) several times
-
-class SlowFlushDevice extends MemoryDevice {
-  flushes = 0;
-  failAt = -1;
-  override async flush(): Promise<void> {
-    await new Promise((r) => setTimeout(r, 1));
-    if (++this.flushes === this.failAt) throw new Ext4Error('EIO', 'flush failed (test)');
-    return super.flush();
-  }
-}
 
 function setup() {
   const image = new Uint8Array((HOME + MAXLEN) * BS);

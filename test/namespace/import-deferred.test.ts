@@ -18,6 +18,7 @@ import type { TreeEntry } from '../../lib/ops/tree-entry.js';
 import { Filesystem } from '../../lib/ext4/filesystem.js';
 import { internals } from '../../lib/ext4/internals.js';
 import { MemoryDevice } from '../../lib/io/memory-device.js';
+import { SlowFlushDevice } from '../helpers/slow-flush-device.js';
 import { RecordingDevice, crashPoints, materialise } from '../../lib/io/recording-device.js';
 import { Prng, xorshift32 } from '../../lib/io/prng.js';
 import { setXattr } from '../../lib/ops/attrs.js';
@@ -26,17 +27,6 @@ import { expectE2fsckClean, mkfs } from '../helpers/tools.js';
 import { tmpPath } from '../helpers/tmp.js';
 import { prngBytes } from '../helpers/tree.js';
 import { HAVE_E2FSPROGS } from '../ops/helpers.js';
-
-/** Flushes that take `ms` (a timer): the importer's next steps run while one is in flight. */
-class SlowFlushDevice extends MemoryDevice {
-  constructor(data: Uint8Array, private readonly ms: number) {
-    super(data);
-  }
-  override async flush(): Promise<void> {
-    await new Promise((r) => setTimeout(r, this.ms));
-    return super.flush();
-  }
-}
 
 const NOW = { sec: 1_700_000_000, nsec: 0 };
 
