@@ -82,13 +82,14 @@ export async function defragText(image: string, paths: string[], opts: DefragArg
 
 /** fast-path.ts: `defrag IMAGE [PATH…] [--dry-run] [--json] [--no-compact] [--no-progress] [--max-seconds S] [--max-bytes N]` (commander takes any value for both: checked after the open, as there). */
 export function runFast(positionals: readonly string[], flags: ReadonlySet<string>, globals: GlobalOptions, ctx: CliContext, values: ReadonlyMap<string, string>): Promise<string> {
-  // (V8's default is back before code-cache.ts writes the script's cache: raised, every next run
-  // rejected the cache, compiled the whole script again and wrote a new cache at exit)
+  // (8× V8's default interrupt budget: see interrupt-budget.ts. V8's default is back before
+  // code-cache.ts writes the script's cache: raised, every next run rejected the cache, compiled
+  // the whole script again and wrote a new cache at exit)
   return withRaisedInterruptBudget(() => defragText(
     positionals[0]!,
     positionals.slice(1),
     { dryRun: flags.has('--dry-run'), json: flags.has('--json'), compact: !flags.has('--no-compact'), progress: !flags.has('--no-progress'), maxSeconds: values.get('--max-seconds'), maxBytes: values.get('--max-bytes') },
     globals,
     ctx,
-  ));
+  ), { factor: 8 });
 }
