@@ -81,6 +81,7 @@ export function declaredStructs(): readonly Declaration[] {
 export interface PrebuiltCodec {
   readonly key: number;
   readonly decode: RecordDecoder;
+  readonly encode: RecordEncoder;
   /** The reader of a non-bytes field, given the error maker (what readerSource's function makes). */
   readonly reader: (field: string, outside: (b: Uint8Array, o: number) => RangeError) => ((b: Uint8Array, o: number) => number) | undefined;
 }
@@ -114,7 +115,7 @@ export function prebuiltSource(d: Declaration, readers: ReadonlySet<string>): st
   const list = fieldsOf(d.name, d.size, d.rows);
   const cases = list.filter((f) => f.row[2] !== 'bytes' && readers.has(f.row[0])).map((f) => `case ${JSON.stringify(f.row[0])}: ${readerSource(f)}`);
   const reader = cases.length === 0 ? 'function () { return undefined; }' : `function (field, outside) { switch (field) { ${cases.join(' ')} } }`;
-  return `{ key: ${declarationKey(d.size, list)}, decode: function (b, o, copy) { ${decoderSource(list)} }, reader: ${reader} }`;
+  return `{ key: ${declarationKey(d.size, list)}, decode: function (b, o, copy) { ${decoderSource(list)} }, encode: function (${ENCODER_PARAMS.join(', ')}) { ${encoderSource(list)} }, reader: ${reader} }`;
 }
 
 /**
@@ -137,6 +138,8 @@ function probeCodeGeneration(): 'generated' | 'closures' {
 type FieldDecoder = (b: Uint8Array, o: number) => number | Uint8Array;
 type FieldEncoder = (b: Uint8Array, o: number, v: unknown) => void;
 type RecordDecoder = (b: Uint8Array, o: number, copy: typeof copyBytes) => Record<string, number | Uint8Array>;
+/** An encoder `(b, o, v, unsigned, split64) => void` (the helpers passed in: a prebuilt one is code of another module). */
+type RecordEncoder = (b: Uint8Array, o: number, v: Record<string, unknown>, u: typeof unsigned, s: typeof split64) => void;
 
 function readU16le(b: Uint8Array, o: number): number { return b[o]! | (b[o + 1]! << 8); }
 function readU32le(b: Uint8Array, o: number): number { return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0; }
@@ -237,6 +240,55 @@ function decoderSource(list: readonly Field[]): string {
   return `return { ${list.map((f) => fieldSource(f.row, f.size)).join(', ')} };`;
 }
 
+/** The generated encoder's parameters: RecordEncoder's, then two scratch variables. */
+const ENCODER_PARAMS = ['b', 'o', 'v', 'unsigned', 'split64', 'n', 'h'] as const;
+
+/**
+ * The body of an encoder (ENCODER_PARAMS): each field read by name and written as fieldCodec's
+ * writer writes it (same bytes, same RangeError, same order: offset order), in one expression (no
+ * statement separators in the bundle's registration, which the prebuilt test reads). Generated per
+ * declaration, so each struct's field reads see one object shape — the loop over closures every
+ * struct shared saw all of them (megamorphic keyed reads, and a "wrong map" deoptimisation each
+ * time a struct met late came through; a fresh import: 9.6 MB allocated and ~55 ms of main thread).
+ */
+function encoderSource(list: readonly Field[]): string {
+  const parts: string[] = [];
+  for (const f of list) {
+    const [field, offset, type] = f.row;
+    const at = (k: number) => `b[${offset + k === 0 ? 'o' : `o + ${offset + k}`}]`;
+    const name = JSON.stringify(field);
+    const le32 = (k: number) => `${at(k)} = n, ${at(k + 1)} = n >>> 8, ${at(k + 2)} = n >>> 16, ${at(k + 3)} = n >>> 24`;
+    const be32 = (k: number) => `${at(k)} = n >>> 24, ${at(k + 1)} = n >>> 16, ${at(k + 2)} = n >>> 8, ${at(k + 3)} = n`;
+    switch (type) {
+      case 'bytes': parts.push(`b.set(v.${field}, ${offset === 0 ? 'o' : `o + ${offset}`})`); break;
+      case 'u8': parts.push(`${at(0)} = unsigned(v.${field}, 255, ${name})`); break;
+      case 'u16': parts.push(`n = unsigned(v.${field}, 65535, ${name}), ${at(0)} = n, ${at(1)} = n >>> 8`); break;
+      case 'u32': parts.push(`n = unsigned(v.${field}, 4294967295, ${name}), ${le32(0)}`); break;
+      case 'u64': parts.push(`h = split64(v.${field}, ${name}), n = h[1], ${le32(0)}, n = h[0], ${le32(4)}`); break;
+      case 'u16be': parts.push(`n = unsigned(v.${field}, 65535, ${name}), ${at(0)} = n >>> 8, ${at(1)} = n`); break;
+      case 'u32be': parts.push(`n = unsigned(v.${field}, 4294967295, ${name}), ${be32(0)}`); break;
+      case 'u64be': parts.push(`h = split64(v.${field}, ${name}), n = h[0], ${be32(0)}, n = h[1], ${be32(4)}`); break;
+    }
+  }
+  return `return void (${parts.join(', ')});`;
+}
+
+/** A generated encoder where `new Function` is allowed, else the loop over the fields' writers (same bytes). */
+function compileEncoder(name: string, list: readonly Field[], writers: readonly (readonly [string, FieldEncoder])[]): RecordEncoder {
+  if (decoderKind !== 'closures') {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-implied-eval
+      return new Function(...ENCODER_PARAMS, encoderSource(list)) as RecordEncoder;
+    } catch (e) {
+      if ((e as { name?: unknown } | null)?.name !== 'EvalError') throw new Error(`layout ${name}: cannot build the encoder: ${String(e)}`);
+      decoderKind = 'closures';
+    }
+  }
+  return (b, o, v) => {
+    for (const [field, write] of writers) write(b, o, v[field]);
+  };
+}
+
 /**
  * The body of a reader maker `(outside) => (b, o) => value` for a non-bytes field: the bounds
  * check and the byte reads in one small function (one call per field read instead of two; it is
@@ -249,8 +301,8 @@ function readerSource(f: Field): string {
 
 interface Codec {
   decode: RecordDecoder;
-  /** Every field's writer, in offset order (encode). */
-  encoders: (readonly [string, FieldEncoder])[];
+  /** Every field written, in offset order. */
+  encode: RecordEncoder;
 }
 
 /** One declared field: where it is, and its reader/writer once built (first get/set of it). */
@@ -306,7 +358,8 @@ function buildStruct<const R extends readonly FieldRow[]>(name: string, size: nu
     const list = [...fields.values()];
     const codecs = list.map((f) => (f.read && f.write ? ([f.read, f.write] as const) : codecOf(f)));
     const decode = prebuiltCodec()?.decode ?? compileDecoder(name, list, list.map((f, i) => [f.row[0], codecs[i]![0]] as const));
-    return (built = { decode, encoders: list.map((f, i) => [f.row[0], codecs[i]![1]] as const) });
+    const encode = prebuiltCodec()?.encode ?? compileEncoder(name, list, list.map((f, i) => [f.row[0], codecs[i]![1]] as const));
+    return (built = { decode, encode });
   };
   /** The field, checked against the buffer: one lookup per get/set (they run per inode, per entry). */
   const fieldAt = (field: string, bytes: Uint8Array, offset: number): Field => {
@@ -324,8 +377,7 @@ function buildStruct<const R extends readonly FieldRow[]>(name: string, size: nu
     },
     encode(value: Decoded<R>, bytes: Uint8Array, offset = 0) {
       if (offset < 0 || offset + size > bytes.length) throw new RangeError(`layout ${name}: ${size} bytes at ${offset} exceed a ${bytes.length}-byte buffer`);
-      const v = value as Record<string, unknown>;
-      for (const [field, write] of codec().encoders) write(bytes, offset, v[field]);
+      codec().encode(bytes, offset, value as Record<string, unknown>, unsigned, split64);
     },
     offsetOf(field) {
       const f = fields.get(field);

@@ -294,25 +294,34 @@ async function markRuns(tx: Transaction, runs: readonly Run[], allocate: boolean
       const stop = Math.min(end, first + blocksInGroup(sb, g));
       const gd = tx.groups.get(g) ?? (await tx.group(g));
       const bm = await txBlockBitmap(tx, g, true);
-      const runs = writableRuns(bm, clustersInGroup(sb, g));
-      // Bit indices as int32 (block numbers may arrive as boxed doubles: x++ on one allocates).
-      const i0 = (b - first) | 0, i1 = (stop - first) | 0;
-      // (word-wise: a finalise frees whole groups' worth of bits, in a fresh process's cold code)
-      const twice = findBit(bm, i0, i1, allocate);
-      if (twice >= 0)
-        throw new Ext4Error('EFSCORRUPTED', `block ${first + twice} ${allocate ? 'is already in use' : 'freed twice'}`, { structure: 'block bitmap', location: { kind: 'group', group: g } });
-      fillBits(bm, i0, i1, allocate);
-      const n = stop - b;
-      // (cannot fail: every bit was checked above; if it did, the index is rebuilt from the bitmap)
-      if (!(allocate ? runs.take(b - first, n) : runs.give(b - first, n))) freeIndex.delete(bm);
-      if (allocate && gd.freeBlocks < n) throw new Ext4Error('EFSCORRUPTED', `group ${g} free count ${gd.freeBlocks} below allocation`, { structure: 'group descriptor', location: { kind: 'group', group: g } });
-      gd.freeBlocks += allocate ? -n : n;
-      tx.freeBlocksDelta += allocate ? -n : n;
+      markInGroup(tx, g, gd, bm, first, b, stop, allocate);
       touched.set(g, { gd, bm });
       b = stop;
     }
   }
   for (const { gd } of touched.values()) refreshBlockBitmapCsum(tx, gd);
+}
+
+/**
+ * markRuns' step: blocks [b, stop) of group g (first block `first`) flipped in its writable
+ * bitmap `bm`, the group's count and the superblock delta kept (the caller refreshes the
+ * checksum once per group).
+ */
+function markInGroup(tx: Transaction, g: number, gd: GroupDesc, bm: Uint8Array, first: number, b: number, stop: number, allocate: boolean): void {
+  const runs = writableRuns(bm, clustersInGroup(tx.fs.sb, g));
+  // Bit indices as int32 (block numbers may arrive as boxed doubles: x++ on one allocates).
+  const i0 = (b - first) | 0, i1 = (stop - first) | 0;
+  // (word-wise: a finalise frees whole groups' worth of bits, in a fresh process's cold code)
+  const twice = findBit(bm, i0, i1, allocate);
+  if (twice >= 0)
+    throw new Ext4Error('EFSCORRUPTED', `block ${first + twice} ${allocate ? 'is already in use' : 'freed twice'}`, { structure: 'block bitmap', location: { kind: 'group', group: g } });
+  fillBits(bm, i0, i1, allocate);
+  const n = stop - b;
+  // (cannot fail: every bit was checked above; if it did, the index is rebuilt from the bitmap)
+  if (!(allocate ? runs.take(b - first, n) : runs.give(b - first, n))) freeIndex.delete(bm);
+  if (allocate && gd.freeBlocks < n) throw new Ext4Error('EFSCORRUPTED', `group ${g} free count ${gd.freeBlocks} below allocation`, { structure: 'group descriptor', location: { kind: 'group', group: g } });
+  gd.freeBlocks += allocate ? -n : n;
+  tx.freeBlocksDelta += allocate ? -n : n;
 }
 
 /** Mark runs allocated. */
@@ -356,36 +365,80 @@ export async function applyPendingFrees(tx: Transaction): Promise<void> {
  * yet touched, a run too short, wrapping), for findFree to answer.
  */
 async function allocateAtGoal(tx: Transaction, opts: FindOptions): Promise<Run | null> {
-  if (opts.exact || opts.contiguous || opts.exclude || tx.pendingFree.length !== 0) return null;
+  const guard = atGoalGuard(tx, opts);
+  if (!guard) return null;
   const sb = tx.fs.sb;
-  const goal = opts.goal, n = opts.length;
-  const guard = guards.get(tx.fs);
-  if (!guard || !Number.isSafeInteger(goal) || !(n > 0) || goal < sb.s_first_data_block || goal >= sb.blocksCount) return null;
-  for (let g = groupOfBlock(sb, goal); g < sb.groupCount; g++) {
+  for (let g = groupOfBlock(sb, opts.goal); g < sb.groupCount; g++) {
     // (the transaction's copy when it has one; else the committed descriptor, read only: no copy taken)
-    const gd = tx.groups.get(g) ?? (await tx.fs.group(g));
-    if (gd.freeBlocks === 0) continue;
-    const bits = clustersInGroup(sb, g);
-    const first = groupFirstBlock(sb, g);
-    const bm = tx.groups.has(g) ? tx.blocks.get(gd.blockBitmap) : undefined;
-    const runs = bm && freeIndex.get(bm);
-    if (!bm || !runs || runs.count !== gd.freeBlocks || gd.freeBlocks >= bits || bits !== blocksInGroup(sb, g) || !guard.validated.has(g)) return null;
-    let i0 = -1, len = 0;
-    runs.forEach(Math.max(0, goal - first) | 0, bits, (s, l) => {
-      if (i0 < 0) {
-        i0 = s;
-        len = l;
-      }
-    });
-    if (i0 < 0) continue; // (free blocks only before the goal: the scan goes on to the next group too)
-    if (len < n || guard.index.within(first + i0, n).length !== 0) return null;
-    const i1 = (i0 + n) | 0;
-    if (findBit(bm, i0, i1, true) >= 0) return null; // (the index says free: a mismatch goes the long way, which reports it)
-    const run = { start: first + i0, length: n };
-    await markAllocated(tx, [run]);
-    return run;
+    const got = goalRunIn(tx, guard, g, tx.groups.get(g) ?? (await tx.fs.group(g)), opts.goal, opts.length);
+    if (got !== NEXT_GROUP) return got;
   }
   return null;
+}
+
+/**
+ * allocateAtGoal's answer without an await, when every group it looks at is one the transaction
+ * holds (a bulk writer's usual case): the run, allocated; null: no quick answer; undefined: a
+ * group on the way is not in the transaction (ask allocateBlocks). A fresh import's per-file
+ * allocateBlocks → allocateAtGoal → markAllocated → markRuns → txBlockBitmap → validateBlockBitmap
+ * were six async calls and their promises for one run in a bitmap already at hand.
+ */
+export function allocateAtGoalNow(tx: Transaction, opts: FindOptions): Run | null | undefined {
+  const guard = atGoalGuard(tx, opts);
+  if (!guard) return null;
+  const sb = tx.fs.sb;
+  for (let g = groupOfBlock(sb, opts.goal); g < sb.groupCount; g++) {
+    const gd = tx.groups.get(g);
+    if (gd === undefined) return undefined;
+    const got = goalRunIn(tx, guard, g, gd, opts.goal, opts.length);
+    if (got !== NEXT_GROUP) return got;
+  }
+  return null;
+}
+
+/** The session's guard when allocateAtGoal may answer `opts` at all, else null. */
+function atGoalGuard(tx: Transaction, opts: FindOptions): AllocGuard | null {
+  if (opts.exact || opts.contiguous || opts.exclude || tx.pendingFree.length !== 0) return null;
+  const sb = tx.fs.sb;
+  const goal = opts.goal;
+  const guard = guards.get(tx.fs);
+  if (!guard || !Number.isSafeInteger(goal) || !(opts.length > 0) || goal < sb.s_first_data_block || goal >= sb.blocksCount) return null;
+  return guard;
+}
+
+/** goalRunIn: group g has nothing at or past the goal, the search goes on in the next group. */
+const NEXT_GROUP = false;
+
+/**
+ * allocateAtGoal in group g (descriptor gd): the first free run at or past `goal`, allocated when it
+ * is `n` blocks long; NEXT_GROUP when the group has no free block there; null: no quick answer.
+ */
+function goalRunIn(tx: Transaction, guard: AllocGuard, g: number, gd: GroupDesc, goal: number, n: number): Run | null | typeof NEXT_GROUP {
+  if (gd.freeBlocks === 0) return NEXT_GROUP;
+  const sb = tx.fs.sb;
+  const bits = clustersInGroup(sb, g);
+  const first = groupFirstBlock(sb, g);
+  const bm = tx.groups.has(g) ? tx.blocks.get(gd.blockBitmap) : undefined;
+  const runs = bm && freeIndex.get(bm);
+  if (!bm || !runs || runs.count !== gd.freeBlocks || gd.freeBlocks >= bits || bits !== blocksInGroup(sb, g) || !guard.validated.has(g)) return null;
+  // (an initialised group: txBlockBitmap would give markRuns this same image, validated)
+  if (uninitFlagsHonoured(sb) && gd.flags & BG_FLAGS.BLOCK_UNINIT) return null;
+  let i0 = -1, len = 0;
+  runs.forEach(Math.max(0, goal - first) | 0, bits, (s, l) => {
+    if (i0 < 0) {
+      i0 = s;
+      len = l;
+    }
+  });
+  if (i0 < 0) return NEXT_GROUP; // (free blocks only before the goal: the scan goes on to the next group too)
+  if (len < n || guard.index.within(first + i0, n).length !== 0) return null;
+  const i1 = (i0 + n) | 0;
+  if (findBit(bm, i0, i1, true) >= 0) return null; // (the index says free: a mismatch goes the long way, which reports it)
+  const run = { start: first + i0, length: n };
+  // markAllocated's work for one run inside one group whose validated bitmap the transaction holds.
+  markInGroup(tx, g, gd, bm, first, run.start, run.start + n, true);
+  refreshBlockBitmapCsum(tx, gd);
+  return run;
 }
 
 /** Find and allocate; throws ENOSPC (nothing changed) unless `partial` allows fewer blocks. */
@@ -447,18 +500,18 @@ export async function allocateInode(tx: Transaction, opts: { goalGroup?: number;
       bm = await tx.block(gd.inodeBitmap);
       bm.set(computeUninitInodeBitmap(sb));
       gd.flags &= ~BG_FLAGS.INODE_UNINIT;
-    } else bm = await txInodeBitmap(tx, g);
-    const where = () => ({ structure: 'inode bitmap', location: { kind: 'group', group: g, block: gd.inodeBitmap } satisfies Location });
+    } else bm = tx.ownBlock(gd.inodeBitmap) ?? (await txInodeBitmap(tx, g));
     if (!guards.get(fs)?.inodesValidated.has(g)) await validateInodeBitmap(fs, gd, bm);
     for (let i = firstClear(bm, 0, ipg); i < ipg; i = firstClear(bm, i + 1, ipg)) {
       const ino = g * ipg + i + 1;
       // The kernel's "reserved inode found cleared" (ext4_error, the group's bitmap marked corrupt).
-      if (ino < sb.s_first_ino) throw new Ext4Error('EFSCORRUPTED', `reserved inode ${ino} is marked free: run e2fsck`, where());
-      const { block, offset } = await tx.inodeLocation(ino);
+      if (ino < sb.s_first_ino) throw new Ext4Error('EFSCORRUPTED', `reserved inode ${ino} is marked free: run e2fsck`, inodeBitmapWhere(g, gd));
+      // (what the transaction knows without an await: one async call less per create)
+      const { block, offset } = tx.knownInodeLocation(ino) ?? (await tx.inodeLocation(ino));
       if (zeroed || i < everUsed) {
         const data = await tx.slotImage(ino, block);
         if (slotInUse(sb, data.subarray(offset, offset + 128)))
-          throw new Ext4Error('EFSCORRUPTED', `inode ${ino} is marked free but its on-disk inode is in use: run e2fsck`, where());
+          throw new Ext4Error('EFSCORRUPTED', `inode ${ino} is marked free but its on-disk inode is in use: run e2fsck`, inodeBitmapWhere(g, gd));
       }
       setBit(bm, i);
       gd.freeInodes -= 1;
@@ -469,14 +522,19 @@ export async function allocateInode(tx: Transaction, opts: { goalGroup?: number;
       // Zero the slot: the table may hold garbage if not ITABLE_ZEROED, and a reused slot holds the old inode.
       // (a free slot: the block's late inodes, other slots, stay late)
       tx.forgetInode(ino);
-      (await tx.slotBlock(block)).fill(0, offset, offset + sb.s_inode_size);
+      (tx.blocks.get(block) ?? (await tx.slotBlock(block))).fill(0, offset, offset + sb.s_inode_size);
       return ino;
     }
   }
   throw new Ext4Error('ENOSPC', 'no free inodes');
 }
 
-/** The first clear bit of bm in [from, end), or end: whole set words skipped (a filling group is mostly set bits). */
+/** Where an inode bitmap error is (made only when thrown: a closure per allocation was a context per create). */
+function inodeBitmapWhere(g: number, gd: GroupDesc): { structure: string; location: Location } {
+  return { structure: 'inode bitmap', location: { kind: 'group', group: g, block: gd.inodeBitmap } };
+}
+
+/** The first clear bit of bm in [from, end): whole set words skipped (a filling group is mostly set bits). */
 function firstClear(bm: Uint8Array, from: number, end: number): number {
   const i = findBit(bm, from, end, false);
   return i < 0 ? end : i;
@@ -694,6 +752,14 @@ async function findGroupOther(tx: Transaction, req: InodeGoalRequest): Promise<n
     if (await ok(g, false)) return g;
   }
   return pg;
+}
+
+/**
+ * inodeGoalGroup's answer for a new non-directory under `parent` when it needs no await (the
+ * parent's flex group already in the transaction: a bulk create's usual case), else -1.
+ */
+export function fileGoalGroupNow(tx: Transaction, parent: number): number {
+  return parentFlexGroup(tx, parent);
 }
 
 /** The group a new inode should go to, as __ext4_new_inode chooses it (Orlov for directories). */

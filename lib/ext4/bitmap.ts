@@ -114,7 +114,8 @@ export function computeUninitBlockBitmap(g: Geometry, gd: UninitGroupDesc, into?
 /** An INODE_UNINIT group's inode bitmap: all free, padding set. */
 export function computeUninitInodeBitmap(g: Geometry): Uint8Array {
   const bm = new Uint8Array(g.blockSize);
-  for (let i = g.s_inodes_per_group; i < g.blockSize * 8; i++) setBit(bm, i);
+  // (whole bytes at once: a bit-at-a-time loop here got optimised, then deoptimised, during imports)
+  fillBits(bm, g.s_inodes_per_group, g.blockSize * 8, true);
   return bm;
 }
 

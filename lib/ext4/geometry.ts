@@ -20,8 +20,13 @@ export function groupFirstBlock(g: Geometry, group: number): number {
 
 /** Number of blocks in a group (the last one may be short). */
 export function blocksInGroup(g: Geometry, group: number): number {
-  if (group < g.groupCount - 1) return g.s_blocks_per_group;
-  return g.blocksCount - g.s_first_data_block - (g.groupCount - 1) * g.s_blocks_per_group;
+  // Both values computed on every call: the last group's arm, met only when an allocation first
+  // reaches it, otherwise deoptimised every function this is inlined into (a fresh import: the
+  // last group reached after TurboFan compiled them; V8 --trace-deopt).
+  const per = g.s_blocks_per_group;
+  const last = g.groupCount - 1;
+  const tail = g.blocksCount - g.s_first_data_block - last * per;
+  return group < last ? per : tail;
 }
 
 export function groupOfBlock(g: Geometry, block: number): number {

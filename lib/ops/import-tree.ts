@@ -34,13 +34,13 @@ import type { Inode, Timestamp } from '../ext4/inode.js';
 import { EXT_INIT_MAX_LEN, writeHeader, writeLeafEntry, type Extent } from '../ext4/extents.js';
 import { internals } from '../ext4/internals.js';
 import { isZeroRange } from '../ext4/bytes.js';
-import { allocateBlocks } from '../ext4/alloc.js';
+import { allocateAtGoalNow, allocateBlocks } from '../ext4/alloc.js';
 import { blockMapExclude, remapInode, setIBlocks, setSize, txFileMap } from '../ext4/remap.js';
 import { INODE_FLAGS, hasInlineData, isExtentMapped } from '../ext4/inode.js';
 import type { FileMap } from '../ext4/file-map.js';
 import { findDirEntry } from '../ext4/dir-edit.js';
 import { DirBatch } from '../ext4/dir-build.js';
-import { blockGoal, createFileInodeTx, linkInodeTx, linkTx, lookupTx, mkdirTx, mknodTx, symlinkTx } from './namespace.js';
+import { blockGoal, createFileInodeTx, firstBlockGoal, linkInodeTx, linkTx, lookupTx, mkdirTx, mknodTx, symlinkTx } from './namespace.js';
 import { chmodTx, chownTx, setTimes, setXattrTx, utimesTx } from './attrs.js';
 import { maxFileSize } from '../ext4/inode-lifecycle.js';
 import { countEntry, emptySummary, zeroUnitsOf, type DataRun, type SparseFile, type TreeEntry, type TreeSummary, type ZeroUnits } from './tree-entry.js';
@@ -93,7 +93,7 @@ export async function importTree(fs: Filesystem, entries: AsyncIterable<TreeEntr
           const budget = new Budget(tx, opts.batchBytes, run.dirs);
           const fill = async () => {
             if (run.file) {
-              await run.continueFile(tx, budget);
+              await run.resumeFile(tx, budget);
               if (run.file) return;
             }
             while (!budget.full()) {
@@ -259,9 +259,12 @@ class DataGather {
   writeEarly(fs: Filesystem): void {
     this.#early = new EarlyWrites(fs);
   }
-  /** Write what is gathered when it is enough for large writes (early mode only). */
-  async maybeFlush(tx: Transaction): Promise<void> {
-    if (this.#early && this.#bytes >= EARLY_FLUSH_BYTES) await this.#emit(tx);
+  /**
+   * Write what is gathered when it is enough for large writes (early mode only); null when there
+   * is nothing to write yet (the caller awaits nothing: an async call and its promises per piece).
+   */
+  maybeFlush(tx: Transaction): Promise<void> | null {
+    return this.#early && this.#bytes >= EARLY_FLUSH_BYTES ? this.#emit(tx) : null;
   }
   /** The rest of the transaction's data: written (early mode) or handed to the transaction as ordered data. */
   async finish(tx: Transaction): Promise<void> {
@@ -360,7 +363,8 @@ function zeroTail(d: Uint8Array, span: number, bs: number): boolean {
 /** A regular file being written across transactions. */
 interface OpenFile {
   ino: number;
-  path: string;
+  /** Its tree path (error messages give its image path: ImportRun.imagePath). */
+  rel: string;
   entry: TreeEntry;
   size: number;
   /** File offset reached (bytes consumed, holes skipped). */
@@ -375,6 +379,8 @@ interface OpenFile {
   carry: Uint8Array | null;
   /** The file's Inode as last written in the current transaction (null: read it). */
   inode: Inode | null;
+  /** Its map so far is all in i_block, written by mapIntoRoot (no tree block). */
+  rooted: boolean;
 }
 
 class ImportRun {
@@ -408,6 +414,7 @@ class ImportRun {
     this.fs = fs;
     this.at = at;
     this.opts = opts;
+    this.nowOpts = opts.now ? { now: opts.now } : {};
   }
 
   imagePath(rel: string): string {
@@ -444,6 +451,9 @@ class ImportRun {
     names.add(name);
     return true;
   }
+
+  /** `{now}` for the calls that take it: the import's fixed time, or none (the filesystem clock). Made once. */
+  readonly nowOpts: { now?: Timestamp };
 
   /** Create options for a claimed name (see claim): no lookup, the name held when its directory is (entrySink). */
   readonly knownNew = { knownNew: true, entrySink: this.dirs };
@@ -503,18 +513,51 @@ class ImportRun {
 
   async apply(tx: Transaction, raw: TreeEntry, budget: Budget): Promise<void> {
     const rel = checkTreePath(raw.path);
-    const e = raw;
-    const path = this.imagePath(rel);
-    const uid = this.opts.owner?.uid ?? e.uid;
-    const gid = this.opts.owner?.gid ?? e.gid;
-    const create = { mode: this.mode(e), uid, gid, now: this.opts.now };
-    const tnow = this.opts.now ? { now: this.opts.now } : {};
     budget.entries++;
-    countEntry(this.summary, e);
+    countEntry(this.summary, raw);
     const slash = rel.lastIndexOf('/');
     const parent = slash < 0 ? '' : rel.slice(0, slash);
     if (!this.knownDirs.has(parent)) await this.ensureParents(tx, rel);
     const at = { dir: this.knownDirs.get(parent)!, name: rel.slice(slash + 1) };
+    // Files (nearly all entries) on a path of their own: what TurboFan compiles for them carries
+    // no other type's arm, and a rare arm met late deoptimises only applyOther.
+    return raw.type === 'file' ? this.applyFile(tx, raw, rel, at, budget) : this.applyOther(tx, raw, rel, at);
+  }
+
+  /** apply for a regular file: created (its name held when claimed), then its data (continueFile). */
+  async applyFile(tx: Transaction, e: TreeEntry, rel: string, at: { dir: number; name: string }, budget: Budget): Promise<void> {
+    const claimed = this.claim(at.dir, at.name);
+    if (!claimed) await this.unclaimed(tx, at.dir);
+    // (one options object of one shape per file, no spreads)
+    const created = await createFileInodeTx(tx, at, {
+      mode: this.mode(e), uid: this.opts.owner?.uid ?? e.uid, gid: this.opts.owner?.gid ?? e.gid, now: this.opts.now,
+      exclusive: true, knownNew: claimed, entrySink: claimed ? this.dirs : undefined,
+    });
+    const ino = created.ino;
+    if (e.xattrs?.length) await this.xattrs(tx, ino, e);
+    const size = e.size ?? (e.data instanceof Uint8Array ? e.data.length : 0);
+    const bs = this.fs.blockSize;
+    // The created Inode goes on to the data path unless an xattr write made it stale.
+    const inode = e.xattrs?.length ? await tx.readInode(ino) : created;
+    // Checked before any block is taken: a sparse member may claim any size at no cost.
+    if (size > maxFileSize(inode, bs)) throw new Ext4Error('EFBIG', `${this.imagePath(rel)}: ${size} bytes is past the maximum file size`);
+    const sparse = e.sparse ? alignedRuns(e.sparse, size, bs, this.imagePath(rel)) : null;
+    this.file = {
+      // Data in one chunk starts as the carry (no iterator and its promises per file; held across commits like any carry).
+      // (an empty chunk is no carry: continueFile's end check then takes the path every file takes)
+      ino, rel, entry: e, size, offset: 0, extents: [], carry: !sparse && e.data instanceof Uint8Array && e.data.length !== 0 ? e.data : null, runs: sparse?.runs ?? null, run: 0, inode, rooted: false,
+      source: sparse ? sparse.data[Symbol.asyncIterator]() : e.data === undefined || e.data instanceof Uint8Array ? null : e.data[Symbol.asyncIterator](),
+    };
+    await this.continueFile(tx, budget);
+  }
+
+  /** apply for anything but a regular file. */
+  async applyOther(tx: Transaction, e: TreeEntry, rel: string, at: { dir: number; name: string }): Promise<void> {
+    const path = this.imagePath(rel);
+    const uid = this.opts.owner?.uid ?? e.uid;
+    const gid = this.opts.owner?.gid ?? e.gid;
+    const create = { mode: this.mode(e), uid, gid, now: this.opts.now };
+    const tnow = this.nowOpts;
     let ino: number;
     switch (e.type) {
       case 'dir': {
@@ -525,25 +568,6 @@ class ImportRun {
         if (e.xattrs?.length) await this.xattrs(tx, ino, e);
         if (e.mtime) this.dirTimes.push({ ino, atime: e.atime ?? e.mtime, mtime: e.mtime });
         this.progress();
-        return;
-      }
-      case 'file': {
-        const created = await createFileInodeTx(tx, at, { ...create, exclusive: true, ...(this.claim(at.dir, at.name) ? this.knownNew : await this.unclaimed(tx, at.dir)) });
-        ino = created.ino;
-        if (e.xattrs?.length) await this.xattrs(tx, ino, e);
-        const size = e.size ?? (e.data instanceof Uint8Array ? e.data.length : 0);
-        const bs = this.fs.blockSize;
-        // The created Inode goes on to the data path unless an xattr write made it stale.
-        const inode = e.xattrs?.length ? await tx.readInode(ino) : created;
-        // Checked before any block is taken: a sparse member may claim any size at no cost.
-        if (size > maxFileSize(inode, bs)) throw new Ext4Error('EFBIG', `${path}: ${size} bytes is past the maximum file size`);
-        const sparse = e.sparse ? alignedRuns(e.sparse, size, bs, path) : null;
-        this.file = {
-          // Data in one chunk starts as the carry (no iterator and its promises per file; held across commits like any carry).
-          ino, path, entry: e, size, offset: 0, extents: [], carry: !sparse && e.data instanceof Uint8Array ? e.data : null, runs: sparse?.runs ?? null, run: 0, inode,
-          source: sparse ? sparse.data[Symbol.asyncIterator]() : e.data === undefined || e.data instanceof Uint8Array ? null : e.data[Symbol.asyncIterator](),
-        };
-        await this.continueFile(tx, budget);
         return;
       }
       case 'symlink': {
@@ -609,17 +633,27 @@ class ImportRun {
 
   /** An existing directory (the import root, or one merged into) takes the entry's mode and owner. */
   async adopt(tx: Transaction, ino: number, c: { mode: number; uid: number; gid: number }): Promise<void> {
-    const now = this.opts.now ? { now: this.opts.now } : {};
+    const now = this.nowOpts;
     await chownTx(tx, ino, c.uid, c.gid, now);
     await chmodTx(tx, ino, c.mode, now);
   }
 
   async xattrs(tx: Transaction, ino: number, e: TreeEntry): Promise<void> {
-    for (const x of e.xattrs ?? []) await setXattrTx(tx, ino, x.name, x.value, this.opts.now ? { now: this.opts.now } : {});
+    for (const x of e.xattrs ?? []) await setXattrTx(tx, ino, x.name, x.value, this.nowOpts);
   }
 
   progress(): void {
     this.opts.onProgress?.(this.summary);
+  }
+
+  /**
+   * The open file in a new transaction: its Inode read again, then continued. (Here, not in
+   * continueFile, which runs per file: a read met first after TurboFan compiled it deoptimised it.)
+   */
+  async resumeFile(tx: Transaction, budget: Budget): Promise<void> {
+    const f = this.file!;
+    f.inode = await tx.readInode(f.ino);
+    await this.continueFile(tx, budget);
   }
 
   /**
@@ -630,8 +664,8 @@ class ImportRun {
   async continueFile(tx: Transaction, budget: Budget): Promise<void> {
     const f = this.file!;
     const bs = this.fs.blockSize;
-    const inode = f.inode ?? (await tx.readInode(f.ino));
-    f.inode = null; // the next transaction reads it again
+    const inode = f.inode!;
+    f.inode = null; // the next transaction reads it again (resumeFile)
     const extents = f.extents;
     const started = f.offset;
     let wrote = false;
@@ -650,7 +684,8 @@ class ImportRun {
       }
       const room = budget.dataRoom();
       if (room < bs || (wrote && budget.full())) break;
-      const piece = await this.take(f, Math.min(Math.floor(room / bs) * bs, 8 * 1024 * 1024), end);
+      const max = Math.min(Math.floor(room / bs) * bs, 8 * 1024 * 1024);
+      const piece = this.takeCarry(f, max, end) ?? (await this.take(f, max, end));
       const blocks = Math.ceil(piece.length / bs);
       const firstLogical = f.offset / bs;
       // Runs of non-zero blocks of this piece (by the producer's zero map when it has one).
@@ -660,29 +695,32 @@ class ImportRun {
         if (blockIsZero(piece, b, bs, z)) { b++; continue; }
         let end = b + 1;
         while (end < blocks && !blockIsZero(piece, end, bs, z)) end++;
-        await this.place(tx, inode, extents, piece, b, end, firstLogical);
+        if (!this.placeNow(tx, inode, extents, piece, b, end, firstLogical)) await this.place(tx, inode, extents, piece, b, end, firstLogical);
         b = end;
       }
       budget.dataBytes += blocks * bs;
       f.offset += piece.length;
       wrote = true;
-      await this.data.maybeFlush(tx);
+      const flushed = this.data.maybeFlush(tx);
+      if (flushed) await flushed;
     }
     const finished = f.offset >= f.size;
-    if (finished && (f.carry?.length || (await hasMore(f.source)))) throw new Ext4Error('EINVAL', `${f.path}: the source has more than ${f.size} bytes`);
+    if (finished && (f.carry?.length || (f.source !== null && (await hasMore(f.source))))) throw new Ext4Error('EINVAL', `${this.imagePath(f.rel)}: the source has more than ${f.size} bytes`);
     // A file finished here gets its times in the same inode write as its map and size (utimes folded in).
     const e = f.entry;
-    const times = finished && e.mtime ? () => setTimes(tx, inode, e.atime ?? e.mtime!, e.mtime!, this.opts.now ? { now: this.opts.now } : {}) : null;
-    if (f.offset !== started) {
-      // The size rides on the inode write remapInode does.
-      setSize(tx, inode, f.offset);
-      times?.();
-      if (started === 0 && mapIntoRoot(tx, inode, extents)) await tx.writeInode(inode);
-      else await remapInode(tx, inode, blockless(inode) ?? (await txFileMap(tx, inode)), extents);
-    } else if (times) {
-      times();
-      await tx.writeInode(inode);
-    }
+    const timed = finished && !!e.mtime;
+    // (one writeInode call for a map in i_block and for a file that wrote nothing here — an empty
+    // file: a rare arm of its own deoptimised this function when met after TurboFan compiled it)
+    const wroteHere = f.offset !== started;
+    // The size rides on the inode write remapInode does.
+    if (wroteHere) setSize(tx, inode, f.offset);
+    if (timed) setTimes(tx, inode, e.atime ?? e.mtime!, e.mtime!, this.nowOpts);
+    // A map that fits i_block goes there, also for a file resumed in a new transaction whose root
+    // was written so before (f.rooted): what remapInode would write, without its arm.
+    if (wroteHere) f.rooted = (started === 0 || f.rooted) && mapIntoRoot(tx, inode, extents, started !== 0);
+    if (!wroteHere || f.rooted) {
+      if (wroteHere || timed) await tx.writeInode(inode);
+    } else await remapInode(tx, inode, blockless(inode) ?? (await txFileMap(tx, inode)), extents);
     if (finished) {
       this.file = null;
       this.progress();
@@ -691,22 +729,57 @@ class ImportRun {
 
   /** Allocate blocks for piece blocks [from, to) and queue their data (ordered: written before the commit). */
   async place(tx: Transaction, inode: Inode, extents: Extent[], piece: Uint8Array, from: number, to: number, firstLogical: number): Promise<void> {
-    const bs = this.fs.blockSize;
     let b = from;
     while (b < to) {
       const last = extents[extents.length - 1];
       const goal = last ? last.physical + last.length : await blockGoal(tx, inode);
       const exclude = isExtentMapped(inode) ? undefined : blockMapExclude(this.fs.sb);
       const runs = await allocateBlocks(tx, { goal, length: to - b, partial: true, ...(exclude ? { exclude } : {}) });
-      for (const r of runs) {
-        const logical = firstLogical + b;
-        this.data.add(r.start, piece.subarray(b * bs, (b + r.length) * bs));
-        const prev = extents[extents.length - 1];
-        if (prev && prev.logical + prev.length === logical && prev.physical + prev.length === r.start) prev.length += r.length;
-        else extents.push({ logical, physical: r.start, length: r.length, unwritten: false });
-        b += r.length;
-      }
+      for (const r of runs) b = this.addRun(extents, piece, b, r, firstLogical);
     }
+  }
+
+  /**
+   * place without an await when its first allocation takes all of [from, to) at once
+   * (allocateAtGoalNow: the goal's group and bitmap already in the transaction, as for all but a
+   * transaction's first files); false: nothing done, for place.
+   */
+  placeNow(tx: Transaction, inode: Inode, extents: Extent[], piece: Uint8Array, from: number, to: number, firstLogical: number): boolean {
+    // (block-mapped files pass an exclusion to the allocator: place's way)
+    if (!isExtentMapped(inode)) return false;
+    const last = extents[extents.length - 1];
+    const goal = last ? last.physical + last.length : firstBlockGoal(tx, inode);
+    if (goal === null) return false;
+    const run = allocateAtGoalNow(tx, { goal, length: to - from });
+    if (!run) return false;
+    this.addRun(extents, piece, from, run, firstLogical);
+    return true;
+  }
+
+  /** Piece blocks from `b` on placed at run `r`: its data queued, the file's extents extended. Returns the block after it. */
+  addRun(extents: Extent[], piece: Uint8Array, b: number, r: { start: number; length: number }, firstLogical: number): number {
+    const bs = this.fs.blockSize;
+    const logical = firstLogical + b;
+    this.data.add(r.start, piece.subarray(b * bs, (b + r.length) * bs));
+    const prev = extents[extents.length - 1];
+    if (prev && prev.logical + prev.length === logical && prev.physical + prev.length === r.start) prev.length += r.length;
+    else extents.push({ logical, physical: r.start, length: r.length, unwritten: false });
+    return b + r.length;
+  }
+
+  /**
+   * take's answer when the carry alone gives it (a file whose data came in one chunk: most files),
+   * without an await; else null. (take's async call, its closure's and their promises: 30 of the
+   * 580 MB a fresh import of the bench tree allocated on its main thread, V8's allocation sampling.)
+   */
+  takeCarry(f: OpenFile, max: number, end: number): Uint8Array | null {
+    const c = f.carry;
+    if (c === null) return null;
+    const want = Math.min(max, end - f.offset);
+    if (c.length < want && c.length < this.fs.blockSize) return null;
+    const n = c.length >= want ? want : Math.floor(c.length / this.fs.blockSize) * this.fs.blockSize;
+    f.carry = c.length > n ? c.subarray(n) : null;
+    return c.length === n ? c : c.subarray(0, n);
   }
 
   /**
@@ -725,7 +798,7 @@ class ImportRun {
       }
       for (;;) {
         const r = f.source ? await f.source.next() : { done: true as const, value: undefined };
-        if (r.done) throw new Ext4Error('EINVAL', `${f.path}: the source ended after ${f.offset} of ${f.size} bytes`);
+        if (r.done) throw new Ext4Error('EINVAL', `${this.imagePath(f.rel)}: the source ended after ${f.offset} of ${f.size} bytes`);
         if (r.value.length) return r.value;
       }
     };
@@ -757,7 +830,7 @@ class ImportRun {
         const budget = new Budget(tx, this.opts.batchBytes);
         for (; i < list.length && !budget.full(); i++, budget.entries++) {
           const d = list[i]!;
-          await utimesTx(tx, d.ino, d.atime, d.mtime, this.opts.now ? { now: this.opts.now } : {});
+          await utimesTx(tx, d.ino, d.atime, d.mtime, this.nowOpts);
         }
       });
       this.summary.transactions++;
@@ -773,10 +846,12 @@ const ASCII = /^[\x00-\x7f]*$/;
 /**
  * A new extent-mapped file (no block yet) whose extents fit in i_block: the root written in place,
  * as remapInode's rebuild writes it (depth 0, eh_max 4), without loading the empty tree. `extents`
- * come from place(): in order, every mergeable neighbour merged. False when it does not apply.
+ * come from place(): in order, every mergeable neighbour merged. `resumed`: the file's blocks so
+ * far are `extents`' first ones, in a root this wrote (ImportRun's OpenFile.rooted). False when it
+ * does not apply.
  */
-function mapIntoRoot(tx: Transaction, inode: Inode, extents: readonly Extent[]): boolean {
-  if (extents.length > 4 || !isExtentMapped(inode) || inode.blocks512 !== 0 || hasInlineData(inode)) return false;
+function mapIntoRoot(tx: Transaction, inode: Inode, extents: readonly Extent[], resumed: boolean): boolean {
+  if (extents.length > 4 || !isExtentMapped(inode) || (inode.blocks512 !== 0 && !resumed) || hasInlineData(inode)) return false;
   let blocks = 0;
   for (const e of extents) {
     if (e.length > EXT_INIT_MAX_LEN || e.unwritten) return false;

@@ -36,7 +36,7 @@ import { COMPAT, INCOMPAT, RO_COMPAT } from '../ext4/superblock.js';
 import {
   INODE_FLAGS, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK, encodeTime, extraCovers, hasInlineData, type Inode, type Timestamp,
 } from '../ext4/inode.js';
-import { allocateBlocks, allocateInode, inodeGoalBlock, inodeGoalGroup, noteInodeGroup } from '../ext4/alloc.js';
+import { allocateBlocks, allocateInode, fileGoalGroupNow, inodeGoalBlock, inodeGoalGroup, noteInodeGroup } from '../ext4/alloc.js';
 import { addOrphan, removeOrphan } from '../ext4/orphan.js';
 import { InPlaceRemoval, deleteInode, initNewInode, releaseInode } from '../ext4/inode-lifecycle.js';
 import { blockMapExclude, remapInode, setSize, txFileMap } from '../ext4/remap.js';
@@ -51,6 +51,13 @@ import {
 import { canInline, initInlineDir, readInlineData } from '../ext4/inline-data.js';
 import { expandExtraIsize } from '../ext4/xattr-edit.js';
 import { bytesEqual, decodeName } from '../ext4/bytes.js';
+
+/**
+ * Options objects of the per-create calls, made once (a literal is a new object at every call:
+ * a bulk import makes thousands of creates). Read only by their callees.
+ */
+const LATE: { readonly late: true } = Object.freeze({ late: true });
+const MTIME: { readonly mtime: true } = Object.freeze({ mtime: true });
 
 /** The set-group-ID bit of a mode. */
 const S_ISGID = 0o2000;
@@ -219,16 +226,36 @@ async function parentOf(tx: Transaction, path: NewName): Promise<{ dir: Inode; n
 
 /** An InDir checked: the name one component, the directory a directory in use. */
 async function inDir(tx: Transaction, at: InDir): Promise<{ dir: Inode; name: Uint8Array }> {
+  const name = inDirName(tx, at);
+  return { dir: inUseDir(at, tx.writtenInode(at.dir) ?? (await tx.readInode(at.dir))), name };
+}
+
+/**
+ * parentOf without an await: an InDir whose directory this transaction wrote last (a bulk import
+ * stamps one parent per create: no parse, no async call), checked as inDir checks it; else null.
+ */
+function parentNow(tx: Transaction, path: NewName): { dir: Inode; name: Uint8Array } | null {
+  if (typeof path !== 'object' || path instanceof Uint8Array) return null;
+  const name = inDirName(tx, path);
+  const dir = tx.writtenInode(path.dir);
+  return dir === undefined ? null : { dir: inUseDir(path, dir), name };
+}
+
+/** An InDir's name checked (one component) and its directory's number in range: the name's bytes. */
+function inDirName(tx: Transaction, at: InDir): Uint8Array {
   const name = toBytes(at.name);
   if (name.length === 0) throw new Ext4Error('ENOENT', 'empty name');
   if (name.includes(0x2f)) throw new Ext4Error('EINVAL', `${decodeName(name)}: a name cannot contain "/"`);
   if (name.length > 255) throw new Ext4Error('ENAMETOOLONG', `${decodeName(name.subarray(0, 64))}…: name longer than 255 bytes`);
   if (!Number.isInteger(at.dir) || at.dir < 1 || at.dir > tx.fs.sb.s_inodes_count) throw new Ext4Error('EINVAL', `inode number ${at.dir} out of range`);
-  // The object this transaction last wrote for it, if any (a bulk import stamps one parent per create): no parse.
-  const dir = tx.writtenInode(at.dir) ?? (await tx.readInode(at.dir));
+  return name;
+}
+
+/** An InDir's directory (the object this transaction last wrote for it, or read) checked: a directory in use. */
+function inUseDir(at: InDir, dir: Inode): Inode {
   if (dir.mode === 0 || dir.linksCount === 0) throw new Ext4Error('ENOENT', `directory inode ${at.dir} is not in use`);
   if (dir.type !== 'dir') throw new Ext4Error('ENOTDIR', `inode ${at.dir} is not a directory`);
-  return { dir, name };
+  return dir;
 }
 
 // ---------------------------------------------------------------------------------------------- inodes
@@ -312,7 +339,9 @@ async function newInode(tx: Transaction, parent: Inode, name: Uint8Array, mode: 
   const isDir = (mode & 0xf000) === S_IFDIR;
   // Orlov starts a top-level directory's search at half_md4(name) with the fs seed (signed, as find_group_orlov sets it).
   const nameHash = isDir ? dirHash(name, 1, hashSeedWords(sb.s_hash_seed), true).hash : undefined;
-  const goalGroup = await inodeGoalGroup(tx, { parent: { ino: parent.ino, flags: parent.flags }, dir: isDir, ...(nameHash !== undefined ? { nameHash } : {}) });
+  // (a file's goal without an await when the transaction holds its parent's flex group)
+  const quick = isDir ? -1 : fileGoalGroupNow(tx, parent.ino);
+  const goalGroup = quick >= 0 ? quick : await inodeGoalGroup(tx, { parent: { ino: parent.ino, flags: parent.flags }, dir: isDir, ...(nameHash !== undefined ? { nameHash } : {}) });
   // __ext4_new_inode's got_group: the parent remembers the group chosen (i_last_alloc_group).
   noteInodeGroup(tx, parent.ino, goalGroup);
   const ino = await allocateInode(tx, { goalGroup, dir: isDir });
@@ -341,6 +370,11 @@ export async function blockGoal(tx: Transaction, inode: Inode, logical?: number)
     }
   }
   return inodeGoalBlock(tx.fs.sb, inode.ino, inode.type === 'file');
+}
+
+/** blockGoal without an await for an inode that maps no block yet (a new file's first data: the goal needs no map); else null. */
+export function firstBlockGoal(tx: Transaction, inode: Inode): number | null {
+  return hasInlineData(inode) || inode.blocks512 === 0 ? inodeGoalBlock(tx.fs.sb, inode.ino, inode.type === 'file') : null;
 }
 
 function checkWritable(fs: FsWriter): void {
@@ -473,7 +507,7 @@ export async function createFileTx(tx: Transaction, path: NewName, opts: CreateF
  */
 export async function createFileInodeTx(tx: Transaction, path: NewName, opts: CreateFileOptions = {}): Promise<Inode> {
   const fs = tx.fs;
-  const { dir, name } = await parentOf(tx, path);
+  const { dir, name } = parentNow(tx, path) ?? (await parentOf(tx, path));
   if (isDot(name) || isDotDot(name)) throw new Ext4Error(opts.exclusive ? 'EEXIST' : 'EISDIR', `${decodeName(name)}: is a directory`);
   const old = opts.knownNew ? null : await findDirEntry(tx, dir, name);
   if (old) {
@@ -487,10 +521,11 @@ export async function createFileInodeTx(tx: Transaction, path: NewName, opts: Cr
   setLinks(inode, 1);
   // Late writes (Transaction.writeInode): the caller usually writes the new inode again (its map),
   // and the parent is stamped again by the next create in it.
-  await tx.writeInode(inode, { late: true });
-  await addEntry(tx, dir, name, inode.ino, direntType('file'), opts);
-  dirty(tx, dir, t, { mtime: true });
-  await tx.writeInode(dir, { late: true });
+  await tx.writeInode(inode, LATE);
+  const adding = addEntry(tx, dir, name, inode.ino, direntType('file'), opts);
+  if (adding) await adding;
+  dirty(tx, dir, t, MTIME);
+  await tx.writeInode(dir, LATE);
   return inode;
 }
 
@@ -516,10 +551,10 @@ async function createNodeTx(tx: Transaction, path: NewName, mode: number, opts: 
   const inode = await newInode(tx, dir, name, mode, opts, t);
   setLinks(inode, 1);
   await init(inode);
-  await tx.writeInode(inode, { late: true });
+  await tx.writeInode(inode, LATE);
   await addEntry(tx, dir, name, inode.ino, direntType(inode.type), opts);
-  dirty(tx, dir, t, { mtime: true });
-  await tx.writeInode(dir, { late: true });
+  dirty(tx, dir, t, MTIME);
+  await tx.writeInode(dir, LATE);
   return inode.ino;
 }
 
@@ -623,11 +658,11 @@ export async function mkdirTx(tx: Transaction, path: NewName, opts: CreateOption
     await remapInode(tx, inode, await txFileMap(tx, inode), [{ logical: 0, physical: run!.start, length: 1, unwritten: false }]);
     setSize(tx, inode, fs.blockSize);
   }
-  await tx.writeInode(inode, { late: true });
+  await tx.writeInode(inode, LATE);
   await addEntry(tx, dir, name, inode.ino, direntType('dir'), opts);
   incDirLinks(dir);
-  dirty(tx, dir, t, { mtime: true });
-  await tx.writeInode(dir, { late: true });
+  dirty(tx, dir, t, MTIME);
+  await tx.writeInode(dir, LATE);
   return inode.ino;
 }
 
@@ -642,7 +677,7 @@ export function mkdir(fs: Filesystem, path: PathArg, opts: CreateOptions = {}): 
 async function unlinkEntry(tx: Transaction, dir: Inode, name: Uint8Array, target: Inode, t: Timestamp, bulk = false): Promise<void> {
   if (target.linksCount === 0) throw new Ext4Error('EFSCORRUPTED', `inode ${target.ino} has an entry but no links`, { structure: `inode ${target.ino}`, location: { kind: 'inode', ino: target.ino } });
   await removeDirEntry(tx, dir, name);
-  dirty(tx, dir, t, { mtime: true });
+  dirty(tx, dir, t, MTIME);
   await tx.writeInode(dir);
   await dropLink(tx, target, t, bulk);
 }
@@ -661,7 +696,7 @@ async function dropLink(tx: Transaction, target: Inode, t: Timestamp, bulk: bool
 async function rmdirEntry(tx: Transaction, dir: Inode, name: Uint8Array, target: Inode, t: Timestamp): Promise<void> {
   await removeDirEntry(tx, dir, name);
   decDirLinks(dir);
-  dirty(tx, dir, t, { mtime: true });
+  dirty(tx, dir, t, MTIME);
   await tx.writeInode(dir);
   stamp(target, t);
   await dropInode(tx, target);
@@ -721,7 +756,7 @@ export async function linkInodeTx(tx: Transaction, target: Inode, newPath: NewNa
   if (target.linksCount === 0) throw new Ext4Error('ENOENT', `inode ${target.ino} has no links left`);
   const t = nowOf(tx.fs, opts);
   await addEntry(tx, dir, name, target.ino, direntType(target.type), opts);
-  dirty(tx, dir, t, { mtime: true });
+  dirty(tx, dir, t, MTIME);
   await tx.writeInode(dir);
   const fresh = await tx.readInode(target.ino);
   setLinks(fresh, fresh.linksCount + 1);
@@ -814,10 +849,10 @@ export async function renameTx(tx: Transaction, from: PathArg, to: PathArg, opts
     decDirLinks(oldDir);
     if (!victimDir) incDirLinks(newDir);
   } else if (victimDir) decDirLinks(newDir);
-  dirty(tx, oldDir, t, { mtime: true });
+  dirty(tx, oldDir, t, MTIME);
   await tx.writeInode(oldDir);
   if (!same) {
-    dirty(tx, newDir, t, { mtime: true });
+    dirty(tx, newDir, t, MTIME);
     await tx.writeInode(newDir);
   }
   const m = await tx.readInode(moving.ino);
@@ -853,10 +888,10 @@ async function exchangeEntries(tx: Transaction, a: Side, b: Side, same: boolean,
       decDirLinks(b.dir);
     }
   }
-  dirty(tx, a.dir, t, { mtime: true });
+  dirty(tx, a.dir, t, MTIME);
   await tx.writeInode(a.dir);
   if (!same) {
-    dirty(tx, b.dir, t, { mtime: true });
+    dirty(tx, b.dir, t, MTIME);
     await tx.writeInode(b.dir);
   }
   for (const ino of [a.inode.ino, b.inode.ino]) {
@@ -1004,7 +1039,7 @@ async function removeStep(tx: Transaction, top: { parent: Uint8Array; name: Uint
       const d = await tx.readInode(dir.ino);
       for (const g of gone) await removeDirEntry(tx, d, g.name);
       for (let i = 0; i < goneDirs; i++) decDirLinks(d);
-      dirty(tx, d, lim.now, { mtime: true });
+      dirty(tx, d, lim.now, MTIME);
       await tx.writeInode(d);
     }
     return false;

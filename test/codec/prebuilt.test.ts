@@ -5,6 +5,9 @@
  * - every declared struct of lib, given its prebuilt codec, decodes random bytes exactly as the
  *   generated decoder does (values and property order), and its prebuilt readers read what get()
  *   reads and throw the same RangeError past the buffer;
+ * - every declared struct encodes, generated and prebuilt, exactly as its fields' writers write
+ *   (bytes, untouched padding, the RangeError of a value outside its field and what was written
+ *   before it);
  * - a prebuilt codec made from another declaration under the same name is not used (its key
  *   differs): the struct decodes from its own rows;
  * - the bundle's fast scripts register the codecs of the structs they declare, and `ls` through
@@ -31,6 +34,13 @@ beforeAll(async () => {
     }
   }
 }, 60_000);
+
+/** What these tests call on a struct (its field types erased). */
+interface Struct {
+  decode(b: Uint8Array, o: number): Record<string, unknown>;
+  encode(v: Record<string, unknown>, b: Uint8Array, o: number): void;
+  set(b: Uint8Array, f: string, v: unknown, o: number): void;
+}
 
 /** The prebuilt codec as the bundle holds it: the source evaluated as ordinary code. */
 function evaluate(source: string): PrebuiltCodec {
@@ -90,6 +100,55 @@ describe('prebuilt codecs', () => {
       }
     }
     expect(readers).toBeGreaterThan(1000);
+  });
+
+  it('encode every declared struct as the fields\' writers do (generated and prebuilt): bytes, padding, RangeErrors', () => {
+    const decls = declaredStructs().filter((d) => !d.name.startsWith('prebuilt test') && !d.name.startsWith('encode test'));
+    const rand = mulberry32(0xe4c);
+    let checked = 0;
+    for (const d of decls) {
+      const all = new Set(d.rows.map((r) => r[0]));
+      const name = `encode test ${d.name}`;
+      usePrebuilt({ [name]: evaluate(prebuiltSource(d, all)) });
+      const twin = defineStruct(name, d.size, d.rows) as unknown as Struct;
+      const own = d.struct as unknown as Struct;
+      // The reference: each field's writer in offset order (set() writes one field as encode's loop over writers did).
+      const byFields = (b: Uint8Array, v: Record<string, unknown>, at: number) => {
+        for (const row of [...d.rows].sort((x, y) => x[1] - y[1])) own.set(b, row[0], v[row[0]], at);
+      };
+      for (let round = 0; round < 6; round++) {
+        const at = round % 3;
+        const value = own.decode(randomBytes(rand, d.size, d.rows, at), at);
+        // Into bytes already holding something: padding must stay as it was.
+        const base = randomBytes(rand, d.size, d.rows, at);
+        const want = base.slice(), a = base.slice(), b = base.slice();
+        byFields(want, value, at);
+        own.encode(value, a, at);
+        twin.encode(value, b, at);
+        expect(a, `${d.name} round ${round}`).toEqual(want);
+        expect(b, `${d.name} prebuilt round ${round}`).toEqual(want);
+        // A value outside its field: the same RangeError, after the same fields were written.
+        const row = d.rows.filter((r) => r[2] !== 'bytes')[round % Math.max(1, d.rows.filter((r) => r[2] !== 'bytes').length)];
+        if (!row) continue;
+        const bad = { ...value, [row[0]]: round % 2 ? -1 : 2 ** 64 };
+        const outcome = (f: (x: Uint8Array) => void) => {
+          const x = base.slice();
+          try {
+            f(x);
+            return { x, error: null as string | null };
+          } catch (e) {
+            expect(e).toBeInstanceOf(RangeError);
+            return { x, error: (e as Error).message };
+          }
+        };
+        const w = outcome((x) => byFields(x, bad, at));
+        expect(w.error, `${d.name}.${row[0]}`).not.toBeNull();
+        expect(outcome((x) => own.encode(bad, x, at)), `${d.name}.${row[0]}`).toEqual(w);
+        expect(outcome((x) => twin.encode(bad, x, at)), `${d.name}.${row[0]} prebuilt`).toEqual(w);
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(200);
   });
 
   it('a prebuilt codec of another declaration under the same name is not used', () => {

@@ -1,11 +1,12 @@
 /**
  * setBitRange (whole bytes at once) against setting bit by bit, and computeUninitBlockBitmap
  * (ranges of metadata marked through it, built in a reused block or a new one) against marking
- * each block of every group's fixed metadata one at a time, on every descriptor layout.
+ * each block of every group's fixed metadata one at a time, on every descriptor layout; and
+ * computeUninitInodeBitmap against setting the padding bits one by one.
  */
 import { describe, expect, it } from 'vitest';
 import { Filesystem } from '../../lib/node.js';
-import { computeUninitBlockBitmap, setBit, setBitRange } from '../../lib/ext4/bitmap.js';
+import { computeUninitBlockBitmap, computeUninitInodeBitmap, setBit, setBitRange } from '../../lib/ext4/bitmap.js';
 import { bitOfBlock, blocksInGroup, clustersInGroup, groupFirstBlock, groupFixedMetadata, inodeTableBlocks } from '../../lib/ext4/geometry.js';
 import { mulberry32 } from '../../lib/io/prng.js';
 import { getImage } from '../helpers/images.js';
@@ -55,4 +56,17 @@ describe('computeUninitBlockBitmap', () => {
       }
     });
   }
+});
+
+describe('computeUninitInodeBitmap', () => {
+  it('sets exactly the bits past s_inodes_per_group, for inode counts ending anywhere in a byte', () => {
+    for (const blockSize of [1024, 4096]) {
+      for (const perGroup of [1, 7, 8, 9, 2041, 2048, 8191, blockSize * 8 - 1, blockSize * 8]) {
+        const want = new Uint8Array(blockSize);
+        for (let i = perGroup; i < blockSize * 8; i++) setBit(want, i);
+        const got = computeUninitInodeBitmap({ blockSize, s_inodes_per_group: perGroup } as Parameters<typeof computeUninitInodeBitmap>[0]);
+        expect(got, `block ${blockSize} inodes ${perGroup}`).toEqual(want);
+      }
+    }
+  });
 });
