@@ -1,7 +1,13 @@
 /**
- * The thread side of host-reader.ts: walks a host directory (lstat, names in byte order) and then
- * reads its regular files, in that order, into the slabs the main thread grants, so the source's
+ * The thread side of host-reader.ts: walks a host directory (names in byte order) and then reads
+ * its regular files, in that order, into the slabs the main thread grants, so the source's
  * open/read/close syscalls run on another core while the main thread fills the image.
+ *
+ * A name its directory says is a regular file is not lstat'ed by the walk: it is listed PENDING,
+ * and the read opens it (O_NOFOLLOW | O_NONBLOCK: it may have changed since) and fstats the open
+ * file, its fields going out with its bytes. Each lstat and open by path walked the whole path:
+ * per file that was a path lookup less (micro-benchmark, the bench tree's 20,100 files:
+ * lstat+open+close 124–160 ms of CPU, open+fstat+close 98–136 ms). Other names are lstat'ed.
  *
  * It is a source text run with `new Worker(text, {eval: true})`, not a module file: the same text
  * runs from the TypeScript sources (tsx, vitest), from the bundle (it is inside the import
@@ -14,8 +20,11 @@
  *                                            (ENTRY_FIELDS), in batches, each before any byte of
  *                                            its files; paths: see listPaths;
  *   {t: 'listed', count}                     the walk is complete;
- *   {t: 'd', id, items, sealed}              file bytes placed in slab `id`: items = [entry, offset,
+ *   {t: 'd', id, items, sealed, stats}       file bytes placed in slab `id`: items = [entry, offset,
  *                                            length, last] × n; sealed: nothing more goes in it;
+ *                                            stats = [entry, ENTRY_FIELDS] × m: the fields of
+ *                                            PENDING entries, before any byte of theirs (or null);
+ *   {t: 's', stats}                          the same, with no slab at hand;
  *   {t: 'e', index, error}                   reading entry `index` failed (in stream order);
  *   {t: 'end'}                               every file was read;
  *   {t: 'fatal', error}                      the walk failed (nothing else follows).
@@ -41,6 +50,8 @@ export const ENTRY_STRIDE = 12;
 
 /** Entry types in the `type` field, in this order. */
 export const ENTRY_TYPES = ['file', 'dir', 'symlink', 'chardev', 'blockdev', 'fifo', 'socket'] as const;
+/** The `type` of a listed regular file whose fields come with its bytes ('d' or 's' stats). */
+export const PENDING = -1;
 
 /** A Node error's identifying fields, as the worker sends them. */
 export interface WorkerError {
@@ -78,18 +89,43 @@ const path = require('node:path');
 const { root, slabBytes, wholeFileBytes, align, postFiles, postBytes, keepSlabs, listPaths } = workerData;
 const F = ${JSON.stringify(ENTRY_FIELDS)};
 const STRIDE = ${ENTRY_STRIDE};
+const PENDING = ${PENDING};
+// A listed file is opened without following a symlink and without waiting for a writer (a FIFO):
+// its directory entry may have been replaced since the readdir.
+const OPEN_LISTED = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
 const NS = 1000000000n;
-/** Entries per listing message; files listed ahead of the reads at least. */
-const WALK_BATCH = 1024, LIST_AHEAD = 512;
+/** lstat's options: nanosecond times (one object for every call). */
+const BIG = { bigint: true };
+/** readdir's options: the entries' types (d_type) with their names. */
+const DIRENTS = { withFileTypes: true };
+/**
+ * Entries per listing message: the first one small, then doubling up to WALK_BATCH. The main thread
+ * waits for the first entry (a fresh import of the bench tree: it asked ~40 ms before a first
+ * batch of 1,024 came), and a message per few entries later on would cost both threads.
+ */
+const FIRST_BATCH = 32, WALK_BATCH = 1024;
+/** Files listed ahead of the reads at least: FIRST_BATCH more than the files read so far, up to LIST_AHEAD (the first bytes go out early too). */
+const LIST_AHEAD = 512;
 
 function errorInfo(e) {
   return { message: String(e && e.message || e), code: e && e.code, errno: e && e.errno, syscall: e && e.syscall, path: e && e.path };
 }
 
-// Names in the order of their UTF-8 bytes (plain sort() when no name has a surrogate pair).
-function sortByBytes(names) {
-  if (!names.some((n) => /[\uD800-\uDFFF]/.test(n))) return names.sort();
-  return names.map((n) => ({ n, b: Buffer.from(n) })).sort((x, y) => Buffer.compare(x.b, y.b)).map((x) => x.n);
+// A directory's entries (Dirents) in the order of their names' UTF-8 bytes (UTF-16 order when no name has a surrogate pair).
+function sortByBytes(ds) {
+  if (!ds.some((d) => /[\uD800-\uDFFF]/.test(d.name))) return ds.sort((x, y) => (x.name < y.name ? -1 : 1));
+  return ds.map((d) => ({ d, b: Buffer.from(d.name) })).sort((x, y) => Buffer.compare(x.b, y.b)).map((x) => x.d);
+}
+
+// A directory being listed: its names in byte order, and which of them it says are regular files.
+function openDir(rel) {
+  const ds = sortByBytes(fs.readdirSync(abs(rel), DIRENTS));
+  const names = new Array(ds.length), regular = new Uint8Array(ds.length);
+  for (let k = 0; k < ds.length; k++) {
+    names[k] = ds[k].name;
+    regular[k] = ds[k].isFile() ? 1 : 0;
+  }
+  return { rel, names, regular, pos: 0 };
 }
 
 function typeOf(st) {
@@ -103,7 +139,7 @@ function typeOf(st) {
 }
 
 function setTime(num, o, ns) {
-  let sec = ns / NS, nsec = ns - sec * NS;
+  let sec = ns / NS, nsec = ns % NS;
   if (nsec < 0n) { nsec += NS; sec -= 1n; }
   num[o] = Number(sec);
   num[o + 1] = Number(nsec);
@@ -116,81 +152,110 @@ const abs = (rel) => (rel ? base + rel : root);
 // ------------------------------------------------------------------ the walk, in batches
 // Pre-order, names in byte order. Each batch is posted as it is made; the reads below take the
 // files of the batches listed so far, and the walk runs on whenever they wait for a slab.
-const allRels = [];
-const dirs = []; // { rel, names, pos }: the directories being listed, innermost last
+// (Cold paths: a batch's message, the walk's end or failure, a large file, are functions of
+// their own: V8 drops a hot function's optimised code the first time it meets a path it has no
+// feedback for, and walkBatch and pump each did once per import: --trace-deopt.)
+let listed = 0;
+let batchSize = FIRST_BATCH;
+const dirs = []; // openDir(): the directories being listed, innermost last
 const links = new Map();
-const files = []; // { i, size, file }: listed regular files, read in this order
+const files = []; // { i, size, file, fd }: listed regular files, read in this order (size -1: PENDING; fd: opened, not yet read)
 let walkDone = false, failed = false;
 
-function nextEntry() {
-  if (allRels.length === 0) return { rel: '', st: fs.lstatSync(root, { bigint: true }) };
-  while (dirs.length) {
-    const d = dirs[dirs.length - 1];
-    if (d.pos < d.names.length) {
-      const r = d.rel ? d.rel + '/' + d.names[d.pos++] : d.names[d.pos++];
-      return { rel: r, st: fs.lstatSync(base + r, { bigint: true }) };
-    }
-    dirs.pop();
-  }
-  return null;
-}
-
 function walkBatch() {
-  const from = allRels.length, rels = [], num = new Float64Array(WALK_BATCH * STRIDE), targets = [], errors = [];
+  const n = batchSize;
+  batchSize = Math.min(WALK_BATCH, n * 2);
+  const from = listed, rels = [], num = new Float64Array(n * STRIDE), targets = [], errors = [];
   let fatal = null;
   try {
-    while (rels.length < WALK_BATCH) {
-      const x = nextEntry();
-      if (!x) { walkDone = true; break; }
-      const { rel, st } = x, i = allRels.length, o = rels.length * STRIDE, type = typeOf(st);
-      allRels.push(rel);
-      rels.push(rel);
-      num[o + F.type] = type;
-      num[o + F.mode] = Number(st.mode & 0o7777n);
-      num[o + F.uid] = Number(st.uid);
-      num[o + F.gid] = Number(st.gid);
-      setTime(num, o + F.atimeSec, st.atimeNs);
-      setTime(num, o + F.mtimeSec, st.mtimeNs);
-      num[o + F.size] = type === 0 ? Number(st.size) : 0;
-      num[o + F.linkOf] = -1;
-      if (type !== 1 && st.nlink > 1n) {
-        const key = st.dev + ':' + st.ino, first = links.get(key);
-        if (first !== undefined) { num[o + F.linkOf] = first; continue; }
-        links.set(key, i);
-      }
-      if (type === 0) files.push({ i, size: num[o + F.size], file: abs(rel) });
-      else if (type === 1) dirs.push({ rel, names: sortByBytes(fs.readdirSync(abs(rel))), pos: 0 });
-      else if (type === 2) {
-        try { targets.push([i, fs.readlinkSync(abs(rel), { encoding: 'buffer' })]); } catch (e) { errors.push([i, errorInfo(e)]); }
-      } else if (type === 3 || type === 4) {
-        // Linux dev_t to major/minor (glibc's gnu_dev_major / gnu_dev_minor).
-        const dev = st.rdev;
-        num[o + F.major] = Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn));
-        num[o + F.minor] = Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn));
-      }
+    if (listed === 0) listOne('', fs.lstatSync(root, BIG), rels, num, targets, errors);
+    while (rels.length < n) {
+      const d = dirs[dirs.length - 1];
+      if (d === undefined) { walkDone = true; break; }
+      if (d.pos === d.names.length) { dirs.pop(); continue; }
+      const k = d.pos++, rel = d.rel ? d.rel + '/' + d.names[k] : d.names[k];
+      if (d.regular[k] === 1) listPending(rel, rels, num);
+      else listOne(rel, fs.lstatSync(base + rel, BIG), rels, num, targets, errors);
     }
   } catch (e) {
     fatal = errorInfo(e);
   }
-  if (rels.length) {
-    // The batch's paths NUL-terminated, ready for the xattr reader's stdin (xattr-reader.ts). Built
-    // by concatenation: rels.map(abs).join('\0') deoptimised walkBatch 7 times per import of the
-    // bench tree (--trace-deopt: "wrong map" at the join, each time recompiled by TurboFan).
-    let paths = null;
-    if (listPaths) {
-      let text = '';
-      for (let k = 0; k < rels.length; k++) text += abs(rels[k]) + '\0';
-      paths = Buffer.from(text);
-    }
-    parentPort.postMessage({ t: 'list', from, rels, num: num.slice(0, rels.length * STRIDE), targets, errors, paths });
+  if (rels.length) postList(from, rels, num, targets, errors);
+  if (fatal) walkFailed(fatal);
+  else if (walkDone) parentPort.postMessage({ t: 'listed', count: listed });
+}
+
+// The next entry (number listed), lstat'ed: its fields at the end of the batch.
+function listOne(rel, st, rels, num, targets, errors) {
+  const i = listed++, o = rels.length * STRIDE, type = typeOf(st);
+  rels.push(rel);
+  setFields(num, o, st, type);
+  if (type !== 1 && (num[o + F.linkOf] = linkOf(st, i)) >= 0) return;
+  if (type === 0) files.push({ i, size: num[o + F.size], file: abs(rel), fd: -1 });
+  else if (type === 1) dirs.push(openDir(rel));
+  else listSpecial(i, rel, type, st, num, o, targets, errors);
+}
+
+// The next entry, a regular file by its directory's word: PENDING until it is read.
+function listPending(rel, rels, num) {
+  const o = rels.length * STRIDE;
+  rels.push(rel);
+  num[o + F.type] = PENDING;
+  num[o + F.linkOf] = -1;
+  files.push({ i: listed++, size: -1, file: base + rel, fd: -1 });
+}
+
+// An entry's fields from its (l)stat.
+function setFields(num, o, st, type) {
+  num[o + F.type] = type;
+  num[o + F.mode] = Number(st.mode & 0o7777n);
+  num[o + F.uid] = Number(st.uid);
+  num[o + F.gid] = Number(st.gid);
+  setTime(num, o + F.atimeSec, st.atimeNs);
+  setTime(num, o + F.mtimeSec, st.mtimeNs);
+  num[o + F.size] = type === 0 ? Number(st.size) : 0;
+  num[o + F.linkOf] = -1;
+}
+
+// The earlier entry that entry i is a hard link of (by dev:ino, in listing order), or -1 (then it is the first).
+function linkOf(st, i) {
+  if (st.nlink <= 1n) return -1;
+  const key = st.dev + ':' + st.ino, first = links.get(key);
+  if (first !== undefined) return first;
+  links.set(key, i);
+  return -1;
+}
+
+function listSpecial(i, rel, type, st, num, o, targets, errors) {
+  if (type === 2) {
+    try { targets.push([i, fs.readlinkSync(abs(rel), { encoding: 'buffer' })]); } catch (e) { errors.push([i, errorInfo(e)]); }
+  } else if (type === 3 || type === 4) {
+    // Linux dev_t to major/minor (glibc's gnu_dev_major / gnu_dev_minor).
+    const dev = st.rdev;
+    num[o + F.major] = Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn));
+    num[o + F.minor] = Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn));
   }
-  if (fatal) {
-    // A walk that cannot go on ends the reader: the consumer gets this error after the entries listed.
-    failed = true;
-    if (big) { fs.closeSync(big.fd); big = null; }
-    parentPort.postMessage({ t: 'fatal', error: fatal });
-    parentPort.close();
-  } else if (walkDone) parentPort.postMessage({ t: 'listed', count: allRels.length });
+}
+
+function postList(from, rels, num, targets, errors) {
+  // The batch's paths NUL-terminated, ready for the xattr reader's stdin (xattr-reader.ts). Built
+  // by concatenation: rels.map(abs).join('\0') deoptimised walkBatch 7 times per import of the
+  // bench tree (--trace-deopt: "wrong map" at the join, each time recompiled by TurboFan).
+  let paths = null;
+  if (listPaths) {
+    let text = '';
+    for (let k = 0; k < rels.length; k++) text += abs(rels[k]) + '\0';
+    paths = Buffer.from(text);
+  }
+  parentPort.postMessage({ t: 'list', from, rels, num: num.length === rels.length * STRIDE ? num : num.slice(0, rels.length * STRIDE), targets, errors, paths });
+}
+
+// A walk that cannot go on ends the reader: the consumer gets this error after the entries listed.
+function walkFailed(error) {
+  failed = true;
+  closeHeld();
+  parentPort.postMessage({ t: 'fatal', error });
+  parentPort.close();
 }
 
 // ------------------------------------------------------------------ the reads
@@ -201,14 +266,22 @@ const granted = workerData.slabs.map((s) => ({ id: s.id, ...views.get(s.id) }));
 const UNIT_WORDS = align / 4;
 let cur = null, off = 0;
 let items = [], pendingBytes = 0;
+/** [entry, ENTRY_FIELDS] of PENDING entries opened since the last post. */
+let stats = [];
+const fields = new Float64Array(STRIDE);
 let next = 0;
 /** A large file being read in chunks: its fd stays open between pumps. */
 let big = null;
 let stopped = false;
 
 function post(sealed) {
-  if (!cur) return;
-  if (items.length || sealed) parentPort.postMessage({ t: 'd', id: cur.id, items: new Float64Array(items), sealed });
+  const s = stats.length ? new Float64Array(stats) : null;
+  stats = [];
+  if (!cur) {
+    if (s) parentPort.postMessage({ t: 's', stats: s });
+    return;
+  }
+  if (items.length || sealed || s) parentPort.postMessage({ t: 'd', id: cur.id, items: new Float64Array(items), sealed, stats: s });
   items = [];
   pendingBytes = 0;
   if (sealed) {
@@ -273,49 +346,136 @@ function markZeros(s, from, span) {
   }
 }
 
+// Whether the walk should list more before the next read: the listing stays ahead of the reads,
+// less so at the start (the consumer waits for the first bytes).
+function listBehind() {
+  return !walkDone && files.length - next < Math.min(LIST_AHEAD, FIRST_BATCH + next);
+}
+
 // Reads (or walks) until both wait: for a slab (the worker yields so grants come in) or for nothing.
 function pump() {
   while (!stopped && !failed) {
-    // The listing stays ahead of the reads.
-    if (!walkDone && files.length - next < LIST_AHEAD) { walkBatch(); continue; }
+    if (listBehind()) { walkBatch(); continue; }
     if (big) {
-      const n = Math.min(slabBytes, big.size - big.pos);
-      if (!room(Math.ceil(n / align) * align)) return blocked();
-      try {
-        place(big.i, big.fd, n, big.pos, big.file, big.pos + n >= big.size);
-        big.pos += n;
-      } catch (e) {
-        failedAt(big.i, e);
-        big.pos = big.size;
-      }
-      if (big.pos >= big.size) { fs.closeSync(big.fd); big = null; }
+      if (!readBigPiece()) return blocked();
       continue;
     }
     if (next >= files.length) {
       if (!walkDone) { walkBatch(); continue; }
-      post(true);
-      parentPort.postMessage({ t: 'end' });
-      parentPort.close();
-      return;
+      return finish();
     }
-    const { i, size, file } = files[next];
-    if (size > wholeFileBytes) {
-      next++;
-      try { big = { i, fd: fs.openSync(file, 'r'), size, pos: 0, file }; } catch (e) { failedAt(i, e); }
+    const f = files[next];
+    if (f.size < 0 && !openPending(f)) { files[next++] = null; continue; }
+    if (f.size > wholeFileBytes) {
+      openBig(f);
+      files[next++] = null;
       continue;
     }
-    if (!room(Math.ceil(size / align) * align)) return blocked();
-    files[next++] = null;
-    let fd = -1;
-    try {
-      fd = fs.openSync(file, 'r');
-      place(i, fd, size, 0, file, true);
-    } catch (e) {
-      failedAt(i, e);
-    } finally {
-      if (fd >= 0) fs.closeSync(fd);
-    }
+    if (!readSmallFiles()) return blocked();
   }
+}
+
+// The hot loop: whole files, in listing order, while they fit and the listing is ahead (false: no slab).
+function readSmallFiles() {
+  while (next < files.length) {
+    const f = files[next];
+    if (listBehind()) return true;
+    if (f.size < 0 && !openPending(f)) { files[next++] = null; continue; }
+    if (f.size > wholeFileBytes) return true;
+    if (!room(Math.ceil(f.size / align) * align)) return false;
+    files[next++] = null;
+    readWhole(f);
+  }
+  return true;
+}
+
+// Opens and fstats a PENDING file, its fields queued for the next post; false: nothing to read
+// (a hard link of an earlier entry, or a failure, reported).
+function openPending(f) {
+  let st;
+  try {
+    f.fd = fs.openSync(f.file, OPEN_LISTED);
+    st = fs.fstatSync(f.fd, BIG);
+    if (!st.isFile()) throw changed(f.file);
+  } catch (e) {
+    if (f.fd >= 0) { fs.closeSync(f.fd); f.fd = -1; }
+    // (its fields as a file: the consumer takes the error where it asks for the bytes)
+    fields.fill(0);
+    fields[F.linkOf] = -1;
+    queueStats(f.i);
+    failedAt(f.i, e && e.code === 'ELOOP' ? changed(f.file) : e);
+    return false;
+  }
+  setFields(fields, 0, st, 0);
+  f.size = fields[F.size];
+  if ((fields[F.linkOf] = linkOf(st, f.i)) >= 0) {
+    fs.closeSync(f.fd);
+    f.fd = -1;
+    queueStats(f.i);
+    return false;
+  }
+  queueStats(f.i);
+  return true;
+}
+
+function queueStats(i) {
+  stats.push(i);
+  for (let k = 0; k < STRIDE; k++) stats.push(fields[k]);
+}
+
+// A listed regular file that is no longer one (a symlink, a FIFO, a directory put in its place).
+function changed(file) {
+  return Object.assign(new Error(file + ': changed while being read (no longer a regular file)'), { code: 'EIO', path: file });
+}
+
+function readWhole(f) {
+  let fd = f.fd;
+  f.fd = -1;
+  try {
+    if (fd < 0) fd = fs.openSync(f.file, 'r');
+    place(f.i, fd, f.size, 0, f.file, true);
+  } catch (e) {
+    failedAt(f.i, e);
+  } finally {
+    if (fd >= 0) fs.closeSync(fd);
+  }
+}
+
+function openBig(f) {
+  try {
+    big = { i: f.i, fd: f.fd >= 0 ? f.fd : fs.openSync(f.file, 'r'), size: f.size, pos: 0, file: f.file };
+  } catch (e) {
+    failedAt(f.i, e);
+  }
+  f.fd = -1;
+}
+
+// Closes what is open between pumps: the large file being read, a file opened but not yet read.
+function closeHeld() {
+  if (big) { fs.closeSync(big.fd); big = null; }
+  const f = files[next];
+  if (f && f.fd >= 0) { fs.closeSync(f.fd); f.fd = -1; }
+}
+
+// The next piece of the large file being read, a slab at most (false: no slab to put it in).
+function readBigPiece() {
+  const n = Math.min(slabBytes, big.size - big.pos);
+  if (!room(Math.ceil(n / align) * align)) return false;
+  try {
+    place(big.i, big.fd, n, big.pos, big.file, big.pos + n >= big.size);
+    big.pos += n;
+  } catch (e) {
+    failedAt(big.i, e);
+    big.pos = big.size;
+  }
+  if (big.pos >= big.size) { fs.closeSync(big.fd); big = null; }
+  return true;
+}
+
+function finish() {
+  post(true);
+  parentPort.postMessage({ t: 'end' });
+  parentPort.close();
 }
 
 // No slab to read into: walk on meanwhile (a batch at a time, letting grants in between).
@@ -339,7 +499,7 @@ parentPort.on('message', (m) => {
     kick();
   } else if (m.t === 'stop') {
     stopped = true;
-    if (big) { fs.closeSync(big.fd); big = null; }
+    closeHeld();
     parentPort.close();
   }
 });

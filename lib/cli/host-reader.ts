@@ -14,7 +14,7 @@
  */
 import type { Worker } from 'node:worker_threads';
 import { setZeroUnits } from '../ops/tree-entry.js';
-import { ENTRY_FIELDS, ENTRY_STRIDE, ENTRY_TYPES, type WorkerError } from './host-reader-worker.js';
+import { ENTRY_FIELDS, ENTRY_STRIDE, ENTRY_TYPES, PENDING, type WorkerError } from './host-reader-worker.js';
 import { SLAB_ALIGN, SLAB_BYTES, startReaderThread, WHOLE_FILE_BYTES, type StartedThread } from './host-read-start.js';
 
 export { ENTRY_FIELDS, ENTRY_STRIDE, ENTRY_TYPES };
@@ -96,6 +96,8 @@ export class HostReader {
   /** Listing batches: entry `from + k` has its fields at k × ENTRY_STRIDE of `num`. */
   readonly #batches: { from: number; num: Float64Array }[] = [];
   #batch = 0;
+  /** The batch the next PENDING entry's fields go to (they come in entry order). */
+  #statBatch = 0;
   /** Entries in the tree, once the walk is complete. */
   #count: number | null = null;
   readonly #onList: ((paths: Uint8Array) => void) | undefined;
@@ -160,7 +162,11 @@ export class HostReader {
         this.#count = m.count as number;
         this.#onListed?.(this.#count);
         break;
+      case 's':
+        this.#fields(m.stats as Float64Array);
+        break;
       case 'd': {
+        if (m.stats) this.#fields(m.stats as Float64Array);
         const slab = this.#slabs.get(m.id as number)!;
         const items = m.items as Float64Array;
         for (let k = 0; k < items.length; k += 4) this.#queue.push({ index: items[k]!, slab, off: items[k + 1]!, len: items[k + 2]!, last: items[k + 3] === 1, error: null });
@@ -183,6 +189,16 @@ export class HostReader {
         break;
     }
     this.#notify();
+  }
+
+  /** The fields of PENDING entries, read with their files: [entry, ENTRY_FIELDS] × n, in entry order. */
+  #fields(stats: Float64Array): void {
+    for (let k = 0; k < stats.length; k += ENTRY_STRIDE + 1) {
+      const index = stats[k]!;
+      let b = this.#batches[this.#statBatch]!;
+      while (index >= b.from + b.num.length / ENTRY_STRIDE) b = this.#batches[++this.#statBatch]!;
+      b.num.set(stats.subarray(k + 1, k + 1 + ENTRY_STRIDE), (index - b.from) * ENTRY_STRIDE);
+    }
   }
 
   /** A sealed slab whose pieces were all handed out leaves the window. */
@@ -235,14 +251,19 @@ export class HostReader {
 
   /**
    * Entry `index` if it is listed already (entries are asked for in order), null past the last
-   * one, undefined when it must be waited for (entry()). The consumer takes most entries this way:
-   * the listing runs ahead, and an await per entry is a promise and a microtask for nothing.
+   * one, undefined when it must be waited for (entry()): not listed yet, or a regular file whose
+   * fields come with its bytes (PENDING). The consumer takes most entries this way: the listing
+   * runs ahead, and an await per entry is a promise and a microtask for nothing.
    */
   listed(index: number): ListedEntry | null | undefined {
     while (this.#batch < this.#batches.length) {
       const b = this.#batches[this.#batch]!;
       const k = index - b.from;
-      if (k * ENTRY_STRIDE < b.num.length) return k >= 0 ? { rel: this.rels[index]!, num: b.num, o: k * ENTRY_STRIDE } : null;
+      if (k * ENTRY_STRIDE < b.num.length) {
+        if (k < 0) return null;
+        if (b.num[k * ENTRY_STRIDE + ENTRY_FIELDS.type] !== PENDING) return { rel: this.rels[index]!, num: b.num, o: k * ENTRY_STRIDE };
+        break;
+      }
       this.#batch++;
     }
     if (this.#count !== null && index >= this.#count) return null;

@@ -28,7 +28,7 @@ export interface HostTreeOptions {
   warn?(message: string): void;
   /** The consumer calls `recycle` (importTree's `released`): file buffers are reused (default false: never overwritten). */
   reuse?: boolean;
-  /** Read-ahead of the reader thread, in 8 MiB slabs (default 6). */
+  /** Read-ahead of the reader thread, in slabs (host-read-start.ts: SLAB_BYTES, default WINDOW_SLABS). */
   readAheadSlabs?: number;
 }
 

@@ -52,7 +52,7 @@ beforeAll(() => {
     for (let i = 0; i < 500; i++) fs.writeFileSync(path.join(src, `d${d}`, `f${i}`), prngBytes(`${d}/${i}`, (i * 131) % 9000));
   }
   fs.writeFileSync(path.join(src, 'big'), prngBytes('big', 3_000_000));
-  // more than the read-ahead (48 MiB): the thread is still there, waiting for a slab, when the read takes it
+  // more than the read-ahead (SLAB_BYTES × WINDOW_SLABS: 32 MiB): the thread is still there, waiting for a slab, when the read takes it
   const block = prngBytes('block', 1 << 20);
   const fd = fs.openSync(path.join(src, 'huge'), 'w');
   for (let i = 0; i < 56; i++) fs.writeSync(fd, block.map((b) => b ^ i));

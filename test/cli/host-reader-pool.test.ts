@@ -14,11 +14,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ENTRY_FIELDS, HostReader } from '../../lib/cli/host-reader.js';
 import { HOST_READER_WORKER } from '../../lib/cli/host-reader-worker.js';
+import { SLAB_BYTES } from '../../lib/cli/host-read-start.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { prngBytes } from '../helpers/tree.js';
 
 const MiB = 1024 * 1024;
-const TINY = 4500; // × 4 KiB in the slabs: 17.6 MiB, more than two 8 MiB slabs
+const TINY = 4500; // × 4 KiB in the slabs: 17.6 MiB, more than two slabs (SLAB_BYTES ≤ 8 MiB)
 const threads = (): number => fs.readdirSync('/proc/self/task').length;
 
 let tiny = '';
@@ -76,7 +77,7 @@ describe('host reader pool', () => {
       fs.writeFileSync(path.join(dir, 'a'), prngBytes('a', 10));
       // Four pieces through a one-slab window: a seeded MiB repeated, each copy numbered (a piece out of order shows).
       const unit = prngBytes('big', MiB);
-      const big = Buffer.concat(Array.from({ length: 25 }, (_, m) => Buffer.concat([Buffer.from([m]), unit.subarray(1)])), 3 * 8 * MiB + 12345);
+      const big = Buffer.concat(Array.from({ length: 25 }, (_, m) => Buffer.concat([Buffer.from([m]), unit.subarray(1)])), 3 * SLAB_BYTES + 12345);
       fs.writeFileSync(path.join(dir, 'b'), big);
       fs.writeFileSync(path.join(dir, 'c'), prngBytes('c', 20));
       const r = new HostReader(dir, { reuse: true, windowSlabs: 1 });
@@ -87,7 +88,7 @@ describe('host reader pool', () => {
         let at = 0;
         let pieces = 0;
         for await (const c of r.chunks(2)) {
-          expect(c.length).toBeLessThanOrEqual(8 * MiB);
+          expect(c.length).toBeLessThanOrEqual(SLAB_BYTES);
           expect(Buffer.from(c).equals(big.subarray(at, at + c.length)), `piece at ${at}`).toBe(true);
           at += c.length;
           pieces++;
@@ -106,9 +107,9 @@ describe('host reader pool', () => {
 
   it('a read failing in the middle of the stream fails that entry only; its neighbours keep their bytes', async () => {
     const dir = tmpDir('host-pool-err');
-    // t00000..t00019 fill most of the one slab (400 KiB each): t00020 does not fit, so the thread
-    // cannot read it before the consumer has taken the first slab's files — it vanishes meanwhile.
-    const size = (i: number) => (i <= 20 ? 400 * 1024 : 100 + i);
+    // t00000..t00019 fill most of the one slab (a 21st of it each): t00020 does not fit, so the
+    // thread cannot read it before the consumer has taken the first slab's files — it vanishes meanwhile.
+    const size = (i: number) => (i <= 20 ? Math.floor(SLAB_BYTES / 21) : 100 + i);
     try {
       for (let i = 0; i < 40; i++) fs.writeFileSync(path.join(dir, tinyName(i)), prngBytes(`e${i}`, size(i)));
       const r = new HostReader(dir, { reuse: true, windowSlabs: 1 });

@@ -1,13 +1,15 @@
 /**
  * readHostTree's reader thread (lib/cli/host-reader.ts): files read ahead into slabs, a bounded
  * window, slabs reused only once importTree's `released` covers every piece in them (never the
- * held one), errors carrying the path in stream order, and no file descriptor or thread left
- * behind when the consumer stops early or throws.
+ * held one), errors carrying the path in stream order (a file replaced after the walk included),
+ * and no file descriptor or thread left behind when the consumer stops early or throws.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readHostTree } from '../../lib/cli/host-tree.js';
+import { SLAB_BYTES } from '../../lib/cli/host-read-start.js';
 import type { TreeEntry } from '../../lib/ops/tree-entry.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { prngBytes } from '../helpers/tree.js';
@@ -38,7 +40,9 @@ function children(): string[] {
 /** Threads of this process (the reader's worker is one while it runs). */
 const threads = (): number => fs.readdirSync('/proc/self/task').length;
 
-const sizes: Record<string, number> = { a: 100, b: 5000, c: 3 * MiB, d: 10, e: 7000, f: 6 * MiB, g: 6 * MiB, h: 6 * MiB, i: 100 };
+/** An eighth of a slab (512 KiB with 4 MiB slabs): c (more than WHOLE_FILE_BYTES, one piece) leaves room in the first slab; f, g and h take one each. */
+const S = SLAB_BYTES / 8;
+const sizes: Record<string, number> = { a: 100, b: 5000, c: 3 * S, d: 10, e: 7000, f: 6 * S, g: 6 * S, h: 6 * S, i: 100 };
 
 let src = '';
 beforeAll(() => {
@@ -82,7 +86,7 @@ describe('host tree slabs (read-ahead of one slab)', () => {
     expect(v.b!.buffer).toBe(v.a!.buffer);
     expect(v.b!.byteOffset - v.a!.byteOffset).toBe(4096);
     expect(new Uint8Array(v.a!.buffer, v.a!.byteOffset + 100, 4096 - 100).every((x) => x === 0)).toBe(true);
-    expect(v.c!.buffer).toBe(v.a!.buffer); // 3 MiB: still room in the first slab
+    expect(v.c!.buffer).toBe(v.a!.buffer); // 3/8 of a slab: still room in the first slab
     // Released with nothing held before f is handed out: the first slab is free again, and the
     // worker gets it back once f's slab is finished — g goes over a..e.
     t.recycle(null);
@@ -161,7 +165,7 @@ describe('host tree reader: stops and errors', () => {
 
   it('a file that shrank or vanished after the walk fails at its entry, with its path', async () => {
     const dir = tmpDir('host-tree-errors');
-    fs.writeFileSync(path.join(dir, 'big'), prngBytes('big', 12 * MiB));
+    fs.writeFileSync(path.join(dir, 'big'), prngBytes('big', 1.5 * SLAB_BYTES));
     fs.writeFileSync(path.join(dir, 'gone'), prngBytes('gone', 10));
     fs.writeFileSync(path.join(dir, 'last'), prngBytes('last', 10));
     try {
@@ -169,12 +173,12 @@ describe('host tree reader: stops and errors', () => {
       const it = t.entries[Symbol.asyncIterator]();
       expect(((await it.next()).value as TreeEntry).type).toBe('dir');
       const big = (await it.next()).value as TreeEntry;
-      expect(big.size).toBe(12 * MiB);
-      // The worker read big's first 8 MiB into the one slab; it reads on once that is handed out.
-      fs.truncateSync(path.join(dir, 'big'), 9 * MiB);
+      expect(big.size).toBe(1.5 * SLAB_BYTES);
+      // The worker read big's first slab-full into the one slab; it reads on once that is handed out.
+      fs.truncateSync(path.join(dir, 'big'), SLAB_BYTES + MiB);
       fs.rmSync(path.join(dir, 'gone'));
       const chunks = (big.data as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
-      expect(((await chunks.next()).value as Uint8Array).length).toBe(8 * MiB);
+      expect(((await chunks.next()).value as Uint8Array).length).toBe(SLAB_BYTES);
       await expect(chunks.next()).rejects.toThrow(`${path.join(dir, 'big')}: shrank while being read`);
       const gone = await it.next().catch((e: NodeJS.ErrnoException) => e);
       expect(gone).toBeInstanceOf(Error);
@@ -183,6 +187,35 @@ describe('host tree reader: stops and errors', () => {
       expect(fdsInto(dir)).toEqual([]);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a listed file replaced by a symlink or a FIFO before its read fails at its entry: not followed, not waited for', async () => {
+    // The worker lists x from its directory entry and opens it only when it reads it (after big's first slab-full).
+    for (const kind of ['symlink', 'fifo'] as const) {
+      const dir = tmpDir(`host-tree-changed-${kind}`);
+      fs.writeFileSync(path.join(dir, 'big'), prngBytes('big', 1.5 * SLAB_BYTES));
+      fs.writeFileSync(path.join(dir, 'target'), prngBytes('target', 10));
+      fs.writeFileSync(path.join(dir, 'x'), prngBytes('x', 10));
+      try {
+        const t = await readHostTree(dir, { xattrs: false, readAheadSlabs: 1 });
+        const it = t.entries[Symbol.asyncIterator]();
+        expect(((await it.next()).value as TreeEntry).type).toBe('dir');
+        const big = (await it.next()).value as TreeEntry;
+        expect(big.path).toBe('big');
+        fs.rmSync(path.join(dir, 'x'));
+        if (kind === 'symlink') fs.symlinkSync('target', path.join(dir, 'x'));
+        else expect(spawnSync('mkfifo', [path.join(dir, 'x')]).status).toBe(0);
+        expect((await bytesOf(big)).equals(prngBytes('big', 1.5 * SLAB_BYTES))).toBe(true);
+        expect(((await it.next()).value as TreeEntry).path).toBe('target');
+        const x = await it.next().catch((e: NodeJS.ErrnoException) => e);
+        expect(x, kind).toBeInstanceOf(Error);
+        expect((x as NodeJS.ErrnoException).message).toBe(`${path.join(dir, 'x')}: changed while being read (no longer a regular file)`);
+        expect((x as NodeJS.ErrnoException).code).toBe('EIO');
+        expect(fdsInto(dir)).toEqual([]);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
     }
   });
 
