@@ -20,7 +20,9 @@ export const TARGET_FREE_EXTENTS = 50;
 export function subtractRuns(runs: readonly Run[], cut: readonly Run[]): Run[] {
   const out: Run[] = [];
   let j = 0;
-  for (const r of runs) {
+  // (indexed: the planner calls this cold, where for-of pays an iterator call per run)
+  for (let i = 0; i < runs.length; i++) {
+    const r = runs[i]!;
     let s = r.start;
     const e = r.start + r.length;
     while (j < cut.length && cut[j]!.start + cut[j]!.length <= s) j++;
@@ -38,7 +40,8 @@ export function subtractRuns(runs: readonly Run[], cut: readonly Run[]): Run[] {
 export function mergeRuns(runs: Run[]): Run[] {
   runs.sort((a, b) => a.start - b.start);
   const out: Run[] = [];
-  for (const r of runs) {
+  for (let i = 0; i < runs.length; i++) {
+    const r = runs[i]!;
     const last = out[out.length - 1];
     if (last && last.start + last.length >= r.start) last.length = Math.max(last.length, r.start + r.length - last.start);
     else if (r.length > 0) out.push({ ...r });

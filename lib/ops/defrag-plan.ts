@@ -180,6 +180,16 @@ const PLANNED_LAYOUTS = 1;
 
 class TreeGrowth extends Error {}
 
+/** Whether two layouts put the same files in the same runs. */
+function sameLayout(a: ReadonlyMap<number, Run>, b: ReadonlyMap<number, Run>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [file, r] of a) {
+    const o = b.get(file);
+    if (!o || o.start !== r.start || o.length !== r.length) return false;
+  }
+  return true;
+}
+
 /** The free-extent index: sorted, non-adjacent runs. */
 export class FreeIndex {
   runs: Run[];
@@ -214,10 +224,14 @@ export class FreeIndex {
     const i = this.at(start);
     const r = this.runs[i];
     if (!r || r.start > start || start + length > r.start + r.length) throw new Ext4Error('EFSCORRUPTED', `defrag plan: blocks ${start}+${length} are not free in the model`, { structure: 'free-extent index', location: { kind: 'block', block: start, count: length } });
-    const parts: Run[] = [];
-    if (start > r.start) parts.push({ start: r.start, length: start - r.start });
-    if (r.start + r.length > start + length) parts.push({ start: start + length, length: r.start + r.length - start - length });
-    this.runs.splice(i, 1, ...parts);
+    // (no array of parts spread into splice: a cold step took several allocations per run taken)
+    const below = start > r.start, above = r.start + r.length > start + length;
+    const hi = above ? { start: start + length, length: r.start + r.length - start - length } : null;
+    if (below) {
+      this.runs[i] = { start: r.start, length: start - r.start };
+      if (hi) this.runs.splice(i + 1, 0, hi);
+    } else if (hi) this.runs[i] = hi;
+    else this.runs.splice(i, 1);
   }
   give(start: number, length: number): void {
     if (length <= 0) return;
@@ -281,6 +295,11 @@ function rangesOnPhysical(extents: readonly Extent[], start: number, length: num
 /** The planner's state: each file's extents and tree blocks, the free index, the steps so far. */
 class Model {
   readonly files: Extent[][];
+  /**
+   * fragmentCount of each file's map, kept as moves replace it (each step reports the count before
+   * and after: counted once per map, not twice — a cold pass over the file's extents each time).
+   */
+  readonly frags: number[];
   readonly trees: number[][];
   /** Files whose map is a block map (their indirect blocks never move). */
   readonly blockMapped: boolean[];
@@ -304,6 +323,7 @@ class Model {
   constructor(filesIn: readonly PlanFile[], freeIn: readonly Run[], private readonly stopAtTreeGrowth: boolean, private readonly leafExtents = 0) {
     this.free = new FreeIndex(freeIn);
     this.files = filesIn.map((f) => f.extents.map((e) => ({ ...e })));
+    this.frags = this.files.map(fragmentCount);
     this.trees = filesIn.map((f) => f.treeBlocks.slice());
     this.blockMapped = filesIn.map((f) => !!f.blockMapped);
   }
@@ -313,13 +333,17 @@ class Model {
     this.onRelease?.(start, length);
   }
   measure(): PlanPrediction {
-    return { extents: this.files.reduce((a, x) => a + fragmentCount(x), 0), freeExtents: this.free.count, largestFree: this.free.largest, freeBlocks: this.free.total };
+    let extents = 0;
+    for (const n of this.frags) extents += n;
+    return { extents, freeExtents: this.free.count, largestFree: this.free.largest, freeBlocks: this.free.total };
   }
   /** Record and apply a step; old blocks go back to the free index except those inside `reserved`. */
   move(i: number, phase: PlanStep['phase'], logical: number, length: number, target: Run[], reserved?: Run): void {
     const expect = this.files[i]!;
     const { newExtents, freed } = layOut(expect, logical, length, target);
-    for (const r of target) {
+    // (indexed loops: every step runs them, cold)
+    for (let k = 0; k < target.length; k++) {
+      const r = target[k]!;
       this.free.take(r.start, r.length);
       this.onTake?.(r.start, r.length);
     }
@@ -327,16 +351,21 @@ class Model {
     // at the end of the transaction: the allocator never hands them out in it).
     const tree = this.trees[i]!;
     const treeBlock = !this.blockMapped[i] && newExtents.length > ROOT_EXTENTS && !tree.length && newExtents.length <= this.leafExtents ? this.growTree(newExtents[0]!.physical) : undefined;
-    for (const f of freed) {
+    for (let k = 0; k < freed.length; k++) {
+      const f = freed[k]!;
       const s = f.physical, e = f.physical + f.length;
       if (!reserved) { this.release(s, f.length); continue; }
       const ws = reserved.start, we = reserved.start + reserved.length;
       if (s < ws) this.release(s, Math.min(e, ws) - s);
       if (e > we) this.release(Math.max(s, we), e - Math.max(s, we));
     }
+    const fragmentsBefore = this.frags[i]!, fragmentsAfter = fragmentCount(newExtents);
     this.files[i] = newExtents;
-    this.steps.push({ file: i, phase, logical, length, target, expect, fragmentsBefore: fragmentCount(expect), fragmentsAfter: fragmentCount(newExtents), ...(treeBlock === undefined ? {} : { treeBlock }) });
-    for (const r of target) this.copied += r.length;
+    this.frags[i] = fragmentsAfter;
+    const step: PlanStep = { file: i, phase, logical, length, target, expect, fragmentsBefore, fragmentsAfter };
+    if (treeBlock !== undefined) step.treeBlock = treeBlock;
+    this.steps.push(step);
+    for (let k = 0; k < target.length; k++) this.copied += target[k]!.length;
     if (this.bounds) this.waves.add(footprint(i, freed, target, !this.blockMapped[i] && newExtents.length <= ROOT_EXTENTS ? tree : [], treeBlock === undefined ? undefined : { goal: newExtents[0]!.physical, leaf: treeBlock }, this.bounds));
     // The tree collapses into the inode when the extents fit there again (remap → rebuild), freeing
     // its blocks; growing out of the inode allocates a leaf (predicted above when one leaf holds
@@ -413,9 +442,12 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
   // (a contiguous file whose place is where it is already has nothing to do)
   let places = [...layout.entries()]
     .filter(([file, run]) => { const at = physicalRuns(files[file]!); return !(at.length === 1 && at[0]!.start === run.start); })
-    .map(([file, run]) => ({ file, run, taken: 0 }))
+    .map(([file, run]) => ({ file, run, taken: 0, settled: 0 }))
     .sort((a, b) => a.run.start - b.run.start);
-  const overlapping = (start: number, length: number): typeof places => {
+  for (const q of places) q.taken = q.run.length - m.free.overlapping(q.run.start, q.run.start + q.run.length).reduce((a, r) => a + Math.min(r.start + r.length, q.run.start + q.run.length) - Math.max(r.start, q.run.start), 0);
+  const overlap = (p: (typeof places)[number], start: number, length: number): number => Math.min(start + length, p.run.start + p.run.length) - Math.max(start, p.run.start);
+  /** Add `sign` × the blocks of [start, start+length) in each place to its taken count (no array per call: every step calls it). */
+  const adjustTaken = (start: number, length: number, sign: number): void => {
     let lo = 0, hi = places.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
@@ -423,14 +455,10 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
       if (r.start + r.length <= start) lo = mid + 1;
       else hi = mid;
     }
-    const out: typeof places = [];
-    for (let k = lo; k < places.length && places[k]!.run.start < start + length; k++) out.push(places[k]!);
-    return out;
+    for (let k = lo; k < places.length && places[k]!.run.start < start + length; k++) places[k]!.taken += sign * overlap(places[k]!, start, length);
   };
-  for (const q of places) q.taken = q.run.length - m.free.overlapping(q.run.start, q.run.start + q.run.length).reduce((a, r) => a + Math.min(r.start + r.length, q.run.start + q.run.length) - Math.max(r.start, q.run.start), 0);
-  const overlap = (p: (typeof places)[number], start: number, length: number): number => Math.min(start + length, p.run.start + p.run.length) - Math.max(start, p.run.start);
-  m.onRelease = (start, length) => { for (const p of overlapping(start, length)) p.taken -= overlap(p, start, length); };
-  m.onTake = (start, length) => { for (const p of overlapping(start, length)) p.taken += overlap(p, start, length); };
+  m.onRelease = (start, length) => adjustTaken(start, length, -1);
+  m.onTake = (start, length) => adjustTaken(start, length, 1);
   /**
    * Runs for n blocks evicted from `victim`'s place: scratch space, free blocks outside every place
    * still to fill (best fit, else the largest runs); when that is short, free blocks in the places
@@ -438,17 +466,31 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
    * than maxRuns would be needed). The pools are taken once per place emptied (blocks freed
    * meanwhile wait for the next one) and shrink as they are handed out.
    */
-  let pools: { scratch: Run[]; later: Run[]; leaves: number } | null = null;
+  /**
+   * `later` is worked out at its first use from what it is made of when the pools are taken (most
+   * pools never use it: three run subtractions per place emptied, cold), then the runs directParts
+   * took since (`cuts`), in order: the runs it would have held.
+   */
+  let pools: { scratch: Run[]; later: Run[] | null; leaves: number; free: readonly Run[]; places: readonly Run[]; victim: Run; cuts: Run[] } | null = null;
+  const laterOf = (q: NonNullable<typeof pools>): Run[] => {
+    if (!q.later) {
+      // (the free blocks in the places, less the victim's, highest first: two linear walks, no sort)
+      const later = subtractRuns(subtractRuns(q.free, subtractRuns([{ start: 0, length: bounds.end }], q.places)), [q.victim]);
+      // (the cuts are disjoint — each was free when taken — so one subtraction of all of them
+      // leaves the runs the one-by-one subtractions left)
+      q.later = (q.cuts.length ? subtractRuns(later, q.cuts.sort((a, b) => a.start - b.start)) : later).reverse();
+    }
+    return q.later;
+  };
   const findScratch = (n: number, victim: Run, maxRuns = Infinity, floor = 0): Run[] | null => {
     // (a tree leaf placed since may sit in a pooled run: take them afresh)
     if (pools && pools.leaves !== m.leavesPlaced) pools = null;
-    pools ??= {
-      leaves: m.leavesPlaced,
-      scratch: subtractRuns(m.free.runs, places.map((p) => p.run)),
-      // (the free blocks in the places, less the victim's, highest first: two linear walks, no sort)
-      later: subtractRuns(subtractRuns(m.free.runs, subtractRuns([{ start: 0, length: bounds.end }], places.map((p) => p.run))), [victim]).reverse(),
-    };
-    const { scratch, later } = pools;
+    if (!pools) {
+      // (the free index's runs are replaced, never changed: a copy of the list keeps them)
+      const runs = places.map((p) => p.run);
+      pools = { leaves: m.leavesPlaced, scratch: subtractRuns(m.free.runs, runs), later: null, free: m.free.runs.slice(), places: runs, victim, cuts: [] };
+    }
+    const q = pools, scratch = q.scratch;
     /** The first k blocks of each picked run, gone from the pools. */
     const hand = (picks: { r: Run; k: number }[]): Run[] => {
       // (emptied runs stay in the pools, skipped: filtering both pools per hand-out was the
@@ -462,7 +504,9 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
     // emptied waits for it), then the best fit.
     const fitIn = (pool: readonly Run[]): Run | null => {
       let fit: Run | null = null, fitWave = Infinity;
-      for (const r of pool) {
+      // (indexed loops on the collector's hot paths: cold, for-of pays an iterator call per element)
+      for (let k = 0; k < pool.length; k++) {
+        const r = pool[k]!;
         if (r.length < n) continue;
         const w = Math.max(floor, m.waves.readyWave(r.start, n));
         if (w < fitWave || (w === fitWave && r.length < fit!.length)) (fit = r), (fitWave = w);
@@ -473,14 +517,14 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
     if (fit) return hand([{ r: fit, k: n }]);
     const have = scratch.reduce((a, r) => a + r.length, 0);
     if (have < n) {
-      const lf = fitIn(later);
+      const lf = fitIn(laterOf(q));
       if (lf) return hand([{ r: lf, k: n }]);
     }
     const picks: { r: Run; k: number }[] = [];
     let need = n;
     // (each run's wave worked out once, not twice per comparison of the sort)
     const bySoon = scratch.map((r) => ({ r, w: Math.max(floor, m.waves.readyWave(r.start, r.length)) })).sort((a, b) => a.w - b.w || b.r.length - a.r.length);
-    for (const r of [...bySoon.map((x) => x.r), ...later]) {
+    for (const r of [...bySoon.map((x) => x.r), ...laterOf(q)]) {
       if (!need || picks.length >= maxRuns) break;
       if (!r.length) continue;
       const k = Math.min(need, r.length);
@@ -505,16 +549,17 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
   // Where each mapped block of a moving file ends: its place's start plus its rank among the
   // file's mapped blocks (holes take no space). A block already there stays: a place is ready when
   // everything in it but its own file's well-placed blocks is free, and only the rest moves in.
-  const placeOf = new Map<number, Run>();
-  for (const p of places) placeOf.set(p.file, p.run);
-  const ranks = new Map<number, { logical: number; rank: number }[]>();
+  // (per-file state in arrays indexed by file, not Maps: read tens of thousands of times, cold)
+  const placeOf: (Run | undefined)[] = [];
+  for (const p of places) placeOf[p.file] = p.run;
+  const ranks: ({ logical: number; rank: number }[] | undefined)[] = [];
   const rankOf = (g: number, logical: number): number => {
-    let segs = ranks.get(g);
+    let segs = ranks[g];
     if (!segs) {
       segs = [];
       let rank = 0;
       for (const e of [...files[g]!].sort((a, b) => a.logical - b.logical)) (segs.push({ logical: e.logical, rank }), (rank += e.length));
-      ranks.set(g, segs);
+      ranks[g] = segs;
     }
     let lo = 0, hi = segs.length - 1;
     while (lo < hi) {
@@ -526,25 +571,35 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
   };
   /** Whether extent e of file g sits where the final layout puts it (an extent is all or nothing: it holds no hole). */
   const placed = (g: number, e: Extent): boolean => {
-    const at = placeOf.get(g);
+    const at = placeOf[g];
     return !!at && e.physical === at.start + rankOf(g, e.logical);
   };
-  const wellPlaced = new Map<number, { of: Extent[]; blocks: number }>();
+  const settledOf: (Extent[] | undefined)[] = [], settledBlocks: number[] = [];
   /** Blocks of file g already where the layout puts them (cached per map: a move replaces the array). */
   const settled = (g: number): number => {
-    const c = wellPlaced.get(g);
-    if (c && c.of === files[g]) return c.blocks;
+    const x = files[g]!;
+    if (settledOf[g] === x) return settledBlocks[g]!;
     let blocks = 0;
-    for (const e of files[g]!) if (placed(g, e)) blocks += e.length;
-    wellPlaced.set(g, { of: files[g]!, blocks });
+    // (placed() inlined: a file without a place has nothing placed)
+    const at = placeOf[g];
+    if (at) {
+      for (let k = 0; k < x.length; k++) {
+        const e = x[k]!;
+        if (e.physical === at.start + rankOf(g, e.logical)) blocks += e.length;
+      }
+    }
+    settledOf[g] = x;
+    settledBlocks[g] = blocks;
     return blocks;
   };
   /** The file's moves into its place: each run of misplaced extents (between placed ones) in one move. */
   const fill = (g: number, phase: PlanStep['phase']): void => {
-    const at = placeOf.get(g)!;
+    const at = placeOf[g]!;
     const groups: { logical: number; end: number; blocks: number }[] = [];
     let cur: (typeof groups)[number] | null = null;
-    for (const e of files[g]!) {
+    const x = files[g]!;
+    for (let k = 0; k < x.length; k++) {
+      const e = x[k]!;
       if (placed(g, e)) { cur = null; continue; }
       if (!cur) groups.push((cur = { logical: e.logical, end: 0, blocks: 0 }));
       cur.end = e.logical + e.length;
@@ -554,8 +609,8 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
   };
   /** The file's misplaced blocks whose final blocks are free move there (in as many moves as it takes). */
   const fillAround = (g: number): void => {
-    const at = placeOf.get(g)!;
-    const segs = ranks.get(g)!;
+    const at = placeOf[g]!;
+    const segs = ranks[g]!;
     /** The logical block of mapped block `rank`. */
     const logicalOf = (rank: number): number => {
       let lo = 0, hi = segs.length - 1;
@@ -583,7 +638,7 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
    * land in a place.
    */
   const directParts = (g: number, q: { logical: number; length: number }): { logical: number; length: number; blocks: number }[] => {
-    const at = placeOf.get(g);
+    const at = placeOf[g];
     if (!at) return [{ ...q, blocks: q.length }];
     const to = at.start + rankOf(g, q.logical), end = to + q.length;
     const parts = m.free.overlapping(to, end).map((r) => ({ start: Math.max(r.start, to), length: Math.min(r.start + r.length, end) - Math.max(r.start, to) }));
@@ -595,27 +650,33 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
       if (!m.blockMapped[g] && !m.trees[g]!.length && layOut(files[g]!, lo, r.length, [r]).newExtents.length > ROOT_EXTENTS) continue;
       m.move(g, 'defrag', lo, r.length, [r]);
       // (its target is in a place, never scratch; it may be in the places' free blocks pooled)
-      if (pools) pools.later = subtractRuns([...pools.later].reverse(), [r]).reverse();
+      if (pools?.later) pools.later = subtractRuns([...pools.later].reverse(), [r]).reverse();
+      else pools?.cuts.push(r);
       if (lo > cur) rest.push({ logical: cur, length: lo - cur, blocks: lo - cur });
       cur = lo + r.length;
     }
     if (cur < q.logical + q.length) rest.push({ logical: cur, length: q.logical + q.length - cur, blocks: q.logical + q.length - cur });
     return rest;
   };
+  const spanOf: (Extent[] | undefined)[] = [], spanLo: number[] = [], spanHi: number[] = [];
   for (let guard = 0; places.length; guard++) {
     if (guard > 4 * layout.size + 16) throw new NoPlan('guard');
-    if (cap) {
-      // A plan that cannot be cheaper than one already made stops: what it copied, its waves so
-      // far (both only grow), and every block not yet in its place (each is copied at least once).
-      let bound = m.copied + cap.perWave * m.waves.waveCount;
-      for (const p of places) bound += p.run.length - settled(p.file);
-      if (bound >= cap.cost) throw new NoPlan('cost');
+    // (each place's settled blocks once per round: nothing moves before the fills below)
+    let bound = 0, nReady = 0;
+    for (let k = 0; k < places.length; k++) {
+      const p = places[k]!;
+      const s = (p.settled = settled(p.file));
+      bound += p.run.length - s;
+      if (p.taken === s) nReady++;
     }
-    const ready = places.filter((p) => p.taken === settled(p.file));
-    if (ready.length) {
-      places = places.filter((p) => p.taken !== settled(p.file));
+    // A plan that cannot be cheaper than one already made stops: what it copied, its waves so
+    // far (both only grow), and every block not yet in its place (each is copied at least once).
+    if (cap && m.copied + cap.perWave * m.waves.waveCount + bound >= cap.cost) throw new NoPlan('cost');
+    if (nReady) {
+      const ready = places.filter((p) => p.taken === p.settled);
+      places = places.filter((p) => p.taken !== p.settled);
       // each move only frees blocks: the rest of the wave stays ready
-      for (const p of ready) fill(p.file, fragmentCount(files[p.file]!) > 1 ? 'defrag' : 'compact');
+      for (const p of ready) fill(p.file, m.frags[p.file]! > 1 ? 'defrag' : 'compact');
       continue;
     }
     pools = null;
@@ -638,9 +699,10 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
       return [...out];
     };
     let p: (typeof places)[number] | null = null, treeOwners: number[] = [], best = Infinity;
-    for (const c of places) {
-      const taken = c.taken - settled(c.file);
-      const gain = c.run.length - settled(c.file);
+    for (let k = 0; k < places.length; k++) {
+      const c = places[k]!;
+      const taken = c.taken - c.settled;
+      const gain = c.run.length - c.settled;
       if (taken / gain >= best) continue;
       const owners = treesIn(c.run);
       const cost = (taken + owners.reduce((a, g) => a + size[g]!, 0)) / gain;
@@ -656,7 +718,23 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
     }
     const owners: number[] = [];
     for (let g = 0; g < files.length; g++) {
-      for (const e of files[g]!) if (e.physical < start + length && start < e.physical + e.length) { owners.push(g); break; }
+      const x = files[g]!;
+      // (a file's physical span, kept per map, rules most files out without a pass over their
+      // extents: that pass per place emptied was the collector's busiest line, cold)
+      if (spanOf[g] !== x) {
+        let lo = Infinity, hi = -Infinity;
+        for (let k = 0; k < x.length; k++) {
+          const e = x[k]!;
+          if (e.physical < lo) lo = e.physical;
+          if (e.physical + e.length > hi) hi = e.physical + e.length;
+        }
+        (spanOf[g] = x), (spanLo[g] = lo), (spanHi[g] = hi);
+      }
+      if (spanHi[g]! <= start || spanLo[g]! >= start + length) continue;
+      for (let k = 0; k < x.length; k++) {
+        const e = x[k]!;
+        if (e.physical < start + length && start < e.physical + e.length) { owners.push(g); break; }
+      }
     }
     owners.sort((a, b) => size[a]! - size[b]!);
     for (const g of owners) {
@@ -704,7 +782,7 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
 function planGreedy(filesIn: readonly PlanFile[], freeIn: readonly Run[], bounds: { first: number; end: number }, opts: PlanOptions): Plan {
   const m = new Model(filesIn, freeIn, !!opts.stopAtTreeGrowth, opts.leafExtents);
   const { free, files, steps } = m;
-  const ideal = (i: number): boolean => fragmentCount(files[i]!) <= Math.max(1, Math.ceil(mappedBlocks(files[i]!) / opts.idealExtentBlocks));
+  const ideal = (i: number): boolean => m.frags[i]! <= Math.max(1, Math.ceil(mappedBlocks(files[i]!) / opts.idealExtentBlocks));
   const contiguous = (i: number): boolean => physicalRuns(files[i]!).length === 1;
   const measure = (): PlanPrediction => m.measure();
   const before = measure();
@@ -901,11 +979,10 @@ export function planDefrag(filesIn: readonly PlanFile[], freeIn: readonly Run[],
     // (a block map's indirect blocks never become space: they stay)
     const trees = filesIn.map((f) => (treesAsSpace && !f.blockMapped ? f.treeBlocks : []));
     const anchored: { layout: Map<number, Run>; kept: number }[] = [];
-    const seen = new Set<string>();
-    // (the second pass, a fallback, tries the packed layout only)
+    // (the second pass, a fallback, tries the packed layout only; gap costs that give the same
+    // layout are planned once — compared entry by entry, not as JSON keys made cold per layout)
     for (const a of treesAsSpace ? anchoredLayouts(files, trees, freeIn, ideal, GAP_COSTS) : []) {
-      const key = a && JSON.stringify([...a.layout.entries()].sort((x, y) => x[0] - y[0]));
-      if (a && !seen.has(key!)) (seen.add(key!), anchored.push(a));
+      if (a && !anchored.some((b) => sameLayout(a.layout, b.layout))) anchored.push(a);
     }
     // the layouts keeping the most in place first (planning each costs a collector run: the first
     // PLANNED_LAYOUTS that meet the targets are compared), the packed layout last
@@ -928,7 +1005,7 @@ export function planDefrag(filesIn: readonly PlanFile[], freeIn: readonly Run[],
         continue;
       }
       const predicted = m.measure();
-      if (m.files.some((x) => fragmentCount(x) > idealCount(x, opts.idealExtentBlocks)) || predicted.freeExtents > TARGET_FREE_EXTENTS || 2 * predicted.largestFree < predicted.freeBlocks) continue;
+      if (m.files.some((x, i) => m.frags[i]! > idealCount(x, opts.idealExtentBlocks)) || predicted.freeExtents > TARGET_FREE_EXTENTS || 2 * predicted.largestFree < predicted.freeBlocks) continue;
       planned++;
       const cost = m.copied + perWave * m.waves.waveCount;
       if (!best || cost < best.cost) best = { m, layout, cost };
