@@ -106,7 +106,7 @@ async function evaluateCodecs(version) {
         `import { declaredStructs, prebuiltSource } from ${JSON.stringify(LAYOUT)};`,
         ...declaring.sort().map((f) => `import ${JSON.stringify(f)};`),
         `const readers = new Set(${JSON.stringify([...readers])});`,
-        'export const codecs = declaredStructs().map((d) => [d.name, prebuiltSource(d, readers)]);',
+        'export const codecs = declaredStructs().map((d) => [d.name, prebuiltSource(d, readers), prebuiltSource(d, readers, { encoder: false })]);',
       ].join('\n'),
     },
     bundle: true,
@@ -122,16 +122,18 @@ async function evaluateCodecs(version) {
   // eslint-disable-next-line no-new-func
   new Function('module', 'exports', 'require', result.outputFiles[0].text)(mod, mod.exports, createRequire(join(root, 'package.json')));
   const codecs = new Map();
-  for (const [name, source] of mod.exports.codecs) {
+  const decodeOnly = new Map();
+  for (const [name, source, readOnlySource] of mod.exports.codecs) {
     if (codecs.has(name)) throw new Error(`bundle-cli: two structs are declared as ${JSON.stringify(name)}: prebuilt codecs go by name`);
     // A declaration whose name is not a literal would silently fall back to new Function.
     if (!literal.has(name)) throw new Error(`bundle-cli: struct ${JSON.stringify(name)} is not declared with a literal name: no prebuilt codec`);
     codecs.set(name, source);
+    decodeOnly.set(name, readOnlySource);
   }
   // Every call site ran when its module loaded (none waits inside a function for a later call, where
   // it could declare a name twice unseen): the codecs by name are the declarations' own.
   if (sites !== codecs.size) throw new Error(`bundle-cli: ${sites} defineStruct calls with a literal name, ${codecs.size} structs declared when their modules load`);
-  return { codecs, declaring: new Set(declaring) };
+  return { codecs, decodeOnly, declaring: new Set(declaring) };
 }
 
 /**
@@ -141,7 +143,7 @@ async function evaluateCodecs(version) {
  * readers each time). Each module carries its own structs' codecs, so a script holds only those
  * of the modules it imports. Prepended on the first line: line numbers stay as they are.
  */
-function prebuiltCodecs({ codecs, declaring }) {
+function prebuiltCodecs({ codecs, decodeOnly, declaring }, readOnly = false) {
   return {
     name: 'ext4kit-prebuilt-codecs',
     setup(b) {
@@ -150,7 +152,7 @@ function prebuiltCodecs({ codecs, declaring }) {
         const text = await readFile(a.path, 'utf8');
         const entries = [];
         for (const [, , name] of text.matchAll(DECLARATION)) {
-          const source = codecs.get(name);
+          const source = readOnly ? decodeOnly.get(name) : codecs.get(name);
           if (source === undefined) throw new Error(`bundle-cli: ${a.path} declares ${JSON.stringify(name)}, which the evaluated declarations lack`);
           entries.push(`${JSON.stringify(name)}: ${source}`);
         }
@@ -170,6 +172,8 @@ function prebuiltCodecs({ codecs, declaring }) {
 // `import` is one: a fresh import compiled commander and the write path from scratch, ~0.2 s of CPU
 // before the first entry.
 const FAST_COMMANDS = { ls: 'commands/ls-run.ts', free: 'commands/free-output.ts', movedata: 'commands/movedata-run.ts', defrag: 'commands/defrag-run.ts', import: 'commands/import-run.ts' };
+/** The fast commands that never encode a struct: their scripts get decoders only (~30 KB less each). */
+const READ_ONLY_FAST = new Set(['ls', 'free']);
 
 /**
  * Each fast command as one self-contained CommonJS script, `<entry>-chunks/fast-<cmd>-<hash>.cjs`,
@@ -179,10 +183,20 @@ const FAST_COMMANDS = { ls: 'commands/ls-run.ts', free: 'commands/free-output.ts
  * code. The name's hash (of the text) keys the cache. Returns {command: path relative to outdir}.
  */
 async function bundleFastScripts({ outdir, entry, version, minify, logLevel, codecs }) {
+  const scripts = {};
+  for (const readOnly of [true, false]) {
+    const commands = Object.keys(FAST_COMMANDS).filter((c) => READ_ONLY_FAST.has(c) === readOnly);
+    Object.assign(scripts, await bundleFastGroup({ outdir, entry, version, minify, logLevel, codecs, commands, readOnly }));
+  }
+  return scripts;
+}
+
+/** bundleFastScripts for some of the commands, with read-only codecs or the full ones. */
+async function bundleFastGroup({ outdir, entry, version, minify, logLevel, codecs, commands, readOnly }) {
   const cli = join(root, 'lib', 'cli');
   const result = await build({
     absWorkingDir: root,
-    entryPoints: Object.keys(FAST_COMMANDS).map((c) => ({ in: `ext4kit-fast:${c}`, out: `fast-${c}` })),
+    entryPoints: commands.map((c) => ({ in: `ext4kit-fast:${c}`, out: `fast-${c}` })),
     outdir: join(outdir, `${entry}-chunks`),
     bundle: true,
     write: false,
@@ -199,7 +213,7 @@ async function bundleFastScripts({ outdir, entry, version, minify, logLevel, cod
     // version.ts reads import.meta.url only when __EXT4KIT_VERSION__ is not defined (from source).
     logOverride: { 'empty-import-meta': 'silent' },
     plugins: [
-      prebuiltCodecs(codecs),
+      prebuiltCodecs(codecs, readOnly),
       {
         name: 'ext4kit-fast-entries',
         setup(b) {

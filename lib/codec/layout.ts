@@ -81,7 +81,8 @@ export function declaredStructs(): readonly Declaration[] {
 export interface PrebuiltCodec {
   readonly key: number;
   readonly decode: RecordDecoder;
-  readonly encode: RecordEncoder;
+  /** Absent in a read-only script's codecs (prebuiltSource's `encoder: false`). */
+  readonly encode?: RecordEncoder;
   /** The reader of a non-bytes field, given the error maker (what readerSource's function makes). */
   readonly reader: (field: string, outside: (b: Uint8Array, o: number) => RangeError) => ((b: Uint8Array, o: number) => number) | undefined;
 }
@@ -110,12 +111,14 @@ const TYPE_CODES: Record<FieldRow[2], number> = { u8: 1, u16: 2, u32: 3, u64: 4,
  * readers of the fields named in `readers` (those a module asks reader() for: a reader for every
  * field would double the superblock's text, 23 KB, for fields nobody reads one at a time), the
  * very text new Function would compile at run time. A reader not prebuilt is generated as before.
+ * Its encoder too, unless `encoder` is false (a read-only script: ~30 KB it would never run).
  */
-export function prebuiltSource(d: Declaration, readers: ReadonlySet<string>): string {
+export function prebuiltSource(d: Declaration, readers: ReadonlySet<string>, opts: { encoder?: boolean } = {}): string {
   const list = fieldsOf(d.name, d.size, d.rows);
   const cases = list.filter((f) => f.row[2] !== 'bytes' && readers.has(f.row[0])).map((f) => `case ${JSON.stringify(f.row[0])}: ${readerSource(f)}`);
   const reader = cases.length === 0 ? 'function () { return undefined; }' : `function (field, outside) { switch (field) { ${cases.join(' ')} } }`;
-  return `{ key: ${declarationKey(d.size, list)}, decode: function (b, o, copy) { ${decoderSource(list)} }, encode: function (${ENCODER_PARAMS.join(', ')}) { ${encoderSource(list)} }, reader: ${reader} }`;
+  const encode = opts.encoder === false ? '' : ` encode: function (${ENCODER_PARAMS.join(', ')}) { ${encoderSource(list)} },`;
+  return `{ key: ${declarationKey(d.size, list)}, decode: function (b, o, copy) { ${decoderSource(list)} },${encode} reader: ${reader} }`;
 }
 
 /**
@@ -301,8 +304,6 @@ function readerSource(f: Field): string {
 
 interface Codec {
   decode: RecordDecoder;
-  /** Every field written, in offset order. */
-  encode: RecordEncoder;
 }
 
 /** One declared field: where it is, and its reader/writer once built (first get/set of it). */
@@ -358,8 +359,15 @@ function buildStruct<const R extends readonly FieldRow[]>(name: string, size: nu
     const list = [...fields.values()];
     const codecs = list.map((f) => (f.read && f.write ? ([f.read, f.write] as const) : codecOf(f)));
     const decode = prebuiltCodec()?.decode ?? compileDecoder(name, list, list.map((f, i) => [f.row[0], codecs[i]![0]] as const));
-    const encode = prebuiltCodec()?.encode ?? compileEncoder(name, list, list.map((f, i) => [f.row[0], codecs[i]![1]] as const));
-    return (built = { decode, encode });
+    return (built = { decode });
+  };
+  // Built on first encode, apart from the decoder: a read-only command never encodes, and its
+  // bundled script carries no prebuilt encoders (scripts/bundle-cli.mjs READ_ONLY_FAST).
+  let encoder: RecordEncoder | undefined;
+  const encodeAll = (): RecordEncoder => {
+    if (encoder) return encoder;
+    const list = [...fields.values()];
+    return (encoder = prebuiltCodec()?.encode ?? compileEncoder(name, list, list.map((f) => [f.row[0], f.read && f.write ? f.write : codecOf(f)[1]] as const)));
   };
   /** The field, checked against the buffer: one lookup per get/set (they run per inode, per entry). */
   const fieldAt = (field: string, bytes: Uint8Array, offset: number): Field => {
@@ -377,7 +385,7 @@ function buildStruct<const R extends readonly FieldRow[]>(name: string, size: nu
     },
     encode(value: Decoded<R>, bytes: Uint8Array, offset = 0) {
       if (offset < 0 || offset + size > bytes.length) throw new RangeError(`layout ${name}: ${size} bytes at ${offset} exceed a ${bytes.length}-byte buffer`);
-      codec().encode(bytes, offset, value as Record<string, unknown>, unsigned, split64);
+      encodeAll()(bytes, offset, value as Record<string, unknown>, unsigned, split64);
     },
     offsetOf(field) {
       const f = fields.get(field);

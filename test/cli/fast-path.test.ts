@@ -248,10 +248,11 @@ export async function load(url, context, next) {
       const l = await loaded(args);
       // import also loads its early read (host-read-start.ts, from main.ts before the script: the
       // reader thread's source text and the xattr helper's spawn through node:child_process):
-      // commander's own class is the marker there, as in its script.
+      // commander's own class is the marker there, as in its script. (40 KiB: the reader's text grew
+      // with its cold paths split out of the walk and read loops, which cut its compile time.)
       const early = args[0] === 'import';
       expect((early ? /\bCommanderError\b/ : COMMANDER).test(l.text) || FILESYSTEM.test(l.text), `${args[0]}: ${l.files.join(' ')}`).toBe(false);
-      expect(l.bytes, `${args[0]}: ${l.files.join(' ')}`).toBeLessThan((early ? 32 : 24) * 1024);
+      expect(l.bytes, `${args[0]}: ${l.files.join(' ')}`).toBeLessThan((early ? 40 : 24) * 1024);
     }
   });
 
