@@ -17,14 +17,14 @@ const SYNC_READ_MAX = 256 * 1024;
  * close; warnings to stderr. Opens the device and the Filesystem class directly rather than through
  * ext4kit/node, which would load the whole library into a one-call process.
  */
-export async function withWritable<T>(image: string, cmd: Command | GlobalOptions, ctx: CliContext, fn: (fs: Filesystem) => Promise<T>, now?: Timestamp, opts: { syncReads?: boolean; readOnly?: boolean } = {}): Promise<T> {
+export async function withWritable<T>(image: string, cmd: Command | GlobalOptions, ctx: CliContext, fn: (fs: Filesystem) => Promise<T>, now?: Timestamp, opts: { syncReads?: boolean; syncWriteMax?: number; readOnly?: boolean } = {}): Promise<T> {
   // movedata/allocate keep every read async: a cold synchronous read on the main thread would hold
   // back the copy's early reads (copy-runs.ts startCopy). `readOnly` (defrag --dry-run) opens the
   // same lean way without write access.
   const write = !opts.readOnly;
   // The in-use check (is the image mounted through a loop device?) runs while the filesystem is
   // opened: reads only, and the device holds every write until the check passed.
-  const device = await FileDevice.open(image, { write, inUseCheck: 'background', ...(opts.syncReads === false ? {} : { syncReadMax: SYNC_READ_MAX }) });
+  const device = await FileDevice.open(image, { write, inUseCheck: 'background', ...(opts.syncReads === false ? {} : { syncReadMax: SYNC_READ_MAX }), ...(opts.syncWriteMax ? { syncWriteMax: opts.syncWriteMax } : {}) });
   // (the hostname, as ext4kit/node's Filesystem gives it: the MMP block of a write open names it)
   let fs: Filesystem;
   try {

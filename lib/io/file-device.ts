@@ -22,7 +22,7 @@
  *   backs a loop device that is mounted or held (see in-use.ts; merely
  *   attached loop devices are allowed).
  */
-import { constants as fsc, promises as fsp, readSync } from 'node:fs';
+import { constants as fsc, promises as fsp, readSync, writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { Ext4Error } from '../errors.js';
 import type { BlockDevice } from './device.js';
@@ -52,6 +52,13 @@ export interface FileDeviceOptions {
    */
   syncReadMax?: number;
   /**
+   * Write at most this many bytes with a synchronous pwrite on the calling thread (default 0:
+   * every write goes through libuv's thread pool). For a caller that awaits each write before
+   * its next step anyway (defrag's copy, one 1 MiB chunk at a time): the pool's round trip then
+   * only adds latency to a page-cache copy. Flushes stay asynchronous.
+   */
+  syncWriteMax?: number;
+  /**
    * When the in-use check of an image file (`exclusive`) runs: 'before' (default) open fails
    * with EBUSY before returning; 'background' returns the device at once and checks while the
    * caller reads (a one-shot command reads its superblock and group descriptors meanwhile).
@@ -74,12 +81,14 @@ export class FileDevice implements BlockDevice {
   /** The O_DIRECT reader for readUncached (block devices): opened on first use, null when unavailable. */
   private direct: Promise<DirectReader | null> | undefined;
   private readonly syncReadMax: number;
+  private readonly syncWriteMax: number;
   /** The in-use check still running (FileDeviceOptions.inUseCheck 'background'), null once passed. */
   private inUse: Promise<void> | null = null;
 
-  private constructor(handle: FileHandle, name: string, size: number, readOnly: boolean, isBlockDevice: boolean, syncReadMax = 0) {
+  private constructor(handle: FileHandle, name: string, size: number, readOnly: boolean, isBlockDevice: boolean, syncReadMax = 0, syncWriteMax = 0) {
     this.handle = handle;
     this.syncReadMax = syncReadMax;
+    this.syncWriteMax = syncWriteMax;
     this.name = name;
     this.size = size;
     this.readOnly = readOnly;
@@ -147,7 +156,7 @@ export class FileDevice implements BlockDevice {
         if (st.size > BigInt(Number.MAX_SAFE_INTEGER)) throw new Ext4Error('EFBIG', `${path} is too large`, { structure: path });
         size = Number(st.size);
       }
-      const dev = new FileDevice(handle, path, size, !write, isBlock, Math.max(0, options.syncReadMax ?? 0));
+      const dev = new FileDevice(handle, path, size, !write, isBlock, Math.max(0, options.syncReadMax ?? 0), Math.max(0, options.syncWriteMax ?? 0));
       if (background) {
         const check = checkInUse().then(() => void (dev.inUse = null));
         check.catch(() => undefined); // (reported by ready() and by every write)
@@ -236,12 +245,14 @@ export class FileDevice implements BlockDevice {
     }
     if (this.inUse) await this.inUse;
     const fh = this.fh('write');
+    const sync = data.length <= this.syncWriteMax;
     let done = 0;
     while (done < data.length) {
       const want = Math.min(data.length - done, MAX_CHUNK);
       let n: number;
       try {
-        ({ bytesWritten: n } = await fh.write(data, done, want, position + done));
+        if (sync) n = writeSync(fh.fd, data, done, want, position + done);
+        else ({ bytesWritten: n } = await fh.write(data, done, want, position + done));
       } catch (e) {
         throw fromSystemError(e, 'write failed', this.name, byteRange(position, data.length));
       }

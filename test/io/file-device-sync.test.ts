@@ -1,9 +1,11 @@
 /**
  * FileDevice's syncReadMax (what the CLI opens with): reads up to that size are served by a
  * synchronous pread, larger ones by the thread pool; both give the same bytes and the same errors.
+ * Likewise syncWriteMax (defrag's writes): a write up to it is in the file before write() returns.
  */
 import { describe, expect, it } from 'vitest';
-import { writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants as fsc, openSync, promises as fsp, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileDevice } from '../../lib/io/file-device.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -40,5 +42,54 @@ describe('FileDevice syncReadMax', () => {
     await expect(p).rejects.toMatchObject({ code: 'EIO' });
     await s.close();
     await expect(s.read(0, 4096)).rejects.toMatchObject({ code: 'EINVAL' });
+  });
+});
+
+describe('FileDevice syncWriteMax', () => {
+  const dir = tmpDir('file-device-sync-write');
+  const file = join(dir, 'img');
+
+  it('writes up to the threshold before write() returns, larger ones through the pool, the same bytes either way', async () => {
+    writeFileSync(file, new Uint8Array(1 << 20));
+    const want = new Uint8Array(1 << 20);
+    const s = await FileDevice.open(file, { write: true, exclusive: false, syncWriteMax: 64 * 1024 });
+    try {
+      // Every thread of libuv's pool held by an open() of a fifo without a writer: a write that
+      // went through the pool could not have run yet, so bytes in the file prove the sync pwrite.
+      const threads = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+      const fifos = Array.from({ length: threads }, (_, i) => join(dir, `fifo${i}`));
+      for (const f of fifos) execFileSync('mkfifo', [f]);
+      const held = fifos.map((f) => fsp.open(f, 'r'));
+      const small = prngBytes('sync-write-small', 64 * 1024);
+      const p = s.write(8192, small);
+      want.set(small, 8192);
+      try {
+        expect(Buffer.from(readFileSync(file)).equals(want)).toBe(true);
+      } finally {
+        // (a non-blocking open of the write end releases each held open)
+        for (const f of fifos) closeSync(openSync(f, fsc.O_WRONLY | fsc.O_NONBLOCK));
+        for (const h of held) await (await h).close();
+      }
+      await p;
+      const big = prngBytes('sync-write-big', 64 * 1024 + 1);
+      await s.write(300_000, big);
+      want.set(big, 300_000);
+      expect(Buffer.from(readFileSync(file)).equals(want)).toBe(true);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('a synchronous write past the end rejects with ENOSPC and writes nothing; a read-only device rejects with EROFS', async () => {
+    writeFileSync(file, new Uint8Array(1 << 20));
+    const s = await FileDevice.open(file, { write: true, exclusive: false, syncWriteMax: 64 * 1024 });
+    let p: Promise<void> | undefined;
+    expect(() => (p = s.write((1 << 20) - 100, new Uint8Array(4096).fill(7)))).not.toThrow();
+    await expect(p).rejects.toMatchObject({ code: 'ENOSPC' });
+    await s.close();
+    expect(readFileSync(file).every((b) => b === 0)).toBe(true);
+    const r = await FileDevice.open(file, { syncWriteMax: 64 * 1024 });
+    await expect(r.write(0, new Uint8Array(16))).rejects.toMatchObject({ code: 'EROFS' });
+    await r.close();
   });
 });

@@ -31,6 +31,15 @@ function num(v: string | undefined, name: string): number | undefined {
   return n;
 }
 
+/**
+ * Defrag's writes up to this size go straight from the main thread (FileDevice syncWriteMax): its
+ * copy awaits each 1 MiB chunk before the next and its commits await their log writes, so the
+ * pool's round trip only added latency (fresh 256 MiB 90 % run, 15 interleaved rounds at load 3:
+ * fastest quarter 500 → 453 ms, images identical). Flushes stay asynchronous: the next wave is
+ * prepared under them.
+ */
+const DEFRAG_SYNC_WRITE_MAX = 4 * 1024 * 1024;
+
 /** Defragment, then the whole output (made after the run and the close succeeded). */
 export async function defragText(image: string, paths: string[], opts: DefragArgs, globals: GlobalOptions, ctx: CliContext): Promise<string> {
   let bar: SingleBar | null = null;
@@ -62,7 +71,7 @@ export async function defragText(image: string, paths: string[], opts: DefragArg
     } finally {
       (bar as SingleBar | null)?.stop();
     }
-  }, undefined, { readOnly: opts.dryRun });
+  }, undefined, { readOnly: opts.dryRun, syncWriteMax: DEFRAG_SYNC_WRITE_MAX });
   if (opts.json) {
     const { plan, ...rest } = summary;
     return jsonText(opts.dryRun ? { ...rest, plan } : rest);
