@@ -8,8 +8,9 @@
  * Bytes land in slabs (SharedArrayBuffers) that this side grants the worker. The read-ahead is
  * bounded: the worker holds, or has filled with bytes not yet handed out, at most `windowSlabs`
  * slabs. A slab goes back to the worker only when (1) the worker sealed it, (2) every file piece in
- * it was handed to the consumer and (3) the consumer's `recycle(held)` (importTree's `released`)
- * came after that and `held` is not in it. Without `reuse` a finished slab is dropped (a new one is
+ * it was handed to the consumer and (3) the consumer's `recycle(held)` (importTree's `released`
+ * and `dataWritten`) came after that and the slab finished before `held`'s (`held`: the oldest
+ * piece the consumer still needs). Without `reuse` a finished slab is dropped (a new one is
  * allocated for each grant), so pieces handed out are never overwritten.
  */
 import type { Worker } from 'node:worker_threads';
@@ -350,13 +351,21 @@ export class HostReader {
     return size <= WHOLE_FILE_BYTES;
   }
 
-  /** Every piece handed out so far is free again, but `held`'s slab (importTree's `released`). */
+  /**
+   * Every piece handed out before `held` (the oldest one the consumer still needs; null: none) is
+   * free again: the finished slabs before `held`'s. Pieces are handed out in slab order (the worker
+   * fills one slab at a time, and a slab finishes when its last piece is handed out), so #finished
+   * is in that order, and a slab finished after `held`'s holds only later pieces; if `held`'s slab
+   * is still being handed out, every finished slab is older.
+   */
   recycle(held: Uint8Array | null): void {
     if (!this.#reuse) return;
     const keep = held?.buffer;
-    const still: Slab[] = [];
-    for (const s of this.#finished) (s.sab === keep ? still : this.#free).push(s);
-    this.#finished = still;
+    let n = 0;
+    while (n < this.#finished.length && this.#finished[n]!.sab !== keep) n++;
+    if (n === 0) return;
+    for (let k = 0; k < n; k++) this.#free.push(this.#finished[k]!);
+    this.#finished = this.#finished.slice(n);
     this.#topUp();
   }
 

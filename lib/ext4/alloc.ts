@@ -513,20 +513,64 @@ export async function allocateInode(tx: Transaction, opts: { goalGroup?: number;
         if (slotInUse(sb, data.subarray(offset, offset + 128)))
           throw new Ext4Error('EFSCORRUPTED', `inode ${ino} is marked free but its on-disk inode is in use: run e2fsck`, inodeBitmapWhere(g, gd));
       }
-      setBit(bm, i);
-      gd.freeInodes -= 1;
-      tx.freeInodesDelta -= 1;
-      if (opts.dir) gd.usedDirs += 1;
-      if (honoured && i >= ipg - gd.itableUnused) gd.itableUnused = ipg - i - 1;
-      refreshInodeBitmapCsum(tx, gd);
+      claimInode(tx, gd, bm, i, opts.dir === true, honoured);
       // Zero the slot: the table may hold garbage if not ITABLE_ZEROED, and a reused slot holds the old inode.
       // (a free slot: the block's late inodes, other slots, stay late)
       tx.forgetInode(ino);
-      (tx.blocks.get(block) ?? (await tx.slotBlock(block))).fill(0, offset, offset + sb.s_inode_size);
+      (tx.slotBlockNow(block) ?? (await tx.slotBlock(block))).fill(0, offset, offset + sb.s_inode_size);
       return ino;
     }
   }
   throw new Ext4Error('ENOSPC', 'no free inodes');
+}
+
+/** allocateInode's bookkeeping for slot `i` of group `gd`: its bit, the counts, the unused-table mark. */
+function claimInode(tx: Transaction, gd: GroupDesc, bm: Uint8Array, i: number, dir: boolean, honoured: boolean): void {
+  const ipg = tx.fs.sb.s_inodes_per_group;
+  setBit(bm, i);
+  gd.freeInodes -= 1;
+  tx.freeInodesDelta -= 1;
+  if (dir) gd.usedDirs += 1;
+  if (honoured && i >= ipg - gd.itableUnused) gd.itableUnused = ipg - i - 1;
+  refreshInodeBitmapCsum(tx, gd);
+}
+
+/**
+ * allocateInode's answer without an await, when everything it would look at is in the
+ * transaction already (the goal group's descriptor, its validated bitmap, the free slot's table
+ * block: a bulk create's usual case): the same inode, claimed and zeroed the same way; -1 (nothing
+ * changed) when anything is not at hand or is not the plain case (an uninitialised group, a full
+ * one, a reserved or in-use slot: allocateInode then takes it, and throws where it throws).
+ * A fresh import's creates were ~20,000 awaited calls with their promises.
+ */
+export function allocateInodeNow(tx: Transaction, opts: { goalGroup: number; dir?: boolean }): number {
+  const fs = tx.fs;
+  const sb = fs.sb;
+  const ipg = sb.s_inodes_per_group;
+  const g = Math.min(Math.max(opts.goalGroup, 0), sb.groupCount - 1);
+  const gd = tx.groups.get(g);
+  if (!gd || gd.freeInodes === 0) return -1;
+  const honoured = uninitFlagsHonoured(sb);
+  if (honoured && (gd.flags & BG_FLAGS.INODE_UNINIT) !== 0) return -1;
+  if (!guards.get(fs)?.inodesValidated.has(g)) return -1;
+  const bm = tx.ownBlock(gd.inodeBitmap);
+  if (!bm) return -1;
+  const i = firstClear(bm, 0, ipg);
+  const ino = g * ipg + i + 1;
+  if (i >= ipg || ino < sb.s_first_ino) return -1;
+  const at = tx.knownInodeLocation(ino);
+  const image = at && tx.blocks.get(at.block);
+  if (!at || !image) return -1;
+  const zeroed = !honoured || (gd.flags & BG_FLAGS.INODE_ZEROED) !== 0;
+  const everUsed = honoured ? Math.max(0, ipg - gd.itableUnused) : ipg;
+  if (zeroed || i < everUsed) {
+    const data = tx.slotImageNow(ino, at.block);
+    if (!data || slotInUse(sb, data.subarray(at.offset, at.offset + 128))) return -1;
+  }
+  claimInode(tx, gd, bm, i, opts.dir === true, honoured);
+  tx.forgetInode(ino);
+  image.fill(0, at.offset, at.offset + sb.s_inode_size);
+  return ino;
 }
 
 /** Where an inode bitmap error is (made only when thrown: a closure per allocation was a context per create). */

@@ -253,11 +253,16 @@ export class Transaction implements BlockReader {
    * free slot, writing an inode): the late inodes of the block stay late.
    */
   async slotBlock(n: number): Promise<Uint8Array> {
-    const d = this.blocks.get(n);
+    const d = this.slotBlockNow(n);
     if (d) return d;
     const b = (await this.fs.readBlock(n)).slice();
     this.blocks.set(n, b);
     return b;
+  }
+
+  /** slotBlock's answer without an await when this transaction holds block n already, else undefined. */
+  slotBlockNow(n: number): Uint8Array | undefined {
+    return this.blocks.get(n);
   }
 
   /** Set a block's full new image (e.g. a freshly built extent node). */
@@ -299,8 +304,14 @@ export class Transaction implements BlockReader {
    * allocateInode looks at a free slot per create).
    */
   slotImage(ino: number, block: number): Promise<Uint8Array> {
+    const d = this.slotImageNow(ino, block);
+    return d ? Promise.resolve(d) : this.readBlock(block);
+  }
+
+  /** slotImage's answer without an await when this transaction holds the block (and `ino` is not late in it), else undefined. */
+  slotImageNow(ino: number, block: number): Uint8Array | undefined {
     const d = this.blocks.get(block);
-    return d && !this.#lateAt.has(ino) ? Promise.resolve(d) : this.readBlock(block);
+    return d && !this.#lateAt.has(ino) ? d : undefined;
   }
 
   /**
@@ -309,8 +320,20 @@ export class Transaction implements BlockReader {
    * its block first (no late inode is in a free slot: allocateInode forgot it).
    */
   async readNewInode(ino: number): Promise<Inode> {
+    const now = this.readNewInodeNow(ino);
+    if (now) return now;
     const { block, offset } = await this.inodeLocation(ino);
-    const data = await this.slotImage(ino, block);
+    return this.#newInodeIn(ino, await this.slotImage(ino, block), offset);
+  }
+
+  /** readNewInode without an await when the slot's block is known and held by this transaction (allocateInode just zeroed it there), else null. */
+  readNewInodeNow(ino: number): Inode | null {
+    const block = this.#knownSlotBlock(ino);
+    const data = block >= 0 ? this.slotImageNow(ino, block) : undefined;
+    return data ? this.#newInodeIn(ino, data, this.#slotOffset(ino)) : null;
+  }
+
+  #newInodeIn(ino: number, data: Uint8Array, offset: number): Inode {
     const sb = this.fs.sb;
     return isZeroRange(data, offset, offset + sb.s_inode_size)
       ? zeroSlotInode(sb, ino)
@@ -323,12 +346,16 @@ export class Transaction implements BlockReader {
    * object afterwards unless that change is to be written too (it then writes it again).
    */
   writeInode(inode: Inode, opts?: { late?: boolean }): Promise<void> {
-    // Synchronous when the slot's place and block are at hand (the usual case in a bulk import).
+    return this.writeInodeNow(inode, opts) ? DONE : this.#writeInodeSlow(inode, opts);
+  }
+
+  /** writeInode done without an await when the slot's place and block are at hand (the usual case in a bulk import): true; false: nothing done (call writeInode). */
+  writeInodeNow(inode: Inode, opts?: { late?: boolean }): boolean {
     const block = this.#knownSlotBlock(inode.ino);
     const image = block >= 0 ? this.blocks.get(block) : undefined;
-    if (image === undefined) return this.#writeInodeSlow(inode, opts);
+    if (image === undefined) return false;
     this.#writeInodeAt(inode, opts, block, this.#slotOffset(inode.ino), image);
-    return DONE;
+    return true;
   }
 
   async #writeInodeSlow(inode: Inode, opts: { late?: boolean } | undefined): Promise<void> {

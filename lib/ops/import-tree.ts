@@ -64,6 +64,13 @@ export interface ImportOptions {
    * buffers (a host directory's slabs).
    */
   released?(held: Uint8Array | null): void;
+  /**
+   * Called as file data is written, within a transaction (once the import writes its data early,
+   * from its second transaction on): the chunks handed over before `held` (the oldest one still
+   * needed, or null: none) are no longer held, so the producer may reuse their buffers sooner than
+   * at the commit (`released`).
+   */
+  dataWritten?(held: Uint8Array | null): void;
 }
 
 const ROOT_INO = 2;
@@ -144,7 +151,10 @@ export async function importTree(fs: Filesystem, entries: AsyncIterable<TreeEntr
         if (journal) journal.deferNext = false;
       }
       // The session is under way (superblock, journal replay): later transactions write their data early.
-      if (run.summary.transactions++ === 0) run.data.writeEarly(fs);
+      // (an early write completes inside the gatherer's emit, called from continueFile or the end of
+      // a fill: the chunks still needed are then the gathered and in-flight ones and the open file's
+      // carry, which came after them)
+      if (run.summary.transactions++ === 0) run.data.writeEarly(fs, opts.dataWritten ? () => opts.dataWritten!(run.data.oldest() ?? run.file?.carry ?? null) : null);
       opts.released?.(run.file?.carry ?? null);
     }
     await run.finishDirectories();
@@ -255,9 +265,13 @@ class DataGather {
     this.#pieces.push({ block, data });
     this.#bytes += data.length;
   }
-  /** From now on write data as it comes (see above). */
-  writeEarly(fs: Filesystem): void {
-    this.#early = new EarlyWrites(fs);
+  /** From now on write data as it comes (see above); `written` is called each time one of those writes is complete. */
+  writeEarly(fs: Filesystem, written: (() => void) | null): void {
+    this.#early = new EarlyWrites(fs, written);
+  }
+  /** The oldest chunk this gatherer still needs (gathered, or in a write not known complete), or null. */
+  oldest(): Uint8Array | null {
+    return this.#early?.oldest() ?? this.#pieces[0]?.data ?? null;
   }
   /**
    * Write what is gathered when it is enough for large writes (early mode only); null when there
@@ -279,8 +293,11 @@ class DataGather {
   }
   async #emit(tx: Transaction): Promise<void> {
     const early = this.#early;
+    // The oldest chunk of these writes: the first piece gathered (#pieces is in the order the
+    // chunks were handed over until #runs sorts it by block).
+    const first = this.#pieces.length !== 0 ? this.#pieces[0]!.data : null;
     for (const w of this.#runs(tx.fs.blockSize)) {
-      if (early) await early.write(w.block, w.data);
+      if (early) await early.write(w.block, w.data, first);
       else tx.writeData(w.block, w.data);
     }
   }
@@ -325,20 +342,38 @@ const EARLY_IN_FLIGHT = 4;
 /** Device writes issued without waiting for each, drained before the commit. */
 class EarlyWrites {
   readonly #fs: Filesystem;
+  readonly #written: (() => void) | null;
   #inFlight: Promise<void>[] = [];
+  /** Per write in flight, the oldest chunk of the gather it came from (DataGather.#emit). */
+  #firsts: (Uint8Array | null)[] = [];
   #error: unknown = null;
-  constructor(fs: Filesystem) {
+  constructor(fs: Filesystem, written: (() => void) | null) {
     this.#fs = fs;
+    this.#written = written;
   }
-  async write(block: number, data: Uint8Array): Promise<void> {
+  async write(block: number, data: Uint8Array, first: Uint8Array | null): Promise<void> {
     // The error is kept for drain(): a rejection nobody awaits yet must not go unhandled.
     this.#inFlight.push(this.#fs.device.write(block * this.#fs.blockSize, data).catch((e: unknown) => { this.#error ??= e; }));
-    if (this.#inFlight.length >= EARLY_IN_FLIGHT) await this.#inFlight.shift();
+    this.#firsts.push(first);
+    if (this.#inFlight.length >= EARLY_IN_FLIGHT) {
+      await this.#inFlight.shift();
+      this.#firsts.shift();
+      if (this.#error) throw this.#error;
+      // (the producer's buffers go back as their bytes are written: a transaction's 64 MiB were
+      // all held until its commit, new slabs taken meanwhile — ~1,000 page faults each)
+      this.#written?.();
+    }
     if (this.#error) throw this.#error;
+  }
+  /** The oldest chunk a write in flight may still read, or null. */
+  oldest(): Uint8Array | null {
+    for (const f of this.#firsts) if (f) return f;
+    return null;
   }
   async drain(): Promise<void> {
     await Promise.all(this.#inFlight);
     this.#inFlight = [];
+    this.#firsts = [];
     const e = this.#error;
     this.#error = null;
     if (e) throw e;

@@ -36,9 +36,9 @@ import { COMPAT, INCOMPAT, RO_COMPAT } from '../ext4/superblock.js';
 import {
   INODE_FLAGS, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK, encodeTime, extraCovers, hasInlineData, type Inode, type Timestamp,
 } from '../ext4/inode.js';
-import { allocateBlocks, allocateInode, fileGoalGroupNow, inodeGoalBlock, inodeGoalGroup, noteInodeGroup } from '../ext4/alloc.js';
+import { allocateBlocks, allocateInode, allocateInodeNow, fileGoalGroupNow, inodeGoalBlock, inodeGoalGroup, noteInodeGroup } from '../ext4/alloc.js';
 import { addOrphan, removeOrphan } from '../ext4/orphan.js';
-import { InPlaceRemoval, deleteInode, initNewInode, releaseInode } from '../ext4/inode-lifecycle.js';
+import { InPlaceRemoval, deleteInode, initNewInode, initNewInodeNow, releaseInode, type NewInodeFields } from '../ext4/inode-lifecycle.js';
 import { blockMapExclude, remapInode, setSize, txFileMap } from '../ext4/remap.js';
 import { findExtent } from '../ext4/extents.js';
 import { groupOfBlock } from '../ext4/geometry.js';
@@ -333,23 +333,45 @@ function inheritedFlags(parent: Inode, mode: number): number {
   return f & (INODE_FLAGS.NODUMP | INODE_FLAGS.NOATIME);
 }
 
-/** Allocate and initialise a new inode (links 0: the caller sets them), as ext4's __ext4_new_inode. */
-async function newInode(tx: Transaction, parent: Inode, name: Uint8Array, mode: number, opts: CreateOptions, t: Timestamp): Promise<Inode> {
-  const sb = tx.fs.sb;
+/**
+ * Allocate and initialise a new inode (links 0: the caller sets them), as ext4's __ext4_new_inode.
+ * A file's, without an await when its goal group, bitmap and slot are in the transaction already
+ * (fileGoalGroupNow, allocateInodeNow: a bulk create's usual case; same choices as the awaited path).
+ */
+function newInode(tx: Transaction, parent: Inode, name: Uint8Array, mode: number, opts: CreateOptions, t: Timestamp): Inode | Promise<Inode> {
   const isDir = (mode & 0xf000) === S_IFDIR;
-  // Orlov starts a top-level directory's search at half_md4(name) with the fs seed (signed, as find_group_orlov sets it).
-  const nameHash = isDir ? dirHash(name, 1, hashSeedWords(sb.s_hash_seed), true).hash : undefined;
   // (a file's goal without an await when the transaction holds its parent's flex group)
   const quick = isDir ? -1 : fileGoalGroupNow(tx, parent.ino);
-  const goalGroup = quick >= 0 ? quick : await inodeGoalGroup(tx, { parent: { ino: parent.ino, flags: parent.flags }, dir: isDir, ...(nameHash !== undefined ? { nameHash } : {}) });
+  if (quick < 0) return newInodeSlow(tx, parent, name, mode, opts, t, isDir);
+  noteInodeGroup(tx, parent.ino, quick);
+  const ino = allocateInodeNow(tx, { goalGroup: quick });
+  return (ino >= 0 && initNewInodeNow(tx, ino, newInodeFields(parent, mode, false, opts, t))) || newInodeIn(tx, parent, mode, opts, t, quick, false, ino);
+}
+
+async function newInodeSlow(tx: Transaction, parent: Inode, name: Uint8Array, mode: number, opts: CreateOptions, t: Timestamp, isDir: boolean): Promise<Inode> {
+  const sb = tx.fs.sb;
+  // Orlov starts a top-level directory's search at half_md4(name) with the fs seed (signed, as find_group_orlov sets it).
+  const nameHash = isDir ? dirHash(name, 1, hashSeedWords(sb.s_hash_seed), true).hash : undefined;
+  const goalGroup = await inodeGoalGroup(tx, { parent: { ino: parent.ino, flags: parent.flags }, dir: isDir, ...(nameHash !== undefined ? { nameHash } : {}) });
   // __ext4_new_inode's got_group: the parent remembers the group chosen (i_last_alloc_group).
   noteInodeGroup(tx, parent.ino, goalGroup);
-  const ino = await allocateInode(tx, { goalGroup, dir: isDir });
-  // inode_init_owner: in a set-group-ID directory a new inode takes the directory's group (unless
-  // the caller names one) and a new directory keeps the bit.
+  return newInodeIn(tx, parent, mode, opts, t, goalGroup, isDir, -1);
+}
+
+/** newInode's allocation in `goalGroup` (noted already) and initialisation; `ino` ≥ 0: allocated already. */
+async function newInodeIn(tx: Transaction, parent: Inode, mode: number, opts: CreateOptions, t: Timestamp, goalGroup: number, isDir: boolean, ino: number): Promise<Inode> {
+  if (ino < 0) ino = await allocateInode(tx, { goalGroup, dir: isDir });
+  return initNewInode(tx, ino, newInodeFields(parent, mode, isDir, opts, t));
+}
+
+/**
+ * A new inode's fields. inode_init_owner: in a set-group-ID directory a new inode takes the
+ * directory's group (unless the caller names one) and a new directory keeps the bit.
+ */
+function newInodeFields(parent: Inode, mode: number, isDir: boolean, opts: CreateOptions, t: Timestamp): NewInodeFields {
   const sgid = (parent.mode & S_ISGID) !== 0;
   const gid = opts.gid ?? (sgid ? parent.gid : undefined);
-  return initNewInode(tx, ino, { mode: sgid && isDir ? mode | S_ISGID : mode, uid: opts.uid, gid, flags: inheritedFlags(parent, mode), time: t });
+  return { mode: sgid && isDir ? mode | S_ISGID : mode, uid: opts.uid, gid, flags: inheritedFlags(parent, mode), time: t };
 }
 
 /**
@@ -517,15 +539,17 @@ export async function createFileInodeTx(tx: Transaction, path: NewName, opts: Cr
     return inode;
   }
   const t = nowOf(fs, opts);
-  const inode = await newInode(tx, dir, name, S_IFREG | ((opts.mode ?? 0o644) & 0o7777), opts, t);
+  // (awaited only when it is a promise: newInode, writeInodeNow)
+  const made = newInode(tx, dir, name, S_IFREG | ((opts.mode ?? 0o644) & 0o7777), opts, t);
+  const inode = made instanceof Promise ? await made : made;
   setLinks(inode, 1);
   // Late writes (Transaction.writeInode): the caller usually writes the new inode again (its map),
   // and the parent is stamped again by the next create in it.
-  await tx.writeInode(inode, LATE);
+  if (!tx.writeInodeNow(inode, LATE)) await tx.writeInode(inode, LATE);
   const adding = addEntry(tx, dir, name, inode.ino, direntType('file'), opts);
   if (adding) await adding;
   dirty(tx, dir, t, MTIME);
-  await tx.writeInode(dir, LATE);
+  if (!tx.writeInodeNow(dir, LATE)) await tx.writeInode(dir, LATE);
   return inode;
 }
 

@@ -70,7 +70,7 @@ export async function importText(image: string, source: string, opts: ImportArgs
         if (opts.raiseBudget) restoreBudget = raiseForImport();
       }
       return importTree(fs, opts.xattrs === false ? stripXattrs(entries) : entries, {
-        at: opts.at, owner, mode: opts.mode, now: opts.now, onProgress, released,
+        at: opts.at, owner, mode: opts.mode, now: opts.now, onProgress, released, dataWritten: released,
       });
     }, opts.now);
   } finally {
