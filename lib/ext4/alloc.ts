@@ -559,7 +559,7 @@ export function allocateInodeNow(tx: Transaction, opts: { goalGroup: number; dir
   const ino = g * ipg + i + 1;
   if (i >= ipg || ino < sb.s_first_ino) return -1;
   const at = tx.knownInodeLocation(ino);
-  const image = at && tx.blocks.get(at.block);
+  const image = at && tx.slotBlockNow(at.block);
   if (!at || !image) return -1;
   const zeroed = !honoured || (gd.flags & BG_FLAGS.INODE_ZEROED) !== 0;
   const everUsed = honoured ? Math.max(0, ipg - gd.itableUnused) : ipg;
