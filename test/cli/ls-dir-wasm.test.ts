@@ -26,6 +26,7 @@ import { lsOnDisk } from '../../lib/cli/commands/ls-run.js';
 import { dirListWasmBytes } from '../../lib/ext4/dir-list-wasm-code.js';
 import { classifyDirBlock } from '../../lib/ext4/htree.js';
 import { DIR_LIST_WASM } from '../../lib/ext4/dir-list-wasm-bytes.js';
+import { xorshift32 } from '../../lib/io/prng.js';
 import { mkfs, type FsKind } from '../helpers/tools.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -212,12 +213,8 @@ describe('ls --json: whole plain directories by WebAssembly', () => {
    */
   async function fuzz(img: string, p: string, targets: [number, number][], rounds: number, seed: number): Promise<{ answered: number; errors: number }> {
     const base = new Uint8Array(nodefs.readFileSync(img));
-    const rand = (n: number) => {
-      seed ^= seed << 13;
-      seed ^= seed >>> 17;
-      seed ^= seed << 5;
-      return (seed >>> 0) % n;
-    };
+    const next = xorshift32(seed);
+    const rand = (n: number) => Math.floor(next() * n);
     let answered = 0, errors = 0;
     // One copy, damaged and restored each round (both readers open it read-only): copying the
     // whole image per round was most of the test's time.
@@ -301,13 +298,8 @@ describe('ls --json: whole plain directories by WebAssembly', () => {
     const bs = reader.blockSize;
     const targets: [number, number][] = (await reader.fileMap(flat)).extents.map((e) => [e.physical * bs, e.length * bs]);
     for (let g = 0; g < 4; g++) targets.push([(await reader.group(g)).inodeTable * bs, reader.sb.s_inodes_per_group * reader.sb.s_inode_size]);
-    let seed = 0x2545f491;
-    const rand = (n: number) => {
-      seed ^= seed << 13;
-      seed ^= seed >>> 17;
-      seed ^= seed << 5;
-      return (seed >>> 0) % n;
-    };
+    const next = xorshift32(0x2545f491);
+    const rand = (n: number) => Math.floor(next() * n);
     let answered = 0, errors = 0;
     for (let round = 0; round < 120; round++) {
       const bytes = base.slice();
