@@ -169,6 +169,25 @@ describe.skipIf(!HAVE_E2FSPROGS)('moveFiles: a batch of small files', () => {
     await verify(img, { '/a': { content: src.a!, extents: want.get('/a')! }, '/b': { content: src.b!, extents: want.get('/b')! } }, 'chained moves');
   });
 
+  /**
+   * The moves of a chain a0, b0, a1, b1, … of one-block files: a_k to a free block past the last
+   * free run's start, b_k into a_k's old block; each file's map afterwards goes into `want`.
+   */
+  async function abChain(f: CoreFilesystem, n: number, want: Map<string, Extent[]>): Promise<FileMove[]> {
+    const runs = await getFreeBlocks(f);
+    const far = runs[runs.length - 1]!.start / BS + 64;
+    const moves: FileMove[] = [];
+    for (let k = 0; k < n; k++) {
+      const a = await extentsOf(f, `/a${k}`), b = await extentsOf(f, `/b${k}`);
+      expect(a.length === 1 && a[0]!.length === 1 && b[0]!.length === 1).toBe(true);
+      moves.push({ ino: (await f.resolve(`/a${k}`)).ino, target: [{ startBlock: far + k, lengthBlocks: 1 }], expect: a });
+      moves.push({ ino: (await f.resolve(`/b${k}`)).ino, target: [{ startBlock: a[0]!.physical, lengthBlocks: 1 }], expect: b });
+      want.set(`/a${k}`, [{ logical: 0, physical: far + k, length: 1, unwritten: false }]);
+      want.set(`/b${k}`, [{ logical: 0, physical: a[0]!.physical, length: 1, unwritten: false }]);
+    }
+    return moves;
+  }
+
   it('a plan that is a chain in list order (each file into the block the one before freed) runs in two transactions, a few flushes, not one per move', async () => {
     // a0, b0, a1, b1, …: a_k leaves for a free run, b_k takes a_k's old block. In list order every
     // b_k must wait for a_k's commit (a freed block is reusable only then): 21 transactions and
@@ -183,17 +202,7 @@ describe.skipIf(!HAVE_E2FSPROGS)('moveFiles: a batch of small files', () => {
     const want = new Map<string, Extent[]>();
     let flushes = 0;
     try {
-      const runs = await getFreeBlocks(f);
-      const far = runs[runs.length - 1]!.start / BS + 64;
-      const moves: FileMove[] = [];
-      for (let k = 0; k < N; k++) {
-        const a = await extentsOf(f, `/a${k}`), b = await extentsOf(f, `/b${k}`);
-        expect(a.length === 1 && a[0]!.length === 1 && b[0]!.length === 1).toBe(true);
-        moves.push({ ino: (await f.resolve(`/a${k}`)).ino, target: [{ startBlock: far + k, lengthBlocks: 1 }], expect: a });
-        moves.push({ ino: (await f.resolve(`/b${k}`)).ino, target: [{ startBlock: a[0]!.physical, lengthBlocks: 1 }], expect: b });
-        want.set(`/a${k}`, [{ logical: 0, physical: far + k, length: 1, unwritten: false }]);
-        want.set(`/b${k}`, [{ logical: 0, physical: a[0]!.physical, length: 1, unwritten: false }]);
-      }
+      const moves = await abChain(f, N, want);
       const before = rec.log.filter((r) => r.kind === 'flush').length;
       const { value: results, commits } = await commitsDuring(f, () => moveFiles(f, moves));
       flushes = rec.log.filter((r) => r.kind === 'flush').length - before;
@@ -222,16 +231,7 @@ describe.skipIf(!HAVE_E2FSPROGS)('moveFiles: a batch of small files', () => {
       const f = await Filesystem.open(img, { write: true });
       const want = new Map<string, Extent[]>();
       try {
-        const runs = await getFreeBlocks(f);
-        const far = runs[runs.length - 1]!.start / BS + 64;
-        const moves: FileMove[] = [];
-        for (let k = 0; k < N; k++) {
-          const a = await extentsOf(f, `/a${k}`), b = await extentsOf(f, `/b${k}`);
-          moves.push({ ino: (await f.resolve(`/a${k}`)).ino, target: [{ startBlock: far + k, lengthBlocks: 1 }], expect: a });
-          moves.push({ ino: (await f.resolve(`/b${k}`)).ino, target: [{ startBlock: a[0]!.physical, lengthBlocks: 1 }], expect: b });
-          want.set(`/a${k}`, [{ logical: 0, physical: far + k, length: 1, unwritten: false }]);
-          want.set(`/b${k}`, [{ logical: 0, physical: a[0]!.physical, length: 1, unwritten: false }]);
-        }
+        const moves = await abChain(f, N, want);
         const waves = moves.map((_, j) => waveOf(j));
         const { value: results, commits } = await commitsDuring(f, () => moveFiles(f, moves, { waves }));
         expect(results.filter((r) => !r.moved), label).toEqual([]);
