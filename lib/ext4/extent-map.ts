@@ -57,7 +57,10 @@ export function normalise(list: readonly Extent[]): Extent[] {
 export function mappedIn(list: readonly Extent[], lb: number, len: number): Extent[] {
   const out: Extent[] = [];
   const end = lb + len;
-  for (const e of list) {
+  // (indexed: the planner and the executor call this per step, in a fresh process interpreted,
+  // where for-of allocates an iterator result per element)
+  for (let i = 0; i < list.length; i++) {
+    const e = list[i]!;
     if (e.logical >= end) break;
     const s = Math.max(lb, e.logical), t = Math.min(end, e.logical + e.length);
     if (s < t) out.push({ logical: s, physical: e.physical + (s - e.logical), length: t - s, unwritten: e.unwritten });

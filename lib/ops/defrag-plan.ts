@@ -254,7 +254,9 @@ export class FreeIndex {
   /** Smallest run holding n blocks (lowest on ties), optionally only runs ending by `below`. */
   bestFit(n: number, below = Infinity): Run | null {
     let best: Run | null = null;
-    for (const r of this.runs) {
+    const runs = this.runs;
+    for (let i = 0; i < runs.length; i++) {
+      const r = runs[i]!;
       if (r.start + r.length > below) break;
       if (r.length < n) continue;
       if (!best || r.length < best.length) best = r;
@@ -264,7 +266,9 @@ export class FreeIndex {
   }
   /** Lowest run holding n blocks and ending by `below`. */
   firstFit(n: number, below = Infinity): Run | null {
-    for (const r of this.runs) {
+    const runs = this.runs;
+    for (let i = 0; i < runs.length; i++) {
+      const r = runs[i]!;
       if (r.start + r.length > below) break;
       if (r.length >= n) return r;
     }
@@ -285,7 +289,8 @@ function freeExtentsAfterMove(free: FreeIndex, from: number, to: number, length:
 /** The logical ranges that sit on physical blocks [start, start+length) of a file. */
 function rangesOnPhysical(extents: readonly Extent[], start: number, length: number): { logical: number; length: number; from: number }[] {
   const out: { logical: number; length: number; from: number }[] = [];
-  for (const e of extents) {
+  for (let i = 0; i < extents.length; i++) {
+    const e = extents[i]!;
     const s = Math.max(e.physical, start), t = Math.min(e.physical + e.length, start + length);
     if (s < t) out.push({ logical: e.logical + (s - e.physical), length: t - s, from: s });
   }
@@ -496,7 +501,7 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
       // (emptied runs stay in the pools, skipped: filtering both pools per hand-out was the
       // collector's largest line in a CPU profile of the 256 MiB 90 % plan)
       const out = picks.map(({ r, k }) => ({ start: r.start, length: k }));
-      for (const { r, k } of picks) (r.start += k), (r.length -= k);
+      for (let i = 0; i < picks.length; i++) (picks[i]!.r.start += picks[i]!.k), (picks[i]!.r.length -= picks[i]!.k);
       return out;
     };
     // The run that is reusable soonest (its blocks free from the start, or freed in the earliest
@@ -524,7 +529,9 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
     let need = n;
     // (each run's wave worked out once, not twice per comparison of the sort)
     const bySoon = scratch.map((r) => ({ r, w: Math.max(floor, m.waves.readyWave(r.start, r.length)) })).sort((a, b) => a.w - b.w || b.r.length - a.r.length);
-    for (const r of [...bySoon.map((x) => x.r), ...laterOf(q)]) {
+    const later = laterOf(q);
+    for (let i = 0; i < bySoon.length + later.length; i++) {
+      const r = i < bySoon.length ? bySoon[i]!.r : later[i - bySoon.length]!;
       if (!need || picks.length >= maxRuns) break;
       if (!r.length) continue;
       const k = Math.min(need, r.length);
@@ -536,7 +543,8 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
   /** The first wave a move of file g's logical [logical, logical+length) can run in, whatever its target. */
   const floorOf = (g: number, logical: number, length: number): number => {
     let w = m.waves.fileWave(g);
-    for (const e of mappedIn(files[g]!, logical, length)) w = Math.max(w, m.waves.readyWave(e.physical, e.length));
+    const parts = mappedIn(files[g]!, logical, length);
+    for (let i = 0; i < parts.length; i++) w = Math.max(w, m.waves.readyWave(parts[i]!.physical, parts[i]!.length));
     return w;
   };
   const floorWhole = (g: number): number => {
@@ -605,7 +613,10 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
       cur.end = e.logical + e.length;
       cur.blocks += e.length;
     }
-    for (const q of groups) m.move(g, phase, q.logical, q.end - q.logical, [{ start: at.start + rankOf(g, q.logical), length: q.blocks }]);
+    for (let i = 0; i < groups.length; i++) {
+      const q = groups[i]!;
+      m.move(g, phase, q.logical, q.end - q.logical, [{ start: at.start + rankOf(g, q.logical), length: q.blocks }]);
+    }
   };
   /** The file's misplaced blocks whose final blocks are free move there (in as many moves as it takes). */
   const fillAround = (g: number): void => {
@@ -622,7 +633,8 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
       return segs[lo]!.logical + (rank - segs[lo]!.rank);
     };
     const wanted: Run[] = [];
-    for (const e of files[g]!) if (!placed(g, e)) wanted.push({ start: at.start + rankOf(g, e.logical), length: e.length });
+    const x = files[g]!;
+    for (let i = 0; i < x.length; i++) if (!placed(g, x[i]!)) wanted.push({ start: at.start + rankOf(g, x[i]!.logical), length: x[i]!.length });
     const open = mergeRuns(wanted);
     const runs = m.free.runs.filter((r) => r.start < at.start + at.length && r.start + r.length > at.start);
     for (const t of subtractRuns(open, subtractRuns(open, runs))) {
@@ -644,7 +656,8 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
     const parts = m.free.overlapping(to, end).map((r) => ({ start: Math.max(r.start, to), length: Math.min(r.start + r.length, end) - Math.max(r.start, to) }));
     const rest: { logical: number; length: number; blocks: number }[] = [];
     let cur = q.logical;
-    for (const r of parts) {
+    for (let i = 0; i < parts.length; i++) {
+      const r = parts[i]!;
       const lo = q.logical + (r.start - to);
       if (r.length < minPart) continue; // (a move per few blocks costs more than their copy)
       if (!m.blockMapped[g] && !m.trees[g]!.length && layOut(files[g]!, lo, r.length, [r]).newExtents.length > ROOT_EXTENTS) continue;
@@ -684,7 +697,7 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
     // a tree block goes only with its whole file (the tree collapses), which must fit the free
     // space outside the place in at most four runs.
     const treeAt: { block: number; owner: number }[] = [];
-    m.trees.forEach((t, g) => { for (const b of t) if (b >= 0) treeAt.push({ block: b, owner: g }); });
+    m.trees.forEach((t, g) => { for (let i = 0; i < t.length; i++) if (t[i]! >= 0) treeAt.push({ block: t[i]!, owner: g }); });
     treeAt.sort((a, b) => a.block - b.block);
     /** Owners of the tree blocks in a run (binary search over the sorted blocks). */
     const treesIn = (r: Run): number[] => {

@@ -216,8 +216,15 @@ export function layOut(extents: readonly Extent[], lb: number, n: number, target
   }
   const ownOverlap = (r: { start: number; length: number }) => new Ext4Error('EINVAL', `target run ${r.start}+${r.length} overlaps the file's own blocks`);
   if (sorted.length * extents.length <= 4096) {
-    // few targets (a step of the planner): a direct check, nothing sorted
-    for (const r of sorted) for (const e of extents) if (e.physical < r.start + r.length && r.start < e.physical + e.length) throw ownOverlap(r);
+    // few targets (a step of the planner): a direct check, nothing sorted (indexed: in a fresh
+    // process this runs interpreted, where for-of allocates an iterator result per element)
+    for (let i = 0; i < sorted.length; i++) {
+      const r = sorted[i]!;
+      for (let k = 0; k < extents.length; k++) {
+        const e = extents[k]!;
+        if (e.physical < r.start + r.length && r.start < e.physical + e.length) throw ownOverlap(r);
+      }
+    }
   } else {
     // the file's own blocks, sorted, swept against the sorted targets (a scan of every extent per
     // target was quadratic for an eviction into hundreds of runs)

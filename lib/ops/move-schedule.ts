@@ -116,7 +116,10 @@ class LastTouch {
 function coalesce(list: BlockRun[]): BlockRun[] {
   const runs = list.filter((r) => r.length > 0).sort((a, b) => a.start - b.start);
   const out: BlockRun[] = [];
-  for (const r of runs) {
+  // (indexed loops here and below: every planned step runs them, interpreted in a fresh process,
+  // where for-of allocates an iterator result per element)
+  for (let i = 0; i < runs.length; i++) {
+    const r = runs[i]!;
     const last = out[out.length - 1];
     if (last && r.start <= last.start + last.length) {
       if (r.start + r.length > last.start + last.length) out[out.length - 1] = { start: last.start, length: r.start + r.length - last.start };
@@ -126,7 +129,13 @@ function coalesce(list: BlockRun[]): BlockRun[] {
 }
 
 function overlapsAny(a: readonly BlockRun[], b: readonly BlockRun[]): boolean {
-  for (const x of a) for (const y of b) if (x.start < y.start + y.length && y.start < x.start + x.length) return true;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    for (let k = 0; k < b.length; k++) {
+      const y = b[k]!;
+      if (x.start < y.start + y.length && y.start < x.start + x.length) return true;
+    }
+  }
   return false;
 }
 
@@ -163,16 +172,16 @@ export class WaveScheduler {
     const j = this.moves.length;
     const { moves, touch, wave, lastOfFile, spanned } = this;
     moves.push(m);
-    const runs = coalesce([...m.frees, ...m.target, ...(m.span ?? [])]);
+    const runs = coalesce(m.span ? m.frees.concat(m.target, m.span) : m.frees.concat(m.target));
     const near = new Set<number>();
-    for (const r of runs) touch.touching(r.start, r.start + r.length, near);
+    for (let k = 0; k < runs.length; k++) touch.touching(runs[k]!.start, runs[k]!.start + runs[k]!.length, near);
     const deps = new Map<number, DependencyKind>();
     let w = 0;
-    // sharing blocks: a later wave
-    for (const i of near) {
+    // sharing blocks: a later wave (forEach: no iterator result per element, interpreted)
+    near.forEach((i) => {
       deps.set(i, overlapsAny(m.target, moves[i]!.frees) ? 'frees' : 'blocks');
       w = Math.max(w, wave[i]! + 1);
-    }
+    });
     // the same file on other blocks: the same wave will do, after it (the executor applies a
     // file's moves of one transaction in order, each from the map the one before leaves)
     const prev = lastOfFile.get(m.file);
@@ -187,8 +196,10 @@ export class WaveScheduler {
       w = Math.max(w, this.maxWave);
     }
     wave.push(w);
-    this.after.push([...deps].map(([move, kind]) => ({ move, kind })));
-    for (const r of runs) touch.assign(r.start, r.start + r.length, j);
+    const after: { move: number; kind: DependencyKind }[] = [];
+    deps.forEach((kind, move) => void after.push({ move, kind }));
+    this.after.push(after);
+    for (let k = 0; k < runs.length; k++) touch.assign(runs[k]!.start, runs[k]!.start + runs[k]!.length, j);
     lastOfFile.set(m.file, j);
     if (m.span) spanned.add(m.file);
     else spanned.delete(m.file);
