@@ -278,7 +278,9 @@ async function markRuns(tx: Transaction, runs: readonly Run[], allocate: boolean
   // Bitmap checksums once per group touched, after all the runs (a finalise frees thousands of
   // runs in a few groups: one crc of the bitmap each, not one per run).
   const touched = new Map<number, { gd: GroupDesc; bm: Uint8Array }>();
-  for (const r of runs) {
+  // (indexed and forEach: interpreted in a fresh process, for-of allocates an iterator result per element)
+  for (let i = 0; i < runs.length; i++) {
+    const r = runs[i]!;
     let b = r.start;
     const end = r.start + r.length;
     if (r.start < sb.s_first_data_block || end > sb.blocksCount)
@@ -299,7 +301,7 @@ async function markRuns(tx: Transaction, runs: readonly Run[], allocate: boolean
       b = stop;
     }
   }
-  for (const { gd } of touched.values()) refreshBlockBitmapCsum(tx, gd);
+  touched.forEach((t) => refreshBlockBitmapCsum(tx, t.gd));
 }
 
 /**
@@ -344,7 +346,9 @@ export async function markFree(tx: Transaction, runs: readonly Run[]): Promise<v
 export async function applyPendingFrees(tx: Transaction): Promise<void> {
   const sorted = tx.pendingFree.map((r) => ({ start: r.start, length: r.length })).sort((a, b) => a.start - b.start);
   const runs: Run[] = [];
-  for (const r of sorted) {
+  // (indexed: interpreted in a fresh process, for-of allocates an iterator result per element)
+  for (let i = 0; i < sorted.length; i++) {
+    const r = sorted[i]!;
     const last = runs[runs.length - 1];
     if (last && r.start < last.start + last.length)
       throw new Ext4Error('EFSCORRUPTED', `block ${r.start} freed twice`, { structure: 'block bitmap', location: { kind: 'group', group: groupOfBlock(tx.fs.sb, r.start) } });
@@ -353,7 +357,7 @@ export async function applyPendingFrees(tx: Transaction): Promise<void> {
   }
   await markFree(tx, runs);
   tx.pendingFree.length = 0;
-  for (const r of runs) tx.pendingFree.push(r);
+  for (let i = 0; i < runs.length; i++) tx.pendingFree.push(runs[i]!);
 }
 
 /**

@@ -86,7 +86,10 @@ export class ImageLayer implements BlockView {
     if (!imgs || imgs.size === 0) return;
     const bs = this.blockSize;
     if (imgs.size < count) {
-      for (const [b, img] of imgs) if (b >= n && b < n + count) data.set(img, (b - n) * bs);
+      // (forEach: interpreted in a fresh process, for-of allocates an iterator result per entry)
+      imgs.forEach((img, b) => {
+        if (b >= n && b < n + count) data.set(img, (b - n) * bs);
+      });
     } else {
       for (let b = n; b < n + count; b++) {
         const img = imgs.get(b);

@@ -152,7 +152,7 @@ export async function commitJournaled(dev: BlockDevice, journal: Journal, tx: Tr
     },
     hooks,
   );
-  for (const b of r.revokedFromLog) tx.revokes.add(b);
+  for (let i = 0; i < r.revokedFromLog.length; i++) tx.revokes.add(r.revokedFromLog[i]!);
   return { tid: r.tid, metadataBlocks: r.blocks, dataBytes: r.dataBytes, revokes: r.revokes };
 }
 

@@ -47,12 +47,15 @@ export async function txFileMap(tx: Transaction, inode: Inode): Promise<FileMap>
  */
 function assertNoSelfOverlap(ino: number, map: FileMap): void {
   const runs: [number, number][] = map.extents.map((e) => [e.physical, e.length]);
-  for (const b of map.metadataBlocks) runs.push([b, 1]);
+  // (indexed, no destructuring: interpreted in a fresh process, for-of and `const [a, b] = t`
+  // allocate an iterator result per element; this runs per move)
+  const meta = map.metadataBlocks;
+  for (let i = 0; i < meta.length; i++) runs.push([meta[i]!, 1]);
   if (runs.length < 2) return;
   runs.sort((a, b) => a[0] - b[0]);
   for (let i = 1; i < runs.length; i++) {
-    const [ps, pl] = runs[i - 1]!, [s] = runs[i]!;
-    if (s < ps + pl)
+    const p = runs[i - 1]!, s = runs[i]![0];
+    if (s < p[0] + p[1])
       throw new Ext4Error('EFSCORRUPTED', `inode ${ino} maps block ${s} twice`, { structure: `inode ${ino} block map`, location: { kind: 'block', block: s } });
   }
 }

@@ -207,15 +207,16 @@ export class Transaction implements BlockReader {
 
   /** Run every deferred checksum refresh (finalise). */
   flushChecksums(): void {
-    for (const [n, f] of this.#blockSums) {
+    // (forEach: interpreted in a fresh process, for-of allocates an iterator result per entry)
+    this.#blockSums.forEach((f, n) => {
       const b = this.blocks.get(n);
       if (b) f(b);
-    }
+    });
     this.#blockSums.clear();
-    for (const [n, f] of this.#descriptorSums) {
+    this.#descriptorSums.forEach((f, n) => {
       const b = this.blocks.get(n);
       if (b) f(b);
-    }
+    });
     this.#descriptorSums.clear();
   }
 
@@ -404,8 +405,11 @@ export class Transaction implements BlockReader {
    */
   private dropFreedImages(): void {
     if (this.blocks.size === 0 || this.pendingFree.length === 0) return;
-    const runs = [...this.pendingFree].sort((a, b) => a.start - b.start);
-    for (const n of [...this.blocks.keys()]) {
+    const runs = this.pendingFree.slice().sort((a, b) => a.start - b.start);
+    // (indexed over a copy of the keys: interpreted in a fresh process, for-of allocates an iterator result per element)
+    const keys = [...this.blocks.keys()];
+    for (let k = 0; k < keys.length; k++) {
+      const n = keys[k]!;
       let lo = 0, hi = runs.length - 1, hit = false;
       while (lo <= hi) {
         const mid = (lo + hi) >> 1, r = runs[mid]!;

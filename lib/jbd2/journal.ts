@@ -99,7 +99,7 @@ export interface JournalCommit {
    * log (and not logged again here) is revoked, since it may be reused for
    * data before the next checkpoint and replay must not write the old copy over it.
    */
-  freed?: Iterable<{ start: number; length: number }>;
+  freed?: readonly { start: number; length: number }[];
   /** Ordered data: written (not flushed) once the transaction is known to fit, durable before the commit block. Returns bytes written. */
   ordered?: () => Promise<number>;
   /** Run once the commit is durable, before any checkpoint (e.g. data the new metadata hides). Returns bytes written. */
@@ -252,11 +252,15 @@ export class Journal {
   }
 
   /** Blocks of `freed` that have a copy in the live log and are not logged again by this transaction. */
-  #revokedByFrees(freed: Iterable<{ start: number; length: number }>, logged: ReadonlyMap<number, Uint8Array>): number[] {
+  #revokedByFrees(freed: readonly { start: number; length: number }[], logged: ReadonlyMap<number, Uint8Array>): number[] {
     const out: number[] = [];
-    for (const f of freed) {
+    // (indexed and forEach: interpreted in a fresh process, for-of allocates an iterator result per element)
+    for (let i = 0; i < freed.length; i++) {
+      const f = freed[i]!;
       if (this.pending.size < f.length) {
-        for (const b of this.pending.keys()) if (b >= f.start && b < f.start + f.length && !logged.has(b)) out.push(b);
+        this.pending.forEach((_, b) => {
+          if (b >= f.start && b < f.start + f.length && !logged.has(b)) out.push(b);
+        });
       } else for (let b = f.start; b < f.start + f.length; b++) if (this.pending.has(b) && !logged.has(b)) out.push(b);
     }
     return out;
@@ -274,7 +278,9 @@ export class Journal {
     // host that said it writes none of that one's freed blocks before settle())
     if (!early) await this.settle();
     else if (this.#failed !== null) throw this.#failed;
-    const blocks = [...input.blocks].map(([fsBlock, data]) => ({ fsBlock, data }));
+    // (forEach, not a spread and destructuring: interpreted in a fresh process, those allocate an iterator result per entry)
+    const blocks: { fsBlock: number; data: Uint8Array }[] = [];
+    input.blocks.forEach((data, fsBlock) => blocks.push({ fsBlock, data }));
     const revokedFromLog = this.#revokedByFrees(input.freed ?? [], input.blocks);
     const revokes = [...new Set([...(input.revokes ?? []), ...revokedFromLog])];
     const need = logSpaceNeeded(this.jsb, blocks.length, revokes.length);
@@ -325,8 +331,8 @@ export class Journal {
       this.live = true;
       this.head = built.nextBlock;
       this.nextTid = (tid + 1) >>> 0;
-      for (const r of revokedFromLog) this.pending.delete(r);
-      for (const b of blocks) this.pending.set(b.fsBlock, b.data);
+      for (let i = 0; i < revokedFromLog.length; i++) this.pending.delete(revokedFromLog[i]!);
+      for (let i = 0; i < blocks.length; i++) this.pending.set(blocks[i]!.fsBlock, blocks[i]!.data);
     };
     const checkpointAfter = (): boolean => this.policy === 'each' || this.pending.size * this.blockSize > this.maxPendingBytes;
     if (defer && this.policy !== 'each' && (this.pending.size + blocks.length) * this.blockSize <= this.maxPendingBytes) {

@@ -128,13 +128,18 @@ export function buildTransaction(input: TransactionInput): BuiltTransaction {
   if (revokes.length && !(jsb.incompat & JINCOMPAT.REVOKE)) throw inval('revoke records need the REVOKE journal feature set in the journal superblock first');
   const maxBlock = jsb.incompat & JINCOMPAT['64BIT'] ? 2 ** 48 : 2 ** 32;
   const seen = new Set<number>();
-  for (const b of blocks) {
+  // (indexed: interpreted in a fresh process, for-of allocates an iterator result per element)
+  for (let i = 0; i < blocks.length; i++) {
+    const b = blocks[i]!;
     if (!Number.isInteger(b.fsBlock) || b.fsBlock < 0 || b.fsBlock >= maxBlock) throw inval(`fs block ${b.fsBlock} cannot be logged in this journal`);
     if (seen.has(b.fsBlock)) throw inval(`fs block ${b.fsBlock} appears twice in one transaction`);
     seen.add(b.fsBlock);
     if (b.data.length !== g.bs) throw inval(`fs block ${b.fsBlock}: ${b.data.length} bytes, block size is ${g.bs}`);
   }
-  for (const r of revokes) if (!Number.isInteger(r) || r < 0 || r >= maxBlock) throw inval(`revoked block ${r} cannot be recorded in this journal`);
+  for (let i = 0; i < revokes.length; i++) {
+    const r = revokes[i]!;
+    if (!Number.isInteger(r) || r < 0 || r >= maxBlock) throw inval(`revoked block ${r} cannot be recorded in this journal`);
+  }
   const { sec, nsec } = input.commitTime;
   if (!Number.isInteger(sec) || sec < 0 || sec >= 2 ** 53 || !Number.isInteger(nsec) || nsec < 0 || nsec >= 1e9) throw inval(`bad commit time ${sec}.${nsec}`);
 
@@ -165,7 +170,8 @@ export function buildTransaction(input: TransactionInput): BuiltTransaction {
     const chunk = revokes.slice(i, i + g.recordsPerRevoke);
     const b = header(BLOCKTYPE.REVOKE);
     let off = RevokeHeaderLayout.size;
-    for (const r of chunk) {
+    for (let k = 0; k < chunk.length; k++) {
+      const r = chunk[k]!;
       encodeRevokeRecord(jsb.incompat, b, off, r);
       off += g.recordSize;
     }

@@ -82,16 +82,20 @@ interface Chunk {
  * size (many one-block files packed together cost one write).
  */
 export function copyChunks(copies: readonly Copy[], chunkBlocks: number): Chunk[] {
-  const sorted = [...copies].sort((a, b) => a.to - b.to);
+  // (indexed loops, slice and literals for spreads: interpreted in a fresh process, for-of
+  // allocates an iterator result per element)
+  const sorted = copies.slice().sort((a, b) => a.to - b.to);
   const merged: Copy[] = [];
-  for (const c of sorted) {
+  for (let i = 0; i < sorted.length; i++) {
+    const c = sorted[i]!;
     if (c.length <= 0) continue;
     const last = merged[merged.length - 1];
     if (last && last.to + last.length === c.to && last.from + last.length === c.from) last.length += c.length;
-    else merged.push({ ...c });
+    else merged.push({ from: c.from, to: c.to, length: c.length });
   }
   const chunks: Chunk[] = [];
-  for (const c0 of merged) {
+  for (let i = 0; i < merged.length; i++) {
+    const c0 = merged[i]!;
     for (let off = 0; off < c0.length; ) {
       let cur = chunks[chunks.length - 1];
       const to = c0.to + off;
