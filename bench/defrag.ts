@@ -11,7 +11,9 @@
  * `--runner tsx` `node --import tsx lib/cli/main.ts …` (adds tsx's transform, ~0.3–0.5 s), with
  * `--runner dist` dist/cli.js (rebuild it first). Node's own start-up (`node -e 0`, median of 5,
  * same run) is printed and subtracted in the "work" column; ext4kit's own JSON summary (moves,
- * bytes it moved, its predicted result) is printed after the table.
+ * bytes it moved, its predicted result) is printed after the table. Where the environment sets
+ * NODE_EXTRA_CA_CERTS (every node process then parses CA certificates at start: bench/fresh.ts),
+ * ext4kit also runs with it empty, as a row of its own in the same rounds.
  * --big adds 4096 MiB images: built by the kernel in ~0.5–1.5 min each (the first time; then
  * cached, 2.3–3.8 GB of disk each), a few minutes per fill level for both tools: without --runs
  * they run once (5 runs, medians, below 4 GiB).
@@ -39,7 +41,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { blocksMoved, ensureBuilt, measureFragImage, meetsTargets, type FragStats } from '../test/helpers/frag-images.js';
 import { copySparse, e2fsckClean, run, withLoopMountSync } from '../test/helpers/tools.js';
-import { bundleThisCli, freshRounds, NODE_START } from './fresh.js';
+import { bundleThisCli, EXTRA_CA_CERTS, freshRounds, NODE_START, NODE_START_NO_CA, WITHOUT_EXTRA_CA } from './fresh.js';
 import { Filesystem } from '../lib/node.js';
 import { defrag } from '../lib/ops/defrag.js';
 
@@ -64,10 +66,10 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-/** Run under /usr/bin/time: wall seconds, peak RSS (KiB), stdout. */
-function timed(cmd: string, argv: string[]): { wall: number; rssKiB: number; stdout: string; status: number; stderr: string } {
+/** Run under /usr/bin/time: wall seconds, peak RSS (KiB), stdout. `env`: changes to this environment. */
+function timed(cmd: string, argv: string[], env?: Record<string, string>): { wall: number; rssKiB: number; stdout: string; status: number; stderr: string } {
   const out = path.join(os.tmpdir(), `ext4kit-bench-time-${process.pid}`);
-  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', '-o', out, cmd, ...argv], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', '-o', out, cmd, ...argv], { encoding: 'utf8', maxBuffer: 1 << 28, ...(env ? { env: { ...process.env, ...env } } : {}) });
   const [wall, rss] = fs.readFileSync(out, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
   fs.rmSync(out, { force: true });
   return { wall: wall!, rssKiB: rss!, stdout: r.stdout, stderr: r.stderr, status: r.status ?? -1 };
@@ -150,8 +152,8 @@ async function benchImage(sizeMiB: number, fillPct: number, work: string): Promi
   const rows: Row[] = [{ image: name, tool: 'before', wall: '-', work: '-', vsE4: '-', rssMiB: '-', ...describe(before, bs), movedMiB: '-', e2fsck: e2fsckClean(original).ok ? 'clean' : 'NOT CLEAN', content: '-', targets: meetsTargets(before).ok ? 'met' : 'no', exit: '-' }];
 
   type Once = { wall: number; rssKiB: number; note: string; summary?: string };
-  const fresh = (cmd: string, argv: string[]): Once => {
-    const r = timed(cmd, argv);
+  const fresh = (cmd: string, argv: string[], env?: Record<string, string>): Once => {
+    const r = timed(cmd, argv, env);
     if (r.status !== 0) return { wall: r.wall, rssKiB: r.rssKiB, note: `exit ${r.status}: ${r.stderr.trim().split('\n').pop()}` };
     return { wall: r.wall, rssKiB: r.rssKiB, note: '', summary: summarize(r.stdout) };
   };
@@ -161,6 +163,8 @@ async function benchImage(sizeMiB: number, fillPct: number, work: string): Promi
       node: true,
       once: (img) => fresh(...ext4kitArgv(img)),
     },
+    // (where this environment sets NODE_EXTRA_CA_CERTS: the same process without it — see fresh.ts)
+    ...(EXTRA_CA_CERTS ? [{ tool: `ext4kit (${RUNNER}), NODE_EXTRA_CA_CERTS empty`, node: true, once: (img: string) => fresh(...ext4kitArgv(img), WITHOUT_EXTRA_CA) }] : []),
     ...(BEFORE ? [{ tool: 'before (bundle)', node: true, once: (img: string) => fresh(process.execPath, [BEFORE, 'defrag', '--json', img]) }] : []),
     ...(WARM ? [{ tool: 'ext4kit warm in-process', node: false, warm: true, once: (img: string) => inProcess(img) }] : []),
     {
@@ -221,7 +225,7 @@ async function benchImage(sizeMiB: number, fillPct: number, work: string): Promi
       image: name,
       tool: t.tool,
       wall: `${median(walls).toFixed(2)}${RUNS > 1 ? ` (med of ${RUNS})` : ''}`,
-      work: (median(walls) - (t.node ? nodeStartS : 0)).toFixed(2),
+      work: (median(walls) - (t.node ? (t.tool.includes('NODE_EXTRA_CA_CERTS empty') ? nodeStartNoCaS : nodeStartS) : 0)).toFixed(2),
       vsE4: `${(median(walls) / e4).toFixed(2)}×`,
       rssMiB: Number.isNaN(median(rss)) ? '-' : (median(rss) / 1024).toFixed(0),
       ...describe(a, bs),
@@ -247,15 +251,18 @@ function summarize(stdout: string): string {
   }
 }
 
-/** Node's start-up in seconds (median of 5 `node -e 0`), measured in main. */
-let nodeStartS = 0;
+/** Node's start-up in seconds (median of 5 `node -e 0`), measured in main; and with NODE_EXTRA_CA_CERTS empty. */
+let nodeStartS = 0, nodeStartNoCaS = 0;
 
 async function main(): Promise<void> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ext4kit-bench-defrag-'));
   const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   if (RUNNER === 'bundle') bundled = await bundleThisCli(work);
-  nodeStartS = freshRounds([NODE_START], 5).nodeStart / 1000;
-  console.log(`bench/defrag ${new Date().toISOString()} kernel ${os.release()}, ${os.cpus().length} CPUs, load ${load}; runner ${RUNNER}; runs ${opt('runs') ?? '5 (1 from 4 GiB up)'}; seed ${SEED}; node start-up ${(nodeStartS * 1000).toFixed(0)} ms (subtracted from ext4kit's wall in "work")`);
+  const starts = freshRounds(EXTRA_CA_CERTS ? [NODE_START, NODE_START_NO_CA] : [NODE_START], 5);
+  nodeStartS = starts.nodeStart / 1000;
+  nodeStartNoCaS = EXTRA_CA_CERTS ? starts.wall[NODE_START_NO_CA.name]! / 1000 : nodeStartS;
+  const ca = EXTRA_CA_CERTS ? `; NODE_EXTRA_CA_CERTS is set here (${EXTRA_CA_CERTS}): node -e 0 takes ${(nodeStartNoCaS * 1000).toFixed(0)} ms with it empty, and ext4kit runs both ways (bench/fresh.ts)` : '';
+  console.log(`bench/defrag ${new Date().toISOString()} kernel ${os.release()}, ${os.cpus().length} CPUs, load ${load}; runner ${RUNNER}; runs ${opt('runs') ?? '5 (1 from 4 GiB up)'}; seed ${SEED}; node start-up ${(nodeStartS * 1000).toFixed(0)} ms (subtracted from ext4kit's wall in "work")${ca}`);
   const rows: Row[] = [];
   try {
     for (const size of SIZES)

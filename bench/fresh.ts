@@ -51,6 +51,21 @@ export interface FreshJob {
 
 export const NODE_START: FreshJob = { name: 'node -e 0', cmd: process.execPath, args: ['-e', '0'], node: true };
 
+/**
+ * NODE_EXTRA_CA_CERTS as this environment sets it (undefined when unset or empty). When it names a
+ * file, Node 20–22 builds its whole CA store from it and the bundled roots at every start, before
+ * any JavaScript runs (nodejs/node#40524; Node 25 loads them only with node:tls): a fixed cost of
+ * every node process (~40 ms on the development machine, which sets it), that no program can
+ * avoid from inside. ext4kit opens no TLS connection, so its benches that time whole processes
+ * also run it with the variable empty (what Node reads as unset), labelled so, and print node's
+ * start-up both ways.
+ */
+export const EXTRA_CA_CERTS = process.env.NODE_EXTRA_CA_CERTS || undefined;
+/** The environment change that leaves NODE_EXTRA_CA_CERTS out (empty: Node then reads no file). */
+export const WITHOUT_EXTRA_CA: Record<string, string> = { NODE_EXTRA_CA_CERTS: '' };
+/** NODE_START with NODE_EXTRA_CA_CERTS empty. */
+export const NODE_START_NO_CA: FreshJob = { name: 'node -e 0 (NODE_EXTRA_CA_CERTS empty)', cmd: process.execPath, args: ['-e', '0'], node: true, env: WITHOUT_EXTRA_CA };
+
 export interface FreshResult {
   /** Median wall of the whole process, ms. */
   wall: Record<string, number>;
