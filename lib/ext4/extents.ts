@@ -162,13 +162,15 @@ export async function walkExtentTree(iblock: Uint8Array, ctx: ExtentWalkContext)
   async function visit(node: Uint8Array, h: ExtentNodeHeader, lo: number, hi: number, where: Location): Promise<void> {
     let prevEnd = lo;
     if (h.depth === 0) {
+      // Built only for an error (a string per extent costs more than the walk); one closure per
+      // node, not per entry (a closure over the loop's `i` allocates a context and a function per entry).
+      const loc = (i: number): Location => ({ kind: 'part', of: where, part: 'entry', index: i });
       for (let i = 0; i < h.entries; i++) {
         const e = readLeafEntry(node, i);
-        const loc = (): Location => ({ kind: 'part', of: where, part: 'entry', index: i }); // built only for an error (a string per extent costs more than the walk)
-        if (e.length === 0) throw new Ext4Error('EFSCORRUPTED', 'zero-length extent', { structure, location: loc() });
-        if (e.logical < prevEnd) throw new Ext4Error('EFSCORRUPTED', `extent at logical ${e.logical} overlaps or is out of order`, { structure, location: loc() });
-        if (e.logical + e.length > hi) throw new Ext4Error('EFSCORRUPTED', `extent ${e.logical}+${e.length} exceeds its index range (< ${hi})`, { structure, location: loc() });
-        if (!inFs(e.physical, e.length)) throw new Ext4Error('EFSCORRUPTED', `extent ${e.physical}+${e.length} lies outside the filesystem`, { structure, location: loc() });
+        if (e.length === 0) throw new Ext4Error('EFSCORRUPTED', 'zero-length extent', { structure, location: loc(i) });
+        if (e.logical < prevEnd) throw new Ext4Error('EFSCORRUPTED', `extent at logical ${e.logical} overlaps or is out of order`, { structure, location: loc(i) });
+        if (e.logical + e.length > hi) throw new Ext4Error('EFSCORRUPTED', `extent ${e.logical}+${e.length} exceeds its index range (< ${hi})`, { structure, location: loc(i) });
+        if (!inFs(e.physical, e.length)) throw new Ext4Error('EFSCORRUPTED', `extent ${e.physical}+${e.length} lies outside the filesystem`, { structure, location: loc(i) });
         prevEnd = e.logical + e.length;
         extents.push(e);
       }
