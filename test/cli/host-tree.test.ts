@@ -53,6 +53,21 @@ afterAll(() => {
   if (src) fs.rmSync(src, { recursive: true, force: true });
 });
 
+/**
+ * A directory holding `big` (1.5 slabs, so the one-slab reader stops inside it) and small files
+ * named after it, read with one slab: the tree's entry iterator, positioned on big.
+ */
+async function treeStoppedInBig(dir: string, small: readonly string[]): Promise<{ it: AsyncIterator<TreeEntry>; big: TreeEntry }> {
+  fs.writeFileSync(path.join(dir, 'big'), prngBytes('big', 1.5 * SLAB_BYTES));
+  for (const n of small) fs.writeFileSync(path.join(dir, n), prngBytes(n, 10));
+  const t = await readHostTree(dir, { xattrs: false, readAheadSlabs: 1 });
+  const it = t.entries[Symbol.asyncIterator]();
+  expect(((await it.next()).value as TreeEntry).type).toBe('dir');
+  const big = (await it.next()).value as TreeEntry;
+  expect(big.path).toBe('big');
+  return { it, big };
+}
+
 async function bytesOf(e: TreeEntry): Promise<Buffer> {
   if (e.data instanceof Uint8Array) return Buffer.from(e.data);
   const parts: Buffer[] = [];
@@ -165,14 +180,8 @@ describe('host tree reader: stops and errors', () => {
 
   it('a file that shrank or vanished after the walk fails at its entry, with its path', async () => {
     const dir = tmpDir('host-tree-errors');
-    fs.writeFileSync(path.join(dir, 'big'), prngBytes('big', 1.5 * SLAB_BYTES));
-    fs.writeFileSync(path.join(dir, 'gone'), prngBytes('gone', 10));
-    fs.writeFileSync(path.join(dir, 'last'), prngBytes('last', 10));
     try {
-      const t = await readHostTree(dir, { xattrs: false, readAheadSlabs: 1 });
-      const it = t.entries[Symbol.asyncIterator]();
-      expect(((await it.next()).value as TreeEntry).type).toBe('dir');
-      const big = (await it.next()).value as TreeEntry;
+      const { it, big } = await treeStoppedInBig(dir, ['gone', 'last']);
       expect(big.size).toBe(1.5 * SLAB_BYTES);
       // The worker read big's first slab-full into the one slab; it reads on once that is handed out.
       fs.truncateSync(path.join(dir, 'big'), SLAB_BYTES + MiB);
@@ -194,15 +203,8 @@ describe('host tree reader: stops and errors', () => {
     // The worker lists x from its directory entry and opens it only when it reads it (after big's first slab-full).
     for (const kind of ['symlink', 'fifo'] as const) {
       const dir = tmpDir(`host-tree-changed-${kind}`);
-      fs.writeFileSync(path.join(dir, 'big'), prngBytes('big', 1.5 * SLAB_BYTES));
-      fs.writeFileSync(path.join(dir, 'target'), prngBytes('target', 10));
-      fs.writeFileSync(path.join(dir, 'x'), prngBytes('x', 10));
       try {
-        const t = await readHostTree(dir, { xattrs: false, readAheadSlabs: 1 });
-        const it = t.entries[Symbol.asyncIterator]();
-        expect(((await it.next()).value as TreeEntry).type).toBe('dir');
-        const big = (await it.next()).value as TreeEntry;
-        expect(big.path).toBe('big');
+        const { it, big } = await treeStoppedInBig(dir, ['target', 'x']);
         fs.rmSync(path.join(dir, 'x'));
         if (kind === 'symlink') fs.symlinkSync('target', path.join(dir, 'x'));
         else expect(spawnSync('mkfifo', [path.join(dir, 'x')]).status).toBe(0);

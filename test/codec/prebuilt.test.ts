@@ -48,6 +48,16 @@ function evaluate(source: string): PrebuiltCodec {
   return new Function(`return ${source};`)() as PrebuiltCodec;
 }
 
+/**
+ * A twin of declaration d under a fresh name (`prefix` + its name), given the prebuilt codec made
+ * from d itself: what the bundle's usePrebuilt does for the real one.
+ */
+function prebuiltTwin<T>(d: ReturnType<typeof declaredStructs>[number], prefix: string): T {
+  const name = `${prefix} ${d.name}`;
+  usePrebuilt({ [name]: evaluate(prebuiltSource(d, new Set(d.rows.map((r) => r[0])))) });
+  return defineStruct(name, d.size, d.rows) as unknown as T;
+}
+
 function randomBytes(rand: () => number, size: number, rows: readonly (readonly [string, number, string, ...unknown[]])[], at: number): Uint8Array {
   const bytes = new Uint8Array(size + at);
   for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(rand() * 256);
@@ -68,15 +78,11 @@ describe('prebuilt codecs', () => {
     const rand = mulberry32(0xb0b);
     let readers = 0;
     for (const d of decls) {
-      const all = new Set(d.rows.map((r) => r[0]));
-      // A twin declaration under a fresh name, given the prebuilt codec made from the original.
-      const name = `prebuilt test ${d.name}`;
-      usePrebuilt({ [name]: evaluate(prebuiltSource(d, all)) });
-      const twin = defineStruct(name, d.size, d.rows) as unknown as {
+      const twin = prebuiltTwin<{
         decode(b: Uint8Array, o: number): Record<string, unknown>;
         get(b: Uint8Array, f: string, o: number): unknown;
         reader(f: string): (b: Uint8Array, o: number) => unknown;
-      };
+      }>(d, 'prebuilt test');
       for (let round = 0; round < 8; round++) {
         const at = round % 3;
         const bytes = randomBytes(rand, d.size, d.rows, at);
@@ -107,10 +113,7 @@ describe('prebuilt codecs', () => {
     const rand = mulberry32(0xe4c);
     let checked = 0;
     for (const d of decls) {
-      const all = new Set(d.rows.map((r) => r[0]));
-      const name = `encode test ${d.name}`;
-      usePrebuilt({ [name]: evaluate(prebuiltSource(d, all)) });
-      const twin = defineStruct(name, d.size, d.rows) as unknown as Struct;
+      const twin = prebuiltTwin<Struct>(d, 'encode test');
       const own = d.struct as unknown as Struct;
       // The reference: each field's writer in offset order (set() writes one field as encode's loop over writers did).
       const byFields = (b: Uint8Array, v: Record<string, unknown>, at: number) => {
