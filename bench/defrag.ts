@@ -157,14 +157,14 @@ async function benchImage(sizeMiB: number, fillPct: number, work: string): Promi
     if (r.status !== 0) return { wall: r.wall, rssKiB: r.rssKiB, note: `exit ${r.status}: ${r.stderr.trim().split('\n').pop()}` };
     return { wall: r.wall, rssKiB: r.rssKiB, note: '', summary: summarize(r.stdout) };
   };
-  const tools: { tool: string; node: boolean; warm?: boolean; once: (img: string) => Once | Promise<Once> }[] = [
+  const tools: { tool: string; node: boolean; warm?: boolean; /** Run with NODE_EXTRA_CA_CERTS empty (its node start-up is the shorter one). */ noExtraCa?: boolean; once: (img: string) => Once | Promise<Once> }[] = [
     {
       tool: `ext4kit (${RUNNER})`,
       node: true,
       once: (img) => fresh(...ext4kitArgv(img)),
     },
     // (where this environment sets NODE_EXTRA_CA_CERTS: the same process without it — see fresh.ts)
-    ...(EXTRA_CA_CERTS ? [{ tool: `ext4kit (${RUNNER}), NODE_EXTRA_CA_CERTS empty`, node: true, once: (img: string) => fresh(...ext4kitArgv(img), WITHOUT_EXTRA_CA) }] : []),
+    ...(EXTRA_CA_CERTS ? [{ tool: `ext4kit (${RUNNER}), NODE_EXTRA_CA_CERTS empty`, node: true, noExtraCa: true, once: (img: string) => fresh(...ext4kitArgv(img), WITHOUT_EXTRA_CA) }] : []),
     ...(BEFORE ? [{ tool: 'before (bundle)', node: true, once: (img: string) => fresh(process.execPath, [BEFORE, 'defrag', '--json', img]) }] : []),
     ...(WARM ? [{ tool: 'ext4kit warm in-process', node: false, warm: true, once: (img: string) => inProcess(img) }] : []),
     {
@@ -192,7 +192,8 @@ async function benchImage(sizeMiB: number, fillPct: number, work: string): Promi
   for (let i = 0; i < RUNS; i++) {
     for (const [k, t] of tools.entries()) {
       const m = acc[k]!;
-      const img = path.join(work, `${built.name}-${t.tool.split(' ')[0]}.img`);
+      // (one name per contender: two ext4kit rows share a first word)
+      const img = path.join(work, `${built.name}-${k}-${t.tool.split(' ')[0]}.img`);
       copySparse(original, img);
       run('sync', []);
       const r = await t.once(img);
@@ -208,7 +209,7 @@ async function benchImage(sizeMiB: number, fillPct: number, work: string): Promi
         m.after = measureFragImage(img, { hash: true, maps: true });
         if (!f.ok || contentOk(m.after, info.expectedSha256) !== 'same') {
           // keep the evidence: the input is the cached original, this is the output
-          const keep = path.join(os.tmpdir(), `ext4kit-bench-defrag-failed-${built.name}-${t.tool.split(' ')[0]}.img`);
+          const keep = path.join(os.tmpdir(), `ext4kit-bench-defrag-failed-${built.name}-${k}-${t.tool.split(' ')[0]}.img`);
           copySparse(img, keep);
           notes.push(`${name} ${t.tool}: output kept in ${keep}; input ${original} (read-only cache: copy it)`);
         }
@@ -225,7 +226,7 @@ async function benchImage(sizeMiB: number, fillPct: number, work: string): Promi
       image: name,
       tool: t.tool,
       wall: `${median(walls).toFixed(2)}${RUNS > 1 ? ` (med of ${RUNS})` : ''}`,
-      work: (median(walls) - (t.node ? (t.tool.includes('NODE_EXTRA_CA_CERTS empty') ? nodeStartNoCaS : nodeStartS) : 0)).toFixed(2),
+      work: (median(walls) - (t.node ? (t.noExtraCa ? nodeStartNoCaS : nodeStartS) : 0)).toFixed(2),
       vsE4: `${(median(walls) / e4).toFixed(2)}×`,
       rssMiB: Number.isNaN(median(rss)) ? '-' : (median(rss) / 1024).toFixed(0),
       ...describe(a, bs),
