@@ -235,11 +235,14 @@ async function bundleFastGroup({ outdir, entry, version, minify, logLevel, codec
   const scripts = {};
   for (const f of result.outputFiles) {
     const command = basename(f.path).replace(/^fast-/, '').replace(/\.js$/, '');
+    // Unminified output keeps comments, with their non-ASCII characters (charset only escapes
+    // strings and identifiers): written as \u escapes, which inside a comment are plain text.
+    const contents = minify ? f.contents : Buffer.from(f.text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`), 'latin1');
     // code-cache.ts runs the script through vm.Script, which has no dynamic import().
     if (/\bimport\(/.test(f.text)) throw new Error(`bundle-cli: the fast script of ${command} still has a dynamic import()`);
-    if (f.contents.some((b) => b > 0x7f)) throw new Error(`bundle-cli: the fast script of ${command} is not ASCII`);
-    const name = `fast-${command}-${createHash('sha256').update(f.contents).digest('hex').slice(0, 16)}.cjs`;
-    await writeFile(join(outdir, `${entry}-chunks`, name), f.contents);
+    if (contents.some((b) => b > 0x7f)) throw new Error(`bundle-cli: the fast script of ${command} is not ASCII`);
+    const name = `fast-${command}-${createHash('sha256').update(contents).digest('hex').slice(0, 16)}.cjs`;
+    await writeFile(join(outdir, `${entry}-chunks`, name), contents);
     scripts[command] = `./${entry}-chunks/${name}`;
   }
   return scripts;
