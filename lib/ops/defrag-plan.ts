@@ -431,22 +431,6 @@ class Model {
   }
 }
 
-/**
- * The first k blocks of each picked pool run, gone from the pool (the runs shrink in place: emptied
- * ones stay, skipped — filtering the pools per hand-out was the collector's largest line in a CPU
- * profile of the 256 MiB 90 % plan).
- */
-function handOut(picks: { r: Run; k: number }[]): Run[] {
-  const out: Run[] = [];
-  for (let i = 0; i < picks.length; i++) {
-    const { r, k } = picks[i]!;
-    out.push({ start: r.start, length: k });
-    r.start += k;
-    r.length -= k;
-  }
-  return out;
-}
-
 const idealCount = (x: readonly Extent[], idealExtentBlocks: number): number => Math.max(1, Math.ceil(mappedBlocks(x) / idealExtentBlocks));
 
 class NoPlan extends Error {}
@@ -527,21 +511,31 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
     const { scratch, inPlace, inSlot } = pools;
     // scratch for this owner: outside the places, or in places filled after its own
     const mine = slotOf[owner] ?? Infinity;
+    /** The first k blocks of each picked run, gone from the pools. */
+    const hand = (picks: { r: Run; k: number }[]): Run[] => {
+      // (emptied runs stay in the pools, skipped: filtering the pools per hand-out was the
+      // collector's largest line in a CPU profile of the 256 MiB 90 % plan)
+      const out = picks.map(({ r, k }) => ({ start: r.start, length: k }));
+      for (let i = 0; i < picks.length; i++) (picks[i]!.r.start += picks[i]!.k), (picks[i]!.r.length -= picks[i]!.k);
+      return out;
+    };
     // The run that is reusable soonest (its blocks free from the start, or freed in the earliest
     // wave: an eviction into blocks a fill just freed waits for that fill's commit, and the place
-    // emptied waits for it), then the best fit. (Indexed loops, no closures or arrays: every
-    // eviction asks, cold.)
+    // emptied waits for it), then the best fit. (Indexed loops, no arrays built: every eviction
+    // asks, cold.)
     let fit: Run | null = null, fitWave = Infinity;
-    for (let k = 0; k < scratch.length + inPlace.length; k++) {
-      const r = k < scratch.length ? scratch[k]! : inPlace[k - scratch.length]!;
-      if (k >= scratch.length && inSlot[k - scratch.length]! <= mine) break;
+    const consider = (r: Run): void => {
       // (a run no shorter than one already found at the earliest wave possible cannot win: its
       // wave, a search of the scheduler's blocks, is not worked out)
-      if (r.length < n || (fit && fitWave === floor && r.length >= fit.length)) continue;
+      if (r.length < n || (fit && fitWave === floor && r.length >= fit.length)) return;
       const w = Math.max(floor, m.waves.readyWave(r.start, n));
       if (w < fitWave || (w === fitWave && r.length < fit!.length)) (fit = r), (fitWave = w);
-    }
-    if (fit) return handOut([{ r: fit, k: n }]);
+    };
+    // (the length test inline: most pooled runs are shorter than n, and a call per run was the
+    // collector's busiest line, cold)
+    for (let k = 0; k < scratch.length; k++) if (scratch[k]!.length >= n) consider(scratch[k]!);
+    for (let k = 0; k < inPlace.length && inSlot[k]! > mine; k++) if (inPlace[k]!.length >= n) consider(inPlace[k]!);
+    if (fit) return hand([{ r: fit, k: n }]);
     let have = 0;
     for (let k = 0; k < scratch.length; k++) have += scratch[k]!.length;
     for (let k = 0; k < inPlace.length && inSlot[k]! > mine; k++) have += inPlace[k]!.length;
@@ -549,13 +543,8 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
     const safe = scratch.slice(), later: Run[] = [];
     for (let k = 0; k < inPlace.length; k++) if (inPlace[k]!.length) (inSlot[k]! > mine ? safe : later).push(inPlace[k]!);
     if (have < n || maxRuns <= 1) {
-      for (let k = 0; k < later.length; k++) {
-        const r = later[k]!;
-        if (r.length < n) continue;
-        const w = Math.max(floor, m.waves.readyWave(r.start, n));
-        if (w < fitWave || (w === fitWave && r.length < fit!.length)) (fit = r), (fitWave = w);
-      }
-      if (fit) return handOut([{ r: fit, k: n }]);
+      for (let k = 0; k < later.length; k++) consider(later[k]!);
+      if (fit) return hand([{ r: fit, k: n }]);
       // (one run asked for, and none holds n)
       if (maxRuns <= 1) return null;
     }
@@ -574,7 +563,7 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
       picks.push({ r, k });
       need -= k;
     }
-    return need ? null : handOut(picks);
+    return need ? null : hand(picks);
   };
   /** Take `t` (blocks a move took inside a place, not through findScratch) out of the pooled runs. */
   const cutPool = (t: Run): void => {
