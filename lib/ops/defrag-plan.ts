@@ -13,17 +13,13 @@
  * and move toward it like a compacting collector (planCollector). A block
  * already where the layout puts it never moves; a file's other blocks go
  * straight into its place as soon as their blocks there are free; when no
- * place is ready, the first in the fill order (defrag-order.ts: the order that
- * evicts fewest blocks, by local search) is emptied: each piece in it goes
+ * place is ready, the one nearest to free is emptied: each piece in it goes
  * straight to its own file's place where that is free, the rest into scratch
- * space (it moves again on its own turn) — free blocks outside the places
- * still to fill, or in places filled after the piece's own file (gathered
- * before they are emptied, it never moves a third time); the scratch run
- * reusable soonest, then best fit: one free from the start, or freed by the
- * earliest committed wave, rather than what the last fill freed, so that
- * emptying a place need not wait for the fill before it (63 → 38 waves on the
- * 256 MiB 90 % image, 80 → 60 on the 1 GiB one; with the fill order 51 → 45
- * and 396 → 310 moves). Each layout that meets the targets
+ * space (it moves again on its own turn) — the scratch run reusable soonest,
+ * then best fit: one free from the start, or freed by the earliest committed
+ * wave, rather than what the last fill freed, so that emptying a place need
+ * not wait for the fill before it (63 → 38 waves on the 256 MiB 90 % image,
+ * 80 → 60 on the 1 GiB one). Each layout that meets the targets
  * is planned and the cheapest plan kept: blocks copied plus its dependency
  * waves (a commit each) at 6 MiB apiece, priced as the plan grows (a plan
  * stops once what it copied, its waves and the blocks still out of place
@@ -50,7 +46,6 @@ import { Ext4Error } from '../errors.js';
 import type { Extent } from '../ext4/extents.js';
 import { fragmentCount, mappedBlocks, mappedIn, physicalRuns } from '../ext4/extent-map.js';
 import { anchoredLayouts, finalLayout, mergeRuns, ROOT_EXTENTS, subtractRuns, TARGET_FREE_EXTENTS, type Run } from './defrag-layout.js';
-import { fillOrder, type OrderEdge } from './defrag-order.js';
 import { layOut } from './move-batch.js';
 import { scheduleMoves, WaveScheduler, type BlockRun, type MoveFootprint } from './move-schedule.js';
 
@@ -438,11 +433,10 @@ class NoPlan extends Error {}
 /**
  * Plan toward the final layout like a compacting collector: a file moves once its place is free
  * (waves of independent moves: each wave only frees blocks, so everything ready moves together);
- * when no file is ready, the first place in the fill order is emptied: what sits there (pieces of
+ * when no file is ready, the place that is nearest to free is emptied: what sits there (pieces of
  * files still to move, the file's own pieces) goes into scratch space (free blocks outside every
- * place still to fill or in places filled after the piece's file: reusable soonest, then best
- * fit; smallest first, split if need be), and those files move on their own turn. Throws NoPlan
- * when the scratch space runs out or a place cannot be emptied.
+ * place still to fill: reusable soonest, then best fit; smallest first, split if need be), and those files move on their
+ * own turn. Throws NoPlan when the scratch space runs out or a place cannot be emptied.
  */
 function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: number; end: number }, minPart: number, cap?: { perWave: number; cost: number }): void {
   const files = m.files;
@@ -471,49 +465,40 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
   m.onRelease = (start, length) => adjustTaken(start, length, -1);
   m.onTake = (start, length) => adjustTaken(start, length, 1);
   /**
-   * Each pending file's position in the fill order (fillOrder, worked out below once the places'
-   * settled blocks can be counted): when no place is ready, the first place in it is emptied.
+   * Runs for n blocks evicted from `victim`'s place: scratch space, free blocks outside every place
+   * still to fill (best fit, else the largest runs); when that is short, free blocks in the places
+   * filled last (they are emptied again on their turn). Null when there is not enough (or more
+   * than maxRuns would be needed). The pools are taken once per place emptied (blocks freed
+   * meanwhile wait for the next one) and shrink as they are handed out.
    */
-  const slotOf: number[] = [];
-  /** The places' files, last in the fill order first, and which of them are still to fill. */
-  const bySlot: number[] = [], pending: boolean[] = [];
-  for (let k = 0; k < places.length; k++) pending[places[k]!.file] = true;
   /**
-   * Runs for n blocks of file `owner` evicted from `victim`'s place: scratch space — free blocks
-   * outside every place still to fill, and free blocks in places the fill order fills after the
-   * owner's own (its file is gathered first, so nothing put there is evicted again) — the run
-   * reusable soonest, then best fit, else the largest runs; when that is short, free blocks in
-   * the other places, those filled last first (they are emptied again on their turn). Null when
-   * there is not enough (or more than maxRuns would be needed). The pools are taken once per
-   * place emptied (blocks freed meanwhile wait for the next one) and shrink as they are handed
-   * out; directParts cuts what it takes from `inPlace` (cutPool).
+   * `later` is worked out at its first use from what it is made of when the pools are taken (most
+   * pools never use it: three run subtractions per place emptied, cold), then the runs directParts
+   * took since (`cuts`), in order: the runs it would have held.
    */
-  let pools: { scratch: Run[]; inPlace: Run[]; inSlot: number[]; leaves: number } | null = null;
-  const findScratch = (n: number, victim: Run, owner: number, maxRuns = Infinity, floor = 0): Run[] | null => {
+  let pools: { scratch: Run[]; later: Run[] | null; leaves: number; free: readonly Run[]; places: readonly Run[]; victim: Run; cuts: Run[] } | null = null;
+  const laterOf = (q: NonNullable<typeof pools>): Run[] => {
+    if (!q.later) {
+      // (the free blocks in the places, less the victim's, highest first: two linear walks, no sort)
+      const later = subtractRuns(subtractRuns(q.free, subtractRuns([{ start: 0, length: bounds.end }], q.places)), [q.victim]);
+      // (the cuts are disjoint — each was free when taken — so one subtraction of all of them
+      // leaves the runs the one-by-one subtractions left)
+      q.later = (q.cuts.length ? subtractRuns(later, q.cuts.sort((a, b) => a.start - b.start)) : later).reverse();
+    }
+    return q.later;
+  };
+  const findScratch = (n: number, victim: Run, maxRuns = Infinity, floor = 0): Run[] | null => {
     // (a tree leaf placed since may sit in a pooled run: take them afresh)
     if (pools && pools.leaves !== m.leavesPlaced) pools = null;
     if (!pools) {
-      // (the free index's runs are replaced, never changed: runs are copied out of it) The free
-      // runs in the places, last in the fill order first: an owner's scratch there is a prefix.
-      const inPlace: Run[] = [], inSlot: number[] = [];
-      for (let k = 0; k < bySlot.length; k++) {
-        const run = placeOf[bySlot[k]!]!;
-        if (!pending[bySlot[k]!] || run === victim) continue;
-        const fr = m.free.overlapping(run.start, run.start + run.length), pe = run.start + run.length;
-        for (let j = 0; j < fr.length; j++) {
-          const a = Math.max(fr[j]!.start, run.start), b = Math.min(fr[j]!.start + fr[j]!.length, pe);
-          inPlace.push({ start: a, length: b - a });
-          inSlot.push(slotOf[bySlot[k]!]!);
-        }
-      }
-      pools = { leaves: m.leavesPlaced, scratch: subtractRuns(m.free.runs, places.map((p) => p.run)), inPlace, inSlot };
+      // (the free index's runs are replaced, never changed: a copy of the list keeps them)
+      const runs = places.map((p) => p.run);
+      pools = { leaves: m.leavesPlaced, scratch: subtractRuns(m.free.runs, runs), later: null, free: m.free.runs.slice(), places: runs, victim, cuts: [] };
     }
-    const { scratch, inPlace, inSlot } = pools;
-    // scratch for this owner: outside the places, or in places filled after its own
-    const mine = slotOf[owner] ?? Infinity;
+    const q = pools, scratch = q.scratch;
     /** The first k blocks of each picked run, gone from the pools. */
     const hand = (picks: { r: Run; k: number }[]): Run[] => {
-      // (emptied runs stay in the pools, skipped: filtering the pools per hand-out was the
+      // (emptied runs stay in the pools, skipped: filtering both pools per hand-out was the
       // collector's largest line in a CPU profile of the 256 MiB 90 % plan)
       const out = picks.map(({ r, k }) => ({ start: r.start, length: k }));
       for (let i = 0; i < picks.length; i++) (picks[i]!.r.start += picks[i]!.k), (picks[i]!.r.length -= picks[i]!.k);
@@ -521,42 +506,32 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
     };
     // The run that is reusable soonest (its blocks free from the start, or freed in the earliest
     // wave: an eviction into blocks a fill just freed waits for that fill's commit, and the place
-    // emptied waits for it), then the best fit. (Indexed loops, no arrays built: every eviction
-    // asks, cold.)
-    let fit: Run | null = null, fitWave = Infinity;
-    const consider = (r: Run): void => {
-      // (a run no shorter than one already found at the earliest wave possible cannot win: its
-      // wave, a search of the scheduler's blocks, is not worked out)
-      if (r.length < n || (fit && fitWave === floor && r.length >= fit.length)) return;
-      const w = Math.max(floor, m.waves.readyWave(r.start, n));
-      if (w < fitWave || (w === fitWave && r.length < fit!.length)) (fit = r), (fitWave = w);
+    // emptied waits for it), then the best fit.
+    const fitIn = (pool: readonly Run[]): Run | null => {
+      let fit: Run | null = null, fitWave = Infinity;
+      // (indexed loops on the collector's hot paths: cold, for-of pays an iterator call per element)
+      for (let k = 0; k < pool.length; k++) {
+        const r = pool[k]!;
+        if (r.length < n) continue;
+        const w = Math.max(floor, m.waves.readyWave(r.start, n));
+        if (w < fitWave || (w === fitWave && r.length < fit!.length)) (fit = r), (fitWave = w);
+      }
+      return fit;
     };
-    // (the length test inline: most pooled runs are shorter than n, and a call per run was the
-    // collector's busiest line, cold)
-    for (let k = 0; k < scratch.length; k++) if (scratch[k]!.length >= n) consider(scratch[k]!);
-    for (let k = 0; k < inPlace.length && inSlot[k]! > mine; k++) if (inPlace[k]!.length >= n) consider(inPlace[k]!);
+    const fit = fitIn(scratch);
     if (fit) return hand([{ r: fit, k: n }]);
-    let have = 0;
-    for (let k = 0; k < scratch.length; k++) have += scratch[k]!.length;
-    for (let k = 0; k < inPlace.length && inSlot[k]! > mine; k++) have += inPlace[k]!.length;
-    // (the rest of the places' runs, in the pool's order: those filled last first)
-    const safe = scratch.slice(), later: Run[] = [];
-    for (let k = 0; k < inPlace.length; k++) if (inPlace[k]!.length) (inSlot[k]! > mine ? safe : later).push(inPlace[k]!);
-    if (have < n || maxRuns <= 1) {
-      for (let k = 0; k < later.length; k++) consider(later[k]!);
-      if (fit) return hand([{ r: fit, k: n }]);
-      // (one run asked for, and none holds n)
-      if (maxRuns <= 1) return null;
+    const have = scratch.reduce((a, r) => a + r.length, 0);
+    if (have < n) {
+      const lf = fitIn(laterOf(q));
+      if (lf) return hand([{ r: lf, k: n }]);
     }
     const picks: { r: Run; k: number }[] = [];
     let need = n;
     // (each run's wave worked out once, not twice per comparison of the sort)
-    const bySoon = safe.map((r) => ({ r, w: Math.max(floor, m.waves.readyWave(r.start, r.length)) })).sort((a, b) => a.w - b.w || b.r.length - a.r.length);
-    // Few runs allowed (a whole file out of a tree-less inode): the largest runs first, wherever
-    // they are — the soonest ones may be many small ones.
-    const list = maxRuns < Infinity ? safe.concat(later).sort((a, b) => b.length - a.length) : null;
-    for (let i = 0; i < (list ? list.length : bySoon.length + later.length); i++) {
-      const r = list ? list[i]! : i < bySoon.length ? bySoon[i]!.r : later[i - bySoon.length]!;
+    const bySoon = scratch.map((r) => ({ r, w: Math.max(floor, m.waves.readyWave(r.start, r.length)) })).sort((a, b) => a.w - b.w || b.r.length - a.r.length);
+    const later = laterOf(q);
+    for (let i = 0; i < bySoon.length + later.length; i++) {
+      const r = i < bySoon.length ? bySoon[i]!.r : later[i - bySoon.length]!;
       if (!need || picks.length >= maxRuns) break;
       if (!r.length) continue;
       const k = Math.min(need, r.length);
@@ -564,23 +539,6 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
       need -= k;
     }
     return need ? null : hand(picks);
-  };
-  /** Take `t` (blocks a move took inside a place, not through findScratch) out of the pooled runs. */
-  const cutPool = (t: Run): void => {
-    if (!pools) return;
-    const { inPlace, inSlot } = pools, end = t.start + t.length;
-    for (let k = 0; k < inPlace.length; k++) {
-      const r = inPlace[k]!, re = r.start + r.length;
-      if (re <= t.start || r.start >= end) continue;
-      if (r.start < t.start && re > end) {
-        // (the taken blocks split the run: its upper part becomes a run of its own)
-        inPlace.push({ start: end, length: re - end });
-        inSlot.push(inSlot[k]!);
-        r.length = t.start - r.start;
-      } else if (r.start < t.start) r.length = t.start - r.start;
-      else if (re > end) (r.length = re - end), (r.start = end);
-      else r.length = 0;
-    }
   };
   /** The first wave a move of file g's logical [logical, logical+length) can run in, whatever its target. */
   const floorOf = (g: number, logical: number, length: number): number => {
@@ -704,8 +662,9 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
       if (r.length < minPart) continue; // (a move per few blocks costs more than their copy)
       if (!m.blockMapped[g] && !m.trees[g]!.length && layOut(files[g]!, lo, r.length, [r]).newExtents.length > ROOT_EXTENTS) continue;
       m.move(g, 'defrag', lo, r.length, [r]);
-      // (its target is in a place, never scratch: it may be in the places' free blocks pooled)
-      cutPool(r);
+      // (its target is in a place, never scratch; it may be in the places' free blocks pooled)
+      if (pools?.later) pools.later = subtractRuns([...pools.later].reverse(), [r]).reverse();
+      else pools?.cuts.push(r);
       if (lo > cur) rest.push({ logical: cur, length: lo - cur, blocks: lo - cur });
       cur = lo + r.length;
     }
@@ -713,54 +672,6 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
     return rest;
   };
   const spanOf: (Extent[] | undefined)[] = [], spanLo: number[] = [], spanHi: number[] = [];
-  {
-    // The fill order (defrag-order.ts): filling place k before another file's place evicts what
-    // that file has in k — its misplaced pieces there, or, for a tree block there, the whole file
-    // (its tree goes only when it collapses). It starts from the nearest to free first.
-    const index: number[] = [];
-    for (let k = 0; k < places.length; k++) index[places[k]!.file] = k;
-    /** The first place ending after block b (places are sorted and disjoint). */
-    const firstEndingAfter = (b: number): number => {
-      let lo = 0, hi = places.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        const r = places[mid]!.run;
-        if (r.start + r.length <= b) lo = mid + 1;
-        else hi = mid;
-      }
-      return lo;
-    };
-    const edges: OrderEdge[] = [];
-    for (let j = 0; j < places.length; j++) {
-      const g = places[j]!.file, x = files[g]!;
-      for (let i = 0; i < x.length; i++) {
-        const e = x[i]!;
-        if (placed(g, e)) continue;
-        const end = e.physical + e.length;
-        for (let k = firstEndingAfter(e.physical); k < places.length && places[k]!.run.start < end; k++) {
-          if (k !== j) edges.push({ from: k, to: j, blocks: overlap(places[k]!, e.physical, e.length) });
-        }
-      }
-    }
-    m.trees.forEach((t, g) => {
-      const j = index[g];
-      if (j === undefined) return;
-      for (let i = 0; i < t.length; i++) {
-        const b = t[i]!;
-        if (b < 0) continue;
-        const k = firstEndingAfter(b);
-        if (k < places.length && places[k]!.run.start <= b && k !== j) edges.push({ from: k, to: j, blocks: size[g]! });
-      }
-    });
-    const share = places.map((p) => {
-      const s = settled(p.file);
-      return (p.taken - s) / Math.max(1, p.run.length - s);
-    });
-    const start = places.map((_, k) => k).sort((a, b) => share[a]! - share[b]! || a - b);
-    const order = fillOrder(places.length, edges, start);
-    for (let k = 0; k < order.length; k++) slotOf[places[order[k]!]!.file] = k;
-    for (let k = order.length - 1; k >= 0; k--) bySlot.push(places[order[k]!]!.file);
-  }
   for (let guard = 0; places.length; guard++) {
     if (guard > 4 * layout.size + 16) throw new NoPlan('guard');
     // (each place's settled blocks once per round: nothing moves before the fills below)
@@ -777,15 +688,14 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
     if (nReady) {
       const ready = places.filter((p) => p.taken === p.settled);
       places = places.filter((p) => p.taken !== p.settled);
-      for (let k = 0; k < ready.length; k++) pending[ready[k]!.file] = false;
       // each move only frees blocks: the rest of the wave stays ready
       for (const p of ready) fill(p.file, m.frags[p.file]! > 1 ? 'defrag' : 'compact');
       continue;
     }
     pools = null;
-    // The first place in the fill order whose tree blocks can be freed: a tree block goes only
-    // with its whole file (the tree collapses), which must fit the free space outside the place in
-    // at most four runs.
+    // The place nearest to free (the smallest share still taken) whose tree blocks can be freed:
+    // a tree block goes only with its whole file (the tree collapses), which must fit the free
+    // space outside the place in at most four runs.
     const treeAt: { block: number; owner: number }[] = [];
     m.trees.forEach((t, g) => { for (let i = 0; i < t.length; i++) if (t[i]! >= 0) treeAt.push({ block: t[i]!, owner: g }); });
     treeAt.sort((a, b) => a.block - b.block);
@@ -804,16 +714,18 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
     let p: (typeof places)[number] | null = null, treeOwners: number[] = [], best = Infinity;
     for (let k = 0; k < places.length; k++) {
       const c = places[k]!;
-      const slot = slotOf[c.file]!;
-      if (slot >= best) continue;
+      const taken = c.taken - c.settled;
+      const gain = c.run.length - c.settled;
+      if (taken / gain >= best) continue;
       const owners = treesIn(c.run);
-      if (owners.some((g) => !fitsIn4(size[g]!, c.run))) continue;
-      (p = c), (treeOwners = owners), (best = slot);
+      const cost = (taken + owners.reduce((a, g) => a + size[g]!, 0)) / gain;
+      if (cost >= best || owners.some((g) => !fitsIn4(size[g]!, c.run))) continue;
+      (p = c), (treeOwners = owners), (best = cost);
     }
     if (!p) throw new NoPlan('tree');
     const { start, length } = p.run;
     for (const g of treeOwners) {
-      const to = findScratch(size[g]!, p.run, g, ROOT_EXTENTS, floorWhole(g));
+      const to = findScratch(size[g]!, p.run, ROOT_EXTENTS, floorWhole(g));
       if (!to) throw new NoPlan('tree');
       m.moveTo(g, 'evict', to);
     }
@@ -855,14 +767,14 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
       // pieces out one by one would push a tree-less file past the inode's extent slots (an
       // unpredictable tree block): such a file goes out whole, in at most four runs
       if (!m.trees[g]!.length && files[g]!.length + rest.length > ROOT_EXTENTS) {
-        const to = findScratch(size[g]!, p.run, g, ROOT_EXTENTS, floorWhole(g));
+        const to = findScratch(size[g]!, p.run, ROOT_EXTENTS, floorWhole(g));
         if (to) { m.moveTo(g, 'evict', to); continue; }
       }
       for (const q of rest.sort((a, b) => a.length - b.length)) {
         // (a tree-less file takes one run where one holds it: split over several it could outgrow
         // the inode, and its new leaf would go after its first block, maybe in its own place)
         const floor = floorOf(g, q.logical, q.length);
-        const to = (!m.trees[g]!.length && findScratch(q.length, p.run, g, 1, floor)) || findScratch(q.length, p.run, g, Infinity, floor);
+        const to = (!m.trees[g]!.length && findScratch(q.length, p.run, 1, floor)) || findScratch(q.length, p.run, Infinity, floor);
         if (!to) throw new NoPlan('scratch');
         m.move(g, 'evict', q.logical, q.length, to);
       }

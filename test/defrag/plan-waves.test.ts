@@ -13,8 +13,7 @@ import { fragmentedModel } from './plan-model.js';
 /** Synthetic models (seed, blocks, fill) and ideal extent sizes; the small ones make evicted files outgrow their inodes. */
 const INPUTS: [number, number, number, number][] = [];
 for (const fill of [0.5, 0.7, 0.9]) for (const seed of [1, 2]) INPUTS.push([seed, 16384, fill, 8192]);
-// (seeds 2, 6, 11 and 12: files that outgrow their inodes as their pieces are evicted, with no leaf predicted)
-for (const [seed, fill] of [[1, 0.9], [2, 0.9], [6, 0.9], [3, 0.95], [11, 0.95], [12, 0.95]] as const) for (const ie of [1024, 64]) INPUTS.push([seed, 16384, fill, ie]);
+for (const [seed, fill] of [[1, 0.9], [3, 0.9], [6, 0.9], [1, 0.95], [3, 0.95]] as const) for (const ie of [1024, 64]) INPUTS.push([seed, 16384, fill, ie]);
 
 describe('Plan.waves', () => {
   it('are the batch schedule of the plan\'s footprints, on complete plans and on plans stopped at an unplaced tree', () => {
