@@ -33,7 +33,8 @@
  * tree's library called again in this process (open + defrag + close of a fresh copy; one
  * uncounted call first warms the code), medians of the same runs; `--no-warm` leaves it out.
  * `--before OLD/cli.js` runs another bundle as a third contender in the same rounds (before/after
- * on one machine state). "vs e4defrag" is each wall over e4defrag's (the issue's goal: ≤ 0.5×).
+ * on one machine state). "vs e4defrag" is each wall over e4defrag's (the issue's goal: ≤ 0.5×): the
+ * ratio of the medians, then in brackets the lowest and highest ratio of one round's two walls.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -217,7 +218,14 @@ async function benchImage(sizeMiB: number, fillPct: number, work: string): Promi
       fs.rmSync(img, { force: true });
     }
   }
-  const e4 = median(acc[tools.findIndex((t) => t.tool === 'e4defrag')]!.walls);
+  const e4Walls = acc[tools.findIndex((t) => t.tool === 'e4defrag')]!.walls;
+  const e4 = median(e4Walls);
+  /** The spread of the ratio over the rounds (each round runs every contender once, interleaved): how close a single run comes to the goal. */
+  const roundRatios = (walls: number[]): string => {
+    if (walls.length < 2 || walls.length !== e4Walls.length) return '';
+    const r = walls.map((w, i) => w / e4Walls[i]!).sort((a, b) => a - b);
+    return ` (rounds ${r[0]!.toFixed(2)}–${r[r.length - 1]!.toFixed(2)})`;
+  };
   tools.forEach((t, k) => {
     const { walls, rss, fsck, note } = acc[k]!;
     const a = acc[k]!.after!;
@@ -227,7 +235,7 @@ async function benchImage(sizeMiB: number, fillPct: number, work: string): Promi
       tool: t.tool,
       wall: `${median(walls).toFixed(2)}${RUNS > 1 ? ` (med of ${RUNS})` : ''}`,
       work: (median(walls) - (t.node ? (t.noExtraCa ? nodeStartNoCaS : nodeStartS) : 0)).toFixed(2),
-      vsE4: `${(median(walls) / e4).toFixed(2)}×`,
+      vsE4: `${(median(walls) / e4).toFixed(2)}×${t.tool === 'e4defrag' ? '' : roundRatios(walls)}`,
       rssMiB: Number.isNaN(median(rss)) ? '-' : (median(rss) / 1024).toFixed(0),
       ...describe(a, bs),
       movedMiB: ((blocksMoved(before.perFile, a.perFile) * bs) / 2 ** 20).toFixed(1),
