@@ -66,9 +66,16 @@ describe('FileDevice syncWriteMax', () => {
       try {
         expect(Buffer.from(readFileSync(file)).equals(want)).toBe(true);
       } finally {
-        // (a non-blocking open of the write end releases each held open)
-        for (const f of fifos) closeSync(openSync(f, fsc.O_WRONLY | fsc.O_NONBLOCK));
-        for (const h of held) await (await h).close();
+        // (an open of the write end releases each held open: O_RDWR, which on Linux neither blocks
+        // nor fails with ENXIO where a held open has not reached the kernel yet — a loaded machine
+        // ran the cleanup first once, O_WRONLY|O_NONBLOCK failed — and, kept open until every held
+        // open is back, lets a late one through)
+        const writers = fifos.map((f) => openSync(f, fsc.O_RDWR));
+        try {
+          for (const h of held) await (await h).close();
+        } finally {
+          for (const w of writers) closeSync(w);
+        }
       }
       await p;
       const big = prngBytes('sync-write-big', 64 * 1024 + 1);
