@@ -42,21 +42,14 @@ export async function readFileMap(ctx: FileMapContext, inode: Inode, view: Block
   // Fast symlinks and device nodes keep other data in i_block.
   if (t === 'chardev' || t === 'blockdev' || t === 'fifo' || t === 'socket') return { extents: [], metadataBlocks: [], depth: -1, kind: 'none' };
   if (t === 'symlink' && isFastSymlink(inode, ctx.blockSize)) return { extents: [], metadataBlocks: [], depth: -1, kind: 'none' };
-  const readBlock = (n: number) => view.readBlock(n);
+  // (one context for both walks, the extent walk's checksum seed filled in only for it: no spread,
+  // which interpreted in a fresh process copies key by key)
+  const walk = { ino: inode.ino, blockSize: ctx.blockSize, firstDataBlock: ctx.sb.s_first_data_block, blocksCount: ctx.sb.blocksCount, readBlock: (n: number) => view.readBlock(n), csumSeed: null as number | null, verify: ctx.verify };
   if (isExtentMapped(inode)) {
-    // (one literal, not a spread of the block-map walk's: interpreted in a fresh process, a spread copies key by key)
-    const info = await walkExtentTree(inode.base.i_block, {
-      ino: inode.ino,
-      blockSize: ctx.blockSize,
-      firstDataBlock: ctx.sb.s_first_data_block,
-      blocksCount: ctx.sb.blocksCount,
-      readBlock,
-      csumSeed: ctx.inodeCsumSeed(inode),
-      verify: ctx.verify,
-    });
+    walk.csumSeed = ctx.inodeCsumSeed(inode);
+    const info = await walkExtentTree(inode.base.i_block, walk);
     return { extents: info.extents, metadataBlocks: info.treeBlocks.map((b) => b.block), depth: info.depth, kind: 'extents' };
   }
-  const walk = { ino: inode.ino, blockSize: ctx.blockSize, firstDataBlock: ctx.sb.s_first_data_block, blocksCount: ctx.sb.blocksCount, readBlock };
   const info = await walkBlockMap(inode.base.i_block, walk);
   return { extents: info.extents, metadataBlocks: info.indirectBlocks, depth: -1, kind: 'blockmap' };
 }
