@@ -36,6 +36,8 @@ describe('the unminified bundle', () => {
     const minified = await cli(['ls', '-R', '--json', img, '/']);
     expect(minified.status).toBe(0);
     expect(run.stdout.toString('utf8')).toBe(minified.stdout.toString('utf8'));
-    expect(run.stdout.toString('utf8')).toContain('caf\u00e9 \u2192 \u00fc.txt');
+    // the source of truth, the tree given to mkfs: its one file, name and size, under /dir
+    const files = (JSON.parse(run.stdout.toString('utf8')) as { path: string; type: string; size: number }[]).filter((e) => e.type === 'file');
+    expect(files.map((e) => [e.path, e.size])).toEqual([['/dir/caf\u00e9 \u2192 \u00fc.txt', 5000]]);
   });
 });
