@@ -16,6 +16,32 @@ export const ROOT_EXTENTS = 4;
 /** The issue's target: at most this many free extents after a whole-filesystem run. */
 export const TARGET_FREE_EXTENTS = 50;
 
+/**
+ * The largest free extent a whole-filesystem layout must leave: half of the free space (the
+ * issue's target), or `cap` where that is less — the longest run between blocks that never move
+ * (backup superblocks and descriptors cut a 1 GiB filesystem's space into runs of at most 2 groups,
+ * 255.75 MiB, below half of its free space at 50 % full): there every layout is held to the most
+ * any layout can free, not given up for the greedy planner, which need not reach it.
+ */
+export function largestFreeTarget(freeBlocks: number, cap: number): number {
+  return Math.min(Math.ceil(freeBlocks / 2), cap);
+}
+
+/**
+ * The longest run of blocks that moves could ever free: free space, the movable files' data and
+ * their tree blocks (a file made contiguous may need none) merged; anything else never moves.
+ */
+export function largestFreeCap(files: readonly Extent[][], trees: readonly number[][], free: readonly Run[]): number {
+  const space: Run[] = free.map((r) => ({ ...r }));
+  for (let i = 0; i < files.length; i++) {
+    space.push(...physicalRuns(files[i]!));
+    for (const b of trees[i]!) if (b >= 0) space.push({ start: b, length: 1 });
+  }
+  let largest = 0;
+  for (const r of mergeRuns(space)) largest = Math.max(largest, r.length);
+  return largest;
+}
+
 /** Subtract sorted, disjoint `cut` runs from sorted, disjoint `runs`. */
 export function subtractRuns(runs: readonly Run[], cut: readonly Run[]): Run[] {
   const out: Run[] = [];
@@ -57,7 +83,7 @@ export function mergeRuns(runs: Run[]): Run[] {
  * left over is what the first fit could not fill, plus the end. When that leaves too many or too
  * small free extents, the highest anchors move too (the fewest that meet the targets).
  */
-export function finalLayout(files: readonly Extent[][], trees: readonly number[][], free: readonly Run[], ideal: (i: number) => boolean): Map<number, Run> | null {
+export function finalLayout(files: readonly Extent[][], trees: readonly number[][], free: readonly Run[], ideal: (i: number) => boolean, cap = Infinity): Map<number, Run> | null {
   const last = files.map(lastBlock);
   const blocks = files.map(mappedBlocks);
   /** A file's blocks that become space when it moves (a file made contiguous needs no tree: Model.move frees it). */
@@ -81,6 +107,24 @@ export function finalLayout(files: readonly Extent[][], trees: readonly number[]
     for (const i of moving) space.push(...spaceOf(i));
     const left = mergeRuns(space);
     files.forEach((_, i) => { if (!ideal(i)) moving.add(i); });
+    // Where no run can hold half of the free space, the longest there is (the highest such run)
+    // is kept free outright: packing toward the start frees the top, which may be shorter.
+    let freeAfter = 0;
+    for (const r of left) freeAfter += r.length;
+    for (const i of moving) freeAfter -= blocks[i]!;
+    const need = largestFreeTarget(freeAfter, cap);
+    let reserve: Run | null = null;
+    if (need < Math.ceil(freeAfter / 2)) {
+      let at = left.length - 1;
+      while (at >= 0 && left[at]!.length < need) at--;
+      if (at < 0) {
+        tried.set(k, null);
+        return null;
+      }
+      const r = left[at]!;
+      r.length -= need;
+      reserve = { start: r.start + r.length, length: need };
+    }
     // first fit through a max-tree over the runs' lengths (a scan per file made this quadratic)
     const fit = new FirstFit(left.map((r) => r.length));
     const out = new Map<number, Run>();
@@ -98,8 +142,8 @@ export function finalLayout(files: readonly Extent[][], trees: readonly number[]
     }
     if (result) {
       let count = 0, total = 0, largest = 0;
-      for (const r of left) if (r.length) (count++, (total += r.length), (largest = Math.max(largest, r.length)));
-      if (count > TARGET_FREE_EXTENTS || 2 * largest < total) result = null;
+      for (const r of reserve ? mergeRuns([...left, reserve]) : left) if (r.length) (count++, (total += r.length), (largest = Math.max(largest, r.length)));
+      if (count > TARGET_FREE_EXTENTS || largest < largestFreeTarget(total, cap)) result = null;
     }
     tried.set(k, result);
     return result;
@@ -124,7 +168,7 @@ export function finalLayout(files: readonly Extent[][], trees: readonly number[]
  * One layout per gap cost asked for: what does not depend on it (the space, the reserve, each
  * file's candidate place, the fitting order) is worked out once (the planner tries several).
  */
-export function anchoredLayouts(files: readonly Extent[][], trees: readonly number[][], free: readonly Run[], ideal: (i: number) => boolean, gapCosts: readonly number[]): ({ layout: Map<number, Run>; kept: number } | null)[] {
+export function anchoredLayouts(files: readonly Extent[][], trees: readonly number[][], free: readonly Run[], ideal: (i: number) => boolean, gapCosts: readonly number[], cap = Infinity): ({ layout: Map<number, Run>; kept: number } | null)[] {
   const last = files.map(lastBlock);
   const blocks = files.map(mappedBlocks);
   const base: Run[] = free.map((r) => ({ ...r }));
@@ -134,11 +178,11 @@ export function anchoredLayouts(files: readonly Extent[][], trees: readonly numb
     if (blocks[i]! <= ROOT_EXTENTS * EXT_INIT_MAX_LEN) for (const b of trees[i]!) if (b >= 0) base.push({ start: b, length: 1 });
   });
   const whole = mergeRuns(base);
-  // The final free space's larger half is kept whole at the top of the highest run that holds it:
-  // nothing is placed there (the targets: the largest free extent at least half of the free space).
+  // The final free space's larger half (or the cap) is kept whole at the top of the highest run
+  // that holds it: nothing is placed there (the targets: the largest free extent).
   let freeAfter = whole.reduce((a, r) => a + r.length, 0);
   files.forEach((_, i) => { if (!ideal(i)) freeAfter -= blocks[i]!; });
-  const reserveLength = Math.ceil(freeAfter / 2);
+  const reserveLength = largestFreeTarget(freeAfter, cap);
   const top = [...whole].reverse().find((r) => r.length >= reserveLength);
   if (!top) return gapCosts.map(() => null);
   const reserve: Run = { start: top.start + top.length - reserveLength, length: reserveLength };
@@ -168,11 +212,11 @@ export function anchoredLayouts(files: readonly Extent[][], trees: readonly numb
   });
   cands.sort((a, b) => a.end - b.end || a.start - b.start);
   const order = files.map((_, i) => i).filter((i) => !ideal(i)).sort((a, b) => blocks[b]! - blocks[a]! || last[a]! - last[b]!);
-  return gapCosts.map((gapCost) => anchoredFor(cands, order, blocks, space, reserve, gapCost));
+  return gapCosts.map((gapCost) => anchoredFor(cands, order, blocks, space, reserve, gapCost, cap));
 }
 
 /** One gap cost's layout over the prepared candidates (anchoredLayouts). */
-function anchoredFor(cands: readonly { file: number; start: number; end: number; kept: number; gap: boolean }[], order: readonly number[], blocks: readonly number[], space: readonly Run[], reserve: Run, gapCost: number): { layout: Map<number, Run>; kept: number } | null {
+function anchoredFor(cands: readonly { file: number; start: number; end: number; kept: number; gap: boolean }[], order: readonly number[], blocks: readonly number[], space: readonly Run[], reserve: Run, gapCost: number, cap: number): { layout: Map<number, Run>; kept: number } | null {
   // dp[j]: the best total whose highest place is cands[j]; prefix maxima by end for "any before"
   const dp: number[] = [], from: number[] = [], pm: number[] = [], pmAt: number[] = [];
   const byEnd = new Map<number, number>(); // end → index of the best dp ending there
@@ -241,7 +285,7 @@ function anchoredFor(cands: readonly { file: number; start: number; end: number;
   const after = mergeRuns(left.filter((r) => r.length > 0));
   let count = 0, total = 0, largest = 0;
   for (const r of after) if (r.length) (count++, (total += r.length), (largest = Math.max(largest, r.length)));
-  if (count > TARGET_FREE_EXTENTS || 2 * largest < total) return null;
+  if (count > TARGET_FREE_EXTENTS || largest < largestFreeTarget(total, cap)) return null;
   return { layout, kept };
 }
 

@@ -45,7 +45,7 @@
 import { Ext4Error } from '../errors.js';
 import type { Extent } from '../ext4/extents.js';
 import { fragmentCount, mappedBlocks, mappedIn, physicalRuns } from '../ext4/extent-map.js';
-import { anchoredLayouts, finalLayout, mergeRuns, ROOT_EXTENTS, subtractRuns, TARGET_FREE_EXTENTS, type Run } from './defrag-layout.js';
+import { anchoredLayouts, finalLayout, largestFreeCap, largestFreeTarget, mergeRuns, ROOT_EXTENTS, subtractRuns, TARGET_FREE_EXTENTS, type Run } from './defrag-layout.js';
 import { layOut } from './move-batch.js';
 import { scheduleMoves, WaveScheduler, type BlockRun, type MoveFootprint } from './move-schedule.js';
 
@@ -991,16 +991,17 @@ export function planDefrag(filesIn: readonly PlanFile[], freeIn: readonly Run[],
     const ideal = (i: number): boolean => idealFiles[i]!;
     // (a block map's indirect blocks never become space: they stay)
     const trees = filesIn.map((f) => (treesAsSpace && !f.blockMapped ? f.treeBlocks : []));
+    const freeCap = largestFreeCap(files, trees, freeIn);
     const anchored: { layout: Map<number, Run>; kept: number }[] = [];
     // (the second pass, a fallback, tries the packed layout only; gap costs that give the same
     // layout are planned once — compared entry by entry, not as JSON keys made cold per layout)
-    for (const a of treesAsSpace ? anchoredLayouts(files, trees, freeIn, ideal, GAP_COSTS) : []) {
+    for (const a of treesAsSpace ? anchoredLayouts(files, trees, freeIn, ideal, GAP_COSTS, freeCap) : []) {
       if (a && !anchored.some((b) => sameLayout(a.layout, b.layout))) anchored.push(a);
     }
     // the layouts keeping the most in place first (planning each costs a collector run: the first
     // PLANNED_LAYOUTS that meet the targets are compared), the packed layout last
     const layouts = anchored.sort((a, b) => b.kept - a.kept).map((a) => a.layout);
-    const first = finalLayout(files, trees, new FreeIndex(freeIn).runs, ideal);
+    const first = finalLayout(files, trees, new FreeIndex(freeIn).runs, ideal, freeCap);
     if (first) layouts.push(first);
     let best: { m: Model; layout: Map<number, Run>; cost: number } | null = null, planned = 0;
     // blocks copied, and each dependency wave (a commit: two cache flushes) as 6 MiB of copying:
@@ -1018,7 +1019,7 @@ export function planDefrag(filesIn: readonly PlanFile[], freeIn: readonly Run[],
         continue;
       }
       const predicted = m.measure();
-      if (m.files.some((x, i) => m.frags[i]! > idealCount(x, opts.idealExtentBlocks)) || predicted.freeExtents > TARGET_FREE_EXTENTS || 2 * predicted.largestFree < predicted.freeBlocks) continue;
+      if (m.files.some((x, i) => m.frags[i]! > idealCount(x, opts.idealExtentBlocks)) || predicted.freeExtents > TARGET_FREE_EXTENTS || predicted.largestFree < largestFreeTarget(predicted.freeBlocks, freeCap)) continue;
       planned++;
       const cost = m.copied + perWave * m.waves.waveCount;
       if (!best || cost < best.cost) best = { m, layout, cost };

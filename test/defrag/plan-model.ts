@@ -20,13 +20,15 @@ export interface Model {
 /**
  * `blocks` blocks, the first `reserved` unmovable (plus a few unmovable islands, like directory
  * blocks), filled to `fill` by `writers` interleaved appenders; files with more than four extents
- * get a tree block, as the kernel gives them.
+ * get a tree block, as the kernel gives them. `barrierEvery`: two unmovable blocks at each multiple
+ * of it, as backup superblocks and descriptors cut a filesystem's space every other group or so.
  */
-export function fragmentedModel(seed: number, blocks: number, fill: number, writers = 4, reserved = 64): Model {
+export function fragmentedModel(seed: number, blocks: number, fill: number, writers = 4, reserved = 64, barrierEvery = 0): Model {
   const rnd = mulberry32(seed);
   const int = (lo: number, hi: number): number => lo + Math.floor(rnd() * (hi - lo + 1));
   const owner = new Int32Array(blocks).fill(-1); // -1 free, -2 unmovable, else file index
   for (let b = 0; b < reserved; b++) owner[b] = -2;
+  for (let b = barrierEvery; barrierEvery > 0 && b + 1 < blocks; b += barrierEvery) owner[b] = owner[b + 1] = -2;
   for (let k = 0; k < 4; k++) owner[int(reserved, blocks - 1)] = -2;
   const files: { extents: Extent[]; size: number; target: number; alive: boolean }[] = [];
   let cursor = reserved;
