@@ -4,6 +4,7 @@
  * data inside their transaction (the commit flushes once, with the log).
  */
 import type { Filesystem } from '../ext4/filesystem.js';
+import { alignedArrays } from '../io/aligned.js';
 
 /**
  * Largest write of a copy (bytes): one target-contiguous chunk. dd's bs=1M: larger chunks save
@@ -59,7 +60,8 @@ function takeBuffers(fs: Filesystem, n: number): Uint8Array[] {
   let pool = pools.get(fs);
   if (!pool) pools.set(fs, (pool = []));
   const out = pool.splice(0, n);
-  while (out.length < n) out.push(new Uint8Array(COPY_CHUNK));
+  // page-aligned: the kernel copies into a misaligned buffer at half speed (lib/io/aligned.ts)
+  if (out.length < n) out.push(...alignedArrays(n - out.length, COPY_CHUNK));
   return out;
 }
 

@@ -26,14 +26,20 @@ function stubFs(blocks: number, opts: { failRead?: number; noOriginal?: boolean 
   const data = new Uint8Array(blocks * BS);
   for (let b = 0; b < blocks; b++) data.fill((b * 7 + 1) & 0xff, b * BS, b * BS + 8).fill(b >> 8, b * BS + 8, b * BS + 16);
   const mem = new MemoryDevice(data);
-  const log: ({ op: 'write'; pos: number; len: number; buffer: ArrayBufferLike } | { op: 'flush' | 'flushed' })[] = [];
+  // (a chunk buffer is named by its memory and offset: the buffers are views of one region)
+  const log: ({ op: 'write'; pos: number; len: number; buffer: string } | { op: 'flush' | 'flushed' })[] = [];
+  const ids = new Map<ArrayBufferLike, number>();
+  const bufferId = (d: Uint8Array): string => {
+    if (!ids.has(d.buffer)) ids.set(d.buffer, ids.size);
+    return `${ids.get(d.buffer)}@${d.byteOffset}`;
+  };
   const device = {
     size: mem.size,
     readOnly: false,
     name: 'stub',
     read: (p: number, n: number) => mem.read(p, n),
     write: async (p: number, d: Uint8Array) => {
-      log.push({ op: 'write', pos: p, len: d.length, buffer: d.buffer });
+      log.push({ op: 'write', pos: p, len: d.length, buffer: bufferId(d) });
       await mem.write(p, d);
     },
     flush: async () => {
@@ -101,11 +107,11 @@ describe('copyRuns', () => {
     const per = COPY_CHUNK / BS;
     const { fs, log } = stubFs(4000 + 3 * COPY_DEPTH * per);
     await copyRuns(fs, [{ from: 0, to: 4000, length: 3 * COPY_DEPTH * per }]);
-    const used = new Set(log.filter((e) => e.op === 'write').map((e) => (e as { buffer: ArrayBufferLike }).buffer));
+    const used = new Set(log.filter((e) => e.op === 'write').map((e) => (e as { buffer: string }).buffer));
     expect(used.size).toBe(COPY_DEPTH);
     log.length = 0;
     await copyRuns(fs, [{ from: 1, to: 2000, length: 2 * per + 5 }]);
-    const again = log.filter((e) => e.op === 'write').map((e) => (e as { buffer: ArrayBufferLike }).buffer);
+    const again = log.filter((e) => e.op === 'write').map((e) => (e as { buffer: string }).buffer);
     expect(again.length).toBe(3);
     for (const b of again) expect(used.has(b), 'a second call writes from the first call\'s buffers').toBe(true);
   });
