@@ -9,7 +9,6 @@ import { parseInodeXattrs, parseXattrBlock, type XattrEntry } from './xattr.js';
 import { isFastSymlink, readFileMap, type FileMap } from './file-map.js';
 import type { InodeStore } from './inode-store.js';
 import type { Volume } from './volume.js';
-import { alignedArrays } from '../io/aligned.js';
 
 /**
  * Largest single device read for file data, and `stream`'s default chunk. Not larger: every read
@@ -134,8 +133,9 @@ export class FileReader {
     const map = await this.fileMap(inode);
     const chunk = Math.max(this.vol.blockSize, Math.floor(chunkBytes / this.vol.blockSize) * this.vol.blockSize);
     if (opts.reuseBuffer) {
-      // page-aligned: the kernel copies into a misaligned buffer at half speed (lib/io/aligned.ts)
-      const buf = alignedArrays(1, Math.min(chunk, inode.size))[0]!;
+      // (a plain array: an aligned one — lib/io/aligned.ts — maps a memory per stream, and a
+      // caller streaming many files would map one per file; the caller may keep the last chunk)
+      const buf = new Uint8Array(Math.min(chunk, inode.size));
       for (let pos = 0; pos < inode.size; pos += chunk) {
         const n = await this.readInto(inode, pos, buf.subarray(0, Math.min(chunk, inode.size - pos)), map);
         yield buf.subarray(0, n);

@@ -10,17 +10,19 @@
  * arrays do the same work more slowly.
  */
 
-/** WebAssembly's page: the unit its memory grows by. */
+/** WebAssembly's page: the unit its memory grows by; less than that is not worth a memory. */
 const WASM_PAGE = 64 * 1024;
 
 /**
  * `count` arrays of `bytes` each, carved from one page-aligned region (each starts on a 4 KiB
- * boundary when `bytes` is a multiple of 4096). Zeroed, as `new Uint8Array` is.
+ * boundary when `bytes` is a multiple of 4096). Zeroed, as `new Uint8Array` is. Each call maps a
+ * memory of its own (V8 reserves address space for each until it is collected): take buffers
+ * that live long (a filesystem's copy pool), or through `takeAligned`.
  */
 export function alignedArrays(count: number, bytes: number): Uint8Array[] {
   const total = count * bytes;
   let buffer: ArrayBuffer | null = null;
-  if (total > 0 && typeof WebAssembly === 'object') {
+  if (total >= WASM_PAGE && typeof WebAssembly === 'object') {
     const pages = Math.ceil(total / WASM_PAGE);
     try {
       buffer = new WebAssembly.Memory({ initial: pages, maximum: pages }).buffer;
@@ -31,4 +33,28 @@ export function alignedArrays(count: number, bytes: number): Uint8Array[] {
   const out: Uint8Array[] = [];
   for (let i = 0; i < count; i++) out.push(buffer ? new Uint8Array(buffer, i * bytes, bytes) : new Uint8Array(bytes));
   return out;
+}
+
+/** Idle arrays by length, for takeAligned. */
+const idle = new Map<number, Uint8Array[]>();
+/** Idle arrays kept per length (4 MiB of 1 MiB chunks). */
+const MAX_IDLE = 4;
+
+/**
+ * `count` aligned arrays of `bytes` from the idle ones, else new (contents not cleared): for a
+ * copy that runs and ends (cat), so that copying many files maps no memory per file.
+ */
+export function takeAligned(count: number, bytes: number): Uint8Array[] {
+  const out = idle.get(bytes)?.splice(0, count) ?? [];
+  if (out.length < count) out.push(...alignedArrays(count - out.length, bytes));
+  return out;
+}
+
+/** Hand arrays back for takeAligned once nothing uses them any more. */
+export function giveAligned(arrays: readonly Uint8Array[]): void {
+  for (const a of arrays) {
+    let list = idle.get(a.length);
+    if (!list) idle.set(a.length, (list = []));
+    if (list.length < MAX_IDLE && !list.includes(a)) list.push(a);
+  }
 }

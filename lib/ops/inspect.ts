@@ -24,6 +24,7 @@ import { INODE_FLAGS, type FileType, type Inode, type InodeSummary, type Timesta
 import { readInodeBatch, type InodeBatch, type InodeBatchSource } from '../ext4/inode-store.js';
 import { readEntryTable, type EntryTable, type EntryTableSource } from '../ext4/dir-reader.js';
 import type { FsContext } from '../ext4/fs-context.js';
+import { giveAligned, takeAligned } from '../io/aligned.js';
 
 // ---------------------------------------------------------------- info
 
@@ -568,7 +569,8 @@ async function copyFile(fs: Filesystem, inode: Inode, chunkBytes: number, sink: 
   const map = await fs.fileMap(inode);
   const bs = fs.blockSize;
   const chunk = Math.max(bs, Math.floor(chunkBytes / bs) * bs);
-  const bufs = [new Uint8Array(Math.min(chunk, size)), size > chunk ? new Uint8Array(chunk) : new Uint8Array(0)];
+  // page-aligned: the kernel copies into a misaligned buffer at half speed (lib/io/aligned.ts)
+  const bufs = takeAligned(2, chunk);
   // The sink's promise for each buffer: a buffer is refilled only once the sink is done with it.
   const taken: (Promise<void> | null)[] = [null, null];
   let copied = 0;
@@ -585,6 +587,7 @@ async function copyFile(fs: Filesystem, inode: Inode, chunkBytes: number, sink: 
   } finally {
     // On a read error, let the sink finish with what it holds before the error goes up.
     await Promise.allSettled(taken.filter((p) => p !== null));
+    giveAligned(bufs);
   }
   for (const p of taken) if (p) await p;
   return copied;

@@ -7,7 +7,7 @@
 import { describe, it, expect, afterAll } from 'vitest';
 import { closeSync, constants, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { alignedArrays } from '../../lib/io/aligned.js';
+import { alignedArrays, giveAligned, takeAligned } from '../../lib/io/aligned.js';
 import { pattern, tempDir } from './helpers.js';
 
 const dir = tempDir();
@@ -39,6 +39,22 @@ describe('alignedArrays', () => {
     } finally {
       closeSync(fd);
     }
+  });
+
+  it('takeAligned hands back what giveAligned kept (at most four per length), else new arrays', () => {
+    const bytes = 3 * 65536; // (a length no other test here pools)
+    const a = takeAligned(2, bytes);
+    giveAligned(a);
+    const b = takeAligned(3, bytes);
+    expect(b.slice(0, 2)).toEqual(a);
+    expect(b[0]).toBe(a[0]);
+    expect(b[1]).toBe(a[1]);
+    expect(b[2]).not.toBe(a[0]);
+    expect(b[2]).not.toBe(a[1]);
+    const many = takeAligned(6, bytes);
+    giveAligned([...b, ...many]);
+    const again = takeAligned(6, bytes);
+    expect(again.filter((x) => b.includes(x) || many.includes(x)).length).toBe(4);
   });
 
   it('works without WebAssembly (plain arrays)', () => {
