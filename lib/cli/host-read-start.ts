@@ -21,6 +21,7 @@
 import { Worker } from 'node:worker_threads';
 import { HOST_READER_WORKER, type WorkerConfig } from './host-reader-worker.js';
 import { python, startXattrHelper, type StartedHelper } from './xattr-reader.js';
+import { alignedShared } from '../io/aligned.js';
 
 /** Files up to this size are read whole into a slab slice; larger ones in chunks of a slab each. */
 export const WHOLE_FILE_BYTES = 1024 * 1024;
@@ -73,7 +74,9 @@ export interface ThreadOptions {
 export function startReaderThread(root: string, opts: ThreadOptions): StartedThread {
   const window = Math.max(1, opts.windowSlabs ?? WINDOW_SLABS);
   const slabs: WorkerConfig['slabs'] = [];
-  for (let id = 0; id < window; id++) slabs.push({ id, sab: new SharedArrayBuffer(SLAB_BYTES), zeros: new SharedArrayBuffer(SLAB_BYTES / SLAB_ALIGN) });
+  // Kept slabs are page-aligned (the kernel copies a read into a misaligned one at half speed,
+  // lib/io/aligned.ts); slabs used once stay plain (a memory mapped for each would pile up).
+  for (let id = 0; id < window; id++) slabs.push({ id, sab: opts.reuse ? alignedShared(SLAB_BYTES) : new SharedArrayBuffer(SLAB_BYTES), zeros: new SharedArrayBuffer(SLAB_BYTES / SLAB_ALIGN) });
   const config: WorkerConfig = { root, slabBytes: SLAB_BYTES, wholeFileBytes: WHOLE_FILE_BYTES, align: SLAB_ALIGN, postFiles: 32, postBytes: 1024 * 1024, keepSlabs: opts.reuse, listPaths: opts.listPaths, slabs };
   // execArgv []: the source is plain CommonJS; no loader or --input-type of the parent applies.
   const worker = new Worker(opts.workerSource ?? HOST_READER_WORKER, { eval: true, workerData: config, execArgv: [] });

@@ -35,6 +35,24 @@ export function alignedArrays(count: number, bytes: number): Uint8Array[] {
   return out;
 }
 
+/**
+ * A SharedArrayBuffer of `bytes` (a multiple of 64 KiB) that starts on a page boundary: a shared
+ * WebAssembly memory, for the slabs a reader thread reads files into (`new SharedArrayBuffer`
+ * comes from malloc, 16 bytes past a page). Each maps a memory of its own: for buffers that are
+ * kept and reused. A plain one where shared WebAssembly memory is missing.
+ */
+export function alignedShared(bytes: number): SharedArrayBuffer {
+  if (bytes >= WASM_PAGE && bytes % WASM_PAGE === 0 && typeof WebAssembly === 'object') {
+    const pages = bytes / WASM_PAGE;
+    try {
+      return new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true }).buffer as unknown as SharedArrayBuffer;
+    } catch {
+      // (no address space for another memory, or no shared memory here)
+    }
+  }
+  return new SharedArrayBuffer(bytes);
+}
+
 /** Idle arrays by length, for takeAligned. */
 const idle = new Map<number, Uint8Array[]>();
 /** Idle arrays kept per length (4 MiB of 1 MiB chunks). */

@@ -7,7 +7,7 @@
 import { describe, it, expect, afterAll } from 'vitest';
 import { closeSync, constants, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { alignedArrays, giveAligned, takeAligned } from '../../lib/io/aligned.js';
+import { alignedArrays, alignedShared, giveAligned, takeAligned } from '../../lib/io/aligned.js';
 import { pattern, tempDir } from './helpers.js';
 
 const dir = tempDir();
@@ -36,6 +36,15 @@ describe('alignedArrays', () => {
         expect(Buffer.compare(b, content)).toBe(0);
       }
       expect(() => readSync(fd, bufs[0]!.subarray(16), 0, 4096, 0)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+      // the reader thread's slabs: shared, aligned alike
+      const sab = alignedShared(4 << 20);
+      expect(sab).toBeInstanceOf(SharedArrayBuffer);
+      expect(sab.byteLength).toBe(4 << 20);
+      const view = new Uint8Array(sab, 8192, content.length);
+      expect(readSync(fd, view, 0, view.length, 0)).toBe(view.length);
+      expect(Buffer.compare(view, content)).toBe(0);
+      // (a size WebAssembly's 64 KiB pages cannot make exactly: a plain one)
+      expect(alignedShared(5000).byteLength).toBe(5000);
     } finally {
       closeSync(fd);
     }
