@@ -7,11 +7,11 @@
  */
 import { describe, it, expect } from 'vitest';
 import { Filesystem } from '../../lib/node.js';
-import { defrag } from '../../lib/ops/defrag.js';
+import { defrag, type DefragSummary } from '../../lib/ops/defrag.js';
 import { planDefrag, FreeIndex } from '../../lib/ops/defrag-plan.js';
 import type { Extent } from '../../lib/ext4/extents.js';
 import { fragmentedBlocks, fragmentedModel, replay, runRounds } from './plan-model.js';
-import { fragImage, fragImageSkipReason, largestPossibleFreeBlocks, measureFragImage, meetsTargets } from '../helpers/frag-images.js';
+import { fragImage, fragImageSkipReason, largestPossibleFreeBlocks, measureFragImage, meetsTargets, type FragImage, type FragStats } from '../helpers/frag-images.js';
 import { expectE2fsckClean, oracleGate, sha256File } from '../helpers/tools.js';
 import { cliInProcess as cli } from '../cli/helpers.js';
 
@@ -155,26 +155,34 @@ describe('defrag planner on a model', () => {
   });
 });
 
+/** Defragment a kernel-made image: no errors, the prediction met, e2fsck clean, every file's bytes as written (read through the kernel). */
+async function defragChecked(im: FragImage): Promise<{ s: DefragSummary; after: FragStats }> {
+  const fs = await Filesystem.open(im.image, { write: true });
+  const s = await defrag(fs);
+  await fs.close();
+  expect(s.errors).toEqual([]);
+  expect({ extents: s.extentsAfter, freeExtents: s.freeExtentsAfter, largestFree: s.largestFreeAfter }).toEqual(s.predicted);
+  expectE2fsckClean(im.image, 'after defrag');
+  const after = measureFragImage(im.image, { hash: true });
+  for (const f of after.perFile) expect(f.sha256, f.path).toBe(im.expectedSha256[f.path]);
+  expect(after.perFile.length).toBe(Object.keys(im.expectedSha256).length);
+  return { s, after };
+}
+
+/** Bytes of the image's fragmented files: what rewriting each once copies. */
+const fragmentedBytes = (im: FragImage): number => im.perFile.filter((f) => f.extents > 1).reduce((a, f) => a + Math.ceil(f.size / im.blockSize) * im.blockSize, 0);
+
 describe.skipIf(!!why)('defrag on kernel-fragmented full images', () => {
   for (const fill of [0.7, 0.9]) {
     it(`${fill * 100} % full, 32 MiB: reaches the targets, matches its prediction, keeps every byte`, async () => {
       const im = fragImage({ sizeMiB: 32, fill, seed: 3 })!;
       expect(meetsTargets(im).ok, 'the image starts fragmented').toBe(false);
-      const fs = await Filesystem.open(im.image, { write: true });
-      const s = await defrag(fs);
-      await fs.close();
-      expect(s.errors).toEqual([]);
-      expect({ extents: s.extentsAfter, freeExtents: s.freeExtentsAfter, largestFree: s.largestFreeAfter }).toEqual(s.predicted);
-      expectE2fsckClean(im.image, 'after defrag');
-      const after = measureFragImage(im.image, { hash: true });
-      for (const f of after.perFile) expect(f.sha256, f.path).toBe(im.expectedSha256[f.path]);
-      expect(after.perFile.length).toBe(Object.keys(im.expectedSha256).length);
+      const { s, after } = await defragChecked(im);
       const t = meetsTargets(after);
       console.log(`fill ${fill}: extents ${im.extents} -> ${after.extents} (ideal ${after.idealExtents}), free extents ${im.freeExtents} -> ${after.freeExtents}, largest free ${im.largestFreeBlocks} -> ${after.largestFreeBlocks} of ${after.freeBlocks}, moved ${s.bytesMoved} bytes in ${s.moves} moves, ${s.seconds} s`);
       expect(t.why).toEqual([]);
       // Each fragmented file rewritten about once (the greedy planner copied 2.4-2.9x on these).
-      const fragmented = im.perFile.filter((f) => f.extents > 1).reduce((a, f) => a + Math.ceil(f.size / im.blockSize) * im.blockSize, 0);
-      expect(s.bytesMoved).toBeLessThanOrEqual(1.8 * fragmented);
+      expect(s.bytesMoved).toBeLessThanOrEqual(1.8 * fragmentedBytes(im));
     }, 180_000);
   }
 
@@ -186,19 +194,10 @@ describe.skipIf(!!why)('defrag on kernel-fragmented full images', () => {
     expect(possible, 'two groups less a backup superblock and its descriptors at most').toBeLessThanOrEqual(2 * 1024 - 2);
     expect(possible, 'no run can hold half of the free space').toBeLessThan(im.freeBlocks / 2);
     expect(im.largestFreeBlocks, 'the image starts short of it').toBeLessThan(possible);
-    const fs = await Filesystem.open(im.image, { write: true });
-    const s = await defrag(fs);
-    await fs.close();
-    expect(s.errors).toEqual([]);
-    expect({ extents: s.extentsAfter, freeExtents: s.freeExtentsAfter, largestFree: s.largestFreeAfter }).toEqual(s.predicted);
-    expectE2fsckClean(im.image, 'after defrag');
-    const after = measureFragImage(im.image, { hash: true });
-    for (const f of after.perFile) expect(f.sha256, f.path).toBe(im.expectedSha256[f.path]);
-    expect(after.perFile.length).toBe(Object.keys(im.expectedSha256).length);
+    const { s, after } = await defragChecked(im);
     expect(meetsTargets(after, possible)).toEqual({ ok: true, why: [], capped: true });
     expect(after.largestFreeBlocks).toBe(possible);
-    const fragmented = im.perFile.filter((f) => f.extents > 1).reduce((a, f) => a + Math.ceil(f.size / im.blockSize) * im.blockSize, 0);
-    expect(s.bytesMoved).toBeLessThanOrEqual(1.8 * fragmented);
+    expect(s.bytesMoved).toBeLessThanOrEqual(1.8 * fragmentedBytes(im));
   }, 180_000);
 
   it('32 MiB 90 %, seed 1 (files outgrow their inodes): the real run makes the dry run\'s moves in one round', async () => {

@@ -170,7 +170,7 @@ export function meetsTargets(s: Pick<FragStats, 'extents' | 'idealExtents' | 'fr
   if (s.extents > 1.1 * s.idealExtents) why.push(`extents ${s.extents} > 1.1 × ideal ${s.idealExtents}`);
   if (s.freeExtents > 50) why.push(`free extents ${s.freeExtents} > 50`);
   const half = Math.ceil(s.freeBlocks / 2);
-  const capped = largestPossible !== undefined && largestPossible < half;
+  const capped = s.largestFreeBlocks < half && largestPossible !== undefined && largestPossible < half;
   if (capped && s.largestFreeBlocks < largestPossible) why.push(`largest free extent ${s.largestFreeBlocks} < the longest possible ${largestPossible} (no run holds half of free ${s.freeBlocks})`);
   if (!capped && s.largestFreeBlocks < half) why.push(`largest free extent ${s.largestFreeBlocks} < half of free ${s.freeBlocks}`);
   return { ok: why.length === 0, why, capped };
@@ -178,13 +178,21 @@ export function meetsTargets(s: Pick<FragStats, 'extents' | 'idealExtents' | 'fr
 
 /**
  * The longest free extent any defragmenter could leave, from e2fsprogs and the kernel alone: the
- * longest run of blocks that are free (dumpe2fs's "Free blocks:" ranges, group by group) or hold a
- * regular file's data (FIEMAP runs: `perFile` measured with `maps`). Every other block —
- * superblocks and their backups, descriptors, bitmaps, inode tables, the journal, directories,
- * extent-tree blocks — stays where it is.
+ * longest run of blocks that are free (dumpe2fs's "Free blocks:" ranges, group by group), hold a
+ * regular file's data (FIEMAP runs: `perFile` measured with `maps`) or its extent-tree blocks
+ * (debugfs `stat`'s "(ETBn):block": a file made contiguous needs none). Every other block —
+ * superblocks and their backups, descriptors, bitmaps, inode tables, the journal, directories —
+ * stays where it is.
  */
 export function largestPossibleFreeBlocks(img: string, perFile: readonly FragFileStats[]): number {
   const runs: [number, number][] = [];
+  const cmds = tmpPath('debugfs-stat.cmds');
+  fs.writeFileSync(cmds, perFile.map((f) => `stat "${f.path}"\n`).join(''));
+  try {
+    for (const m of run('debugfs', ['-f', cmds, img]).stdout.matchAll(/\(ETB\d+\):(\d+)/g)) runs.push([Number(m[1]), 1]);
+  } finally {
+    fs.rmSync(cmds, { force: true });
+  }
   for (const m of run('dumpe2fs', [img]).stdout.matchAll(/^[ \t]+Free blocks: ([^\n]*)$/gm)) {
     for (const part of m[1]!.split(',')) {
       const t = part.trim();
