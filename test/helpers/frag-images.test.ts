@@ -13,6 +13,21 @@ const why = oracleGate(fragImageSkipReason());
 if (why) console.log(`frag-images kernel tests skipped: ${why}`);
 
 describe('frag-images: counting and the plan', () => {
+  it('the largest free extent: half of the free space, or the longest possible run where half fits in none', () => {
+    const s = { extents: 10, idealExtents: 10, freeExtents: 5, freeBlocks: 1000 };
+    expect(meetsTargets({ ...s, largestFreeBlocks: 500 })).toEqual({ ok: true, why: [], capped: false });
+    expect(meetsTargets({ ...s, largestFreeBlocks: 499 }).ok).toBe(false);
+    // the half reached: met whatever the cap says (the oracle may undercount what can move)
+    expect(meetsTargets({ ...s, largestFreeBlocks: 600 }, 400)).toEqual({ ok: true, why: [], capped: false });
+    // half fits in no run: the longest run possible is the target
+    expect(meetsTargets({ ...s, largestFreeBlocks: 400 }, 400)).toEqual({ ok: true, why: [], capped: true });
+    const short = meetsTargets({ ...s, largestFreeBlocks: 399 }, 400);
+    expect(short.ok).toBe(false);
+    expect(short.why).toEqual(['largest free extent 399 < the longest possible 400 (no run holds half of free 1000)']);
+    // a cap above the half changes nothing
+    expect(meetsTargets({ ...s, largestFreeBlocks: 499 }, 800).why).toEqual(['largest free extent 499 < half of free 1000']);
+  });
+
   it('counts merged runs once per started 128 MiB', () => {
     const e = (logical: number, physical: number, length: number) => ({ logical, physical, length, flags: [] });
     // two FIEMAP rows that continue each other are one extent; a jump starts another
