@@ -22,6 +22,7 @@ import { decodeName } from '../ext4/bytes.js';
 import { getFreeBlocks } from './free.js';
 import { moveFiles, type FileMove } from './move-batch.js';
 import { planDefrag } from './defrag-plan.js';
+import { largestFreeCap } from './defrag-layout.js';
 import { auditSpace } from './fsmap.js';
 import { checkAllocatable } from '../ext4/alloc.js';
 import { blockMapExclude } from '../ext4/remap.js';
@@ -76,6 +77,12 @@ export interface DefragSummary {
   freeExtentsAfter: number;
   largestFreeBefore: number;
   largestFreeAfter: number;
+  /**
+   * Whole-filesystem runs where no run of the filesystem can hold half of its free space (blocks
+   * that never move — backup superblocks and descriptors, bitmaps, inode tables, directories — cut
+   * it shorter): the longest run there is, which the plan aims for instead. Absent otherwise.
+   */
+  largestFreePossible?: number;
   bytesMoved: number;
   seconds: number;
   stoppedBy: 'done' | 'maxSeconds' | 'maxBytes';
@@ -225,6 +232,10 @@ export async function defrag(fs: Filesystem, opts: DefragOptions = {}): Promise<
     predicted: { extents: 0, freeExtents: 0, largestFree: 0 },
     errors: [],
   };
+  if (wholeFs) {
+    const possible = largestFreeCap(files.map((f) => f.extents), files.map((f) => (f.blockMapped ? [] : f.treeBlocks)), runs);
+    if (possible < Math.ceil(runs.reduce((a, r) => a + r.length, 0) / 2)) summary.largestFreePossible = possible;
+  }
   const movedInos = new Set<number>();
   const budgetLeft = (): boolean => {
     if (opts.maxSeconds !== undefined && (Date.now() - t0) / 1000 >= opts.maxSeconds) {

@@ -178,6 +178,7 @@ describe.skipIf(!!why)('defrag on kernel-fragmented full images', () => {
       const im = fragImage({ sizeMiB: 32, fill, seed: 3 })!;
       expect(meetsTargets(im).ok, 'the image starts fragmented').toBe(false);
       const { s, after } = await defragChecked(im);
+      expect(s.largestFreePossible, 'a run can hold half of the free space').toBeUndefined();
       const t = meetsTargets(after);
       console.log(`fill ${fill}: extents ${im.extents} -> ${after.extents} (ideal ${after.idealExtents}), free extents ${im.freeExtents} -> ${after.freeExtents}, largest free ${im.largestFreeBlocks} -> ${after.largestFreeBlocks} of ${after.freeBlocks}, moved ${s.bytesMoved} bytes in ${s.moves} moves, ${s.seconds} s`);
       expect(t.why).toEqual([]);
@@ -194,7 +195,12 @@ describe.skipIf(!!why)('defrag on kernel-fragmented full images', () => {
     expect(possible, 'two groups less a backup superblock and its descriptors at most').toBeLessThanOrEqual(2 * 1024 - 2);
     expect(possible, 'no run can hold half of the free space').toBeLessThan(im.freeBlocks / 2);
     expect(im.largestFreeBlocks, 'the image starts short of it').toBeLessThan(possible);
+    // the CLI says what it aims for (a dry run writes nothing)
+    const dry = await cli(['defrag', '--dry-run', im.image]);
+    expect(dry.status, dry.stderr).toBe(0);
+    expect(dry.stdout.toString()).toContain(`(at most ${possible} possible: blocks that never move cut the rest)`);
     const { s, after } = await defragChecked(im);
+    expect(s.largestFreePossible).toBe(possible);
     expect(meetsTargets(after, possible)).toEqual({ ok: true, why: [], capped: true });
     expect(after.largestFreeBlocks).toBe(possible);
     expect(s.bytesMoved).toBeLessThanOrEqual(1.8 * fragmentedBytes(im));

@@ -81,7 +81,7 @@ export async function defragText(image: string, paths: string[], opts: DefragArg
   lines.push(
     `files: ${summary.files} (${opts.dryRun ? `${summary.plan.length} move(s) planned` : `${summary.filesMoved} moved in ${summary.moves} move(s)`}, ${summary.filesSkipped} could not be improved)`,
     `extents: ${summary.extentsBefore} -> ${summary.extentsAfter}`,
-    `free extents: ${summary.freeExtentsBefore} -> ${summary.freeExtentsAfter}; largest free extent: ${summary.largestFreeBefore} -> ${summary.largestFreeAfter} blocks`,
+    `free extents: ${summary.freeExtentsBefore} -> ${summary.freeExtentsAfter}; largest free extent: ${summary.largestFreeBefore} -> ${summary.largestFreeAfter} blocks${summary.largestFreePossible === undefined ? '' : ` (at most ${summary.largestFreePossible} possible: blocks that never move cut the rest)`}`,
     `moved ${summary.bytesMoved} bytes in ${summary.seconds.toFixed(2)} s${summary.stoppedBy !== 'done' ? ` (stopped by ${summary.stoppedBy}; run again to continue)` : ''}`,
   );
   if (opts.dryRun) lines.push(`predicted result: ${summary.predicted.extents} extent(s), ${summary.predicted.freeExtents} free extent(s), largest free extent ${summary.predicted.largestFree} blocks`);
