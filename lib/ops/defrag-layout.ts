@@ -29,13 +29,14 @@ export function largestFreeTarget(freeBlocks: number, cap: number): number {
 
 /**
  * The longest run of blocks that moves could ever free: free space, the movable files' data and
- * their tree blocks (a file made contiguous may need none) merged; anything else never moves.
+ * the tree blocks of those a contiguous extent list fits in the inode (their trees collapse)
+ * merged; anything else never moves.
  */
 export function largestFreeCap(files: readonly Extent[][], trees: readonly number[][], free: readonly Run[]): number {
   const space: Run[] = free.map((r) => ({ ...r }));
   for (let i = 0; i < files.length; i++) {
     space.push(...physicalRuns(files[i]!));
-    for (const b of trees[i]!) if (b >= 0) space.push({ start: b, length: 1 });
+    if (mappedBlocks(files[i]!) <= ROOT_EXTENTS * EXT_INIT_MAX_LEN) for (const b of trees[i]!) if (b >= 0) space.push({ start: b, length: 1 });
   }
   let largest = 0;
   for (const r of mergeRuns(space)) largest = Math.max(largest, r.length);
