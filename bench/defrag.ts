@@ -152,7 +152,7 @@ async function benchImage(sizeMiB: number, fillPct: number, work: string): Promi
   console.error(`[${built.name}] image ready (${((Date.now() - t0) / 1000).toFixed(1)} s here; built in ${info.buildSeconds.toFixed(1)} s): ${info.files} files, fill ${(info.fill * 100).toFixed(1)} %, ${info.extents} extents (ideal ${info.idealExtents}), ${info.freeExtents} free extents, largest ${((info.largestFreeBlocks * bs) / 2 ** 20).toFixed(1)} MiB`);
   const before = measureFragImage(original, { maps: true });
   // where no run can hold half of the free space (backup superblocks cut a 1 GiB filesystem into
-  // runs of 255.75 MiB at most), the target is that run: e2fsprogs' and the kernel's view of it
+  // runs of 255.5 MiB at most), the target is that run: e2fsprogs' and the kernel's view of it
   const possible = largestPossibleFreeBlocks(original, before.perFile);
   const name = `${sizeMiB} MiB ${fillPct} %`;
   const rows: Row[] = [{ image: name, tool: 'before', wall: '-', work: '-', vsE4: '-', rssMiB: '-', ...describe(before, bs), movedMiB: '-', e2fsck: e2fsckClean(original).ok ? 'clean' : 'NOT CLEAN', content: '-', targets: meetsTargets(before).ok ? 'met' : 'no', exit: '-' }];

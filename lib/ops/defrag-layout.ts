@@ -19,9 +19,10 @@ export const TARGET_FREE_EXTENTS = 50;
 /**
  * The largest free extent a whole-filesystem layout must leave: half of the free space (the
  * issue's target), or `cap` where that is less — the longest run between blocks that never move
- * (backup superblocks and descriptors cut a 1 GiB filesystem's space into runs of at most 2 groups,
- * 255.75 MiB, below half of its free space at 50 % full): there every layout is held to the most
- * any layout can free, not given up for the greedy planner, which need not reach it.
+ * (backup superblocks and descriptors cut a 1 GiB filesystem's space into runs of two groups less
+ * a backup's blocks, 255.5 MiB, below half of its free space at 50 % full): there every layout is
+ * held to the most any layout can free, not given up for the greedy planner, which need not
+ * reach it.
  */
 export function largestFreeTarget(freeBlocks: number, cap: number): number {
   return Math.min(Math.ceil(freeBlocks / 2), cap);
