@@ -115,6 +115,11 @@ export interface Plan {
    * plan was not scheduled as it grew (the greedy planner) or holds such a step before its last.
    */
   waves?: number[];
+  /**
+   * Whole-filesystem plans where no run can hold half of the free space (blocks that never move
+   * cut it shorter): the longest run moves could free, which the layouts aim for instead.
+   */
+  largestFreePossible?: number;
 }
 
 export interface PlanOptions {
@@ -984,6 +989,11 @@ export function planDefrag(filesIn: readonly PlanFile[], freeIn: readonly Run[],
   };
   /** 256 KiB: a piece smaller goes to scratch with its neighbours rather than in a move of its own. */
   const minPart = Math.max(1, Math.floor(opts.idealExtentBlocks / 512));
+  // The longest run moves could free (tree blocks of files made contiguous count as space; a block
+  // map's indirect blocks never do); reported where it is less than half of the free space.
+  const possible = opts.wholeFs ? largestFreeCap(filesIn.map((f) => f.extents), filesIn.map((f) => (f.blockMapped ? [] : f.treeBlocks)), freeIn) : Infinity;
+  const capped = possible < Math.ceil(freeIn.reduce((a, r) => a + r.length, 0) / 2);
+  const tag = (p: Plan): Plan => (capped ? { ...p, largestFreePossible: possible } : p);
   for (const treesAsSpace of opts.wholeFs && opts.compact !== false && !opts.only ? [true, false] : []) {
     const files = filesIn.map((f) => f.extents);
     // (the layouts ask this per file many times over: once per file here)
@@ -991,7 +1001,7 @@ export function planDefrag(filesIn: readonly PlanFile[], freeIn: readonly Run[],
     const ideal = (i: number): boolean => idealFiles[i]!;
     // (a block map's indirect blocks never become space: they stay)
     const trees = filesIn.map((f) => (treesAsSpace && !f.blockMapped ? f.treeBlocks : []));
-    const freeCap = largestFreeCap(files, trees, freeIn);
+    const freeCap = treesAsSpace ? possible : largestFreeCap(files, trees, freeIn);
     const anchored: { layout: Map<number, Run>; kept: number }[] = [];
     // (the second pass, a fallback, tries the packed layout only; gap costs that give the same
     // layout are planned once — compared entry by entry, not as JSON keys made cold per layout)
@@ -1034,11 +1044,11 @@ export function planDefrag(filesIn: readonly PlanFile[], freeIn: readonly Run[],
       try {
         planCollector(m, best.layout, bounds, minPart);
       } catch (e) {
-        if (e instanceof TreeGrowth) return { steps: m.steps, skipped: [], after: m.files, before: before(), predicted: m.measure(), complete: false, waves: stepWaves(m, true) };
+        if (e instanceof TreeGrowth) return tag({ steps: m.steps, skipped: [], after: m.files, before: before(), predicted: m.measure(), complete: false, waves: stepWaves(m, true) });
         throw e;
       }
     }
-    return { steps: m.steps, skipped: [], after: m.files, before: before(), predicted: m.measure(), complete: true, ...(m.unpredictedTree ? {} : { waves: stepWaves(m, false) }) };
+    return tag({ steps: m.steps, skipped: [], after: m.files, before: before(), predicted: m.measure(), complete: true, ...(m.unpredictedTree ? {} : { waves: stepWaves(m, false) }) });
   }
-  return planGreedy(filesIn, freeIn, bounds, opts);
+  return tag(planGreedy(filesIn, freeIn, bounds, opts));
 }

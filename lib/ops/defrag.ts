@@ -22,7 +22,6 @@ import { decodeName } from '../ext4/bytes.js';
 import { getFreeBlocks } from './free.js';
 import { moveFiles, type FileMove } from './move-batch.js';
 import { planDefrag } from './defrag-plan.js';
-import { largestFreeCap } from './defrag-layout.js';
 import { auditSpace } from './fsmap.js';
 import { checkAllocatable } from '../ext4/alloc.js';
 import { blockMapExclude } from '../ext4/remap.js';
@@ -232,10 +231,6 @@ export async function defrag(fs: Filesystem, opts: DefragOptions = {}): Promise<
     predicted: { extents: 0, freeExtents: 0, largestFree: 0 },
     errors: [],
   };
-  if (wholeFs) {
-    const possible = largestFreeCap(files.map((f) => f.extents), files.map((f) => (f.blockMapped ? [] : f.treeBlocks)), runs);
-    if (possible < Math.ceil(runs.reduce((a, r) => a + r.length, 0) / 2)) summary.largestFreePossible = possible;
-  }
   const movedInos = new Set<number>();
   const budgetLeft = (): boolean => {
     if (opts.maxSeconds !== undefined && (Date.now() - t0) / 1000 >= opts.maxSeconds) {
@@ -257,6 +252,7 @@ export async function defrag(fs: Filesystem, opts: DefragOptions = {}): Promise<
     const plan = planDefrag(files.map((f) => ({ ino: f.ino, path: f.path, extents: f.extents, treeBlocks: f.treeBlocks, blockMapped: f.blockMapped })), runs, bounds, { idealExtentBlocks, compact: opts.compact, wholeFs, stopAtTreeGrowth: !opts.dryRun, leafExtents });
     {
       summary.predicted = { extents: plan.predicted.extents, freeExtents: plan.predicted.freeExtents, largestFree: plan.predicted.largestFree };
+      if (plan.largestFreePossible !== undefined) summary.largestFreePossible = plan.largestFreePossible;
       summary.filesSkipped = plan.skipped.length;
     }
     const planned = plan.steps.map((st): PlannedMove => {
