@@ -70,13 +70,19 @@ export interface ThreadOptions {
   workerSource?: string;
 }
 
+/**
+ * A slab's bytes. Kept slabs are page-aligned (the kernel copies a read into a misaligned one at
+ * half speed, lib/io/aligned.ts); slabs used once stay plain (a memory mapped for each would pile up).
+ */
+export function slabBuffer(reuse: boolean): SharedArrayBuffer {
+  return reuse ? alignedShared(SLAB_BYTES) : new SharedArrayBuffer(SLAB_BYTES);
+}
+
 /** The thread and its first slabs; it is unref'd (a consumer waiting for it refs it). */
 export function startReaderThread(root: string, opts: ThreadOptions): StartedThread {
   const window = Math.max(1, opts.windowSlabs ?? WINDOW_SLABS);
   const slabs: WorkerConfig['slabs'] = [];
-  // Kept slabs are page-aligned (the kernel copies a read into a misaligned one at half speed,
-  // lib/io/aligned.ts); slabs used once stay plain (a memory mapped for each would pile up).
-  for (let id = 0; id < window; id++) slabs.push({ id, sab: opts.reuse ? alignedShared(SLAB_BYTES) : new SharedArrayBuffer(SLAB_BYTES), zeros: new SharedArrayBuffer(SLAB_BYTES / SLAB_ALIGN) });
+  for (let id = 0; id < window; id++) slabs.push({ id, sab: slabBuffer(opts.reuse), zeros: new SharedArrayBuffer(SLAB_BYTES / SLAB_ALIGN) });
   const config: WorkerConfig = { root, slabBytes: SLAB_BYTES, wholeFileBytes: WHOLE_FILE_BYTES, align: SLAB_ALIGN, postFiles: 32, postBytes: 1024 * 1024, keepSlabs: opts.reuse, listPaths: opts.listPaths, slabs };
   // execArgv []: the source is plain CommonJS; no loader or --input-type of the parent applies.
   const worker = new Worker(opts.workerSource ?? HOST_READER_WORKER, { eval: true, workerData: config, execArgv: [] });

@@ -16,8 +16,7 @@
 import type { Worker } from 'node:worker_threads';
 import { setZeroUnits } from '../ops/tree-entry.js';
 import { ENTRY_FIELDS, ENTRY_STRIDE, ENTRY_TYPES, PENDING, type WorkerError } from './host-reader-worker.js';
-import { SLAB_ALIGN, SLAB_BYTES, startReaderThread, WHOLE_FILE_BYTES, type StartedThread } from './host-read-start.js';
-import { alignedShared } from '../io/aligned.js';
+import { SLAB_ALIGN, SLAB_BYTES, slabBuffer, startReaderThread, WHOLE_FILE_BYTES, type StartedThread } from './host-read-start.js';
 
 export { ENTRY_FIELDS, ENTRY_STRIDE, ENTRY_TYPES };
 
@@ -228,8 +227,7 @@ export class HostReader {
   }
 
   #newSlab(): Slab {
-    // (page-aligned when slabs are kept: startReaderThread)
-    return this.#addSlab(this.#nextId++, this.#reuse ? alignedShared(SLAB_BYTES) : new SharedArrayBuffer(SLAB_BYTES), new SharedArrayBuffer(SLAB_BYTES / SLAB_ALIGN));
+    return this.#addSlab(this.#nextId++, slabBuffer(this.#reuse), new SharedArrayBuffer(SLAB_BYTES / SLAB_ALIGN));
   }
 
   #addSlab(id: number, sab: SharedArrayBuffer, zeros: SharedArrayBuffer): Slab {
