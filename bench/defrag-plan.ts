@@ -17,26 +17,23 @@
  *  - once: blocks of moves whose data moves again later (a move that a later move undoes);
  *  - the prediction and whether it meets the issue's targets;
  *  - plan CPU (user+sys of this process around the call), first and median.
- *  - the floor of any plan meeting the targets: every file that is not ideal must end as one run,
- *    so all its blocks but at most its largest piece are copied ("keep-largest floor"); and each
- *    dependency wave copies only into blocks free before it (at most the free space plus the tree
- *    blocks that collapse), so a plan copying B blocks needs at least B / that many waves;
+ *  - the floor of any plan meeting the targets (bench/defrag-floor.ts): every file that is not
+ *    ideal ends as one run, so all its blocks but its largest piece are copied, less the pieces
+ *    the targets' 10 % slack lets stay ("keep-largest floor"); and each dependency wave copies only
+ *    into blocks free before it, so a plan copying B blocks needs at least B / that many waves;
  * --compare loads a second planner module (same exports) and prints its figures in the same run;
  * --dump writes each image's planner input to DIR/<image>.json;
- * --floor-copy times a raw copy (1 MiB preads/pwrites inside a scratch copy of the image, two
+ * --floor-copy times a raw copy (1 MiB page-aligned preads/pwrites in a scratch copy of the image, two
  *    fdatasyncs per wave: a commit's flushes) of the floor's bytes in its fewest waves, and of the
  *    plan's bytes in the plan's waves, medians of --runs, next to nothing else: what the bytes and
  *    the flushes cost, whatever the planner (compare bench/defrag's e4defrag wall).
  */
-import { Filesystem } from '../lib/node.js';
-import { nodeCapacity, type Extent } from '../lib/ext4/extents.js';
+import type { Extent } from '../lib/ext4/extents.js';
 import { fragmentCount, mappedBlocks } from '../lib/ext4/extent-map.js';
-import { collectFiles, freeRuns } from '../lib/ops/defrag.js';
 import * as current from '../lib/ops/defrag-plan.js';
-import type { Plan, PlanFile, Run } from '../lib/ops/defrag-plan.js';
+import type { Plan } from '../lib/ops/defrag-plan.js';
 import { ensureBuilt } from '../test/helpers/frag-images.js';
-import { copySparse } from '../test/helpers/tools.js';
-import { mergeAdjacent } from '../lib/ext4/extent-map.js';
+import { collectPlanInput, defragFloor, rawCopySeconds, type PlanInput } from './defrag-floor.js';
 import * as nodeFs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -57,27 +54,6 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-interface Input {
-  files: PlanFile[];
-  free: Run[];
-  bounds: { first: number; end: number };
-  blockSize: number;
-  idealExtentBlocks: number;
-  leafExtents: number;
-}
-
-/** The planner's input as defrag() collects it (whole filesystem). */
-async function collect(image: string): Promise<Input> {
-  const fs = await Filesystem.open(image);
-  try {
-    const files: PlanFile[] = (await collectFiles(fs, ['/'])).map((f) => ({ ino: f.ino, path: f.path, extents: f.extents, treeBlocks: f.treeBlocks, blockMapped: f.blockMapped }));
-    const bs = fs.blockSize;
-    return { files, free: await freeRuns(fs), bounds: { first: fs.sb.s_first_data_block, end: fs.sb.blocksCount }, blockSize: bs, idealExtentBlocks: Math.floor((128 << 20) / bs), leafExtents: nodeCapacity(bs) - 1 };
-  } finally {
-    await fs.close();
-  }
-}
-
 /** Blocks of moves whose logical blocks move again in a later step (copies a better order saves). */
 function movedAgain(plan: Plan): number {
   const last = new Map<string, number>(); // file:logical block → index of its last step
@@ -94,51 +70,7 @@ function movedAgain(plan: Plan): number {
 
 type Planner = typeof current;
 
-/** The keep-largest floor (blocks) and the most blocks any one wave can copy into (see the top). */
-function floorOf(inp: Input): { blocks: number; perWave: number } {
-  const ideal = (x: Extent[]) => fragmentCount(x) <= Math.max(1, Math.ceil(mappedBlocks(x) / inp.idealExtentBlocks));
-  let blocks = 0, trees = 0;
-  for (const f of inp.files) {
-    if (ideal(f.extents)) continue;
-    const largest = mergeAdjacent([...f.extents].sort((a, b) => a.logical - b.logical)).reduce((a, e) => Math.max(a, e.length), 0);
-    blocks += mappedBlocks(f.extents) - largest;
-    trees += f.treeBlocks.length;
-  }
-  return { blocks, perWave: inp.free.reduce((a, r) => a + r.length, 0) + trees };
-}
-
-/** Wall seconds of a raw copy of `blocks` blocks inside a scratch copy of the image, two fdatasyncs per wave (median of RUNS). */
-function rawCopy(image: string, inp: Input, blocks: number, waves: number): number {
-  const scratch = path.join(os.tmpdir(), `ext4kit-bench-floor-${process.pid}.img`);
-  const walls: number[] = [];
-  const buf = Buffer.alloc(1 << 20);
-  const bytes = blocks * inp.blockSize, half = Math.floor((inp.bounds.end * inp.blockSize) / 2);
-  for (let r = 0; r < RUNS; r++) {
-    copySparse(image, scratch);
-    const fd = nodeFs.openSync(scratch, 'r+');
-    const t0 = performance.now();
-    const per = Math.ceil(bytes / waves);
-    for (let done = 0; done < bytes; ) {
-      const end = Math.min(bytes, done + per);
-      for (; done < end; ) {
-        const n = Math.min(buf.length, end - done);
-        // (from the first half to the second, wrapping: the image holds less than the bytes at 90 %)
-        const from = done % half, to = half + (done % half);
-        nodeFs.readSync(fd, buf, 0, n, from);
-        nodeFs.writeSync(fd, buf, 0, n, to);
-        done += n;
-      }
-      nodeFs.fdatasyncSync(fd);
-      nodeFs.fdatasyncSync(fd);
-    }
-    walls.push((performance.now() - t0) / 1000);
-    nodeFs.closeSync(fd);
-  }
-  nodeFs.rmSync(scratch, { force: true });
-  return median(walls);
-}
-
-function measure(label: string, planner: Planner, inp: Input, image?: string): void {
+function measure(label: string, planner: Planner, inp: PlanInput, image?: string): void {
   const cpu: number[] = [];
   let plan: Plan | null = null;
   for (let r = 0; r < RUNS; r++) {
@@ -156,10 +88,11 @@ function measure(label: string, planner: Planner, inp: Input, image?: string): v
   const pr = p.predicted;
   const met = pr.extents <= 1.1 * inp.files.reduce((a, f) => a + Math.max(1, Math.ceil(mappedBlocks(f.extents) / inp.idealExtentBlocks)), 0) && pr.freeExtents <= 50 && 2 * pr.largestFree >= pr.freeBlocks;
   const waves = current.planWaves(inp.files, p.steps, inp.bounds);
-  const fl = floorOf(inp);
-  const fewest = Math.ceil(fl.blocks / fl.perWave);
+  const fl = defragFloor(inp);
+  const fewest = fl.waves;
+  const raw = (blocks: number, n: number) => rawCopySeconds(image!, inp.blockSize, blocks, n, RUNS).toFixed(3);
   console.log(`  ${label.padEnd(8)} floor: keep-largest ${MB(fl.blocks)} MB (plan ${(total / Math.max(1, fl.blocks)).toFixed(2)}x), at least ${fewest} wave(s) (${MB(fl.perWave)} MB free a wave at most; the plan's bytes need ${Math.ceil(total / fl.perWave)}, it takes ${waves})`);
-  if (image) console.log(`  ${label.padEnd(8)} raw copy (median of ${RUNS}): the floor's bytes in ${fewest} wave(s) ${rawCopy(image, inp, fl.blocks, fewest).toFixed(3)} s, in 1 ${rawCopy(image, inp, fl.blocks, 1).toFixed(3)} s; the plan's bytes in its ${waves} waves ${rawCopy(image, inp, total, waves).toFixed(3)} s`);
+  if (image) console.log(`  ${label.padEnd(8)} raw copy (median of ${RUNS}): the floor's bytes in ${fewest} wave(s) ${raw(fl.blocks, fewest)} s, in 1 ${raw(fl.blocks, 1)} s; the plan's bytes in its ${waves} waves ${raw(total, waves)} s`);
   console.log(`  ${label.padEnd(8)} moves ${p.steps.length}, bytes ${MB(total)} MB (${(total / Math.max(1, floor)).toFixed(2)}x floor; defrag ${MB(blocks('defrag'))}, evict ${MB(blocks('evict'))}, compact ${MB(blocks('compact'))}; moved again later ${MB(movedAgain(p))}), files moved ${new Set(p.steps.map((s) => s.file)).size}, waves ${waves}, predicted ${pr.extents} extents / ${pr.freeExtents} free extents / largest ${pr.largestFree} of ${pr.freeBlocks}, targets ${met ? 'met' : 'NOT met'}${p.complete ? '' : ' (incomplete)'}, skipped ${p.skipped.length}; plan CPU first ${cpu[0]!.toFixed(0)} ms, median ${median(cpu).toFixed(0)} ms of ${RUNS}`);
 }
 
@@ -169,7 +102,7 @@ async function main(): Promise<void> {
   for (const size of SIZES) for (const fill of FILLS) {
     const built = ensureBuilt({ sizeMiB: size, fill: fill / 100, seed: SEED });
     if (!built) throw new Error('bench/defrag-plan needs root and loop devices to build the images');
-    const inp = await collect(built.original);
+    const inp = await collectPlanInput(built.original);
     if (opt('dump')) nodeFs.writeFileSync(path.join(opt('dump')!, `${built.name}.json`), JSON.stringify(inp));
     const ideal = (x: Extent[]) => fragmentCount(x) <= Math.max(1, Math.ceil(mappedBlocks(x) / inp.idealExtentBlocks));
     const bad = inp.files.filter((f) => !ideal(f.extents));
