@@ -190,10 +190,25 @@ describe.skipIf(!!why)('defrag on kernel-fragmented full images', () => {
   // 4 MiB groups: backups in groups 1, 3, 5 and 7 cut the space into runs of at most two groups,
   // shorter than half of the free space at 50 % (a 1 GiB filesystem's case, at 32 MiB).
   it('32 MiB 50 % in 4 MiB groups: no run holds half of the free space; defrag frees the longest run there is', async () => {
-    const im = fragImage({ sizeMiB: 32, fill: 0.5, seed: 3, blocksPerGroup: 1024 })!;
-    const possible = largestPossibleFreeBlocks(im.image, measureFragImage(im.image, { maps: true }).perFile);
-    expect(possible, 'two groups less a backup superblock and its descriptors at most').toBeLessThanOrEqual(2 * 1024 - 2);
-    expect(possible, 'no run can hold half of the free space').toBeLessThan(im.freeBlocks / 2);
+    // The kernel's allocations follow the writers' timing, so a seed's image differs from machine
+    // to machine: on some the longest possible run is free from the start, and defrag would have
+    // nothing to show. The first seed (in a fixed order) whose image starts short of it is used.
+    let im: FragImage | null = null, possible = 0;
+    const tried: string[] = [];
+    for (const seed of [3, 4, 5, 6, 7, 8]) {
+      const candidate = fragImage({ sizeMiB: 32, fill: 0.5, seed, blocksPerGroup: 1024 })!;
+      const p = largestPossibleFreeBlocks(candidate.image, measureFragImage(candidate.image, { maps: true }).perFile);
+      expect(p, 'two groups less a backup superblock and its descriptors at most').toBeLessThanOrEqual(2 * 1024 - 2);
+      expect(p, 'no run can hold half of the free space').toBeLessThan(candidate.freeBlocks / 2);
+      tried.push(`seed ${seed}: largest free ${candidate.largestFreeBlocks} of a possible ${p}`);
+      if (candidate.largestFreeBlocks < p) {
+        (im = candidate), (possible = p);
+        break;
+      }
+    }
+    console.log(`4 MiB groups: ${tried.join('; ')}`);
+    expect(im, `an image that starts short of the longest possible run (${tried.join('; ')})`).not.toBeNull();
+    if (!im) return;
     expect(im.largestFreeBlocks, 'the image starts short of it').toBeLessThan(possible);
     // the CLI says what it aims for (a dry run writes nothing)
     const dry = await cli(['defrag', '--dry-run', im.image]);
