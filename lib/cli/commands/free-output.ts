@@ -8,6 +8,7 @@ import { openDiskSource, type DiskSource } from '../../ext4/disk-source.js';
 import { encodeRecords, RecordEncoder, type RecordPieces } from '../../codec/ascii-records.js';
 import { wasmRecordChunks } from '../../codec/ascii-records-wasm.js';
 import { openDevice, table, type CliContext, type GlobalOptions } from '../context.js';
+import { withRaisedInterruptBudget } from '../interrupt-budget.js';
 
 /**
  * `free IMAGE [--json]` over the whole filesystem, made after the scan succeeded (an error prints
@@ -15,7 +16,13 @@ import { openDevice, table, type CliContext, type GlobalOptions } from '../conte
  * script carries no write engine; null (nothing done: commander's path opens a Filesystem) when
  * the journal needs recovery, whose replay only a Filesystem does.
  */
-export async function runFast(positionals: readonly string[], flags: ReadonlySet<string>, globals: GlobalOptions, ctx: CliContext): Promise<string | Iterable<Uint8Array> | null> {
+export function runFast(positionals: readonly string[], flags: ReadonlySet<string>, globals: GlobalOptions, ctx: CliContext): Promise<string | Iterable<Uint8Array> | null> {
+  // (4× V8's default interrupt budget for the scan: interrupt-budget.ts; V8's default is back
+  // before the output is made and before code-cache.ts writes the script's cache)
+  return withRaisedInterruptBudget(() => freeFast(positionals, flags, globals, ctx));
+}
+
+async function freeFast(positionals: readonly string[], flags: ReadonlySet<string>, globals: GlobalOptions, ctx: CliContext): Promise<string | Iterable<Uint8Array> | null> {
   const device = await openDevice(positionals[0]!);
   let src: DiskSource | null = null;
   let t: FreeExtentTable | undefined;
