@@ -7,13 +7,11 @@
  * and both print the free extents dumpe2fs lists.
  */
 import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tmpDir, tmpPath } from '../helpers/tmp.js';
 import { mkfs, run } from '../helpers/tools.js';
 import { HAVE_E2FSPROGS } from '../ops/helpers.js';
-import { cliBundle } from './helpers.js';
+import { cliBundle, codeCacheStamp } from './helpers.js';
 
 /** dumpe2fs's free block ranges (group by group, merged across groups), in bytes. */
 function dumpe2fsFree(img: string, blockSize: number): { start: number; len: number }[] {
@@ -42,10 +40,7 @@ describe.skipIf(!HAVE_E2FSPROGS)('free code cache', () => {
       const r = spawnSync(process.execPath, [bin, 'free', img, '--json'], { env: { ...process.env, XDG_CACHE_HOME: home, EXT4KIT_CODE_CACHE: '' }, encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(0);
       expect(JSON.parse(r.stdout)).toEqual(want);
-      const caches = fs.readdirSync(path.join(home, 'ext4kit')).filter((f) => f.startsWith('fast-free-'));
-      expect(caches).toHaveLength(1);
-      const st = fs.statSync(path.join(home, 'ext4kit', caches[0]!));
-      return `${st.ino}:${st.mtimeMs}:${st.size}`;
+      return codeCacheStamp(home, 'free');
     };
     const first = once();
     expect(once(), 'the cache was rewritten: V8 rejected it').toBe(first);

@@ -313,3 +313,15 @@ export async function bothPaths(template: string, args: string[], normalise: (st
   expect(out(f, fast)).toEqual(out(s, slow));
   return { fast, slow, out: out(f, fast) };
 }
+
+/**
+ * The one V8 code cache file of a fast command's script under XDG_CACHE_HOME `home`, as
+ * "inode:mtime:size": a run that used the cache as is leaves it unchanged; one whose cache V8
+ * rejected (another flag hash) writes a new file (lib/cli/code-cache.ts).
+ */
+export function codeCacheStamp(home: string, command: string): string {
+  const caches = fs.readdirSync(path.join(home, 'ext4kit')).filter((f) => f.startsWith(`fast-${command}-`));
+  expect(caches).toHaveLength(1);
+  const st = fs.statSync(path.join(home, 'ext4kit', caches[0]!));
+  return `${st.ino}:${st.mtimeMs}:${st.size}`;
+}
