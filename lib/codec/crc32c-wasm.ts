@@ -19,8 +19,7 @@
  *   while ptr < end: c = T0[(c ^ load8(ptr)) & 255] ^ c >>> 8; ptr += 1
  */
 
-import { ADD, AND, BLOCK, BR, BR_IF, END, GE_U, GET, I32, LOAD, LOAD8_U, LOOP, SET, SHL, SHR_U, VOID, XOR, funcCode, i32c, section, uleb, wasmFromBase64, wasmModule, wasmName } from './wasm-asm.js';
-import { CRC32C_WASM } from './crc32c-wasm-bytes.js';
+import { ADD, AND, BLOCK, BR, BR_IF, END, GE_U, GET, I32, LOAD, LOAD8_U, LOOP, SET, SHL, SHR_U, VOID, XOR, funcCode, i32c, section, uleb, wasmModule, wasmName } from './wasm-asm.js';
 
 /** Where the scratch begins and how many bytes it holds. */
 export const WASM_SCRATCH = 8192;
@@ -65,7 +64,7 @@ const BODY = [
   END,
 ];
 
-/** The module's bytes, assembled (scripts/wasm-bytes.ts writes them to crc32c-wasm-bytes.ts, which runs). */
+/** The module's bytes. */
 export function crc32cWasmBytes(): Uint8Array<ArrayBuffer> {
   return wasmModule([
     ...section(1, [1, 0x60, 3, I32, I32, I32, 1, I32]), // type 0: (i32, i32, i32) → i32
@@ -83,7 +82,7 @@ export function crc32cWasmBytes(): Uint8Array<ArrayBuffer> {
 export function instantiateCrc32cWasm(tables: Int32Array): Crc32cWasm | null {
   try {
     if (typeof WebAssembly !== 'object') return null;
-    const inst = new WebAssembly.Instance(new WebAssembly.Module(wasmFromBase64(CRC32C_WASM)), {});
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(crc32cWasmBytes()), {});
     const memory = inst.exports.mem as WebAssembly.Memory;
     new Int32Array(memory.buffer, 0, 2048).set(tables.subarray(0, 2048));
     return { crc: inst.exports.crc as Crc32cWasm['crc'], mem: new Uint8Array(memory.buffer) };

@@ -67,15 +67,3 @@ export const funcCode = (locals: number, body: number[]) => {
   const code = [...(locals ? [1, ...uleb(locals), I32] : [0]), ...body];
   return [...uleb(code.length), ...code];
 };
-
-/**
- * A module's bytes from their base64 text: the prebuilt `*-wasm-bytes.ts` files
- * (scripts/wasm-bytes.ts writes them from the opcodes; assembling the opcodes in every fresh
- * process cost 0.2–2.6 ms a module, interpreted, and ~16 M instructions for dir-list's).
- */
-export function wasmFromBase64(base64: string): Uint8Array<ArrayBuffer> {
-  const text = atob(base64);
-  const b = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) b[i] = text.charCodeAt(i);
-  return b;
-}

@@ -2,8 +2,8 @@
  * The WebAssembly module of dir-list-wasm.ts, from its opcodes (wasm-asm.ts): what it does, its
  * parameter words and memory are described there. Not loaded at run time: a fresh process would
  * spend ~16 M instructions assembling it (callgrind), so dir-list-wasm.ts compiles its bytes from
- * dir-list-wasm-bytes.ts, which test/unit/wasm-prebuilt.test.ts checks against dirListWasmBytes()
- * (after a change here, write them again: `npx tsx scripts/wasm-bytes.ts`).
+ * dir-list-wasm-bytes.ts, which test/cli/ls-dir-wasm.test.ts checks against dirListWasmBytes()
+ * (after a change here, write them again: `npx tsx scripts/dir-list-wasm-bytes.ts`).
  */
 import { CRC32C_FUNC } from '../codec/crc32c-wasm.js';
 import {

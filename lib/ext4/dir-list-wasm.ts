@@ -37,15 +37,13 @@
  *     records at P[RECS]: {entry, ino, mode, size, nlink, uid, gid, mtime}
  */
 import { crc32cPortable, crc32cTables } from '../codec/crc.js';
-import { wasmFromBase64 } from '../codec/wasm-asm.js';
 import { inodeSeed } from './checksum.js';
 import { DIR_LIST_WASM } from './dir-list-wasm-bytes.js';
 import type { FileMap } from './file-map.js';
 import { inodeTableBlocks } from './geometry.js';
 import type { GroupDesc } from './group-desc.js';
 import { INODE_FLAGS, type Inode } from './inode.js';
-import { SUMMARY_WORDS } from './inode-summary-wasm.js';
-import { INODE_SUMMARY_WASM } from './inode-summary-wasm-bytes.js';
+import { SUMMARY_WORDS, inodeSummaryWasmBytes } from './inode-summary-wasm.js';
 import { INCOMPAT, type Superblock } from './superblock.js';
 
 /** Where the parameter words are (after crc32c's 8 KiB of tables). */
@@ -123,7 +121,7 @@ export class DirListWasm {
    */
   static create(memory: WebAssembly.Memory, heapAt: number): DirListWasm | null {
     try {
-      if (compiled === undefined) compiled = typeof WebAssembly === 'object' && new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? new WebAssembly.Module(wasmFromBase64(DIR_LIST_WASM)) : null;
+      if (compiled === undefined) compiled = typeof WebAssembly === 'object' && new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? new WebAssembly.Module(wasmBytes(DIR_LIST_WASM)) : null;
       if (compiled === null) return null;
       const inst = new WebAssembly.Instance(compiled, { env: { mem: memory } });
       new Int32Array(memory.buffer, 0, 2048).set(crc32cTables().subarray(0, 2048));
@@ -318,9 +316,20 @@ let summaryModule: WebAssembly.Module | undefined;
  * (crc32c-wasm.ts CRC32C_FUNC), checked in create().
  */
 function summaryKernel(): SummaryKernel {
-  const inst = new WebAssembly.Instance((summaryModule ??= new WebAssembly.Module(wasmFromBase64(INODE_SUMMARY_WASM))), {});
+  const inst = new WebAssembly.Instance((summaryModule ??= new WebAssembly.Module(inodeSummaryWasmBytes())), {});
   const memory = inst.exports.mem as WebAssembly.Memory;
   new Int32Array(memory.buffer, 0, 2048).set(crc32cTables().subarray(0, 2048));
   return { sum: inst.exports.sum as SummaryKernel['sum'], memory };
 }
 
+/**
+ * The module's bytes from their base64 text (dir-list-wasm-bytes.ts, what dirListWasmBytes in
+ * dir-list-wasm-code.ts assembles: building them from the opcodes in every fresh process cost
+ * ~16 M instructions, a tenth of a whole listing's — callgrind).
+ */
+function wasmBytes(base64: string): Uint8Array<ArrayBuffer> {
+  const text = atob(base64);
+  const b = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) b[i] = text.charCodeAt(i);
+  return b;
+}

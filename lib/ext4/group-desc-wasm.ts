@@ -17,8 +17,7 @@
  */
 import { crc32cTables } from '../codec/crc.js';
 import { CRC32C_FUNC } from '../codec/crc32c-wasm.js';
-import { ADD, AND, BLOCK, BR, BR_IF, CALL, END, EQZ, GE_U, GET, GT_U, I32, IF, LOAD, LOAD16_U, LOOP, LT_U, MUL, NE, OR, RETURN, SET, SHL, STORE, STORE16, VOID, funcCode, i32c, section, uleb, wasmFromBase64, wasmModule, wasmName } from '../codec/wasm-asm.js';
-import { GROUP_DESC_WASM } from './group-desc-wasm-bytes.js';
+import { ADD, AND, BLOCK, BR, BR_IF, CALL, END, EQZ, GE_U, GET, GT_U, I32, IF, LOAD, LOAD16_U, LOOP, LT_U, MUL, NE, OR, RETURN, SET, SHL, STORE, STORE16, VOID, funcCode, i32c, section, uleb, wasmModule, wasmName } from '../codec/wasm-asm.js';
 import { GroupDesc64Layout } from './group-desc.js';
 
 const SCRATCH = 8192;
@@ -112,7 +111,7 @@ let decoder: Decoder | null | undefined;
 function load(): Decoder | null {
   try {
     if (typeof WebAssembly !== 'object' || new Uint8Array(Uint16Array.of(1).buffer)[0] !== 1) return (decoder = null);
-    const inst = new WebAssembly.Instance(new WebAssembly.Module(wasmFromBase64(GROUP_DESC_WASM)), {});
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(groupDescWasmBytes()), {});
     const memory = inst.exports.mem as WebAssembly.Memory;
     new Int32Array(memory.buffer, 0, 2048).set(crc32cTables().subarray(0, 2048));
     return (decoder = { decode: inst.exports.decode as Decoder['decode'], memory });

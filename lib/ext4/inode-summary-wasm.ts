@@ -21,10 +21,9 @@
 import { crc32cPortable, crc32cTables } from '../codec/crc.js';
 import { inodeSeed } from './checksum.js';
 import { CRC32C_FUNC } from '../codec/crc32c-wasm.js';
-import { INODE_SUMMARY_WASM } from './inode-summary-wasm-bytes.js';
 import {
   ADD, AND, BLOCK, BR, BR_IF, CALL, END, GE_U, GET, GT_U, I32, IF, LOAD, LOAD16_U, LOOP, LT_S, NE, OR, SET, SHL, STORE, STORE16, SUB, TEE, VOID,
-  funcCode, i32c, section, uleb, wasmFromBase64, wasmModule, wasmName,
+  funcCode, i32c, section, uleb, wasmModule, wasmName,
 } from '../codec/wasm-asm.js';
 import { fileTypeOfMode, InodeBaseLayout, InodeExtraLayout, type InodeSummary } from './inode.js';
 
@@ -132,7 +131,7 @@ function load(): Instance | null {
   try {
     // The output is read through host-order typed arrays; wasm memory is little-endian.
     if (typeof WebAssembly !== 'object' || new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) return (instance = null);
-    const inst = new WebAssembly.Instance(new WebAssembly.Module(wasmFromBase64(INODE_SUMMARY_WASM)), {});
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(inodeSummaryWasmBytes()), {});
     const memory = inst.exports.mem as WebAssembly.Memory;
     new Int32Array(memory.buffer, 0, 2048).set(crc32cTables().subarray(0, 2048));
     const k: Instance = { sum: inst.exports.sum as Instance['sum'], memory };

@@ -23,7 +23,9 @@ import { walkList } from '../../lib/ops/inspect.js';
 import { LsJson } from '../../lib/cli/commands/ls-json.js';
 import { listJson } from '../../lib/cli/commands/ls.js';
 import { lsOnDisk } from '../../lib/cli/commands/ls-run.js';
+import { dirListWasmBytes } from '../../lib/ext4/dir-list-wasm-code.js';
 import { classifyDirBlock } from '../../lib/ext4/htree.js';
+import { DIR_LIST_WASM } from '../../lib/ext4/dir-list-wasm-bytes.js';
 import { xorshift32 } from '../../lib/io/prng.js';
 import { mkfs, type FsKind } from '../helpers/tools.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -152,6 +154,10 @@ describe('ls --json: whole plain directories by WebAssembly', () => {
     return m ? Number(m[1]) : -1;
   };
   afterAll(() => nodefs.rmSync(dir, { recursive: true, force: true }));
+
+  it('runs the module its opcodes assemble (after a change: npx tsx scripts/dir-list-wasm-bytes.ts)', () => {
+    expect(DIR_LIST_WASM).toBe(Buffer.from(dirListWasmBytes()).toString('base64'));
+  });
 
   const CASES: [string, boolean, string[]][] = [
     ['/flat', false, ['/flat']],

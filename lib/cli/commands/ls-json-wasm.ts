@@ -16,10 +16,9 @@
  */
 import {
   ADD, AND, BLOCK, BR, BR_IF, CALL, ELSE, END, EQ, GE_U, GET, I32, IF, LOAD, LOAD16_U, LOAD8_U, LOOP, LT_S, LT_U, MUL, NE, SET, SHL, SHR_U, STORE, STORE16, SUB, TEE, VOID,
-  funcCode, i32c, section, sleb64, uleb, wasmFromBase64, wasmModule, wasmName,
+  funcCode, i32c, section, sleb64, uleb, wasmModule, wasmName,
 } from '../../codec/wasm-asm.js';
 import type { EntryTable } from '../../ext4/dir-reader.js';
-import { LS_ROWS_WASM } from './ls-json-wasm-bytes.js';
 import { DIR_LIST_RESERVED, DIR_LIST_REC_WORDS, DirListWasm } from '../../ext4/dir-list-wasm.js';
 
 // Opcodes wasm-asm.ts does not name (core spec §5.4).
@@ -250,7 +249,7 @@ export class WasmRows {
    */
   static create(): WasmRows | null {
     try {
-      if (compiled === undefined) compiled = typeof WebAssembly === 'object' && new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? new WebAssembly.Module(wasmFromBase64(LS_ROWS_WASM)) : null;
+      if (compiled === undefined) compiled = typeof WebAssembly === 'object' && new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? new WebAssembly.Module(lsRowsWasmBytes()) : null;
       if (compiled === null) return null;
       const mem = new WebAssembly.Memory({ initial: Math.ceil(DYN / 65536) });
       const inst = new WebAssembly.Instance(compiled, { env: { mem } });
