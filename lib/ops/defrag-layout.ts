@@ -35,13 +35,21 @@ export function largestFreeTarget(freeBlocks: number, cap: number): number {
  */
 export function largestFreeCap(files: readonly Extent[][], trees: readonly number[][], free: readonly Run[]): number {
   const space: Run[] = free.map((r) => ({ ...r }));
-  for (let i = 0; i < files.length; i++) {
-    space.push(...physicalRuns(files[i]!));
-    if (mappedBlocks(files[i]!) <= ROOT_EXTENTS * EXT_INIT_MAX_LEN) for (const b of trees[i]!) if (b >= 0) space.push({ start: b, length: 1 });
-  }
+  for (let i = 0; i < files.length; i++) space.push(...spaceWhenMoved(files[i]!, trees[i]!));
   let largest = 0;
   for (const r of mergeRuns(space)) largest = Math.max(largest, r.length);
   return largest;
+}
+
+/**
+ * A file's blocks that become space when it moves: its data, and its tree blocks when a contiguous
+ * extent list fits in the inode (the tree collapses: Model.move frees them). `size`: its mapped
+ * blocks, when the caller has them.
+ */
+function spaceWhenMoved(extents: readonly Extent[], tree: readonly number[], size = mappedBlocks(extents)): Run[] {
+  const out = physicalRuns(extents);
+  if (size <= ROOT_EXTENTS * EXT_INIT_MAX_LEN) for (const b of tree) if (b >= 0) out.push({ start: b, length: 1 });
+  return out;
 }
 
 /** Subtract sorted, disjoint `cut` runs from sorted, disjoint `runs`. */
@@ -88,12 +96,7 @@ export function mergeRuns(runs: Run[]): Run[] {
 export function finalLayout(files: readonly Extent[][], trees: readonly number[][], free: readonly Run[], ideal: (i: number) => boolean, cap = Infinity): Map<number, Run> | null {
   const last = files.map(lastBlock);
   const blocks = files.map(mappedBlocks);
-  /** A file's blocks that become space when it moves (a file made contiguous needs no tree: Model.move frees it). */
-  const spaceOf = (i: number): Run[] => {
-    const out = physicalRuns(files[i]!);
-    if (blocks[i]! <= ROOT_EXTENTS * EXT_INIT_MAX_LEN) for (const b of trees[i]!) if (b >= 0) out.push({ start: b, length: 1 });
-    return out;
-  };
+  const spaceOf = (i: number): Run[] => spaceWhenMoved(files[i]!, trees[i]!, blocks[i]!);
   const anchors = files.map((_, i) => i).filter(ideal).sort((a, b) => last[b]! - last[a]!);
   const byLast = files.map((_, i) => i).sort((a, b) => last[a]! - last[b]!);
   // the space every attempt starts from: the free runs and the files that are not ideal
@@ -175,9 +178,7 @@ export function anchoredLayouts(files: readonly Extent[][], trees: readonly numb
   const blocks = files.map(mappedBlocks);
   const base: Run[] = free.map((r) => ({ ...r }));
   files.forEach((_, i) => {
-    if (ideal(i)) return;
-    base.push(...physicalRuns(files[i]!));
-    if (blocks[i]! <= ROOT_EXTENTS * EXT_INIT_MAX_LEN) for (const b of trees[i]!) if (b >= 0) base.push({ start: b, length: 1 });
+    if (!ideal(i)) base.push(...spaceWhenMoved(files[i]!, trees[i]!, blocks[i]!));
   });
   const whole = mergeRuns(base);
   // The final free space's larger half (or the cap) is kept whole at the top of the highest run
