@@ -12,8 +12,8 @@
  * --runs times in this process (the first run is cold: module code not yet optimised; the median
  * is printed beside it). Printed per image:
  *  - bytes: the sum of every step's target (what the executor copies), by phase;
- *  - floor: the blocks of the files that are not ideal (each must be rewritten once) — a plan
- *    moving only these, each once, copies 1.00x; over it are evictions and compaction moves;
+ *  - the files not ideal: their blocks (a plan rewriting each of them once, whole, copies 1.00x of
+ *    them; over it are evictions and compaction moves);
  *  - once: blocks of moves whose data moves again later (a move that a later move undoes);
  *  - the prediction and whether it meets the issue's targets;
  *  - plan CPU (user+sys of this process around the call), first and median.
@@ -28,12 +28,12 @@
  *    plan's bytes in the plan's waves, medians of --runs, next to nothing else: what the bytes and
  *    the flushes cost, whatever the planner (compare bench/defrag's e4defrag wall).
  */
-import type { Extent } from '../lib/ext4/extents.js';
 import { fragmentCount, mappedBlocks } from '../lib/ext4/extent-map.js';
 import * as current from '../lib/ops/defrag-plan.js';
 import type { Plan } from '../lib/ops/defrag-plan.js';
 import { ensureBuilt } from '../test/helpers/frag-images.js';
-import { collectPlanInput, defragFloor, rawCopySeconds, type PlanInput } from './defrag-floor.js';
+import { largestFreeTarget, TARGET_FREE_EXTENTS } from '../lib/ops/defrag-layout.js';
+import { collectPlanInput, defragFloor, idealCount, rawCopySeconds, type PlanInput } from './defrag-floor.js';
 import * as nodeFs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -82,18 +82,17 @@ function measure(label: string, planner: Planner, inp: PlanInput, image?: string
   const p = plan!;
   const blocks = (ph: string) => p.steps.filter((s) => s.phase === ph).reduce((a, s) => a + s.target.reduce((x, t) => x + t.length, 0), 0);
   const total = p.steps.reduce((a, s) => a + s.target.reduce((x, t) => x + t.length, 0), 0);
-  const ideal = (x: Extent[]) => fragmentCount(x) <= Math.max(1, Math.ceil(mappedBlocks(x) / inp.idealExtentBlocks));
-  const floor = inp.files.filter((f) => !ideal(f.extents)).reduce((a, f) => a + mappedBlocks(f.extents), 0);
   const MB = (b: number) => ((b * inp.blockSize) / 1e6).toFixed(1);
   const pr = p.predicted;
-  const met = pr.extents <= 1.1 * inp.files.reduce((a, f) => a + Math.max(1, Math.ceil(mappedBlocks(f.extents) / inp.idealExtentBlocks)), 0) && pr.freeExtents <= 50 && 2 * pr.largestFree >= pr.freeBlocks;
+  // (the largest free extent's target is the longest possible run where half does not fit: the plan says so)
+  const met = pr.extents <= 1.1 * inp.files.reduce((a, f) => a + idealCount(inp, f.extents), 0) && pr.freeExtents <= TARGET_FREE_EXTENTS && pr.largestFree >= largestFreeTarget(pr.freeBlocks, p.largestFreePossible ?? Infinity);
   const waves = current.planWaves(inp.files, p.steps, inp.bounds);
   const fl = defragFloor(inp);
   const fewest = fl.waves;
   const raw = (blocks: number, n: number) => rawCopySeconds(image!, inp.blockSize, blocks, n, RUNS).toFixed(3);
   console.log(`  ${label.padEnd(8)} floor: keep-largest ${MB(fl.blocks)} MB (plan ${(total / Math.max(1, fl.blocks)).toFixed(2)}x), at least ${fewest} wave(s) (${MB(fl.perWave)} MB free a wave at most; the plan's bytes need ${Math.ceil(total / fl.perWave)}, it takes ${waves})`);
   if (image) console.log(`  ${label.padEnd(8)} raw copy (median of ${RUNS}): the floor's bytes in ${fewest} wave(s) ${raw(fl.blocks, fewest)} s, in 1 ${raw(fl.blocks, 1)} s; the plan's bytes in its ${waves} waves ${raw(total, waves)} s`);
-  console.log(`  ${label.padEnd(8)} moves ${p.steps.length}, bytes ${MB(total)} MB (${(total / Math.max(1, floor)).toFixed(2)}x floor; defrag ${MB(blocks('defrag'))}, evict ${MB(blocks('evict'))}, compact ${MB(blocks('compact'))}; moved again later ${MB(movedAgain(p))}), files moved ${new Set(p.steps.map((s) => s.file)).size}, waves ${waves}, predicted ${pr.extents} extents / ${pr.freeExtents} free extents / largest ${pr.largestFree} of ${pr.freeBlocks}, targets ${met ? 'met' : 'NOT met'}${p.complete ? '' : ' (incomplete)'}, skipped ${p.skipped.length}; plan CPU first ${cpu[0]!.toFixed(0)} ms, median ${median(cpu).toFixed(0)} ms of ${RUNS}`);
+  console.log(`  ${label.padEnd(8)} moves ${p.steps.length}, bytes ${MB(total)} MB (${(total / Math.max(1, fl.notIdeal)).toFixed(2)}x the files not ideal; defrag ${MB(blocks('defrag'))}, evict ${MB(blocks('evict'))}, compact ${MB(blocks('compact'))}; moved again later ${MB(movedAgain(p))}), files moved ${new Set(p.steps.map((s) => s.file)).size}, waves ${waves}, predicted ${pr.extents} extents / ${pr.freeExtents} free extents / largest ${pr.largestFree} of ${pr.freeBlocks}, targets ${met ? 'met' : 'NOT met'}${p.complete ? '' : ' (incomplete)'}, skipped ${p.skipped.length}; plan CPU first ${cpu[0]!.toFixed(0)} ms, median ${median(cpu).toFixed(0)} ms of ${RUNS}`);
 }
 
 async function main(): Promise<void> {
@@ -104,11 +103,10 @@ async function main(): Promise<void> {
     if (!built) throw new Error('bench/defrag-plan needs root and loop devices to build the images');
     const inp = await collectPlanInput(built.original);
     if (opt('dump')) nodeFs.writeFileSync(path.join(opt('dump')!, `${built.name}.json`), JSON.stringify(inp));
-    const ideal = (x: Extent[]) => fragmentCount(x) <= Math.max(1, Math.ceil(mappedBlocks(x) / inp.idealExtentBlocks));
-    const bad = inp.files.filter((f) => !ideal(f.extents));
+    const bad = inp.files.filter((f) => fragmentCount(f.extents) > idealCount(inp, f.extents));
     const used = inp.files.reduce((a, f) => a + mappedBlocks(f.extents), 0);
     const MB = (b: number) => ((b * inp.blockSize) / 1e6).toFixed(1);
-    console.log(`[${built.name}] ${inp.files.length} files (${bad.length} not ideal, ${MB(bad.reduce((a, f) => a + mappedBlocks(f.extents), 0))} MB = the floor), data ${MB(used)} MB, ${inp.files.reduce((a, f) => a + fragmentCount(f.extents), 0)} extents, ${inp.free.length} free extents, free ${MB(inp.free.reduce((a, r) => a + r.length, 0))} MB`);
+    console.log(`[${built.name}] ${inp.files.length} files (${bad.length} not ideal, ${MB(bad.reduce((a, f) => a + mappedBlocks(f.extents), 0))} MB), data ${MB(used)} MB, ${inp.files.reduce((a, f) => a + fragmentCount(f.extents), 0)} extents, ${inp.free.length} free extents, free ${MB(inp.free.reduce((a, r) => a + r.length, 0))} MB`);
     if (other) measure('compare', other, inp);
     measure('current', current, inp, args.includes('--floor-copy') ? built.original : undefined);
   }
