@@ -9,24 +9,10 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { tmpDir, tmpPath } from '../helpers/tmp.js';
-import { mkfs, run } from '../helpers/tools.js';
+import { dumpe2fsFreeBytes, mkfs } from '../helpers/tools.js';
 import { HAVE_E2FSPROGS } from '../ops/helpers.js';
 import { cliBundle, codeCacheStamp } from './helpers.js';
 
-/** dumpe2fs's free block ranges (group by group, merged across groups), in bytes. */
-function dumpe2fsFree(img: string, blockSize: number): { start: number; len: number }[] {
-  const out: { start: number; len: number }[] = [];
-  for (const m of run('dumpe2fs', [img]).stdout.matchAll(/^[ \t]+Free blocks: ([^\n]*)$/gm)) {
-    for (const part of m[1]!.split(',').map((x) => x.trim()).filter(Boolean)) {
-      const [a, b] = part.split('-').map(Number);
-      const start = a! * blockSize, end = ((b ?? a)! + 1) * blockSize;
-      const last = out[out.length - 1];
-      if (last && last.start + last.len === start) last.len += end - start;
-      else out.push({ start, len: end - start });
-    }
-  }
-  return out;
-}
 
 describe.skipIf(!HAVE_E2FSPROGS)('free code cache', () => {
   it('the next free uses the code cache the first one wrote (not rejected, not rewritten), and both list dumpe2fs\'s free extents', async () => {
@@ -34,7 +20,7 @@ describe.skipIf(!HAVE_E2FSPROGS)('free code cache', () => {
     const home = tmpDir('free-code-cache');
     const img = tmpPath('free-code-cache.img');
     mkfs('ext4', img, 64 * 1024 * 1024, ['-b', '4096', '-g', '8192']);
-    const want = dumpe2fsFree(img, 4096);
+    const want = dumpe2fsFreeBytes(img, 4096);
     expect(want.length, 'several groups, several free extents').toBeGreaterThan(1);
     const once = (): string => {
       const r = spawnSync(process.execPath, [bin, 'free', img, '--json'], { env: { ...process.env, XDG_CACHE_HOME: home, EXT4KIT_CODE_CACHE: '' }, encoding: 'utf8' });

@@ -20,7 +20,7 @@ import { buildOnce, CACHE_ROOT, touchUsed } from './images.js';
 import { kernelCacheKey, parseFilefrag, type FiemapExtent } from './kernel-images.js';
 import { mulberry32 } from '../../lib/io/prng.js';
 import { tmpPath } from './tmp.js';
-import { canLoopMount, copySparse, expectE2fsckClean, mkfs, run, sha256File, skipReason, withLoopMountSync } from './tools.js';
+import { canLoopMount, copySparse, dumpe2fsFreeExtents, expectE2fsckClean, mkfs, run, sha256File, skipReason, withLoopMountSync } from './tools.js';
 import { prngBytes } from './tree.js';
 
 const BLOCK = 4096;
@@ -193,15 +193,9 @@ export function largestPossibleFreeBlocks(img: string, perFile: readonly FragFil
   } finally {
     fs.rmSync(cmds, { force: true });
   }
-  for (const m of run('dumpe2fs', [img]).stdout.matchAll(/^[ \t]+Free blocks: ([^\n]*)$/gm)) {
-    for (const part of m[1]!.split(',')) {
-      const t = part.trim();
-      if (!t) continue;
-      const [a, b] = t.split('-').map(Number) as [number, number?];
-      runs.push([a, (b ?? a) - a + 1]);
-    }
-  }
-  if (!runs.length) throw new Error(`dumpe2fs ${img}: no free block ranges listed`);
+  const free = dumpe2fsFreeExtents(img);
+  for (const r of free) runs.push([r.start, r.length]);
+  if (!free.length) throw new Error(`dumpe2fs ${img}: no free block ranges listed`);
   for (const f of perFile) {
     if (!f.runs) throw new Error('largestPossibleFreeBlocks: measure with { maps: true }');
     runs.push(...f.runs);

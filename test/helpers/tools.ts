@@ -486,6 +486,24 @@ function parseRanges(s: string): [number, number][] {
   return out;
 }
 
+/** dumpe2fs's "Free blocks:" ranges (read from the bitmaps), merged across groups, in blocks. */
+export function dumpe2fsFreeExtents(img: string): { start: number; length: number }[] {
+  const runs: { start: number; length: number }[] = [];
+  for (const g of dumpe2fsGroups(img)) {
+    for (const [a, b] of g.freeBlockRanges) {
+      const last = runs[runs.length - 1];
+      if (last && last.start + last.length === a) last.length += b - a + 1;
+      else runs.push({ start: a, length: b - a + 1 });
+    }
+  }
+  return runs;
+}
+
+/** The same in bytes, as `ext4kit free --json` prints them: {start, len}. */
+export function dumpe2fsFreeBytes(img: string, blockSize: number): { start: number; len: number }[] {
+  return dumpe2fsFreeExtents(img).map((r) => ({ start: r.start * blockSize, len: r.length * blockSize }));
+}
+
 /** Parse every "Group N:" section of `dumpe2fs IMG`. */
 export function dumpe2fsGroups(img: string): GroupInfo[] {
   const r = run('dumpe2fs', [img], { env: { LANG: 'C', LC_ALL: 'C' } });

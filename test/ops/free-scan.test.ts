@@ -20,7 +20,7 @@ import { mulberry32 } from '../../lib/io/prng.js';
 import { tibFragmentedImage } from '../helpers/tib-image.js';
 import { imageCopy } from '../helpers/images.js';
 import { needsRecoveryImage, kernelSkipReason } from '../helpers/kernel-images.js';
-import { copySparse, debugfs, dumpe2fsGroups, e2fsckJournalOnly, oracleGate } from '../helpers/tools.js';
+import { copySparse, debugfs, dumpe2fsFreeBytes, e2fsckJournalOnly, oracleGate } from '../helpers/tools.js';
 import { tmpPath } from '../helpers/tmp.js';
 
 /** A device that counts the reads reaching it. */
@@ -54,17 +54,6 @@ function counting(inner: BlockDevice): BlockDevice & { reads: number; bytes: num
   return d;
 }
 
-/** dumpe2fs's free block ranges merged across groups, in bytes. */
-function dumpe2fsFree(img: string, bs: number): { start: number; len: number }[] {
-  const out: { start: number; len: number }[] = [];
-  for (const g of dumpe2fsGroups(img))
-    for (const [a, b] of g.freeBlockRanges) {
-      const last = out[out.length - 1];
-      if (last && last.start + last.len === a * bs) last.len += (b - a + 1) * bs;
-      else out.push({ start: a * bs, len: (b - a + 1) * bs });
-    }
-  return out;
-}
 
 describe('getFreeBlocks over a whole disk', () => {
   it('reads the bitmaps of ~5,800 groups in coalesced runs: about one read per flex group, not one per group', async () => {
@@ -107,9 +96,9 @@ describe('getFreeBlocks over a whole disk', () => {
     const replayed = tmpPath('free-replayed.img');
     copySparse(nr.image, replayed);
     e2fsckJournalOnly(replayed);
-    const want = dumpe2fsFree(replayed, nr.blockSize);
+    const want = dumpe2fsFreeBytes(replayed, nr.blockSize);
     // The disk's own bitmaps say otherwise: the journal holds newer ones.
-    expect(dumpe2fsFree(nr.image, nr.blockSize)).not.toEqual(want);
+    expect(dumpe2fsFreeBytes(nr.image, nr.blockSize)).not.toEqual(want);
     const f = await Filesystem.open(nr.image, { write: false });
     try {
       expect(await getFreeBlocks(f)).toEqual(want);
@@ -172,7 +161,7 @@ describe('getFreeBlocks over a whole disk', () => {
         await f0.close();
       }
       expect(group).toBeGreaterThanOrEqual(0);
-      const want = dumpe2fsFree(img, 4096);
+      const want = dumpe2fsFreeBytes(img, 4096);
       // debugfs writes the count and reseals the descriptor: only the bitmap can tell.
       debugfs(img, [`set_bg ${group} free_blocks_count ${claim === 'full' ? 0 : 2048}`, `set_bg ${group} checksum calc`], { write: true });
       const f = await Filesystem.open(img, { write: false });

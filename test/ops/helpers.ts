@@ -18,7 +18,7 @@ import {
   E2FSPROGS_TOOLS,
   expectE2fsckClean,
   haveTools,
-  dumpe2fsGroups,
+  dumpe2fsFreeExtents,
   mkfs,
   quoteDebugfs,
   skipReason,
@@ -227,15 +227,7 @@ export async function verify(img: string, files: Record<string, Expectation>, wh
 
 /** dumpe2fs "Free blocks:" ranges of every group, merged across groups, as [start, end) block runs. */
 export function dumpe2fsFreeRuns(img: string): [number, number][] {
-  const out: [number, number][] = [];
-  for (const g of dumpe2fsGroups(img)) {
-    for (const [a, b] of g.freeBlockRanges) {
-      const last = out[out.length - 1];
-      if (last && last[1] === a) last[1] = b + 1;
-      else out.push([a, b + 1]);
-    }
-  }
-  return out;
+  return dumpe2fsFreeExtents(img).map((r) => [r.start, r.start + r.length]);
 }
 
 /** Clip [start, end) runs to [lo, hi). */

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { dumpe2fsGroups, expectE2fsckClean, mkfs, run, withLoopMount, which, type FsKind } from '../helpers/tools.js';
+import { expectE2fsckClean, mkfs, run, withLoopMount, which, type FsKind } from '../helpers/tools.js';
 import { prngBytes } from '../helpers/tree.js';
 import { Filesystem } from '../../lib/node.js';
 
@@ -151,19 +151,6 @@ export function listTree(root: string, filter: (st: fs.Stats) => boolean = (st) 
   };
   walk('');
   return out;
-}
-
-/** Free block ranges (inclusive) from dumpe2fs, merged across groups. */
-export function dumpe2fsFreeRuns(img: string): { start: number; length: number }[] {
-  const runs: { start: number; length: number }[] = [];
-  for (const g of dumpe2fsGroups(img)) {
-    for (const [a, b] of g.freeBlockRanges) {
-      const last = runs[runs.length - 1];
-      if (last && last.start + last.length === a) last.length += b - a + 1;
-      else runs.push({ start: a, length: b - a + 1 });
-    }
-  }
-  return runs;
 }
 
 /**

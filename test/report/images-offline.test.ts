@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { run } from '../helpers/tools.js';
-import { dumpe2fsFreeRuns, parseXml, withFs, LANG_C } from './helpers.js';
+import { parseXml, withFs, LANG_C } from './helpers.js';
+import { dumpe2fsFreeExtents } from '../helpers/tools.js';
 import { formatFreeFrag, freeFrag } from '../../lib/ops/report.js';
 import { drawMap } from '../../lib/ops/draw.js';
 import { isExt4Error } from '../../lib/errors.js';
@@ -46,7 +47,7 @@ describe('block-map picture on mkfs -d images', () => {
       const mapIdx = els.indexOf(map);
       const legendIdx = els.findIndex((e) => e.attrs.id === 'legend');
       const used = els.slice(mapIdx + 1, legendIdx).filter((e) => e.name === 'rect' && e.attrs.class !== map.attrs['data-free-class']).reduce((x, r) => x + Number(r.attrs.width), 0);
-      const runs = dumpe2fsFreeRuns(img);
+      const runs = dumpe2fsFreeExtents(img);
       const free = runs.reduce((x, r) => x + r.length, 0);
       const total = await withFs(img, async (f) => f.sb.blocksCount);
       const mixed = new Set<number>();

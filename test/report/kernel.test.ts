@@ -15,11 +15,11 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { missingTools, oracleGate, run, skipReason, withLoopMount } from '../helpers/tools.js';
+import { dumpe2fsFreeExtents, missingTools, oracleGate, run, skipReason, withLoopMount } from '../helpers/tools.js';
 import { tmpPath } from '../helpers/tmp.js';
 import { prngBytes } from '../helpers/tree.js';
 import {
-  dumpe2fsFreeRuns, e4defrag, e4defragVersion, filefragV, interleave, kernelImage, listTree, parseE4defragTotals, parseE4defragVerbose,
+  e4defrag, e4defragVersion, filefragV, interleave, kernelImage, listTree, parseE4defragTotals, parseE4defragVerbose,
   parseFilefrag, parseXml, skipsSingleBlock, withFs, writeSync, LANG_C,
 } from './helpers.js';
 import { fileFrag, formatFileFrag, formatFragReport, formatFreeFrag, fragReport, freeFrag, statfsBlocks, type FileFrag } from '../../lib/ops/report.js';
@@ -220,7 +220,7 @@ describe.skipIf(why !== null)('block-map picture', () => {
     const rects = els.slice(mapIdx + 1, legendIdx).filter((e) => e.name === 'rect');
     const nonFree = rects.filter((r) => r.attrs.class !== freeClass);
     const used = nonFree.reduce((n, r) => n + Number(r.attrs.width), 0);
-    const freeRuns = dumpe2fsFreeRuns(im.img);
+    const freeRuns = dumpe2fsFreeExtents(im.img);
     const freeBlocks = freeRuns.reduce((n, r) => n + r.length, 0);
     expect(cells - used).toBe(freeBlocks);
     // classes: from filefrag's rows (an independent oracle) compute every file's class
@@ -267,7 +267,7 @@ describe.skipIf(why !== null)('block-map picture', () => {
         const mapIdx = els.indexOf(map);
         const legendIdx = els.findIndex((e) => e.attrs.id === 'legend');
         const used = els.slice(mapIdx + 1, legendIdx).filter((e) => e.name === 'rect' && e.attrs.class !== map.attrs['data-free-class']).reduce((s, r) => s + Number(r.attrs.width), 0);
-        const freeRuns = dumpe2fsFreeRuns(im.img);
+        const freeRuns = dumpe2fsFreeExtents(im.img);
         const total = await withFs(im.img, async (f) => f.sb.blocksCount);
         const freeBlocks = freeRuns.reduce((s, r) => s + r.length, 0);
         // cells holding both free and used blocks: those containing a run boundary
