@@ -55,11 +55,12 @@ for (const c of opt('cli')) {
   const dir = join(work, `cli-${label}`);
   fs.mkdirSync(dir);
   fs.writeFileSync(join(dir, 'package.json'), '{"type":"module"}\n');
-  const dst = join(dir, 'cli.js');
-  fs.copyFileSync(p, dst);
-  const chunks = p.replace(/\.js$/, '-chunks');
+  // (cli.cjs, the launcher, and cli.js, the ES module entry, beside each other: either may be named)
+  const stem = p.replace(/\.c?js$/, '');
+  for (const ext of ['.js', '.cjs']) if (fs.existsSync(stem + ext)) fs.copyFileSync(stem + ext, join(dir, `cli${ext}`));
+  const chunks = `${stem}-chunks`;
   if (fs.existsSync(chunks)) fs.cpSync(chunks, join(dir, 'cli-chunks'), { recursive: true });
-  clis.push([label, dst]);
+  clis.push([label, join(dir, `cli${p.endsWith('.cjs') ? '.cjs' : '.js'}`)]);
 }
 
 interface Job {
@@ -165,7 +166,7 @@ console.log(`${RUNS} runs each, medians; load average ${os.loadavg().map((x) => 
 for (const [im, image] of images) console.log(`image ${im}: ${image} (${freeRuns.get(im) ?? '?'} free extents)`);
 // What each fresh `free` / `ls` compiles or deserialises: its command's script (scripts/bundle-cli.mjs).
 for (const [label, bin] of clis) {
-  const dir = bin.replace(/\.js$/, '-chunks');
+  const dir = bin.replace(/\.c?js$/, '-chunks');
   const sizes = fs.existsSync(dir) ? fs.readdirSync(dir).filter((n) => /^fast-\w+-[0-9a-f]+\.cjs$/.test(n)).map((n) => `${n.split('-')[1]} ${(fs.statSync(join(dir, n)).size / 1024).toFixed(0)} KB`) : [];
   if (sizes.length) console.log(`${label}: fast scripts: ${sizes.join(', ')}`);
 }

@@ -9,7 +9,7 @@
  * ext4kit runs as a fresh process, as users run it: by default `node CLI defrag --json IMG` with
  * CLI the bundle of THIS tree (scripts/bundle-cli.mjs into the work dir; dist/ untouched); with
  * `--runner tsx` `node --import tsx lib/cli/main.ts …` (adds tsx's transform, ~0.3–0.5 s), with
- * `--runner dist` dist/cli.js (rebuild it first). Node's own start-up (`node -e 0`, median of 5,
+ * `--runner dist` dist/cli.cjs (rebuild it first). Node's own start-up (`node -e 0`, median of 5,
  * same run) is printed and subtracted in the "work" column; ext4kit's own JSON summary (moves,
  * bytes it moved, its predicted result) is printed after the table. Where the environment sets
  * NODE_EXTRA_CA_CERTS (every node process then parses CA certificates at start: bench/fresh.ts),
@@ -89,7 +89,7 @@ let bundled = '';
 
 function ext4kitArgv(img: string): [string, string[]] {
   if (RUNNER === 'bundle') return [process.execPath, [bundled, 'defrag', '--json', img]];
-  if (RUNNER === 'dist') return [process.execPath, [path.join(ROOT, 'dist/cli.js'), 'defrag', '--json', img]];
+  if (RUNNER === 'dist') return [process.execPath, [path.join(ROOT, 'dist/cli.cjs'), 'defrag', '--json', img]];
   return [process.execPath, ['--import', 'tsx', path.join(ROOT, 'lib/cli/main.ts'), 'defrag', '--json', img]];
 }
 

@@ -8,5 +8,9 @@ export interface BundleCliOptions {
   /** esbuild log level (default 'warning'). */
   logLevel?: 'silent' | 'error' | 'warning' | 'info' | 'debug' | 'verbose';
 }
-/** Bundle lib/cli/main.ts into an executable ESM entry (outfile) and its chunks (`<outfile>-chunks/`); resolves to the entry's path. */
+/**
+ * Bundle lib/cli/main.ts into an executable ESM entry (outfile) and its chunks (`<outfile>-chunks/`),
+ * and lib/cli/bin.ts into the CommonJS launcher beside it (`<outfile without .js>.cjs`, the package's
+ * bin); resolves to the launcher's path.
+ */
 export function bundleCli(options?: BundleCliOptions): Promise<string>;

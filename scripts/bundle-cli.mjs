@@ -2,12 +2,15 @@
 /**
  * Bundle the CLI (lib/cli/main.ts and everything it imports, including
  * commander and crc-32) into dist/cli.js plus its chunks in dist/cli-chunks/,
- * runnable by Node 20+ with no node_modules.
+ * runnable by Node 20+ with no node_modules, and its CommonJS launcher
+ * dist/cli.cjs (lib/cli/bin.ts, the package's `bin`: the same commands without
+ * node's ES module loader for the fast ones).
  *
  *   node scripts/bundle-cli.mjs [--outfile PATH] [--sourcemap] [--no-minify]
  *
  * Also importable: `bundleCli({ outfile })` (the CLI tests bundle once into a
- * temporary directory and spawn the result); it returns the entry's path and
+ * temporary directory and spawn the result); it returns the launcher's path
+ * (`<outfile without .js>.cjs`, what the package's bin runs) and
  * writes the chunks to `<outfile without .js>-chunks/` beside it (replacing
  * that directory).
  *
@@ -251,7 +254,7 @@ async function bundleFastGroup({ outdir, entry, version, minify, logLevel, codec
 export async function bundleCli({ outfile = join(root, 'dist', 'cli.js'), sourcemap = false, minify = true, logLevel = 'warning' } = {}) {
   const { version } = JSON.parse(await readFile(join(root, 'package.json'), 'utf8'));
   const outdir = dirname(outfile);
-  const entry = basename(outfile).replace(/\.js$/, '');
+  const entry = basename(outfile).replace(/\.c?js$/, '');
   // Chunk names carry a content hash: drop the previous build's so none is left stale.
   await rm(join(outdir, `${entry}-chunks`), { recursive: true, force: true });
   await mkdir(join(outdir, `${entry}-chunks`), { recursive: true });
@@ -259,7 +262,7 @@ export async function bundleCli({ outfile = join(root, 'dist', 'cli.js'), source
   const fastScripts = await bundleFastScripts({ outdir, entry, version, minify, logLevel, codecs });
   const result = await build({
     absWorkingDir: root,
-    entryPoints: { [entry]: join(root, 'lib', 'cli', 'main.ts') },
+    entryPoints: { [entry]: join(root, 'lib', 'cli', 'main.ts'), [SLOW_ENTRY(entry)]: join(root, 'lib', 'cli', 'slow-path.ts') },
     outdir,
     chunkNames: `${entry}-chunks/[name]-[hash]`,
     bundle: true,
@@ -283,7 +286,53 @@ export async function bundleCli({ outfile = join(root, 'dist', 'cli.js'), source
     },
   });
   if (result.errors.length) throw new Error(`esbuild failed: ${result.errors.map((e) => e.text).join('; ')}`);
-  const out = join(outdir, `${entry}.js`);
+  await chmod(join(outdir, `${entry}.js`), 0o755);
+  return bundleLauncher({ outdir, entry, version, minify, logLevel, fastScripts });
+}
+
+/** The slow path's ES module entry (lib/cli/slow-path.ts), relative to the output directory. */
+const SLOW_ENTRY = (entry) => `${entry}-chunks/slow`;
+
+/**
+ * The CommonJS launcher, `<entry>.cjs` (lib/cli/bin.ts; the package's `bin`): launch.ts without
+ * node's ES module loader, which it starts only for the slow path (`<entry>-chunks/slow.js`, an
+ * entry of the ES module build). The import's early start (import-early.ts) is a CommonJS script
+ * of its own beside the fast scripts: every other command would parse it in the launcher.
+ * Returns the launcher's path.
+ */
+async function bundleLauncher({ outdir, entry, version, minify, logLevel, fastScripts }) {
+  const early = `./${entry}-chunks/import-early.cjs`;
+  const common = {
+    absWorkingDir: root,
+    bundle: true,
+    minifyWhitespace: minify,
+    minifySyntax: minify,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    legalComments: 'none',
+    plugins: [builtinsViaRequire],
+    logLevel,
+    // version.ts and code-cache.ts read import.meta.url only from source (in CommonJS: __filename).
+    logOverride: { 'empty-import-meta': 'silent' },
+    define: { __EXT4KIT_VERSION__: JSON.stringify(version) },
+  };
+  const earlyBuild = await build({ ...common, entryPoints: [join(root, 'lib', 'cli', 'commands', 'import-early.ts')], outfile: join(outdir, early) });
+  const out = join(outdir, `${entry}.cjs`);
+  const launcher = await build({
+    ...common,
+    entryPoints: [join(root, 'lib', 'cli', 'bin.ts')],
+    outfile: out,
+    banner: { js: '#!/usr/bin/env node' },
+    define: {
+      ...common.define,
+      __EXT4KIT_FAST_SCRIPTS__: JSON.stringify(JSON.stringify(fastScripts)),
+      __EXT4KIT_SLOW_ENTRY__: JSON.stringify(`./${SLOW_ENTRY(entry)}.js`),
+      __EXT4KIT_IMPORT_EARLY__: JSON.stringify(early),
+    },
+  });
+  const errors = [...earlyBuild.errors, ...launcher.errors];
+  if (errors.length) throw new Error(`esbuild failed: ${errors.map((e) => e.text).join('; ')}`);
   await chmod(out, 0o755);
   return out;
 }

@@ -1,7 +1,7 @@
 /**
  * Run a bundled CommonJS script with a V8 code cache. Most of a short command's CPU in a fresh
  * process is V8 compiling its code (parsing a few hundred KB, then compiling each function on its
- * first call); Node ≥ 22.1 keeps compiled ES modules on disk (module.enableCompileCache, main.ts),
+ * first call); Node ≥ 22.1 keeps compiled ES modules on disk (module.enableCompileCache, launch.ts),
  * Node 20 only for scripts run through vm.Script with `cachedData`. So the bundle
  * (scripts/bundle-cli.mjs) builds `ls`, `free` and `movedata` each as one self-contained CommonJS script,
  * and this module runs it: with the cache of an earlier run when there is one, else compiling,
@@ -18,10 +18,11 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync,
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 
-// main.ts imports this module statically, and `--version` must not pay for it: node:fs and
-// node:path are loaded at start-up, node:module by main.ts; node:vm (and node:os, on Windows only)
-// are required here only when used.
-const builtin = createRequire(import.meta.url);
+// launch.ts imports this module statically, and `--version` must not pay for it: node:fs and
+// node:path are loaded at start-up, node:module by launch.ts; node:vm (and node:os, on Windows
+// only) are required here only when used. (In the CommonJS launcher, bin.ts, import.meta is empty:
+// any module's require loads a built-in.)
+const builtin = createRequire(typeof __filename === 'string' ? __filename : import.meta.url);
 
 /** The directory for cached data, created private; null when it cannot be trusted or made. */
 function cacheDir(): string | null {

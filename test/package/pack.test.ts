@@ -139,15 +139,18 @@ describe('npm package (pack → install → use)', () => {
     expect(tarballFiles).toContain('package/dist/index.js');
     expect(tarballFiles).toContain('package/dist/index.d.ts');
     expect(tarballFiles).toContain('package/dist/cli.js');
+    // the binary: the CommonJS launcher (lib/cli/bin.ts), and the ES module entry it falls back to
+    expect(tarballFiles).toContain('package/dist/cli.cjs');
+    expect(tarballFiles).toContain('package/dist/cli-chunks/slow.js');
     const stray = tarballFiles.filter(
       (f) =>
         !/^package\/(package\.json|README\.md|LICENSE)$/.test(f) &&
         !/^package\/dist\/.+\.(js|d\.ts)$/.test(f) &&
-        // The fast commands' CommonJS scripts (lib/cli/code-cache.ts).
-        !/^package\/dist\/cli-chunks\/fast-(ls|free|movedata|defrag|import)-[0-9a-f]{16}\.cjs$/.test(f),
+        // The launcher, and the fast commands' CommonJS scripts (lib/cli/code-cache.ts) and the import's early start.
+        !/^package\/dist\/(cli\.cjs|cli-chunks\/(fast-(ls|free|movedata|defrag|import)-[0-9a-f]{16}|import-early)\.cjs)$/.test(f),
     );
-    expect(stray, 'files in the tarball besides dist/*.js, dist/*.d.ts, the fast scripts, package.json, README').toEqual([]);
-    expect(tarballFiles.filter((f) => f.endsWith('.cjs'))).toHaveLength(5);
+    expect(stray, 'files in the tarball besides dist/*.js, dist/*.d.ts, the launcher and the CommonJS scripts, package.json, README').toEqual([]);
+    expect(tarballFiles.filter((f) => f.endsWith('.cjs'))).toHaveLength(7);
     // Every emitted module has its declaration file (the cli bundle and its chunks excepted).
     const js = tarballFiles.filter((f) => f.startsWith('package/dist/') && f.endsWith('.js') && f !== 'package/dist/cli.js' && !f.startsWith('package/dist/cli-chunks/'));
     expect(js.length).toBeGreaterThan(10);

@@ -1,0 +1,22 @@
+/**
+ * The commands launch.ts does not run from a script: a fast command's ES module (`info`; every
+ * fast command when run from source), else commander (program.ts), which also prints usage errors
+ * and help. In the bundle an ES module entry of its own (cli-chunks/slow.js), which both entries
+ * import (main.ts, bin.ts).
+ */
+import type { FastArgs } from './fast-path.js';
+import { runFastModule } from './fast-path.js';
+import { loadFastModule } from './fast-modules.js';
+import { processIO } from './output.js';
+
+/**
+ * `scripted`: the command's script ran already and handed the case to commander (null): its
+ * module is not run again.
+ */
+export async function runSlow(argv: readonly string[], fast: FastArgs | null, scripted: boolean): Promise<number> {
+  let status: number | null = null;
+  if (fast && !scripted) status = await runFastModule(fast, await loadFastModule(fast.command));
+  if (status !== null) return status;
+  const { run } = await import('./program.js');
+  return run([...argv], processIO());
+}
