@@ -15,10 +15,9 @@
  * succeeded (`info`; `ls`, whose listing of 10,000 entries is a few MB; `movedata`, one line;
  * `defrag` and `import`, a summary — their progress bars go to stderr meanwhile).
  *
- * This module names no command module: the bundle runs `ls`, `free`, `movedata`, `defrag` and `import` from their
- * own self-contained script with a V8 code cache (code-cache.ts, scripts/bundle-cli.mjs), which
- * imports its command and `runFastModule`; `info`, and every command from source, are loaded by
- * fast-modules.ts.
+ * This module names no command module: the bundle runs each fast command from its own
+ * self-contained script with a V8 code cache (code-cache.ts, scripts/bundle-cli.mjs), which
+ * imports its command and `runFastModule`; from source, fast-modules.ts loads them.
  */
 import { processIO, writeStdoutSync } from './output.js';
 import type { CliContext, GlobalOptions } from './context.js';

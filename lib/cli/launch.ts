@@ -2,8 +2,8 @@
  * What both entries of the `ext4kit` binary do first (main.ts, the ES module entry, run from
  * source and as dist/cli.js; bin.ts, the CommonJS launcher the package's `bin` names,
  * dist/cli.cjs): `--version`, and the fast commands that have a script of their own with a V8
- * code cache (code-cache.ts) — everything else goes to the slow path (slow-path.ts: `info`'s
- * module, or commander), which the entry loads its own way.
+ * code cache (code-cache.ts) — everything else goes to the slow path (slow-path.ts: a fast
+ * command's module when run from source, or commander), which the entry loads its own way.
  *
  * Why two entries: a CommonJS main script spares node its ES module loader. Starting that loader
  * and linking the entry's modules cost a fresh `movedata` ~16 ms before its first read (strace

@@ -7,7 +7,7 @@
  * A fresh process is mostly start-up, so this file loads next to nothing: the bundle is split
  * (scripts/bundle-cli.mjs) and everything else is imported dynamically — `--version` runs
  * in launch.ts; `info`, `ls`, `free`, `movedata`, `defrag` and `import` (fast-path.ts) run
- * without commander — in the bundle all but `info` from their own script with a V8 code cache
+ * without commander — in the bundle each from its own script with a V8 code cache
  * (code-cache.ts); the other commands load commander and their own module. process.stdout is
  * created only by a command that streams (output.ts).
  */

@@ -1,6 +1,6 @@
 /**
- * The commands launch.ts does not run from a script: a fast command's ES module (`info`; every
- * fast command when run from source), else commander (program.ts), which also prints usage errors
+ * The commands launch.ts does not run from a script: a fast command's ES module (when run from
+ * source, or a bundle without the command's script), else commander (program.ts), which also prints usage errors
  * and help. In the bundle an ES module entry of its own (cli-chunks/slow.js), which both entries
  * import (main.ts, bin.ts).
  */

@@ -147,10 +147,10 @@ describe('npm package (pack → install → use)', () => {
         !/^package\/(package\.json|README\.md|LICENSE)$/.test(f) &&
         !/^package\/dist\/.+\.(js|d\.ts)$/.test(f) &&
         // The launcher, and the fast commands' CommonJS scripts (lib/cli/code-cache.ts) and the import's early start.
-        !/^package\/dist\/(cli\.cjs|cli-chunks\/(fast-(ls|free|movedata|defrag|import)-[0-9a-f]{16}|import-early)\.cjs)$/.test(f),
+        !/^package\/dist\/(cli\.cjs|cli-chunks\/(fast-(info|ls|free|movedata|defrag|import)-[0-9a-f]{16}|import-early)\.cjs)$/.test(f),
     );
     expect(stray, 'files in the tarball besides dist/*.js, dist/*.d.ts, the launcher and the CommonJS scripts, package.json, README').toEqual([]);
-    expect(tarballFiles.filter((f) => f.endsWith('.cjs'))).toHaveLength(7);
+    expect(tarballFiles.filter((f) => f.endsWith('.cjs'))).toHaveLength(8);
     // Every emitted module has its declaration file (the cli bundle and its chunks excepted).
     const js = tarballFiles.filter((f) => f.startsWith('package/dist/') && f.endsWith('.js') && f !== 'package/dist/cli.js' && !f.startsWith('package/dist/cli-chunks/'));
     expect(js.length).toBeGreaterThan(10);
