@@ -322,7 +322,7 @@ function codecOf(f: Field): [FieldDecoder, FieldEncoder] {
   return [read, write];
 }
 
-/** The declared fields in offset order, checked (cheap, at declaration): overlaps, duplicates, names the generated decoder can use. */
+/** The declared fields in offset order, checked (on first use, buildStruct): overlaps, duplicates, names the generated decoder can use. */
 function fieldsOf(name: string, size: number, rows: readonly FieldRow[]): Field[] {
   const sorted = [...rows].sort((a, b) => a[1] - b[1]);
   const list: Field[] = [];
@@ -343,20 +343,29 @@ function fieldsOf(name: string, size: number, rows: readonly FieldRow[]): Field[
 }
 
 function buildStruct<const R extends readonly FieldRow[]>(name: string, size: number, rows: R): Struct<Decoded<R>> {
-  const fields = new Map<string, Field>();
-  for (const f of fieldsOf(name, size, rows)) fields.set(f.row[0], f);
+  // The fields by name, laid out and checked on first use: a fresh process declares every struct
+  // of its script when the script loads (~400 fields in movedata's), and most are never touched
+  // one by one; the bundle lays out each declaration when it builds its codecs, the declaration
+  // tests on their first decode, so a malformed one still fails before it ships.
+  let byName: Map<string, Field> | undefined;
+  const fields = (): Map<string, Field> => {
+    if (byName) return byName;
+    const map = new Map<string, Field>();
+    for (const f of fieldsOf(name, size, rows)) map.set(f.row[0], f);
+    return (byName = map);
+  };
   /** This declaration's bundled codec, if any (looked up once, on first use). */
   let pre: PrebuiltCodec | null | undefined;
   const prebuiltCodec = (): PrebuiltCodec | null => {
     if (pre !== undefined) return pre;
     const p = prebuilt.get(name);
-    return (pre = p !== undefined && p.key === declarationKey(size, fields.values()) ? p : null);
+    return (pre = p !== undefined && p.key === declarationKey(size, fields().values()) ? p : null);
   };
   // Built on first use (see the module comment).
   let built: Codec | undefined;
   const codec = (): Codec => {
     if (built) return built;
-    const list = [...fields.values()];
+    const list = [...fields().values()];
     const codecs = list.map((f) => (f.read && f.write ? ([f.read, f.write] as const) : codecOf(f)));
     const decode = prebuiltCodec()?.decode ?? compileDecoder(name, list, list.map((f, i) => [f.row[0], codecs[i]![0]] as const));
     return (built = { decode });
@@ -366,12 +375,12 @@ function buildStruct<const R extends readonly FieldRow[]>(name: string, size: nu
   let encoder: RecordEncoder | undefined;
   const encodeAll = (): RecordEncoder => {
     if (encoder) return encoder;
-    const list = [...fields.values()];
+    const list = [...fields().values()];
     return (encoder = prebuiltCodec()?.encode ?? compileEncoder(name, list, list.map((f) => [f.row[0], f.read && f.write ? f.write : codecOf(f)[1]] as const)));
   };
   /** The field, checked against the buffer: one lookup per get/set (they run per inode, per entry). */
   const fieldAt = (field: string, bytes: Uint8Array, offset: number): Field => {
-    const f = fields.get(field);
+    const f = fields().get(field);
     if (f === undefined) throw new Error(`layout ${name}: no field ${field}`);
     if (offset < 0 || offset + f.offset + f.size > bytes.length) throw new RangeError(`layout ${name}: field ${field} at ${offset + f.offset} exceeds a ${bytes.length}-byte buffer`);
     return f;
@@ -388,12 +397,12 @@ function buildStruct<const R extends readonly FieldRow[]>(name: string, size: nu
       encodeAll()(bytes, offset, value as Record<string, unknown>, unsigned, split64);
     },
     offsetOf(field) {
-      const f = fields.get(field);
+      const f = fields().get(field);
       if (f === undefined) throw new Error(`layout ${name}: no field ${field}`);
       return f.offset;
     },
     sizeOf(field) {
-      return fields.get(field)!.size;
+      return fields().get(field)!.size;
     },
     get(bytes, field, offset = 0) {
       const f = fieldAt(field, bytes, offset);
@@ -404,7 +413,7 @@ function buildStruct<const R extends readonly FieldRow[]>(name: string, size: nu
       (f.write ?? codecOf(f)[1])(bytes, offset, value);
     },
     reader(field) {
-      const f = fields.get(field);
+      const f = fields().get(field);
       if (f === undefined) throw new Error(`layout ${name}: no field ${field}`);
       const end = f.offset + f.size;
       const outside = (bytes: Uint8Array, offset: number) => new RangeError(`layout ${name}: field ${field} at ${offset + f.offset} exceeds a ${bytes.length}-byte buffer`);
