@@ -1,5 +1,5 @@
 /**
- * The fast commands' modules as ES modules: what main.ts runs from source (tsx) and when a
+ * The fast commands' modules as ES modules: what slow-path.ts runs from source (tsx) and when a
  * bundle has no per-command script (code-cache.ts). Kept apart from fast-path.ts so that a
  * command's bundled script (scripts/bundle-cli.mjs) does not pull in the other commands.
  */

@@ -35,7 +35,7 @@ export interface FastModule {
   /**
    * For a command with valued options: whether commander's parser for each would accept its
    * value. When not, nothing runs and the command goes through commander, which prints the usage
-   * error. (Here, not in parseFast: the parsers live with the commands, and main.ts, which
+   * error. (Here, not in parseFast: the parsers live with the commands, and launch.ts, which
    * loads parseFast for every command, `--version` included, must not load them.)
    */
   fastValuesValid?(values: ReadonlyMap<string, string>): boolean;

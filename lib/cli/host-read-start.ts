@@ -3,7 +3,7 @@
  * first slabs (host-reader-worker.ts) and the xattr helper (xattr-reader.ts), each buffering what
  * it says until its consumer (HostReader, XattrReader) listens.
  *
- * Why a start of its own: `ext4kit import IMAGE DIR` starts both from main.ts as soon as argv says
+ * Why a start of its own: `ext4kit import IMAGE DIR` starts both from launch.ts as soon as argv says
  * so (commands/import-early.ts), before the import's script and its code cache load, and
  * readHostTree takes them over (takeStartedRead). Timestamps of a fresh import of the bench tree:
  * the thread was made at 75–86 ms, its first listing came 15–25 ms after the image was open, and
@@ -15,7 +15,7 @@
  * flags this way (interrupt-budget.ts), and python3 is forked from a process that has not yet
  * loaded the write path.
  *
- * The handover goes through a global slot (Symbol.for): in the bundle main.ts's chunk and the
+ * The handover goes through a global slot (Symbol.for): in the bundle the launcher (or main.ts's chunk) and the
  * import's script each carry their own copy of this module.
  */
 import { Worker } from 'node:worker_threads';

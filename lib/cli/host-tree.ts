@@ -74,7 +74,7 @@ export async function readHostTree(root: string, opts: HostTreeOptions = {}): Pr
 }> {
   const withXattrs = opts.xattrs !== false && python() !== null;
   if (opts.xattrs !== false && !withXattrs) opts.warn?.('python3 not found: extended attributes are not read');
-  // Started already (`ext4kit import`: main.ts, host-read-start.ts), or started here: the thread
+  // Started already (`ext4kit import`: launch.ts, host-read-start.ts), or started here: the thread
   // first, its start (~112 M instructions, Node's own) overlapping python3's fork.
   // (Its messages come on a later turn, when x is set.)
   const started = takeStartedRead(root, { reuse: opts.reuse === true, listPaths: withXattrs, windowSlabs: opts.readAheadSlabs });

@@ -1,6 +1,6 @@
 /**
  * The package version, kept apart from util.ts so that `ext4kit --version`
- * (main.ts) imports nothing of the filesystem code.
+ * (launch.ts) imports nothing of the filesystem code.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';

@@ -75,7 +75,7 @@ function parseLine(line: string): TreeXattr[] {
   return xs;
 }
 
-/** A started helper process whose reader may come later (host-read-start.ts: `import` starts it from main.ts). */
+/** A started helper process whose reader may come later (host-read-start.ts: `import` starts it from launch.ts). */
 export interface StartedHelper {
   readonly child: ChildProcess;
   /** From now on `l` hears the helper's 'error' and 'close' (what came already first, on a microtask). */

@@ -1,5 +1,5 @@
 /**
- * `ext4kit import IMAGE DIR` before its code loads: main.ts calls this as soon as argv says import,
+ * `ext4kit import IMAGE DIR` before its code loads: launch.ts calls this as soon as argv says import,
  * and the directory's reader thread and xattr helper start now (host-read-start.ts), while the
  * main thread loads the import's script; import-run.ts's readHostTree takes them over. A tar source
  * (a file, or - for stdin) starts nothing. Nothing here may fail the command: whatever goes wrong

@@ -37,7 +37,7 @@ export async function importText(image: string, source: string, opts: ImportArgs
   const warn = (m: string) => ctx.io.stderr.write(`ext4kit: warning: ${m}\n`);
   const isDir = source !== '-' && nodeFs.statSync(source).isDirectory();
   // A directory's walk and reads start now, on their own thread, while the image opens.
-  // (started already when main.ts saw `import IMAGE DIR`: import-early.ts, with these options)
+  // (started already when launch.ts saw `import IMAGE DIR`: import-early.ts, with these options)
   const tree = isDir ? readHostTree(source, { xattrs: opts.xattrs !== false, warn, reuse: IMPORT_READ.reuse }) : null;
   // Rejections are taken where the tree is awaited (or dropped when the image failed to open).
   tree?.catch(() => undefined);
