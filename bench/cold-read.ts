@@ -7,7 +7,7 @@
  * each per round), so load drift during the bench hits every figure alike; every CLI must print
  * the same ls bytes.
  *
- *   npx tsx bench/cold-read.ts [--runs 7] [--cli dist/cli.js] [--before OLD_CLI.js] [--only ls|cat] [--keep] [--instructions]
+ *   npx tsx bench/cold-read.ts [--runs 7] [--cli dist/cli.cjs] [--before OLD/cli.cjs] [--only ls|cat] [--keep] [--instructions]
  *
  * --instructions also counts the ls run's instructions under callgrind (one run per CLI, code
  * cache in place; `node -e 0`'s count subtracted): the main thread, and all threads (V8 compiles

@@ -4,7 +4,7 @@
  * 50/70/90 % fill), in one run. Needs root + loop devices (e4defrag works only when mounted).
  *
  *   npx tsx bench/defrag.ts [--sizes 256,1024] [--fills 50,70,90] [--big] [--runs 5]
- *                           [--runner bundle|tsx|dist] [--seed 1] [--no-warm] [--before OLD/cli.js]
+ *                           [--runner bundle|tsx|dist] [--seed 1] [--no-warm] [--before OLD/cli.cjs]
  *
  * ext4kit runs as a fresh process, as users run it: by default `node CLI defrag --json IMG` with
  * CLI the bundle of THIS tree (scripts/bundle-cli.mjs into the work dir; dist/ untouched); with
@@ -39,7 +39,7 @@
  * pieces, in the fewest waves the free space allows, two flushes a wave), timed as a raw copy of
  * that many bytes in a fresh copy of the image, plus node's shorter start-up: where that alone is
  * over half of e4defrag's wall, the goal is out of reach on that image on this machine.
- * `--before OLD/cli.js` runs another bundle as a third contender in the same rounds (before/after
+ * `--before OLD/cli.cjs` runs another bundle as a third contender in the same rounds (before/after
  * on one machine state). "vs e4defrag" is each wall over e4defrag's (the issue's goal: ≤ 0.5×): the
  * ratio of the medians, then in brackets the lowest and highest ratio of one round's two walls.
  */

@@ -2,7 +2,7 @@
  * bench/namespace — issue 11's Measure: copy a test tree into an empty image and remove it again.
  *
  *   npx tsx bench/namespace.ts [--files 20000] [--mib 1024] [--runs 3] [--creates 100000]
- *                              [--only import,rm,extents,creates] [--before OLD/cli.js]
+ *                              [--only import,rm,extents,creates] [--before OLD/cli.cjs]
  *
  * The tree (seeded, built once into $TMPDIR/ext4kit-bench-tree-<files>-<mib>): nested directories
  * (20 × 10 × …), a few 1,000-entry directories, mixed sizes (most files a few KiB, some of
@@ -16,7 +16,7 @@
  *   mount -o loop + cp -a + umount (the kernel)             vs
  *   debugfs -w -f SCRIPT      (mkdir / write / symlink per entry)
  * Each contender starts from the same empty image (mkfs.ext4, not timed) except mkfs -d.
- * --before: a CLI bundled from an earlier tree (node scripts/bundle-cli.mjs --outfile OLD/cli.js)
+ * --before: a CLI bundled from an earlier tree (node scripts/bundle-cli.mjs --outfile OLD/cli.js, which writes OLD/cli.cjs beside it)
  * runs the same import in the same rounds: before/after on a shared machine.
  * Then the warm in-process figure: the same import called again in this process (host reader
  * thread, Filesystem.open, importTree, close; one uncounted warm-up, medians of --runs).
