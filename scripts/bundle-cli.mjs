@@ -166,7 +166,7 @@ function prebuiltCodecs({ codecs, decodeOnly, declaring }, readOnly = false) {
   };
 }
 
-/** The commands main.ts runs without commander (lib/cli/fast-path.ts), and their modules. */
+/** The commands launch.ts runs without commander (lib/cli/fast-path.ts), and their modules. */
 // `info` is one: as a script it carries the Filesystem code its journal-recovery case imports
 // (355 KB, of which a run compiles and caches ~160 KB), but under the CommonJS launcher (bin.ts) it
 // never starts node's ES module loader: a fresh `info` 95 → 77 ms wall (hyperfine, node's own

@@ -3,7 +3,7 @@
  * process is V8 compiling its code (parsing a few hundred KB, then compiling each function on its
  * first call); Node ≥ 22.1 keeps compiled ES modules on disk (module.enableCompileCache, launch.ts),
  * Node 20 only for scripts run through vm.Script with `cachedData`. So the bundle
- * (scripts/bundle-cli.mjs) builds `ls`, `free` and `movedata` each as one self-contained CommonJS script,
+ * (scripts/bundle-cli.mjs) builds each fast command (fast-path.ts) as one self-contained CommonJS script,
  * and this module runs it: with the cache of an earlier run when there is one, else compiling,
  * and then — after the command, so the cache holds every function the run compiled, not only the
  * top level — writing the cache for the next run.

@@ -25,7 +25,7 @@ export interface LaunchOptions {
   /** `import IMAGE DIR`: start the directory's reader before the script loads (import-early.ts). */
   importEarly(): Promise<{ startImportEarly(args: FastArgs): void }>;
   /** Everything else: slow-path.ts's runSlow, loaded by the entry. */
-  slow(): Promise<{ runSlow(argv: readonly string[], fast: FastArgs | null, scripted: boolean): Promise<number> }>;
+  slow(): Promise<{ runSlow(argv: readonly string[], fast: FastArgs | null): Promise<number> }>;
 }
 
 /** Run the command line; resolves to the exit status. */
@@ -49,6 +49,7 @@ export async function launch(argv: readonly string[], opts: LaunchOptions): Prom
     const status = await runCached<FastArgs, number | null>(join(opts.base, script), fast);
     if (status !== null) return status;
   }
-  // (null: not a fast command, or a value commander refuses — it prints the usage error)
-  return (await opts.slow()).runSlow(argv, fast, script !== undefined);
+  // (null: not a fast command, or a value commander refuses — it prints the usage error; a
+  // script that handed its case to commander is not run again as a module)
+  return (await opts.slow()).runSlow(argv, script === undefined ? fast : null);
 }

@@ -9,13 +9,10 @@ import { runFastModule } from './fast-path.js';
 import { loadFastModule } from './fast-modules.js';
 import { processIO } from './output.js';
 
-/**
- * `scripted`: the command's script ran already and handed the case to commander (null): its
- * module is not run again.
- */
-export async function runSlow(argv: readonly string[], fast: FastArgs | null, scripted: boolean): Promise<number> {
+/** `fast`: the fast command to run as a module first (null: straight to commander). */
+export async function runSlow(argv: readonly string[], fast: FastArgs | null): Promise<number> {
   let status: number | null = null;
-  if (fast && !scripted) status = await runFastModule(fast, await loadFastModule(fast.command));
+  if (fast) status = await runFastModule(fast, await loadFastModule(fast.command));
   if (status !== null) return status;
   const { run } = await import('./program.js');
   return run([...argv], processIO());
