@@ -21,7 +21,7 @@ import { Filesystem } from '../lib/node.js';
 import { nodeCapacity, type Extent } from '../lib/ext4/extents.js';
 import { fragmentCount, mappedBlocks, mergeAdjacent } from '../lib/ext4/extent-map.js';
 import { collectFiles, freeRuns } from '../lib/ops/defrag.js';
-import type { PlanFile, Run } from '../lib/ops/defrag-plan.js';
+import { idealCount as planIdealCount, type PlanFile, type Run } from '../lib/ops/defrag-plan.js';
 import { alignedArrays } from '../lib/io/aligned.js';
 import { copySparse, run } from '../test/helpers/tools.js';
 import { median } from './fresh.js';
@@ -49,7 +49,7 @@ export async function collectPlanInput(image: string): Promise<PlanInput> {
 }
 
 /** A file's ideal extent count: one per started 128 MiB. */
-export const idealCount = (inp: PlanInput, x: readonly Extent[]): number => Math.max(1, Math.ceil(mappedBlocks(x) / inp.idealExtentBlocks));
+export const idealCount = (inp: PlanInput, x: readonly Extent[]): number => planIdealCount(x, inp.idealExtentBlocks);
 
 export interface DefragFloor {
   /** Blocks any plan meeting the targets copies at least. */

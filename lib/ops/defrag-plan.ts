@@ -431,7 +431,8 @@ class Model {
   }
 }
 
-const idealCount = (x: readonly Extent[], idealExtentBlocks: number): number => Math.max(1, Math.ceil(mappedBlocks(x) / idealExtentBlocks));
+/** A file's ideal extent count: one per started `idealExtentBlocks` (128 MiB), at least one. */
+export const idealCount = (x: readonly Extent[], idealExtentBlocks: number): number => Math.max(1, Math.ceil(mappedBlocks(x) / idealExtentBlocks));
 
 class NoPlan extends Error {}
 
@@ -800,7 +801,7 @@ function planCollector(m: Model, layout: Map<number, Run>, bounds: { first: numb
 function planGreedy(filesIn: readonly PlanFile[], freeIn: readonly Run[], bounds: { first: number; end: number }, opts: PlanOptions): Plan {
   const m = new Model(filesIn, freeIn, !!opts.stopAtTreeGrowth, opts.leafExtents);
   const { free, files, steps } = m;
-  const ideal = (i: number): boolean => m.frags[i]! <= Math.max(1, Math.ceil(mappedBlocks(files[i]!) / opts.idealExtentBlocks));
+  const ideal = (i: number): boolean => m.frags[i]! <= idealCount(files[i]!, opts.idealExtentBlocks);
   const contiguous = (i: number): boolean => physicalRuns(files[i]!).length === 1;
   const measure = (): PlanPrediction => m.measure();
   const before = measure();
