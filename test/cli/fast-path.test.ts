@@ -23,7 +23,7 @@ import { parseFast } from '../../lib/cli/fast-path.js';
 import { COMPAT, INCOMPAT, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, SuperblockLayout, parseSuperblock, serializeSuperblock } from '../../lib/ext4/superblock.js';
 import { getImage } from '../helpers/images.js';
 import { tmpDir, tmpPath } from '../helpers/tmp.js';
-import { dumpe2fsHeader, mkfs } from '../helpers/tools.js';
+import { debugfsDump, dumpe2fsHeader, expectE2fsckClean, mkfs } from '../helpers/tools.js';
 import { e2fsckJournalOnly, installLog } from '../journal/helpers.js';
 import { CACHES_PER_COMMAND } from '../../lib/cli/code-cache.js';
 import { cli, cliBundle, cliInProcess, type CliResult } from './helpers.js';
@@ -261,6 +261,10 @@ export async function load(url, context, next) {
       // fresh process) is never started for it (the module hooks here log what it would load).
       expect(l.files, args[0]!).toEqual(['cli.cjs']);
     }
+    // the two writes did their work: e2fsck clean, the bytes as debugfs reads them
+    expectE2fsckClean(moveImage, 'after movedata and import through the launcher');
+    expect(debugfsDump(moveImage, '/data').equals(pattern(4 * 4096, 1))).toBe(true);
+    expect(debugfsDump(moveImage, '/imported/f').equals(pattern(5000, 3))).toBe(true);
   });
 
   it('stat loads both (the markers work)', async () => {
