@@ -109,6 +109,16 @@ export interface Plan {
    */
   complete: boolean;
   /**
+   * Whether a run following the plan is expected to make exactly its steps and end as predicted:
+   * false when a step makes a tree-less file outgrow one extent-tree leaf (the model does not
+   * predict where such a tree goes: the real run stops after that step and plans the rest again
+   * from the disk; a dry run plans on past it), or gives a file with a tree more extents than its
+   * leaves hold (Model.treeOutgrown). Either way the real run's later moves and result can differ
+   * from this plan's. True: no step is known to need a block the model does not place (an edit
+   * that splits one full leaf of a tree with room elsewhere is not foreseen).
+   */
+  exact: boolean;
+  /**
    * Each step's dependency wave, as scheduleMoves gives the steps' footprints (move-schedule.ts;
    * a step that grows a tree the model does not place runs no earlier than every step before it)
    * — what moveFiles would work out again from the disk (MoveFilesOptions.waves). Absent when the
@@ -325,6 +335,14 @@ class Model {
   leavesPlaced = 0;
   /** A step grew a tree the model does not place (Plan.complete is false where the run stops there). */
   unpredictedTree = false;
+  /**
+   * A step gave a file that has a tree more extents than its blocks hold as full leaves (each taken
+   * as a leaf of leafExtents + 1 entries: the trees defrag meets are one level deep until over 1,360
+   * extents): the edit must add a block, which the model does not place. The real run goes on (the
+   * block may land where a later step moves to: that step fails ENOSPC and the rest is planned
+   * again); the plan is not exact.
+   */
+  treeOutgrown = false;
   /** When set, each step's footprint goes to `waves` as it is made (the plan's cost, priced as it grows). */
   bounds: { first: number; end: number } | null = null;
   readonly waves = new WaveScheduler();
@@ -391,6 +409,8 @@ class Model {
       this.trees[i] = [-1];
       this.unpredictedTree = true;
       if (this.stopAtTreeGrowth) throw new TreeGrowth();
+    } else if (tree.length && newExtents.length > tree.length * (this.leafExtents + 1)) {
+      this.treeOutgrown = true;
     }
   }
   /**
@@ -953,7 +973,7 @@ function planGreedy(filesIn: readonly PlanFile[], freeIn: readonly Run[], bounds
     if (!(e instanceof TreeGrowth)) throw e;
     complete = false;
   }
-  return { steps, skipped: [...skipped], after: files, before, predicted: measure(), complete };
+  return { steps, skipped: [...skipped], after: files, before, predicted: measure(), complete, exact: !m.unpredictedTree && !m.treeOutgrown };
 }
 
 /**
@@ -1045,11 +1065,11 @@ export function planDefrag(filesIn: readonly PlanFile[], freeIn: readonly Run[],
       try {
         planCollector(m, best.layout, bounds, minPart);
       } catch (e) {
-        if (e instanceof TreeGrowth) return tag({ steps: m.steps, skipped: [], after: m.files, before: before(), predicted: m.measure(), complete: false, waves: stepWaves(m, true) });
+        if (e instanceof TreeGrowth) return tag({ steps: m.steps, skipped: [], after: m.files, before: before(), predicted: m.measure(), complete: false, exact: false, waves: stepWaves(m, true) });
         throw e;
       }
     }
-    return tag({ steps: m.steps, skipped: [], after: m.files, before: before(), predicted: m.measure(), complete: true, ...(m.unpredictedTree ? {} : { waves: stepWaves(m, false) }) });
+    return tag({ steps: m.steps, skipped: [], after: m.files, before: before(), predicted: m.measure(), complete: true, exact: !m.unpredictedTree && !m.treeOutgrown, ...(m.unpredictedTree ? {} : { waves: stepWaves(m, false) }) });
   }
   return tag(planGreedy(filesIn, freeIn, bounds, opts));
 }

@@ -88,6 +88,15 @@ export interface DefragSummary {
   plan: PlannedMove[];
   /** What the plan predicts (the last round's plan when moves had to be replanned). */
   predicted: { extents: number; freeExtents: number; largestFree: number };
+  /**
+   * Whether `predicted` is expected to be exact: a real run with nothing else writing makes this
+   * plan's moves and ends as predicted. False (Plan.exact) when a planned move needs an extent-tree
+   * block the plan does not place — a file outgrowing one leaf, or a tree its extents outgrow: the
+   * real run plans again from the disk after such a move (or where its block took a later move's
+   * target), for the same targets, so its later moves and result can differ. A real run reports
+   * its last round's plan's.
+   */
+  predictionExact: boolean;
   /** Moves the last round could not make (earlier rounds' failures were planned again). */
   errors: { path: string; code: string; message: string }[];
 }
@@ -229,6 +238,7 @@ export async function defrag(fs: Filesystem, opts: DefragOptions = {}): Promise<
     stoppedBy: 'done',
     plan: [],
     predicted: { extents: 0, freeExtents: 0, largestFree: 0 },
+    predictionExact: true,
     errors: [],
   };
   const movedInos = new Set<number>();
@@ -252,6 +262,7 @@ export async function defrag(fs: Filesystem, opts: DefragOptions = {}): Promise<
     const plan = planDefrag(files.map((f) => ({ ino: f.ino, path: f.path, extents: f.extents, treeBlocks: f.treeBlocks, blockMapped: f.blockMapped })), runs, bounds, { idealExtentBlocks, compact: opts.compact, wholeFs, stopAtTreeGrowth: !opts.dryRun, leafExtents });
     {
       summary.predicted = { extents: plan.predicted.extents, freeExtents: plan.predicted.freeExtents, largestFree: plan.predicted.largestFree };
+      summary.predictionExact = plan.exact;
       if (plan.largestFreePossible !== undefined) summary.largestFreePossible = plan.largestFreePossible;
       summary.filesSkipped = plan.skipped.length;
     }

@@ -133,6 +133,39 @@ describe('defrag planner on a model', () => {
     expect(leaves, 'the models grow trees').toBeGreaterThan(0);
   });
 
+  // Plan.exact (a dry run's predictionExact): a dry plan says whether the real run is expected to
+  // follow it. It is false where a step makes a tree-less file outgrow one leaf (leafExtents 0: any
+  // tree growth), which is where the real run stops and plans again (more than one round), and
+  // where a file's extents outgrow the leaves of the tree it has (the real run goes on, but the
+  // edit allocates a block the model does not place: replay here does not model that).
+  it('Plan.exact: true where the real run is the dry run (one round, its prediction), false where it plans again or a tree outgrows its leaves', () => {
+    let exact = 0, replanned = 0, outgrown = 0;
+    for (const [seed, fill, ie] of [[1, 0.9, 1024], [3, 0.9, 64], [6, 0.9, 1024], [1, 0.95, 64], [3, 0.95, 1024], [2, 0.7, 8192]] as const) {
+      for (const leafExtents of [339, 0]) {
+        const m = fragmentedModel(seed, 16384, fill);
+        const where = `fill ${fill} seed ${seed} ideal ${ie} leaf ${leafExtents}`;
+        const opts = { idealExtentBlocks: ie, wholeFs: true, leafExtents };
+        const dry = planDefrag(m.files, m.free, m.bounds, opts);
+        if (!dry.steps.length) continue;
+        const run = runRounds(m, opts);
+        if (dry.exact) {
+          expect(run.rounds, where).toBe(1);
+          expect(run.steps, where).toBe(dry.steps.length);
+          expect(run.last.predicted, where).toEqual(dry.predicted);
+          exact++;
+        } else if (run.rounds > 1) replanned++;
+        else outgrown++;
+        // a plan stopped at an unplaced leaf is never exact; one that did not stop is the dry plan
+        const stopped = planDefrag(m.files, m.free, m.bounds, { ...opts, stopAtTreeGrowth: true });
+        expect(stopped.exact, where).toBe(stopped.complete && dry.exact);
+        if (run.rounds > 1) expect(dry.exact, where).toBe(false);
+      }
+    }
+    expect(exact, 'exact plans').toBeGreaterThan(0);
+    expect(replanned, 'plans the real run must redo').toBeGreaterThan(0);
+    expect(outgrown, 'plans whose trees outgrow their leaves').toBeGreaterThan(0);
+  });
+
   it('contiguous files stay where the free space allows it', () => {
     // 0..9 unmovable; X contiguous at 10..13; Y fragmented (14, 16, 18); Z contiguous far up (40..43).
     const files = [
@@ -226,6 +259,7 @@ describe.skipIf(!!why)('defrag on kernel-fragmented full images', () => {
     const fs = await Filesystem.open(im.image, { write: true });
     const dry = await defrag(fs, { dryRun: true });
     expect(dry.plan.filter((p) => p.treeBlock !== undefined).length, 'the plan grows trees').toBeGreaterThan(0);
+    expect(dry.predictionExact, 'every leaf predicted: the dry run says the real run follows it').toBe(true);
     const s = await defrag(fs);
     await fs.close();
     expect(s.errors).toEqual([]);

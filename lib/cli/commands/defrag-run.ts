@@ -76,15 +76,23 @@ export async function defragText(image: string, paths: string[], opts: DefragArg
     const { plan, ...rest } = summary;
     return jsonText(opts.dryRun ? { ...rest, plan } : rest);
   }
+  return summaryText(summary, !!opts.dryRun);
+}
+
+/** The text report of a run (`dryRun`: the plan, its predicted result, and whether a real run may plan again). */
+export function summaryText(summary: DefragSummary, dryRun: boolean): string {
   const lines: string[] = [];
-  if (opts.dryRun) for (const p of summary.plan) lines.push(`${p.phase.padEnd(7)} ${p.path}: ${p.fragmentsBefore} -> ${p.fragmentsAfter} extent(s), ${p.blocks} block(s) to ${p.target.map((t) => `${t.start}+${t.length}`).join(',')}`);
+  if (dryRun) for (const p of summary.plan) lines.push(`${p.phase.padEnd(7)} ${p.path}: ${p.fragmentsBefore} -> ${p.fragmentsAfter} extent(s), ${p.blocks} block(s) to ${p.target.map((t) => `${t.start}+${t.length}`).join(',')}`);
   lines.push(
-    `files: ${summary.files} (${opts.dryRun ? `${summary.plan.length} move(s) planned` : `${summary.filesMoved} moved in ${summary.moves} move(s)`}, ${summary.filesSkipped} could not be improved)`,
+    `files: ${summary.files} (${dryRun ? `${summary.plan.length} move(s) planned` : `${summary.filesMoved} moved in ${summary.moves} move(s)`}, ${summary.filesSkipped} could not be improved)`,
     `extents: ${summary.extentsBefore} -> ${summary.extentsAfter}`,
     `free extents: ${summary.freeExtentsBefore} -> ${summary.freeExtentsAfter}; largest free extent: ${summary.largestFreeBefore} -> ${summary.largestFreeAfter} blocks${summary.largestFreePossible === undefined ? '' : ` (at most ${summary.largestFreePossible} possible: blocks that never move cut the rest)`}`,
     `moved ${summary.bytesMoved} bytes in ${summary.seconds.toFixed(2)} s${summary.stoppedBy !== 'done' ? ` (stopped by ${summary.stoppedBy}; run again to continue)` : ''}`,
   );
-  if (opts.dryRun) lines.push(`predicted result: ${summary.predicted.extents} extent(s), ${summary.predicted.freeExtents} free extent(s), largest free extent ${summary.predicted.largestFree} blocks`);
+  if (dryRun) {
+    lines.push(`predicted result: ${summary.predicted.extents} extent(s), ${summary.predicted.freeExtents} free extent(s), largest free extent ${summary.predicted.largestFree} blocks`);
+    if (!summary.predictionExact) lines.push('(provisional: a planned move needs an extent-tree block whose place the plan does not predict; the real run plans the rest again from there, so its later moves and result can differ)');
+  }
   for (const e of summary.errors) lines.push(`skipped ${e.path}: ${e.code}: ${e.message}`);
   return lines.join('\n') + '\n';
 }
