@@ -343,6 +343,10 @@ class Model {
    * again); the plan is not exact.
    */
   treeOutgrown = false;
+  /** Plan.exact: no step needs a tree block the model does not place. */
+  get exact(): boolean {
+    return !this.unpredictedTree && !this.treeOutgrown;
+  }
   /** When set, each step's footprint goes to `waves` as it is made (the plan's cost, priced as it grows). */
   bounds: { first: number; end: number } | null = null;
   readonly waves = new WaveScheduler();
@@ -973,7 +977,7 @@ function planGreedy(filesIn: readonly PlanFile[], freeIn: readonly Run[], bounds
     if (!(e instanceof TreeGrowth)) throw e;
     complete = false;
   }
-  return { steps, skipped: [...skipped], after: files, before, predicted: measure(), complete, exact: !m.unpredictedTree && !m.treeOutgrown };
+  return { steps, skipped: [...skipped], after: files, before, predicted: measure(), complete, exact: m.exact };
 }
 
 /**
@@ -1065,11 +1069,11 @@ export function planDefrag(filesIn: readonly PlanFile[], freeIn: readonly Run[],
       try {
         planCollector(m, best.layout, bounds, minPart);
       } catch (e) {
-        if (e instanceof TreeGrowth) return tag({ steps: m.steps, skipped: [], after: m.files, before: before(), predicted: m.measure(), complete: false, exact: false, waves: stepWaves(m, true) });
+        if (e instanceof TreeGrowth) return tag({ steps: m.steps, skipped: [], after: m.files, before: before(), predicted: m.measure(), complete: false, exact: m.exact, waves: stepWaves(m, true) });
         throw e;
       }
     }
-    return tag({ steps: m.steps, skipped: [], after: m.files, before: before(), predicted: m.measure(), complete: true, exact: !m.unpredictedTree && !m.treeOutgrown, ...(m.unpredictedTree ? {} : { waves: stepWaves(m, false) }) });
+    return tag({ steps: m.steps, skipped: [], after: m.files, before: before(), predicted: m.measure(), complete: true, exact: m.exact, ...(m.unpredictedTree ? {} : { waves: stepWaves(m, false) }) });
   }
   return tag(planGreedy(filesIn, freeIn, bounds, opts));
 }
